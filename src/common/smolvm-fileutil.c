@@ -1,0 +1,582 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* copy_file_range, SEEK_DATA/SEEK_HOLE */
+#endif
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h> /* rename */
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <linux/fs.h> /* FICLONE */
+#endif
+
+#include "smolvm-error.h"
+#include "smolvm-fileutil.h"
+
+/* Cancellation is checked between chunks of this size, so a cancel takes
+ * effect within one chunk's worth of I/O. */
+#define COPY_CHUNK_SIZE ((gsize) 8 * 1024 * 1024)
+#define RW_BUF_SIZE ((gsize) 1024 * 1024)
+
+/* glib 2.74 has no g_autofd: close on scope exit, keeping errno intact so
+ * it can still be reported after the early return. */
+static void
+smolvm_close_fdp (int *fdp)
+{
+  int errsv = errno;
+
+  if (*fdp >= 0)
+    close (*fdp);
+  *fdp = -1;
+  errno = errsv;
+}
+#define smolvm_autofd __attribute__ ((cleanup (smolvm_close_fdp)))
+
+/* Closes *@fdp and returns 0 or the errno of close(); for files we wrote,
+ * where close() can be the first to report a write error (e.g. NFS). */
+static int
+smolvm_close_checked (int *fdp)
+{
+  int fd = *fdp;
+
+  *fdp = -1;
+  /* On Linux the fd is released even when close() fails with EINTR. */
+  if (close (fd) < 0 && errno != EINTR)
+    return errno;
+  return 0;
+}
+
+static gboolean
+write_all (int fd, const guint8 *buf, gsize len, off_t off, gboolean positional, int *errsv)
+{
+  while (len > 0) {
+    ssize_t n = positional ? pwrite (fd, buf, len, off) : write (fd, buf, len);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      *errsv = errno;
+      return FALSE;
+    }
+    buf += n;
+    off += n;
+    len -= (gsize) n;
+  }
+  return TRUE;
+}
+
+/* ---- sparse copy ---- */
+
+typedef struct {
+  const gchar *src;
+  const gchar *dst;
+  int src_fd;
+  int dst_fd;
+  GCancellable *cancellable;
+  gboolean use_read_write; /* copy_file_range can't do these two files */
+  guint8 *buf;             /* read/write fallback buffer, allocated lazily */
+} CopyState;
+
+static gboolean
+copy_set_errno (CopyState *cs, GError **error, int errsv, const gchar *what)
+{
+  if (what == NULL)
+    return smolvm_error_set_errno (error, errsv, "Cannot copy %s to %s", cs->src, cs->dst);
+  return smolvm_error_set_errno (error, errsv, "Cannot copy %s to %s: %s", cs->src, cs->dst, what);
+}
+
+static gboolean
+copy_check_cancelled (CopyState *cs, GError **error)
+{
+  if (!g_cancellable_is_cancelled (cs->cancellable))
+    return TRUE;
+  g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED,
+               "Cannot copy %s to %s: Operation was cancelled", cs->src, cs->dst);
+  return FALSE;
+}
+
+static gboolean
+copy_range_read_write (CopyState *cs, off_t off, gsize len, GError **error)
+{
+  if (cs->buf == NULL)
+    cs->buf = g_malloc (RW_BUF_SIZE);
+
+  while (len > 0) {
+    ssize_t n = pread (cs->src_fd, cs->buf, MIN (len, RW_BUF_SIZE), off);
+    int errsv = 0;
+
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return copy_set_errno (cs, error, errno, "cannot read the source");
+    }
+    if (n == 0) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                   "Cannot copy %s to %s: the source was truncated during the copy", cs->src,
+                   cs->dst);
+      return FALSE;
+    }
+    if (!write_all (cs->dst_fd, cs->buf, (gsize) n, off, TRUE, &errsv))
+      return copy_set_errno (cs, error, errsv, NULL);
+    off += n;
+    len -= (gsize) n;
+  }
+  return TRUE;
+}
+
+/* Copies [off, off+len), which the caller found to be data in the source. */
+static gboolean
+copy_range (CopyState *cs, off_t off, gsize len, GError **error)
+{
+  while (len > 0 && !cs->use_read_write) {
+    loff_t in_off = off;
+    loff_t out_off = off;
+    ssize_t n = copy_file_range (cs->src_fd, &in_off, cs->dst_fd, &out_off, len, 0);
+
+    if (n < 0) {
+      int errsv = errno;
+      if (errsv == EINTR)
+        continue;
+      /* EINVAL too: some filesystems (older NFS, FUSE) use it to say
+       * "unsupported", and read/write still reports any real error. */
+      if (errsv == EXDEV || errsv == ENOSYS || errsv == EOPNOTSUPP || errsv == EINVAL) {
+        g_debug ("copy_file_range %s -> %s: %s; using read/write", cs->src, cs->dst,
+                 g_strerror (errsv));
+        cs->use_read_write = TRUE;
+        break;
+      }
+      return copy_set_errno (cs, error, errsv, NULL);
+    }
+    if (n == 0)
+      /* Early EOF, or a filesystem that silently copies nothing; read/write
+       * tells the two apart. */
+      break;
+    off += n;
+    len -= (gsize) n;
+  }
+  if (len == 0)
+    return TRUE;
+  return copy_range_read_write (cs, off, len, error);
+}
+
+/* Walks the data extents of the source and copies only them; the holes
+ * between them stay unallocated in the destination. */
+static gboolean
+copy_data_extents (CopyState *cs, off_t size, GError **error)
+{
+  off_t off = 0;
+
+  while (off < size) {
+    off_t data = lseek (cs->src_fd, off, SEEK_DATA);
+    off_t hole;
+
+    if (data < 0) {
+      int errsv = errno;
+      if (errsv == ENXIO)
+        break; /* only a hole is left: the final ftruncate creates it */
+      if (errsv != EINVAL && errsv != EOPNOTSUPP)
+        return copy_set_errno (cs, error, errsv, "cannot read the source");
+      /* No SEEK_DATA support: treat the rest as data. */
+      data = off;
+      hole = size;
+    } else {
+      hole = lseek (cs->src_fd, data, SEEK_HOLE);
+      if (hole < 0 || hole <= data)
+        hole = size;
+    }
+    if (data >= size)
+      break;
+    hole = MIN (hole, size);
+
+    off = data;
+    while (off < hole) {
+      gsize chunk = MIN ((gsize) (hole - off), COPY_CHUNK_SIZE);
+      if (!copy_check_cancelled (cs, error))
+        return FALSE;
+      if (!copy_range (cs, off, chunk, error))
+        return FALSE;
+      off += (off_t) chunk;
+    }
+  }
+  return TRUE;
+}
+
+static gboolean
+copy_contents (CopyState *cs, off_t size, GError **error)
+{
+  gboolean cloned = FALSE;
+
+  /* Checked after @dst exists, so a cancelled copy always goes through the
+   * same clean-up path. */
+  if (!copy_check_cancelled (cs, error))
+    return FALSE;
+
+#ifdef FICLONE
+  /* Any failure (EOPNOTSUPP on ext4/tmpfs, EXDEV across filesystems, EINVAL
+   * for unaligned sizes on some filesystems) just means copying the bytes. */
+  if (ioctl (cs->dst_fd, FICLONE, cs->src_fd) == 0) {
+    g_debug ("Reflinked %s to %s", cs->src, cs->dst);
+    cloned = TRUE;
+  }
+#endif
+
+  if (!cloned && !copy_data_extents (cs, size, error))
+    return FALSE;
+
+  /* Extends the destination over a trailing hole, which no extent covers. */
+  if (ftruncate (cs->dst_fd, size) < 0)
+    return copy_set_errno (cs, error, errno, "cannot set the size of the destination");
+  /* Delayed allocation can make fsync the first to report ENOSPC. */
+  if (fsync (cs->dst_fd) < 0)
+    return copy_set_errno (cs, error, errno, NULL);
+  return TRUE;
+}
+
+gboolean
+smolvm_copy_file_sparse (const gchar *src, const gchar *dst, GCancellable *cancellable,
+                         GError **error)
+{
+  smolvm_autofd int src_fd = -1;
+  smolvm_autofd int dst_fd = -1;
+  CopyState cs = { .src = src, .dst = dst, .cancellable = cancellable };
+  struct stat st;
+  gboolean ok;
+  int errsv;
+
+  g_return_val_if_fail (src != NULL, FALSE);
+  g_return_val_if_fail (dst != NULL, FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  src_fd = open (src, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (src_fd < 0)
+    return copy_set_errno (&cs, error, errno, "cannot open the source");
+  if (fstat (src_fd, &st) < 0)
+    return copy_set_errno (&cs, error, errno, "cannot read the source");
+  if (!S_ISREG (st.st_mode)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                 "Cannot copy %s to %s: the source is not a regular file", src, dst);
+    return FALSE;
+  }
+
+  /* O_EXCL: never clobber, and never remove, a file we did not create. */
+  dst_fd = open (dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+  if (dst_fd < 0)
+    return copy_set_errno (&cs, error, errno, "cannot create the destination");
+
+  cs.src_fd = src_fd;
+  cs.dst_fd = dst_fd;
+  ok = copy_contents (&cs, st.st_size, error);
+  g_free (cs.buf);
+
+  errsv = smolvm_close_checked (&dst_fd);
+  if (ok && errsv != 0)
+    ok = copy_set_errno (&cs, error, errsv, NULL);
+
+  if (ok) {
+    /* Makes the new directory entry durable too, so that metadata written
+     * after the copy never points to a file a crash has lost. */
+    g_autofree gchar *dir = g_path_get_dirname (dst);
+    ok = smolvm_fsync_dir (dir, error);
+    if (!ok)
+      g_prefix_error (error, "Cannot copy %s to %s: ", src, dst);
+  }
+
+  if (!ok)
+    (void) unlink (dst);
+  return ok;
+}
+
+typedef struct {
+  gchar *src;
+  gchar *dst;
+} CopyTaskData;
+
+static void
+copy_task_data_free (gpointer data)
+{
+  CopyTaskData *d = data;
+
+  g_free (d->src);
+  g_free (d->dst);
+  g_free (d);
+}
+
+static void
+copy_file_sparse_thread (GTask *task, gpointer source_object, gpointer task_data,
+                         GCancellable *cancellable)
+{
+  CopyTaskData *d = task_data;
+  GError *error = NULL;
+
+  if (smolvm_copy_file_sparse (d->src, d->dst, cancellable, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+void
+smolvm_copy_file_sparse_async (const gchar *src, const gchar *dst, GCancellable *cancellable,
+                               GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  CopyTaskData *d;
+
+  g_return_if_fail (src != NULL);
+  g_return_if_fail (dst != NULL);
+
+  task = g_task_new (NULL, cancellable, callback, user_data);
+  g_task_set_source_tag (task, smolvm_copy_file_sparse_async);
+  g_task_set_name (task, "smolvm_copy_file_sparse_async");
+  /* The worker reports SMOLVM_ERROR_CANCELLED once @dst is removed; GTask's
+   * own check would replace that with a G_IO_ERROR, or report a
+   * cancellation for a copy that actually completed. */
+  g_task_set_check_cancellable (task, FALSE);
+  d = g_new0 (CopyTaskData, 1);
+  d->src = g_strdup (src);
+  d->dst = g_strdup (dst);
+  g_task_set_task_data (task, d, copy_task_data_free);
+  g_task_run_in_thread (task, copy_file_sparse_thread);
+}
+
+gboolean
+smolvm_copy_file_sparse_finish (GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), FALSE);
+  g_return_val_if_fail (g_async_result_is_tagged (result, smolvm_copy_file_sparse_async), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* ---- atomic write ---- */
+
+gboolean
+smolvm_fsync_dir (const gchar *path, GError **error)
+{
+  smolvm_autofd int fd = -1;
+
+  g_return_val_if_fail (path != NULL, FALSE);
+
+  fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return smolvm_error_set_errno (error, errno, "Cannot open directory %s", path);
+  /* EINVAL: the filesystem can't sync directories; nothing more to do. */
+  if (fsync (fd) < 0 && errno != EINVAL)
+    return smolvm_error_set_errno (error, errno, "Cannot sync directory %s", path);
+  return TRUE;
+}
+
+static gboolean
+write_and_sync (int *fdp, const gchar *path, const gchar *contents, gsize length, GError **error)
+{
+  int errsv = 0;
+
+  if (!write_all (*fdp, (const guint8 *) contents, length, 0, FALSE, &errsv))
+    return smolvm_error_set_errno (error, errsv, "Cannot write %s", path);
+  /* Exact mode regardless of umask. */
+  if (fchmod (*fdp, 0644) < 0)
+    return smolvm_error_set_errno (error, errno, "Cannot write %s: cannot set its mode", path);
+  if (fsync (*fdp) < 0)
+    return smolvm_error_set_errno (error, errno, "Cannot write %s", path);
+  errsv = smolvm_close_checked (fdp);
+  if (errsv != 0)
+    return smolvm_error_set_errno (error, errsv, "Cannot write %s", path);
+  return TRUE;
+}
+
+gboolean
+smolvm_write_file_atomic (const gchar *path, const gchar *contents, gssize length, GError **error)
+{
+  smolvm_autofd int fd = -1;
+  g_autofree gchar *dir = NULL;
+  g_autofree gchar *base = NULL;
+  g_autofree gchar *tmp = NULL;
+
+  g_return_val_if_fail (path != NULL, FALSE);
+  g_return_val_if_fail (contents != NULL || length == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (length < 0)
+    length = (gssize) strlen (contents);
+
+  dir = g_path_get_dirname (path);
+  base = g_path_get_basename (path);
+  /* Hidden, and named after its target so that a leftover from a crash is
+   * recognisable; the name is capped to stay below NAME_MAX. */
+  tmp = g_strdup_printf ("%s/.%.200s.XXXXXX", dir, base);
+  fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC | O_NOCTTY, 0644);
+  if (fd < 0)
+    return smolvm_error_set_errno (error, errno, "Cannot write %s: cannot create a file in %s",
+                                   path, dir);
+
+  if (!write_and_sync (&fd, path, contents, (gsize) length, error)) {
+    (void) unlink (tmp);
+    return FALSE;
+  }
+
+  if (rename (tmp, path) < 0) {
+    int errsv = errno;
+    (void) unlink (tmp);
+    return smolvm_error_set_errno (error, errsv, "Cannot write %s", path);
+  }
+
+  /* @path is already replaced here; a failure only means the rename may not
+   * survive a crash, which the caller still needs to hear about. */
+  if (!smolvm_fsync_dir (dir, error)) {
+    g_prefix_error (error, "Cannot write %s: ", path);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* ---- rm -rf ---- */
+
+static gboolean rm_rf_at (int dfd, const gchar *name, const gchar *path, GError **error);
+
+/* Removes everything in @dir; the caller closes it. */
+static gboolean
+rm_rf_children (DIR *dir, const gchar *path, GError **error)
+{
+  for (;;) {
+    struct dirent *de;
+    g_autofree gchar *child_path = NULL;
+
+    errno = 0;
+    de = readdir (dir);
+    if (de == NULL) {
+      if (errno != 0)
+        return smolvm_error_set_errno (error, errno, "Cannot remove %s: cannot list it", path);
+      return TRUE;
+    }
+    if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+      continue;
+    child_path = g_build_filename (path, de->d_name, NULL);
+    if (!rm_rf_at (dirfd (dir), de->d_name, child_path, error))
+      return FALSE;
+  }
+}
+
+/* Removes @name in @dfd; @path is only for messages. Never follows a
+ * symlink: lstat semantics to choose, O_NOFOLLOW to descend, so a symlink
+ * swapped in for a directory makes openat() fail rather than escape. */
+static gboolean
+rm_rf_at (int dfd, const gchar *name, const gchar *path, GError **error)
+{
+  struct stat st;
+  smolvm_autofd int fd = -1;
+  DIR *dir;
+  gboolean ok;
+
+  if (fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+    if (errno == ENOENT)
+      return TRUE;
+    return smolvm_error_set_errno (error, errno, "Cannot remove %s", path);
+  }
+
+  if (!S_ISDIR (st.st_mode)) {
+    if (unlinkat (dfd, name, 0) < 0 && errno != ENOENT)
+      return smolvm_error_set_errno (error, errno, "Cannot remove %s", path);
+    return TRUE;
+  }
+
+  fd = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return TRUE;
+    return smolvm_error_set_errno (error, errno, "Cannot remove %s", path);
+  }
+  dir = fdopendir (fd);
+  if (dir == NULL)
+    return smolvm_error_set_errno (error, errno, "Cannot remove %s", path);
+  fd = -1; /* owned by @dir now */
+  ok = rm_rf_children (dir, path, error);
+  closedir (dir);
+  if (!ok)
+    return FALSE;
+
+  if (unlinkat (dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+    return smolvm_error_set_errno (error, errno, "Cannot remove %s", path);
+  return TRUE;
+}
+
+gboolean
+smolvm_rm_rf (const gchar *path, GError **error)
+{
+  g_autofree gchar *trimmed = NULL;
+  g_autofree gchar *base = NULL;
+  gsize len;
+
+  g_return_val_if_fail (path != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  /* A trailing slash makes the kernel resolve a final symlink, which would
+   * defeat AT_SYMLINK_NOFOLLOW/O_NOFOLLOW: strip it. */
+  trimmed = g_strdup (path);
+  len = strlen (trimmed);
+  while (len > 1 && trimmed[len - 1] == '/')
+    trimmed[--len] = '\0';
+
+  base = g_path_get_basename (trimmed);
+  if (*trimmed == '\0' || strcmp (trimmed, "/") == 0 || strcmp (base, ".") == 0 ||
+      strcmp (base, "..") == 0) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                 "Refusing to remove '%s'", path);
+    return FALSE;
+  }
+
+  return rm_rf_at (AT_FDCWD, trimmed, trimmed, error);
+}
+
+static void
+rm_rf_thread (GTask *task, gpointer source_object, gpointer task_data, GCancellable *cancellable)
+{
+  GError *error = NULL;
+
+  if (smolvm_rm_rf (task_data, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+void
+smolvm_rm_rf_async (const gchar *path, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (path != NULL);
+
+  task = g_task_new (NULL, NULL, callback, user_data);
+  g_task_set_source_tag (task, smolvm_rm_rf_async);
+  g_task_set_name (task, "smolvm_rm_rf_async");
+  g_task_set_task_data (task, g_strdup (path), g_free);
+  g_task_run_in_thread (task, rm_rf_thread);
+}
+
+gboolean
+smolvm_rm_rf_finish (GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), FALSE);
+  g_return_val_if_fail (g_async_result_is_tagged (result, smolvm_rm_rf_async), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* ---- mkdir -p ---- */
+
+gboolean
+smolvm_mkdir_p (const gchar *path, int mode, GError **error)
+{
+  g_return_val_if_fail (path != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  /* Tolerates concurrent creators (EEXIST) and fails with ENOTDIR when a
+   * component exists as something other than a directory. */
+  if (g_mkdir_with_parents (path, mode) < 0)
+    return smolvm_error_set_errno (error, errno, "Cannot create directory %s", path);
+  return TRUE;
+}

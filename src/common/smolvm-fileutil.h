@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+/* Copies a regular file, keeping holes as holes: tries FICLONE (reflink) first,
+ * falls back to SEEK_DATA/SEEK_HOLE + copy_file_range (and read/write if
+ * copy_file_range fails with EXDEV/ENOSYS/EOPNOTSUPP), then ftruncate to the
+ * source size and fsync. @dst must not exist (O_CREAT|O_EXCL, mode 0600).
+ * On any failure @dst is removed. Checks @cancellable between chunks. */
+gboolean smolvm_copy_file_sparse (const gchar *src, const gchar *dst, GCancellable *cancellable,
+                                  GError **error);
+
+/* The same in a GTask worker thread, so the main loop never blocks. */
+void smolvm_copy_file_sparse_async (const gchar *src, const gchar *dst, GCancellable *cancellable,
+                                    GAsyncReadyCallback callback, gpointer user_data);
+gboolean smolvm_copy_file_sparse_finish (GAsyncResult *result, GError **error);
+
+/* Writes @contents to @path atomically: a temp file in the same directory,
+ * write, fsync, rename over @path, fsync the directory. Mode 0644.
+ * On failure the temp file is removed and @path is untouched. */
+gboolean smolvm_write_file_atomic (const gchar *path, const gchar *contents, gssize length,
+                                   GError **error);
+
+/* fsync() a directory, so a rename or unlink in it is durable. */
+gboolean smolvm_fsync_dir (const gchar *path, GError **error);
+
+/* Removes a file or a directory tree; a missing @path is success. Never
+ * follows symlinks (uses unlinkat/openat with O_NOFOLLOW/AT_SYMLINK_NOFOLLOW). */
+gboolean smolvm_rm_rf (const gchar *path, GError **error);
+
+/* rm_rf in a GTask worker thread. */
+void smolvm_rm_rf_async (const gchar *path, GAsyncReadyCallback callback, gpointer user_data);
+gboolean smolvm_rm_rf_finish (GAsyncResult *result, GError **error);
+
+/* mkdir -p with @mode, SMOLVM_ERROR on failure. */
+gboolean smolvm_mkdir_p (const gchar *path, int mode, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define SMOLVM_ACTION_SNAPSHOT_CREATE "org.smolvm.snapshot.create"
+#define SMOLVM_ACTION_SNAPSHOT_RESTORE "org.smolvm.snapshot.restore"
+#define SMOLVM_ACTION_SNAPSHOT_DELETE "org.smolvm.snapshot.delete"
+#define SMOLVM_ACTION_VM_MANAGE "org.smolvm.vm.manage"
+
+#define SMOLVM_TYPE_AUTHORITY (smolvm_authority_get_type ())
+G_DECLARE_FINAL_TYPE (SmolvmAuthority, smolvm_authority, SMOLVM, AUTHORITY, GObject)
+
+/* The single point every state-changing call passes through. With
+ * @allow_all (the per-user --session daemon, whose bus only its user can
+ * reach) every caller is allowed; otherwise only uid 0 is. */
+SmolvmAuthority *smolvm_authority_new (gboolean allow_all);
+
+/* @details: vm_id, snapshot_id and verb, for fine-grained rules. Fails with
+ * SMOLVM_ERROR_NOT_AUTHORIZED naming @action_id. */
+void smolvm_authority_check_async (SmolvmAuthority *self, GDBusMethodInvocation *invocation,
+                                   const gchar *action_id, const gchar *vm_id,
+                                   const gchar *snapshot_id, const gchar *verb,
+                                   GAsyncReadyCallback callback, gpointer user_data);
+gboolean smolvm_authority_check_finish (SmolvmAuthority *self, GAsyncResult *result,
+                                        GError **error);
+
+G_END_DECLS

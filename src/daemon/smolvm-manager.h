@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "smolvm-generated.h"
+
+G_BEGIN_DECLS
+
+#define SMOLVM_TYPE_MANAGER (smolvm_manager_get_type ())
+G_DECLARE_FINAL_TYPE (SmolvmManager, smolvm_manager, SMOLVM, MANAGER, SmolvmDbusManagerSkeleton)
+
+typedef struct {
+  gboolean session;        /* per-user daemon on the session bus */
+  gchar *state_dir;
+  gchar *runtime_dir;
+  gchar *firecracker_bin;  /* NULL: not available */
+  gchar *network_pool;     /* CIDR */
+} SmolvmManagerOptions;
+
+/* Loads every VM and snapshot record from the state directory. */
+SmolvmManager *smolvm_manager_new (const SmolvmManagerOptions *options, GError **error);
+
+/* Publishes the manager and all objects on @connection. */
+gboolean smolvm_manager_export (SmolvmManager *self, GDBusConnection *connection, GError **error);
+
+G_END_DECLS

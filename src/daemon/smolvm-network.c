@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "smolvm-error.h"
+#include "smolvm-network.h"
+
+#define SLOT_SIZE 4 /* a /30 per VM */
+
+struct _SmolvmNetwork {
+  GObject parent_instance;
+  guint32 base; /* host order */
+  guint n_slots;
+  GHashTable *slot_owner; /* slot number -> vm id */
+};
+
+G_DEFINE_TYPE (SmolvmNetwork, smolvm_network, G_TYPE_OBJECT)
+
+static void
+smolvm_network_finalize (GObject *object)
+{
+  SmolvmNetwork *self = SMOLVM_NETWORK (object);
+  g_hash_table_unref (self->slot_owner);
+  G_OBJECT_CLASS (smolvm_network_parent_class)->finalize (object);
+}
+
+static void
+smolvm_network_class_init (SmolvmNetworkClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = smolvm_network_finalize;
+}
+
+static void
+smolvm_network_init (SmolvmNetwork *self)
+{
+  self->slot_owner = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
+}
+
+static gchar *
+ip_to_string (guint32 addr)
+{
+  return g_strdup_printf ("%u.%u.%u.%u", addr >> 24, (addr >> 16) & 0xff, (addr >> 8) & 0xff,
+                          addr & 0xff);
+}
+
+SmolvmNetwork *
+smolvm_network_new (const gchar *pool_cidr, GError **error)
+{
+  g_autoptr(SmolvmNetwork) self = g_object_new (SMOLVM_TYPE_NETWORK, NULL);
+  g_auto(GStrv) parts = g_strsplit (pool_cidr, "/", 2);
+  struct in_addr addr;
+  guint64 prefix = 0;
+
+  if (g_strv_length (parts) != 2 || inet_pton (AF_INET, parts[0], &addr) != 1 ||
+      !g_ascii_string_to_unsigned (parts[1], 10, 8, 28, &prefix, NULL)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                 "Invalid network pool '%s': expected an IPv4 CIDR with a prefix of 8 to 28, "
+                 "e.g. 172.16.0.0/16",
+                 pool_cidr);
+    return NULL;
+  }
+  self->base = ntohl (addr.s_addr) & ~((1u << (32 - prefix)) - 1);
+  self->n_slots = (1u << (32 - prefix)) / SLOT_SIZE;
+  return g_steal_pointer (&self);
+}
+
+static GVariant *
+slot_config (SmolvmNetwork *self, guint slot)
+{
+  guint32 net = self->base + slot * SLOT_SIZE;
+  g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  g_autofree gchar *guest = ip_to_string (net + 2);
+  g_autofree gchar *gateway = ip_to_string (net + 1);
+  g_autofree gchar *tap = g_strdup_printf ("smolvm%u", slot);
+  /* locally administered, derived from the guest address like
+   * Firecracker's examples, so that it is stable across restores */
+  g_autofree gchar *mac =
+    g_strdup_printf ("06:00:%02X:%02X:%02X:%02X", (net + 2) >> 24, ((net + 2) >> 16) & 0xff,
+                     ((net + 2) >> 8) & 0xff, (net + 2) & 0xff);
+
+  g_variant_builder_add (&b, "{sv}", "guest_ip", g_variant_new_string (guest));
+  g_variant_builder_add (&b, "{sv}", "gateway_ip", g_variant_new_string (gateway));
+  g_variant_builder_add (&b, "{sv}", "netmask", g_variant_new_string ("255.255.255.252"));
+  g_variant_builder_add (&b, "{sv}", "tap_device", g_variant_new_string (tap));
+  g_variant_builder_add (&b, "{sv}", "guest_mac", g_variant_new_string (mac));
+  return g_variant_ref_sink (g_variant_builder_end (&b));
+}
+
+GVariant *
+smolvm_network_allocate (SmolvmNetwork *self, const gchar *vm_id, GError **error)
+{
+  /* slot 0 holds the pool's network address */
+  for (guint slot = 1; slot < self->n_slots; slot++) {
+    if (g_hash_table_contains (self->slot_owner, GUINT_TO_POINTER (slot)))
+      continue;
+    g_hash_table_insert (self->slot_owner, GUINT_TO_POINTER (slot), g_strdup (vm_id));
+    return slot_config (self, slot);
+  }
+  g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NO_SPACE,
+               "The network pool is exhausted (%u VMs have an address); delete a VM or "
+               "create this one without networking",
+               self->n_slots - 1);
+  return NULL;
+}
+
+/* The slot of @config, or 0 when it is empty or not from this pool. */
+static guint
+config_slot (SmolvmNetwork *self, GVariant *config, gboolean *empty)
+{
+  const gchar *guest_ip = NULL;
+  struct in_addr addr;
+  guint32 ip;
+
+  *empty = config == NULL || !g_variant_lookup (config, "guest_ip", "&s", &guest_ip);
+  if (*empty || inet_pton (AF_INET, guest_ip, &addr) != 1)
+    return 0;
+  ip = ntohl (addr.s_addr);
+  if (ip < self->base || (ip - self->base) / SLOT_SIZE >= self->n_slots)
+    return 0;
+  return (ip - self->base) / SLOT_SIZE;
+}
+
+gboolean
+smolvm_network_claim (SmolvmNetwork *self, const gchar *vm_id, GVariant *config, GError **error)
+{
+  gboolean empty;
+  guint slot = config_slot (self, config, &empty);
+  const gchar *owner;
+
+  if (empty)
+    return TRUE;
+  if (slot == 0) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                 "The network identity of VM '%s' is outside the configured pool", vm_id);
+    return FALSE;
+  }
+  owner = g_hash_table_lookup (self->slot_owner, GUINT_TO_POINTER (slot));
+  if (owner != NULL && g_strcmp0 (owner, vm_id) != 0) {
+    g_autoptr(GVariant) taken = slot_config (self, slot);
+    const gchar *ip = NULL;
+    g_variant_lookup (taken, "guest_ip", "&s", &ip);
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_IN_USE,
+                 "The network identity %s of VM '%s' now belongs to VM '%s'", ip, vm_id, owner);
+    return FALSE;
+  }
+  g_hash_table_insert (self->slot_owner, GUINT_TO_POINTER (slot), g_strdup (vm_id));
+  return TRUE;
+}
+
+void
+smolvm_network_release (SmolvmNetwork *self, const gchar *vm_id, GVariant *config)
+{
+  gboolean empty;
+  guint slot = config_slot (self, config, &empty);
+
+  if (slot != 0 &&
+      g_strcmp0 (g_hash_table_lookup (self->slot_owner, GUINT_TO_POINTER (slot)), vm_id) == 0)
+    g_hash_table_remove (self->slot_owner, GUINT_TO_POINTER (slot));
+}
+
+/* ---- TAP devices, through iproute2 ---- */
+
+typedef struct {
+  GPtrArray *commands; /* GStrv */
+  guint next;
+} IpSteps;
+
+static void
+ip_steps_free (IpSteps *steps)
+{
+  g_ptr_array_unref (steps->commands);
+  g_free (steps);
+}
+
+static void ip_steps_next (GTask *task);
+
+static void
+on_ip_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *err_out = NULL;
+
+  if (!g_subprocess_communicate_utf8_finish (G_SUBPROCESS (source), result, NULL, &err_out,
+                                             &error)) {
+    g_task_return_error (task, g_steal_pointer (&error));
+    return;
+  }
+  if (!g_subprocess_get_successful (G_SUBPROCESS (source))) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
+                             "Cannot set up the VM's TAP device: ip: %s",
+                             err_out != NULL ? g_strstrip (err_out) : "failed");
+    return;
+  }
+  ip_steps_next (g_steal_pointer (&task));
+}
+
+static void
+ip_steps_next (GTask *task)
+{
+  IpSteps *steps = g_task_get_task_data (task);
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (steps->next >= steps->commands->len) {
+    g_task_return_boolean (task, TRUE);
+    g_object_unref (task);
+    return;
+  }
+  proc = g_subprocess_newv (g_ptr_array_index (steps->commands, steps->next++),
+                            G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                            &error);
+  if (proc == NULL) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_UNSUPPORTED,
+                             "Cannot run ip (iproute2) to set up networking: %s", error->message);
+    g_object_unref (task);
+    return;
+  }
+  g_subprocess_communicate_utf8_async (proc, NULL, NULL, on_ip_done, task);
+}
+
+void
+smolvm_network_tap_up_async (SmolvmNetwork *self, GVariant *config, GAsyncReadyCallback callback,
+                             gpointer user_data)
+{
+  GTask *task = g_task_new (self, NULL, callback, user_data);
+  IpSteps *steps = g_new0 (IpSteps, 1);
+  const gchar *tap = NULL, *gateway = NULL;
+  g_autofree gchar *sys_path = NULL;
+
+  steps->commands = g_ptr_array_new_with_free_func ((GDestroyNotify) g_strfreev);
+  g_task_set_task_data (task, steps, (GDestroyNotify) ip_steps_free);
+  if (config != NULL && g_variant_lookup (config, "tap_device", "&s", &tap) &&
+      g_variant_lookup (config, "gateway_ip", "&s", &gateway)) {
+    g_autofree gchar *cidr = g_strdup_printf ("%s/30", gateway);
+    sys_path = g_build_filename ("/sys/class/net", tap, NULL);
+    if (!g_file_test (sys_path, G_FILE_TEST_EXISTS)) {
+      g_ptr_array_add (steps->commands,
+                       g_strdupv ((gchar *[]){ "ip", "tuntap", "add", "dev", (gchar *) tap,
+                                               "mode", "tap", NULL }));
+      g_ptr_array_add (steps->commands,
+                       g_strdupv ((gchar *[]){ "ip", "addr", "add", cidr, "dev", (gchar *) tap,
+                                               NULL }));
+    }
+    g_ptr_array_add (steps->commands,
+                     g_strdupv ((gchar *[]){ "ip", "link", "set", (gchar *) tap, "up", NULL }));
+  }
+  ip_steps_next (task);
+}
+
+gboolean
+smolvm_network_tap_up_finish (SmolvmNetwork *self, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static void
+on_tap_down_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GError) error = NULL;
+  if (!g_subprocess_wait_check_finish (G_SUBPROCESS (source), result, &error))
+    g_message ("Removing TAP device failed: %s", error->message);
+}
+
+void
+smolvm_network_tap_down (SmolvmNetwork *self, GVariant *config)
+{
+  const gchar *tap = NULL;
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *sys_path = NULL;
+
+  if (config == NULL || !g_variant_lookup (config, "tap_device", "&s", &tap))
+    return;
+  sys_path = g_build_filename ("/sys/class/net", tap, NULL);
+  if (!g_file_test (sys_path, G_FILE_TEST_EXISTS))
+    return;
+  proc = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                           &error, "ip", "link", "del", tap, NULL);
+  if (proc == NULL) {
+    g_message ("Cannot remove TAP device %s: %s", tap, error->message);
+    return;
+  }
+  g_subprocess_wait_check_async (proc, NULL, on_tap_down_done, NULL);
+}

@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <json-glib/json-glib.h>
+
+#include "smolvm-error.h"
+#include "smolvm-fileutil.h"
+#include "smolvm-id.h"
+#include "smolvm-info.h"
+#include "smolvm-snapshot.h"
+
+struct _SmolvmSnapshot {
+  SmolvmDbusSnapshotSkeleton parent_instance;
+  gchar *dir;
+  SmolvmVmConfig *vm_config;
+};
+
+G_DEFINE_TYPE (SmolvmSnapshot, smolvm_snapshot, SMOLVM_DBUS_TYPE_SNAPSHOT_SKELETON)
+
+static void
+smolvm_snapshot_finalize (GObject *object)
+{
+  SmolvmSnapshot *self = SMOLVM_SNAPSHOT (object);
+  g_free (self->dir);
+  smolvm_vm_config_free (self->vm_config);
+  G_OBJECT_CLASS (smolvm_snapshot_parent_class)->finalize (object);
+}
+
+static void
+smolvm_snapshot_class_init (SmolvmSnapshotClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = smolvm_snapshot_finalize;
+}
+
+static void
+smolvm_snapshot_init (SmolvmSnapshot *self)
+{
+}
+
+SmolvmSnapshot *
+smolvm_snapshot_new (const gchar *id, const gchar *dir, const gchar *vm_id,
+                     const SmolvmVmConfig *vm_config, GVariant *network_config, gint64 created_at,
+                     const gchar *backend)
+{
+  SmolvmSnapshot *self = g_object_new (SMOLVM_TYPE_SNAPSHOT, NULL);
+  SmolvmDbusSnapshot *iface = SMOLVM_DBUS_SNAPSHOT (self);
+  g_autofree gchar *vmstate = g_build_filename (dir, SMOLVM_SNAPSHOT_VMSTATE, NULL);
+  g_autofree gchar *mem = g_build_filename (dir, SMOLVM_SNAPSHOT_MEM, NULL);
+  g_autofree gchar *disk = g_build_filename (dir, SMOLVM_SNAPSHOT_DISK, NULL);
+
+  self->dir = g_strdup (dir);
+  self->vm_config = smolvm_vm_config_copy (vm_config);
+  smolvm_dbus_snapshot_set_id (iface, id);
+  smolvm_dbus_snapshot_set_vm_id (iface, vm_id);
+  smolvm_dbus_snapshot_set_snapshot_path (iface, vmstate);
+  smolvm_dbus_snapshot_set_mem_file_path (iface, mem);
+  smolvm_dbus_snapshot_set_disk_path (iface, disk);
+  smolvm_dbus_snapshot_set_vm_config (iface, smolvm_vm_config_to_variant (vm_config));
+  smolvm_dbus_snapshot_set_network_config (
+    iface, network_config != NULL ? network_config : g_variant_new ("a{sv}", NULL));
+  smolvm_dbus_snapshot_set_created_at (iface, (guint64) created_at);
+  smolvm_dbus_snapshot_set_restored (iface, FALSE);
+  smolvm_dbus_snapshot_set_restored_vm_id (iface, "");
+  smolvm_dbus_snapshot_set_backend (iface, backend);
+  return self;
+}
+
+const gchar *smolvm_snapshot_get_id (SmolvmSnapshot *self)
+{
+  return smolvm_dbus_snapshot_get_id (SMOLVM_DBUS_SNAPSHOT (self));
+}
+
+const gchar *smolvm_snapshot_get_dir (SmolvmSnapshot *self) { return self->dir; }
+
+const gchar *
+smolvm_snapshot_get_vm_id (SmolvmSnapshot *self)
+{
+  return smolvm_dbus_snapshot_get_vm_id (SMOLVM_DBUS_SNAPSHOT (self));
+}
+
+const SmolvmVmConfig *smolvm_snapshot_get_vm_config (SmolvmSnapshot *self) { return self->vm_config; }
+
+GVariant *
+smolvm_snapshot_get_network_config (SmolvmSnapshot *self)
+{
+  return smolvm_dbus_snapshot_get_network_config (SMOLVM_DBUS_SNAPSHOT (self));
+}
+
+gint64
+smolvm_snapshot_get_created_at (SmolvmSnapshot *self)
+{
+  return (gint64) smolvm_dbus_snapshot_get_created_at (SMOLVM_DBUS_SNAPSHOT (self));
+}
+
+void
+smolvm_snapshot_mark_restored (SmolvmSnapshot *self, gboolean restored,
+                               const gchar *restored_vm_id)
+{
+  SmolvmDbusSnapshot *iface = SMOLVM_DBUS_SNAPSHOT (self);
+  smolvm_dbus_snapshot_set_restored (iface, restored);
+  smolvm_dbus_snapshot_set_restored_vm_id (iface, restored_vm_id != NULL ? restored_vm_id : "");
+}
+
+/* ISO 8601 with microseconds, so a reload gives back the same CreatedAt. */
+static gchar *
+format_created_at (gint64 usec)
+{
+  g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc (usec / G_USEC_PER_SEC);
+  g_autoptr(GDateTime) exact = g_date_time_add (dt, usec % G_USEC_PER_SEC);
+  return g_date_time_format (exact, "%Y-%m-%dT%H:%M:%S.%f+00:00");
+}
+
+gchar *
+smolvm_snapshot_to_json (SmolvmSnapshot *self)
+{
+  SmolvmDbusSnapshot *iface = SMOLVM_DBUS_SNAPSHOT (self);
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autofree gchar *created = format_created_at (smolvm_snapshot_get_created_at (self));
+  const gchar *restored_vm = smolvm_dbus_snapshot_get_restored_vm_id (iface);
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, SMOLVM_INFO_SNAPSHOT_ID);
+  json_builder_add_string_value (b, smolvm_snapshot_get_id (self));
+  json_builder_set_member_name (b, SMOLVM_INFO_VM_ID);
+  json_builder_add_string_value (b, smolvm_snapshot_get_vm_id (self));
+  json_builder_set_member_name (b, SMOLVM_INFO_SNAPSHOT_PATH);
+  json_builder_add_string_value (b, smolvm_dbus_snapshot_get_snapshot_path (iface));
+  json_builder_set_member_name (b, SMOLVM_INFO_MEM_FILE_PATH);
+  json_builder_add_string_value (b, smolvm_dbus_snapshot_get_mem_file_path (iface));
+  json_builder_set_member_name (b, SMOLVM_INFO_DISK_PATH);
+  json_builder_add_string_value (b, smolvm_dbus_snapshot_get_disk_path (iface));
+  json_builder_set_member_name (b, SMOLVM_INFO_VM_CONFIG);
+  json_builder_add_value (b, smolvm_vm_config_to_json (self->vm_config));
+  json_builder_set_member_name (b, SMOLVM_INFO_NETWORK_CONFIG);
+  json_builder_add_value (b, smolvm_string_dict_to_json (smolvm_snapshot_get_network_config (self)));
+  json_builder_set_member_name (b, SMOLVM_INFO_CREATED_AT);
+  json_builder_add_string_value (b, created);
+  json_builder_set_member_name (b, SMOLVM_INFO_RESTORED);
+  json_builder_add_boolean_value (b, smolvm_dbus_snapshot_get_restored (iface));
+  json_builder_set_member_name (b, SMOLVM_INFO_RESTORED_VM_ID);
+  if (restored_vm != NULL && restored_vm[0] != '\0')
+    json_builder_add_string_value (b, restored_vm);
+  else
+    json_builder_add_null_value (b);
+  json_builder_set_member_name (b, SMOLVM_INFO_BACKEND);
+  json_builder_add_string_value (b, smolvm_dbus_snapshot_get_backend (iface));
+  json_builder_end_object (b);
+
+  root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  json_generator_set_pretty (gen, TRUE);
+  return json_generator_to_data (gen, NULL);
+}
+
+gboolean
+smolvm_snapshot_save (SmolvmSnapshot *self, const gchar *dir, GError **error)
+{
+  g_autofree gchar *json = smolvm_snapshot_to_json (self);
+  g_autofree gchar *path =
+    g_build_filename (dir != NULL ? dir : self->dir, SMOLVM_SNAPSHOT_METADATA, NULL);
+
+  if (!smolvm_write_file_atomic (path, json, -1, error)) {
+    g_prefix_error (error, "Cannot save snapshot '%s': ", smolvm_snapshot_get_id (self));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static const gchar *
+get_string (JsonObject *o, const gchar *key, GError **error)
+{
+  const gchar *value = json_object_get_string_member_with_default (o, key, NULL);
+  if (value == NULL)
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "missing or invalid '%s'", key);
+  return value;
+}
+
+SmolvmSnapshot *
+smolvm_snapshot_load (const gchar *dir, GError **error)
+{
+  g_autofree gchar *path = g_build_filename (dir, SMOLVM_SNAPSHOT_METADATA, NULL);
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) local_error = NULL;
+  g_autoptr(SmolvmVmConfig) vm_config = NULL;
+  g_autoptr(GVariant) network = NULL;
+  g_autoptr(GDateTime) created = NULL;
+  g_autofree gchar *dirname = g_path_get_basename (dir);
+  SmolvmSnapshot *self;
+  JsonObject *o;
+  const gchar *id, *vm_id, *created_str, *restored_vm;
+  JsonObject *config_o;
+
+  if (!json_parser_load_from_mapped_file (parser, path, &local_error) ||
+      !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Cannot read %s: %s", path,
+                 local_error != NULL ? local_error->message : "not a JSON object");
+    return NULL;
+  }
+  o = json_node_get_object (json_parser_get_root (parser));
+  if ((id = get_string (o, SMOLVM_INFO_SNAPSHOT_ID, &local_error)) == NULL ||
+      (vm_id = get_string (o, SMOLVM_INFO_VM_ID, &local_error)) == NULL ||
+      (created_str = get_string (o, SMOLVM_INFO_CREATED_AT, &local_error)) == NULL) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid %s: %s", path,
+                 local_error->message);
+    return NULL;
+  }
+  /* the directory name is what makes paths safe; the two must agree */
+  if (!smolvm_id_is_valid (id) || g_strcmp0 (id, dirname) != 0) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                 "Invalid %s: snapshot id '%s' does not match its directory", path, id);
+    return NULL;
+  }
+  config_o = json_object_get_object_member (o, SMOLVM_INFO_VM_CONFIG);
+  if (config_o == NULL ||
+      (vm_config = smolvm_vm_config_new_from_json (config_o, &local_error)) == NULL) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid vm_config in %s: %s", path,
+                 local_error != NULL ? local_error->message : "missing");
+    return NULL;
+  }
+  created = g_date_time_new_from_iso8601 (created_str, NULL);
+  if (created == NULL) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid created_at '%s' in %s",
+                 created_str, path);
+    return NULL;
+  }
+  network = g_variant_ref_sink (smolvm_string_dict_from_json (
+    json_object_get_object_member (o, SMOLVM_INFO_NETWORK_CONFIG)));
+  self = smolvm_snapshot_new (
+    id, dir, vm_id, vm_config, network, g_date_time_to_unix (created) * G_USEC_PER_SEC + g_date_time_get_microsecond (created),
+    json_object_get_string_member_with_default (o, SMOLVM_INFO_BACKEND, "firecracker"));
+  restored_vm = json_object_get_string_member_with_default (o, SMOLVM_INFO_RESTORED_VM_ID, NULL);
+  smolvm_snapshot_mark_restored (
+    self, json_object_get_boolean_member_with_default (o, SMOLVM_INFO_RESTORED, FALSE),
+    restored_vm);
+  return self;
+}
+
+GVariant *
+smolvm_snapshot_to_info (SmolvmSnapshot *self)
+{
+  SmolvmDbusSnapshot *iface = SMOLVM_DBUS_SNAPSHOT (self);
+  g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+
+  g_variant_builder_add (&b, "{sv}", SMOLVM_INFO_SNAPSHOT_ID,
+                         g_variant_new_string (smolvm_snapshot_get_id (self)));
+  g_variant_builder_add (&b, "{sv}", SMOLVM_INFO_VM_ID,
+                         g_variant_new_string (smolvm_snapshot_get_vm_id (self)));
+  g_variant_builder_add (&b, "{sv}", SMOLVM_INFO_SNAPSHOT_PATH,
+                         g_variant_new_string (smolvm_dbus_snapshot_get_snapshot_path (iface)));
+  g_variant_builder_add (&b, "{sv}", SMOLVM_INFO_MEM_FILE_PATH,
+                         g_variant_new_string (smolvm_dbus_snapshot_get_mem_file_path (iface)));
+  g_variant_builder_add (&b, "{sv}", SMOLVM_INFO_DISK_PATH,
+                         g_variant_new_string (smolvm_dbus_snapshot_get_disk_path (iface)));
+  g_variant_builder_add (&b, "{sv}", SMOLVM_INFO_VM_CONFIG,
+                         smolvm_dbus_snapshot_get_vm_config (iface));
+  g_variant_builder_add (&b, "{sv}", SMOLVM_INFO_NETWORK_CONFIG,
+                         smolvm_dbus_snapshot_get_network_config (iface));
+  g_variant_builder_add (&b, "{sv}", SMOLVM_INFO_CREATED_AT,
+                         g_variant_new_uint64 (smolvm_dbus_snapshot_get_created_at (iface)));
+  g_variant_builder_add (&b, "{sv}", SMOLVM_INFO_RESTORED,
+                         g_variant_new_boolean (smolvm_dbus_snapshot_get_restored (iface)));
+  g_variant_builder_add (&b, "{sv}", SMOLVM_INFO_RESTORED_VM_ID,
+                         g_variant_new_string (smolvm_dbus_snapshot_get_restored_vm_id (iface)));
+  g_variant_builder_add (&b, "{sv}", SMOLVM_INFO_BACKEND,
+                         g_variant_new_string (smolvm_dbus_snapshot_get_backend (iface)));
+  return g_variant_builder_end (&b);
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "smolvm-generated.h"
+#include "smolvm-vm-config.h"
+
+G_BEGIN_DECLS
+
+#define SMOLVM_TYPE_SNAPSHOT (smolvm_snapshot_get_type ())
+G_DECLARE_FINAL_TYPE (SmolvmSnapshot, smolvm_snapshot, SMOLVM, SNAPSHOT, SmolvmDbusSnapshotSkeleton)
+
+#define SMOLVM_SNAPSHOT_METADATA "snapshot.json"
+#define SMOLVM_SNAPSHOT_VMSTATE "vmstate.bin"
+#define SMOLVM_SNAPSHOT_MEM "mem.bin"
+#define SMOLVM_SNAPSHOT_DISK "disk.ext4"
+
+/* A SnapshotInfo whose files live in @dir (snapshots/ID). */
+SmolvmSnapshot *smolvm_snapshot_new (const gchar *id, const gchar *dir, const gchar *vm_id,
+                                     const SmolvmVmConfig *vm_config, GVariant *network_config,
+                                     gint64 created_at, const gchar *backend);
+
+/* Reads DIR/snapshot.json. */
+SmolvmSnapshot *smolvm_snapshot_load (const gchar *dir, GError **error);
+
+/* The snapshot.json text. */
+gchar *smolvm_snapshot_to_json (SmolvmSnapshot *self);
+
+/* Writes snapshot.json atomically into @dir (defaults to the snapshot's own
+ * directory when NULL). */
+gboolean smolvm_snapshot_save (SmolvmSnapshot *self, const gchar *dir, GError **error);
+
+/* The SnapshotInfo dictionary of org.smolvm.Manager.ListSnapshots. */
+GVariant *smolvm_snapshot_to_info (SmolvmSnapshot *self);
+
+const gchar *smolvm_snapshot_get_id (SmolvmSnapshot *self);
+const gchar *smolvm_snapshot_get_dir (SmolvmSnapshot *self);
+const gchar *smolvm_snapshot_get_vm_id (SmolvmSnapshot *self);
+const SmolvmVmConfig *smolvm_snapshot_get_vm_config (SmolvmSnapshot *self);
+GVariant *smolvm_snapshot_get_network_config (SmolvmSnapshot *self);
+gint64 smolvm_snapshot_get_created_at (SmolvmSnapshot *self);
+
+/* Sets Restored and RestoredVmId (PropertiesChanged follows). */
+void smolvm_snapshot_mark_restored (SmolvmSnapshot *self, gboolean restored,
+                                    const gchar *restored_vm_id);
+
+G_END_DECLS

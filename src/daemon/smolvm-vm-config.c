@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <string.h>
+
+#include "smolvm-error.h"
+#include "smolvm-id.h"
+#include "smolvm-vm-config.h"
+
+G_DEFINE_BOXED_TYPE (SmolvmVmConfig, smolvm_vm_config, smolvm_vm_config_copy, smolvm_vm_config_free)
+
+typedef enum { FIELD_STRING, FIELD_UINT, FIELD_BOOL } FieldKind;
+
+typedef struct {
+  const gchar *key;
+  FieldKind kind;
+  gsize offset;
+} Field;
+
+/* One table drives D-Bus parsing, JSON and serialization alike. */
+static const Field fields[] = {
+  { "vm_id", FIELD_STRING, G_STRUCT_OFFSET (SmolvmVmConfig, vm_id) },
+  { "backend", FIELD_STRING, G_STRUCT_OFFSET (SmolvmVmConfig, backend) },
+  { "vcpu_count", FIELD_UINT, G_STRUCT_OFFSET (SmolvmVmConfig, vcpu_count) },
+  { "mem_size_mib", FIELD_UINT, G_STRUCT_OFFSET (SmolvmVmConfig, mem_size_mib) },
+  { "kernel_path", FIELD_STRING, G_STRUCT_OFFSET (SmolvmVmConfig, kernel_path) },
+  { "initrd_path", FIELD_STRING, G_STRUCT_OFFSET (SmolvmVmConfig, initrd_path) },
+  { "rootfs_path", FIELD_STRING, G_STRUCT_OFFSET (SmolvmVmConfig, rootfs_path) },
+  { "boot_args", FIELD_STRING, G_STRUCT_OFFSET (SmolvmVmConfig, boot_args) },
+  { "network", FIELD_BOOL, G_STRUCT_OFFSET (SmolvmVmConfig, network) },
+};
+
+#define FIELD_STR(c, f) G_STRUCT_MEMBER (gchar *, c, (f)->offset)
+#define FIELD_UINT(c, f) G_STRUCT_MEMBER (guint, c, (f)->offset)
+#define FIELD_BOOL(c, f) G_STRUCT_MEMBER (gboolean, c, (f)->offset)
+
+static const GVariantType *
+field_variant_type (const Field *f)
+{
+  switch (f->kind) {
+  case FIELD_STRING:
+    return G_VARIANT_TYPE_STRING;
+  case FIELD_UINT:
+    return G_VARIANT_TYPE_UINT32;
+  case FIELD_BOOL:
+  default:
+    return G_VARIANT_TYPE_BOOLEAN;
+  }
+}
+
+static const Field *
+field_lookup (const gchar *key)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (fields); i++)
+    if (g_strcmp0 (fields[i].key, key) == 0)
+      return &fields[i];
+  return NULL;
+}
+
+void
+smolvm_vm_config_free (SmolvmVmConfig *config)
+{
+  if (config == NULL)
+    return;
+  for (gsize i = 0; i < G_N_ELEMENTS (fields); i++)
+    if (fields[i].kind == FIELD_STRING)
+      g_free (FIELD_STR (config, &fields[i]));
+  g_free (config);
+}
+
+SmolvmVmConfig *
+smolvm_vm_config_copy (const SmolvmVmConfig *config)
+{
+  SmolvmVmConfig *copy = g_memdup2 (config, sizeof (*config));
+  for (gsize i = 0; i < G_N_ELEMENTS (fields); i++)
+    if (fields[i].kind == FIELD_STRING)
+      FIELD_STR (copy, &fields[i]) = g_strdup (FIELD_STR (config, &fields[i]));
+  return copy;
+}
+
+static gboolean
+check_file (const gchar *key, const gchar *path, gboolean required, GError **error)
+{
+  if (path == NULL || path[0] == '\0') {
+    if (!required)
+      return TRUE;
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT, "%s is required", key);
+    return FALSE;
+  }
+  if (!g_path_is_absolute (path)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                 "%s must be an absolute path, not '%s'", key, path);
+    return FALSE;
+  }
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                 "%s '%s' does not exist or is not a regular file", key, path);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Fills defaults and checks ranges; @check_files also checks the host paths. */
+static gboolean
+config_finish (SmolvmVmConfig *c, gboolean check_files, GError **error)
+{
+  if (c->backend == NULL || c->backend[0] == '\0') {
+    g_free (c->backend);
+    c->backend = g_strdup ("firecracker");
+  }
+  if (c->boot_args == NULL) /* "" is a valid, if odd, choice */
+    c->boot_args = g_strdup (SMOLVM_BOOT_ARGS_DEFAULT);
+  if (c->initrd_path == NULL)
+    c->initrd_path = g_strdup ("");
+  if (c->vm_id != NULL && c->vm_id[0] != '\0' && !smolvm_id_validate (c->vm_id, "VM id", error))
+    return FALSE;
+  if (c->vcpu_count < SMOLVM_VCPU_MIN || c->vcpu_count > SMOLVM_VCPU_MAX) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                 "vcpu_count must be between %d and %d, not %u", SMOLVM_VCPU_MIN, SMOLVM_VCPU_MAX,
+                 c->vcpu_count);
+    return FALSE;
+  }
+  if (c->mem_size_mib < SMOLVM_MEM_MIN || c->mem_size_mib > SMOLVM_MEM_MAX) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                 "mem_size_mib must be between %d and %d, not %u", SMOLVM_MEM_MIN, SMOLVM_MEM_MAX,
+                 c->mem_size_mib);
+    return FALSE;
+  }
+  if (!check_files) {
+    if (c->kernel_path == NULL || c->rootfs_path == NULL) {
+      g_set_error_literal (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                           "kernel_path and rootfs_path are required");
+      return FALSE;
+    }
+    return TRUE;
+  }
+  return check_file ("kernel_path", c->kernel_path, TRUE, error) &&
+         check_file ("initrd_path", c->initrd_path, FALSE, error) &&
+         check_file ("rootfs_path", c->rootfs_path, TRUE, error);
+}
+
+static SmolvmVmConfig *
+config_new_defaults (gboolean network_default)
+{
+  SmolvmVmConfig *c = g_new0 (SmolvmVmConfig, 1);
+  c->vcpu_count = SMOLVM_VCPU_DEFAULT;
+  c->mem_size_mib = SMOLVM_MEM_DEFAULT;
+  c->network = network_default;
+  return c;
+}
+
+static gboolean
+config_set_from_variant (SmolvmVmConfig *c, const gchar *key, GVariant *value, GError **error)
+{
+  const Field *f = field_lookup (key);
+
+  if (f == NULL) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                 "Unknown VM config key '%s'", key);
+    return FALSE;
+  }
+  if (!g_variant_is_of_type (value, field_variant_type (f))) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                 "VM config key '%s' must be of type '%s', not '%s'", key,
+                 (const gchar *) field_variant_type (f), g_variant_get_type_string (value));
+    return FALSE;
+  }
+  switch (f->kind) {
+  case FIELD_STRING:
+    g_free (FIELD_STR (c, f));
+    FIELD_STR (c, f) = g_variant_dup_string (value, NULL);
+    break;
+  case FIELD_UINT:
+    FIELD_UINT (c, f) = g_variant_get_uint32 (value);
+    break;
+  case FIELD_BOOL:
+    FIELD_BOOL (c, f) = g_variant_get_boolean (value);
+    break;
+  }
+  return TRUE;
+}
+
+SmolvmVmConfig *
+smolvm_vm_config_new_from_variant (GVariant *asv, gboolean network_default, GError **error)
+{
+  g_autoptr(SmolvmVmConfig) c = config_new_defaults (network_default);
+  GVariantIter iter;
+  const gchar *key;
+  GVariant *value;
+
+  g_variant_iter_init (&iter, asv);
+  while (g_variant_iter_next (&iter, "{&sv}", &key, &value)) {
+    g_autoptr(GVariant) owned = value;
+    if (!config_set_from_variant (c, key, owned, error))
+      return NULL;
+  }
+  if (!config_finish (c, TRUE, error))
+    return NULL;
+  return g_steal_pointer (&c);
+}
+
+SmolvmVmConfig *
+smolvm_vm_config_new_from_json (JsonObject *object, GError **error)
+{
+  g_autoptr(SmolvmVmConfig) c = config_new_defaults (FALSE);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (fields); i++) {
+    const Field *f = &fields[i];
+    JsonNode *node = json_object_get_member (object, f->key);
+    if (node == NULL || !JSON_NODE_HOLDS_VALUE (node))
+      continue;
+    switch (f->kind) {
+    case FIELD_STRING:
+      FIELD_STR (c, f) = g_strdup (json_node_get_string (node));
+      break;
+    case FIELD_UINT:
+      FIELD_UINT (c, f) = (guint) json_node_get_int (node);
+      break;
+    case FIELD_BOOL:
+      FIELD_BOOL (c, f) = json_node_get_boolean (node);
+      break;
+    }
+  }
+  if (!config_finish (c, FALSE, error))
+    return NULL;
+  return g_steal_pointer (&c);
+}
+
+GVariant *
+smolvm_vm_config_to_variant (const SmolvmVmConfig *c)
+{
+  g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  for (gsize i = 0; i < G_N_ELEMENTS (fields); i++) {
+    const Field *f = &fields[i];
+    switch (f->kind) {
+    case FIELD_STRING:
+      g_variant_builder_add (&b, "{sv}", f->key,
+                             g_variant_new_string (FIELD_STR (c, f) ? FIELD_STR (c, f) : ""));
+      break;
+    case FIELD_UINT:
+      g_variant_builder_add (&b, "{sv}", f->key, g_variant_new_uint32 (FIELD_UINT (c, f)));
+      break;
+    case FIELD_BOOL:
+      g_variant_builder_add (&b, "{sv}", f->key, g_variant_new_boolean (FIELD_BOOL (c, f)));
+      break;
+    }
+  }
+  return g_variant_builder_end (&b);
+}
+
+JsonNode *
+smolvm_vm_config_to_json (const SmolvmVmConfig *c)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  for (gsize i = 0; i < G_N_ELEMENTS (fields); i++) {
+    const Field *f = &fields[i];
+    json_builder_set_member_name (b, f->key);
+    switch (f->kind) {
+    case FIELD_STRING:
+      json_builder_add_string_value (b, FIELD_STR (c, f) ? FIELD_STR (c, f) : "");
+      break;
+    case FIELD_UINT:
+      json_builder_add_int_value (b, FIELD_UINT (c, f));
+      break;
+    case FIELD_BOOL:
+      json_builder_add_boolean_value (b, FIELD_BOOL (c, f));
+      break;
+    }
+  }
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+JsonNode *
+smolvm_string_dict_to_json (GVariant *asv)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  GVariantIter iter;
+  const gchar *key;
+  GVariant *value;
+
+  json_builder_begin_object (b);
+  if (asv != NULL) {
+    g_variant_iter_init (&iter, asv);
+    while (g_variant_iter_next (&iter, "{&sv}", &key, &value)) {
+      g_autoptr(GVariant) owned = value;
+      if (!g_variant_is_of_type (owned, G_VARIANT_TYPE_STRING))
+        continue;
+      json_builder_set_member_name (b, key);
+      json_builder_add_string_value (b, g_variant_get_string (owned, NULL));
+    }
+  }
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+GVariant *
+smolvm_string_dict_from_json (JsonObject *object)
+{
+  g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  g_autoptr(GList) members = object != NULL ? json_object_get_members (object) : NULL;
+
+  for (GList *l = members; l != NULL; l = l->next) {
+    const gchar *value = json_object_get_string_member_with_default (object, l->data, NULL);
+    if (value != NULL)
+      g_variant_builder_add (&b, "{sv}", (const gchar *) l->data, g_variant_new_string (value));
+  }
+  return g_variant_builder_end (&b);
+}

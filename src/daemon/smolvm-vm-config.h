@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+#define SMOLVM_VCPU_MIN 1
+#define SMOLVM_VCPU_MAX 32
+#define SMOLVM_VCPU_DEFAULT 2
+#define SMOLVM_MEM_MIN 128
+#define SMOLVM_MEM_MAX 16384
+#define SMOLVM_MEM_DEFAULT 512
+#define SMOLVM_BOOT_ARGS_DEFAULT "console=ttyS0 reboot=k panic=1 pci=off"
+
+/* SmolVM's VMConfig. Immutable once a VM exists. */
+typedef struct {
+  gchar *vm_id;
+  gchar *backend;
+  guint vcpu_count;
+  guint mem_size_mib;
+  gchar *kernel_path;
+  gchar *initrd_path;
+  gchar *rootfs_path;
+  gchar *boot_args;
+  gboolean network;
+} SmolvmVmConfig;
+
+GType smolvm_vm_config_get_type (void) G_GNUC_CONST;
+#define SMOLVM_TYPE_VM_CONFIG (smolvm_vm_config_get_type ())
+
+void smolvm_vm_config_free (SmolvmVmConfig *config);
+SmolvmVmConfig *smolvm_vm_config_copy (const SmolvmVmConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SmolvmVmConfig, smolvm_vm_config_free)
+
+/* Parses and validates a VMConfig a{sv}. Missing keys take their defaults;
+ * unknown keys and wrongly typed values are InvalidArgument. Paths must be
+ * absolute and exist (kernel, initrd, rootfs). @network_default is used when
+ * the "network" key is absent. */
+SmolvmVmConfig *smolvm_vm_config_new_from_variant (GVariant *asv, gboolean network_default,
+                                                   GError **error);
+/* The same for a JSON object (persisted records); files are not checked. */
+SmolvmVmConfig *smolvm_vm_config_new_from_json (JsonObject *object, GError **error);
+
+GVariant *smolvm_vm_config_to_variant (const SmolvmVmConfig *config);
+JsonNode *smolvm_vm_config_to_json (const SmolvmVmConfig *config);
+
+/* NetworkConfig dictionaries hold only strings; these convert them. */
+JsonNode *smolvm_string_dict_to_json (GVariant *asv);
+GVariant *smolvm_string_dict_from_json (JsonObject *object);
+
+G_END_DECLS

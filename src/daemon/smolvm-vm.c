@@ -1,0 +1,598 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <json-glib/json-glib.h>
+
+#include "smolvm-error.h"
+#include "smolvm-fileutil.h"
+#include "smolvm-firecracker.h"
+#include "smolvm-id.h"
+#include "smolvm-vm.h"
+
+struct _SmolvmVm {
+  SmolvmDbusVmSkeleton parent_instance;
+  SmolvmVmConfig *config;
+  gchar *dir;
+  gchar *runtime_dir;
+  SmolvmNetwork *network;
+  GHashTable *binaries;
+  SmolvmVmm *vmm;
+  gchar *busy_with;  /* the operation under way, or NULL */
+  GPid saved_pid;    /* from vm.json, until reattached */
+};
+
+G_DEFINE_TYPE (SmolvmVm, smolvm_vm, SMOLVM_DBUS_TYPE_VM_SKELETON)
+
+static void
+drop_vmm (SmolvmVm *self)
+{
+  if (self->vmm == NULL)
+    return;
+  g_signal_handlers_disconnect_by_data (self->vmm, self);
+  g_clear_object (&self->vmm);
+  smolvm_dbus_vm_set_pid (SMOLVM_DBUS_VM (self), 0);
+}
+
+static void
+smolvm_vm_finalize (GObject *object)
+{
+  SmolvmVm *self = SMOLVM_VM (object);
+  drop_vmm (self);
+  smolvm_vm_config_free (self->config);
+  g_free (self->dir);
+  g_free (self->runtime_dir);
+  g_clear_object (&self->network);
+  g_clear_pointer (&self->binaries, g_hash_table_unref);
+  g_free (self->busy_with);
+  G_OBJECT_CLASS (smolvm_vm_parent_class)->finalize (object);
+}
+
+static void
+smolvm_vm_class_init (SmolvmVmClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = smolvm_vm_finalize;
+}
+
+static void
+smolvm_vm_init (SmolvmVm *self)
+{
+}
+
+SmolvmVm *
+smolvm_vm_new (const SmolvmVmConfig *config, GVariant *network_config, const gchar *dir,
+               const gchar *runtime_dir, SmolvmNetwork *network, GHashTable *binaries)
+{
+  SmolvmVm *self = g_object_new (SMOLVM_TYPE_VM, NULL);
+  SmolvmDbusVm *iface = SMOLVM_DBUS_VM (self);
+  g_autofree gchar *disk = g_build_filename (dir, SMOLVM_VM_DISK, NULL);
+  g_autofree gchar *console = g_build_filename (runtime_dir, "console.log", NULL);
+
+  self->config = smolvm_vm_config_copy (config);
+  self->dir = g_strdup (dir);
+  self->runtime_dir = g_strdup (runtime_dir);
+  self->network = g_object_ref (network);
+  self->binaries = g_hash_table_ref (binaries);
+
+  smolvm_dbus_vm_set_id (iface, config->vm_id);
+  smolvm_dbus_vm_set_state (iface, SMOLVM_VM_STATE_CREATED);
+  smolvm_dbus_vm_set_backend (iface, config->backend);
+  smolvm_dbus_vm_set_pid (iface, 0);
+  smolvm_dbus_vm_set_vcpu_count (iface, config->vcpu_count);
+  smolvm_dbus_vm_set_mem_size_mib (iface, config->mem_size_mib);
+  smolvm_dbus_vm_set_kernel_path (iface, config->kernel_path);
+  smolvm_dbus_vm_set_initrd_path (iface, config->initrd_path);
+  smolvm_dbus_vm_set_rootfs_path (iface, config->rootfs_path);
+  smolvm_dbus_vm_set_boot_args (iface, config->boot_args);
+  smolvm_dbus_vm_set_disk_path (iface, disk);
+  smolvm_dbus_vm_set_console_log_path (iface, console);
+  smolvm_dbus_vm_set_network_enabled (iface, config->network);
+  smolvm_dbus_vm_set_network_config (
+    iface, network_config != NULL ? network_config : g_variant_new ("a{sv}", NULL));
+  smolvm_dbus_vm_set_restored_from (iface, "");
+  return self;
+}
+
+const gchar *smolvm_vm_get_id (SmolvmVm *self) { return self->config->vm_id; }
+const gchar *smolvm_vm_get_dir (SmolvmVm *self) { return self->dir; }
+const SmolvmVmConfig *smolvm_vm_get_config (SmolvmVm *self) { return self->config; }
+SmolvmVmm *smolvm_vm_get_vmm (SmolvmVm *self) { return self->vmm; }
+
+const gchar *
+smolvm_vm_get_state (SmolvmVm *self)
+{
+  return smolvm_dbus_vm_get_state (SMOLVM_DBUS_VM (self));
+}
+
+const gchar *
+smolvm_vm_get_restored_from (SmolvmVm *self)
+{
+  return smolvm_dbus_vm_get_restored_from (SMOLVM_DBUS_VM (self));
+}
+
+GVariant *
+smolvm_vm_get_network_config (SmolvmVm *self)
+{
+  return smolvm_dbus_vm_get_network_config (SMOLVM_DBUS_VM (self));
+}
+
+gboolean
+smolvm_vm_is_active (SmolvmVm *self)
+{
+  const gchar *state = smolvm_vm_get_state (self);
+  return g_str_equal (state, SMOLVM_VM_STATE_RUNNING) || g_str_equal (state, SMOLVM_VM_STATE_PAUSED);
+}
+
+gboolean
+smolvm_vm_begin_op (SmolvmVm *self, const gchar *what, GError **error)
+{
+  if (self->busy_with != NULL) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_STATE,
+                 "VM '%s' is busy (%s in progress); try again when it is done",
+                 smolvm_vm_get_id (self), self->busy_with);
+    return FALSE;
+  }
+  self->busy_with = g_strdup (what);
+  return TRUE;
+}
+
+void
+smolvm_vm_end_op (SmolvmVm *self)
+{
+  g_clear_pointer (&self->busy_with, g_free);
+}
+
+gboolean
+smolvm_vm_is_busy (SmolvmVm *self)
+{
+  return self->busy_with != NULL;
+}
+
+gboolean
+smolvm_vm_save (SmolvmVm *self, GError **error)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autoptr(JsonNode) root = NULL;
+  g_autofree gchar *json = NULL;
+  g_autofree gchar *path = g_build_filename (self->dir, SMOLVM_VM_METADATA, NULL);
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "vm_id");
+  json_builder_add_string_value (b, smolvm_vm_get_id (self));
+  json_builder_set_member_name (b, "config");
+  json_builder_add_value (b, smolvm_vm_config_to_json (self->config));
+  json_builder_set_member_name (b, "network_config");
+  json_builder_add_value (b, smolvm_string_dict_to_json (smolvm_vm_get_network_config (self)));
+  json_builder_set_member_name (b, "state");
+  json_builder_add_string_value (b, smolvm_vm_get_state (self));
+  json_builder_set_member_name (b, "pid");
+  json_builder_add_int_value (b, smolvm_dbus_vm_get_pid (SMOLVM_DBUS_VM (self)));
+  json_builder_set_member_name (b, "restored_from");
+  json_builder_add_string_value (b, smolvm_vm_get_restored_from (self));
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  json_generator_set_pretty (gen, TRUE);
+  json = json_generator_to_data (gen, NULL);
+  if (!smolvm_write_file_atomic (path, json, -1, error)) {
+    g_prefix_error (error, "Cannot save VM '%s': ", smolvm_vm_get_id (self));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* State changes are persisted at once so that a restarted daemon knows
+ * which VMs had a VMM. A failed write is logged: the live state is right,
+ * and the next change writes again. */
+static void
+save_or_warn (SmolvmVm *self)
+{
+  g_autoptr(GError) error = NULL;
+  if (!smolvm_vm_save (self, &error))
+    g_warning ("%s", error->message);
+}
+
+void
+smolvm_vm_set_state (SmolvmVm *self, const gchar *state)
+{
+  SmolvmDbusVm *iface = SMOLVM_DBUS_VM (self);
+  smolvm_dbus_vm_set_state (iface, state);
+  smolvm_dbus_vm_set_pid (iface, self->vmm != NULL ? (guint) smolvm_vmm_get_pid (self->vmm) : 0);
+  save_or_warn (self);
+}
+
+void
+smolvm_vm_set_restored_from (SmolvmVm *self, const gchar *snapshot_id)
+{
+  smolvm_dbus_vm_set_restored_from (SMOLVM_DBUS_VM (self), snapshot_id != NULL ? snapshot_id : "");
+  save_or_warn (self);
+}
+
+SmolvmVm *
+smolvm_vm_load (const gchar *dir, const gchar *runtime_root, SmolvmNetwork *network,
+                GHashTable *binaries, GError **error)
+{
+  g_autofree gchar *path = g_build_filename (dir, SMOLVM_VM_METADATA, NULL);
+  g_autofree gchar *dirname = g_path_get_basename (dir);
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) local_error = NULL;
+  g_autoptr(SmolvmVmConfig) config = NULL;
+  g_autoptr(GVariant) net = NULL;
+  g_autofree gchar *runtime_dir = NULL;
+  SmolvmVm *self;
+  JsonObject *o, *config_o;
+
+  if (!json_parser_load_from_mapped_file (parser, path, &local_error) ||
+      !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Cannot read %s: %s", path,
+                 local_error != NULL ? local_error->message : "not a JSON object");
+    return NULL;
+  }
+  o = json_node_get_object (json_parser_get_root (parser));
+  config_o = json_object_get_object_member (o, "config");
+  if (config_o == NULL || (config = smolvm_vm_config_new_from_json (config_o, &local_error)) == NULL) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid config in %s: %s", path,
+                 local_error != NULL ? local_error->message : "missing");
+    return NULL;
+  }
+  if (g_strcmp0 (config->vm_id, dirname) != 0 || !smolvm_id_is_valid (config->vm_id)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                 "Invalid %s: VM id '%s' does not match its directory", path, config->vm_id);
+    return NULL;
+  }
+  net = g_variant_ref_sink (
+    smolvm_string_dict_from_json (json_object_get_object_member (o, "network_config")));
+  runtime_dir = g_build_filename (runtime_root, config->vm_id, NULL);
+  self = smolvm_vm_new (config, net, dir, runtime_dir, network, binaries);
+  smolvm_dbus_vm_set_state (SMOLVM_DBUS_VM (self),
+                            json_object_get_string_member_with_default (o, "state",
+                                                                        SMOLVM_VM_STATE_STOPPED));
+  smolvm_dbus_vm_set_restored_from (
+    SMOLVM_DBUS_VM (self), json_object_get_string_member_with_default (o, "restored_from", ""));
+  self->saved_pid = (GPid) json_object_get_int_member_with_default (o, "pid", 0);
+  return self;
+}
+
+GVariant *
+smolvm_vm_to_info (SmolvmVm *self)
+{
+  SmolvmDbusVm *iface = SMOLVM_DBUS_VM (self);
+  g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  g_autoptr(GVariant) config = g_variant_ref_sink (smolvm_vm_config_to_variant (self->config));
+  GVariantIter iter;
+  const gchar *key;
+  GVariant *value;
+
+  g_variant_iter_init (&iter, config);
+  while (g_variant_iter_next (&iter, "{&sv}", &key, &value)) {
+    g_variant_builder_add (&b, "{sv}", key, value);
+    g_variant_unref (value);
+  }
+  g_variant_builder_add (&b, "{sv}", "state", g_variant_new_string (smolvm_vm_get_state (self)));
+  g_variant_builder_add (&b, "{sv}", "pid", g_variant_new_uint32 (smolvm_dbus_vm_get_pid (iface)));
+  g_variant_builder_add (&b, "{sv}", "disk_path",
+                         g_variant_new_string (smolvm_dbus_vm_get_disk_path (iface)));
+  g_variant_builder_add (&b, "{sv}", "console_log_path",
+                         g_variant_new_string (smolvm_dbus_vm_get_console_log_path (iface)));
+  g_variant_builder_add (&b, "{sv}", "network_config", smolvm_vm_get_network_config (self));
+  g_variant_builder_add (&b, "{sv}", "restored_from",
+                         g_variant_new_string (smolvm_vm_get_restored_from (self)));
+  return g_variant_builder_end (&b);
+}
+
+/* ---- the VMM process ---- */
+
+static void
+on_vmm_exited (SmolvmVmm *vmm, gpointer user_data)
+{
+  SmolvmVm *self = user_data;
+
+  /* an operation under way handles the exit itself */
+  if (self->busy_with != NULL)
+    return;
+  g_warning ("The VMM of VM '%s' exited unexpectedly; see %s", smolvm_vm_get_id (self),
+             smolvm_vmm_get_console_log_path (vmm));
+  smolvm_network_tap_down (self->network, smolvm_vm_get_network_config (self));
+  drop_vmm (self);
+  smolvm_vm_set_state (self, SMOLVM_VM_STATE_ERROR);
+}
+
+static gboolean
+ensure_vmm (SmolvmVm *self, GError **error)
+{
+  const gchar *binary;
+  SmolvmDbusVm *iface = SMOLVM_DBUS_VM (self);
+
+  if (self->vmm != NULL)
+    return TRUE;
+  if (!smolvm_mkdir_p (self->runtime_dir, 0750, error))
+    return FALSE;
+  binary = g_hash_table_lookup (self->binaries, self->config->backend);
+  if (binary == NULL || !g_str_equal (self->config->backend, "firecracker")) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_UNSUPPORTED,
+                 "Backend '%s' is not supported by this daemon", self->config->backend);
+    return FALSE;
+  }
+  self->vmm = smolvm_firecracker_new (smolvm_vm_get_id (self), self->config,
+                                      smolvm_vm_get_network_config (self),
+                                      smolvm_dbus_vm_get_disk_path (iface), self->runtime_dir,
+                                      smolvm_dbus_vm_get_console_log_path (iface), binary);
+  g_signal_connect (self->vmm, "exited", G_CALLBACK (on_vmm_exited), self);
+  return TRUE;
+}
+
+/* Common tail of start and restore: a failed launch leaves no process. */
+typedef struct {
+  gchar *vmstate_path; /* NULL: a fresh boot */
+  gchar *mem_path;
+  gboolean resume;
+  GError *error;
+} Launch;
+
+static void
+launch_free (Launch *launch)
+{
+  g_free (launch->vmstate_path);
+  g_free (launch->mem_path);
+  g_clear_error (&launch->error);
+  g_free (launch);
+}
+
+static void
+on_launch_failed_terminated (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  SmolvmVm *self = g_task_get_source_object (task);
+  Launch *launch = g_task_get_task_data (task);
+
+  smolvm_vmm_terminate_finish (SMOLVM_VMM (source), result);
+  smolvm_network_tap_down (self->network, smolvm_vm_get_network_config (self));
+  drop_vmm (self);
+  smolvm_vm_set_state (self, SMOLVM_VM_STATE_STOPPED);
+  g_task_return_error (task, g_steal_pointer (&launch->error));
+}
+
+static void
+on_launch_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  SmolvmVm *self = g_task_get_source_object (task);
+  Launch *launch = g_task_get_task_data (task);
+
+  if (!smolvm_vmm_op_finish (SMOLVM_VMM (source), result, &launch->error)) {
+    g_prefix_error (&launch->error, "Cannot %s VM '%s': ",
+                    launch->vmstate_path != NULL ? "restore" : "start", smolvm_vm_get_id (self));
+    smolvm_vmm_terminate_async (self->vmm, on_launch_failed_terminated, g_steal_pointer (&task));
+    return;
+  }
+  smolvm_vm_set_state (self, launch->vmstate_path == NULL || launch->resume
+                               ? SMOLVM_VM_STATE_RUNNING
+                               : SMOLVM_VM_STATE_PAUSED);
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+on_launch_tap_up (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  SmolvmVm *self = g_task_get_source_object (task);
+  Launch *launch = g_task_get_task_data (task);
+  g_autoptr(GError) error = NULL;
+
+  if (!smolvm_network_tap_up_finish (SMOLVM_NETWORK (source), result, &error) ||
+      !ensure_vmm (self, &error)) {
+    smolvm_network_tap_down (self->network, smolvm_vm_get_network_config (self));
+    g_task_return_error (task, g_steal_pointer (&error));
+    return;
+  }
+  if (launch->vmstate_path == NULL)
+    smolvm_vmm_boot_async (self->vmm, NULL, on_launch_done, g_steal_pointer (&task));
+  else
+    smolvm_vmm_snapshot_load_async (self->vmm, launch->vmstate_path, launch->mem_path,
+                                    launch->resume, NULL, on_launch_done, g_steal_pointer (&task));
+}
+
+static void
+launch_async (SmolvmVm *self, const gchar *vmstate_path, const gchar *mem_path, gboolean resume,
+              GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
+  Launch *launch = g_new0 (Launch, 1);
+  const gchar *state = smolvm_vm_get_state (self);
+
+  launch->vmstate_path = g_strdup (vmstate_path);
+  launch->mem_path = g_strdup (mem_path);
+  launch->resume = resume;
+  g_task_set_task_data (task, launch, (GDestroyNotify) launch_free);
+
+  if (self->vmm != NULL && smolvm_vmm_is_running (self->vmm)) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_STATE,
+                             "VM '%s' is %s; stop it first", smolvm_vm_get_id (self), state);
+    return;
+  }
+  drop_vmm (self);
+  smolvm_network_tap_up_async (self->network, smolvm_vm_get_network_config (self),
+                               on_launch_tap_up, g_steal_pointer (&task));
+}
+
+void
+smolvm_vm_start_async (SmolvmVm *self, GAsyncReadyCallback callback, gpointer user_data)
+{
+  const gchar *state = smolvm_vm_get_state (self);
+
+  if (!g_str_equal (state, SMOLVM_VM_STATE_CREATED) &&
+      !g_str_equal (state, SMOLVM_VM_STATE_STOPPED)) {
+    g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_STATE,
+                             "VM '%s' is %s; only a created or stopped VM can be started",
+                             smolvm_vm_get_id (self), state);
+    return;
+  }
+  launch_async (self, NULL, NULL, FALSE, callback, user_data);
+}
+
+void
+smolvm_vm_load_snapshot_async (SmolvmVm *self, const gchar *vmstate_path, const gchar *mem_path,
+                               gboolean resume, GAsyncReadyCallback callback, gpointer user_data)
+{
+  launch_async (self, vmstate_path, mem_path, resume, callback, user_data);
+}
+
+static void
+on_set_paused_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  SmolvmVm *self = g_task_get_source_object (task);
+  gboolean paused = GPOINTER_TO_INT (g_task_get_task_data (task));
+  g_autoptr(GError) error = NULL;
+
+  if (!smolvm_vmm_op_finish (SMOLVM_VMM (source), result, &error)) {
+    g_prefix_error (&error, "Cannot %s VM '%s': ", paused ? "pause" : "resume",
+                    smolvm_vm_get_id (self));
+    g_task_return_error (task, g_steal_pointer (&error));
+    return;
+  }
+  smolvm_vm_set_state (self, paused ? SMOLVM_VM_STATE_PAUSED : SMOLVM_VM_STATE_RUNNING);
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+smolvm_vm_set_paused_async (SmolvmVm *self, gboolean paused, GAsyncReadyCallback callback,
+                            gpointer user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
+  const gchar *state = smolvm_vm_get_state (self);
+  const gchar *needed = paused ? SMOLVM_VM_STATE_RUNNING : SMOLVM_VM_STATE_PAUSED;
+
+  g_task_set_task_data (task, GINT_TO_POINTER (paused), NULL);
+  if (!g_str_equal (state, needed) || self->vmm == NULL) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_STATE,
+                             "VM '%s' is %s; only a %s VM can be %s", smolvm_vm_get_id (self),
+                             state, needed, paused ? "paused" : "resumed");
+    return;
+  }
+  smolvm_vmm_set_paused_async (self->vmm, paused, NULL, on_set_paused_done,
+                               g_steal_pointer (&task));
+}
+
+static void
+on_stop_terminated (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  SmolvmVm *self = g_task_get_source_object (task);
+
+  smolvm_vmm_terminate_finish (SMOLVM_VMM (source), result);
+  smolvm_network_tap_down (self->network, smolvm_vm_get_network_config (self));
+  drop_vmm (self);
+  smolvm_vm_set_state (self, SMOLVM_VM_STATE_STOPPED);
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+smolvm_vm_stop_async (SmolvmVm *self, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
+
+  if (self->vmm == NULL) {
+    if (!g_str_equal (smolvm_vm_get_state (self), SMOLVM_VM_STATE_CREATED))
+      smolvm_vm_set_state (self, SMOLVM_VM_STATE_STOPPED);
+    g_task_return_boolean (task, TRUE);
+    return;
+  }
+  smolvm_vmm_terminate_async (self->vmm, on_stop_terminated, g_steal_pointer (&task));
+}
+
+static void
+on_save_snapshot_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!smolvm_vmm_op_finish (SMOLVM_VMM (source), result, &error))
+    g_task_return_error (task, g_steal_pointer (&error));
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+void
+smolvm_vm_save_snapshot_async (SmolvmVm *self, const gchar *vmstate_path, const gchar *mem_path,
+                               GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
+
+  if (self->vmm == NULL || !g_str_equal (smolvm_vm_get_state (self), SMOLVM_VM_STATE_PAUSED)) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_STATE,
+                             "VM '%s' must be paused to save its state", smolvm_vm_get_id (self));
+    return;
+  }
+  smolvm_vmm_snapshot_create_async (self->vmm, vmstate_path, mem_path, NULL,
+                                    on_save_snapshot_done, g_steal_pointer (&task));
+}
+
+gboolean
+smolvm_vm_op_finish (SmolvmVm *self, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* ---- after a daemon restart ---- */
+
+static gboolean
+pid_runs_vmm (GPid pid, const gchar *runtime_dir)
+{
+  g_autofree gchar *path = g_strdup_printf ("/proc/%d/cmdline", pid);
+  g_autofree gchar *cmdline = NULL;
+  gsize len = 0;
+
+  if (pid <= 0 || !g_file_get_contents (path, &cmdline, &len, NULL))
+    return FALSE;
+  /* arguments are NUL-separated; our VMMs carry their runtime dir in one */
+  for (gsize i = 0; i < len; i += strlen (cmdline + i) + 1)
+    if (g_str_has_prefix (cmdline + i, runtime_dir))
+      return TRUE;
+  return FALSE;
+}
+
+static void
+on_reattached (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  SmolvmVm *self = g_task_get_source_object (task);
+  g_autoptr(GError) error = NULL;
+  gboolean paused = FALSE;
+
+  smolvm_vm_end_op (self);
+  if (!smolvm_vmm_attach_finish (SMOLVM_VMM (source), result, &paused, &error)) {
+    g_warning ("Cannot take over the VMM of VM '%s': %s", smolvm_vm_get_id (self), error->message);
+    smolvm_vm_stop_async (self, NULL, NULL);
+  } else {
+    g_message ("Took over VM '%s' (pid %u, %s)", smolvm_vm_get_id (self),
+               smolvm_vmm_get_pid (self->vmm), paused ? "paused" : "running");
+    smolvm_vm_set_state (self, paused ? SMOLVM_VM_STATE_PAUSED : SMOLVM_VM_STATE_RUNNING);
+  }
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+smolvm_vm_reattach_async (SmolvmVm *self, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
+  g_autoptr(GError) error = NULL;
+
+  if (!smolvm_vm_is_active (self)) {
+    g_task_return_boolean (task, TRUE);
+    return;
+  }
+  if (!pid_runs_vmm (self->saved_pid, self->runtime_dir) || !ensure_vmm (self, &error)) {
+    if (error != NULL)
+      g_warning ("VM '%s': %s", smolvm_vm_get_id (self), error->message);
+    g_message ("The VMM of VM '%s' is gone; it is now stopped", smolvm_vm_get_id (self));
+    smolvm_vm_set_state (self, SMOLVM_VM_STATE_STOPPED);
+    g_task_return_boolean (task, TRUE);
+    return;
+  }
+  /* the exit handler must not see the attach as a crash */
+  smolvm_vm_begin_op (self, "reattach", NULL);
+  smolvm_vmm_attach_async (self->vmm, self->saved_pid, NULL, on_reattached,
+                           g_steal_pointer (&task));
+}

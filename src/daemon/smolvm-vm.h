@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "smolvm-generated.h"
+#include "smolvm-network.h"
+#include "smolvm-vm-config.h"
+#include "smolvm-vmm.h"
+
+G_BEGIN_DECLS
+
+#define SMOLVM_TYPE_VM (smolvm_vm_get_type ())
+G_DECLARE_FINAL_TYPE (SmolvmVm, smolvm_vm, SMOLVM, VM, SmolvmDbusVmSkeleton)
+
+#define SMOLVM_VM_STATE_CREATED "created"
+#define SMOLVM_VM_STATE_RUNNING "running"
+#define SMOLVM_VM_STATE_PAUSED "paused"
+#define SMOLVM_VM_STATE_STOPPED "stopped"
+#define SMOLVM_VM_STATE_ERROR "error"
+
+#define SMOLVM_VM_METADATA "vm.json"
+#define SMOLVM_VM_DISK "disk.ext4"
+
+/* A VM record: its config and network identity, its own disk in @dir
+ * (vms/ID) and its runtime files in @runtime_dir. @binaries maps a backend
+ * name to the VMM binary. */
+SmolvmVm *smolvm_vm_new (const SmolvmVmConfig *config, GVariant *network_config,
+                         const gchar *dir, const gchar *runtime_dir, SmolvmNetwork *network,
+                         GHashTable *binaries);
+
+/* Reads DIR/vm.json. The State is as saved; call smolvm_vm_reattach_async()
+ * to reconcile it with the process, if any. */
+SmolvmVm *smolvm_vm_load (const gchar *dir, const gchar *runtime_root, SmolvmNetwork *network,
+                          GHashTable *binaries, GError **error);
+gboolean smolvm_vm_save (SmolvmVm *self, GError **error);
+
+const gchar *smolvm_vm_get_id (SmolvmVm *self);
+const gchar *smolvm_vm_get_dir (SmolvmVm *self);
+const gchar *smolvm_vm_get_state (SmolvmVm *self);
+const gchar *smolvm_vm_get_restored_from (SmolvmVm *self);
+const SmolvmVmConfig *smolvm_vm_get_config (SmolvmVm *self);
+GVariant *smolvm_vm_get_network_config (SmolvmVm *self);
+SmolvmVmm *smolvm_vm_get_vmm (SmolvmVm *self);
+/* running or paused: a VMM process holds the guest */
+gboolean smolvm_vm_is_active (SmolvmVm *self);
+
+/* Serializes operations: FALSE and InvalidState when one is under way. */
+gboolean smolvm_vm_begin_op (SmolvmVm *self, const gchar *what, GError **error);
+void smolvm_vm_end_op (SmolvmVm *self);
+gboolean smolvm_vm_is_busy (SmolvmVm *self);
+
+/* Sets State (and persists it); records the snapshot a restore came from. */
+void smolvm_vm_set_state (SmolvmVm *self, const gchar *state);
+void smolvm_vm_set_restored_from (SmolvmVm *self, const gchar *snapshot_id);
+
+/* The properties of org.smolvm.Manager.ListVMs. */
+GVariant *smolvm_vm_to_info (SmolvmVm *self);
+
+/* Lifecycle; the caller holds the op (begin_op) around each. All complete
+ * with smolvm_vm_op_finish(). */
+void smolvm_vm_start_async (SmolvmVm *self, GAsyncReadyCallback callback, gpointer user_data);
+void smolvm_vm_set_paused_async (SmolvmVm *self, gboolean paused, GAsyncReadyCallback callback,
+                                 gpointer user_data);
+/* Ends the VMM, if any; always ends "stopped". Never fails. */
+void smolvm_vm_stop_async (SmolvmVm *self, GAsyncReadyCallback callback, gpointer user_data);
+/* A fresh VMM loads the snapshot files; ends paused or, with @resume, running.
+ * On failure the VMM is gone and the VM is stopped. */
+void smolvm_vm_load_snapshot_async (SmolvmVm *self, const gchar *vmstate_path,
+                                    const gchar *mem_path, gboolean resume,
+                                    GAsyncReadyCallback callback, gpointer user_data);
+/* Writes vmstate and memory of a paused VM. */
+void smolvm_vm_save_snapshot_async (SmolvmVm *self, const gchar *vmstate_path,
+                                    const gchar *mem_path, GAsyncReadyCallback callback,
+                                    gpointer user_data);
+gboolean smolvm_vm_op_finish (SmolvmVm *self, GAsyncResult *result, GError **error);
+
+/* After a daemon restart: takes over a VMM that still runs, else marks the
+ * VM stopped. Never fails. */
+void smolvm_vm_reattach_async (SmolvmVm *self, GAsyncReadyCallback callback, gpointer user_data);
+
+G_END_DECLS

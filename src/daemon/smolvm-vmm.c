@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+
+#include "smolvm-error.h"
+#include "smolvm-vmm.h"
+
+#define TERMINATE_GRACE_MS 3000
+
+typedef struct {
+  gchar *vm_id;
+  SmolvmVmConfig *config;
+  GVariant *network_config;
+  gchar *disk_path;
+  gchar *runtime_dir;
+  gchar *console_log_path;
+  gchar *binary;
+
+  GSubprocess *process; /* when we spawned it */
+  GPid adopted_pid;     /* when an earlier daemon did */
+  int adopted_pidfd;
+  guint adopted_watch;
+  GPtrArray *exit_waiters; /* GTask, completed when the process is gone */
+  GCancellable *cancellable;
+} SmolvmVmmPrivate;
+
+G_DEFINE_TYPE_WITH_PRIVATE (SmolvmVmm, smolvm_vmm, G_TYPE_OBJECT)
+
+enum {
+  PROP_0,
+  PROP_VM_ID,
+  PROP_CONFIG,
+  PROP_NETWORK_CONFIG,
+  PROP_DISK_PATH,
+  PROP_RUNTIME_DIR,
+  PROP_CONSOLE_LOG_PATH,
+  PROP_BINARY,
+  N_PROPS
+};
+static GParamSpec *props[N_PROPS];
+
+enum { SIGNAL_EXITED, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
+static void
+smolvm_vmm_finalize (GObject *object)
+{
+  SmolvmVmm *self = SMOLVM_VMM (object);
+  SmolvmVmmPrivate *priv = smolvm_vmm_get_instance_private (self);
+
+  g_cancellable_cancel (priv->cancellable);
+  g_clear_object (&priv->cancellable);
+  if (priv->adopted_watch != 0)
+    g_source_remove (priv->adopted_watch);
+  if (priv->adopted_pidfd >= 0)
+    close (priv->adopted_pidfd);
+  g_clear_object (&priv->process);
+  g_clear_pointer (&priv->exit_waiters, g_ptr_array_unref);
+  g_free (priv->vm_id);
+  smolvm_vm_config_free (priv->config);
+  g_clear_pointer (&priv->network_config, g_variant_unref);
+  g_free (priv->disk_path);
+  g_free (priv->runtime_dir);
+  g_free (priv->console_log_path);
+  g_free (priv->binary);
+  G_OBJECT_CLASS (smolvm_vmm_parent_class)->finalize (object);
+}
+
+static void
+smolvm_vmm_set_property (GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec)
+{
+  SmolvmVmm *self = SMOLVM_VMM (object);
+  SmolvmVmmPrivate *priv = smolvm_vmm_get_instance_private (self);
+
+  switch (prop_id) {
+  case PROP_VM_ID:
+    priv->vm_id = g_value_dup_string (value);
+    break;
+  case PROP_CONFIG:
+    priv->config = g_value_dup_boxed (value);
+    break;
+  case PROP_NETWORK_CONFIG:
+    priv->network_config = g_value_dup_variant (value);
+    break;
+  case PROP_DISK_PATH:
+    priv->disk_path = g_value_dup_string (value);
+    break;
+  case PROP_RUNTIME_DIR:
+    priv->runtime_dir = g_value_dup_string (value);
+    break;
+  case PROP_CONSOLE_LOG_PATH:
+    priv->console_log_path = g_value_dup_string (value);
+    break;
+  case PROP_BINARY:
+    priv->binary = g_value_dup_string (value);
+    break;
+  default:
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+  }
+}
+
+static void
+smolvm_vmm_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  SmolvmVmm *self = SMOLVM_VMM (object);
+  SmolvmVmmPrivate *priv = smolvm_vmm_get_instance_private (self);
+
+  switch (prop_id) {
+  case PROP_VM_ID:
+    g_value_set_string (value, priv->vm_id);
+    break;
+  case PROP_CONFIG:
+    g_value_set_boxed (value, priv->config);
+    break;
+  case PROP_NETWORK_CONFIG:
+    g_value_set_variant (value, priv->network_config);
+    break;
+  case PROP_DISK_PATH:
+    g_value_set_string (value, priv->disk_path);
+    break;
+  case PROP_RUNTIME_DIR:
+    g_value_set_string (value, priv->runtime_dir);
+    break;
+  case PROP_CONSOLE_LOG_PATH:
+    g_value_set_string (value, priv->console_log_path);
+    break;
+  case PROP_BINARY:
+    g_value_set_string (value, priv->binary);
+    break;
+  default:
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+  }
+}
+
+static void
+smolvm_vmm_init (SmolvmVmm *self)
+{
+  SmolvmVmmPrivate *priv = smolvm_vmm_get_instance_private (self);
+  priv->adopted_pidfd = -1;
+  priv->exit_waiters = g_ptr_array_new_with_free_func (g_object_unref);
+  priv->cancellable = g_cancellable_new ();
+}
+
+static void
+smolvm_vmm_class_init (SmolvmVmmClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GParamFlags flags = G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS;
+
+  object_class->finalize = smolvm_vmm_finalize;
+  object_class->set_property = smolvm_vmm_set_property;
+  object_class->get_property = smolvm_vmm_get_property;
+
+  props[PROP_VM_ID] = g_param_spec_string ("vm-id", NULL, NULL, NULL, flags);
+  props[PROP_CONFIG] =
+    g_param_spec_boxed ("config", NULL, NULL, SMOLVM_TYPE_VM_CONFIG, flags);
+  props[PROP_NETWORK_CONFIG] = g_param_spec_variant ("network-config", NULL, NULL,
+                                                     G_VARIANT_TYPE_VARDICT, NULL, flags);
+  props[PROP_DISK_PATH] = g_param_spec_string ("disk-path", NULL, NULL, NULL, flags);
+  props[PROP_RUNTIME_DIR] = g_param_spec_string ("runtime-dir", NULL, NULL, NULL, flags);
+  props[PROP_CONSOLE_LOG_PATH] =
+    g_param_spec_string ("console-log-path", NULL, NULL, NULL, flags);
+  props[PROP_BINARY] = g_param_spec_string ("binary", NULL, NULL, NULL, flags);
+  g_object_class_install_properties (object_class, N_PROPS, props);
+
+  /* The process ended without being asked to (or after terminate). */
+  signals[SIGNAL_EXITED] = g_signal_new ("exited", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                                         0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+}
+
+#define PRIV(self) ((SmolvmVmmPrivate *) smolvm_vmm_get_instance_private (self))
+
+const gchar *smolvm_vmm_get_vm_id (SmolvmVmm *self) { return PRIV (self)->vm_id; }
+const SmolvmVmConfig *smolvm_vmm_get_config (SmolvmVmm *self) { return PRIV (self)->config; }
+GVariant *smolvm_vmm_get_network_config (SmolvmVmm *self) { return PRIV (self)->network_config; }
+const gchar *smolvm_vmm_get_disk_path (SmolvmVmm *self) { return PRIV (self)->disk_path; }
+const gchar *smolvm_vmm_get_runtime_dir (SmolvmVmm *self) { return PRIV (self)->runtime_dir; }
+const gchar *smolvm_vmm_get_binary (SmolvmVmm *self) { return PRIV (self)->binary; }
+
+const gchar *
+smolvm_vmm_get_console_log_path (SmolvmVmm *self)
+{
+  return PRIV (self)->console_log_path;
+}
+
+GPid
+smolvm_vmm_get_pid (SmolvmVmm *self)
+{
+  SmolvmVmmPrivate *priv = PRIV (self);
+  const gchar *ident;
+
+  if (priv->adopted_pid > 0)
+    return priv->adopted_pid;
+  if (priv->process == NULL)
+    return 0;
+  ident = g_subprocess_get_identifier (priv->process);
+  return ident != NULL ? (GPid) atoi (ident) : 0;
+}
+
+gboolean
+smolvm_vmm_is_running (SmolvmVmm *self)
+{
+  return smolvm_vmm_get_pid (self) > 0;
+}
+
+static void
+process_gone (SmolvmVmm *self)
+{
+  SmolvmVmmPrivate *priv = PRIV (self);
+  g_autoptr(GPtrArray) waiters = g_steal_pointer (&priv->exit_waiters);
+
+  priv->exit_waiters = g_ptr_array_new_with_free_func (g_object_unref);
+  g_clear_object (&priv->process);
+  priv->adopted_pid = 0;
+  if (priv->adopted_pidfd >= 0) {
+    close (priv->adopted_pidfd);
+    priv->adopted_pidfd = -1;
+  }
+  for (guint i = 0; i < waiters->len; i++)
+    g_task_return_boolean (g_ptr_array_index (waiters, i), TRUE);
+  g_signal_emit (self, signals[SIGNAL_EXITED], 0);
+}
+
+static void
+on_process_exited (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(SmolvmVmm) self = user_data;
+  SmolvmVmmPrivate *priv = PRIV (self);
+
+  g_subprocess_wait_finish (G_SUBPROCESS (source), result, NULL);
+  /* a later spawn may have replaced the process already */
+  if (priv->process != G_SUBPROCESS (source))
+    return;
+  g_debug ("VMM of VM %s exited", priv->vm_id);
+  process_gone (self);
+}
+
+static void
+child_setup_new_session (gpointer user_data)
+{
+  setsid ();
+}
+
+gboolean
+smolvm_vmm_spawn (SmolvmVmm *self, const gchar *const *argv, GError **error)
+{
+  SmolvmVmmPrivate *priv = PRIV (self);
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GError) local_error = NULL;
+  int log_fd;
+
+  g_return_val_if_fail (!smolvm_vmm_is_running (self), FALSE);
+
+  /* Append, so that a restored guest's output follows what it printed
+   * before the snapshot. */
+  log_fd = open (priv->console_log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (log_fd < 0)
+    return smolvm_error_set_errno (error, errno, "Cannot open console log %s",
+                                   priv->console_log_path);
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  g_subprocess_launcher_set_stdin_file_path (launcher, "/dev/null");
+  /* its own session: a signal to the daemon's process group (a Ctrl-C in a
+   * terminal) must not take the guests down with it */
+  g_subprocess_launcher_set_child_setup (launcher, child_setup_new_session, NULL, NULL);
+  g_subprocess_launcher_take_stdout_fd (launcher, log_fd);
+  g_subprocess_launcher_take_stderr_fd (launcher, dup (log_fd));
+  g_subprocess_launcher_set_cwd (launcher, priv->runtime_dir);
+  process = g_subprocess_launcher_spawnv (launcher, argv, &local_error);
+  if (process == NULL) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND, "Cannot start %s: %s", argv[0],
+                 local_error->message);
+    return FALSE;
+  }
+  priv->process = g_object_ref (process);
+  g_subprocess_wait_async (process, NULL, on_process_exited, g_object_ref (self));
+  return TRUE;
+}
+
+static gboolean
+on_adopted_exit (gint fd, GIOCondition condition, gpointer user_data)
+{
+  SmolvmVmm *self = user_data;
+  PRIV (self)->adopted_watch = 0;
+  process_gone (self);
+  return G_SOURCE_REMOVE;
+}
+
+gboolean
+smolvm_vmm_adopt (SmolvmVmm *self, GPid pid, GError **error)
+{
+  SmolvmVmmPrivate *priv = PRIV (self);
+  /* not our child any more: a pidfd is the race-free way to watch it */
+  int pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
+
+  if (pidfd < 0)
+    return smolvm_error_set_errno (error, errno, "Cannot watch VMM process %d", pid);
+  priv->adopted_pid = pid;
+  priv->adopted_pidfd = pidfd;
+  priv->adopted_watch = g_unix_fd_add (pidfd, G_IO_IN, on_adopted_exit, self);
+  return TRUE;
+}
+
+static void
+add_exit_waiter (SmolvmVmm *self, GTask *task)
+{
+  g_ptr_array_add (PRIV (self)->exit_waiters, g_object_ref (task));
+}
+
+static gboolean
+on_terminate_grace_over (gpointer user_data)
+{
+  SmolvmVmm *self = user_data;
+  GPid pid = smolvm_vmm_get_pid (self);
+  if (pid > 0) {
+    g_warning ("VMM %d of VM %s ignored SIGTERM; killing it", pid, PRIV (self)->vm_id);
+    kill (pid, SIGKILL);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+void
+smolvm_vmm_terminate_async (SmolvmVmm *self, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
+  GPid pid = smolvm_vmm_get_pid (self);
+  g_autoptr(GSource) grace = NULL;
+
+  if (pid <= 0) {
+    g_task_return_boolean (task, TRUE);
+    return;
+  }
+  add_exit_waiter (self, task);
+  kill (pid, SIGTERM);
+  grace = g_timeout_source_new (TERMINATE_GRACE_MS);
+  g_task_attach_source (task, grace, on_terminate_grace_over);
+}
+
+void
+smolvm_vmm_terminate_finish (SmolvmVmm *self, GAsyncResult *result)
+{
+  g_task_propagate_boolean (G_TASK (result), NULL);
+}
+
+void
+smolvm_vmm_boot_async (SmolvmVmm *self, GCancellable *cancellable, GAsyncReadyCallback callback,
+                       gpointer user_data)
+{
+  SMOLVM_VMM_GET_CLASS (self)->boot_async (self, cancellable, callback, user_data);
+}
+
+void
+smolvm_vmm_set_paused_async (SmolvmVmm *self, gboolean paused, GCancellable *cancellable,
+                             GAsyncReadyCallback callback, gpointer user_data)
+{
+  SMOLVM_VMM_GET_CLASS (self)->set_paused_async (self, paused, cancellable, callback, user_data);
+}
+
+void
+smolvm_vmm_snapshot_create_async (SmolvmVmm *self, const gchar *vmstate_path,
+                                  const gchar *mem_path, GCancellable *cancellable,
+                                  GAsyncReadyCallback callback, gpointer user_data)
+{
+  SMOLVM_VMM_GET_CLASS (self)->snapshot_create_async (self, vmstate_path, mem_path, cancellable,
+                                                      callback, user_data);
+}
+
+void
+smolvm_vmm_snapshot_load_async (SmolvmVmm *self, const gchar *vmstate_path, const gchar *mem_path,
+                                gboolean resume, GCancellable *cancellable,
+                                GAsyncReadyCallback callback, gpointer user_data)
+{
+  SMOLVM_VMM_GET_CLASS (self)->snapshot_load_async (self, vmstate_path, mem_path, resume,
+                                                    cancellable, callback, user_data);
+}
+
+gboolean
+smolvm_vmm_op_finish (SmolvmVmm *self, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+void
+smolvm_vmm_attach_async (SmolvmVmm *self, GPid pid, GCancellable *cancellable,
+                         GAsyncReadyCallback callback, gpointer user_data)
+{
+  SMOLVM_VMM_GET_CLASS (self)->attach_async (self, pid, cancellable, callback, user_data);
+}
+
+gboolean
+smolvm_vmm_attach_finish (SmolvmVmm *self, GAsyncResult *result, gboolean *paused,
+                          GError **error)
+{
+  gssize value = g_task_propagate_int (G_TASK (result), error);
+  if (value < 0)
+    return FALSE;
+  *paused = value == 1;
+  return TRUE;
+}

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "smolvm-vm-config.h"
+
+G_BEGIN_DECLS
+
+#define SMOLVM_TYPE_VMM (smolvm_vmm_get_type ())
+G_DECLARE_DERIVABLE_TYPE (SmolvmVmm, smolvm_vmm, SMOLVM, VMM, GObject)
+
+/* One hypervisor process driving one VM. The base class owns the process:
+ * spawning it with its output appended to the console log, watching it (also
+ * when adopted after a daemon restart), and terminating it. Subclasses speak
+ * the hypervisor's protocol. Every *_async completes through
+ * smolvm_vmm_op_finish(). */
+struct _SmolvmVmmClass {
+  GObjectClass parent_class;
+
+  /* spawn a fresh process and boot the guest */
+  void (*boot_async) (SmolvmVmm *self, GCancellable *cancellable, GAsyncReadyCallback callback,
+                      gpointer user_data);
+  void (*set_paused_async) (SmolvmVmm *self, gboolean paused, GCancellable *cancellable,
+                            GAsyncReadyCallback callback, gpointer user_data);
+  /* the guest must be paused */
+  void (*snapshot_create_async) (SmolvmVmm *self, const gchar *vmstate_path, const gchar *mem_path,
+                                 GCancellable *cancellable, GAsyncReadyCallback callback,
+                                 gpointer user_data);
+  /* spawn a fresh process and load a snapshot into it */
+  void (*snapshot_load_async) (SmolvmVmm *self, const gchar *vmstate_path, const gchar *mem_path,
+                               gboolean resume, GCancellable *cancellable,
+                               GAsyncReadyCallback callback, gpointer user_data);
+  /* take over a process left running by an earlier daemon; the task's
+   * result (smolvm_vmm_attach_finish) is whether the guest is paused */
+  void (*attach_async) (SmolvmVmm *self, GPid pid, GCancellable *cancellable,
+                        GAsyncReadyCallback callback, gpointer user_data);
+};
+
+const gchar *smolvm_vmm_get_vm_id (SmolvmVmm *self);
+const SmolvmVmConfig *smolvm_vmm_get_config (SmolvmVmm *self);
+GVariant *smolvm_vmm_get_network_config (SmolvmVmm *self);
+const gchar *smolvm_vmm_get_disk_path (SmolvmVmm *self);
+const gchar *smolvm_vmm_get_runtime_dir (SmolvmVmm *self);
+const gchar *smolvm_vmm_get_console_log_path (SmolvmVmm *self);
+const gchar *smolvm_vmm_get_binary (SmolvmVmm *self);
+GPid smolvm_vmm_get_pid (SmolvmVmm *self);
+gboolean smolvm_vmm_is_running (SmolvmVmm *self);
+
+void smolvm_vmm_boot_async (SmolvmVmm *self, GCancellable *cancellable,
+                            GAsyncReadyCallback callback, gpointer user_data);
+void smolvm_vmm_set_paused_async (SmolvmVmm *self, gboolean paused, GCancellable *cancellable,
+                                  GAsyncReadyCallback callback, gpointer user_data);
+void smolvm_vmm_snapshot_create_async (SmolvmVmm *self, const gchar *vmstate_path,
+                                       const gchar *mem_path, GCancellable *cancellable,
+                                       GAsyncReadyCallback callback, gpointer user_data);
+void smolvm_vmm_snapshot_load_async (SmolvmVmm *self, const gchar *vmstate_path,
+                                     const gchar *mem_path, gboolean resume,
+                                     GCancellable *cancellable, GAsyncReadyCallback callback,
+                                     gpointer user_data);
+gboolean smolvm_vmm_op_finish (SmolvmVmm *self, GAsyncResult *result, GError **error);
+
+void smolvm_vmm_attach_async (SmolvmVmm *self, GPid pid, GCancellable *cancellable,
+                              GAsyncReadyCallback callback, gpointer user_data);
+/* FALSE with @error, else TRUE and *@paused */
+gboolean smolvm_vmm_attach_finish (SmolvmVmm *self, GAsyncResult *result, gboolean *paused,
+                                   GError **error);
+
+/* SIGTERM, then SIGKILL after a grace period; completes once the process is
+ * gone (at once when none runs). Never fails. */
+void smolvm_vmm_terminate_async (SmolvmVmm *self, GAsyncReadyCallback callback,
+                                 gpointer user_data);
+void smolvm_vmm_terminate_finish (SmolvmVmm *self, GAsyncResult *result);
+
+/* For subclasses. */
+gboolean smolvm_vmm_spawn (SmolvmVmm *self, const gchar *const *argv, GError **error);
+gboolean smolvm_vmm_adopt (SmolvmVmm *self, GPid pid, GError **error);
+
+G_END_DECLS

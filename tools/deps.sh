@@ -1,0 +1,27 @@
+#!/bin/bash
+# Installs everything smolvm needs to build, test and run its demo on Debian 12.
+set -euo pipefail
+
+packages=(
+  build-essential meson ninja-build pkg-config gettext
+  libglib2.0-dev libglib2.0-bin libjson-glib-dev libsoup-3.0-dev
+  libpolkit-gobject-1-dev
+  dbus-daemon dbus-bin systemd
+  python3 python3-yaml python3-dbusmock python3-gi
+  iproute2 util-linux libxml2-utils e2fsprogs
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "Missing packages: ${missing[*]}; run as root (or with sudo) to install them." >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
