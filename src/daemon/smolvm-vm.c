@@ -37,7 +37,10 @@ static void
 smolvm_vm_finalize (GObject *object)
 {
   SmolvmVm *self = SMOLVM_VM (object);
-  drop_vmm (self);
+  /* no property setters here: a notify would revive the object */
+  if (self->vmm != NULL)
+    g_signal_handlers_disconnect_by_data (self->vmm, self);
+  g_clear_object (&self->vmm);
   smolvm_vm_config_free (self->config);
   g_free (self->dir);
   g_free (self->runtime_dir);
