@@ -61,7 +61,7 @@ apt_download() {
 		(cd "$work" && apt-get download "${apt_opts[@]}" "$pkg" >&2) ||
 			die "apt-get download $pkg failed"
 	fi
-	deb=$(ls "$work/${pkg}"_*.deb 2>/dev/null | head -n1)
+	deb=$(find "$work" -maxdepth 1 -name "${pkg}_*.deb" | head -n1)
 	[ -n "$deb" ] || die "apt-get download $pkg produced no .deb"
 	echo "$deb"
 }
@@ -99,7 +99,7 @@ if [ ! -s "$cache/vmlinuz" ]; then
 	log "downloading $pkg"
 	deb=$(apt_download "$pkg")
 	dpkg -x "$deb" "$work/kernel"
-	img=$(ls "$work"/kernel/boot/vmlinuz-* 2>/dev/null | head -n1)
+	img=$(find "$work/kernel/boot" -maxdepth 1 -name 'vmlinuz-*' 2>/dev/null | head -n1)
 	[ -n "$img" ] || die "$pkg has no /boot/vmlinuz-*"
 	cp "$img" "$cache/.vmlinuz.tmp"
 	echo "$pkg ${img##*/vmlinuz-}" >"$cache/.kernel-package.tmp"
@@ -134,7 +134,9 @@ build_initramfs() {
 		log "apt-get download busybox-static failed; using installed /bin/busybox"
 		bb=/bin/busybox
 	fi
-	[ -n "$bb" ] && [ -x "$bb" ] || die "no busybox-static available"
+	if [ -z "$bb" ] || [ ! -x "$bb" ]; then
+		die "no busybox-static available"
+	fi
 
 	mkdir -p "$root"/{bin,dev,proc,sys,tmp,root,mnt}
 	cp "$bb" "$root/bin/busybox"

@@ -18,6 +18,7 @@ needs); they use the standard library only.  SMOLVM_BUILD_DIR and
 SMOLVM_SOURCE_DIR (set by meson) locate the binaries.
 """
 
+import atexit
 import hashlib
 import json
 import os
@@ -222,6 +223,16 @@ class DBusError(Exception):
 _GDBUS_ERROR_RE = re.compile(r"GDBus\.Error:([A-Za-z0-9_.]+): (.*)", re.S)
 
 
+def gdbus_result(rc, out, err):
+    """The output of a `gdbus call`, or its DBusError."""
+    if rc != 0:
+        m = _GDBUS_ERROR_RE.search(err)
+        if m is None:
+            raise DBusError("(unparsable)", err, err)
+        raise DBusError(m.group(1), m.group(2).strip(), err)
+    return out.strip()
+
+
 class CliResult:
     def __init__(self, argv, proc):
         self.argv = argv
@@ -268,13 +279,15 @@ class Daemon:
         self.env = env
         self.session = session
         self.extra_env = dict(extra_env or {})
-        self.wrapper = list(wrapper or [])
+        # e.g. SMOLVM_TEST_DAEMON_WRAPPER="valgrind --error-exitcode=9" to debug smolvmd
+        self.wrapper = list(wrapper or []) + shlex.split(
+            os.environ.get("SMOLVM_TEST_DAEMON_WRAPPER", ""))
         self.proc = None
         self.log_path = os.path.join(env.root, "smolvmd.log")
         self.starts = 0
 
     def argv(self):
-        argv = self.wrapper + [SMOLVMD, "--verbose"]
+        argv = self.wrapper + [SMOLVMD]
         if self.session:
             argv.append("--session")
         argv += ["--state-dir", self.env.state_dir, "--runtime-dir", self.env.runtime_dir,
@@ -332,8 +345,9 @@ class Monitor:
         self.env = env
         self.path = os.path.join(env.root, "monitor-%d.txt" % len(env.monitors))
         self.file = open(self.path, "w")
-        self.proc = subprocess.Popen(["gdbus", "monitor", "--session", "--dest", BUS_NAME],
-                                     env=env.client_env(), stdout=self.file,
+        self.proc = subprocess.Popen(["gdbus", "monitor", "--session" if env.session else "--system",
+                                      "--dest", BUS_NAME],
+                                     env=env.client_env(not env.session), stdout=self.file,
                                      stderr=subprocess.STDOUT)
         # It prints the owner once it has subscribed.
         wait_for(lambda: "is owned by" in self.text(), "gdbus monitor to subscribe")
@@ -359,15 +373,30 @@ class Monitor:
 
 # ---- the environment of one test --------------------------------------------
 
+_live_envs = set()  # cleaned up even when the test run is killed (SIGTERM, timeout)
+
+
+def _cleanup_all(*_):
+    for env in list(_live_envs):
+        env.cleanup()
+
+
+def _terminated(signum, frame):
+    _cleanup_all()
+    print("terminated by signal %d" % signum)
+    sys.stdout.flush()
+    os._exit(1)
+
+
 class Env:
     """A temporary directory, a private bus and a smolvmd; see the module doc."""
 
-    def __init__(self, name, session=True, extra_env=None, wrapper=None, start=True,
-                 state_dir=None):
-        self.name = name
-        self.root = tempfile.mkdtemp(prefix="smolvm-it-%s-" % name)
-        self.state_dir = state_dir or os.path.join(self.root, "state")
-        self.runtime_dir = os.path.join(self.root, "run")
+    def __init__(self, session=True, extra_env=None, wrapper=None, start=True,
+                 runtime_name="run"):
+        # short: the emulator's API socket path below it must fit in sun_path
+        self.root = tempfile.mkdtemp(prefix="smolvm-", dir="/tmp")
+        self.state_dir = os.path.join(self.root, "state")
+        self.runtime_dir = os.path.join(self.root, runtime_name)
         self.request_log = os.path.join(self.root, "requests.log")
         self.kernel = os.path.join(self.root, "vmlinux")
         self.rootfs = os.path.join(self.root, "rootfs.ext4")
@@ -376,6 +405,7 @@ class Env:
         self.bus = None
         self.daemon = None
         self.saved_log = ""
+        _live_envs.add(self)
         try:
             if not session:
                 # other uids must reach the bus socket
@@ -422,24 +452,28 @@ class Env:
         @method is a member of @iface (by default the interface that objects
         at @path have); @args are GVariant texts. @as_user: run as this uid
         (and gid) on the system bus."""
+        proc = subprocess.run(self.gdbus_argv(path, method, *args, iface=iface, as_user=as_user),
+                              env=self.client_env(not self.session), capture_output=True,
+                              text=True, timeout=DEADLINE * 3)
+        return gdbus_result(proc.returncode, proc.stdout, proc.stderr)
+
+    def gdbus_argv(self, path, method, *args, iface=None, as_user=None):
         if iface is None:
             iface = (VM_IFACE if "/vm/" in path else
                      SNAPSHOT_IFACE if "/snapshot/" in path else MANAGER_IFACE)
-        system = not self.session
-        argv = ["gdbus", "call", "--system" if system else "--session", "--dest", BUS_NAME,
+        argv = ["gdbus", "call", "--session" if self.session else "--system", "--dest", BUS_NAME,
                 "--object-path", path, "--timeout", str(int(DEADLINE * 2)),
                 "--method", iface + "." + method] + list(args)
         if as_user is not None:
             argv = ["setpriv", "--reuid=%d" % as_user, "--regid=%d" % as_user,
                     "--clear-groups"] + argv
-        proc = subprocess.run(argv, env=self.client_env(system), capture_output=True, text=True,
-                              timeout=DEADLINE * 3)
-        if proc.returncode != 0:
-            m = _GDBUS_ERROR_RE.search(proc.stderr)
-            if m is None:
-                raise DBusError("(unparsable)", proc.stderr, proc.stderr)
-            raise DBusError(m.group(1), m.group(2).strip(), proc.stderr)
-        return proc.stdout.strip()
+        return argv
+
+    def gdbus_background(self, path, method, *args):
+        """`gdbus call` without waiting: a Popen; see gdbus_result()."""
+        return subprocess.Popen(self.gdbus_argv(path, method, *args),
+                                env=self.client_env(not self.session), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
 
     def call(self, method, *args, **kw):
         """A method of org.smolvm.Manager through gdbus."""
@@ -447,7 +481,7 @@ class Env:
 
     def busctl(self, *args):
         """`busctl --json=short ARGS…` on the private bus; returns the unwrapped data."""
-        argv = ["busctl", "--address=" + self.bus.address, "--json=short"] + list(args)
+        argv = ["busctl", "--address=" + self.bus.address, "--json=short"] + [str(a) for a in args]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=DEADLINE * 3)
         if proc.returncode != 0:
             # busctl gives only the message, never the error name
@@ -459,7 +493,7 @@ class Env:
         """`busctl call org.smolvm.Manager /org/smolvm/Manager org.smolvm.Manager …`."""
         argv = ["call", BUS_NAME, MANAGER_PATH, MANAGER_IFACE, method]
         if signature:
-            argv += [signature] + [str(a) for a in args]
+            argv += [signature] + list(args)
         return self.busctl(*argv)
 
     # -- reads
@@ -566,6 +600,18 @@ class Env:
             return t[0] if t else None
         return wait_for(found, "tick >= %d of VM %s" % (minimum, vm_id))
 
+    def wait_loaded_tick(self, vm_id, since):
+        """After byte @since of the console: waits for the snapshot-loaded banner and
+        a tick after it; returns (that first tick, the console text from the banner)."""
+        def found():
+            log = self.console(vm_id)[since:]
+            at = log.find(LOADED_BANNER)
+            if at < 0:
+                return None
+            t = ticks(log[at:])
+            return (t[0], log[at:]) if t else None
+        return wait_for(found, "a tick after the snapshot load of VM %s" % vm_id)
+
     def last_tick(self, vm_id):
         t = ticks(self.console(vm_id))
         return t[-1] if t else None
@@ -604,6 +650,7 @@ class Env:
         return out
 
     def cleanup(self):
+        _live_envs.discard(self)
         for m in self.monitors:
             m.stop()
         if self.daemon is not None:
@@ -616,7 +663,7 @@ class Env:
         if self.bus is not None:
             self.bus.stop()
         self.saved_log = self.daemon_log()
-        if os.path.exists(self.request_log):
+        if _log_prefix is not None and os.path.exists(self.request_log):
             os.makedirs(REQUEST_LOG_DIR, exist_ok=True)
             with open(self.request_log) as src, \
                     open(os.path.join(REQUEST_LOG_DIR, "%s.log" % _log_prefix), "a") as dst:
@@ -626,7 +673,7 @@ class Env:
 
 # ---- tests ------------------------------------------------------------------
 
-_log_prefix = "adhoc"
+_log_prefix = None  # set by main(); without it request logs are not kept
 
 
 class TestCase(unittest.TestCase):
@@ -641,8 +688,7 @@ class TestCase(unittest.TestCase):
     def new_env(self, **options):
         opts = dict(self.env_options)
         opts.update(options)
-        name = re.sub(r"[^a-z0-9]+", "-", self._testMethodName.lower()).strip("-")[:40]
-        env = Env(name, **opts)
+        env = Env(**opts)
         self._envs.append(env)
         self.addCleanup(env.cleanup)
         return env
@@ -688,6 +734,9 @@ def main(name):
     """Runs the tests of module __main__; prints `N passed, M failed[, K skipped]`."""
     global _log_prefix
     _log_prefix = name
+    atexit.register(_cleanup_all)
+    signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGINT, _terminated)
     os.makedirs(REQUEST_LOG_DIR, exist_ok=True)
     log = os.path.join(REQUEST_LOG_DIR, "%s.log" % name)
     if os.path.exists(log):
@@ -713,7 +762,10 @@ def main(name):
         suite = unittest.TestSuite(flat)
     runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=_Result)
     result = runner.run(suite)
-    bad = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    # a test with failing subtests counts once
+    bad = len({getattr(t, "test_case", t).id()
+               for t, _ in result.failures + result.errors} |
+              {t.id() for t in result.unexpectedSuccesses})
     skipped = len(result.skipped)
     passed = result.testsRun - bad - skipped
     line = "%d passed, %d failed" % (passed, bad)

@@ -9,6 +9,7 @@ packages=(
   dbus-daemon dbus-bin systemd
   python3 python3-yaml python3-dbusmock python3-gi
   iproute2 util-linux libxml2-utils e2fsprogs
+  scdoc bash-completion polkitd
 )
 
 missing=()

@@ -16,7 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
 #include <gio/gio.h>
+#include <glib-unix.h>
 #include <json-glib/json-glib.h>
 
 #include "smolvm-error.h"
@@ -75,6 +81,7 @@ typedef struct {
 
   GDBusConnection *bus;
   SmolvmDbusManager *manager;
+  GSubprocess *agent; /* pkttyagent, while we may need a password */
 } Cli;
 
 typedef gboolean (*CliRunFunc) (Cli *cli, GError **error);
@@ -111,6 +118,11 @@ cli_clear (Cli *cli)
   g_strfreev (cli->args);
   g_clear_object (&cli->manager);
   g_clear_object (&cli->bus);
+  if (cli->agent != NULL) {
+    g_subprocess_send_signal (cli->agent, SIGTERM);
+    g_subprocess_wait (cli->agent, NULL, NULL);
+    g_clear_object (&cli->agent);
+  }
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Cli, cli_clear)
@@ -436,6 +448,42 @@ cli_call_flags (Cli *cli)
                               : G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION;
 }
 
+/* Like systemctl: on a terminal, a text agent answers polkit's password
+ * questions. Started before the first call, and the call waits until the
+ * agent has registered (it closes --notify-fd then), so that polkit finds
+ * it. Without pkttyagent the call simply fails with NotAuthorized. */
+static void
+cli_start_agent (Cli *cli)
+{
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *pkttyagent = NULL;
+  int notify[2];
+  gchar byte;
+
+  /* reads need no authorization */
+  if (cli->session || cli->no_ask_password || !isatty (STDIN_FILENO) ||
+      (cli->verb != NULL && g_str_equal (cli->verb->name, "list")) ||
+      (pkttyagent = g_find_program_in_path ("pkttyagent")) == NULL)
+    return;
+  if (!g_unix_open_pipe (notify, FD_CLOEXEC, NULL))
+    return;
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_INHERIT);
+  g_subprocess_launcher_take_fd (launcher, notify[1], 3);
+  cli->agent = g_subprocess_launcher_spawn (launcher, &error, pkttyagent, "--notify-fd", "3",
+                                            "--fallback", NULL);
+  g_clear_object (&launcher); /* closes our copy of the write end */
+  if (cli->agent == NULL) {
+    g_debug ("cannot start pkttyagent: %s", error->message);
+    close (notify[0]);
+    return;
+  }
+  /* EOF once the agent is registered, or has died */
+  while (read (notify[0], &byte, 1) < 0 && errno == EINTR)
+    ;
+  close (notify[0]);
+}
+
 static gboolean
 cli_connect (Cli *cli, GError **error)
 {
@@ -460,6 +508,7 @@ cli_connect (Cli *cli, GError **error)
     cli_set_not_running (cli, error);
     return FALSE;
   }
+  cli_start_agent (cli);
   return TRUE;
 }
 

@@ -19,6 +19,7 @@ static const GDBusErrorEntry smolvm_error_entries[] = {
   { SMOLVM_ERROR_BACKEND, "org.smolvm.Error.Backend" },
   { SMOLVM_ERROR_NO_SPACE, "org.smolvm.Error.NoSpace" },
   { SMOLVM_ERROR_CANCELLED, "org.smolvm.Error.Cancelled" },
+  { SMOLVM_ERROR_AUTHORIZATION_DISMISSED, "org.smolvm.Error.AuthorizationDismissed" },
 };
 
 GQuark

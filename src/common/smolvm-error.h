@@ -19,6 +19,7 @@ typedef enum {
   SMOLVM_ERROR_BACKEND,
   SMOLVM_ERROR_NO_SPACE,
   SMOLVM_ERROR_CANCELLED,
+  SMOLVM_ERROR_AUTHORIZATION_DISMISSED,
 } SmolvmError;
 
 #define SMOLVM_ERROR (smolvm_error_quark ())

@@ -1,19 +1,36 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#if HAVE_POLKIT
+#include <polkit/polkit.h>
+#endif
+
 #include "smolvm-authority.h"
 #include "smolvm-error.h"
 
 struct _SmolvmAuthority {
   GObject parent_instance;
   gboolean allow_all;
+#if HAVE_POLKIT
+  PolkitAuthority *polkit; /* NULL until the first check */
+#endif
 };
 
 G_DEFINE_TYPE (SmolvmAuthority, smolvm_authority, G_TYPE_OBJECT)
 
 static void
+smolvm_authority_finalize (GObject *object)
+{
+#if HAVE_POLKIT
+  g_clear_object (&SMOLVM_AUTHORITY (object)->polkit);
+#endif
+  G_OBJECT_CLASS (smolvm_authority_parent_class)->finalize (object);
+}
+
+static void
 smolvm_authority_class_init (SmolvmAuthorityClass *klass)
 {
+  G_OBJECT_CLASS (klass)->finalize = smolvm_authority_finalize;
 }
 
 static void
@@ -29,29 +46,164 @@ smolvm_authority_new (gboolean allow_all)
   return self;
 }
 
+typedef struct {
+  GDBusMethodInvocation *invocation;
+  gchar *action_id;
+  gchar *vm_id;
+  gchar *snapshot_id;
+  gchar *verb;
+} Check;
+
+static void
+check_free (Check *check)
+{
+  g_object_unref (check->invocation);
+  g_free (check->action_id);
+  g_free (check->vm_id);
+  g_free (check->snapshot_id);
+  g_free (check->verb);
+  g_free (check);
+}
+
+/* ---- without polkit: root only ---- */
+
 static void
 on_unix_user (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(GTask) task = user_data;
-  const gchar *action_id = g_task_get_task_data (task);
+  Check *check = g_task_get_task_data (task);
   g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
-                                                             &error);
+  g_autoptr(GVariant) reply =
+    g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
   guint32 uid;
 
   if (reply == NULL) {
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_NOT_AUTHORIZED,
-                             "Cannot identify the caller for %s: %s", action_id, error->message);
+                             "Not authorized to perform %s: cannot identify the caller: %s",
+                             check->action_id, error->message);
     return;
   }
   g_variant_get (reply, "(u)", &uid);
   if (uid != 0) {
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_NOT_AUTHORIZED,
-                             "Not authorized to perform %s: only root may change state", action_id);
+                             "Not authorized to perform %s: polkit is not available, so only "
+                             "root may change state",
+                             check->action_id);
     return;
   }
   g_task_return_boolean (task, TRUE);
 }
+
+static void
+check_uid_zero (GTask *task)
+{
+  Check *check = g_task_get_task_data (task);
+  g_dbus_connection_call (g_dbus_method_invocation_get_connection (check->invocation),
+                          "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                          "org.freedesktop.DBus", "GetConnectionUnixUser",
+                          g_variant_new ("(s)", g_dbus_method_invocation_get_sender (
+                                                  check->invocation)),
+                          G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, on_unix_user,
+                          task);
+}
+
+#if HAVE_POLKIT
+
+/* polkit is absent (not installed, not running, not activatable), as
+ * opposed to polkit refusing or failing. */
+static gboolean
+polkit_is_absent (const GError *error)
+{
+  return g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
+         g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER) ||
+         g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SPAWN_SERVICE_NOT_FOUND) ||
+         g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SPAWN_EXEC_FAILED);
+}
+
+static void
+on_polkit_checked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  Check *check = g_task_get_task_data (task);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PolkitAuthorizationResult) answer =
+    polkit_authority_check_authorization_finish (POLKIT_AUTHORITY (source), result, &error);
+
+  if (answer == NULL) {
+    if (polkit_is_absent (error)) {
+      g_message ("polkit is not available (%s); only root may change state", error->message);
+      check_uid_zero (task);
+      return;
+    }
+    g_dbus_error_strip_remote_error (error);
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_NOT_AUTHORIZED,
+                             "Not authorized to perform %s: polkit failed: %s", check->action_id,
+                             error->message);
+    g_object_unref (task);
+    return;
+  }
+  if (polkit_authorization_result_get_is_authorized (answer)) {
+    g_task_return_boolean (task, TRUE);
+  } else if (polkit_authorization_result_get_dismissed (answer)) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_AUTHORIZATION_DISMISSED,
+                             "Authorization for %s was dismissed", check->action_id);
+  } else if (polkit_authorization_result_get_is_challenge (answer)) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_NOT_AUTHORIZED,
+                             "Not authorized to perform %s: authentication is required; call "
+                             "with interactive authorization allowed (smolvm asks for a password "
+                             "unless --no-ask-password)",
+                             check->action_id);
+  } else {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_NOT_AUTHORIZED,
+                             "Not authorized to perform %s", check->action_id);
+  }
+  g_object_unref (task);
+}
+
+static void
+ask_polkit (GTask *task)
+{
+  SmolvmAuthority *self = g_task_get_source_object (task);
+  Check *check = g_task_get_task_data (task);
+  g_autoptr(PolkitSubject) subject =
+    polkit_system_bus_name_new (g_dbus_method_invocation_get_sender (check->invocation));
+  g_autoptr(PolkitDetails) details = polkit_details_new ();
+  GDBusMessage *message = g_dbus_method_invocation_get_message (check->invocation);
+  PolkitCheckAuthorizationFlags flags = POLKIT_CHECK_AUTHORIZATION_FLAGS_NONE;
+
+  if (g_dbus_message_get_flags (message) & G_DBUS_MESSAGE_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION)
+    flags |= POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION;
+  if (check->vm_id != NULL && check->vm_id[0] != '\0')
+    polkit_details_insert (details, "vm_id", check->vm_id);
+  if (check->snapshot_id != NULL && check->snapshot_id[0] != '\0')
+    polkit_details_insert (details, "snapshot_id", check->snapshot_id);
+  if (check->verb != NULL)
+    polkit_details_insert (details, "verb", check->verb);
+  polkit_authority_check_authorization (self->polkit, subject, check->action_id, details, flags,
+                                        NULL, on_polkit_checked, task);
+}
+
+static void
+on_polkit_authority (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  SmolvmAuthority *self = g_task_get_source_object (task);
+  g_autoptr(GError) error = NULL;
+  PolkitAuthority *authority = polkit_authority_get_finish (result, &error);
+
+  if (authority == NULL) {
+    g_message ("Cannot reach polkit (%s); only root may change state", error->message);
+    check_uid_zero (task);
+    return;
+  }
+  if (self->polkit == NULL)
+    self->polkit = authority;
+  else
+    g_object_unref (authority);
+  ask_polkit (task);
+}
+
+#endif /* HAVE_POLKIT */
 
 void
 smolvm_authority_check_async (SmolvmAuthority *self, GDBusMethodInvocation *invocation,
@@ -59,22 +211,32 @@ smolvm_authority_check_async (SmolvmAuthority *self, GDBusMethodInvocation *invo
                               const gchar *snapshot_id, const gchar *verb,
                               GAsyncReadyCallback callback, gpointer user_data)
 {
-  g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
+  GTask *task = g_task_new (self, NULL, callback, user_data);
+  Check *check = g_new0 (Check, 1);
 
-  g_task_set_task_data (task, g_strdup (action_id), g_free);
+  check->invocation = g_object_ref (invocation);
+  check->action_id = g_strdup (action_id);
+  check->vm_id = g_strdup (vm_id);
+  check->snapshot_id = g_strdup (snapshot_id);
+  check->verb = g_strdup (verb);
+  g_task_set_task_data (task, check, (GDestroyNotify) check_free);
   g_debug ("authorizing %s (verb=%s vm_id=%s snapshot_id=%s) for %s", action_id, verb,
            vm_id != NULL ? vm_id : "", snapshot_id != NULL ? snapshot_id : "",
            g_dbus_method_invocation_get_sender (invocation));
+
   if (self->allow_all) {
     g_task_return_boolean (task, TRUE);
+    g_object_unref (task);
     return;
   }
-  g_dbus_connection_call (g_dbus_method_invocation_get_connection (invocation),
-                          "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                          "org.freedesktop.DBus", "GetConnectionUnixUser",
-                          g_variant_new ("(s)", g_dbus_method_invocation_get_sender (invocation)),
-                          G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, on_unix_user,
-                          g_steal_pointer (&task));
+#if HAVE_POLKIT
+  if (self->polkit != NULL)
+    ask_polkit (task);
+  else
+    polkit_authority_get_async (NULL, on_polkit_authority, task);
+#else
+  check_uid_zero (task);
+#endif
 }
 
 gboolean

@@ -13,13 +13,19 @@ G_BEGIN_DECLS
 #define SMOLVM_TYPE_AUTHORITY (smolvm_authority_get_type ())
 G_DECLARE_FINAL_TYPE (SmolvmAuthority, smolvm_authority, SMOLVM, AUTHORITY, GObject)
 
-/* The single point every state-changing call passes through. With
- * @allow_all (the per-user --session daemon, whose bus only its user can
- * reach) every caller is allowed; otherwise only uid 0 is. */
+/* The single point every state-changing call passes through.
+ *
+ * With @allow_all (the per-user --session daemon, whose bus only its own
+ * user can reach) every caller is allowed. Otherwise polkit decides, asked
+ * asynchronously about the caller's bus name; when polkit is not running
+ * (or smolvmd was built without it) only uid 0 is allowed. */
 SmolvmAuthority *smolvm_authority_new (gboolean allow_all);
 
-/* @details: vm_id, snapshot_id and verb, for fine-grained rules. Fails with
- * SMOLVM_ERROR_NOT_AUTHORIZED naming @action_id. */
+/* @vm_id, @snapshot_id and @verb are passed to polkit as details, for
+ * fine-grained rules; NULL or "" ones are left out. User interaction is
+ * allowed only if the caller's message allows interactive authorization.
+ * Fails with SMOLVM_ERROR_NOT_AUTHORIZED naming @action_id, or
+ * SMOLVM_ERROR_AUTHORIZATION_DISMISSED when the user dismissed the dialog. */
 void smolvm_authority_check_async (SmolvmAuthority *self, GDBusMethodInvocation *invocation,
                                    const gchar *action_id, const gchar *vm_id,
                                    const gchar *snapshot_id, const gchar *verb,

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <json-glib/json-glib.h>
@@ -255,6 +256,15 @@ run_sequence (SmolvmFirecracker *self, GPtrArray *requests, gboolean spawn_first
     return;
   }
 
+  /* A longer path cannot be bound: firecracker would never answer. */
+  if (strlen (self->api_socket) >= G_SIZEOF_MEMBER (struct sockaddr_un, sun_path)) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                             "The API socket path %s is longer than %" G_GSIZE_FORMAT
+                             " bytes; use a shorter runtime directory",
+                             self->api_socket, G_SIZEOF_MEMBER (struct sockaddr_un, sun_path) - 1);
+    g_object_unref (task);
+    return;
+  }
   /* A stale socket from a crashed process would make firecracker refuse
    * to start ("Address in use"). */
   if (unlink (self->api_socket) != 0 && errno != ENOENT) {

@@ -177,6 +177,15 @@ on_authorized (GObject *source, GAsyncResult *result, gpointer user_data)
   op->run (op);
 }
 
+/* polkit rules may want the VM of a snapshot-wide action. */
+static void
+op_set_snapshot_vm_id (Op *op)
+{
+  SmolvmSnapshot *snapshot = g_hash_table_lookup (op->self->snapshots, op->snapshot_id);
+  g_free (op->vm_id);
+  op->vm_id = snapshot != NULL ? g_strdup (smolvm_snapshot_get_vm_id (snapshot)) : NULL;
+}
+
 /* The single authorization point of every state-changing call. */
 static void
 op_authorize (Op *op, const gchar *action_id, const gchar *verb, OpStep run)
@@ -921,10 +930,18 @@ on_restore_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
     restore_rollback (op, error);
     return;
   }
-  smolvm_snapshot_mark_restored (op->snapshot, TRUE, op->vm_id);
-  if (!smolvm_snapshot_save (op->snapshot, NULL, &error)) {
-    restore_rollback (op, error);
-    return;
+  {
+    SmolvmDbusSnapshot *iface = SMOLVM_DBUS_SNAPSHOT (op->snapshot);
+    gboolean was_restored = smolvm_dbus_snapshot_get_restored (iface);
+    g_autofree gchar *was_vm = g_strdup (smolvm_dbus_snapshot_get_restored_vm_id (iface));
+
+    smolvm_snapshot_mark_restored (op->snapshot, TRUE, op->vm_id);
+    if (!smolvm_snapshot_save (op->snapshot, NULL, &error)) {
+      /* what is on disk still says the old values; so must the object */
+      smolvm_snapshot_mark_restored (op->snapshot, was_restored, was_vm);
+      restore_rollback (op, error);
+      return;
+    }
   }
   smolvm_vm_set_restored_from (op->vm, op->snapshot_id);
   if (op->backup_disk != NULL)
@@ -1029,6 +1046,7 @@ run_restore_snapshot (Op *op)
     return;
   }
   op->snapshot = g_object_ref (snapshot);
+  g_free (op->vm_id);
   op->vm_id = g_strdup (smolvm_snapshot_get_vm_id (snapshot));
   user = vm_using_snapshot (self, op->snapshot_id);
   if (user != NULL) {
@@ -1104,6 +1122,7 @@ start_restore_snapshot (SmolvmManager *self, GDBusMethodInvocation *invocation,
   }
   op->resume = option_bool (options, "resume");
   op->force = option_bool (options, "force");
+  op_set_snapshot_vm_id (op);
   op_authorize (op, SMOLVM_ACTION_SNAPSHOT_RESTORE, "restore", run_restore_snapshot);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -1153,6 +1172,7 @@ run_delete_snapshot (Op *op)
     op_fail (op, error);
     return;
   }
+  g_free (op->vm_id);
   op->vm_id = g_strdup (smolvm_snapshot_get_vm_id (snapshot));
   user = vm_using_snapshot (self, op->snapshot_id);
   if (user != NULL) {
@@ -1194,6 +1214,7 @@ start_delete_snapshot (SmolvmManager *self, GDBusMethodInvocation *invocation,
     op_fail (op, error);
     return G_DBUS_METHOD_INVOCATION_HANDLED;
   }
+  op_set_snapshot_vm_id (op);
   op_authorize (op, SMOLVM_ACTION_SNAPSHOT_DELETE, "delete", run_delete_snapshot);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }

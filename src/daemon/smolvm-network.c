@@ -14,6 +14,7 @@ struct _SmolvmNetwork {
   guint32 base; /* host order */
   guint n_slots;
   GHashTable *slot_owner; /* slot number -> vm id */
+  GHashTable *removing;   /* TAP name -> GSubprocess of its "ip link del" */
 };
 
 G_DEFINE_TYPE (SmolvmNetwork, smolvm_network, G_TYPE_OBJECT)
@@ -23,6 +24,7 @@ smolvm_network_finalize (GObject *object)
 {
   SmolvmNetwork *self = SMOLVM_NETWORK (object);
   g_hash_table_unref (self->slot_owner);
+  g_hash_table_unref (self->removing);
   G_OBJECT_CLASS (smolvm_network_parent_class)->finalize (object);
 }
 
@@ -36,6 +38,7 @@ static void
 smolvm_network_init (SmolvmNetwork *self)
 {
   self->slot_owner = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
+  self->removing = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
 }
 
 static gchar *
@@ -165,12 +168,14 @@ smolvm_network_release (SmolvmNetwork *self, const gchar *vm_id, GVariant *confi
 typedef struct {
   GPtrArray *commands; /* GStrv */
   guint next;
+  GVariant *config;
 } IpSteps;
 
 static void
 ip_steps_free (IpSteps *steps)
 {
   g_ptr_array_unref (steps->commands);
+  g_clear_pointer (&steps->config, g_variant_unref);
   g_free (steps);
 }
 
@@ -221,19 +226,16 @@ ip_steps_next (GTask *task)
   g_subprocess_communicate_utf8_async (proc, NULL, NULL, on_ip_done, task);
 }
 
-void
-smolvm_network_tap_up_async (SmolvmNetwork *self, GVariant *config, GAsyncReadyCallback callback,
-                             gpointer user_data)
+/* Decides what to run only now: the device may just have gone. */
+static void
+tap_up_start (GTask *task)
 {
-  GTask *task = g_task_new (self, NULL, callback, user_data);
-  IpSteps *steps = g_new0 (IpSteps, 1);
+  IpSteps *steps = g_task_get_task_data (task);
   const gchar *tap = NULL, *gateway = NULL;
   g_autofree gchar *sys_path = NULL;
 
-  steps->commands = g_ptr_array_new_with_free_func ((GDestroyNotify) g_strfreev);
-  g_task_set_task_data (task, steps, (GDestroyNotify) ip_steps_free);
-  if (config != NULL && g_variant_lookup (config, "tap_device", "&s", &tap) &&
-      g_variant_lookup (config, "gateway_ip", "&s", &gateway)) {
+  if (steps->config != NULL && g_variant_lookup (steps->config, "tap_device", "&s", &tap) &&
+      g_variant_lookup (steps->config, "gateway_ip", "&s", &gateway)) {
     g_autofree gchar *cidr = g_strdup_printf ("%s/30", gateway);
     sys_path = g_build_filename ("/sys/class/net", tap, NULL);
     if (!g_file_test (sys_path, G_FILE_TEST_EXISTS)) {
@@ -250,6 +252,36 @@ smolvm_network_tap_up_async (SmolvmNetwork *self, GVariant *config, GAsyncReadyC
   ip_steps_next (task);
 }
 
+static void
+on_removal_waited (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_subprocess_wait_finish (G_SUBPROCESS (source), result, NULL);
+  tap_up_start (user_data);
+}
+
+void
+smolvm_network_tap_up_async (SmolvmNetwork *self, GVariant *config, GAsyncReadyCallback callback,
+                             gpointer user_data)
+{
+  GTask *task = g_task_new (self, NULL, callback, user_data);
+  IpSteps *steps = g_new0 (IpSteps, 1);
+  const gchar *tap = NULL;
+  GSubprocess *removal = NULL;
+
+  steps->commands = g_ptr_array_new_with_free_func ((GDestroyNotify) g_strfreev);
+  steps->config = config != NULL ? g_variant_ref (config) : NULL;
+  g_task_set_task_data (task, steps, (GDestroyNotify) ip_steps_free);
+  /* A VM stopped and started again (a restore) must not have its new
+   * device taken away by the removal of the old one. */
+  if (config != NULL && g_variant_lookup (config, "tap_device", "&s", &tap))
+    removal = g_hash_table_lookup (self->removing, tap);
+  if (removal != NULL) {
+    g_subprocess_wait_async (removal, NULL, on_removal_waited, task);
+    return;
+  }
+  tap_up_start (task);
+}
+
 gboolean
 smolvm_network_tap_up_finish (SmolvmNetwork *self, GAsyncResult *result, GError **error)
 {
@@ -259,9 +291,14 @@ smolvm_network_tap_up_finish (SmolvmNetwork *self, GAsyncResult *result, GError 
 static void
 on_tap_down_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
+  g_autoptr(SmolvmNetwork) self = user_data;
+  const gchar *tap = g_object_get_data (source, "tap");
   g_autoptr(GError) error = NULL;
+
   if (!g_subprocess_wait_check_finish (G_SUBPROCESS (source), result, &error))
-    g_message ("Removing TAP device failed: %s", error->message);
+    g_message ("Removing TAP device %s failed: %s", tap, error->message);
+  if (g_hash_table_lookup (self->removing, tap) == (gpointer) source)
+    g_hash_table_remove (self->removing, tap);
 }
 
 void
@@ -283,5 +320,7 @@ smolvm_network_tap_down (SmolvmNetwork *self, GVariant *config)
     g_message ("Cannot remove TAP device %s: %s", tap, error->message);
     return;
   }
-  g_subprocess_wait_check_async (proc, NULL, on_tap_down_done, NULL);
+  g_object_set_data_full (G_OBJECT (proc), "tap", g_strdup (tap), g_free);
+  g_hash_table_replace (self->removing, g_strdup (tap), g_object_ref (proc));
+  g_subprocess_wait_check_async (proc, NULL, on_tap_down_done, g_object_ref (self));
 }

@@ -48,6 +48,49 @@ on_name_lost (GDBusConnection *connection, const gchar *name, gpointer user_data
   g_main_loop_quit (daemon->loop);
 }
 
+/* [daemon] keys of smolvmd.conf, each the twin of a command-line option. */
+typedef struct {
+  const gchar *key;
+  gchar **value;
+} ConfigKey;
+
+/* Fills every value the command line left unset from @path. A missing
+ * file is fine unless the admin named it with --config. */
+static gboolean
+load_config (const gchar *path, gboolean explicit, ConfigKey *keys, GError **error)
+{
+  g_autoptr(GKeyFile) file = g_key_file_new ();
+  g_autoptr(GError) local_error = NULL;
+  g_auto(GStrv) present = NULL;
+
+  if (!g_key_file_load_from_file (file, path, G_KEY_FILE_NONE, &local_error)) {
+    if (!explicit && g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+      return TRUE;
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "%s: %s", path, local_error->message);
+    return FALSE;
+  }
+  present = g_key_file_get_keys (file, "daemon", NULL, NULL);
+  for (gsize i = 0; present != NULL && present[i] != NULL; i++) {
+    ConfigKey *key = NULL;
+    for (ConfigKey *k = keys; k->key != NULL; k++)
+      if (g_str_equal (k->key, present[i]))
+        key = k;
+    if (key == NULL) {
+      g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND,
+                   "%s: unknown key '%s' in [daemon]", path, present[i]);
+      return FALSE;
+    }
+    if (*key->value != NULL)
+      continue; /* the command line wins */
+    *key->value = g_key_file_get_string (file, "daemon", key->key, error);
+    if (*key->value == NULL) {
+      g_prefix_error (error, "%s: ", path);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 static gboolean
 on_signal (gpointer user_data)
 {
@@ -67,6 +110,8 @@ main (int argc, char **argv)
   g_autofree gchar *runtime_dir = NULL;
   g_autofree gchar *firecracker_bin = NULL;
   g_autofree gchar *network_pool = NULL;
+  g_autofree gchar *config_path = NULL;
+  g_autofree gchar *qemu_bin = NULL;
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
   SmolvmManagerOptions options = { 0 };
@@ -87,6 +132,10 @@ main (int argc, char **argv)
       "The firecracker binary (default: firecracker on PATH)", "PATH" },
     { "network-pool", 0, 0, G_OPTION_ARG_STRING, &network_pool,
       "IPv4 pool for VM networks (default 172.16.0.0/16)", "CIDR" },
+    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
+      "Configuration file (default " SMOLVM_SYSCONFDIR "/smolvm/smolvmd.conf; command-line "
+      "options override it)",
+      "FILE" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Print debug messages", NULL },
     { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
     { NULL }
@@ -106,6 +155,22 @@ main (int argc, char **argv)
   if (verbose)
     g_setenv ("G_MESSAGES_DEBUG", "all", TRUE);
   smolvm_error_quark ();
+
+  {
+    ConfigKey keys[] = { { "state-dir", &state_dir },
+                         { "runtime-dir", &runtime_dir },
+                         { "firecracker-bin", &firecracker_bin },
+                         { "qemu-bin", &qemu_bin },
+                         { "network-pool", &network_pool },
+                         { NULL, NULL } };
+    gboolean explicit = config_path != NULL;
+    if (!explicit)
+      config_path = g_build_filename (SMOLVM_SYSCONFDIR, "smolvm", "smolvmd.conf", NULL);
+    if (!load_config (config_path, explicit, keys, &error)) {
+      g_printerr ("smolvmd: %s\n", error->message);
+      return EXIT_FAILURE;
+    }
+  }
 
   if (state_dir == NULL)
     state_dir = session ? g_build_filename (g_get_user_state_dir (), "smolvm", NULL)

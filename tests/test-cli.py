@@ -1,0 +1,336 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The smolvm CLI against a real smolvmd: the text, JSON and exit codes of
+the `smolvm snapshot` reference (../shared/seeds/000_*.txt), and the VM
+commands."""
+
+import datetime
+import json
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import smolvmtest as st  # noqa: E402
+
+# From the reference, character for character.
+LIST_HEADER = "  Snapshot ID        VM ID     Restored   Created At"
+REFERENCE_ROW = "  before-deploy      my-vm     No         2026-04-03T12:30:00"
+SNAPSHOT_KEYS = ["snapshot_id", "vm_id", "restored", "restored_vm_id", "created_at",
+                 "snapshot_path", "mem_file_path", "disk_path"]
+CREATED_AT_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
+TABLE_TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
+
+
+def ordered(text):
+    """JSON with its objects as lists of pairs, to check the order of keys."""
+    return json.loads(text, object_pairs_hook=lambda pairs: pairs)
+
+
+def keys(pairs):
+    return [k for k, _ in pairs]
+
+
+def utc_seconds(usec):
+    return datetime.datetime.fromtimestamp(usec // 1000000, datetime.timezone.utc)
+
+
+def columns_of(line):
+    """Start offsets of the fields of a table line (fields: runs without 2 spaces)."""
+    return [m.start() for m in re.finditer(r"(?<=  )\S", line)]
+
+
+class CliCase(st.TestCase):
+    def setUp(self):
+        super().setUp()
+        if not os.access(st.CLI, os.X_OK):
+            self.fail("missing %s" % st.CLI)
+
+    def run_ok(self, *args):
+        r = self.env.cli(*args)
+        self.assertCli(r, 0)
+        self.assertEqual(r.err, "", repr(r))
+        return r
+
+    def running_vm(self, vm_id):
+        self.env.running_vm(vm_id)
+
+
+class TestSnapshotCommands(CliCase):
+    def test_create_human(self):
+        self.running_vm("my-vm")
+        r = self.run_ok("snapshot", "create", "my-vm", "--snapshot-id", "before-deploy",
+                        "--resume-source")
+        self.assertEqual(r.out, "Created snapshot 'before-deploy' from VM 'my-vm'.\n")
+        self.assertEqual(self.env.vm_state("my-vm"), "running")
+        r = self.run_ok("snapshot", "create", "my-vm", "--snapshot-id", "stays-paused")
+        self.assertEqual(r.out, "Created snapshot 'stays-paused' from VM 'my-vm'.\n")
+        self.assertEqual(self.env.vm_state("my-vm"), "paused")
+        # a generated id is told back
+        r = self.run_ok("snapshot", "create", "my-vm")
+        m = re.fullmatch(r"Created snapshot '(snap-my-vm-\d+(?:-\d+)?)' from VM 'my-vm'\.\n",
+                         r.out)
+        self.assertIsNotNone(m, r.out)
+        self.assertIn(m.group(1), self.env.snapshot_ids())
+
+    def test_create_json(self):
+        self.running_vm("my-vm")
+        r = self.run_ok("snapshot", "create", "my-vm", "--snapshot-id", "test-snap", "--json")
+        data = ordered(r.out)
+        self.assertEqual(keys(data), ["command", "exit_code", "data"])
+        self.assertEqual(data[0], ("command", "snapshot.create"))
+        self.assertEqual(data[1], ("exit_code", 0))
+        self.assertEqual(keys(data[2][1]), ["snapshot"])
+        snap = data[2][1][0][1]
+        self.assertEqual(keys(snap), SNAPSHOT_KEYS)
+        snap = dict(snap)
+        info = self.env.snapshot_info("test-snap")
+        self.assertEqual(snap["snapshot_id"], "test-snap")
+        self.assertEqual(snap["vm_id"], "my-vm")
+        self.assertIs(snap["restored"], False)
+        self.assertIsNone(snap["restored_vm_id"])
+        self.assertRegex(snap["created_at"], CREATED_AT_RE)
+        self.assertEqual(snap["created_at"], utc_seconds(info["created_at"]).isoformat())
+        d = os.path.join(self.env.state_dir, "snapshots", "test-snap")
+        self.assertEqual(snap["snapshot_path"], os.path.join(d, "vmstate.bin"))
+        self.assertEqual(snap["mem_file_path"], os.path.join(d, "mem.bin"))
+        self.assertEqual(snap["disk_path"], os.path.join(d, "disk.ext4"))
+        # laid out like the reference: two-space indent, "key": value
+        self.assertEqual(r.out, json.dumps(json.loads(r.out), indent=2) + "\n")
+
+    def test_list(self):
+        env = self.env
+        r = self.run_ok("snapshot", "list")
+        self.assertEqual(r.out, LIST_HEADER + "\n\nTotal: 0 snapshot(s).\n")
+        self.running_vm("my-vm")
+        self.running_vm("agent-1")
+        self.run_ok("snapshot", "create", "my-vm", "--snapshot-id", "before-deploy",
+                    "--resume-source")
+        self.run_ok("snapshot", "create", "agent-1", "--snapshot-id", "pre-experiment",
+                    "--resume-source")
+        self.run_ok("snapshot", "restore", "pre-experiment")
+        r = self.run_ok("snapshot", "list")
+        lines = r.out.split("\n")
+        self.assertEqual(lines[0], LIST_HEADER)
+        self.assertEqual(lines[3:], ["", "Total: 2 snapshot(s).", ""])
+        infos = [i for _, i in env.list_snapshots()]
+        for line, info, restored in zip(lines[1:3], infos, ("No", "Yes")):
+            fields = line.split()
+            created = utc_seconds(info["created_at"]).strftime("%Y-%m-%dT%H:%M:%S")
+            self.assertEqual(fields, [info["snapshot_id"], info["vm_id"], restored, created])
+            self.assertRegex(fields[3], TABLE_TIME_RE)
+            # the columns of the reference
+            self.assertEqual(columns_of(line), columns_of(REFERENCE_ROW), line)
+            self.assertTrue(line.startswith("  "))
+        self.assertEqual([line.split()[0] for line in lines[1:3]],
+                         ["before-deploy", "pre-experiment"])
+
+        r = self.run_ok("snapshot", "list", "--vm-id", "my-vm")
+        self.assertEqual(r.out.split("\n")[0], LIST_HEADER)
+        self.assertEqual([line.split()[0] for line in r.out.split("\n")[1:-3]], ["before-deploy"])
+        self.assertTrue(r.out.endswith("\n\nTotal: 1 snapshot(s).\n"), r.out)
+        r = self.run_ok("snapshot", "list", "--vm-id", "nobody")
+        self.assertEqual(r.out, LIST_HEADER + "\n\nTotal: 0 snapshot(s).\n")
+
+        r = self.run_ok("snapshot", "list", "--json")
+        data = ordered(r.out)
+        self.assertEqual(keys(data), ["command", "exit_code", "data"])
+        self.assertEqual(data[0], ("command", "snapshot.list"))
+        self.assertEqual(data[1], ("exit_code", 0))
+        listed = dict(data[2][1])
+        snaps = listed["snapshots"]
+        self.assertEqual([keys(s) for s in snaps], [SNAPSHOT_KEYS] * 2)
+        snaps = [dict(s) for s in snaps]
+        self.assertEqual([s["snapshot_id"] for s in snaps], ["before-deploy", "pre-experiment"])
+        self.assertEqual([s["restored"] for s in snaps], [False, True])
+        self.assertEqual([s["restored_vm_id"] for s in snaps], [None, "agent-1"])
+        r = self.run_ok("snapshot", "list", "--vm-id", "agent-1", "--json")
+        snaps = json.loads(r.out)["data"]["snapshots"]
+        self.assertEqual([s["snapshot_id"] for s in snaps], ["pre-experiment"])
+
+    def test_restore_and_delete(self):
+        env = self.env
+        self.running_vm("my-vm")
+        self.run_ok("snapshot", "create", "my-vm", "--snapshot-id", "before-deploy")
+        since = env.console_size("my-vm")
+        r = self.run_ok("snapshot", "restore", "before-deploy", "--resume")
+        self.assertEqual(r.out, "Restored snapshot 'before-deploy' into VM 'my-vm'.\n")
+        self.assertEqual(env.vm_state("my-vm"), "running")
+        env.wait_loaded_tick("my-vm", since)
+
+        # once only; InUse while the restored VM runs
+        r = env.cli("snapshot", "restore", "before-deploy")
+        self.assertCli(r, 1)
+        self.assertEqual(r.out, "")
+        self.assertTrue(r.err.startswith("Error: "), r.err)
+        r = env.cli("snapshot", "restore", "before-deploy", "--force", "--json")
+        self.assertCli(r, 1)
+        err = json.loads(r.out)
+        self.assertEqual(err["command"], "snapshot.restore")
+        self.assertEqual(err["exit_code"], 1)
+        self.assertEqual(err["error"]["name"], "InUse")
+        r = env.cli("snapshot", "delete", "before-deploy", "--json")
+        self.assertCli(r, 1)
+        self.assertEqual(json.loads(r.out)["error"]["name"], "InUse")
+
+        self.run_ok("stop", "my-vm")
+        r = env.cli("snapshot", "restore", "before-deploy", "--json")
+        self.assertCli(r, 1)
+        self.assertEqual(json.loads(r.out)["error"]["name"], "AlreadyRestored")
+        r = self.run_ok("snapshot", "restore", "before-deploy", "--force", "--json")
+        data = json.loads(r.out)
+        self.assertEqual(data["command"], "snapshot.restore")
+        self.assertEqual(data["exit_code"], 0)
+        self.assertEqual(data["data"]["snapshot"]["snapshot_id"], "before-deploy")
+        self.assertIs(data["data"]["snapshot"]["restored"], True)
+        self.assertEqual(data["data"]["snapshot"]["restored_vm_id"], "my-vm")
+        self.assertEqual(env.vm_state("my-vm"), "paused")  # no --resume
+
+        self.run_ok("stop", "my-vm")
+        snap_dir = os.path.join(env.state_dir, "snapshots", "before-deploy")
+        self.assertTrue(os.path.isdir(snap_dir))
+        r = self.run_ok("snapshot", "delete", "before-deploy")
+        self.assertEqual(r.out, "Deleted snapshot 'before-deploy'.\n")
+        self.assertFalse(os.path.exists(snap_dir))
+        self.assertEqual(env.snapshot_ids(), [])
+        r = env.cli("snapshot", "delete", "before-deploy")
+        self.assertCli(r, 1)
+        self.assertIn("before-deploy", r.err)
+        self.run_ok("start", "my-vm")
+        self.run_ok("snapshot", "create", "my-vm", "--snapshot-id", "again", "--resume-source")
+        self.assertEqual(self.run_ok("snapshot", "delete", "again", "--json").json()["command"],
+                         "snapshot.delete")
+
+    def test_failures(self):
+        env = self.env
+        env.create_vm("idle")
+        cases = [
+            (["snapshot", "create", "idle", "--snapshot-id", "x"], "InvalidState"),
+            (["snapshot", "create", "ghost"], "NotFound"),
+            (["snapshot", "restore", "ghost"], "NotFound"),
+            (["snapshot", "delete", "ghost"], "NotFound"),
+            (["snapshot", "create", "idle", "--snapshot-id", "Bad_Id"], "InvalidArgument"),
+            (["start", "ghost"], "NotFound"),
+            (["pause", "idle"], "InvalidState"),
+            (["create", "--kernel", env.kernel, "--rootfs", env.rootfs, "--vm-id", "idle",
+              "--no-network"], "AlreadyExists"),
+            (["create", "--kernel", env.kernel, "--rootfs", env.rootfs, "--backend", "qemu",
+              "--no-network"], "Unsupported"),
+        ]
+        for argv, name in cases:
+            with self.subTest(argv=argv):
+                r = env.cli(*argv)
+                self.assertCli(r, 1)
+                self.assertEqual(r.out, "")
+                self.assertTrue(r.err.startswith("Error: "), r.err)
+                r = env.cli(*(argv + ["--json"]))
+                self.assertCli(r, 1)
+                data = ordered(r.out)
+                self.assertEqual(keys(data), ["command", "exit_code", "error"])
+                data = json.loads(r.out)
+                self.assertEqual(data["exit_code"], 1)
+                self.assertEqual(data["error"]["name"], name, r)
+                self.assertEqual(data["command"],
+                                 ("snapshot." + argv[1]) if argv[0] == "snapshot"
+                                 else "vm." + argv[0])
+        self.assertEqual(env.snapshot_ids(), [])
+
+    def test_daemon_not_running(self):
+        env = self.env
+        env.daemon.kill()
+        r = env.cli("snapshot", "list")
+        self.assertCli(r, 1)
+        self.assertTrue(r.err.startswith("Error: "), r.err)
+        r = env.cli("snapshot", "list", "--json")
+        self.assertCli(r, 1)
+        self.assertEqual(json.loads(r.out)["exit_code"], 1)
+
+
+class TestUsage(CliCase):
+    env_options = {"start": False}  # usage errors never reach smolvmd
+
+    def test_usage_errors(self):
+        env = self.env
+        cases = [
+            [],
+            ["snapshot"],
+            ["snapshot", "frobnicate"],
+            ["snapshot", "create"],
+            ["snapshot", "restore"],
+            ["snapshot", "delete"],
+            ["snapshot", "create", "my-vm", "extra"],
+            ["snapshot", "delete", "a", "b"],
+            ["snapshot", "list", "unexpected"],
+            ["snapshot", "list", "--bogus"],
+            ["snapshot", "create", "my-vm", "--resume"],  # restore's option
+            ["snapshot", "restore", "x", "--resume-source"],
+            ["snapshot", "create", "my-vm", "--snapshot-id"],  # no value
+            ["frobnicate"],
+            ["start"],
+        ]
+        for argv in cases:
+            with self.subTest(argv=argv):
+                r = env.cli(*argv)
+                self.assertCli(r, 2)
+                self.assertEqual(r.out, "")
+                self.assertTrue(r.err.startswith("Error: "), r.err)
+                r = env.cli("--json", *argv)  # first: an option without value would take it
+                self.assertCli(r, 2)
+                data = json.loads(r.out)
+                self.assertEqual(data["exit_code"], 2)
+                self.assertIn("error", data)
+        # help is no error
+        r = env.cli("snapshot", "create", "--help")
+        self.assertCli(r, 0)
+        self.assertIn("--snapshot-id", r.out)
+        self.assertIn("--resume-source", r.out)
+
+
+class TestVmCommands(CliCase):
+    def test_vm_verbs(self):
+        env = self.env
+        r = self.run_ok("create", "--kernel", env.kernel, "--rootfs", env.rootfs, "--vm-id",
+                        "cli-vm", "--vcpus", "1", "--mem", "128", "--no-network")
+        self.assertEqual(r.out, "Created VM 'cli-vm'.\n")
+        self.assertEqual(env.vm_state("cli-vm"), "created")
+        info = env.vm_info("cli-vm")
+        self.assertEqual((info["vcpu_count"], info["mem_size_mib"]), (1, 128))
+        r = self.run_ok("start", "cli-vm")
+        self.assertEqual(r.out, "Started VM 'cli-vm'.\n")
+        env.wait_tick("cli-vm", 1)
+        self.assertEqual(self.run_ok("pause", "cli-vm").out, "Paused VM 'cli-vm'.\n")
+        self.assertEqual(env.vm_state("cli-vm"), "paused")
+        self.assertEqual(self.run_ok("resume", "cli-vm").out, "Resumed VM 'cli-vm'.\n")
+        self.assertEqual(env.vm_state("cli-vm"), "running")
+        r = self.run_ok("list")
+        lines = r.out.split("\n")
+        self.assertEqual(lines[0].split(), ["VM", "ID", "State", "Backend", "vCPUs", "Memory",
+                                            "Guest", "IP"])
+        self.assertEqual(lines[1].split(), ["cli-vm", "running", "firecracker", "1", "128", "MiB",
+                                            "-"])
+        self.assertEqual(lines[2:], ["", "Total: 1 VM(s).", ""])
+        data = self.run_ok("list", "--json").json()
+        self.assertEqual(data["command"], "vm.list")
+        self.assertEqual([v["vm_id"] for v in data["data"]["vms"]], ["cli-vm"])
+        self.assertEqual(data["data"]["vms"][0]["state"], "running")
+        self.assertEqual(data["data"]["vms"][0]["pid"], env.vm_prop("cli-vm", "Pid"))
+
+        r = env.cli("delete", "cli-vm")
+        self.assertCli(r, 1)  # running: needs --force
+        self.assertEqual(self.run_ok("stop", "cli-vm").out, "Stopped VM 'cli-vm'.\n")
+        self.assertEqual(env.vm_state("cli-vm"), "stopped")
+        data = self.run_ok("start", "cli-vm", "--json").json()
+        self.assertEqual(data["command"], "vm.start")
+        self.assertEqual(data["data"]["vm"]["state"], "running")
+        self.assertEqual(self.run_ok("delete", "cli-vm", "--force").out, "Deleted VM 'cli-vm'.\n")
+        self.assertEqual(env.list_vms(), {})
+        self.assertEqual(env.emulator_pids(), [])
+
+        r = self.run_ok("create", "--kernel", env.kernel, "--rootfs", env.rootfs, "--vm-id",
+                        "quick", "--mem", "128", "--no-network", "--start")
+        self.assertEqual(r.out, "Created VM 'quick'.\nStarted VM 'quick'.\n")
+        self.assertEqual(env.vm_state("quick"), "running")
+
+
+if __name__ == "__main__":
+    st.main("cli")

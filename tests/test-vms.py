@@ -1,0 +1,222 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""VMs in smolvmd: CreateVM's validation, the disk copy, the lifecycle and
+the ObjectManager, driven through `gdbus call` and busctl."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import smolvmtest as st  # noqa: E402
+from smolvmtest import GVText, gv_dict, gv_str, snapshot_path, vm_path  # noqa: E402
+
+
+class TestCreateVM(st.TestCase):
+    def test_validation(self):
+        env = self.env
+        missing = os.path.join(env.root, "no-such-kernel")
+        cases = {
+            "vcpu_count 0": dict(vcpu_count=0),
+            "vcpu_count 33": dict(vcpu_count=33),
+            "mem_size_mib 64": dict(mem_size_mib=64),
+            "mem_size_mib 16385": dict(mem_size_mib=16385),
+            "relative kernel": dict(kernel_path="vmlinux"),
+            "relative rootfs": dict(rootfs="rootfs.ext4"),
+            "missing kernel file": dict(kernel_path=missing),
+            "no kernel_path": dict(kernel_path=None),
+            "no rootfs_path": dict(rootfs_path=None),
+            "kernel is a directory": dict(kernel_path=env.root),
+            "unknown key": dict(colour="blue"),
+            "wrong type": dict(vcpu_count="2"),
+            "wrong type (int32)": dict(mem_size_mib=GVText("int32 256")),
+            "wrong type (bool)": dict(network="no"),
+            "bad id": dict(vm_id="Bad_Id"),
+        }
+        for what, config in cases.items():
+            with self.subTest(what):
+                vm_id = config.pop("vm_id", "v1")
+                rootfs = config.pop("rootfs", None)
+                if rootfs is not None:
+                    config["rootfs_path"] = rootfs
+                self.assertDBusError("InvalidArgument", env.create_vm, vm_id, **config)
+        self.assertEqual(env.list_vms(), {})
+        self.assertEqual(os.listdir(os.path.join(env.state_dir, "vms")), [])
+        # the limits themselves are fine
+        env.create_vm("low", vcpu_count=1, mem_size_mib=128)
+        env.create_vm("high", vcpu_count=32, mem_size_mib=16384)
+        self.assertEqual(sorted(env.list_vms()), ["high", "low"])
+
+    def test_unsupported_and_duplicates(self):
+        env = self.env
+        self.assertDBusError("Unsupported", env.create_vm, "q", backend="qemu")
+        self.assertNotIn("q", env.list_vms())
+        self.assertEqual(env.get_property(st.MANAGER_PATH, st.MANAGER_IFACE, "Backends"),
+                         ["firecracker"])
+        env.create_vm("dup", backend="firecracker")
+        err = self.assertDBusError("AlreadyExists", env.create_vm, "dup")
+        self.assertIn("dup", err.message)
+        self.assertEqual(list(env.list_vms()), ["dup"])
+        self.assertDBusError("NotFound", env.call, "GetVM", gv_str("nope"))
+        self.assertEqual(env.call("GetVM", gv_str("dup")), "(objectpath '%s',)" % vm_path("dup"))
+
+    def test_generated_vm_id(self):
+        env = self.env
+        out = env.call("CreateVM", gv_dict({"kernel_path": env.kernel,
+                                            "rootfs_path": env.rootfs, "network": False}))
+        (vm_id,) = env.list_vms()
+        self.assertRegex(vm_id, st.ID_RE)
+        self.assertEqual(out, "(objectpath '%s',)" % vm_path(vm_id))
+        info = env.vm_info(vm_id)
+        # the documented defaults
+        self.assertEqual(info["vcpu_count"], 2)
+        self.assertEqual(info["mem_size_mib"], 512)
+        self.assertEqual(info["backend"], "firecracker")
+        self.assertEqual(info["state"], "created")
+        self.assertEqual(info["pid"], 0)
+        self.assertIs(info["network"], False)
+
+    def test_disk_copy(self):
+        env = self.env
+        env.create_vm("disk")
+        info = env.vm_info("disk")
+        disk = info["disk_path"]
+        self.assertEqual(disk, os.path.join(env.state_dir, "vms", "disk", "disk.ext4"))
+        self.assertEqual(env.vm_prop("disk", "DiskPath"), disk)
+        self.assertEqual(env.vm_prop("disk", "RootfsPath"), env.rootfs)
+        self.assertEqual(os.path.getsize(disk), st.ROOTFS_SIZE)
+        self.assertTrue(st.files_identical(disk, env.rootfs))
+        with open(disk, "rb") as f:
+            for off in st.ROOTFS_MARKS:
+                f.seek(off)
+                self.assertEqual(f.read(4096), st.mark_bytes(off))
+        if st.is_sparse(env.rootfs):
+            self.assertLess(st.allocated_bytes(disk), st.ROOTFS_SIZE // 8,
+                            "the copy lost the holes")
+        # a copy, not the same file: writing it leaves the rootfs alone
+        with open(disk, "r+b") as f:
+            f.write(b"private")
+        self.assertFalse(st.files_identical(disk, env.rootfs))
+
+
+class TestLifecycle(st.TestCase):
+    def test_states(self):
+        env = self.env
+        env.create_vm("life")
+        self.assertEqual(env.vm_state("life"), "created")
+        self.assertDBusError("InvalidState", env.vm, "life", "Pause")
+        self.assertDBusError("InvalidState", env.vm, "life", "Resume")
+        self.assertDBusError("InvalidState", env.vm, "life", "Stop", gv_dict())
+        env.start_vm("life")
+        info = env.vm_info("life")
+        self.assertEqual(info["state"], "running")
+        self.assertIn(info["pid"], env.emulator_pids())
+        self.assertEqual(env.vm_prop("life", "Pid"), info["pid"])
+        self.assertEqual(env.console(("life")).count(st.BOOT_BANNER), 1)
+        self.assertDBusError("InvalidState", env.vm, "life", "Start")
+        self.assertDBusError("InvalidState", env.vm, "life", "Resume")
+        env.vm("life", "Pause")
+        self.assertEqual(env.vm_state("life"), "paused")
+        self.assertDBusError("InvalidState", env.vm, "life", "Pause")
+        env.vm("life", "Resume")
+        self.assertEqual(env.vm_state("life"), "running")
+        since = env.console_size("life")
+        env.wait_tick("life", env.last_tick("life") + 1, since)
+        self.assertDBusError("InvalidArgument", env.vm, "life", "Stop", "{'now': <true>}")
+        env.vm("life", "Stop", gv_dict())
+        self.assertEqual(env.vm_state("life"), "stopped")
+        self.assertEqual(env.vm_prop("life", "Pid"), 0)
+        self.assertEqual(env.emulator_pids(), [])
+        # a fresh boot: the counter starts again
+        since = env.console_size("life")
+        env.start_vm("life", first_tick=False)
+        env.wait_tick("life", 1, since)
+        log = env.console("life")[since:]
+        self.assertIn(st.BOOT_BANNER, log)
+        self.assertEqual(st.ticks(log)[0], 1)
+        # Delete: only with force while active
+        self.assertDBusError("InvalidState", env.vm, "life", "Delete", gv_dict())
+        self.assertDBusError("InvalidArgument", env.vm, "life", "Delete", "{'force': <'yes'>}")
+        vm_dir = os.path.join(env.state_dir, "vms", "life")
+        self.assertTrue(os.path.isdir(vm_dir))
+        env.vm("life", "Delete", "{'force': <true>}")
+        self.assertFalse(os.path.exists(vm_dir))
+        self.assertEqual(env.list_vms(), {})
+        self.assertEqual(env.emulator_pids(), [])
+        self.assertDBusError("NotFound", env.call, "GetVM", gv_str("life"))
+        # a stopped VM goes without force; its id is free again
+        env.create_vm("life")
+        env.vm("life", "Delete", gv_dict())
+        self.assertEqual(env.list_vms(), {})
+
+    def test_api_socket_path_too_long(self):
+        """A VM id of 64 characters under a long runtime directory: the API
+        socket path cannot be bound, and smolvmd says so at once."""
+        env = self.new_env(runtime_name="r" * 40)
+        long_id = "v" * 64
+        sock = os.path.join(env.runtime_dir, "vms", long_id, "firecracker.sock")
+        self.assertGreater(len(sock), 107)
+        env.create_vm(long_id)
+        err = self.assertDBusError("Failed", env.vm, long_id, "Start")
+        self.assertIn("shorter runtime directory", err.message)
+        self.assertNotEqual(env.vm_state(long_id), "running")
+        self.assertEqual(env.emulator_pids(), [])
+        # a shorter id in the same place runs
+        env.running_vm("short")
+
+    def test_vmm_crash(self):
+        env = self.env
+        env.running_vm("crash")
+        os.kill(env.vm_prop("crash", "Pid"), 9)
+        st.wait_for(lambda: env.vm_state("crash") == "error", "the VM to be in error")
+        self.assertEqual(env.vm_prop("crash", "Pid"), 0)
+        env.vm("crash", "Stop", gv_dict())  # "running, paused or failed"
+        self.assertEqual(env.vm_state("crash"), "stopped")
+        env.start_vm("crash")
+
+
+class TestObjectManager(st.TestCase):
+    def test_objects_and_signals(self):
+        env = self.env
+        monitor = env.monitor()
+        env.running_vm("om")
+        env.create_snapshot("om", "om-snap", **{"resume-source": True})
+        objects = env.managed_objects()
+        self.assertEqual(sorted(objects), sorted([vm_path("om"), snapshot_path("om-snap")]))
+        vm = objects[vm_path("om")][st.VM_IFACE]
+        self.assertEqual(vm["Id"], "om")
+        self.assertEqual(vm["State"], "running")
+        self.assertEqual(vm["MemSizeMib"], 128)
+        snap = objects[snapshot_path("om-snap")][st.SNAPSHOT_IFACE]
+        self.assertEqual(snap["Id"], "om-snap")
+        self.assertEqual(snap["VmId"], "om")
+        self.assertIs(snap["Restored"], False)
+
+        added = "org.freedesktop.DBus.ObjectManager.InterfacesAdded"
+        removed = "org.freedesktop.DBus.ObjectManager.InterfacesRemoved"
+        line = monitor.wait_for_line(st.MANAGER_PATH + ":", added,
+                                     "objectpath '%s'" % vm_path("om"))
+        self.assertIn("'org.smolvm.VM'", line)
+        line = monitor.wait_for_line(st.MANAGER_PATH + ":", added,
+                                     "objectpath '%s'" % snapshot_path("om-snap"))
+        self.assertIn("'org.smolvm.Snapshot'", line)
+
+        env.delete_snapshot("om-snap")
+        line = monitor.wait_for_line(st.MANAGER_PATH + ":", removed,
+                                     "objectpath '%s'" % snapshot_path("om-snap"))
+        self.assertIn("'org.smolvm.Snapshot'", line)
+        env.vm("om", "Delete", "{'force': <true>}")
+        line = monitor.wait_for_line(st.MANAGER_PATH + ":", removed,
+                                     "objectpath '%s'" % vm_path("om"))
+        self.assertIn("'org.smolvm.VM'", line)
+        self.assertEqual(env.managed_objects(), {})
+        # state changes come as PropertiesChanged on the VM object
+        monitor.wait_for_line(vm_path("om") + ":", "PropertiesChanged", "'State': <'running'>")
+
+    def test_manager_properties(self):
+        env = self.env
+        self.assertRegex(env.get_property(st.MANAGER_PATH, st.MANAGER_IFACE, "Version"),
+                         r"^\d+\.\d+")
+
+
+if __name__ == "__main__":
+    st.main("vms")
