@@ -26,6 +26,7 @@ import re
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -177,6 +178,33 @@ def tree_fingerprint(root):
     return out
 
 
+def tree_fingerprint_strict(root):
+    """Every entry under and including @root, with its name, type, inode, mode,
+    owner, size, mtime, ctime and content hash: any write, rename, chmod,
+    atomic replacement or temporary file (it changes its directory's mtime)
+    shows.  Returns (sha256 of it all, the entries) -- compare the entries
+    for a readable diff."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        entries = sorted(dirnames + filenames)
+        if dirpath == root:
+            entries = ["."] + entries
+        for name in entries:
+            path = os.path.normpath(os.path.join(dirpath, name))
+            st = os.lstat(path)
+            rel = os.path.relpath(path, root)
+            entry = (stat.S_IFMT(st.st_mode), st.st_ino, stat.S_IMODE(st.st_mode), st.st_uid,
+                     st.st_gid, st.st_nlink, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            if stat.S_ISREG(st.st_mode):
+                entry += (file_sha256(path),)
+            elif stat.S_ISLNK(st.st_mode):
+                entry += (os.readlink(path),)
+            out[rel] = entry
+    digest = hashlib.sha256(repr(sorted(out.items())).encode()).hexdigest()
+    return digest, out
+
+
 def make_kernel(path):
     with open(path, "wb") as f:
         f.write(b"\x7fELF fake smolvm test kernel\n" + bytes(range(256)) * 16)
@@ -275,9 +303,12 @@ class Bus:
 class Daemon:
     """smolvmd on a Bus; can be killed and started again on the same dirs."""
 
-    def __init__(self, env, session=True, extra_env=None, wrapper=None):
+    def __init__(self, env, session=True, extra_env=None, wrapper=None, qemu_bin=None):
         self.env = env
         self.session = session
+        # The Firecracker suites want exactly one backend: a QEMU "binary"
+        # without a q35 machine (/bin/false) leaves the QEMU backend off.
+        self.qemu_bin = qemu_bin or "/bin/false"
         self.extra_env = dict(extra_env or {})
         # e.g. SMOLVM_TEST_DAEMON_WRAPPER="valgrind --error-exitcode=9" to debug smolvmd
         self.wrapper = list(wrapper or []) + shlex.split(
@@ -291,7 +322,7 @@ class Daemon:
         if self.session:
             argv.append("--session")
         argv += ["--state-dir", self.env.state_dir, "--runtime-dir", self.env.runtime_dir,
-                 "--firecracker-bin", EMULATOR]
+                 "--firecracker-bin", EMULATOR, "--qemu-bin", self.qemu_bin]
         return argv
 
     def start(self):
@@ -392,7 +423,7 @@ class Env:
     """A temporary directory, a private bus and a smolvmd; see the module doc."""
 
     def __init__(self, session=True, extra_env=None, wrapper=None, start=True,
-                 runtime_name="run"):
+                 runtime_name="run", qemu_bin=None):
         # short: the emulator's API socket path below it must fit in sun_path
         self.root = tempfile.mkdtemp(prefix="smolvm-", dir="/tmp")
         self.state_dir = os.path.join(self.root, "state")
@@ -405,6 +436,7 @@ class Env:
         self.bus = None
         self.daemon = None
         self.saved_log = ""
+        self.adopted = []  # other processes of the test, killed first by cleanup()
         _live_envs.add(self)
         try:
             if not session:
@@ -413,7 +445,8 @@ class Env:
             make_kernel(self.kernel)
             make_rootfs(self.rootfs)
             self.bus = Bus(self.root, system=not session)
-            self.daemon = Daemon(self, session=session, extra_env=extra_env, wrapper=wrapper)
+            self.daemon = Daemon(self, session=session, extra_env=extra_env, wrapper=wrapper,
+                                 qemu_bin=qemu_bin)
             if start:
                 self.daemon.start()
         except BaseException:
@@ -649,10 +682,19 @@ class Env:
                 pass
         return out
 
+    def adopt(self, proc):
+        """Kills the Popen @proc (by pid) when the Env is cleaned up; returns it."""
+        self.adopted.append(proc)
+        return proc
+
     def cleanup(self):
         _live_envs.discard(self)
         for m in self.monitors:
             m.stop()
+        for proc in self.adopted:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
         if self.daemon is not None:
             self.daemon.kill()
         for pid in self.our_pids():

@@ -580,3 +580,42 @@ smolvm_mkdir_p (const gchar *path, int mode, GError **error)
     return smolvm_error_set_errno (error, errno, "Cannot create directory %s", path);
   return TRUE;
 }
+
+static void
+sha256_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  const gchar *path = task_data;
+  g_autoptr(GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GFile) file = g_file_new_for_path (path);
+  g_autoptr(GFileInputStream) in = g_file_read (file, NULL, &error);
+  guchar buffer[64 * 1024];
+  gssize n;
+
+  if (in == NULL) {
+    g_task_return_error (task, smolvm_error_normalize (error));
+    return;
+  }
+  while ((n = g_input_stream_read (G_INPUT_STREAM (in), buffer, sizeof buffer, NULL, &error)) > 0)
+    g_checksum_update (checksum, buffer, (gsize) n);
+  if (n < 0) {
+    g_prefix_error (&error, "Cannot read %s: ", path);
+    g_task_return_error (task, smolvm_error_normalize (error));
+    return;
+  }
+  g_task_return_pointer (task, g_strdup (g_checksum_get_string (checksum)), g_free);
+}
+
+void
+smolvm_file_sha256_async (const gchar *path, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr(GTask) task = g_task_new (NULL, NULL, callback, user_data);
+  g_task_set_task_data (task, g_strdup (path), g_free);
+  g_task_run_in_thread (task, sha256_thread);
+}
+
+gchar *
+smolvm_file_sha256_finish (GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
+}

@@ -39,3 +39,10 @@ gboolean smolvm_rm_rf_finish (GAsyncResult *result, GError **error);
 gboolean smolvm_mkdir_p (const gchar *path, int mode, GError **error);
 
 G_END_DECLS
+
+G_BEGIN_DECLS
+/* The SHA-256 of a file as lowercase hex, computed in a GTask worker thread. */
+void smolvm_file_sha256_async (const gchar *path, GAsyncReadyCallback callback,
+                               gpointer user_data);
+gchar *smolvm_file_sha256_finish (GAsyncResult *result, GError **error);
+G_END_DECLS

@@ -22,6 +22,7 @@ struct _SmolvmManager {
   gchar *snapshots_dir;
   gchar *vm_runtime_root;
   GHashTable *binaries; /* backend -> binary */
+  gchar *qemu_machine;  /* the versioned q35 of the QEMU binary */
   SmolvmAuthority *authority;
   SmolvmNetwork *network;
   GDBusObjectManagerServer *object_manager;
@@ -45,6 +46,7 @@ smolvm_manager_finalize (GObject *object)
   g_free (self->vms_dir);
   g_free (self->snapshots_dir);
   g_free (self->vm_runtime_root);
+  g_free (self->qemu_machine);
   g_hash_table_unref (self->binaries);
   g_clear_object (&self->authority);
   g_clear_object (&self->network);
@@ -419,6 +421,11 @@ handle_create_vm (SmolvmDbusManager *object, GDBusMethodInvocation *invocation, 
                      op->config->backend);
     return G_DBUS_METHOD_INVOCATION_HANDLED;
   }
+  /* pinned now, so that the VM's snapshots keep loading under this QEMU */
+  if (g_str_equal (op->config->backend, "qemu") && op->config->machine[0] == '\0') {
+    g_free (op->config->machine);
+    op->config->machine = g_strdup (self->qemu_machine);
+  }
   if (op->config->network && geteuid () != 0) {
     op_fail_literal (op, SMOLVM_ERROR_UNSUPPORTED,
                      "Networking needs a daemon running as root to create TAP devices; "
@@ -719,16 +726,17 @@ on_snapshot_committed (GObject *source, GAsyncResult *result, gpointer user_data
 }
 
 static void
-on_snapshot_disk_copied (GObject *source, GAsyncResult *result, gpointer user_data)
+on_vmstate_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   Op *op = user_data;
   SmolvmManager *self = op->self;
   GError *error = NULL;
   g_autoptr(GTask) task = NULL;
-  CommitData *data;
+  g_autofree gchar *sha256 = smolvm_file_sha256_finish (result, &error);
   g_autofree gchar *final_dir = NULL;
+  CommitData *data;
 
-  if (!smolvm_copy_file_sparse_finish (result, &error)) {
+  if (sha256 == NULL) {
     create_snapshot_rollback (op, error);
     return;
   }
@@ -737,6 +745,7 @@ on_snapshot_disk_copied (GObject *source, GAsyncResult *result, gpointer user_da
                                       smolvm_vm_get_config (op->vm),
                                       smolvm_vm_get_network_config (op->vm), g_get_real_time (),
                                       smolvm_vm_get_config (op->vm)->backend);
+  smolvm_snapshot_set_vmstate_sha256 (op->snapshot, sha256);
   data = g_new0 (CommitData, 1);
   data->tmp_dir = g_strdup (op->tmp_dir);
   data->final_dir = g_steal_pointer (&final_dir);
@@ -745,6 +754,21 @@ on_snapshot_disk_copied (GObject *source, GAsyncResult *result, gpointer user_da
   task = g_task_new (NULL, NULL, on_snapshot_committed, op);
   g_task_set_task_data (task, data, (GDestroyNotify) commit_data_free);
   g_task_run_in_thread (task, commit_snapshot_thread);
+}
+
+static void
+on_snapshot_disk_copied (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Op *op = user_data;
+  GError *error = NULL;
+  g_autofree gchar *vmstate = NULL;
+
+  if (!smolvm_copy_file_sparse_finish (result, &error)) {
+    create_snapshot_rollback (op, error);
+    return;
+  }
+  vmstate = g_build_filename (op->tmp_dir, SMOLVM_SNAPSHOT_VMSTATE, NULL);
+  smolvm_file_sha256_async (vmstate, on_vmstate_hashed, op);
 }
 
 static void
@@ -909,6 +933,9 @@ handle_vm_create_snapshot (SmolvmDbusVm *vm, GDBusMethodInvocation *invocation,
 /* ==== RestoreSnapshot ==== */
 
 static void restore_rollback (Op *op, GError *error);
+static void restore_abandon (Op *op, GError *error);
+static void restore_stop_vm (Op *op);
+static void on_restore_vmstate_hashed (GObject *source, GAsyncResult *result, gpointer user_data);
 
 static void
 on_restore_backup_removed (GObject *source, GAsyncResult *result, gpointer user_data)
@@ -1002,6 +1029,38 @@ on_restore_vm_stopped (GObject *source, GAsyncResult *result, gpointer user_data
   restore_copy_disk (op);
 }
 
+/* A running VM of this id goes first; then its disk is replaced. */
+static void
+restore_stop_vm (Op *op)
+{
+  if (smolvm_vm_get_vmm (op->vm) != NULL)
+    smolvm_vm_stop_async (op->vm, on_restore_vm_stopped, op);
+  else
+    restore_copy_disk (op);
+}
+
+static void
+on_restore_vmstate_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Op *op = user_data;
+  GError *error = NULL;
+  g_autofree gchar *sha256 = smolvm_file_sha256_finish (result, &error);
+
+  if (sha256 == NULL) {
+    g_prefix_error (&error, "Cannot restore snapshot '%s': ", op->snapshot_id);
+    restore_abandon (op, error);
+    return;
+  }
+  if (g_strcmp0 (sha256, smolvm_snapshot_get_vmstate_sha256 (op->snapshot)) != 0) {
+    restore_abandon (op, g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                                      "Cannot restore snapshot '%s': its vmstate.bin is damaged "
+                                      "(checksum mismatch)",
+                                      op->snapshot_id));
+    return;
+  }
+  restore_stop_vm (op);
+}
+
 static void
 on_restore_rollback_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -1022,6 +1081,20 @@ on_restore_rollback_stopped (GObject *source, GAsyncResult *result, gpointer use
       g_warning ("%s", error->message);
   }
   op_fail (op, g_steal_pointer (&op->error));
+}
+
+/* Before anything changed: only a recreated VM's directory and network
+ * claim need undoing. */
+static void
+restore_abandon (Op *op, GError *error)
+{
+  if (op->vm_is_new) {
+    g_autoptr(GError) local_error = NULL;
+    smolvm_network_release (op->self->network, op->vm_id, smolvm_vm_get_network_config (op->vm));
+    if (!smolvm_rm_rf (smolvm_vm_get_dir (op->vm), &local_error))
+      g_warning ("%s", local_error->message);
+  }
+  op_fail (op, error);
 }
 
 /* The VM ends stopped with its previous disk; a recreated VM is gone. */
@@ -1101,10 +1174,12 @@ run_restore_snapshot (Op *op)
     op_fail (op, error);
     return;
   }
-  if (smolvm_vm_get_vmm (op->vm) != NULL)
-    smolvm_vm_stop_async (op->vm, on_restore_vm_stopped, op);
+  if (smolvm_snapshot_get_vmstate_sha256 (snapshot) != NULL)
+    smolvm_file_sha256_async (
+      smolvm_dbus_snapshot_get_snapshot_path (SMOLVM_DBUS_SNAPSHOT (snapshot)),
+      on_restore_vmstate_hashed, op);
   else
-    restore_copy_disk (op);
+    restore_stop_vm (op);
 }
 
 static gboolean
@@ -1448,6 +1523,11 @@ smolvm_manager_new (const SmolvmManagerOptions *options, GError **error)
     g_hash_table_insert (self->binaries, g_strdup ("firecracker"),
                          g_strdup (options->firecracker_bin));
     g_ptr_array_add (backends, "firecracker");
+  }
+  if (options->qemu_bin != NULL && options->qemu_machine != NULL) {
+    g_hash_table_insert (self->binaries, g_strdup ("qemu"), g_strdup (options->qemu_bin));
+    self->qemu_machine = g_strdup (options->qemu_machine);
+    g_ptr_array_add (backends, "qemu");
   }
   g_ptr_array_add (backends, NULL);
   smolvm_dbus_manager_set_version (SMOLVM_DBUS_MANAGER (self), PACKAGE_VERSION);

@@ -13,6 +13,8 @@ typedef struct {
   gchar *state_dir;
   gchar *runtime_dir;
   gchar *firecracker_bin;  /* NULL: not available */
+  gchar *qemu_bin;         /* NULL: not available */
+  gchar *qemu_machine;     /* its versioned q35 machine type */
   gchar *network_pool;     /* CIDR */
 } SmolvmManagerOptions;
 

@@ -13,6 +13,7 @@ struct _SmolvmSnapshot {
   SmolvmDbusSnapshotSkeleton parent_instance;
   gchar *dir;
   SmolvmVmConfig *vm_config;
+  gchar *vmstate_sha256;
 };
 
 G_DEFINE_TYPE (SmolvmSnapshot, smolvm_snapshot, SMOLVM_DBUS_TYPE_SNAPSHOT_SKELETON)
@@ -22,6 +23,7 @@ smolvm_snapshot_finalize (GObject *object)
 {
   SmolvmSnapshot *self = SMOLVM_SNAPSHOT (object);
   g_free (self->dir);
+  g_free (self->vmstate_sha256);
   smolvm_vm_config_free (self->vm_config);
   G_OBJECT_CLASS (smolvm_snapshot_parent_class)->finalize (object);
 }
@@ -92,6 +94,19 @@ smolvm_snapshot_get_created_at (SmolvmSnapshot *self)
   return (gint64) smolvm_dbus_snapshot_get_created_at (SMOLVM_DBUS_SNAPSHOT (self));
 }
 
+const gchar *
+smolvm_snapshot_get_vmstate_sha256 (SmolvmSnapshot *self)
+{
+  return self->vmstate_sha256;
+}
+
+void
+smolvm_snapshot_set_vmstate_sha256 (SmolvmSnapshot *self, const gchar *sha256)
+{
+  g_free (self->vmstate_sha256);
+  self->vmstate_sha256 = g_strdup (sha256);
+}
+
 void
 smolvm_snapshot_mark_restored (SmolvmSnapshot *self, gboolean restored,
                                const gchar *restored_vm_id)
@@ -146,6 +161,10 @@ smolvm_snapshot_to_json (SmolvmSnapshot *self)
     json_builder_add_null_value (b);
   json_builder_set_member_name (b, SMOLVM_INFO_BACKEND);
   json_builder_add_string_value (b, smolvm_dbus_snapshot_get_backend (iface));
+  if (self->vmstate_sha256 != NULL) {
+    json_builder_set_member_name (b, "vmstate_sha256");
+    json_builder_add_string_value (b, self->vmstate_sha256);
+  }
   json_builder_end_object (b);
 
   root = json_builder_get_root (b);
@@ -230,6 +249,8 @@ smolvm_snapshot_load (const gchar *dir, GError **error)
   self = smolvm_snapshot_new (
     id, dir, vm_id, vm_config, network, g_date_time_to_unix (created) * G_USEC_PER_SEC + g_date_time_get_microsecond (created),
     json_object_get_string_member_with_default (o, SMOLVM_INFO_BACKEND, "firecracker"));
+  smolvm_snapshot_set_vmstate_sha256 (
+    self, json_object_get_string_member_with_default (o, "vmstate_sha256", NULL));
   restored_vm = json_object_get_string_member_with_default (o, SMOLVM_INFO_RESTORED_VM_ID, NULL);
   smolvm_snapshot_mark_restored (
     self, json_object_get_boolean_member_with_default (o, SMOLVM_INFO_RESTORED, FALSE),

@@ -39,6 +39,12 @@ const SmolvmVmConfig *smolvm_snapshot_get_vm_config (SmolvmSnapshot *self);
 GVariant *smolvm_snapshot_get_network_config (SmolvmSnapshot *self);
 gint64 smolvm_snapshot_get_created_at (SmolvmSnapshot *self);
 
+/* SHA-256 of vmstate.bin, recorded at creation and checked before a
+ * restore: a VMM may load a damaged state without noticing. NULL when a
+ * record predates it. */
+const gchar *smolvm_snapshot_get_vmstate_sha256 (SmolvmSnapshot *self);
+void smolvm_snapshot_set_vmstate_sha256 (SmolvmSnapshot *self, const gchar *sha256);
+
 /* Sets Restored and RestoredVmId (PropertiesChanged follows). */
 void smolvm_snapshot_mark_restored (SmolvmSnapshot *self, gboolean restored,
                                     const gchar *restored_vm_id);

@@ -28,6 +28,8 @@ static const Field fields[] = {
   { "rootfs_path", FIELD_STRING, G_STRUCT_OFFSET (SmolvmVmConfig, rootfs_path) },
   { "boot_args", FIELD_STRING, G_STRUCT_OFFSET (SmolvmVmConfig, boot_args) },
   { "network", FIELD_BOOL, G_STRUCT_OFFSET (SmolvmVmConfig, network) },
+  { "accel", FIELD_STRING, G_STRUCT_OFFSET (SmolvmVmConfig, accel) },
+  { "machine", FIELD_STRING, G_STRUCT_OFFSET (SmolvmVmConfig, machine) },
 };
 
 #define FIELD_STR(c, f) G_STRUCT_MEMBER (gchar *, c, (f)->offset)
@@ -112,6 +114,31 @@ config_finish (SmolvmVmConfig *c, gboolean check_files, GError **error)
     c->boot_args = g_strdup (SMOLVM_BOOT_ARGS_DEFAULT);
   if (c->initrd_path == NULL)
     c->initrd_path = g_strdup ("");
+  if (c->accel == NULL || c->accel[0] == '\0') {
+    g_free (c->accel);
+    c->accel = g_strdup ("auto");
+  }
+  if (c->machine == NULL)
+    c->machine = g_strdup ("");
+  if (!g_str_equal (c->backend, "firecracker") && !g_str_equal (c->backend, "qemu")) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                 "Unknown backend '%s': expected firecracker or qemu", c->backend);
+    return FALSE;
+  }
+  if (!g_str_equal (c->accel, "kvm") && !g_str_equal (c->accel, "tcg") &&
+      !g_str_equal (c->accel, "auto")) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                 "Unknown accel '%s': expected kvm, tcg or auto", c->accel);
+    return FALSE;
+  }
+  /* it ends up inside a QEMU option string: no commas or '=' */
+  for (const gchar *p = c->machine; *p != '\0'; p++) {
+    if (!g_ascii_isalnum (*p) && *p != '-' && *p != '.' && *p != '_') {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                   "Invalid machine type '%s'", c->machine);
+      return FALSE;
+    }
+  }
   if (c->vm_id != NULL && c->vm_id[0] != '\0' && !smolvm_id_validate (c->vm_id, "VM id", error))
     return FALSE;
   if (c->vcpu_count < SMOLVM_VCPU_MIN || c->vcpu_count > SMOLVM_VCPU_MAX) {

@@ -25,6 +25,8 @@ typedef struct {
   gchar *rootfs_path;
   gchar *boot_args;
   gboolean network;
+  gchar *accel;   /* QEMU: kvm, tcg or auto (KVM, else TCG) */
+  gchar *machine; /* QEMU: a versioned machine type, fixed at creation */
 } SmolvmVmConfig;
 
 GType smolvm_vm_config_get_type (void) G_GNUC_CONST;

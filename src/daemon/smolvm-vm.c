@@ -6,6 +6,7 @@
 #include "smolvm-error.h"
 #include "smolvm-fileutil.h"
 #include "smolvm-firecracker.h"
+#include "smolvm-qemu.h"
 #include "smolvm-id.h"
 #include "smolvm-vm.h"
 
@@ -286,41 +287,66 @@ smolvm_vm_to_info (SmolvmVm *self)
 /* ---- the VMM process ---- */
 
 static void
-on_vmm_exited (SmolvmVmm *vmm, gpointer user_data)
+on_vmm_exited (SmolvmVmm *vmm, gboolean clean, gpointer user_data)
 {
   SmolvmVm *self = user_data;
 
   /* an operation under way handles the exit itself */
   if (self->busy_with != NULL)
     return;
-  g_warning ("The VMM of VM '%s' exited unexpectedly; see %s", smolvm_vm_get_id (self),
-             smolvm_vmm_get_console_log_path (vmm));
+  if (clean)
+    g_message ("The VMM of VM '%s' exited: the guest shut down", smolvm_vm_get_id (self));
+  else
+    g_warning ("The VMM of VM '%s' exited unexpectedly; see %s", smolvm_vm_get_id (self),
+               smolvm_vmm_get_console_log_path (vmm));
   smolvm_network_tap_down (self->network, smolvm_vm_get_network_config (self));
   drop_vmm (self);
-  smolvm_vm_set_state (self, SMOLVM_VM_STATE_ERROR);
+  smolvm_vm_set_state (self, clean ? SMOLVM_VM_STATE_STOPPED : SMOLVM_VM_STATE_ERROR);
+}
+
+static void
+on_vmm_guest_state (SmolvmVmm *vmm, gboolean paused, gpointer user_data)
+{
+  SmolvmVm *self = user_data;
+  const gchar *state = paused ? SMOLVM_VM_STATE_PAUSED : SMOLVM_VM_STATE_RUNNING;
+
+  /* operations set the state they end in themselves */
+  if (self->busy_with != NULL || !smolvm_vm_is_active (self) ||
+      g_str_equal (smolvm_vm_get_state (self), state))
+    return;
+  smolvm_vm_set_state (self, state);
 }
 
 static gboolean
 ensure_vmm (SmolvmVm *self, GError **error)
 {
   const gchar *binary;
+  const gchar *backend = self->config->backend;
   SmolvmDbusVm *iface = SMOLVM_DBUS_VM (self);
+  SmolvmVmm *(*vmm_new) (const gchar *, const SmolvmVmConfig *, GVariant *, const gchar *,
+                         const gchar *, const gchar *, const gchar *);
 
   if (self->vmm != NULL)
     return TRUE;
-  if (!smolvm_mkdir_p (self->runtime_dir, 0750, error))
-    return FALSE;
-  binary = g_hash_table_lookup (self->binaries, self->config->backend);
-  if (binary == NULL || !g_str_equal (self->config->backend, "firecracker")) {
+  if (g_str_equal (backend, "firecracker"))
+    vmm_new = smolvm_firecracker_new;
+  else if (g_str_equal (backend, "qemu"))
+    vmm_new = smolvm_qemu_new;
+  else
+    vmm_new = NULL;
+  binary = g_hash_table_lookup (self->binaries, backend);
+  if (binary == NULL || vmm_new == NULL) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_UNSUPPORTED,
-                 "Backend '%s' is not supported by this daemon", self->config->backend);
+                 "Backend '%s' is not available in this daemon", backend);
     return FALSE;
   }
-  self->vmm = smolvm_firecracker_new (smolvm_vm_get_id (self), self->config,
-                                      smolvm_vm_get_network_config (self),
-                                      smolvm_dbus_vm_get_disk_path (iface), self->runtime_dir,
-                                      smolvm_dbus_vm_get_console_log_path (iface), binary);
+  if (!smolvm_mkdir_p (self->runtime_dir, 0750, error))
+    return FALSE;
+  self->vmm = vmm_new (smolvm_vm_get_id (self), self->config, smolvm_vm_get_network_config (self),
+                       smolvm_dbus_vm_get_disk_path (iface), self->runtime_dir,
+                       smolvm_dbus_vm_get_console_log_path (iface), binary);
   g_signal_connect (self->vmm, "exited", G_CALLBACK (on_vmm_exited), self);
+  g_signal_connect (self->vmm, "guest-state", G_CALLBACK (on_vmm_guest_state), self);
   return TRUE;
 }
 

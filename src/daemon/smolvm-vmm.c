@@ -22,12 +22,14 @@ typedef struct {
   gchar *runtime_dir;
   gchar *console_log_path;
   gchar *binary;
+  gchar *process_log_path;
 
   GSubprocess *process; /* when we spawned it */
   GPid adopted_pid;     /* when an earlier daemon did */
   int adopted_pidfd;
   guint adopted_watch;
   GPtrArray *exit_waiters; /* GTask, completed when the process is gone */
+  GSource *terminate_grace; /* SIGKILL timer of a terminate under way */
   GCancellable *cancellable;
 } SmolvmVmmPrivate;
 
@@ -46,7 +48,7 @@ enum {
 };
 static GParamSpec *props[N_PROPS];
 
-enum { SIGNAL_EXITED, N_SIGNALS };
+enum { SIGNAL_EXITED, SIGNAL_GUEST_STATE, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
 static void
@@ -57,6 +59,10 @@ smolvm_vmm_finalize (GObject *object)
 
   g_cancellable_cancel (priv->cancellable);
   g_clear_object (&priv->cancellable);
+  if (priv->terminate_grace != NULL) {
+    g_source_destroy (priv->terminate_grace);
+    g_clear_pointer (&priv->terminate_grace, g_source_unref);
+  }
   if (priv->adopted_watch != 0)
     g_source_remove (priv->adopted_watch);
   if (priv->adopted_pidfd >= 0)
@@ -70,6 +76,7 @@ smolvm_vmm_finalize (GObject *object)
   g_free (priv->runtime_dir);
   g_free (priv->console_log_path);
   g_free (priv->binary);
+  g_free (priv->process_log_path);
   G_OBJECT_CLASS (smolvm_vmm_parent_class)->finalize (object);
 }
 
@@ -170,9 +177,14 @@ smolvm_vmm_class_init (SmolvmVmmClass *klass)
   props[PROP_BINARY] = g_param_spec_string ("binary", NULL, NULL, NULL, flags);
   g_object_class_install_properties (object_class, N_PROPS, props);
 
-  /* The process ended without being asked to (or after terminate). */
+  /* The process ended, asked to or not. @clean: it exited with status 0
+   * (e.g. the guest powered off); unknown for an adopted process (FALSE). */
   signals[SIGNAL_EXITED] = g_signal_new ("exited", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
-                                         0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+                                         0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_BOOLEAN);
+  /* @paused: the guest stopped or resumed without us asking */
+  signals[SIGNAL_GUEST_STATE] =
+    g_signal_new ("guest-state", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 1, G_TYPE_BOOLEAN);
 }
 
 #define PRIV(self) ((SmolvmVmmPrivate *) smolvm_vmm_get_instance_private (self))
@@ -210,13 +222,31 @@ smolvm_vmm_is_running (SmolvmVmm *self)
   return smolvm_vmm_get_pid (self) > 0;
 }
 
+void
+smolvm_vmm_set_process_log_path (SmolvmVmm *self, const gchar *path)
+{
+  SmolvmVmmPrivate *priv = PRIV (self);
+  g_free (priv->process_log_path);
+  priv->process_log_path = g_strdup (path);
+}
+
+void
+smolvm_vmm_emit_guest_state (SmolvmVmm *self, gboolean paused)
+{
+  g_signal_emit (self, signals[SIGNAL_GUEST_STATE], 0, paused);
+}
+
 static void
-process_gone (SmolvmVmm *self)
+process_gone (SmolvmVmm *self, gboolean clean)
 {
   SmolvmVmmPrivate *priv = PRIV (self);
   g_autoptr(GPtrArray) waiters = g_steal_pointer (&priv->exit_waiters);
 
   priv->exit_waiters = g_ptr_array_new_with_free_func (g_object_unref);
+  if (priv->terminate_grace != NULL) {
+    g_source_destroy (priv->terminate_grace);
+    g_clear_pointer (&priv->terminate_grace, g_source_unref);
+  }
   g_clear_object (&priv->process);
   priv->adopted_pid = 0;
   if (priv->adopted_pidfd >= 0) {
@@ -225,7 +255,7 @@ process_gone (SmolvmVmm *self)
   }
   for (guint i = 0; i < waiters->len; i++)
     g_task_return_boolean (g_ptr_array_index (waiters, i), TRUE);
-  g_signal_emit (self, signals[SIGNAL_EXITED], 0);
+  g_signal_emit (self, signals[SIGNAL_EXITED], 0, clean);
 }
 
 static void
@@ -234,12 +264,15 @@ on_process_exited (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(SmolvmVmm) self = user_data;
   SmolvmVmmPrivate *priv = PRIV (self);
 
+  gboolean clean;
+
   g_subprocess_wait_finish (G_SUBPROCESS (source), result, NULL);
   /* a later spawn may have replaced the process already */
   if (priv->process != G_SUBPROCESS (source))
     return;
-  g_debug ("VMM of VM %s exited", priv->vm_id);
-  process_gone (self);
+  clean = g_subprocess_get_if_exited (priv->process) && g_subprocess_get_exit_status (priv->process) == 0;
+  g_debug ("VMM of VM %s exited (%s)", priv->vm_id, clean ? "cleanly" : "with an error");
+  process_gone (self, clean);
 }
 
 static void
@@ -255,16 +288,17 @@ smolvm_vmm_spawn (SmolvmVmm *self, const gchar *const *argv, GError **error)
   g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autoptr(GSubprocess) process = NULL;
   g_autoptr(GError) local_error = NULL;
+  const gchar *log_path;
   int log_fd;
 
   g_return_val_if_fail (!smolvm_vmm_is_running (self), FALSE);
 
   /* Append, so that a restored guest's output follows what it printed
    * before the snapshot. */
-  log_fd = open (priv->console_log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  log_path = priv->process_log_path != NULL ? priv->process_log_path : priv->console_log_path;
+  log_fd = open (log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (log_fd < 0)
-    return smolvm_error_set_errno (error, errno, "Cannot open console log %s",
-                                   priv->console_log_path);
+    return smolvm_error_set_errno (error, errno, "Cannot open log %s", log_path);
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   g_subprocess_launcher_set_stdin_file_path (launcher, "/dev/null");
@@ -290,7 +324,7 @@ on_adopted_exit (gint fd, GIOCondition condition, gpointer user_data)
 {
   SmolvmVmm *self = user_data;
   PRIV (self)->adopted_watch = 0;
-  process_gone (self);
+  process_gone (self, FALSE);
   return G_SOURCE_REMOVE;
 }
 
@@ -319,9 +353,12 @@ static gboolean
 on_terminate_grace_over (gpointer user_data)
 {
   SmolvmVmm *self = user_data;
+  SmolvmVmmPrivate *priv = PRIV (self);
   GPid pid = smolvm_vmm_get_pid (self);
+
+  g_clear_pointer (&priv->terminate_grace, g_source_unref);
   if (pid > 0) {
-    g_warning ("VMM %d of VM %s ignored SIGTERM; killing it", pid, PRIV (self)->vm_id);
+    g_warning ("VMM %d of VM %s ignored SIGTERM; killing it", pid, priv->vm_id);
     kill (pid, SIGKILL);
   }
   return G_SOURCE_REMOVE;
@@ -330,9 +367,9 @@ on_terminate_grace_over (gpointer user_data)
 void
 smolvm_vmm_terminate_async (SmolvmVmm *self, GAsyncReadyCallback callback, gpointer user_data)
 {
+  SmolvmVmmPrivate *priv = PRIV (self);
   g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
   GPid pid = smolvm_vmm_get_pid (self);
-  g_autoptr(GSource) grace = NULL;
 
   if (pid <= 0) {
     g_task_return_boolean (task, TRUE);
@@ -340,8 +377,13 @@ smolvm_vmm_terminate_async (SmolvmVmm *self, GAsyncReadyCallback callback, gpoin
   }
   add_exit_waiter (self, task);
   kill (pid, SIGTERM);
-  grace = g_timeout_source_new (TERMINATE_GRACE_MS);
-  g_task_attach_source (task, grace, on_terminate_grace_over);
+  /* one timer per process; it dies with the process (process_gone), so it
+   * can never hit a later one */
+  if (priv->terminate_grace == NULL) {
+    priv->terminate_grace = g_timeout_source_new (TERMINATE_GRACE_MS);
+    g_source_set_callback (priv->terminate_grace, on_terminate_grace_over, self, NULL);
+    g_source_attach (priv->terminate_grace, NULL);
+  }
 }
 
 void

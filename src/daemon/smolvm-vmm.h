@@ -75,5 +75,9 @@ void smolvm_vmm_terminate_finish (SmolvmVmm *self, GAsyncResult *result);
 /* For subclasses. */
 gboolean smolvm_vmm_spawn (SmolvmVmm *self, const gchar *const *argv, GError **error);
 gboolean smolvm_vmm_adopt (SmolvmVmm *self, GPid pid, GError **error);
+/* Where the process's stdout and stderr go (default: the console log). */
+void smolvm_vmm_set_process_log_path (SmolvmVmm *self, const gchar *path);
+/* The guest paused or resumed by itself (or by the VMM): emits "guest-state". */
+void smolvm_vmm_emit_guest_state (SmolvmVmm *self, gboolean paused);
 
 G_END_DECLS

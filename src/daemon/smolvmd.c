@@ -10,6 +10,7 @@
 #include "smolvm-error.h"
 #include "smolvm-id.h"
 #include "smolvm-manager.h"
+#include "smolvm-qemu.h"
 
 typedef struct {
   GMainLoop *loop;
@@ -42,6 +43,8 @@ on_name_lost (GDBusConnection *connection, const gchar *name, gpointer user_data
   Daemon *daemon = user_data;
   if (connection == NULL)
     g_printerr ("smolvmd: cannot connect to the bus\n");
+  else if (g_dbus_connection_is_closed (connection))
+    g_printerr ("smolvmd: the bus connection closed\n");
   else
     g_printerr ("smolvmd: cannot own %s (is another smolvmd running?)\n", name);
   daemon->exit_code = EXIT_FAILURE;
@@ -112,6 +115,7 @@ main (int argc, char **argv)
   g_autofree gchar *network_pool = NULL;
   g_autofree gchar *config_path = NULL;
   g_autofree gchar *qemu_bin = NULL;
+  g_autofree gchar *qemu_machine = NULL;
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
   SmolvmManagerOptions options = { 0 };
@@ -130,6 +134,8 @@ main (int argc, char **argv)
       "DIR" },
     { "firecracker-bin", 0, 0, G_OPTION_ARG_FILENAME, &firecracker_bin,
       "The firecracker binary (default: firecracker on PATH)", "PATH" },
+    { "qemu-bin", 0, 0, G_OPTION_ARG_FILENAME, &qemu_bin,
+      "The QEMU binary (default: qemu-system-x86_64 on PATH)", "PATH" },
     { "network-pool", 0, 0, G_OPTION_ARG_STRING, &network_pool,
       "IPv4 pool for VM networks (default 172.16.0.0/16)", "CIDR" },
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
@@ -164,9 +170,10 @@ main (int argc, char **argv)
                          { "network-pool", &network_pool },
                          { NULL, NULL } };
     gboolean explicit = config_path != NULL;
-    if (!explicit)
+    /* the system's file configures the system daemon, not per-user ones */
+    if (!explicit && !session)
       config_path = g_build_filename (SMOLVM_SYSCONFDIR, "smolvm", "smolvmd.conf", NULL);
-    if (!load_config (config_path, explicit, keys, &error)) {
+    if (config_path != NULL && !load_config (config_path, explicit, keys, &error)) {
       g_printerr ("smolvmd: %s\n", error->message);
       return EXIT_FAILURE;
     }
@@ -185,12 +192,28 @@ main (int argc, char **argv)
     return EXIT_FAILURE;
   }
   if (firecracker_bin == NULL)
-    g_warning ("No firecracker binary on PATH: the Firecracker backend is unavailable");
+    g_message ("No firecracker binary on PATH: the Firecracker backend is unavailable");
+  if (qemu_bin == NULL)
+    qemu_bin = g_find_program_in_path ("qemu-system-x86_64");
+  else if (!g_file_test (qemu_bin, G_FILE_TEST_IS_EXECUTABLE)) {
+    g_printerr ("smolvmd: --qemu-bin %s is not an executable file\n", qemu_bin);
+    return EXIT_FAILURE;
+  }
+  if (qemu_bin != NULL) {
+    g_autoptr(GError) probe_error = NULL;
+    qemu_machine = smolvm_qemu_probe_machine (qemu_bin, &probe_error);
+    if (qemu_machine == NULL)
+      g_warning ("The QEMU backend is unavailable: %s", probe_error->message);
+  } else {
+    g_message ("No qemu-system-x86_64 on PATH: the QEMU backend is unavailable");
+  }
 
   options.session = session;
   options.state_dir = state_dir;
   options.runtime_dir = runtime_dir;
   options.firecracker_bin = firecracker_bin;
+  options.qemu_bin = qemu_bin;
+  options.qemu_machine = qemu_machine;
   options.network_pool = network_pool != NULL ? network_pool : (gchar *) "172.16.0.0/16";
 
   daemon.manager = smolvm_manager_new (&options, &error);
