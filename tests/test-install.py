@@ -617,7 +617,7 @@ def check_man(destdir, mandir, smolvm, smolvmd):
               f"{page} renders without warnings", r.stderr)
 
     verbs = [["create"], ["list"], ["start"], ["pause"], ["resume"], ["stop"], ["delete"],
-             ["snapshot", "create"], ["snapshot", "restore"], ["snapshot", "delete"],
+             ["console-log"], ["snapshot", "create"], ["snapshot", "restore"], ["snapshot", "delete"],
              ["snapshot", "list"]]
     cli = set()
     for verb in [[]] + verbs:
@@ -680,7 +680,7 @@ def check_completion(script, smolvm):
         common = {"--json", "--session", "--no-ask-password", "--version", "--help"}
         cases = [
             ("smolvm ", {"create", "list", "start", "pause", "resume", "stop", "delete",
-                         "snapshot"}),
+                         "console-log", "snapshot"}),
             ("smolvm snapshot ", {"create", "restore", "delete", "list"}),
             ("smolvm --json snapshot ", {"create", "restore", "delete", "list"}),
             ("smolvm start ", {"vm-one", "vm-two"}),

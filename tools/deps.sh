@@ -8,7 +8,7 @@ packages=(
   libpolkit-gobject-1-dev
   dbus-daemon dbus-bin systemd
   python3 python3-yaml python3-dbusmock python3-gi
-  iproute2 util-linux libxml2-utils e2fsprogs
+  iproute2 util-linux libxml2-utils e2fsprogs bc qemu-system-x86 busybox-static
   scdoc bash-completion polkitd
 )
 

@@ -68,6 +68,8 @@ typedef struct {
   gchar *initrd;
   gchar *boot_args;
   gchar *backend;
+  gchar *accel;
+  gboolean path_only;
   gchar *vcpus;
   gchar *mem;
   gboolean no_network;
@@ -113,6 +115,7 @@ cli_clear (Cli *cli)
   g_free (cli->initrd);
   g_free (cli->boot_args);
   g_free (cli->backend);
+  g_free (cli->accel);
   g_free (cli->vcpus);
   g_free (cli->mem);
   g_strfreev (cli->args);
@@ -339,8 +342,8 @@ static const CliListing snapshot_listing = {
  * follow. */
 static const gchar *const vm_info_keys[] = {
   "vm_id", "state", "backend", "pid", "vcpu_count", "mem_size_mib", "kernel_path",
-  "initrd_path", "rootfs_path", "boot_args", "network", "disk_path", "console_log_path",
-  "network_config",
+  "initrd_path", "rootfs_path", "boot_args", "network", "accel", "machine", "disk_path",
+  "console_log_path", "network_config", "restored_from",
 };
 
 /* A ListVMs dictionary as the CLI's JSON VM object. */
@@ -463,7 +466,8 @@ cli_start_agent (Cli *cli)
 
   /* reads need no authorization */
   if (cli->session || cli->no_ask_password || !isatty (STDIN_FILENO) ||
-      (cli->verb != NULL && g_str_equal (cli->verb->name, "list")) ||
+      (cli->verb != NULL && (g_str_equal (cli->verb->name, "list") ||
+                             g_str_equal (cli->verb->name, "console-log"))) ||
       (pkttyagent = g_find_program_in_path ("pkttyagent")) == NULL)
     return;
   if (!g_unix_open_pipe (notify, FD_CLOEXEC, NULL))
@@ -791,6 +795,53 @@ run_vm_delete (Cli *cli, GError **error)
   return TRUE;
 }
 
+/* The guest's console output. The file belongs to smolvmd, so reading it
+ * may need the same privileges as the daemon's files. */
+static gboolean
+run_vm_console_log (Cli *cli, GError **error)
+{
+  const gchar *vm_id = cli->args[0];
+  g_autoptr(SmolvmDbusVm) vm = NULL;
+  g_autoptr(GVariant) info = NULL;
+  g_autoptr(JsonObject) data = json_object_new ();
+  g_autofree gchar *contents = NULL;
+  g_autoptr(GError) local_error = NULL;
+  const gchar *path = NULL;
+
+  if (!cli_connect (cli, error))
+    return FALSE;
+  vm = cli_get_vm (cli, vm_id, error);
+  if (vm == NULL)
+    return FALSE;
+  info = cli_find_vm (cli, g_dbus_proxy_get_object_path (G_DBUS_PROXY (vm)), error);
+  if (info == NULL)
+    return FALSE;
+  if (!g_variant_lookup (info, "console_log_path", "&s", &path) || path[0] == '\0') {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_UNSUPPORTED, "VM '%s' has no console log",
+                 vm_id);
+    return FALSE;
+  }
+  json_object_set_string_member (data, "vm_id", vm_id);
+  json_object_set_string_member (data, "console_log_path", path);
+  if (cli->path_only) {
+    g_autofree gchar *text = g_strdup_printf ("%s\n", path);
+    cli_finish (cli, data, text);
+    return TRUE;
+  }
+  if (!g_file_get_contents (path, &contents, NULL, &local_error)) {
+    /* not started yet: nothing was printed */
+    if (!g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Cannot read the console log: %s",
+                   local_error->message);
+      return FALSE;
+    }
+    contents = g_strdup ("");
+  }
+  json_object_set_string_member (data, "content", contents);
+  cli_finish (cli, data, contents);
+  return TRUE;
+}
+
 static gboolean
 parse_count (const gchar *option, const gchar *value, guint32 *out, GError **error)
 {
@@ -857,6 +908,8 @@ vm_config_build (Cli *cli, GVariantDict *config, GError **error)
     g_variant_dict_insert (config, "boot_args", "s", cli->boot_args);
   if (cli->backend != NULL)
     g_variant_dict_insert (config, "backend", "s", cli->backend);
+  if (cli->accel != NULL)
+    g_variant_dict_insert (config, "accel", "s", cli->accel);
   if (cli->no_network)
     g_variant_dict_insert (config, "network", "b", FALSE);
   return TRUE;
@@ -965,8 +1018,10 @@ options_vm_create (Cli *cli, GOptionContext *context)
     { "mem", 0, 0, G_OPTION_ARG_STRING, &cli->mem, "Guest memory in MiB (default 512)", "MIB" },
     { "boot-args", 0, 0, G_OPTION_ARG_STRING, &cli->boot_args, "Kernel command line", "ARGS" },
     { "initrd", 0, 0, G_OPTION_ARG_FILENAME, &cli->initrd, "Initrd image", "PATH" },
-    { "backend", 0, 0, G_OPTION_ARG_STRING, &cli->backend, "VM backend, e.g. firecracker",
-      "NAME" },
+    { "backend", 0, 0, G_OPTION_ARG_STRING, &cli->backend,
+      "VM backend: firecracker (default) or qemu", "NAME" },
+    { "accel", 0, 0, G_OPTION_ARG_STRING, &cli->accel,
+      "QEMU accelerator: kvm, tcg or auto (default: KVM, else TCG)", "ACCEL" },
     { "no-network", 0, 0, G_OPTION_ARG_NONE, &cli->no_network, "Give the VM no network interface",
       NULL },
     { "start", 0, 0, G_OPTION_ARG_NONE, &cli->start, "Boot the VM once created", NULL },
@@ -986,6 +1041,16 @@ options_vm_delete (Cli *cli, GOptionContext *context)
   g_option_context_add_main_entries (context, entries, NULL);
 }
 
+static void
+options_vm_console_log (Cli *cli, GOptionContext *context)
+{
+  const GOptionEntry entries[] = {
+    { "path", 0, 0, G_OPTION_ARG_NONE, &cli->path_only, "Print the log file's path only", NULL },
+    G_OPTION_ENTRY_NULL
+  };
+  g_option_context_add_main_entries (context, entries, NULL);
+}
+
 static const CliVerb cli_verbs[] = {
   { NULL, "create", "vm.create", "", 0, "Create a VM from a kernel and a root filesystem image.",
     options_vm_create, run_vm_create, 0 },
@@ -1000,6 +1065,9 @@ static const CliVerb cli_verbs[] = {
     VM_ACTION_STOP },
   { NULL, "delete", "vm.delete", "VM_ID", 1, "Delete a VM and its disk.", options_vm_delete,
     run_vm_delete, 0 },
+  { NULL, "console-log", "vm.console-log", "VM_ID", 1,
+    "Print what the guest wrote on its serial console.", options_vm_console_log,
+    run_vm_console_log, 0 },
   { "snapshot", "create", "snapshot.create", "VM_ID", 1,
     "Save the full state of a running or paused VM.", options_snapshot_create,
     run_snapshot_create, 0 },

@@ -87,6 +87,8 @@ smolvm_vm_new (const SmolvmVmConfig *config, GVariant *network_config, const gch
   smolvm_dbus_vm_set_initrd_path (iface, config->initrd_path);
   smolvm_dbus_vm_set_rootfs_path (iface, config->rootfs_path);
   smolvm_dbus_vm_set_boot_args (iface, config->boot_args);
+  smolvm_dbus_vm_set_accel (iface, config->accel);
+  smolvm_dbus_vm_set_machine (iface, config->machine);
   smolvm_dbus_vm_set_disk_path (iface, disk);
   smolvm_dbus_vm_set_console_log_path (iface, console);
   smolvm_dbus_vm_set_network_enabled (iface, config->network);
