@@ -368,6 +368,22 @@ class Daemon:
         self.kill()
         self.start()
 
+    def stop_checked(self):
+        """SIGTERM and wait; a wrapped daemon (valgrind) reports its findings
+        only in its exit status and log then. Returns an error text or None."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        self.proc.terminate()
+        try:
+            rc = self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return "smolvmd did not exit on SIGTERM"
+        if rc != 0:
+            return "smolvmd (%s) exited with %d" % (" ".join(self.wrapper), rc)
+        return None
+
 
 class Monitor:
     """`gdbus monitor` of smolvmd's signals, written to a file."""
@@ -695,7 +711,11 @@ class Env:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+        failure = None
         if self.daemon is not None:
+            # under a wrapper, a clean stop is what lets it report
+            if self.daemon.wrapper:
+                failure = self.daemon.stop_checked()
             self.daemon.kill()
         for pid in self.our_pids():
             try:
@@ -711,6 +731,8 @@ class Env:
                     open(os.path.join(REQUEST_LOG_DIR, "%s.log" % _log_prefix), "a") as dst:
                 shutil.copyfileobj(src, dst)
         shutil.rmtree(self.root, ignore_errors=True)
+        if failure is not None:
+            raise AssertionError("%s:\n%s" % (failure, self.saved_log[-6000:]))
 
 
 # ---- tests ------------------------------------------------------------------

@@ -106,7 +106,8 @@ op_new (SmolvmManager *self, GDBusMethodInvocation *invocation)
 {
   Op *op = g_new0 (Op, 1);
   op->self = g_object_ref (self);
-  op->invocation = g_object_ref (invocation);
+  /* the handler's reference, which the return consumes */
+  op->invocation = invocation;
   return op;
 }
 
@@ -371,6 +372,11 @@ run_create_vm (Op *op)
   g_autofree gchar *dir = NULL;
   g_autofree gchar *disk = NULL;
 
+  /* after authorization: the answer tells what exists on the host */
+  if (!smolvm_vm_config_check_files (op->config, &error)) {
+    op_fail (op, error);
+    return;
+  }
   if (op->vm_id == NULL)
     op->vm_id = smolvm_id_make_vm (vm_id_taken, self);
   else if (vm_id_taken (op->vm_id, self)) {

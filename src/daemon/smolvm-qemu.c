@@ -23,6 +23,8 @@ struct _SmolvmQemu {
   gchar *qmp_socket;
   gchar *ram_path;
   gchar *log_path; /* QEMU's own stderr; the guest console has the console log */
+  gchar *pid_path;
+  gboolean runtime_files_cleared;
   SmolvmQmp *qmp;
   GTask *migration; /* waiting for the MIGRATION event to settle */
 };
@@ -41,16 +43,32 @@ smolvm_qemu_finalize (GObject *object)
   g_free (self->qmp_socket);
   g_free (self->ram_path);
   g_free (self->log_path);
+  g_free (self->pid_path);
   G_OBJECT_CLASS (smolvm_qemu_parent_class)->finalize (object);
+}
+
+/* Once the process is gone: guest RAM went with it, so its file is ours to
+ * remove, and so are the monitor socket and pid file that a QEMU which
+ * exit()s on an error (a failed incoming migration) or is killed leaves
+ * behind. An object runs one process, so this happens once: a late exit
+ * notification must not remove the files of the VM's next process. */
+static void
+clear_runtime_files (SmolvmQemu *self)
+{
+  if (self->runtime_files_cleared)
+    return;
+  self->runtime_files_cleared = TRUE;
+  if (unlink (self->ram_path) != 0 && errno != ENOENT)
+    g_warning ("Cannot remove %s: %s", self->ram_path, g_strerror (errno));
+  unlink (self->qmp_socket);
+  unlink (self->pid_path);
 }
 
 static void
 on_exited (SmolvmVmm *vmm, gboolean clean, gpointer user_data)
 {
   SmolvmQemu *self = SMOLVM_QEMU (vmm);
-  /* guest RAM is gone with the process; its file is ours to remove */
-  if (unlink (self->ram_path) != 0 && errno != ENOENT)
-    g_warning ("Cannot remove %s: %s", self->ram_path, g_strerror (errno));
+  clear_runtime_files (self);
   if (self->qmp != NULL) {
     g_signal_handlers_disconnect_by_data (self->qmp, self);
     smolvm_qmp_close (self->qmp);
@@ -68,6 +86,7 @@ smolvm_qemu_constructed (GObject *object)
   self->qmp_socket = g_build_filename (runtime_dir, "qmp.sock", NULL);
   self->ram_path = g_build_filename (runtime_dir, "ram", NULL);
   self->log_path = g_build_filename (runtime_dir, "qemu.log", NULL);
+  self->pid_path = g_build_filename (runtime_dir, "qemu.pid", NULL);
   smolvm_vmm_set_process_log_path (SMOLVM_VMM (self), self->log_path);
   g_signal_connect (self, "exited", G_CALLBACK (on_exited), NULL);
 }
@@ -146,11 +165,13 @@ typedef void (*StepFunc) (GTask *task);
 
 /* What a whole operation needs along its steps. */
 typedef struct {
+  gboolean launch;     /* runs a process of its own: boot or load */
   gboolean incoming;   /* start with -incoming defer */
   gboolean resume;     /* cont at the end */
   gchar *vmstate_path;
   gchar *mem_path;
   gint64 deadline;
+  GError *error;       /* of a failed launch, while its process goes */
   GPtrArray *steps;    /* StepFunc */
   guint next;
   int fd;
@@ -167,6 +188,7 @@ job_free (Job *job)
   if (job->fd >= 0)
     close (job->fd);
   g_clear_error (&job->migration_error);
+  g_clear_error (&job->error);
   g_free (job);
 }
 
@@ -195,8 +217,33 @@ job_next (GTask *task)
 }
 
 static void
+on_failed_launch_terminated (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  SmolvmQemu *self = g_task_get_source_object (task);
+  Job *job = g_task_get_task_data (task);
+
+  smolvm_vmm_terminate_finish (SMOLVM_VMM (self), result);
+  clear_runtime_files (self);
+  g_task_return_error (task, g_steal_pointer (&job->error));
+  g_object_unref (task);
+}
+
+/* A failed launch ends only once its process is gone and its runtime files
+ * (a partly copied RAM file among them) are removed: the exit notification
+ * may come after the caller has moved on. */
+static void
 job_fail (GTask *task, GError *error)
 {
+  SmolvmQemu *self = g_task_get_source_object (task);
+  Job *job = g_task_get_task_data (task);
+
+  if (job->launch) {
+    g_clear_error (&job->error);
+    job->error = error;
+    smolvm_vmm_terminate_async (SMOLVM_VMM (self), on_failed_launch_terminated, task);
+    return;
+  }
   g_task_return_error (task, error);
   g_object_unref (task);
 }
@@ -458,6 +505,11 @@ build_argv (SmolvmQemu *self, gboolean incoming)
   argv_add (argv, "%s", smolvm_vmm_get_binary (vmm));
   argv_add (argv, "-name");
   argv_add (argv, "%s", smolvm_vmm_get_vm_id (vmm));
+  /* An argument of its own that starts with the runtime dir: a restarted
+   * daemon recognizes its VMM by one (the paths in -object, -chardev and
+   * -qmp sit inside option strings). */
+  argv_add (argv, "-pidfile");
+  argv_add (argv, "%s", self->pid_path);
   argv_add (argv, "-nodefaults");
   argv_add (argv, "-no-user-config");
   argv_add (argv, "-display");
@@ -521,6 +573,8 @@ build_argv (SmolvmQemu *self, gboolean incoming)
   return (gchar **) g_ptr_array_free (argv, FALSE);
 }
 
+static gboolean qmp_socket_poll (gpointer user_data);
+
 static void
 on_qmp_connected (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -530,6 +584,13 @@ on_qmp_connected (GObject *source, GAsyncResult *result, gpointer user_data)
   SmolvmQmp *qmp = smolvm_qmp_connect_finish (result, &error);
 
   if (qmp == NULL) {
+    Job *job = g_task_get_task_data (task);
+    /* QEMU binds its socket before it listens: try again in a moment */
+    if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED) &&
+        smolvm_vmm_is_running (SMOLVM_VMM (self)) && g_get_monotonic_time () < job->deadline) {
+      g_timeout_add (SOCKET_POLL_MS, qmp_socket_poll, task);
+      return;
+    }
     job_fail (task, qemu_error (self, "Cannot talk to QEMU", error));
     return;
   }
@@ -608,6 +669,8 @@ smolvm_qemu_boot_async (SmolvmVmm *vmm, GCancellable *cancellable, GAsyncReadyCa
                         gpointer user_data)
 {
   GTask *task = job_new (SMOLVM_QEMU (vmm), cancellable, callback, user_data);
+  Job *job = g_task_get_task_data (task);
+  job->launch = TRUE;
   job_run (task, "Cannot boot", step_spawn, NULL);
 }
 
@@ -649,6 +712,7 @@ smolvm_qemu_snapshot_load_async (SmolvmVmm *vmm, const gchar *vmstate_path,
   GTask *task = job_new (SMOLVM_QEMU (vmm), cancellable, callback, user_data);
   Job *job = g_task_get_task_data (task);
 
+  job->launch = TRUE;
   job->incoming = TRUE;
   job->resume = resume;
   job->vmstate_path = g_strdup (vmstate_path);

@@ -320,8 +320,9 @@ on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
     g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
 
   if (connection == NULL) {
-    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
-                             "Cannot connect to the QEMU monitor: %s", error->message);
+    /* keeps GIO's code: a refused connection may be worth another try */
+    g_prefix_error (&error, "Cannot connect to the QEMU monitor: ");
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
   self = g_object_new (SMOLVM_TYPE_QMP, NULL);

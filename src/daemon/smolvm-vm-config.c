@@ -102,9 +102,9 @@ check_file (const gchar *key, const gchar *path, gboolean required, GError **err
   return TRUE;
 }
 
-/* Fills defaults and checks ranges; @check_files also checks the host paths. */
+/* Fills defaults and checks values; the host files are not looked at. */
 static gboolean
-config_finish (SmolvmVmConfig *c, gboolean check_files, GError **error)
+config_finish (SmolvmVmConfig *c, GError **error)
 {
   if (c->backend == NULL || c->backend[0] == '\0') {
     g_free (c->backend);
@@ -153,14 +153,18 @@ config_finish (SmolvmVmConfig *c, gboolean check_files, GError **error)
                  c->mem_size_mib);
     return FALSE;
   }
-  if (!check_files) {
-    if (c->kernel_path == NULL || c->rootfs_path == NULL) {
-      g_set_error_literal (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
-                           "kernel_path and rootfs_path are required");
-      return FALSE;
-    }
-    return TRUE;
+  if (c->kernel_path == NULL || c->kernel_path[0] == '\0' || c->rootfs_path == NULL ||
+      c->rootfs_path[0] == '\0') {
+    g_set_error_literal (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                         "kernel_path and rootfs_path are required");
+    return FALSE;
   }
+  return TRUE;
+}
+
+gboolean
+smolvm_vm_config_check_files (const SmolvmVmConfig *c, GError **error)
+{
   return check_file ("kernel_path", c->kernel_path, TRUE, error) &&
          check_file ("initrd_path", c->initrd_path, FALSE, error) &&
          check_file ("rootfs_path", c->rootfs_path, TRUE, error);
@@ -221,7 +225,7 @@ smolvm_vm_config_new_from_variant (GVariant *asv, gboolean network_default, GErr
     if (!config_set_from_variant (c, key, owned, error))
       return NULL;
   }
-  if (!config_finish (c, TRUE, error))
+  if (!config_finish (c, error))
     return NULL;
   return g_steal_pointer (&c);
 }
@@ -248,7 +252,7 @@ smolvm_vm_config_new_from_json (JsonObject *object, GError **error)
       break;
     }
   }
-  if (!config_finish (c, FALSE, error))
+  if (!config_finish (c, error))
     return NULL;
   return g_steal_pointer (&c);
 }

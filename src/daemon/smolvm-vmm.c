@@ -328,6 +328,20 @@ on_adopted_exit (gint fd, GIOCondition condition, gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* Without pidfds (old kernels, valgrind): look for the process now and then. */
+static gboolean
+on_adopted_poll (gpointer user_data)
+{
+  SmolvmVmm *self = user_data;
+  SmolvmVmmPrivate *priv = PRIV (self);
+
+  if (kill (priv->adopted_pid, 0) == 0 || errno == EPERM)
+    return G_SOURCE_CONTINUE;
+  priv->adopted_watch = 0;
+  process_gone (self, FALSE);
+  return G_SOURCE_REMOVE;
+}
+
 gboolean
 smolvm_vmm_adopt (SmolvmVmm *self, GPid pid, GError **error)
 {
@@ -335,11 +349,14 @@ smolvm_vmm_adopt (SmolvmVmm *self, GPid pid, GError **error)
   /* not our child any more: a pidfd is the race-free way to watch it */
   int pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
 
-  if (pidfd < 0)
+  if (pidfd < 0 && errno != ENOSYS)
     return smolvm_error_set_errno (error, errno, "Cannot watch VMM process %d", pid);
   priv->adopted_pid = pid;
   priv->adopted_pidfd = pidfd;
-  priv->adopted_watch = g_unix_fd_add (pidfd, G_IO_IN, on_adopted_exit, self);
+  if (pidfd >= 0)
+    priv->adopted_watch = g_unix_fd_add (pidfd, G_IO_IN, on_adopted_exit, self);
+  else
+    priv->adopted_watch = g_timeout_add (500, on_adopted_poll, self);
   return TRUE;
 }
 

@@ -1,0 +1,841 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""smolvmd's polkit authorization, against mock polkit daemons.
+
+smolvmd runs in system mode (no --session) on a private "system" bus
+(tests/data/system-bus.conf) that a mock org.freedesktop.PolicyKit1 owns:
+
+- python-dbusmock's stock `polkitd` template (AllowUnknown, SetAllowed,
+  SimulateHangActions): which action each call needs, refusals leave no
+  trace, reads need nothing, authorization does not block the daemon;
+- a recording template written by this file (RECORDER_TEMPLATE): it keeps
+  the subject, action, details and flags of every CheckAuthorization and
+  answers per action (yes, no, challenge, auth, dismissed, error), which the
+  stock template cannot do: details, the interactive flag, dismissal, polkit
+  errors, polkit going away.
+
+The test process talks to smolvmd through GDBus (python3-gi), so that it
+knows its own unique name (the subject) and sets the
+ALLOW_INTERACTIVE_AUTHORIZATION flag as it likes, and through `gdbus call`,
+`busctl` and the smolvm CLI.  Run with /usr/bin/python3; needs
+python3-dbusmock and python3-gi (tools/deps.sh).
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import smolvmtest as st  # noqa: E402
+from smolvmtest import snapshot_path, vm_path  # noqa: E402
+
+try:
+    import gi
+    gi.require_version("Gio", "2.0")
+    from gi.repository import Gio, GLib
+    import dbusmock  # noqa: F401  (run as `python3 -m dbusmock`; checked here)
+    MISSING = None
+except (ImportError, ValueError) as e:
+    MISSING = "needs python3-gi and python3-dbusmock: %s" % e
+
+PYTHON = sys.executable or "/usr/bin/python3"
+POLKIT_NAME = "org.freedesktop.PolicyKit1"
+POLKIT_PATH = "/org/freedesktop/PolicyKit1/Authority"
+MOCK_IFACE = "org.freedesktop.DBus.Mock"
+NOBODY = 65534
+
+CREATE = "org.smolvm.snapshot.create"
+RESTORE = "org.smolvm.snapshot.restore"
+DELETE = "org.smolvm.snapshot.delete"
+MANAGE = "org.smolvm.vm.manage"
+ACTIONS = (CREATE, RESTORE, DELETE, MANAGE)
+INTERACTIVE = 1  # POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION
+TIMEOUT_MS = int(st.DEADLINE * 2 * 1000)
+
+# A python-dbusmock template: a polkitd that records what it is asked.
+RECORDER_TEMPLATE = r'''
+"""polkitd that records every CheckAuthorization (for smolvm's tests)."""
+import json
+import dbus
+from dbusmock import MOCK_IFACE
+
+BUS_NAME = "org.freedesktop.PolicyKit1"
+MAIN_OBJ = "/org/freedesktop/PolicyKit1/Authority"
+MAIN_IFACE = "org.freedesktop.PolicyKit1.Authority"
+SYSTEM_BUS = True
+
+
+def load(mock, parameters):
+    mock.AddProperties(MAIN_IFACE, dbus.Dictionary({
+        "BackendName": "smolvm-test-recorder",
+        "BackendVersion": "0",
+        "BackendFeatures": dbus.UInt32(1),
+    }, signature="sv"))
+    mock.answers = {"*": "no"}
+    mock.checks = []
+
+
+def plain(v):
+    if isinstance(v, dbus.Boolean):
+        return bool(v)
+    if isinstance(v, (int, dbus.Byte)):
+        return int(v)
+    if isinstance(v, str):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return [plain(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): plain(x) for k, x in v.items()}
+    return repr(v)
+
+
+@dbus.service.method(MAIN_IFACE, in_signature="(sa{sv})sa{ss}us", out_signature="(bba{ss})")
+def CheckAuthorization(self, subject, action_id, details, flags, cancellation_id):
+    self.checks.append({
+        "subject_kind": str(subject[0]),
+        "subject": plain(subject[1]),
+        "action_id": str(action_id),
+        "details": plain(details),
+        "flags": int(flags),
+        "cancellation_id": str(cancellation_id),
+    })
+    answer = self.answers.get(str(action_id), self.answers.get("*", "no"))
+    empty = dbus.Dictionary({}, signature="ss")
+    if answer == "yes":
+        return (True, False, empty)
+    if answer == "challenge":
+        return (False, True, empty)
+    if answer == "auth":
+        # auth_admin with an agent that always gets the right password:
+        # yes if the caller allows interaction, else a challenge
+        return (True, False, empty) if int(flags) & 1 else (False, True, empty)
+    if answer == "dismissed":
+        return (False, False, dbus.Dictionary({"polkit.dismissed": "true"}, signature="ss"))
+    if answer == "error":
+        raise dbus.exceptions.DBusException("the recorder was told to fail",
+                                            name="org.freedesktop.PolicyKit1.Error.Failed")
+    return (False, False, empty)
+
+
+@dbus.service.method(MAIN_IFACE, in_signature="(sa{sv})ss")
+def RegisterAuthenticationAgent(self, subject, locale, object_path):
+    pass
+
+
+@dbus.service.method(MOCK_IFACE, in_signature="a{ss}", out_signature="")
+def SetAnswers(self, answers):
+    self.answers = {str(k): str(v) for k, v in answers.items()}
+
+
+@dbus.service.method(MOCK_IFACE, in_signature="", out_signature="s")
+def GetChecks(self):
+    return json.dumps(self.checks)
+
+
+@dbus.service.method(MOCK_IFACE, in_signature="", out_signature="")
+def ClearChecks(self):
+    self.checks = []
+'''
+
+
+# ---- a GDBus client ---------------------------------------------------------
+
+_REMOTE_RE = re.compile(r"GDBus\.Error:([A-Za-z0-9_.]+): (.*)", re.S)
+
+
+def v(signature, *values):
+    """A GVariant tuple of @values."""
+    return GLib.Variant("(" + signature + ")", values)
+
+
+def asv(**kw):
+    """a{sv} content: str -> s, bool -> b, int -> u; resume_source is the
+    option resume-source."""
+    out = {}
+    for k, x in kw.items():
+        k = "resume-source" if k == "resume_source" else k
+        if isinstance(x, bool):
+            out[k] = GLib.Variant("b", x)
+        elif isinstance(x, int):
+            out[k] = GLib.Variant("u", x)
+        else:
+            out[k] = GLib.Variant("s", x)
+    return out
+
+
+class Client:
+    """One connection to the private bus; its unique name is the subject polkit
+    is asked about."""
+
+    def __init__(self, address):
+        self.conn = Gio.DBusConnection.new_for_address_sync(
+            address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
+            Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+
+    @property
+    def name(self):
+        return self.conn.get_unique_name()
+
+    def call(self, dest, path, iface, method, args=None, interactive=False):
+        flags = (Gio.DBusCallFlags.ALLOW_INTERACTIVE_AUTHORIZATION if interactive
+                 else Gio.DBusCallFlags.NONE)
+        try:
+            reply = self.conn.call_sync(dest, path, iface, method, args, None, flags,
+                                        TIMEOUT_MS, None)
+        except GLib.Error as e:
+            m = _REMOTE_RE.match(e.message)
+            if m is None:
+                raise st.DBusError("(local)", e.message)
+            raise st.DBusError(m.group(1), m.group(2).strip())
+        return reply.unpack() if reply is not None else None
+
+    def smolvm(self, path, method, args=None, iface=None, interactive=False):
+        if iface is None:
+            iface = (st.VM_IFACE if "/vm/" in path else
+                     st.SNAPSHOT_IFACE if "/snapshot/" in path else st.MANAGER_IFACE)
+        return self.call(st.BUS_NAME, path, iface, method, args, interactive)
+
+    def has_owner(self, name):
+        return self.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                         "NameHasOwner", v("s", name))[0]
+
+    def close(self):
+        self.conn.close_sync(None)
+
+
+# ---- the mock polkitd -------------------------------------------------------
+
+class PolkitMock:
+    """`python3 -m dbusmock --system --template TEMPLATE` on the Env's bus."""
+
+    def __init__(self, env, client, template):
+        self.env = env
+        self.client = client
+        self.template = template
+        self.count = 0
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.count += 1
+        self.log_path = os.path.join(self.env.root, "polkit-mock-%d.log" % self.count)
+        # the Env's directory in the command line: Env.cleanup() finds it
+        # even when the test is killed
+        argv = [PYTHON, "-m", "dbusmock", "--system", "--template", self.template,
+                "--parameters", json.dumps({"smolvm-test": self.env.root})]
+        with open(self.log_path, "w") as log:
+            self.proc = self.env.adopt(subprocess.Popen(
+                argv, env=self.env.client_env(system=True), stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT))
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("the polkit mock exited with %d:\n%s" % (
+                    self.proc.returncode, self.log()))
+            return self.client.has_owner(POLKIT_NAME)
+        st.wait_for(ready, "the polkit mock to own %s" % POLKIT_NAME)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        st.wait_for(lambda: not self.client.has_owner(POLKIT_NAME),
+                    "%s to lose its owner" % POLKIT_NAME)
+
+    def log(self):
+        out = []
+        for i in range(1, self.count + 1):
+            path = os.path.join(self.env.root, "polkit-mock-%d.log" % i)
+            if os.path.exists(path):
+                with open(path, errors="replace") as f:
+                    out.append(f.read())
+        return "\n".join(out)
+
+    def mock(self, method, args=None):
+        return self.client.call(POLKIT_NAME, POLKIT_PATH, MOCK_IFACE, method, args)
+
+    # stock template
+    def allow(self, *actions):
+        self.mock("AllowUnknown", v("b", False))
+        self.mock("SetAllowed", v("as", list(actions)))
+
+    def allow_all(self):
+        self.mock("AllowUnknown", v("b", True))
+
+    # recorder template
+    def answer(self, default="no", **per_action):
+        answers = {"*": default}
+        answers.update({k.replace("__", "."): x for k, x in per_action.items()})
+        self.mock("SetAnswers", v("a{ss}", answers))
+
+    def set_answers(self, answers):
+        self.mock("SetAnswers", v("a{ss}", answers))
+
+    def checks(self):
+        return json.loads(self.mock("GetChecks")[0])
+
+    def clear(self):
+        self.mock("ClearChecks")
+
+
+# ---- the tests --------------------------------------------------------------
+
+@st.unittest.skipIf(MISSING, MISSING)
+class PolkitCase(st.TestCase):
+    template = "polkitd"
+
+    def setUp(self):
+        super().setUp()
+        self.mocks = []
+
+    def system_env(self, template=None):
+        """A system-mode smolvmd whose polkit is a mock; returns (env, client, mock)."""
+        env = self.new_env(session=False, start=False)
+        client = Client(env.bus.address)
+        self.addCleanup(client.close)
+        if template is None:
+            template = self.template
+        if template == "recorder":
+            template = os.path.join(env.root, "smolvm_polkit_recorder.py")
+            with open(template, "w") as f:
+                f.write(RECORDER_TEMPLATE)
+        mock = PolkitMock(env, client, template)
+        self.mocks.append(mock)
+        env.daemon.start()
+        return env, client, mock
+
+    def daemon_logs(self):
+        return super().daemon_logs() + "".join(
+            "\n---- polkit mock log ----\n" + m.log() for m in getattr(self, "mocks", []))
+
+    # -- calls
+
+    def create_vm(self, env, client, vm_id, interactive=False):
+        cfg = asv(kernel_path=env.kernel, rootfs_path=env.rootfs, mem_size_mib=128,
+                  vcpu_count=1, network=False)
+        if vm_id:
+            cfg["vm_id"] = GLib.Variant("s", vm_id)
+        return client.smolvm(st.MANAGER_PATH, "CreateVM", v("a{sv}", cfg),
+                             interactive=interactive)[0]
+
+    def start_vm(self, env, client, vm_id):
+        client.smolvm(vm_path(vm_id), "Start")
+        env.wait_tick(vm_id, 1)
+
+    def assertRefused(self, action, client, path, method, args=None, interactive=False,
+                      error="NotAuthorized"):
+        try:
+            out = client.smolvm(path, method, args, interactive=interactive)
+        except st.DBusError as e:
+            self.assertEqual(e.name, st.ERROR_PREFIX + error,
+                             "%s.%s: %s" % (path, method, e.message))
+            self.assertIn(action, e.message, "%s.%s" % (path, method))
+            return e
+        self.fail("%s.%s (interactive=%s) succeeded: %r" % (path, method, interactive, out))
+
+    def state(self, env, client):
+        """Everything smolvmd exports, and every file of its state directory."""
+        objects = client.call(st.BUS_NAME, st.MANAGER_PATH, "org.freedesktop.DBus.ObjectManager",
+                              "GetManagedObjects")[0]
+        return objects, st.tree_fingerprint_strict(env.state_dir)
+
+    def assertStateEqual(self, a, b):
+        self.assertEqual(a[0], b[0], "the exported objects changed")
+        self.assertEqual(a[1][1], b[1][1], "the state directory changed")
+        self.assertEqual(a[1][0], b[1][0])
+
+
+    def check_reads(self, env, client):
+        mgr = st.MANAGER_PATH
+        props = "org.freedesktop.DBus.Properties"
+        reads = [
+            (mgr, st.MANAGER_IFACE, "ListSnapshots", v("s", "")),
+            (mgr, st.MANAGER_IFACE, "ListSnapshots", v("s", "run-vm")),
+            (mgr, st.MANAGER_IFACE, "ListVMs", None),
+            (mgr, st.MANAGER_IFACE, "GetVM", v("s", "run-vm")),
+            (mgr, st.MANAGER_IFACE, "GetSnapshot", v("s", "s1")),
+            (mgr, props, "Get", v("ss", st.MANAGER_IFACE, "Version")),
+            (mgr, props, "GetAll", v("s", st.MANAGER_IFACE)),
+            (vm_path("run-vm"), props, "Get", v("ss", st.VM_IFACE, "State")),
+            (vm_path("run-vm"), props, "GetAll", v("s", st.VM_IFACE)),
+            (snapshot_path("s1"), props, "Get", v("ss", st.SNAPSHOT_IFACE, "VmId")),
+            (snapshot_path("s1"), props, "GetAll", v("s", st.SNAPSHOT_IFACE)),
+            (mgr, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", None),
+            ("/", "org.freedesktop.DBus.Introspectable", "Introspect", None),
+            (mgr, "org.freedesktop.DBus.Introspectable", "Introspect", None),
+            (vm_path("run-vm"), "org.freedesktop.DBus.Introspectable", "Introspect", None),
+            (snapshot_path("s1"), "org.freedesktop.DBus.Introspectable", "Introspect", None),
+            (mgr, "org.freedesktop.DBus.Peer", "Ping", None),
+        ]
+        for path, iface, method, args in reads:
+            for interactive in (False, True):
+                with self.subTest(read=method, path=path, iface=iface, interactive=interactive):
+                    out = client.call(st.BUS_NAME, path, iface, method, args, interactive)
+                    self.assertIsNotNone(out)
+        self.assertEqual(client.call(st.BUS_NAME, vm_path("run-vm"), props, "Get",
+                                     v("ss", st.VM_IFACE, "State"))[0], "running")
+        self.assertEqual(client.call(st.BUS_NAME, snapshot_path("s1"), props, "Get",
+                                     v("ss", st.SNAPSHOT_IFACE, "VmId"))[0], "run-vm")
+        # the CLI's reads, and a caller that is not root
+        for args in (["list"], ["snapshot", "list"], ["snapshot", "list", "--vm-id", "run-vm"]):
+            r = cli(env, *args, "--json")
+            self.assertEqual(r.rc, 0, repr(r))
+        self.assertIn(snapshot_path("s1"), env.call("ListSnapshots", st.gv_str(""), as_user=NOBODY)
+                      if st.IS_ROOT else env.call("ListSnapshots", st.gv_str("")))
+
+
+class TestStockTemplate(PolkitCase):
+    """python-dbusmock's polkitd template: only which actions are allowed."""
+
+    def test_each_action_alone(self):
+        env, client, mock = self.system_env()
+        mgr = st.MANAGER_PATH
+
+        # org.smolvm.vm.manage alone: create, start, pause, resume
+        mock.allow(MANAGE)
+        self.assertEqual(self.create_vm(env, client, "a"), vm_path("a"))
+        self.start_vm(env, client, "a")
+        client.smolvm(vm_path("a"), "Pause")
+        self.assertEqual(env.vm_state("a"), "paused")
+        client.smolvm(vm_path("a"), "Resume")
+        self.assertEqual(env.vm_state("a"), "running")
+        self.assertRefused(CREATE, client, mgr, "CreateSnapshot", v("ssa{sv}", "a", "x", {}))
+        self.assertRefused(CREATE, client, vm_path("a"), "CreateSnapshot", v("sa{sv}", "x", {}))
+        self.assertRefused(RESTORE, client, mgr, "RestoreSnapshot", v("sa{sv}", "x", {}))
+        self.assertRefused(DELETE, client, mgr, "DeleteSnapshot", v("sa{sv}", "x", {}))
+
+        # org.smolvm.snapshot.create alone, through the Manager and the VM
+        mock.allow(CREATE)
+        self.assertEqual(client.smolvm(mgr, "CreateSnapshot",
+                                       v("ssa{sv}", "a", "s1", asv(resume_source=True)))[0],
+                         snapshot_path("s1"))
+        self.assertEqual(client.smolvm(vm_path("a"), "CreateSnapshot",
+                                       v("sa{sv}", "s2", asv(resume_source=True)))[0],
+                         snapshot_path("s2"))
+        self.assertEqual(env.snapshot_ids(), ["s1", "s2"])
+        self.assertEqual(env.vm_state("a"), "running")
+        self.assertRefused(MANAGE, client, vm_path("a"), "Pause")
+        self.assertRefused(MANAGE, client, mgr, "CreateVM",
+                           v("a{sv}", asv(vm_id="b", kernel_path=env.kernel,
+                                          rootfs_path=env.rootfs, network=False)))
+        self.assertRefused(RESTORE, client, snapshot_path("s1"), "Restore", v("a{sv}", {}))
+        self.assertRefused(DELETE, client, snapshot_path("s1"), "Delete", v("a{sv}", {}))
+
+        # org.smolvm.snapshot.restore alone, through the Manager and the snapshot
+        mock.allow(RESTORE)
+        self.assertEqual(client.smolvm(mgr, "RestoreSnapshot", v("sa{sv}", "s1", {}))[0],
+                         vm_path("a"))
+        self.assertEqual(env.vm_prop("a", "RestoredFrom"), "s1")
+        self.assertEqual(client.smolvm(snapshot_path("s2"), "Restore", v("a{sv}", {}))[0],
+                         vm_path("a"))
+        self.assertEqual(env.vm_prop("a", "RestoredFrom"), "s2")
+        self.assertEqual(env.vm_state("a"), "paused")
+        self.assertRefused(MANAGE, client, vm_path("a"), "Resume")
+        self.assertRefused(CREATE, client, vm_path("a"), "CreateSnapshot", v("sa{sv}", "x", {}))
+        self.assertRefused(DELETE, client, mgr, "DeleteSnapshot", v("sa{sv}", "s1", {}))
+
+        # org.smolvm.snapshot.delete alone, through the Manager
+        mock.allow(DELETE)
+        client.smolvm(mgr, "DeleteSnapshot", v("sa{sv}", "s1", {}))
+        self.assertEqual(env.snapshot_ids(), ["s2"])
+        self.assertRefused(MANAGE, client, vm_path("a"), "Stop", v("a{sv}", {}))
+        self.assertRefused(RESTORE, client, mgr, "RestoreSnapshot",
+                           v("sa{sv}", "s2", asv(force=True)))
+
+        # org.smolvm.vm.manage alone: resume, stop
+        mock.allow(MANAGE)
+        client.smolvm(vm_path("a"), "Resume")
+        client.smolvm(vm_path("a"), "Stop", v("a{sv}", {}))
+        self.assertEqual(env.vm_state("a"), "stopped")
+        self.assertRefused(DELETE, client, snapshot_path("s2"), "Delete", v("a{sv}", {}))
+
+        # org.smolvm.snapshot.delete alone, through the snapshot
+        mock.allow(DELETE)
+        client.smolvm(snapshot_path("s2"), "Delete", v("a{sv}", {}))
+        self.assertEqual(env.snapshot_ids(), [])
+        self.assertRefused(MANAGE, client, vm_path("a"), "Delete", v("a{sv}", {}))
+
+        # org.smolvm.vm.manage alone: delete, and create with a generated id
+        mock.allow(MANAGE)
+        client.smolvm(vm_path("a"), "Delete", v("a{sv}", {}))
+        path = self.create_vm(env, client, None)
+        (gen,) = env.list_vms()
+        self.assertEqual(path, vm_path(gen))
+        client.smolvm(path, "Delete", v("a{sv}", {}))
+        self.assertEqual(env.list_vms(), {})
+        self.assertNotIn("polkit is not available", env.daemon_log())
+
+    def test_nothing_allowed(self):
+        env, client, mock = self.system_env()
+        mgr = st.MANAGER_PATH
+        mock.allow_all()
+        self.create_vm(env, client, "run-vm")
+        self.start_vm(env, client, "run-vm")
+        self.create_vm(env, client, "paused-vm")
+        self.start_vm(env, client, "paused-vm")
+        client.smolvm(vm_path("paused-vm"), "Pause")
+        self.create_vm(env, client, "new-vm")
+        client.smolvm(mgr, "CreateSnapshot", v("ssa{sv}", "run-vm", "s1", asv(resume_source=True)))
+        states = {vm: env.vm_state(vm) for vm in ("run-vm", "paused-vm", "new-vm")}
+        self.assertEqual(states, {"run-vm": "running", "paused-vm": "paused", "new-vm": "created"})
+        emulators = sorted(env.emulator_pids())
+        self.assertEqual(len(emulators), 2)
+
+        mock.allow()  # nothing
+        before = self.state(env, client)
+        time.sleep(0.3)
+        self.assertStateEqual(self.state(env, client), before)  # a control: it is stable
+
+        cfg = asv(vm_id="evil", kernel_path=env.kernel, rootfs_path=env.rootfs, network=False)
+        cfg_noid = asv(kernel_path=env.kernel, rootfs_path=env.rootfs, network=False)
+        # an unauthorized caller must not learn which host paths exist
+        cfg_probe = asv(kernel_path="/root/does-not-exist", rootfs_path=env.rootfs,
+                        network=False)
+        refused = [
+            (MANAGE, mgr, "CreateVM", v("a{sv}", cfg)),
+            (MANAGE, mgr, "CreateVM", v("a{sv}", cfg_noid)),
+            (MANAGE, mgr, "CreateVM", v("a{sv}", cfg_probe)),
+            (MANAGE, vm_path("new-vm"), "Start", None),
+            (MANAGE, vm_path("run-vm"), "Pause", None),
+            (MANAGE, vm_path("paused-vm"), "Resume", None),
+            (MANAGE, vm_path("run-vm"), "Stop", v("a{sv}", {})),
+            (MANAGE, vm_path("run-vm"), "Delete", v("a{sv}", asv(force=True))),
+            (MANAGE, vm_path("new-vm"), "Delete", v("a{sv}", {})),
+            (CREATE, mgr, "CreateSnapshot", v("ssa{sv}", "run-vm", "s2", {})),
+            (CREATE, mgr, "CreateSnapshot", v("ssa{sv}", "run-vm", "", {})),
+            (CREATE, mgr, "CreateSnapshot", v("ssa{sv}", "paused-vm", "s3", {})),
+            (CREATE, vm_path("run-vm"), "CreateSnapshot", v("sa{sv}", "s4", {})),
+            (RESTORE, mgr, "RestoreSnapshot", v("sa{sv}", "s1", asv(force=True))),
+            (RESTORE, mgr, "RestoreSnapshot", v("sa{sv}", "s1", {})),
+            (RESTORE, snapshot_path("s1"), "Restore", v("a{sv}", asv(force=True))),
+            (DELETE, mgr, "DeleteSnapshot", v("sa{sv}", "s1", {})),
+            (DELETE, snapshot_path("s1"), "Delete", v("a{sv}", {})),
+        ]
+        for action, path, method, args in refused:
+            for interactive in (False, True):
+                with self.subTest(method=method, path=path, interactive=interactive):
+                    self.assertRefused(action, client, path, method, args, interactive)
+        # the same through gdbus call and the CLI
+        err = self.assertDBusError("NotAuthorized", env.gdbus, vm_path("run-vm"), "Pause")
+        self.assertIn(MANAGE, err.message)
+        err = self.assertDBusError("NotAuthorized", env.create_snapshot, "run-vm", "s5")
+        self.assertIn(CREATE, err.message)
+        for args, action in ((["snapshot", "create", "run-vm", "--snapshot-id", "s6"], CREATE),
+                             (["snapshot", "restore", "s1", "--force"], RESTORE),
+                             (["snapshot", "delete", "s1"], DELETE),
+                             (["stop", "run-vm"], MANAGE),
+                             (["delete", "new-vm"], MANAGE)):
+            for ask in ([], ["--no-ask-password"]):
+                with self.subTest(cli=args, ask=ask):
+                    r = cli(env, *ask, *args, "--json")
+                    self.assertEqual(r.rc, 1, repr(r))
+                    error = r.json()["error"]
+                    self.assertEqual(error["dbus_name"], st.ERROR_PREFIX + "NotAuthorized")
+                    self.assertIn(action, error["message"])
+
+        self.assertStateEqual(self.state(env, client), before)
+        self.assertEqual({vm: env.vm_state(vm) for vm in states}, states)
+        self.assertEqual(sorted(env.emulator_pids()), emulators)
+        self.assertEqual(env.snapshot_ids(), ["s1"])
+        self.assertNotIn("polkit is not available", env.daemon_log())
+
+        # reads need nothing
+        self.check_reads(env, client)
+        self.assertStateEqual(self.state(env, client), before)
+
+        # and it was polkit that said no
+        mock.allow(DELETE)
+        client.smolvm(mgr, "DeleteSnapshot", v("sa{sv}", "s1", {}))
+        self.assertEqual(env.snapshot_ids(), [])
+
+    def test_authorization_does_not_block(self):
+        """While polkit sits on one check, smolvmd serves everything else."""
+        env, client, mock = self.system_env()
+        mock.allow_all()
+        for vm in ("h1", "h2"):
+            self.create_vm(env, client, vm)
+            self.start_vm(env, client, vm)
+        mock.mock("SimulateHangActions", v("as", [CREATE]))
+        pending = env.gdbus_background(st.MANAGER_PATH, "CreateSnapshot", st.gv_str("h1"),
+                                       st.gv_str("hs"), st.gv_dict())
+        try:
+            st.wait_for(lambda: mock.mock("HaveHangingCalls")[0], "a hanging CheckAuthorization")
+            # reads, and a call with another action, while the first waits
+            self.assertEqual(sorted(env.list_vms()), ["h1", "h2"])
+            self.assertDBusError("NotFound", env.call, "GetSnapshot", st.gv_str("hs"))
+            client.smolvm(vm_path("h2"), "Pause")
+            self.assertEqual(env.vm_state("h2"), "paused")
+            self.assertEqual(env.vm_state("h1"), "running")
+            self.assertFalse(os.path.exists(os.path.join(env.state_dir, "snapshots", "hs")))
+            self.assertIsNone(pending.poll())
+            mock.mock("ReleaseHangingCalls")
+            out, err = pending.communicate(timeout=st.DEADLINE)
+        finally:
+            if pending.poll() is None:
+                pending.kill()
+                pending.communicate()
+        self.assertEqual(st.gdbus_result(pending.returncode, out, err),
+                         "(objectpath '%s',)" % snapshot_path("hs"))
+        self.assertEqual(env.snapshot_ids(), ["hs"])
+
+
+def cli(env, *args):
+    """The smolvm CLI on the system bus (no --session)."""
+    argv = [st.CLI] + list(args)
+    proc = subprocess.run(argv, env=env.client_env(system=True), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=st.DEADLINE * 2)
+    return st.CliResult(argv, proc)
+
+
+class TestRecorder(PolkitCase):
+    """A recording polkitd: the subject, details and flags smolvmd sends."""
+
+    template = "recorder"
+
+    def one_check(self, mock):
+        checks = mock.checks()
+        mock.clear()
+        self.assertEqual(len(checks), 1, "one CheckAuthorization per call: %r" % (checks,))
+        return checks[0]
+
+    def test_subject_details_and_flags(self):
+        env, client, mock = self.system_env()
+        mock.answer("yes")
+        mgr = st.MANAGER_PATH
+        me = client.name
+        gen_vm = {}
+        gen_snap = {}
+
+        def create_gen_vm(interactive):
+            path = self.create_vm(env, client, None, interactive)
+            gen_vm["id"] = [vm for vm in env.list_vms() if vm != "d-vm"][0]
+            self.assertEqual(path, vm_path(gen_vm["id"]))
+            return path
+
+        def create_gen_snap(interactive):
+            path = client.smolvm(mgr, "CreateSnapshot", v("ssa{sv}", "d-vm", "",
+                                                          asv(resume_source=True)),
+                                 interactive=interactive)[0]
+            gen_snap["id"] = [s for s in env.snapshot_ids() if s not in ("d-s1", "d-s2")][0]
+            self.assertEqual(path, snapshot_path(gen_snap["id"]))
+            return path
+
+        def vmc(method, args=None, vm="d-vm"):
+            return lambda i: client.smolvm(vm_path(vm), method, args, interactive=i)
+
+        def mgrc(method, args):
+            return lambda i: client.smolvm(mgr, method, args, interactive=i)
+
+        def snapc(snap, method, args):
+            return lambda i: client.smolvm(snapshot_path(snap), method, args, interactive=i)
+
+        steps = [
+            ("CreateVM d-vm", lambda i: self.create_vm(env, client, "d-vm", i),
+             MANAGE, {"vm_id": "d-vm", "verb": "create"}),
+            ("CreateVM (generated id)", create_gen_vm, MANAGE, {"verb": "create"}),
+            ("VM.Start", vmc("Start"), MANAGE, {"vm_id": "d-vm", "verb": "start"}),
+            ("VM.Pause", vmc("Pause"), MANAGE, {"vm_id": "d-vm", "verb": "pause"}),
+            ("VM.Resume", vmc("Resume"), MANAGE, {"vm_id": "d-vm", "verb": "resume"}),
+            ("Manager.CreateSnapshot",
+             mgrc("CreateSnapshot", v("ssa{sv}", "d-vm", "d-s1", asv(resume_source=True))),
+             CREATE, {"vm_id": "d-vm", "snapshot_id": "d-s1", "verb": "create"}),
+            ("VM.CreateSnapshot", vmc("CreateSnapshot", v("sa{sv}", "d-s2",
+                                                          asv(resume_source=True))),
+             CREATE, {"vm_id": "d-vm", "snapshot_id": "d-s2", "verb": "create"}),
+            ("Manager.CreateSnapshot (generated id)", create_gen_snap,
+             CREATE, {"vm_id": "d-vm", "verb": "create"}),
+            ("Manager.RestoreSnapshot", mgrc("RestoreSnapshot", v("sa{sv}", "d-s1", {})),
+             RESTORE, {"vm_id": "d-vm", "snapshot_id": "d-s1", "verb": "restore"}),
+            ("Snapshot.Restore", snapc("d-s2", "Restore", v("a{sv}", {})),
+             RESTORE, {"vm_id": "d-vm", "snapshot_id": "d-s2", "verb": "restore"}),
+            ("Manager.DeleteSnapshot", mgrc("DeleteSnapshot", v("sa{sv}", "d-s1", {})),
+             DELETE, {"vm_id": "d-vm", "snapshot_id": "d-s1", "verb": "delete"}),
+            ("VM.Stop", vmc("Stop", v("a{sv}", {})), MANAGE, {"vm_id": "d-vm", "verb": "stop"}),
+            ("Snapshot.Delete", snapc("d-s2", "Delete", v("a{sv}", {})),
+             DELETE, {"vm_id": "d-vm", "snapshot_id": "d-s2", "verb": "delete"}),
+            ("Snapshot.Delete (generated id)",
+             lambda i: client.smolvm(snapshot_path(gen_snap["id"]), "Delete", v("a{sv}", {}),
+                                     interactive=i),
+             DELETE, lambda: {"vm_id": "d-vm", "snapshot_id": gen_snap["id"], "verb": "delete"}),
+            ("VM.Delete", vmc("Delete", v("a{sv}", {})), MANAGE,
+             {"vm_id": "d-vm", "verb": "delete"}),
+            ("VM.Delete (generated id)",
+             lambda i: client.smolvm(vm_path(gen_vm["id"]), "Delete", v("a{sv}", {}),
+                                     interactive=i),
+             MANAGE, lambda: {"vm_id": gen_vm["id"], "verb": "delete"}),
+        ]
+        for n, (what, call, action, details) in enumerate(steps):
+            interactive = n % 2 == 1
+            mock.clear()
+            call(interactive)
+            if what == "VM.Start":
+                env.wait_tick("d-vm", 1)
+            with self.subTest(what, interactive=interactive):
+                check = self.one_check(mock)
+                self.assertEqual(check["action_id"], action)
+                self.assertEqual(check["subject_kind"], "system-bus-name")
+                self.assertEqual(check["subject"], {"name": me})
+                self.assertEqual(check["details"], details() if callable(details) else details)
+                self.assertEqual(check["flags"], INTERACTIVE if interactive else 0)
+                self.assertEqual(check["cancellation_id"], "")
+        self.assertEqual(env.list_vms(), {})
+        self.assertEqual(env.snapshot_ids(), [])
+
+    def test_interactive_flag_by_client(self):
+        """`auth` answers yes only when the caller allows interaction."""
+        env, client, mock = self.system_env()
+        mock.answer("yes")
+        self.create_vm(env, client, "f-vm")
+        self.start_vm(env, client, "f-vm")
+        mock.answer("auth")
+        mock.clear()
+
+        def busctl(allow, method):
+            return subprocess.run(
+                ["busctl", "--address=" + env.bus.address,
+                 "--allow-interactive-authorization=" + allow, "call", st.BUS_NAME,
+                 vm_path("f-vm"), st.VM_IFACE, method], capture_output=True, text=True,
+                timeout=st.DEADLINE * 2)
+
+        # busctl --allow-interactive-authorization=no: challenge -> NotAuthorized
+        r = busctl("no", "Pause")
+        self.assertNotEqual(r.returncode, 0, r)
+        self.assertIn(MANAGE, r.stderr)
+        self.assertIn("authentication is required", r.stderr)
+        self.assertEqual(self.one_check(mock)["flags"], 0)
+        self.assertEqual(env.vm_state("f-vm"), "running")
+        # busctl --allow-interactive-authorization=yes
+        r = busctl("yes", "Pause")
+        self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(self.one_check(mock)["flags"], INTERACTIVE)
+        self.assertEqual(env.vm_state("f-vm"), "paused")
+        # gdbus call never sets the flag
+        err = self.assertDBusError("NotAuthorized", env.gdbus, vm_path("f-vm"), "Resume")
+        self.assertIn("authentication is required", err.message)
+        self.assertEqual(self.one_check(mock)["flags"], 0)
+        self.assertEqual(env.vm_state("f-vm"), "paused")
+        # GDBus, without and with the flag
+        err = self.assertRefused(MANAGE, client, vm_path("f-vm"), "Resume", interactive=False)
+        self.assertIn("authentication is required", err.message)
+        self.assertEqual(self.one_check(mock)["flags"], 0)
+        client.smolvm(vm_path("f-vm"), "Resume", interactive=True)
+        self.assertEqual(self.one_check(mock)["flags"], INTERACTIVE)
+        self.assertEqual(env.vm_state("f-vm"), "running")
+        # the CLI: --no-ask-password clears the flag; without it the flag is set
+        # (stdin is not a terminal here, so it starts no pkttyagent)
+        r = cli(env, "--no-ask-password", "pause", "f-vm", "--json")
+        self.assertEqual(r.rc, 1, repr(r))
+        self.assertEqual(r.json()["error"]["dbus_name"], st.ERROR_PREFIX + "NotAuthorized")
+        self.assertIn("authentication is required", r.json()["error"]["message"])
+        self.assertEqual(self.one_check(mock)["flags"], 0)
+        self.assertEqual(env.vm_state("f-vm"), "running")
+        r = cli(env, "pause", "f-vm", "--json")
+        self.assertEqual(r.rc, 0, repr(r))
+        check = self.one_check(mock)
+        self.assertEqual(check["flags"], INTERACTIVE)
+        self.assertEqual(check["details"], {"vm_id": "f-vm", "verb": "pause"})
+        self.assertEqual(env.vm_state("f-vm"), "paused")
+        r = cli(env, "--no-ask-password", "snapshot", "create", "f-vm", "--snapshot-id", "f-s",
+                "--json")
+        self.assertEqual(r.rc, 1, repr(r))
+        check = self.one_check(mock)
+        self.assertEqual((check["action_id"], check["flags"]), (CREATE, 0))
+        r = cli(env, "snapshot", "create", "f-vm", "--snapshot-id", "f-s", "--json")
+        self.assertEqual(r.rc, 0, repr(r))
+        check = self.one_check(mock)
+        self.assertEqual((check["action_id"], check["flags"]), (CREATE, INTERACTIVE))
+        self.assertEqual(check["details"], {"vm_id": "f-vm", "snapshot_id": "f-s",
+                                            "verb": "create"})
+        self.assertEqual(env.snapshot_ids(), ["f-s"])
+
+    def test_dismissed(self):
+        env, client, mock = self.system_env()
+        mock.answer("yes")
+        self.create_vm(env, client, "x-vm")
+        self.start_vm(env, client, "x-vm")
+        client.smolvm(st.MANAGER_PATH, "CreateSnapshot",
+                      v("ssa{sv}", "x-vm", "x-s1", asv(resume_source=True)))
+        mock.answer("dismissed")
+        before = self.state(env, client)
+        calls = [
+            (CREATE, st.MANAGER_PATH, "CreateSnapshot", v("ssa{sv}", "x-vm", "x-s2", {})),
+            (RESTORE, st.MANAGER_PATH, "RestoreSnapshot", v("sa{sv}", "x-s1", asv(force=True))),
+            (DELETE, snapshot_path("x-s1"), "Delete", v("a{sv}", {})),
+            (MANAGE, vm_path("x-vm"), "Stop", v("a{sv}", {})),
+        ]
+        for action, path, method, args in calls:
+            with self.subTest(method=method):
+                err = self.assertRefused(action, client, path, method, args, interactive=True,
+                                         error="AuthorizationDismissed")
+                self.assertIn("dismissed", err.message)
+        r = cli(env, "snapshot", "delete", "x-s1", "--json")
+        self.assertEqual(r.rc, 1, repr(r))
+        self.assertEqual(r.json()["error"]["dbus_name"],
+                         st.ERROR_PREFIX + "AuthorizationDismissed")
+        self.assertStateEqual(self.state(env, client), before)
+        self.assertEqual(env.vm_state("x-vm"), "running")
+
+    def test_challenge_and_polkit_failure(self):
+        env, client, mock = self.system_env()
+        mock.answer("yes")
+        self.create_vm(env, client, "c-vm")
+        before = self.state(env, client)
+        mock.answer("challenge")
+        for interactive in (False, True):
+            err = self.assertRefused(MANAGE, client, vm_path("c-vm"), "Start",
+                                     interactive=interactive)
+            self.assertIn("authentication is required", err.message)
+        mock.answer("error")
+        err = self.assertRefused(MANAGE, client, vm_path("c-vm"), "Start")
+        self.assertIn("polkit failed", err.message)
+        self.assertIn("the recorder was told to fail", err.message)
+        mock.answer("no")
+        err = self.assertRefused(MANAGE, client, vm_path("c-vm"), "Start")
+        self.assertNotIn("authentication is required", err.message)
+        self.assertStateEqual(self.state(env, client), before)
+        self.assertEqual(env.vm_state("c-vm"), "created")
+
+    def test_reads_ask_nothing(self):
+        env, client, mock = self.system_env()
+        mock.answer("yes")
+        self.create_vm(env, client, "run-vm")
+        self.start_vm(env, client, "run-vm")
+        client.smolvm(st.MANAGER_PATH, "CreateSnapshot",
+                      v("ssa{sv}", "run-vm", "s1", asv(resume_source=True)))
+        mock.answer("no")
+        mock.clear()
+        before = self.state(env, client)
+        self.check_reads(env, client)
+        self.assertEqual(mock.checks(), [])
+        self.assertStateEqual(self.state(env, client), before)
+
+    @st.unittest.skipUnless(st.IS_ROOT, "needs root (a second uid)")
+    def test_polkit_goes_away_and_comes_back(self):
+        env, client, mock = self.system_env()
+        mock.answer("yes")
+        self.create_vm(env, client, "g-vm")
+        mock.answer("no")
+        self.assertRefused(MANAGE, client, vm_path("g-vm"), "Start")
+        # polkit gone: root (this test) only
+        mock.stop()
+        client.smolvm(vm_path("g-vm"), "Start")
+        env.wait_tick("g-vm", 1)
+        err = self.assertDBusError("NotAuthorized", env.gdbus, vm_path("g-vm"), "Pause",
+                                   as_user=NOBODY)
+        self.assertIn(MANAGE, err.message)
+        self.assertIn("polkit is not available", err.message)
+        self.assertEqual(env.vm_state("g-vm"), "running")
+        # polkit back: it decides again, for root too
+        mock.start()
+        mock.answer("no")
+        self.assertRefused(MANAGE, client, vm_path("g-vm"), "Pause")
+        self.assertEqual(len(mock.checks()), 1)
+        mock.answer("yes")
+        client.smolvm(vm_path("g-vm"), "Pause")
+        self.assertEqual(env.vm_state("g-vm"), "paused")
+
+
+if __name__ == "__main__":
+    st.main("polkit")

@@ -1,0 +1,542 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The QEMU backend with a real guest: smolvmd drives qemu-system-x86_64 (TCG)
+booting the test guest of tests/build-guest.sh, whose /init prints
+`smolvm-guest: init started` once per boot and then `tick N` about once a
+second; N lives in guest RAM.  So after a restore the console must go on with
+the tick after the snapshot's last one, and never show a second boot.
+
+The guest is built (or found in its cache) by running tests/build-guest.sh
+into $SMOLVM_GUEST_CACHE, default <build dir>/guest-cache.  A missing
+qemu-system-x86_64 is a failure, not a skip: tools/deps.sh installs it.
+
+TCG boots here have been seen to hang silently about one time in ten, so a
+boot gets BOOT_DEADLINE seconds to reach `tick 3` and is retried (a fresh VM
+with a new id, so that its console log is fresh too) at most BOOT_TRIES
+times.  Only boots are retried, never an assertion.
+
+Accel must be tcg: /dev/kvm here is nested PVM, under which guests hang.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import smolvmtest as st  # noqa: E402
+from smolvmtest import MIB, file_sha256  # noqa: E402
+
+QEMU = shutil.which("qemu-system-x86_64")
+GUEST_CACHE = os.environ.get("SMOLVM_GUEST_CACHE") or os.path.join(st.BUILD_DIR, "guest-cache")
+BUILD_GUEST = os.path.join(st.SOURCE_DIR, "tests", "build-guest.sh")
+BOOT_ARGS = "console=ttyS0 panic=-1 quiet"
+MEM_MIB = 256
+BOOT_DEADLINE = 60.0
+BOOT_TRIES = 3
+INIT_BANNER = "smolvm-guest: init started"
+MACHINE_RE = re.compile(r"^pc-q35-\d+\.\d+$")
+# the stderr line of the fake QEMU of test_qemu_fails_to_start
+FAKE_QEMU_ERROR = "qemu-system-x86_64: -accel tcg: fake QEMU of the smolvm tests refuses to start"
+
+TIMINGS = []  # (phase, seconds), printed at the end
+
+
+def timed(phase, seconds):
+    TIMINGS.append((phase, seconds))
+    print("  [time] %s: %.2f s" % (phase, seconds))
+    sys.stdout.flush()
+
+
+_guest = None
+
+
+def guest():
+    """(vmlinuz, initramfs, rootfs) of the test guest, built once per run."""
+    global _guest
+    if _guest is None:
+        start = time.monotonic()
+        proc = subprocess.run([BUILD_GUEST, GUEST_CACHE], capture_output=True, text=True,
+                              timeout=600)
+        if proc.returncode != 0:
+            raise AssertionError("tests/build-guest.sh %s failed (%d):\n%s" %
+                                 (GUEST_CACHE, proc.returncode, proc.stderr))
+        paths = proc.stdout.split()
+        if len(paths) != 3 or not all(os.path.isfile(p) for p in paths):
+            raise AssertionError("tests/build-guest.sh printed %r" % proc.stdout)
+        _guest = tuple(paths)
+        timed("build-guest.sh (cached after the first run)", time.monotonic() - start)
+    return _guest
+
+
+def process_alive(pid):
+    """True for a live process; a zombie (exited, not yet reaped) counts as dead."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def complete_part(text):
+    """The part of a console text up to its last newline: a line the guest
+    was writing when it stopped may be completed after a restore."""
+    return text[:text.rfind("\n") + 1]
+
+
+class QemuTestCase(st.TestCase):
+    env_options = {"qemu_bin": QEMU}
+
+    # -- processes and files
+
+    def qemu_pids(self, env, binary=None):
+        """Live processes of @env's QEMU (the binary smolvmd runs)."""
+        binary = binary or env.daemon.qemu_bin
+        return [pid for pid in env.our_pids()
+                if binary in cmdline(pid)[:2] and process_alive(pid)]
+
+    def assertNoQemu(self, env, binary=None):
+        st.wait_for(lambda: not self.qemu_pids(env, binary), "no QEMU process of this test left",
+                    timeout=10)
+
+    def runtime_files(self, env, vm_id):
+        d = os.path.join(env.runtime_dir, "vms", vm_id)
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+    def assertNoRuntimeLeftovers(self, env, vm_id):
+        """Once no QEMU runs, only the logs stay in the VM's runtime dir: no
+        RAM file, monitor socket or pid file."""
+        self.assertEqual([f for f in self.runtime_files(env, vm_id)
+                          if f not in ("console.log", "qemu.log")], [],
+                         "leftovers in the runtime dir of VM %s" % vm_id)
+
+    # -- the CLI
+
+    def cli_ok(self, env, *args):
+        r = env.cli(*args)
+        self.assertCli(r, 0)
+        return r
+
+    def cli_error(self, env, name, *args):
+        """A CLI call that must fail with org.smolvm.Error.@name; returns the error object."""
+        r = env.cli(*(list(args) + ["--json"]))
+        self.assertCli(r, 1)
+        err = r.json()["error"]
+        self.assertEqual(err["name"], name, repr(r))
+        self.assertEqual(err["dbus_name"], st.ERROR_PREFIX + name)
+        return err
+
+    def console(self, env, vm_id):
+        """The console log, read directly from the file (fast, for polling)."""
+        return env.console(vm_id)
+
+    # -- VMs
+
+    def create_qemu_vm(self, env, vm_id, boot_args=BOOT_ARGS):
+        kernel, initrd, rootfs = guest()
+        r = self.cli_ok(env, "create", "--vm-id", vm_id, "--backend", "qemu", "--accel", "tcg",
+                        "--kernel", kernel, "--initrd", initrd, "--rootfs", rootfs,
+                        "--boot-args", boot_args, "--vcpus", "1", "--mem", str(MEM_MIB),
+                        "--no-network", "--json")
+        vm = r.json()["data"]["vm"]
+        self.assertEqual((vm["vm_id"], vm["backend"], vm["accel"]), (vm_id, "qemu", "tcg"), repr(r))
+
+    def boot(self, env, base_id, boot_args=BOOT_ARGS, until_tick=3):
+        """Creates and starts a VM until its console shows `tick @until_tick`;
+        retries a boot that misses BOOT_DEADLINE with a fresh VM.  Returns the
+        VM id."""
+        misses = []
+        for attempt in range(1, BOOT_TRIES + 1):
+            vm_id = base_id if attempt == 1 else "%s-retry%d" % (base_id, attempt)
+            self.create_qemu_vm(env, vm_id, boot_args)
+            start = time.monotonic()
+            self.cli_ok(env, "start", vm_id)
+            try:
+                st.wait_for(lambda: until_tick in st.ticks(self.console(env, vm_id)),
+                            "tick %d of VM %s" % (until_tick, vm_id), timeout=BOOT_DEADLINE)
+            except AssertionError:
+                misses.append("VM %s, state %s, console:\n%s" % (
+                    vm_id, env.vm_state(vm_id), self.console(env, vm_id)))
+                print("  boot of %s missed tick %d within %.0f s (try %d of %d)" %
+                      (vm_id, until_tick, BOOT_DEADLINE, attempt, BOOT_TRIES))
+                self.cli_ok(env, "delete", vm_id, "--force")
+                continue
+            timed("boot to tick %d (%s)" % (until_tick, vm_id), time.monotonic() - start)
+            return vm_id
+        self.fail("%d boots in a row missed tick %d:\n%s" % (BOOT_TRIES, until_tick,
+                                                              "\n".join(misses)))
+
+    def mark_cut(self, env, vm_id):
+        """(last tick, offset) of a paused VM's console: its last complete
+        tick line, and where the next line will start."""
+        text = complete_part(self.console(env, vm_id))
+        t = st.ticks(text)
+        self.assertTrue(t, "no tick on the console of %s" % vm_id)
+        return t[-1], len(text)
+
+    def next_line(self, env, vm_id, cut):
+        """The first complete console line written at or after @cut."""
+        def line():
+            rest = self.console(env, vm_id)[cut:]
+            return rest.split("\n", 1)[0] if "\n" in rest else None
+        return st.wait_for(line, "a console line of VM %s after byte %d" % (vm_id, cut))
+
+    def restore(self, env, what, *args):
+        """`smolvm snapshot restore ARGS…`; returns when it returned (monotonic)."""
+        start = time.monotonic()
+        self.cli_ok(env, "snapshot", "restore", *args)
+        done = time.monotonic()
+        timed("%s (RestoreSnapshot through the CLI)" % what, done - start)
+        return done
+
+    def assertContinues(self, env, vm_id, last, cut, what, restored_at):
+        """After a restore: the next line is `tick last+1` and the guest never booted again."""
+        line = self.next_line(env, vm_id, cut)
+        timed("%s: restore returned -> next console line" % what, time.monotonic() - restored_at)
+        text = self.console(env, vm_id)
+        self.assertEqual(line, "tick %d" % (last + 1),
+                         "%s: the line after the restore; console:\n%s" % (what, text))
+        self.assertEqual(text.count(INIT_BANNER), 1, "%s: a second boot? console:\n%s" %
+                         (what, text))
+
+    def snapshot_dir(self, env, snapshot_id):
+        return os.path.join(env.state_dir, "snapshots", snapshot_id)
+
+    def assertQemuSnapshotFiles(self, env, snapshot_id, vm_id):
+        d = self.snapshot_dir(env, snapshot_id)
+        self.assertEqual(sorted(os.listdir(d)),
+                         ["disk.ext4", "mem.bin", "snapshot.json", "vmstate.bin"])
+        vmstate = os.path.getsize(os.path.join(d, "vmstate.bin"))
+        # device state only (x-ignore-shared); all of RAM would be ~90 MB
+        self.assertGreater(vmstate, 0)
+        self.assertLess(vmstate, 2 * MIB, "vmstate.bin holds more than device state")
+        self.assertEqual(os.path.getsize(os.path.join(d, "mem.bin")), MEM_MIB * MIB)
+        self.assertEqual(os.path.getsize(os.path.join(d, "disk.ext4")),
+                         os.path.getsize(guest()[2]))
+        info = env.snapshot_info(snapshot_id)
+        self.assertEqual(info["backend"], "qemu")
+        self.assertEqual(env.snap_prop(snapshot_id, "Backend"), "qemu")
+        self.assertEqual(info["vm_id"], vm_id)
+        cfg = info["vm_config"]
+        self.assertEqual(cfg["backend"], "qemu")
+        self.assertEqual(cfg["accel"], "tcg")
+        self.assertRegex(cfg["machine"], MACHINE_RE)
+        self.assertEqual(cfg["mem_size_mib"], MEM_MIB)
+        self.assertEqual(info["snapshot_path"], os.path.join(d, "vmstate.bin"))
+        self.assertEqual(info["mem_file_path"], os.path.join(d, "mem.bin"))
+        return vmstate
+
+
+class TestQemu(QemuTestCase):
+
+    def test_1_snapshot_restore_continuity(self):
+        """Boot, snapshot, delete the VM, restore: the guest counts on. Then
+        snapshot the restored VM and restore that; then the restore-once,
+        force and InUse rules."""
+        env = self.env
+        self.assertIn("qemu", env.busctl("get-property", st.BUS_NAME, st.MANAGER_PATH,
+                                         st.MANAGER_IFACE, "Backends"))
+        vm = self.boot(env, "counter")
+        info = env.vm_info(vm)
+        self.assertEqual(info["backend"], "qemu")
+        self.assertEqual(info["accel"], "tcg")
+        self.assertRegex(info["machine"], MACHINE_RE)
+        self.assertEqual(env.vm_prop(vm, "Accel"), "tcg")
+        self.assertEqual(env.vm_prop(vm, "Machine"), info["machine"])
+        self.assertEqual(self.qemu_pids(env), [info["pid"]])
+
+        # -- snapshot s1 (the VM is paused when the call returns)
+        start = time.monotonic()
+        self.cli_ok(env, "snapshot", "create", vm, "--snapshot-id", "s1")
+        timed("snapshot s1 (CreateSnapshot through the CLI)", time.monotonic() - start)
+        self.assertEqual(env.vm_state(vm), "paused")
+        last1, cut1 = self.mark_cut(env, vm)
+        self.assertGreaterEqual(last1, 3)
+        size1 = self.assertQemuSnapshotFiles(env, "s1", vm)
+        self.assertEqual(env.snapshot_info("s1")["vm_config"]["machine"], info["machine"])
+        # the CLI shows the same console
+        self.assertEqual(self.cli_ok(env, "console-log", vm).out, self.console(env, vm))
+
+        # -- the VM goes away entirely; the restore recreates it
+        self.cli_ok(env, "stop", vm)
+        self.cli_ok(env, "delete", vm)
+        self.assertNotIn(vm, env.list_vms())
+        self.assertNoQemu(env)
+        done = self.restore(env, "restore s1, VM deleted", "s1", "--resume")
+        self.assertEqual(env.vm_state(vm), "running")
+        self.assertEqual(env.vm_prop(vm, "RestoredFrom"), "s1")
+        pid = env.vm_prop(vm, "Pid")
+        self.assertEqual(self.qemu_pids(env), [pid])
+        self.assertContinues(env, vm, last1, cut1, "restore of s1", done)
+        s1 = env.snapshot_info("s1")
+        self.assertIs(s1["restored"], True)
+        self.assertEqual(s1["restored_vm_id"], vm)
+
+        # -- InUse while the VM restored from s1 runs
+        self.cli_error(env, "InUse", "snapshot", "delete", "s1")
+        self.assertDBusError("InUse", env.delete_snapshot, "s1")
+        self.assertDBusError("InUse", env.restore, "s1", force=True)
+
+        # -- a snapshot of the restored VM (second generation), through D-Bus
+        env.wait_tick(vm, last1 + 2)
+        start = time.monotonic()
+        env.create_snapshot(vm, "s2")
+        timed("snapshot s2 of the restored VM (gdbus)", time.monotonic() - start)
+        self.assertEqual(env.vm_state(vm), "paused")
+        last2, cut2 = self.mark_cut(env, vm)
+        self.assertGreaterEqual(last2, last1 + 2)
+        size2 = self.assertQemuSnapshotFiles(env, "s2", vm)
+        print("  vmstate.bin: s1 %d bytes, s2 %d bytes" % (size1, size2))
+
+        # restoring over the existing (paused) VM stops it first
+        done = self.restore(env, "restore s2 over the paused VM", "s2", "--resume")
+        self.assertNotEqual(env.vm_prop(vm, "Pid"), pid)
+        self.assertEqual(env.vm_prop(vm, "RestoredFrom"), "s2")
+        self.assertEqual(len(self.qemu_pids(env)), 1)
+        self.assertContinues(env, vm, last2, cut2, "restore of s2", done)
+
+        # -- s1 is no longer in use, but restored: once only, unless forced
+        self.cli_error(env, "AlreadyRestored", "snapshot", "restore", "s1")
+        self.assertDBusError("AlreadyRestored", env.restore, "s1")
+        self.assertDBusError("InUse", env.delete_snapshot, "s2")
+        # forced: the guest goes back to s1's memory, although it ran on since
+        self.cli_ok(env, "pause", vm)
+        cut3 = len(complete_part(self.console(env, vm)))
+        done = self.restore(env, "forced restore of s1 over the paused VM", "s1", "--force",
+                            "--resume")
+        self.assertEqual(env.vm_prop(vm, "RestoredFrom"), "s1")
+        self.assertContinues(env, vm, last1, cut3, "forced restore of s1", done)
+        # s2 is free now
+        self.cli_ok(env, "snapshot", "delete", "s2")
+        self.assertFalse(os.path.exists(self.snapshot_dir(env, "s2")))
+
+        pid = env.vm_prop(vm, "Pid")
+        self.cli_ok(env, "stop", vm)
+        self.assertEqual(env.vm_state(vm), "stopped")
+        self.assertEqual(env.vm_prop(vm, "Pid"), 0)
+        self.assertFalse(process_alive(pid))
+        self.assertNoQemu(env)
+        self.assertNoRuntimeLeftovers(env, vm)
+        # stopped, the VM no longer holds s1
+        self.cli_ok(env, "snapshot", "delete", "s1")
+        self.assertEqual(env.snapshot_ids(), [])
+
+    def test_2_pause_resume_and_daemon_restart(self):
+        """State follows pause/resume; a SIGKILLed smolvmd takes its QEMU over."""
+        env = self.env
+        vm = self.boot(env, "survivor")
+        pid = env.vm_prop(vm, "Pid")
+
+        self.cli_ok(env, "pause", vm)
+        self.assertEqual(env.vm_state(vm), "paused")
+        self.assertEqual(env.list_vms()[vm]["state"], "paused")
+        paused_at = self.console(env, vm)
+        time.sleep(2.5)  # ~2 ticks of a running guest
+        self.assertEqual(self.console(env, vm), paused_at, "the guest ran on while paused")
+        self.cli_ok(env, "resume", vm)
+        self.assertEqual(env.vm_state(vm), "running")
+        env.wait_tick(vm, st.ticks(paused_at)[-1] + 1)
+
+        # -- smolvmd dies; the guest does not
+        env.daemon.kill()
+        self.assertTrue(process_alive(pid))
+        since = env.console_size(vm)
+        env.wait_tick(vm, env.last_tick(vm) + 1, since)
+        start = time.monotonic()
+        env.daemon.start()
+        timed("smolvmd restart with a running QEMU VM", time.monotonic() - start)
+        self.assertEqual(env.vm_state(vm), "running")
+        self.assertEqual(env.vm_prop(vm, "Pid"), pid)
+        self.assertEqual(self.qemu_pids(env), [pid])
+        since = env.console_size(vm)
+        env.wait_tick(vm, env.last_tick(vm) + 2, since)
+        # the monitor connection is really ours again
+        self.cli_ok(env, "pause", vm)
+        self.assertEqual(env.vm_state(vm), "paused")
+        self.cli_ok(env, "resume", vm)
+        self.assertEqual(env.vm_state(vm), "running")
+        since = env.console_size(vm)
+        env.wait_tick(vm, env.last_tick(vm) + 1, since)
+        text = self.console(env, vm)
+        self.assertEqual(text.count(INIT_BANNER), 1, text)
+        t = st.ticks(text)
+        self.assertEqual(t, list(range(1, len(t) + 1)), "the ticks did not count on")
+
+        self.cli_ok(env, "stop", vm)
+        self.assertEqual(env.vm_state(vm), "stopped")
+        self.assertEqual(env.vm_prop(vm, "Pid"), 0)
+        st.wait_for(lambda: not process_alive(pid), "QEMU %d to end" % pid, timeout=10)
+        self.assertNoQemu(env)
+        self.assertNoRuntimeLeftovers(env, vm)
+
+    def test_3_guest_poweroff(self):
+        """A guest that powers itself off leaves its VM stopped, not in error."""
+        env = self.env
+        vm = self.boot(env, "shortlived", boot_args=BOOT_ARGS + " smolvm.poweroff=3")
+        st.wait_for(lambda: env.vm_state(vm) != "running", "VM %s to leave running" % vm)
+        self.assertEqual(env.vm_state(vm), "stopped", self.console(env, vm))
+        self.assertEqual(env.vm_prop(vm, "Pid"), 0)
+        self.assertIn("smolvm-guest: powering off", self.console(env, vm))
+        self.assertNoQemu(env)
+        self.assertNoRuntimeLeftovers(env, vm)
+
+    def test_4_failed_restores(self):
+        """A short mem.bin, a damaged vmstate.bin and a migration that QEMU
+        refuses: each a clear error, the VM stopped on its previous disk,
+        the snapshot not restored and nothing left over."""
+        env = self.env
+        vm = self.boot(env, "victim")
+        self.cli_ok(env, "snapshot", "create", vm, "--snapshot-id", "e1")
+        last, _ = self.mark_cut(env, vm)
+        self.cli_ok(env, "resume", vm)
+        snap = self.snapshot_dir(env, "e1")
+        mem, vmstate, meta = (os.path.join(snap, n)
+                              for n in ("mem.bin", "vmstate.bin", "snapshot.json"))
+        good = os.path.join(env.root, "good")
+        os.mkdir(good)
+        for path in (mem, vmstate, meta):
+            subprocess.run(["cp", "--sparse=always", path, good], check=True)
+        # the VM's disk now differs from the snapshot's
+        disk = env.vm_prop(vm, "DiskPath")
+        with open(disk, "r+b") as f:
+            f.seek(32 * MIB)
+            f.write(st.mark_bytes(32 * MIB, b"after-the-snapshot"))
+        disk_sha = file_sha256(disk)
+        self.assertNotEqual(disk_sha, file_sha256(os.path.join(snap, "disk.ext4")))
+
+        def assertRolledBack(what):
+            self.assertEqual(env.vm_state(vm), "stopped", what)
+            self.assertEqual(env.vm_prop(vm, "Pid"), 0, what)
+            self.assertEqual(env.vm_prop(vm, "RestoredFrom"), "", what)
+            self.assertNoQemu(env)
+            self.assertNoRuntimeLeftovers(env, vm)
+            self.assertEqual(file_sha256(disk), disk_sha, "%s: not the VM's previous disk" % what)
+            self.assertEqual(sorted(os.listdir(os.path.dirname(disk))), ["disk.ext4", "vm.json"],
+                             what)
+            info = env.snapshot_info("e1")
+            self.assertIs(info["restored"], False, what)
+            self.assertEqual(info["restored_vm_id"], "", what)
+            self.assertEqual(sorted(os.listdir(snap)),
+                             ["disk.ext4", "mem.bin", "snapshot.json", "vmstate.bin"], what)
+            self.assertEqual([n for n in os.listdir(env.state_dir + "/snapshots")], ["e1"], what)
+
+        # -- (b) mem.bin of the wrong size; the VM is running when the restore begins
+        os.truncate(mem, 128 * MIB)
+        e = self.assertDBusError("Backend", env.restore, "e1", resume=True)
+        print("  short mem.bin: %s" % e.message)
+        self.assertIn("mem.bin is %d bytes" % (128 * MIB), e.message)
+        self.assertIn("%d MiB" % MEM_MIB, e.message)
+        assertRolledBack("short mem.bin")
+        shutil.copyfile(os.path.join(good, "mem.bin"), mem)
+
+        # -- (c1) vmstate.bin damaged in the middle: smolvmd's checksum catches it
+        with open(vmstate, "r+b") as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(size // 2 - 32 * 1024)
+            f.write(b"\xff" * (64 * 1024))
+        e = self.assertDBusError("Failed", env.restore, "e1", resume=True)
+        print("  damaged vmstate.bin: %s" % e.message)
+        self.assertIn("damaged (checksum mismatch)", e.message)
+        assertRolledBack("damaged vmstate.bin")
+        self.cli_error(env, "Failed", "snapshot", "restore", "e1", "--resume")
+
+        # -- (c2) the same damage with a matching checksum in snapshot.json
+        # (edited by hand, read by a restarted smolvmd): QEMU's own incoming
+        # migration fails, QEMU exits 1, and its stderr is quoted.
+        with open(meta) as f:
+            data = json.load(f)
+        data["vmstate_sha256"] = file_sha256(vmstate)
+        with open(meta, "w") as f:
+            json.dump(data, f, indent=2)
+        env.daemon.restart()
+        e = self.assertDBusError("Backend", env.restore, "e1", resume=True)
+        print("  migration refused by QEMU: %s" % e.message)
+        self.assertIn("Migration failed", e.message)
+        self.assertIn("qemu-system-x86_64: ", e.message)
+        qemu_log = open(os.path.join(env.runtime_dir, "vms", vm, "qemu.log")).read()
+        self.assertIn("load of migration failed", qemu_log)
+        assertRolledBack("migration failure")
+
+        # -- repaired, the same snapshot restores, and the guest counts on
+        for name in ("vmstate.bin", "snapshot.json"):
+            shutil.copyfile(os.path.join(good, name), os.path.join(snap, name))
+        env.daemon.restart()
+        cut = len(complete_part(self.console(env, vm)))
+        done = self.restore(env, "restore of e1 after the failed ones", "e1", "--resume")
+        self.assertEqual(env.vm_state(vm), "running")
+        self.assertContinues(env, vm, last, cut, "restore of the repaired e1", done)
+        self.assertEqual(file_sha256(disk), file_sha256(os.path.join(snap, "disk.ext4")))
+        self.cli_ok(env, "stop", vm)
+        self.assertNoQemu(env)
+
+    def test_5_qemu_fails_to_start(self):
+        """A QEMU that exits at once: Start fails with its stderr line."""
+        env = self.new_env(start=False)
+        fake_dir = os.path.join(env.root, "fake-qemu")
+        os.mkdir(fake_dir)
+        fake = os.path.join(fake_dir, "qemu-system-x86_64")
+        with open(fake, "w") as f:
+            f.write("""#!/bin/sh
+if [ "$1" = -machine ] && [ "$2" = help ]; then
+  echo 'Supported machines are:'
+  echo 'q35                  Standard PC (Q35 + ICH9, 2009) (alias of pc-q35-7.2)'
+  echo 'pc-q35-7.2           Standard PC (Q35 + ICH9, 2009)'
+  exit 0
+fi
+echo 'qemu-system-x86_64: warning: something harmless first' >&2
+echo '%s' >&2
+exit 1
+""" % FAKE_QEMU_ERROR)
+        os.chmod(fake, 0o755)
+        env.daemon.qemu_bin = fake
+        env.daemon.start()
+        self.assertIn("qemu", env.busctl("get-property", st.BUS_NAME, st.MANAGER_PATH,
+                                         st.MANAGER_IFACE, "Backends"))
+        self.create_qemu_vm(env, "doomed")
+        self.assertEqual(env.vm_prop("doomed", "Machine"), "pc-q35-7.2")
+
+        e = self.assertDBusError("Backend", env.vm, "doomed", "Start")
+        print("  start error: %s" % e.message)
+        self.assertIn(FAKE_QEMU_ERROR, e.message)
+        state = env.vm_state("doomed")
+        self.assertIn(state, ("created", "stopped"))
+        self.assertEqual(env.vm_prop("doomed", "Pid"), 0)
+        self.assertNoQemu(env, fake)
+        self.assertNoRuntimeLeftovers(env, "doomed")
+        # again, through the CLI: same answer, same state
+        err = self.cli_error(env, "Backend", "start", "doomed")
+        self.assertIn(FAKE_QEMU_ERROR, err["message"])
+        r = env.cli("start", "doomed")
+        self.assertCli(r, 1)
+        self.assertIn(FAKE_QEMU_ERROR, r.err)
+        self.assertEqual(env.vm_state("doomed"), state)
+        self.assertNoQemu(env, fake)
+        self.assertNoRuntimeLeftovers(env, "doomed")
+        self.cli_ok(env, "delete", "doomed")
+        self.assertEqual(env.list_vms(), {})
+
+
+def tearDownModule():
+    if TIMINGS:
+        print("timings:")
+        for phase, seconds in TIMINGS:
+            print("  %-75s %6.2f s" % (phase, seconds))
+
+
+if __name__ == "__main__":
+    if QEMU is None:
+        print("qemu-system-x86_64 is not installed (tools/deps.sh installs qemu-system-x86)")
+        print("0 passed, 1 failed")
+        sys.exit(1)
+    st.main("qemu")
