@@ -16,6 +16,15 @@ with a new id, so that its console log is fresh too) at most BOOT_TRIES
 times.  Only boots are retried, never an assertion.
 
 Accel must be tcg: /dev/kvm here is nested PVM, under which guests hang.
+
+How test_4 reaches QEMU's own migration failure: 64 KiB in the middle of
+vmstate.bin (inside the RAM section of the stream) are overwritten with 0xff.
+smolvmd first refuses that file by its SHA-256 (org.smolvm.Error.Failed,
+"damaged (checksum mismatch)"); then the test writes the damaged file's
+SHA-256 into snapshot.json by hand and restarts smolvmd so that it reads it:
+QEMU's incoming migration fails ("Received an unexpected compressed page" /
+"load of migration failed: Invalid argument"), QEMU exits 1 and smolvmd
+reports org.smolvm.Error.Backend quoting QEMU's last stderr line.
 """
 
 import json
@@ -390,6 +399,20 @@ class TestQemu(QemuTestCase):
         self.assertIn("smolvm-guest: powering off", self.console(env, vm))
         self.assertNoQemu(env)
         self.assertNoRuntimeLeftovers(env, vm)
+
+        # The same after a daemon restart: the process is adopted, so its
+        # exit status is unknown; QMP's SHUTDOWN event says it was the guest.
+        vm = self.boot(env, "adopted", boot_args=BOOT_ARGS + " smolvm.poweroff=9",
+                       until_tick=2)
+        env.daemon.kill()
+        env.daemon.start()
+        self.assertEqual(env.vm_state(vm), "running")
+        st.wait_for(lambda: env.vm_state(vm) != "running", "VM %s to leave running" % vm,
+                    timeout=60)
+        self.assertEqual(env.vm_state(vm), "stopped", self.console(env, vm))
+        self.assertEqual(env.vm_prop(vm, "Pid"), 0)
+        self.assertIn("smolvm-guest: powering off", self.console(env, vm))
+        self.assertNoQemu(env)
 
     def test_4_failed_restores(self):
         """A short mem.bin, a damaged vmstate.bin and a migration that QEMU

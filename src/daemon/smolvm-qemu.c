@@ -143,6 +143,10 @@ on_qmp_event (SmolvmQmp *qmp, const gchar *name, JsonNode *data, gpointer user_d
     smolvm_vmm_emit_guest_state (SMOLVM_VMM (self), TRUE);
   } else if (g_str_equal (name, "RESUME")) {
     smolvm_vmm_emit_guest_state (SMOLVM_VMM (self), FALSE);
+  } else if (g_str_equal (name, "SHUTDOWN") && o != NULL &&
+             json_object_get_boolean_member_with_default (o, "guest", FALSE)) {
+    /* -no-reboot: QEMU exits next, and that is the guest's own doing */
+    smolvm_vmm_note_guest_shutdown (SMOLVM_VMM (self));
   } else if (g_str_equal (name, "MIGRATION") && o != NULL) {
     const gchar *status = json_object_get_string_member_with_default (o, "status", "");
     if (g_str_equal (status, "completed"))
@@ -157,6 +161,14 @@ on_qmp_closed (SmolvmQmp *qmp, gpointer user_data)
 {
   SmolvmQemu *self = user_data;
   settle_migration (self, qemu_error (self, "The QEMU monitor closed during migration", NULL));
+}
+
+static void
+take_qmp (SmolvmQemu *self, SmolvmQmp *qmp)
+{
+  self->qmp = qmp;
+  g_signal_connect (qmp, "event", G_CALLBACK (on_qmp_event), self);
+  g_signal_connect (qmp, "closed", G_CALLBACK (on_qmp_closed), self);
 }
 
 /* ---- one QMP step after another ---- */
@@ -594,9 +606,7 @@ on_qmp_connected (GObject *source, GAsyncResult *result, gpointer user_data)
     job_fail (task, qemu_error (self, "Cannot talk to QEMU", error));
     return;
   }
-  self->qmp = qmp;
-  g_signal_connect (qmp, "event", G_CALLBACK (on_qmp_event), self);
-  g_signal_connect (qmp, "closed", G_CALLBACK (on_qmp_closed), self);
+  take_qmp (self, qmp);
   job_next (task);
 }
 
@@ -757,9 +767,7 @@ on_attach_connected (GObject *source, GAsyncResult *result, gpointer user_data)
     g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
-  self->qmp = qmp;
-  g_signal_connect (qmp, "event", G_CALLBACK (on_qmp_event), self);
-  g_signal_connect (qmp, "closed", G_CALLBACK (on_qmp_closed), self);
+  take_qmp (self, qmp);
   smolvm_qmp_execute_async (qmp, "query-status", NULL, -1, NULL, on_attach_status,
                             g_steal_pointer (&task));
 }

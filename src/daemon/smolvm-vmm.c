@@ -25,7 +25,9 @@ typedef struct {
   gchar *process_log_path;
 
   GSubprocess *process; /* when we spawned it */
-  GPid adopted_pid;     /* when an earlier daemon did */
+  GPid pid;             /* until its exit is handled, not merely reaped */
+  GPid adopted_pid;     /* when an earlier daemon spawned it */
+  gboolean guest_shut_down;
   int adopted_pidfd;
   guint adopted_watch;
   GPtrArray *exit_waiters; /* GTask, completed when the process is gone */
@@ -205,15 +207,25 @@ smolvm_vmm_get_console_log_path (SmolvmVmm *self)
 GPid
 smolvm_vmm_get_pid (SmolvmVmm *self)
 {
-  SmolvmVmmPrivate *priv = PRIV (self);
-  const gchar *ident;
+  return PRIV (self)->pid;
+}
 
-  if (priv->adopted_pid > 0)
-    return priv->adopted_pid;
-  if (priv->process == NULL)
-    return 0;
-  ident = g_subprocess_get_identifier (priv->process);
-  return ident != NULL ? (GPid) atoi (ident) : 0;
+/* A child is signalled through GSubprocess, which will not signal a pid
+ * that was reaped (and may be reused); an adopted process by its pid. */
+static void
+send_signal (SmolvmVmm *self, int signum)
+{
+  SmolvmVmmPrivate *priv = PRIV (self);
+  if (priv->process != NULL)
+    g_subprocess_send_signal (priv->process, signum);
+  else if (priv->adopted_pid > 0)
+    kill (priv->adopted_pid, signum);
+}
+
+void
+smolvm_vmm_note_guest_shutdown (SmolvmVmm *self)
+{
+  PRIV (self)->guest_shut_down = TRUE;
 }
 
 gboolean
@@ -248,7 +260,11 @@ process_gone (SmolvmVmm *self, gboolean clean)
     g_clear_pointer (&priv->terminate_grace, g_source_unref);
   }
   g_clear_object (&priv->process);
+  priv->pid = 0;
   priv->adopted_pid = 0;
+  /* an adopted process's status is unknown, but the VMM said why it ends */
+  clean = clean || priv->guest_shut_down;
+  priv->guest_shut_down = FALSE;
   if (priv->adopted_pidfd >= 0) {
     close (priv->adopted_pidfd);
     priv->adopted_pidfd = -1;
@@ -315,6 +331,8 @@ smolvm_vmm_spawn (SmolvmVmm *self, const gchar *const *argv, GError **error)
     return FALSE;
   }
   priv->process = g_object_ref (process);
+  priv->pid = (GPid) atoi (g_subprocess_get_identifier (process));
+  priv->guest_shut_down = FALSE;
   g_subprocess_wait_async (process, NULL, on_process_exited, g_object_ref (self));
   return TRUE;
 }
@@ -352,6 +370,7 @@ smolvm_vmm_adopt (SmolvmVmm *self, GPid pid, GError **error)
   if (pidfd < 0 && errno != ENOSYS)
     return smolvm_error_set_errno (error, errno, "Cannot watch VMM process %d", pid);
   priv->adopted_pid = pid;
+  priv->pid = pid;
   priv->adopted_pidfd = pidfd;
   if (pidfd >= 0)
     priv->adopted_watch = g_unix_fd_add (pidfd, G_IO_IN, on_adopted_exit, self);
@@ -376,7 +395,7 @@ on_terminate_grace_over (gpointer user_data)
   g_clear_pointer (&priv->terminate_grace, g_source_unref);
   if (pid > 0) {
     g_warning ("VMM %d of VM %s ignored SIGTERM; killing it", pid, priv->vm_id);
-    kill (pid, SIGKILL);
+    send_signal (self, SIGKILL);
   }
   return G_SOURCE_REMOVE;
 }
@@ -393,7 +412,7 @@ smolvm_vmm_terminate_async (SmolvmVmm *self, GAsyncReadyCallback callback, gpoin
     return;
   }
   add_exit_waiter (self, task);
-  kill (pid, SIGTERM);
+  send_signal (self, SIGTERM);
   /* one timer per process; it dies with the process (process_gone), so it
    * can never hit a later one */
   if (priv->terminate_grace == NULL) {

@@ -77,6 +77,9 @@ gboolean smolvm_vmm_spawn (SmolvmVmm *self, const gchar *const *argv, GError **e
 gboolean smolvm_vmm_adopt (SmolvmVmm *self, GPid pid, GError **error);
 /* Where the process's stdout and stderr go (default: the console log). */
 void smolvm_vmm_set_process_log_path (SmolvmVmm *self, const gchar *path);
+/* The guest asked to power off: the coming exit is a clean one, even for
+ * an adopted process whose exit status cannot be known. */
+void smolvm_vmm_note_guest_shutdown (SmolvmVmm *self);
 /* The guest paused or resumed by itself (or by the VMM): emits "guest-state". */
 void smolvm_vmm_emit_guest_state (SmolvmVmm *self, gboolean paused);
 
