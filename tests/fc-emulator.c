@@ -1587,7 +1587,6 @@ on_fatal_exit (gpointer user_data)
   if (emu->exit_scheduled)
     return G_SOURCE_REMOVE;
   emu->exit_scheduled = TRUE;
-  emit_line ("fc-emulator: exiting after a failed snapshot load");
   emu_quit (emu, 1);
   return G_SOURCE_REMOVE;
 }
@@ -1691,6 +1690,9 @@ handle_request (Emulator *emu, SoupServerMessage *msg, const gchar *method, cons
   ok = route->handler (&req, &error);
   out = g_steal_pointer (&req.out);
   if (!ok) {
+    /* said before the answer goes out: the client may kill us right after */
+    if (emu->fatal)
+      emit_line ("fc-emulator: exiting after a failed snapshot load");
     respond_fault (msg, error->message);
     if (emu->fatal) {
       /* Like Firecracker after a failed restore: answer, then exit(1). */

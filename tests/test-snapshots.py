@@ -341,6 +341,27 @@ class TestRestore(SnapshotCase):
         since = env.console_size("gone")
         env.wait_tick("gone", 1, since)
 
+    def test_restore_refuses_a_vm_recreated_with_other_settings(self):
+        env = self.env
+        env.running_vm("again", vcpu_count=1, mem_size_mib=128)
+        env.create_snapshot("again", "orig")
+        env.vm("again", "Delete", "{'force': <true>}")
+        env.create_vm("again", vcpu_count=4, mem_size_mib=512)
+        disk_before = st.file_sha256(env.vm_info("again")["disk_path"])
+        err = self.assertDBusError("InvalidState", env.restore, "orig", resume=True)
+        self.assertIn("delete the VM", err.message)
+        info = env.vm_info("again")
+        self.assertEqual((info["state"], info["vcpu_count"], info["mem_size_mib"]),
+                         ("created", 4, 512))
+        self.assertEqual(st.file_sha256(info["disk_path"]), disk_before)
+        self.assertFalse(env.snapshot_info("orig")["restored"])
+        # once that VM is gone, the restore brings back the original
+        env.vm("again", "Delete", "{}")
+        env.restore("orig", resume=True)
+        info = env.vm_info("again")
+        self.assertEqual((info["state"], info["vcpu_count"], info["mem_size_mib"]),
+                         ("running", 1, 128))
+
     def test_restore_puts_the_snapshot_disk_back(self):
         env = self.env
         env.running_vm("dvm")

@@ -138,8 +138,15 @@ class TestLifecycle(st.TestCase):
         self.assertDBusError("InvalidArgument", env.vm, "life", "Delete", "{'force': <'yes'>}")
         vm_dir = os.path.join(env.state_dir, "vms", "life")
         self.assertTrue(os.path.isdir(vm_dir))
+        run_dir = os.path.join(env.runtime_dir, "vms", "life")
+        self.assertTrue(os.path.isdir(run_dir))
+        # what a QEMU that died while smolvmd was down leaves: its RAM file
+        with open(os.path.join(run_dir, "ram"), "wb") as f:
+            f.truncate(64 * 1024 * 1024)
         env.vm("life", "Delete", "{'force': <true>}")
         self.assertFalse(os.path.exists(vm_dir))
+        # /run is memory: only the console log stays, for a restore to write on
+        self.assertEqual(os.listdir(run_dir), ["console.log"])
         self.assertEqual(env.list_vms(), {})
         self.assertEqual(env.emulator_pids(), [])
         self.assertDBusError("NotFound", env.call, "GetVM", gv_str("life"))

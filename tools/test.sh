@@ -1,5 +1,5 @@
 #!/bin/bash
-# Sets up, builds and runs the whole test suite; ends with "N passed, M failed".
+# Sets up, builds and runs the whole test suite; ends with "N passed, M failed, K skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh

@@ -102,7 +102,7 @@ struct _CliVerb {
 };
 
 static const CliGroup cli_groups[] = {
-  { "snapshot", "Manage Firecracker VM snapshots: create, restore, delete, list." },
+  { "snapshot", "Manage VM snapshots (Firecracker and QEMU): create, restore, delete, list." },
 };
 
 static void
@@ -942,6 +942,9 @@ run_vm_create (Cli *cli, GError **error)
     g_autoptr(SmolvmDbusVm) vm = cli_vm_proxy_new (cli, path, error);
 
     if (vm == NULL || !vm_call_action (cli, vm, VM_ACTION_START, error)) {
+      /* the prefix goes in front of the daemon's own words */
+      if (error != NULL && *error != NULL)
+        g_dbus_error_strip_remote_error (*error);
       g_prefix_error (error, "VM '%s' was created but not started: ", vm_id);
       return FALSE;
     }
@@ -1107,10 +1110,10 @@ cli_commands_help (const gchar *group)
 
   for (gsize i = 0; i < G_N_ELEMENTS (cli_verbs); i++)
     if (g_strcmp0 (cli_verbs[i].group, group) == 0)
-      g_string_append_printf (help, "  %-10s %s\n", cli_verbs[i].name, cli_verbs[i].summary);
+      g_string_append_printf (help, "  %-12s %s\n", cli_verbs[i].name, cli_verbs[i].summary);
   if (group == NULL)
     for (gsize i = 0; i < G_N_ELEMENTS (cli_groups); i++)
-      g_string_append_printf (help, "  %-10s %s\n", cli_groups[i].name, cli_groups[i].summary);
+      g_string_append_printf (help, "  %-12s %s\n", cli_groups[i].name, cli_groups[i].summary);
   g_string_append_printf (help, "\nRun 'smolvm %s%sCOMMAND --help' for the options of a command.",
                           group != NULL ? group : "", group != NULL ? " " : "");
   return g_string_free (g_steal_pointer (&help), FALSE);

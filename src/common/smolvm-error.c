@@ -76,7 +76,8 @@ smolvm_error_normalize (const GError *error)
       code = SMOLVM_ERROR_NO_SPACE;
       break;
     case G_IO_ERROR_PERMISSION_DENIED:
-      code = SMOLVM_ERROR_NOT_AUTHORIZED;
+      /* the daemon's own access, not the caller's authorization */
+      code = SMOLVM_ERROR_FAILED;
       break;
     case G_IO_ERROR_NOT_SUPPORTED:
       code = SMOLVM_ERROR_UNSUPPORTED;
@@ -103,7 +104,7 @@ smolvm_error_normalize (const GError *error)
       break;
     case G_FILE_ERROR_ACCES:
     case G_FILE_ERROR_PERM:
-      code = SMOLVM_ERROR_NOT_AUTHORIZED;
+      code = SMOLVM_ERROR_FAILED;
       break;
     default:
       break;
@@ -136,7 +137,7 @@ smolvm_error_set_errno (GError **error, int errsv, const gchar *format, ...)
     break;
   case EACCES:
   case EPERM:
-    code = SMOLVM_ERROR_NOT_AUTHORIZED;
+    code = SMOLVM_ERROR_FAILED;
     break;
   default:
     code = SMOLVM_ERROR_FAILED;

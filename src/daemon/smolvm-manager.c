@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -478,6 +479,12 @@ static gboolean
 op_begin_vm_verb (Op *op, const gchar *verb)
 {
   GError *error = NULL;
+  /* The VM may have been deleted, and even recreated under its id, while
+   * the caller was being authorized: never act on a record that is gone. */
+  if (g_hash_table_lookup (op->self->vms, op->vm_id) != op->vm) {
+    op_fail_literal (op, SMOLVM_ERROR_NOT_FOUND, "VM '%s' not found", op->vm_id);
+    return FALSE;
+  }
   if (!op_hold_vm (op, verb, &error)) {
     op_fail (op, error);
     return FALSE;
@@ -533,6 +540,25 @@ on_vm_dir_removed (GObject *source, GAsyncResult *result, gpointer user_data)
   op_return (op, NULL);
 }
 
+/* The runtime dir lives in /run, i.e. in memory: a RAM file left by a VMM
+ * that died while smolvmd was down would hold a guest's RAM for good. The
+ * console log stays: a restore of the VM's snapshot writes on in it. */
+static void
+remove_runtime_leftovers (const gchar *runtime_dir)
+{
+  g_autoptr(GDir) dir = g_dir_open (runtime_dir, 0, NULL);
+  const gchar *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
+    g_autofree gchar *path = g_build_filename (runtime_dir, name, NULL);
+    g_autoptr(GError) error = NULL;
+    if (g_str_equal (name, "console.log"))
+      continue;
+    if (!smolvm_rm_rf (path, &error))
+      g_warning ("%s", error->message);
+  }
+}
+
 static void
 on_vm_delete_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -553,6 +579,7 @@ on_vm_delete_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
   unexport_object (self, "vm", op->vm_id);
   smolvm_network_release (self->network, op->vm_id, smolvm_vm_get_network_config (op->vm));
   g_hash_table_remove (self->vms, op->vm_id);
+  remove_runtime_leftovers (smolvm_vm_get_runtime_dir (op->vm));
   smolvm_rm_rf_async (trash, on_vm_dir_removed, op);
 }
 
@@ -690,6 +717,23 @@ commit_data_free (CommitData *data)
   g_free (data);
 }
 
+/* The VMM wrote these without syncing them (QEMU's migration stream never
+ * does); the metadata must not become durable before them. */
+static gboolean
+sync_file (const gchar *path, GError **error)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  int errsv;
+
+  if (fd < 0)
+    return smolvm_error_set_errno (error, errno, "Cannot open %s", path);
+  errsv = fsync (fd) < 0 ? errno : 0;
+  close (fd);
+  if (errsv != 0)
+    return smolvm_error_set_errno (error, errsv, "Cannot sync %s", path);
+  return TRUE;
+}
+
 /* Worker thread: the metadata goes in last, then one rename makes the whole
  * snapshot appear at once. */
 static void
@@ -698,9 +742,12 @@ commit_snapshot_thread (GTask *task, gpointer source, gpointer task_data, GCance
   CommitData *data = task_data;
   g_autofree gchar *metadata_path =
     g_build_filename (data->tmp_dir, SMOLVM_SNAPSHOT_METADATA, NULL);
+  g_autofree gchar *vmstate_path = g_build_filename (data->tmp_dir, SMOLVM_SNAPSHOT_VMSTATE, NULL);
+  g_autofree gchar *mem_path = g_build_filename (data->tmp_dir, SMOLVM_SNAPSHOT_MEM, NULL);
   GError *error = NULL;
 
-  if (!smolvm_write_file_atomic (metadata_path, data->metadata, -1, &error) ||
+  if (!sync_file (vmstate_path, &error) || !sync_file (mem_path, &error) ||
+      !smolvm_write_file_atomic (metadata_path, data->metadata, -1, &error) ||
       !smolvm_fsync_dir (data->tmp_dir, &error)) {
     g_task_return_error (task, error);
     return;
@@ -1112,6 +1159,25 @@ restore_rollback (Op *op, GError *error)
   smolvm_vm_stop_async (op->vm, on_restore_rollback_stopped, op);
 }
 
+static gboolean
+vm_matches_snapshot (SmolvmVm *vm, SmolvmSnapshot *snapshot, GError **error)
+{
+  g_autoptr(GVariant) vm_config =
+    g_variant_ref_sink (smolvm_vm_config_to_variant (smolvm_vm_get_config (vm)));
+  g_autoptr(GVariant) snapshot_config =
+    g_variant_ref_sink (smolvm_vm_config_to_variant (smolvm_snapshot_get_vm_config (snapshot)));
+
+  if (g_variant_equal (vm_config, snapshot_config) &&
+      g_variant_equal (smolvm_vm_get_network_config (vm),
+                       smolvm_snapshot_get_network_config (snapshot)))
+    return TRUE;
+  g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_STATE,
+               "VM '%s' now has another configuration or network identity than when snapshot "
+               "'%s' was taken; delete the VM, and the restore recreates it as it was",
+               smolvm_vm_get_id (vm), smolvm_snapshot_get_id (snapshot));
+  return FALSE;
+}
+
 static void
 run_restore_snapshot (Op *op)
 {
@@ -1151,6 +1217,12 @@ run_restore_snapshot (Op *op)
   op->vm = g_hash_table_lookup (self->vms, op->vm_id);
   if (op->vm != NULL) {
     g_object_ref (op->vm);
+    /* the snapshot's identity or nothing: a VM re-created under the same id
+     * with other settings would run the old guest under false properties */
+    if (!vm_matches_snapshot (op->vm, snapshot, &error)) {
+      op_fail (op, error);
+      return;
+    }
   } else {
     /* the VM was deleted: bring back its identity from the snapshot */
     g_autofree gchar *dir = g_build_filename (self->vms_dir, op->vm_id, NULL);

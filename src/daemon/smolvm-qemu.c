@@ -64,11 +64,18 @@ clear_runtime_files (SmolvmQemu *self)
   unlink (self->pid_path);
 }
 
+static void settle_migration (SmolvmQemu *self, GError *error);
+static GError *qemu_error (SmolvmQemu *self, const gchar *what, const GError *cause);
+
 static void
 on_exited (SmolvmVmm *vmm, gboolean clean, gpointer user_data)
 {
   SmolvmQemu *self = SMOLVM_QEMU (vmm);
   clear_runtime_files (self);
+  /* the exit may be handled before the monitor's last event and EOF are
+   * read, and no MIGRATION event or "closed" signal comes after this */
+  if (self->migration != NULL)
+    settle_migration (self, qemu_error (self, "Migration failed", NULL));
   if (self->qmp != NULL) {
     g_signal_handlers_disconnect_by_data (self->qmp, self);
     smolvm_qmp_close (self->qmp);
@@ -329,9 +336,12 @@ static void
 step_getfd (GTask *task)
 {
   Job *job = g_task_get_task_data (task);
-  qmp_step (task, "getfd", "{\"fdname\": \"" VMSTATE_FDNAME "\"}", job->fd);
-  close (job->fd); /* QEMU has its own copy now */
+  int fd = job->fd;
+
+  /* taken first: a failing step may complete the task, and free @job */
   job->fd = -1;
+  qmp_step (task, "getfd", "{\"fdname\": \"" VMSTATE_FDNAME "\"}", fd);
+  close (fd); /* QEMU has its own copy now */
 }
 
 /* A migration ends with two answers, in either order: the command's reply

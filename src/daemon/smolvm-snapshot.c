@@ -238,6 +238,13 @@ smolvm_snapshot_load (const gchar *dir, GError **error)
                  local_error != NULL ? local_error->message : "missing");
     return NULL;
   }
+  /* a restore builds vms/<vm_id> from it and names the VM after the config */
+  if (!smolvm_id_is_valid (vm_id) || g_strcmp0 (vm_config->vm_id, vm_id) != 0) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                 "Invalid %s: VM id '%s' is not valid or does not match its vm_config", path,
+                 vm_id);
+    return NULL;
+  }
   created = g_date_time_new_from_iso8601 (created_str, NULL);
   if (created == NULL) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid created_at '%s' in %s",

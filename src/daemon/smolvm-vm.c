@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <string.h>
+
 #include <json-glib/json-glib.h>
 
 #include "smolvm-error.h"
@@ -20,6 +22,8 @@ struct _SmolvmVm {
   SmolvmVmm *vmm;
   gchar *busy_with;  /* the operation under way, or NULL */
   GPid saved_pid;    /* from vm.json, until reattached */
+  gboolean exit_missed;       /* the VMM exited while an operation was under way */
+  gboolean exit_missed_clean; /* ... and how */
 };
 
 G_DEFINE_TYPE (SmolvmVm, smolvm_vm, SMOLVM_DBUS_TYPE_VM_SKELETON)
@@ -31,8 +35,11 @@ drop_vmm (SmolvmVm *self)
     return;
   g_signal_handlers_disconnect_by_data (self->vmm, self);
   g_clear_object (&self->vmm);
+  self->exit_missed = FALSE;
   smolvm_dbus_vm_set_pid (SMOLVM_DBUS_VM (self), 0);
 }
+
+static void handle_vmm_exit (SmolvmVm *self, gboolean clean);
 
 static void
 smolvm_vm_finalize (GObject *object)
@@ -100,6 +107,7 @@ smolvm_vm_new (const SmolvmVmConfig *config, GVariant *network_config, const gch
 
 const gchar *smolvm_vm_get_id (SmolvmVm *self) { return self->config->vm_id; }
 const gchar *smolvm_vm_get_dir (SmolvmVm *self) { return self->dir; }
+const gchar *smolvm_vm_get_runtime_dir (SmolvmVm *self) { return self->runtime_dir; }
 const SmolvmVmConfig *smolvm_vm_get_config (SmolvmVm *self) { return self->config; }
 SmolvmVmm *smolvm_vm_get_vmm (SmolvmVm *self) { return self->vmm; }
 
@@ -145,6 +153,11 @@ void
 smolvm_vm_end_op (SmolvmVm *self)
 {
   g_clear_pointer (&self->busy_with, g_free);
+  /* The VMM exited during the operation, which did not deal with it (a
+   * pause or a snapshot that failed): the VM must not stay running or
+   * paused with no process behind it. */
+  if (self->exit_missed && self->vmm != NULL)
+    handle_vmm_exit (self, self->exit_missed_clean);
 }
 
 gboolean
@@ -289,21 +302,31 @@ smolvm_vm_to_info (SmolvmVm *self)
 /* ---- the VMM process ---- */
 
 static void
-on_vmm_exited (SmolvmVmm *vmm, gboolean clean, gpointer user_data)
+handle_vmm_exit (SmolvmVm *self, gboolean clean)
 {
-  SmolvmVm *self = user_data;
-
-  /* an operation under way handles the exit itself */
-  if (self->busy_with != NULL)
-    return;
   if (clean)
     g_message ("The VMM of VM '%s' exited: the guest shut down", smolvm_vm_get_id (self));
   else
     g_warning ("The VMM of VM '%s' exited unexpectedly; see %s", smolvm_vm_get_id (self),
-               smolvm_vmm_get_console_log_path (vmm));
+               smolvm_vmm_get_console_log_path (self->vmm));
   smolvm_network_tap_down (self->network, smolvm_vm_get_network_config (self));
   drop_vmm (self);
   smolvm_vm_set_state (self, clean ? SMOLVM_VM_STATE_STOPPED : SMOLVM_VM_STATE_ERROR);
+}
+
+static void
+on_vmm_exited (SmolvmVmm *vmm, gboolean clean, gpointer user_data)
+{
+  SmolvmVm *self = user_data;
+
+  /* an operation under way handles the exit itself (a stop, a failed
+   * launch), or smolvm_vm_end_op() does once it is over */
+  if (self->busy_with != NULL) {
+    self->exit_missed = TRUE;
+    self->exit_missed_clean = clean;
+    return;
+  }
+  handle_vmm_exit (self, clean);
 }
 
 static void
@@ -577,10 +600,14 @@ pid_runs_vmm (GPid pid, const gchar *runtime_dir)
 
   if (pid <= 0 || !g_file_get_contents (path, &cmdline, &len, NULL))
     return FALSE;
-  /* arguments are NUL-separated; our VMMs carry their runtime dir in one */
-  for (gsize i = 0; i < len; i += strlen (cmdline + i) + 1)
-    if (g_str_has_prefix (cmdline + i, runtime_dir))
+  /* arguments are NUL-separated; our VMMs carry a path inside their
+   * runtime dir in one (vms/a must not match vms/ab/...) */
+  for (gsize i = 0; i < len; i += strlen (cmdline + i) + 1) {
+    const gchar *arg = cmdline + i;
+    gsize n = strlen (runtime_dir);
+    if (strncmp (arg, runtime_dir, n) == 0 && (arg[n] == '/' || arg[n] == '\0'))
       return TRUE;
+  }
   return FALSE;
 }
 
@@ -592,14 +619,16 @@ on_reattached (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(GError) error = NULL;
   gboolean paused = FALSE;
 
-  smolvm_vm_end_op (self);
   if (!smolvm_vmm_attach_finish (SMOLVM_VMM (source), result, &paused, &error)) {
+    smolvm_vm_end_op (self);
     g_warning ("Cannot take over the VMM of VM '%s': %s", smolvm_vm_get_id (self), error->message);
     smolvm_vm_stop_async (self, NULL, NULL);
   } else {
     g_message ("Took over VM '%s' (pid %u, %s)", smolvm_vm_get_id (self),
                smolvm_vmm_get_pid (self->vmm), paused ? "paused" : "running");
     smolvm_vm_set_state (self, paused ? SMOLVM_VM_STATE_PAUSED : SMOLVM_VM_STATE_RUNNING);
+    /* after the state: a process that died meanwhile is handled as an exit */
+    smolvm_vm_end_op (self);
   }
   g_task_return_boolean (task, TRUE);
 }

@@ -35,6 +35,7 @@ gboolean smolvm_vm_save (SmolvmVm *self, GError **error);
 
 const gchar *smolvm_vm_get_id (SmolvmVm *self);
 const gchar *smolvm_vm_get_dir (SmolvmVm *self);
+const gchar *smolvm_vm_get_runtime_dir (SmolvmVm *self);
 const gchar *smolvm_vm_get_state (SmolvmVm *self);
 const gchar *smolvm_vm_get_restored_from (SmolvmVm *self);
 const SmolvmVmConfig *smolvm_vm_get_config (SmolvmVm *self);

@@ -305,6 +305,7 @@ smolvm_vmm_spawn (SmolvmVmm *self, const gchar *const *argv, GError **error)
   g_autoptr(GSubprocess) process = NULL;
   g_autoptr(GError) local_error = NULL;
   const gchar *log_path;
+  const gchar *identifier;
   int log_fd;
 
   g_return_val_if_fail (!smolvm_vmm_is_running (self), FALSE);
@@ -331,7 +332,10 @@ smolvm_vmm_spawn (SmolvmVmm *self, const gchar *const *argv, GError **error)
     return FALSE;
   }
   priv->process = g_object_ref (process);
-  priv->pid = (GPid) atoi (g_subprocess_get_identifier (process));
+  /* NULL once GLib's worker thread has reaped a child that exited at once;
+   * on_process_exited() then handles the exit */
+  identifier = g_subprocess_get_identifier (process);
+  priv->pid = identifier != NULL ? (GPid) atoi (identifier) : 0;
   priv->guest_shut_down = FALSE;
   g_subprocess_wait_async (process, NULL, on_process_exited, g_object_ref (self));
   return TRUE;

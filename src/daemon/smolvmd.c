@@ -208,6 +208,18 @@ main (int argc, char **argv)
     g_message ("No qemu-system-x86_64 on PATH: the QEMU backend is unavailable");
   }
 
+  /* VMMs run with their runtime directory as working directory */
+  {
+    gchar **paths[] = { &state_dir, &runtime_dir, &firecracker_bin, &qemu_bin };
+    for (gsize i = 0; i < G_N_ELEMENTS (paths); i++) {
+      if (*paths[i] != NULL && !g_path_is_absolute (*paths[i])) {
+        gchar *absolute = g_canonicalize_filename (*paths[i], NULL);
+        g_free (*paths[i]);
+        *paths[i] = absolute;
+      }
+    }
+  }
+
   options.session = session;
   options.state_dir = state_dir;
   options.runtime_dir = runtime_dir;
