@@ -139,6 +139,15 @@ def unwrap(node):
     return node
 
 
+def process_alive(pid):
+    """True for a live process; a zombie (exited, not yet reaped) counts as dead."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def file_sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:

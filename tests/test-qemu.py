@@ -81,15 +81,6 @@ def guest():
     return _guest
 
 
-def process_alive(pid):
-    """True for a live process; a zombie (exited, not yet reaped) counts as dead."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def cmdline(pid):
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
@@ -113,7 +104,7 @@ class QemuTestCase(st.TestCase):
         """Live processes of @env's QEMU (the binary smolvmd runs)."""
         binary = binary or env.daemon.qemu_bin
         return [pid for pid in env.our_pids()
-                if binary in cmdline(pid)[:2] and process_alive(pid)]
+                if binary in cmdline(pid)[:2] and st.process_alive(pid)]
 
     def assertNoQemu(self, env, binary=None):
         st.wait_for(lambda: not self.qemu_pids(env, binary), "no QEMU process of this test left",
@@ -334,7 +325,7 @@ class TestQemu(QemuTestCase):
         self.cli_ok(env, "stop", vm)
         self.assertEqual(env.vm_state(vm), "stopped")
         self.assertEqual(env.vm_prop(vm, "Pid"), 0)
-        self.assertFalse(process_alive(pid))
+        self.assertFalse(st.process_alive(pid))
         self.assertNoQemu(env)
         self.assertNoRuntimeLeftovers(env, vm)
         # stopped, the VM no longer holds s1
@@ -359,7 +350,7 @@ class TestQemu(QemuTestCase):
 
         # -- smolvmd dies; the guest does not
         env.daemon.kill()
-        self.assertTrue(process_alive(pid))
+        self.assertTrue(st.process_alive(pid))
         since = env.console_size(vm)
         env.wait_tick(vm, env.last_tick(vm) + 1, since)
         start = time.monotonic()
@@ -385,7 +376,7 @@ class TestQemu(QemuTestCase):
         self.cli_ok(env, "stop", vm)
         self.assertEqual(env.vm_state(vm), "stopped")
         self.assertEqual(env.vm_prop(vm, "Pid"), 0)
-        st.wait_for(lambda: not process_alive(pid), "QEMU %d to end" % pid, timeout=10)
+        st.wait_for(lambda: not st.process_alive(pid), "QEMU %d to end" % pid, timeout=10)
         self.assertNoQemu(env)
         self.assertNoRuntimeLeftovers(env, vm)
 

@@ -13,15 +13,6 @@ import smolvmtest as st  # noqa: E402
 from smolvmtest import gv_dict, vm_path  # noqa: E402
 
 
-def process_alive(pid):
-    """True for a live process; a zombie (exited, not yet reaped) counts as dead."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 class TestRestart(st.TestCase):
     def test_takes_over_running_vms(self):
         env = self.env
@@ -51,11 +42,11 @@ class TestRestart(st.TestCase):
         env.daemon.kill()
         # the guests do not depend on smolvmd
         for pid in (kept_pid, sleepy_pid, doomed_pid):
-            self.assertTrue(process_alive(pid), pid)
+            self.assertTrue(st.process_alive(pid), pid)
         since = env.console_size("kept")
         env.wait_tick("kept", env.last_tick("kept") + 1, since)
         os.kill(doomed_pid, signal.SIGKILL)
-        st.wait_for(lambda: not process_alive(doomed_pid), "the doomed emulator to die")
+        st.wait_for(lambda: not st.process_alive(doomed_pid), "the doomed emulator to die")
 
         env.daemon.start()
         self.assertNotEqual(env.daemon.pid, old_daemon)
@@ -94,7 +85,7 @@ class TestRestart(st.TestCase):
         env.create_snapshot("kept", "after-restart", **{"resume-source": True})
         self.assertEqual(env.vm_state("kept"), "running")
         env.vm("kept", "Stop", gv_dict())
-        st.wait_for(lambda: not process_alive(kept_pid), "the taken-over emulator to end")
+        st.wait_for(lambda: not st.process_alive(kept_pid), "the taken-over emulator to end")
         self.assertEqual(env.vm_state("kept"), "stopped")
         env.delete_snapshot("s1")
 
