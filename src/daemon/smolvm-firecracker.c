@@ -95,12 +95,6 @@ smolvm_firecracker_constructed (GObject *object)
                                                  "max-conns-per-host", 1, NULL);
 }
 
-const gchar *
-smolvm_firecracker_get_api_socket (SmolvmFirecracker *self)
-{
-  return self->api_socket;
-}
-
 static GError *
 fault_to_error (SoupMessage *msg, GBytes *body, const gchar *method, const gchar *path)
 {
@@ -517,12 +511,3 @@ smolvm_firecracker_init (SmolvmFirecracker *self)
 {
 }
 
-SmolvmVmm *
-smolvm_firecracker_new (const gchar *vm_id, const SmolvmVmConfig *config, GVariant *network_config,
-                        const gchar *disk_path, const gchar *runtime_dir,
-                        const gchar *console_log_path, const gchar *binary)
-{
-  return g_object_new (SMOLVM_TYPE_FIRECRACKER, "vm-id", vm_id, "config", config,
-                       "network-config", network_config, "disk-path", disk_path, "runtime-dir",
-                       runtime_dir, "console-log-path", console_log_path, "binary", binary, NULL);
-}

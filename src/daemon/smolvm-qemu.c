@@ -818,16 +818,6 @@ smolvm_qemu_init (SmolvmQemu *self)
 {
 }
 
-SmolvmVmm *
-smolvm_qemu_new (const gchar *vm_id, const SmolvmVmConfig *config, GVariant *network_config,
-                 const gchar *disk_path, const gchar *runtime_dir, const gchar *console_log_path,
-                 const gchar *binary)
-{
-  return g_object_new (SMOLVM_TYPE_QEMU, "vm-id", vm_id, "config", config, "network-config",
-                       network_config, "disk-path", disk_path, "runtime-dir", runtime_dir,
-                       "console-log-path", console_log_path, "binary", binary, NULL);
-}
-
 gchar *
 smolvm_qemu_probe_machine (const gchar *binary, GError **error)
 {

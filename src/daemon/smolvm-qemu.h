@@ -11,11 +11,7 @@ G_DECLARE_FINAL_TYPE (SmolvmQemu, smolvm_qemu, SMOLVM, QEMU, SmolvmVmm)
 /* Drives one qemu-system-x86_64 process through QMP. Guest RAM lives in a
  * file the VM owns (memory-backend-file, share=on), so that a snapshot's
  * migration stream holds device state only (x-ignore-shared) and mem.bin is
- * a copy of that file. */
-SmolvmVmm *smolvm_qemu_new (const gchar *vm_id, const SmolvmVmConfig *config,
-                            GVariant *network_config, const gchar *disk_path,
-                            const gchar *runtime_dir, const gchar *console_log_path,
-                            const gchar *binary);
+ * a copy of that file. Made with smolvm_vmm_new (SMOLVM_TYPE_QEMU, ...). */
 
 /* The versioned alias of "q35" that @binary provides (e.g. "pc-q35-7.2"), so
  * that a VM keeps one machine type across snapshots; NULL if unknown. Runs

@@ -348,28 +348,28 @@ ensure_vmm (SmolvmVm *self, GError **error)
   const gchar *binary;
   const gchar *backend = self->config->backend;
   SmolvmDbusVm *iface = SMOLVM_DBUS_VM (self);
-  SmolvmVmm *(*vmm_new) (const gchar *, const SmolvmVmConfig *, GVariant *, const gchar *,
-                         const gchar *, const gchar *, const gchar *);
+  GType type;
 
   if (self->vmm != NULL)
     return TRUE;
   if (g_str_equal (backend, "firecracker"))
-    vmm_new = smolvm_firecracker_new;
+    type = SMOLVM_TYPE_FIRECRACKER;
   else if (g_str_equal (backend, "qemu"))
-    vmm_new = smolvm_qemu_new;
+    type = SMOLVM_TYPE_QEMU;
   else
-    vmm_new = NULL;
+    type = G_TYPE_INVALID;
   binary = g_hash_table_lookup (self->binaries, backend);
-  if (binary == NULL || vmm_new == NULL) {
+  if (binary == NULL || type == G_TYPE_INVALID) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_UNSUPPORTED,
                  "Backend '%s' is not available in this daemon", backend);
     return FALSE;
   }
   if (!smolvm_mkdir_p (self->runtime_dir, 0750, error))
     return FALSE;
-  self->vmm = vmm_new (smolvm_vm_get_id (self), self->config, smolvm_vm_get_network_config (self),
-                       smolvm_dbus_vm_get_disk_path (iface), self->runtime_dir,
-                       smolvm_dbus_vm_get_console_log_path (iface), binary);
+  self->vmm = smolvm_vmm_new (type, smolvm_vm_get_id (self), self->config,
+                              smolvm_vm_get_network_config (self),
+                              smolvm_dbus_vm_get_disk_path (iface), self->runtime_dir,
+                              smolvm_dbus_vm_get_console_log_path (iface), binary);
   g_signal_connect (self->vmm, "exited", G_CALLBACK (on_vmm_exited), self);
   g_signal_connect (self->vmm, "guest-state", G_CALLBACK (on_vmm_guest_state), self);
   return TRUE;

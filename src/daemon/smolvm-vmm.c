@@ -189,6 +189,17 @@ smolvm_vmm_class_init (SmolvmVmmClass *klass)
                   G_TYPE_NONE, 1, G_TYPE_BOOLEAN);
 }
 
+SmolvmVmm *
+smolvm_vmm_new (GType type, const gchar *vm_id, const SmolvmVmConfig *config,
+                GVariant *network_config, const gchar *disk_path, const gchar *runtime_dir,
+                const gchar *console_log_path, const gchar *binary)
+{
+  g_return_val_if_fail (g_type_is_a (type, SMOLVM_TYPE_VMM), NULL);
+  return g_object_new (type, "vm-id", vm_id, "config", config, "network-config", network_config,
+                       "disk-path", disk_path, "runtime-dir", runtime_dir, "console-log-path",
+                       console_log_path, "binary", binary, NULL);
+}
+
 #define PRIV(self) ((SmolvmVmmPrivate *) smolvm_vmm_get_instance_private (self))
 
 const gchar *smolvm_vmm_get_vm_id (SmolvmVmm *self) { return PRIV (self)->vm_id; }

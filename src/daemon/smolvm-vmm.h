@@ -37,6 +37,12 @@ struct _SmolvmVmmClass {
                         GAsyncReadyCallback callback, gpointer user_data);
 };
 
+/* A VMM of backend @type (SMOLVM_TYPE_FIRECRACKER, SMOLVM_TYPE_QEMU) for one VM. */
+SmolvmVmm *smolvm_vmm_new (GType type, const gchar *vm_id, const SmolvmVmConfig *config,
+                           GVariant *network_config, const gchar *disk_path,
+                           const gchar *runtime_dir, const gchar *console_log_path,
+                           const gchar *binary);
+
 const gchar *smolvm_vmm_get_vm_id (SmolvmVmm *self);
 const SmolvmVmConfig *smolvm_vmm_get_config (SmolvmVmm *self);
 GVariant *smolvm_vmm_get_network_config (SmolvmVmm *self);
