@@ -118,6 +118,34 @@ class TestRestart(st.TestCase):
         env.create_snapshot("v", "half")
         self.assertEqual(env.snapshot_ids(), ["done", "half"])
 
+    def test_restore_cut_short_is_undone(self):
+        """A crash between setting a VM's disk aside and the end of the restore:
+        the next start puts the VM's own disk back, unless the VM already runs
+        the snapshot."""
+        env = self.env
+        env.create_vm("cut")
+        disk = env.vm_info("cut")["disk_path"]
+        own = st.file_sha256(disk)
+        env.running_vm("done")
+        done_disk = env.vm_info("done")["disk_path"]
+        done_now = st.file_sha256(done_disk)
+        env.daemon.kill()
+        # "cut": own disk set aside, the snapshot's half copied
+        os.rename(disk, disk + ".pre-restore")
+        with open(disk, "wb") as f:
+            f.write(b"half a copy")
+        # "done": running the snapshot's disk, the old one not yet removed
+        with open(done_disk + ".pre-restore", "wb") as f:
+            f.write(b"the disk before the restore")
+        env.daemon.start()
+        self.assertEqual(st.file_sha256(disk), own)
+        self.assertFalse(os.path.exists(disk + ".pre-restore"))
+        self.assertEqual(env.vm_state("done"), "running")
+        self.assertEqual(st.file_sha256(done_disk), done_now)
+        self.assertFalse(os.path.exists(done_disk + ".pre-restore"))
+        st.wait_for(lambda: not [n for n in os.listdir(os.path.join(env.state_dir, "vms"))
+                                 if n.startswith(".")], "the discarded files to go")
+
 
 if __name__ == "__main__":
     st.main("restart")

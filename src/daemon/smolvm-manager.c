@@ -330,6 +330,36 @@ vm_using_snapshot (SmolvmManager *self, const gchar *snapshot_id)
   return NULL;
 }
 
+static void
+on_discarded (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GError) error = NULL;
+  if (!smolvm_rm_rf_finish (result, &error))
+    g_warning ("%s", error->message);
+}
+
+/* Takes @path out of the way at once (a rename into a .trash- directory of
+ * vms/, which start-up also clears) and removes it in a worker thread:
+ * freeing a disk image of many GiB must not hold up the main loop. */
+static gboolean
+discard (SmolvmManager *self, const gchar *path, GError **error)
+{
+  g_autofree gchar *trash = g_build_filename (self->vms_dir, ".trash-XXXXXX", NULL);
+  g_autofree gchar *base = g_path_get_basename (path);
+  g_autofree gchar *target = NULL;
+
+  if (g_mkdtemp (trash) == NULL)
+    return smolvm_error_set_errno (error, errno, "Cannot make %s", trash);
+  target = g_build_filename (trash, base, NULL);
+  if (rename (path, target) != 0 && errno != ENOENT) {
+    smolvm_error_set_errno (error, errno, "Cannot move %s aside", path);
+    rmdir (trash);
+    return FALSE;
+  }
+  smolvm_rm_rf_async (trash, on_discarded, NULL);
+  return TRUE;
+}
+
 /* ==== CreateVM ==== */
 
 static gboolean
@@ -991,14 +1021,6 @@ static void restore_stop_vm (Op *op);
 static void on_restore_vmstate_hashed (GObject *source, GAsyncResult *result, gpointer user_data);
 
 static void
-on_restore_backup_removed (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr(GError) error = NULL;
-  if (!smolvm_rm_rf_finish (result, &error))
-    g_warning ("%s", error->message);
-}
-
-static void
 on_restore_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   Op *op = user_data;
@@ -1024,8 +1046,11 @@ on_restore_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   }
   smolvm_vm_set_restored_from (op->vm, op->snapshot_id);
-  if (op->backup_disk != NULL)
-    smolvm_rm_rf_async (op->backup_disk, on_restore_backup_removed, NULL);
+  if (op->backup_disk != NULL) {
+    g_autoptr(GError) discard_error = NULL;
+    if (!discard (self, op->backup_disk, &discard_error))
+      g_warning ("%s", discard_error->message);
+  }
   if (op->vm_is_new)
     add_vm (self, op->vm);
   path = smolvm_id_object_path ("vm", op->vm_id);
@@ -1124,13 +1149,13 @@ on_restore_rollback_stopped (GObject *source, GAsyncResult *result, gpointer use
 
   smolvm_vm_op_finish (SMOLVM_VM (source), result, NULL);
   if (op->backup_disk != NULL) {
-    if (!smolvm_rm_rf (disk, &error) || rename (op->backup_disk, disk) != 0)
+    if (!discard (self, disk, &error) || rename (op->backup_disk, disk) != 0)
       g_warning ("Cannot put back the disk of VM '%s' (it is at %s): %s", op->vm_id,
                  op->backup_disk, error != NULL ? error->message : g_strerror (errno));
   }
   if (op->vm_is_new) {
     smolvm_network_release (self->network, op->vm_id, smolvm_vm_get_network_config (op->vm));
-    if (!smolvm_rm_rf (smolvm_vm_get_dir (op->vm), &error))
+    if (!discard (self, smolvm_vm_get_dir (op->vm), &error))
       g_warning ("%s", error->message);
   }
   op_fail (op, g_steal_pointer (&op->error));
@@ -1528,6 +1553,33 @@ remove_leftover (const gchar *dir, const gchar *name)
   return TRUE;
 }
 
+/* A restore sets the VM's disk aside as disk.ext4.pre-restore and removes
+ * it once the VM runs the snapshot. Found at start-up, it means the daemon
+ * died in between: a VM that got as far as running or paused keeps the
+ * snapshot's disk; otherwise its own disk is put back. */
+static void
+recover_interrupted_restore (SmolvmManager *self, SmolvmVm *vm)
+{
+  const gchar *disk = smolvm_dbus_vm_get_disk_path (SMOLVM_DBUS_VM (vm));
+  g_autofree gchar *backup = g_strconcat (disk, ".pre-restore", NULL);
+  g_autoptr(GError) error = NULL;
+
+  if (!g_file_test (backup, G_FILE_TEST_EXISTS))
+    return;
+  if (smolvm_vm_is_active (vm)) {
+    g_message ("VM '%s': a restore completed before a crash; dropping its old disk",
+               smolvm_vm_get_id (vm));
+    if (!discard (self, backup, &error))
+      g_warning ("%s", error->message);
+    return;
+  }
+  g_message ("VM '%s': undoing a restore a crash interrupted; its own disk is back",
+             smolvm_vm_get_id (vm));
+  if (!discard (self, disk, &error) || rename (backup, disk) != 0)
+    g_warning ("Cannot put back the disk of VM '%s' (it is at %s): %s", smolvm_vm_get_id (vm),
+               backup, error != NULL ? error->message : g_strerror (errno));
+}
+
 static gboolean
 load_state (SmolvmManager *self, GError **error)
 {
@@ -1575,6 +1627,7 @@ load_state (SmolvmManager *self, GError **error)
       g_warning ("Skipping VM: %s", local_error->message);
       continue;
     }
+    recover_interrupted_restore (self, vm);
     add_vm (self, vm);
     smolvm_vm_reattach_async (vm, NULL, NULL);
   }
