@@ -312,8 +312,10 @@ class Bus:
 class Daemon:
     """smolvmd on a Bus; can be killed and started again on the same dirs."""
 
-    def __init__(self, env, session=True, extra_env=None, wrapper=None, qemu_bin=None):
+    def __init__(self, env, session=True, extra_env=None, wrapper=None, qemu_bin=None,
+                 extra_args=None):
         self.env = env
+        self.extra_args = list(extra_args or [])
         self.session = session
         # The Firecracker suites want exactly one backend: a QEMU "binary"
         # without a q35 machine (/bin/false) leaves the QEMU backend off.
@@ -332,7 +334,7 @@ class Daemon:
             argv.append("--session")
         argv += ["--state-dir", self.env.state_dir, "--runtime-dir", self.env.runtime_dir,
                  "--firecracker-bin", EMULATOR, "--qemu-bin", self.qemu_bin]
-        return argv
+        return argv + self.extra_args
 
     def start(self):
         env = dict(os.environ)
@@ -448,7 +450,7 @@ class Env:
     """A temporary directory, a private bus and a smolvmd; see the module doc."""
 
     def __init__(self, session=True, extra_env=None, wrapper=None, start=True,
-                 runtime_name="run", qemu_bin=None):
+                 runtime_name="run", qemu_bin=None, daemon_args=None):
         # short: the emulator's API socket path below it must fit in sun_path
         self.root = tempfile.mkdtemp(prefix="smolvm-", dir="/tmp")
         self.state_dir = os.path.join(self.root, "state")
@@ -471,7 +473,7 @@ class Env:
             make_rootfs(self.rootfs)
             self.bus = Bus(self.root, system=not session)
             self.daemon = Daemon(self, session=session, extra_env=extra_env, wrapper=wrapper,
-                                 qemu_bin=qemu_bin)
+                                 qemu_bin=qemu_bin, extra_args=daemon_args)
             if start:
                 self.daemon.start()
         except BaseException:

@@ -4,6 +4,7 @@
 the ObjectManager, driven through `gdbus call` and busctl."""
 
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -179,6 +180,26 @@ class TestLifecycle(st.TestCase):
         env.vm("crash", "Stop", gv_dict())  # "running, paused or failed"
         self.assertEqual(env.vm_state("crash"), "stopped")
         env.start_vm("crash")
+
+    def test_hung_vmm_times_out(self):
+        """A VMM that stops answering fails the call, and the VM stays
+        manageable: Stop still ends it."""
+        env = self.new_env(daemon_args=["--vmm-timeout", "2"])
+        env.running_vm("hung")
+        pid = env.vm_prop("hung", "Pid")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            err = self.assertDBusError("Backend", env.vm, "hung", "Pause")
+            self.assertIn("did not answer PATCH /vm within 2 s", err.message)
+            self.assertEqual(env.vm_state("hung"), "running")
+            env.vm("hung", "Stop", gv_dict())  # SIGKILL after the grace period
+            self.assertEqual(env.vm_state("hung"), "stopped")
+            st.wait_for(lambda: not st.process_alive(pid), "the hung emulator to end")
+        finally:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
 
 class TestObjectManager(st.TestCase):

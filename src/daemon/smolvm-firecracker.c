@@ -58,6 +58,9 @@ typedef struct {
   gboolean spawn_first;
   gint64 deadline;
   GBytes *last_body; /* answer of the last call */
+  GCancellable *call_cancellable; /* of the call under way, for its deadline */
+  guint call_timeout;
+  gboolean call_timed_out;
 } Sequence;
 
 static void
@@ -65,6 +68,8 @@ sequence_free (Sequence *seq)
 {
   g_ptr_array_unref (seq->requests);
   g_clear_pointer (&seq->last_body, g_bytes_unref);
+  g_clear_handle_id (&seq->call_timeout, g_source_remove);
+  g_clear_object (&seq->call_cancellable);
   g_free (seq);
 }
 
@@ -127,6 +132,16 @@ on_request_done (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), result, &error);
 
+  g_clear_handle_id (&seq->call_timeout, g_source_remove);
+  g_clear_object (&seq->call_cancellable);
+  if (body == NULL && seq->call_timed_out) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
+                             "Firecracker did not answer %s %s within %u s (see %s)",
+                             req->method, req->path,
+                             smolvm_vmm_get_call_timeout (SMOLVM_VMM (self)),
+                             smolvm_vmm_get_console_log_path (SMOLVM_VMM (self)));
+    return;
+  }
   if (body == NULL) {
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
                              "Firecracker API call %s %s failed: %s (see %s)", req->method,
@@ -143,10 +158,21 @@ on_request_done (GObject *source, GAsyncResult *result, gpointer user_data)
   sequence_next (g_steal_pointer (&task));
 }
 
+static gboolean
+on_call_timeout (gpointer user_data)
+{
+  Sequence *seq = user_data;
+  seq->call_timeout = 0;
+  seq->call_timed_out = TRUE;
+  g_cancellable_cancel (seq->call_cancellable);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 send_request (GTask *task, FcRequest *req)
 {
   SmolvmFirecracker *self = g_task_get_source_object (task);
+  Sequence *seq = g_task_get_task_data (task);
   g_autofree gchar *uri = g_strconcat ("http://localhost", req->path, NULL);
   g_autoptr(SoupMessage) msg = soup_message_new (req->method, uri);
 
@@ -158,8 +184,17 @@ send_request (GTask *task, FcRequest *req)
   }
   soup_message_headers_replace (soup_message_get_request_headers (msg), "Accept",
                                 "application/json");
-  soup_session_send_and_read_async (self->session, msg, G_PRIORITY_DEFAULT,
-                                    g_task_get_cancellable (task), on_request_done, task);
+  /* A call must answer in time, so that a hung VMM cannot hold its VM's
+   * operation slot for good; a snapshot's time grows with guest memory. */
+  seq->call_timed_out = FALSE;
+  if (!g_str_has_prefix (req->path, "/snapshot/") &&
+      smolvm_vmm_get_call_timeout (SMOLVM_VMM (self)) > 0) {
+    seq->call_cancellable = g_cancellable_new ();
+    seq->call_timeout = g_timeout_add_seconds (smolvm_vmm_get_call_timeout (SMOLVM_VMM (self)),
+                                               on_call_timeout, seq);
+  }
+  soup_session_send_and_read_async (self->session, msg, G_PRIORITY_DEFAULT, seq->call_cancellable,
+                                    on_request_done, task);
 }
 
 static void

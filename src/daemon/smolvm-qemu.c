@@ -174,6 +174,7 @@ static void
 take_qmp (SmolvmQemu *self, SmolvmQmp *qmp)
 {
   self->qmp = qmp;
+  smolvm_qmp_set_timeout (qmp, smolvm_vmm_get_call_timeout (SMOLVM_VMM (self)));
   g_signal_connect (qmp, "event", G_CALLBACK (on_qmp_event), self);
   g_signal_connect (qmp, "closed", G_CALLBACK (on_qmp_closed), self);
 }

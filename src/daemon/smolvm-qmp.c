@@ -20,6 +20,7 @@ struct _SmolvmQmp {
   gboolean sending;
   guint64 next_id;
   GTask *greeting;           /* the connect task, until capabilities are negotiated */
+  guint timeout_s;           /* for a reply; 0: none */
 };
 
 G_DEFINE_TYPE (SmolvmQmp, smolvm_qmp, G_TYPE_OBJECT)
@@ -182,6 +183,47 @@ send_next (SmolvmQmp *self)
   send_next (self);
 }
 
+/* A reply's deadline, kept as its task's data: it goes with the task. */
+typedef struct {
+  SmolvmQmp *qmp; /* the task's source object, alive as long as the task */
+  gchar *id;
+  gchar *command;
+  guint timeout;
+} Deadline;
+
+static void
+deadline_free (Deadline *deadline)
+{
+  if (deadline->timeout != 0)
+    g_source_remove (deadline->timeout);
+  g_free (deadline->id);
+  g_free (deadline->command);
+  g_free (deadline);
+}
+
+static gboolean
+on_deadline (gpointer user_data)
+{
+  Deadline *deadline = user_data;
+  GTask *task = NULL;
+
+  deadline->timeout = 0;
+  if (g_hash_table_steal_extended (deadline->qmp->pending, deadline->id, NULL,
+                                   (gpointer *) &task)) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
+                             "QEMU did not answer '%s' within %u s", deadline->command,
+                             deadline->qmp->timeout_s);
+    g_object_unref (task); /* frees @deadline */
+  }
+  return G_SOURCE_REMOVE;
+}
+
+void
+smolvm_qmp_set_timeout (SmolvmQmp *self, guint seconds)
+{
+  self->timeout_s = seconds;
+}
+
 static void
 queue_command (SmolvmQmp *self, const gchar *command, JsonNode *arguments, int fd, GTask *task)
 {
@@ -205,6 +247,14 @@ queue_command (SmolvmQmp *self, const gchar *command, JsonNode *arguments, int f
   root = json_builder_get_root (b);
   json = json_to_string (root, FALSE);
   out->text = g_strconcat (json, "\n", NULL);
+  if (self->timeout_s > 0 && g_task_get_task_data (task) == NULL) {
+    Deadline *deadline = g_new0 (Deadline, 1);
+    deadline->qmp = self;
+    deadline->id = g_strdup (out->id);
+    deadline->command = g_strdup (command);
+    deadline->timeout = g_timeout_add_seconds (self->timeout_s, on_deadline, deadline);
+    g_task_set_task_data (task, deadline, (GDestroyNotify) deadline_free);
+  }
   g_hash_table_insert (self->pending, g_strdup (out->id), task);
   g_queue_push_tail (&self->outgoing, out);
   if (!self->sending)

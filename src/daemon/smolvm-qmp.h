@@ -26,6 +26,10 @@ void smolvm_qmp_execute_async (SmolvmQmp *self, const gchar *command, JsonNode *
                                gpointer user_data);
 JsonNode *smolvm_qmp_execute_finish (SmolvmQmp *self, GAsyncResult *result, GError **error);
 
+/* Fails a command whose reply takes longer than @seconds (0: waits for
+ * ever). Events, such as the end of a migration, are not bounded. */
+void smolvm_qmp_set_timeout (SmolvmQmp *self, guint seconds);
+
 /* Fails every pending command and stops reading. */
 void smolvm_qmp_close (SmolvmQmp *self);
 

@@ -200,6 +200,20 @@ smolvm_vmm_new (GType type, const gchar *vm_id, const SmolvmVmConfig *config,
                        console_log_path, "binary", binary, NULL);
 }
 
+static guint call_timeout_s = 30;
+
+void
+smolvm_vmm_set_call_timeout (guint seconds)
+{
+  call_timeout_s = seconds;
+}
+
+guint
+smolvm_vmm_get_call_timeout (SmolvmVmm *self)
+{
+  return call_timeout_s;
+}
+
 #define PRIV(self) ((SmolvmVmmPrivate *) smolvm_vmm_get_instance_private (self))
 
 const gchar *smolvm_vmm_get_vm_id (SmolvmVmm *self) { return PRIV (self)->vm_id; }

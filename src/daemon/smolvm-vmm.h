@@ -43,6 +43,11 @@ SmolvmVmm *smolvm_vmm_new (GType type, const gchar *vm_id, const SmolvmVmConfig 
                            const gchar *runtime_dir, const gchar *console_log_path,
                            const gchar *binary);
 
+/* Seconds a VMM may take to answer an API call that should be quick (all
+ * but saving and loading state); 0 waits for ever. Process-wide. */
+void smolvm_vmm_set_call_timeout (guint seconds);
+guint smolvm_vmm_get_call_timeout (SmolvmVmm *self);
+
 const gchar *smolvm_vmm_get_vm_id (SmolvmVmm *self);
 const SmolvmVmConfig *smolvm_vmm_get_config (SmolvmVmm *self);
 GVariant *smolvm_vmm_get_network_config (SmolvmVmm *self);

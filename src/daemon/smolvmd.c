@@ -11,6 +11,7 @@
 #include "smolvm-id.h"
 #include "smolvm-manager.h"
 #include "smolvm-qemu.h"
+#include "smolvm-vmm.h"
 
 typedef struct {
   GMainLoop *loop;
@@ -116,6 +117,7 @@ main (int argc, char **argv)
   g_autofree gchar *config_path = NULL;
   g_autofree gchar *qemu_bin = NULL;
   g_autofree gchar *qemu_machine = NULL;
+  gint vmm_timeout = 30;
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
   SmolvmManagerOptions options = { 0 };
@@ -136,6 +138,10 @@ main (int argc, char **argv)
       "The firecracker binary (default: firecracker on PATH)", "PATH" },
     { "qemu-bin", 0, 0, G_OPTION_ARG_FILENAME, &qemu_bin,
       "The QEMU binary (default: qemu-system-x86_64 on PATH)", "PATH" },
+    { "vmm-timeout", 0, 0, G_OPTION_ARG_INT, &vmm_timeout,
+      "Seconds a VMM may take to answer a call other than saving or loading state "
+      "(default 30; 0 waits for ever)",
+      "SECONDS" },
     { "network-pool", 0, 0, G_OPTION_ARG_STRING, &network_pool,
       "IPv4 pool for VM networks (default 172.16.0.0/16)", "CIDR" },
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
@@ -158,6 +164,11 @@ main (int argc, char **argv)
     g_print ("smolvmd %s\n", PACKAGE_VERSION);
     return EXIT_SUCCESS;
   }
+  if (vmm_timeout < 0) {
+    g_printerr ("smolvmd: --vmm-timeout must be 0 or more seconds\n");
+    return 2;
+  }
+  smolvm_vmm_set_call_timeout ((guint) vmm_timeout);
   if (verbose)
     g_setenv ("G_MESSAGES_DEBUG", "all", TRUE);
   smolvm_error_quark ();
