@@ -338,24 +338,41 @@ on_discarded (GObject *source, GAsyncResult *result, gpointer user_data)
     g_warning ("%s", error->message);
 }
 
-/* Takes @path out of the way at once (a rename into a .trash- directory of
- * vms/, which start-up also clears) and removes it in a worker thread:
- * freeing a disk image of many GiB must not hold up the main loop. */
-static gboolean
-discard (SmolvmManager *self, const gchar *path, GError **error)
+/* Takes @path out of the way at once and durably: one rename into a new
+ * .trash- directory below @trash_parent (same filesystem; start-up clears
+ * what a crash left there). Returns that directory, for the caller to remove
+ * in a worker thread: freeing a disk image of many GiB must not hold up the
+ * main loop. A missing @path is moved trivially. */
+static gchar *
+move_aside (const gchar *trash_parent, const gchar *path, GError **error)
 {
-  g_autofree gchar *trash = g_build_filename (self->vms_dir, ".trash-XXXXXX", NULL);
+  g_autofree gchar *trash = g_build_filename (trash_parent, ".trash-XXXXXX", NULL);
   g_autofree gchar *base = g_path_get_basename (path);
+  g_autofree gchar *parent = g_path_get_dirname (path);
   g_autofree gchar *target = NULL;
 
-  if (g_mkdtemp (trash) == NULL)
-    return smolvm_error_set_errno (error, errno, "Cannot make %s", trash);
+  if (g_mkdtemp (trash) == NULL) {
+    smolvm_error_set_errno (error, errno, "Cannot make %s", trash);
+    return NULL;
+  }
   target = g_build_filename (trash, base, NULL);
   if (rename (path, target) != 0 && errno != ENOENT) {
     smolvm_error_set_errno (error, errno, "Cannot move %s aside", path);
     rmdir (trash);
-    return FALSE;
+    return NULL;
   }
+  smolvm_fsync_dir (parent, NULL);
+  return g_steal_pointer (&trash);
+}
+
+/* move_aside(), then removal in the background. */
+static gboolean
+discard (SmolvmManager *self, const gchar *path, GError **error)
+{
+  g_autofree gchar *trash = move_aside (self->vms_dir, path, error);
+
+  if (trash == NULL)
+    return FALSE;
   smolvm_rm_rf_async (trash, on_discarded, NULL);
   return TRUE;
 }
@@ -595,17 +612,16 @@ on_vm_delete_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
   Op *op = user_data;
   SmolvmManager *self = op->self;
   g_autofree gchar *trash = NULL;
+  GError *error = NULL;
 
   smolvm_vm_op_finish (op->vm, result, NULL);
-  /* renamed first, so that the record is gone at once and atomically */
-  trash = g_build_filename (self->vms_dir, ".trash-XXXXXX", NULL);
-  if (g_mkdtemp (trash) == NULL || rename (smolvm_vm_get_dir (op->vm), trash) != 0) {
-    GError *error = NULL;
-    smolvm_error_set_errno (&error, errno, "Cannot delete VM '%s'", op->vm_id);
+  /* moved first, so that the record is gone at once and atomically */
+  trash = move_aside (self->vms_dir, smolvm_vm_get_dir (op->vm), &error);
+  if (trash == NULL) {
+    g_prefix_error (&error, "Cannot delete VM '%s': ", op->vm_id);
     op_fail (op, error);
     return;
   }
-  smolvm_fsync_dir (self->vms_dir, NULL);
   unexport_object (self, "vm", op->vm_id);
   smolvm_network_release (self->network, op->vm_id, smolvm_vm_get_network_config (op->vm));
   g_hash_table_remove (self->vms, op->vm_id);
@@ -1365,15 +1381,12 @@ run_delete_snapshot (Op *op)
     return;
   }
   /* one rename takes the snapshot away atomically; removal follows */
-  trash = g_build_filename (self->snapshots_dir, ".trash-XXXXXX", NULL);
-  if (g_mkdtemp (trash) == NULL || rename (smolvm_snapshot_get_dir (snapshot), trash) != 0) {
-    smolvm_error_set_errno (&error, errno, "Cannot delete snapshot '%s'", op->snapshot_id);
-    if (trash != NULL)
-      rmdir (trash);
+  trash = move_aside (self->snapshots_dir, smolvm_snapshot_get_dir (snapshot), &error);
+  if (trash == NULL) {
+    g_prefix_error (&error, "Cannot delete snapshot '%s': ", op->snapshot_id);
     op_fail (op, error);
     return;
   }
-  smolvm_fsync_dir (self->snapshots_dir, NULL);
   unexport_object (self, "snapshot", op->snapshot_id);
   g_hash_table_remove (self->snapshots, op->snapshot_id);
   smolvm_rm_rf_async (trash, on_snapshot_files_removed, op);
