@@ -212,7 +212,7 @@ check_sparse_copy (const gchar *src, const gchar *dst)
   goffset src_alloc, dst_alloc;
   g_autofree gchar *msg = NULL;
 
-  g_assert_true (smolvm_copy_file_sparse (src, dst, NULL, &error));
+  g_assert_true (smolvm_copy_file_sparse (src, dst, NULL, NULL, &error));
   g_assert_no_error (error);
   assert_same_content (src, dst);
   g_assert_cmpint (file_size (dst), ==, 64 * MiB);
@@ -269,7 +269,7 @@ test_copy_holes_at_ends (Fixture *f, gconstpointer data)
   g_autofree gchar *dst = g_build_filename (f->dir, "copy.img", NULL);
   g_autoptr(GError) error = NULL;
 
-  g_assert_true (smolvm_copy_file_sparse (src, dst, NULL, &error));
+  g_assert_true (smolvm_copy_file_sparse (src, dst, NULL, NULL, &error));
   g_assert_no_error (error);
   g_assert_cmpint (file_size (dst), ==, 16 * MiB);
   assert_same_content (src, dst);
@@ -285,7 +285,7 @@ test_copy_empty (Fixture *f, gconstpointer data)
   g_autoptr(GError) error = NULL;
   struct stat st;
 
-  g_assert_true (smolvm_copy_file_sparse (src, dst, NULL, &error));
+  g_assert_true (smolvm_copy_file_sparse (src, dst, NULL, NULL, &error));
   g_assert_no_error (error);
   g_assert_cmpint (lstat (dst, &st), ==, 0);
   g_assert_true (S_ISREG (st.st_mode));
@@ -303,7 +303,7 @@ test_copy_dense (Fixture *f, gconstpointer data)
   g_autofree gchar *dst = g_build_filename (f->dir, "copy", NULL);
   g_autoptr(GError) error = NULL;
 
-  g_assert_true (smolvm_copy_file_sparse (src, dst, NULL, &error));
+  g_assert_true (smolvm_copy_file_sparse (src, dst, NULL, NULL, &error));
   g_assert_no_error (error);
   g_assert_cmpint (file_size (dst), ==, size);
   assert_same_content (src, dst);
@@ -319,7 +319,7 @@ test_copy_dst_exists (Fixture *f, gconstpointer data)
   g_autoptr(GError) error = NULL;
 
   g_assert_true (g_file_set_contents (dst, "keep me", -1, NULL));
-  g_assert_false (smolvm_copy_file_sparse (src, dst, NULL, &error));
+  g_assert_false (smolvm_copy_file_sparse (src, dst, NULL, NULL, &error));
   g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_ALREADY_EXISTS);
   g_test_message ("%s", error->message);
   after = read_file (dst);
@@ -333,7 +333,7 @@ test_copy_missing_src (Fixture *f, gconstpointer data)
   g_autofree gchar *dst = g_build_filename (f->dir, "dst", NULL);
   g_autoptr(GError) error = NULL;
 
-  g_assert_false (smolvm_copy_file_sparse (src, dst, NULL, &error));
+  g_assert_false (smolvm_copy_file_sparse (src, dst, NULL, NULL, &error));
   g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND);
   g_test_message ("%s", error->message);
   g_assert_true (g_str_has_prefix (error->message, "Cannot copy "));
@@ -347,7 +347,7 @@ test_copy_not_regular (Fixture *f, gconstpointer data)
   g_autofree gchar *dst = g_build_filename (f->dir, "dst", NULL);
   g_autoptr(GError) error = NULL;
 
-  g_assert_false (smolvm_copy_file_sparse (f->dir, dst, NULL, &error));
+  g_assert_false (smolvm_copy_file_sparse (f->dir, dst, NULL, NULL, &error));
   g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT);
   g_assert_false (g_file_test (dst, G_FILE_TEST_EXISTS));
 }
@@ -362,7 +362,7 @@ test_copy_cancelled (Fixture *f, gconstpointer data)
   g_autoptr(GError) error = NULL;
 
   g_cancellable_cancel (cancellable);
-  g_assert_false (smolvm_copy_file_sparse (src, dst, cancellable, &error));
+  g_assert_false (smolvm_copy_file_sparse (src, dst, NULL, cancellable, &error));
   g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED);
   g_assert_false (g_file_test (dst, G_FILE_TEST_EXISTS));
   g_assert_cmpuint (count_entries (f->dir), ==, 1);
@@ -402,7 +402,7 @@ test_copy_async (Fixture *f, gconstpointer data)
   g_autoptr(GAsyncResult) result = NULL;
   AsyncData d = { g_main_loop_new (NULL, FALSE), NULL };
 
-  smolvm_copy_file_sparse_async (src, dst, NULL, on_async_done, &d);
+  smolvm_copy_file_sparse_async (src, dst, NULL, NULL, on_async_done, &d);
   result = run_until_done (&d);
   g_assert_true (smolvm_copy_file_sparse_finish (result, &error));
   g_assert_no_error (error);
@@ -421,7 +421,7 @@ test_copy_async_cancelled (Fixture *f, gconstpointer data)
   AsyncData d = { g_main_loop_new (NULL, FALSE), NULL };
 
   g_cancellable_cancel (cancellable);
-  smolvm_copy_file_sparse_async (src, dst, cancellable, on_async_done, &d);
+  smolvm_copy_file_sparse_async (src, dst, NULL, cancellable, on_async_done, &d);
   result = run_until_done (&d);
   g_assert_false (smolvm_copy_file_sparse_finish (result, &error));
   /* Our domain, not GTask's G_IO_ERROR_CANCELLED. */
@@ -441,7 +441,7 @@ test_copy_no_space (Fixture *f, gconstpointer data)
   if (mnt == NULL)
     return;
   dst = g_build_filename (mnt, "copy", NULL);
-  g_assert_false (smolvm_copy_file_sparse (src, dst, NULL, &error));
+  g_assert_false (smolvm_copy_file_sparse (src, dst, NULL, NULL, &error));
   g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NO_SPACE);
   g_test_message ("%s", error->message);
   g_assert_true (g_str_has_prefix (error->message, "Cannot copy "));

@@ -101,7 +101,7 @@ def expected_files(opts):
         os.path.join(datadir, "dbus-1", "system.d", "org.smolvm.Manager.conf"),
         os.path.join(datadir, "dbus-1", "system-services", "org.smolvm.Manager.service"),
     }
-    for iface in ("Manager", "VM", "Snapshot"):
+    for iface in ("Manager", "VM", "Snapshot", "Job"):
         files.add(os.path.join(datadir, "dbus-1", "interfaces", f"org.smolvm.{iface}.xml"))
 
     # translations, none yet
@@ -381,11 +381,11 @@ def check_dbus(destdir, opts, prefix):
                     sends.add(e.get("send_interface"))
                 else:
                     other.append((e.tag, e.attrib))
-    want = {"org.smolvm.Manager", "org.smolvm.VM", "org.smolvm.Snapshot",
+    want = {"org.smolvm.Manager", "org.smolvm.VM", "org.smolvm.Snapshot", "org.smolvm.Job",
             "org.freedesktop.DBus.Properties", "org.freedesktop.DBus.Introspectable",
             "org.freedesktop.DBus.ObjectManager", "org.freedesktop.DBus.Peer"}
     check(sends == want and not other and len(policies) == 2,
-          "D-Bus policy: default context may send exactly the seven interfaces",
+          "D-Bus policy: default context may send exactly the eight interfaces",
           f"{sorted(sends)} {other}")
 
     if shutil.which("dbus-daemon") is None or shutil.which("gdbus") is None:
@@ -725,7 +725,7 @@ def main():
         smolvmd_path = os.path.join(prefix, opts["libexecdir"], "smolvmd")
         for path in (smolvm_path, smolvmd_path):
             check(os.access(destdir + path, os.X_OK), f"{path} is executable")
-        for iface in ("Manager", "VM", "Snapshot"):
+        for iface in ("Manager", "VM", "Snapshot", "Job"):
             path = destdir + os.path.join(prefix, opts["datadir"], "dbus-1", "interfaces",
                                           f"org.smolvm.{iface}.xml")
             r = run(["xmllint", "--noout", path])

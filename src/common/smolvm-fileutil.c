@@ -18,6 +18,7 @@
 
 #include "smolvm-error.h"
 #include "smolvm-fileutil.h"
+#include "smolvm-progress.h"
 
 /* Cancellation is checked between chunks of this size, so a cancel takes
  * effect within one chunk's worth of I/O. */
@@ -78,6 +79,9 @@ typedef struct {
   int src_fd;
   int dst_fd;
   GCancellable *cancellable;
+  SmolvmProgress *progress;
+  guint64 reported; /* bytes told to @progress, at most @expected */
+  guint64 expected; /* smolvm_file_data_size() of the source */
   gboolean use_read_write; /* copy_file_range can't do these two files */
   guint8 *buf;             /* read/write fallback buffer, allocated lazily */
 } CopyState;
@@ -98,6 +102,14 @@ copy_check_cancelled (CopyState *cs, GError **error)
   g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED,
                "Cannot copy %s to %s: Operation was cancelled", cs->src, cs->dst);
   return FALSE;
+}
+
+static void
+copy_report (CopyState *cs, guint64 bytes)
+{
+  bytes = MIN (bytes, cs->expected - cs->reported);
+  cs->reported += bytes;
+  smolvm_progress_add (cs->progress, bytes);
 }
 
 static gboolean
@@ -200,6 +212,7 @@ copy_data_extents (CopyState *cs, off_t size, GError **error)
         return FALSE;
       if (!copy_range (cs, off, chunk, error))
         return FALSE;
+      copy_report (cs, chunk);
       off += (off_t) chunk;
     }
   }
@@ -227,6 +240,8 @@ copy_contents (CopyState *cs, off_t size, GError **error)
 
   if (!cloned && !copy_data_extents (cs, size, error))
     return FALSE;
+  /* a reflink, or extents that came out smaller than the blocks counted */
+  copy_report (cs, cs->expected);
 
   /* Extends the destination over a trailing hole, which no extent covers. */
   if (ftruncate (cs->dst_fd, size) < 0)
@@ -237,13 +252,30 @@ copy_contents (CopyState *cs, off_t size, GError **error)
   return TRUE;
 }
 
+guint64
+smolvm_stat_data_size (const struct stat *st)
+{
+  return MIN ((guint64) st->st_blocks * 512, (guint64) st->st_size);
+}
+
 gboolean
-smolvm_copy_file_sparse (const gchar *src, const gchar *dst, GCancellable *cancellable,
-                         GError **error)
+smolvm_file_data_size (const gchar *path, guint64 *size, GError **error)
+{
+  struct stat st;
+
+  if (stat (path, &st) < 0)
+    return smolvm_error_set_errno (error, errno, "Cannot read %s", path);
+  *size = smolvm_stat_data_size (&st);
+  return TRUE;
+}
+
+gboolean
+smolvm_copy_file_sparse (const gchar *src, const gchar *dst, SmolvmProgress *progress,
+                         GCancellable *cancellable, GError **error)
 {
   smolvm_autofd int src_fd = -1;
   smolvm_autofd int dst_fd = -1;
-  CopyState cs = { .src = src, .dst = dst, .cancellable = cancellable };
+  CopyState cs = { .src = src, .dst = dst, .cancellable = cancellable, .progress = progress };
   struct stat st;
   gboolean ok;
   int errsv;
@@ -271,6 +303,7 @@ smolvm_copy_file_sparse (const gchar *src, const gchar *dst, GCancellable *cance
 
   cs.src_fd = src_fd;
   cs.dst_fd = dst_fd;
+  cs.expected = smolvm_stat_data_size (&st);
   ok = copy_contents (&cs, st.st_size, error);
   g_free (cs.buf);
 
@@ -295,6 +328,7 @@ smolvm_copy_file_sparse (const gchar *src, const gchar *dst, GCancellable *cance
 typedef struct {
   gchar *src;
   gchar *dst;
+  SmolvmProgress *progress;
 } CopyTaskData;
 
 static void
@@ -304,6 +338,7 @@ copy_task_data_free (gpointer data)
 
   g_free (d->src);
   g_free (d->dst);
+  g_clear_object (&d->progress);
   g_free (d);
 }
 
@@ -314,15 +349,16 @@ copy_file_sparse_thread (GTask *task, gpointer source_object, gpointer task_data
   CopyTaskData *d = task_data;
   GError *error = NULL;
 
-  if (smolvm_copy_file_sparse (d->src, d->dst, cancellable, &error))
+  if (smolvm_copy_file_sparse (d->src, d->dst, d->progress, cancellable, &error))
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_error (task, error);
 }
 
 void
-smolvm_copy_file_sparse_async (const gchar *src, const gchar *dst, GCancellable *cancellable,
-                               GAsyncReadyCallback callback, gpointer user_data)
+smolvm_copy_file_sparse_async (const gchar *src, const gchar *dst, SmolvmProgress *progress,
+                               GCancellable *cancellable, GAsyncReadyCallback callback,
+                               gpointer user_data)
 {
   g_autoptr(GTask) task = NULL;
   CopyTaskData *d;
@@ -340,6 +376,7 @@ smolvm_copy_file_sparse_async (const gchar *src, const gchar *dst, GCancellable 
   d = g_new0 (CopyTaskData, 1);
   d->src = g_strdup (src);
   d->dst = g_strdup (dst);
+  d->progress = progress != NULL ? g_object_ref (progress) : NULL;
   g_task_set_task_data (task, d, copy_task_data_free);
   g_task_run_in_thread (task, copy_file_sparse_thread);
 }
@@ -581,36 +618,78 @@ smolvm_mkdir_p (const gchar *path, int mode, GError **error)
   return TRUE;
 }
 
+typedef struct {
+  gchar *path;
+  SmolvmProgress *progress;
+} Sha256Data;
+
+static void
+sha256_data_free (Sha256Data *data)
+{
+  g_free (data->path);
+  g_clear_object (&data->progress);
+  g_free (data);
+}
+
+gchar *
+smolvm_file_sha256 (const gchar *path, SmolvmProgress *progress, GCancellable *cancellable,
+                    GError **error)
+{
+  g_autoptr(GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autofree guchar *buffer = g_malloc (RW_BUF_SIZE);
+  smolvm_autofd int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+  ssize_t n;
+
+  if (fd < 0) {
+    smolvm_error_set_errno (error, errno, "Cannot read %s", path);
+    return NULL;
+  }
+  for (;;) {
+    if (g_cancellable_is_cancelled (cancellable)) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED,
+                   "Cannot read %s: Operation was cancelled", path);
+      return NULL;
+    }
+    n = read (fd, buffer, RW_BUF_SIZE);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      smolvm_error_set_errno (error, errno, "Cannot read %s", path);
+      return NULL;
+    }
+    if (n == 0)
+      break;
+    g_checksum_update (checksum, buffer, (gsize) n);
+    smolvm_progress_add (progress, (guint64) n);
+  }
+  return g_strdup (g_checksum_get_string (checksum));
+}
+
 static void
 sha256_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
-  const gchar *path = task_data;
-  g_autoptr(GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GFile) file = g_file_new_for_path (path);
-  g_autoptr(GFileInputStream) in = g_file_read (file, NULL, &error);
-  guchar buffer[64 * 1024];
-  gssize n;
+  Sha256Data *data = task_data;
+  GError *error = NULL;
+  gchar *sha256 = smolvm_file_sha256 (data->path, data->progress, cancellable, &error);
 
-  if (in == NULL) {
-    g_task_return_error (task, smolvm_error_normalize (error));
-    return;
-  }
-  while ((n = g_input_stream_read (G_INPUT_STREAM (in), buffer, sizeof buffer, NULL, &error)) > 0)
-    g_checksum_update (checksum, buffer, (gsize) n);
-  if (n < 0) {
-    g_prefix_error (&error, "Cannot read %s: ", path);
-    g_task_return_error (task, smolvm_error_normalize (error));
-    return;
-  }
-  g_task_return_pointer (task, g_strdup (g_checksum_get_string (checksum)), g_free);
+  if (sha256 == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, sha256, g_free);
 }
 
 void
-smolvm_file_sha256_async (const gchar *path, GAsyncReadyCallback callback, gpointer user_data)
+smolvm_file_sha256_async (const gchar *path, SmolvmProgress *progress, GCancellable *cancellable,
+                          GAsyncReadyCallback callback, gpointer user_data)
 {
-  g_autoptr(GTask) task = g_task_new (NULL, NULL, callback, user_data);
-  g_task_set_task_data (task, g_strdup (path), g_free);
+  g_autoptr(GTask) task = g_task_new (NULL, cancellable, callback, user_data);
+  Sha256Data *data = g_new0 (Sha256Data, 1);
+
+  data->path = g_strdup (path);
+  data->progress = progress != NULL ? g_object_ref (progress) : NULL;
+  /* the worker's own Cancelled error, in our domain */
+  g_task_set_check_cancellable (task, FALSE);
+  g_task_set_task_data (task, data, (GDestroyNotify) sha256_data_free);
   g_task_run_in_thread (task, sha256_thread);
 }
 

@@ -2,6 +2,9 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <sys/stat.h>
+
+#include "smolvm-progress.h"
 
 G_BEGIN_DECLS
 
@@ -9,13 +12,16 @@ G_BEGIN_DECLS
  * falls back to SEEK_DATA/SEEK_HOLE + copy_file_range (and read/write if
  * copy_file_range fails with EXDEV/ENOSYS/EOPNOTSUPP), then ftruncate to the
  * source size and fsync. @dst must not exist (O_CREAT|O_EXCL, mode 0600).
- * On any failure @dst is removed. Checks @cancellable between chunks. */
-gboolean smolvm_copy_file_sparse (const gchar *src, const gchar *dst, GCancellable *cancellable,
-                                  GError **error);
+ * On any failure @dst is removed. Checks @cancellable between chunks
+ * (SMOLVM_ERROR_CANCELLED). Adds exactly smolvm_file_data_size(@src) bytes
+ * to @progress (may be NULL) by the end, as the data goes. */
+gboolean smolvm_copy_file_sparse (const gchar *src, const gchar *dst, SmolvmProgress *progress,
+                                  GCancellable *cancellable, GError **error);
 
 /* The same in a GTask worker thread, so the main loop never blocks. */
-void smolvm_copy_file_sparse_async (const gchar *src, const gchar *dst, GCancellable *cancellable,
-                                    GAsyncReadyCallback callback, gpointer user_data);
+void smolvm_copy_file_sparse_async (const gchar *src, const gchar *dst, SmolvmProgress *progress,
+                                    GCancellable *cancellable, GAsyncReadyCallback callback,
+                                    gpointer user_data);
 gboolean smolvm_copy_file_sparse_finish (GAsyncResult *result, GError **error);
 
 /* Writes @contents to @path atomically: a temp file in the same directory,
@@ -38,11 +44,19 @@ gboolean smolvm_rm_rf_finish (GAsyncResult *result, GError **error);
 /* mkdir -p with @mode, SMOLVM_ERROR on failure. */
 gboolean smolvm_mkdir_p (const gchar *path, int mode, GError **error);
 
-G_END_DECLS
+/* The bytes of data a sparse copy of a file moves: its allocated size,
+ * capped at its length. */
+guint64 smolvm_stat_data_size (const struct stat *st);
+gboolean smolvm_file_data_size (const gchar *path, guint64 *size, GError **error);
 
-G_BEGIN_DECLS
-/* The SHA-256 of a file as lowercase hex, computed in a GTask worker thread. */
-void smolvm_file_sha256_async (const gchar *path, GAsyncReadyCallback callback,
+/* The SHA-256 of a file as lowercase hex; adds the bytes read to @progress.
+ * Never follows a final symlink. Cancelled is SMOLVM_ERROR_CANCELLED. */
+gchar *smolvm_file_sha256 (const gchar *path, SmolvmProgress *progress, GCancellable *cancellable,
+                           GError **error);
+/* The same in a GTask worker thread. */
+void smolvm_file_sha256_async (const gchar *path, SmolvmProgress *progress,
+                               GCancellable *cancellable, GAsyncReadyCallback callback,
                                gpointer user_data);
 gchar *smolvm_file_sha256_finish (GAsyncResult *result, GError **error);
+
 G_END_DECLS

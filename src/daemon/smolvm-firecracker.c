@@ -427,8 +427,9 @@ smolvm_firecracker_set_paused_async (SmolvmVmm *vmm, gboolean paused, GCancellab
 
 static void
 smolvm_firecracker_snapshot_create_async (SmolvmVmm *vmm, const gchar *vmstate_path,
-                                          const gchar *mem_path, GCancellable *cancellable,
-                                          GAsyncReadyCallback callback, gpointer user_data)
+                                          const gchar *mem_path, SmolvmProgress *progress,
+                                          GCancellable *cancellable, GAsyncReadyCallback callback,
+                                          gpointer user_data)
 {
   GPtrArray *requests = request_list_new ();
   g_autoptr(JsonBuilder) body = json_builder_new ();
@@ -442,14 +443,16 @@ smolvm_firecracker_snapshot_create_async (SmolvmVmm *vmm, const gchar *vmstate_p
   json_builder_add_string_value (body, mem_path);
   json_builder_end_object (body);
   g_ptr_array_add (requests, fc_request_new ("PUT", "/snapshot/create", body));
+  /* Firecracker writes both files in one call and tells nothing meanwhile */
+  smolvm_progress_set_phase (progress, "saving-state", FALSE);
   run_sequence (SMOLVM_FIRECRACKER (vmm), requests, FALSE, cancellable, callback, user_data);
 }
 
 static void
 smolvm_firecracker_snapshot_load_async (SmolvmVmm *vmm, const gchar *vmstate_path,
                                         const gchar *mem_path, gboolean resume,
-                                        GCancellable *cancellable, GAsyncReadyCallback callback,
-                                        gpointer user_data)
+                                        SmolvmProgress *progress, GCancellable *cancellable,
+                                        GAsyncReadyCallback callback, gpointer user_data)
 {
   GPtrArray *requests = request_list_new ();
   g_autoptr(JsonBuilder) body = json_builder_new ();
@@ -469,6 +472,7 @@ smolvm_firecracker_snapshot_load_async (SmolvmVmm *vmm, const gchar *vmstate_pat
   json_builder_add_boolean_value (body, resume);
   json_builder_end_object (body);
   g_ptr_array_add (requests, fc_request_new ("PUT", "/snapshot/load", body));
+  smolvm_progress_set_phase (progress, "loading-state", FALSE);
   run_sequence (SMOLVM_FIRECRACKER (vmm), requests, TRUE, cancellable, callback, user_data);
 }
 

@@ -453,7 +453,7 @@ run_create_vm (Op *op)
     return;
   }
   disk = g_build_filename (dir, SMOLVM_VM_DISK, NULL);
-  smolvm_copy_file_sparse_async (op->config->rootfs_path, disk, NULL, on_create_vm_disk_copied, op);
+  smolvm_copy_file_sparse_async (op->config->rootfs_path, disk, NULL, NULL, on_create_vm_disk_copied, op);
 }
 
 static gboolean
@@ -867,7 +867,7 @@ on_snapshot_disk_copied (GObject *source, GAsyncResult *result, gpointer user_da
     return;
   }
   vmstate = g_build_filename (op->tmp_dir, SMOLVM_SNAPSHOT_VMSTATE, NULL);
-  smolvm_file_sha256_async (vmstate, on_vmstate_hashed, op);
+  smolvm_file_sha256_async (vmstate, NULL, NULL, on_vmstate_hashed, op);
 }
 
 static void
@@ -884,7 +884,7 @@ on_snapshot_state_saved (GObject *source, GAsyncResult *result, gpointer user_da
   /* the guest is paused, so its disk holds still while it is copied */
   disk = g_build_filename (op->tmp_dir, SMOLVM_SNAPSHOT_DISK, NULL);
   smolvm_copy_file_sparse_async (smolvm_dbus_vm_get_disk_path (SMOLVM_DBUS_VM (op->vm)), disk,
-                                 NULL, on_snapshot_disk_copied, op);
+                                 NULL, NULL, on_snapshot_disk_copied, op);
 }
 
 static void
@@ -892,7 +892,7 @@ save_snapshot_state (Op *op)
 {
   g_autofree gchar *vmstate = g_build_filename (op->tmp_dir, SMOLVM_SNAPSHOT_VMSTATE, NULL);
   g_autofree gchar *mem = g_build_filename (op->tmp_dir, SMOLVM_SNAPSHOT_MEM, NULL);
-  smolvm_vm_save_snapshot_async (op->vm, vmstate, mem, on_snapshot_state_saved, op);
+  smolvm_vm_save_snapshot_async (op->vm, vmstate, mem, NULL, NULL, on_snapshot_state_saved, op);
 }
 
 static void
@@ -1086,7 +1086,7 @@ on_restore_disk_copied (GObject *source, GAsyncResult *result, gpointer user_dat
   smolvm_vm_load_snapshot_async (
     op->vm, smolvm_dbus_snapshot_get_snapshot_path (SMOLVM_DBUS_SNAPSHOT (op->snapshot)),
     smolvm_dbus_snapshot_get_mem_file_path (SMOLVM_DBUS_SNAPSHOT (op->snapshot)), op->resume,
-    on_restore_loaded, op);
+    NULL, NULL, on_restore_loaded, op);
 }
 
 static void
@@ -1111,7 +1111,7 @@ restore_copy_disk (Op *op)
     }
   }
   smolvm_copy_file_sparse_async (
-    smolvm_dbus_snapshot_get_disk_path (SMOLVM_DBUS_SNAPSHOT (op->snapshot)), disk, NULL,
+    smolvm_dbus_snapshot_get_disk_path (SMOLVM_DBUS_SNAPSHOT (op->snapshot)), disk, NULL, NULL,
     on_restore_disk_copied, op);
 }
 
@@ -1295,7 +1295,7 @@ run_restore_snapshot (Op *op)
   }
   if (smolvm_snapshot_get_vmstate_sha256 (snapshot) != NULL)
     smolvm_file_sha256_async (
-      smolvm_dbus_snapshot_get_snapshot_path (SMOLVM_DBUS_SNAPSHOT (snapshot)),
+      smolvm_dbus_snapshot_get_snapshot_path (SMOLVM_DBUS_SNAPSHOT (snapshot)), NULL, NULL,
       on_restore_vmstate_hashed, op);
   else
     restore_stop_vm (op);

@@ -197,6 +197,7 @@ typedef struct {
   int fd;
   guint migration_parts;
   GError *migration_error;
+  SmolvmProgress *progress;
 } Job;
 
 static void
@@ -209,6 +210,7 @@ job_free (Job *job)
     close (job->fd);
   g_clear_error (&job->migration_error);
   g_clear_error (&job->error);
+  g_clear_object (&job->progress);
   g_free (job);
 }
 
@@ -416,6 +418,8 @@ step_migrate_out (GTask *task)
 static void
 step_migrate_in (GTask *task)
 {
+  Job *job = g_task_get_task_data (task);
+  smolvm_progress_set_phase (job->progress, "loading-state", FALSE);
   migrate_step (task, "migrate-incoming");
 }
 
@@ -436,7 +440,9 @@ step_save_ram (GTask *task)
 {
   SmolvmQemu *self = g_task_get_source_object (task);
   Job *job = g_task_get_task_data (task);
-  smolvm_copy_file_sparse_async (self->ram_path, job->mem_path, NULL, on_ram_copied, task);
+  smolvm_progress_set_phase (job->progress, "copying-memory", TRUE);
+  smolvm_copy_file_sparse_async (self->ram_path, job->mem_path, job->progress,
+                                 g_task_get_cancellable (task), on_ram_copied, task);
 }
 
 /* The restored VM gets its own RAM file, a copy of mem.bin: it then never
@@ -471,7 +477,9 @@ step_load_ram (GTask *task)
     job_fail (task, error);
     return;
   }
-  smolvm_copy_file_sparse_async (job->mem_path, self->ram_path, NULL, on_ram_copied, task);
+  smolvm_progress_set_phase (job->progress, "copying-memory", TRUE);
+  smolvm_copy_file_sparse_async (job->mem_path, self->ram_path, job->progress,
+                                 g_task_get_cancellable (task), on_ram_copied, task);
 }
 
 static void
@@ -710,12 +718,15 @@ smolvm_qemu_set_paused_async (SmolvmVmm *vmm, gboolean paused, GCancellable *can
 
 static void
 smolvm_qemu_snapshot_create_async (SmolvmVmm *vmm, const gchar *vmstate_path,
-                                   const gchar *mem_path, GCancellable *cancellable,
-                                   GAsyncReadyCallback callback, gpointer user_data)
+                                   const gchar *mem_path, SmolvmProgress *progress,
+                                   GCancellable *cancellable, GAsyncReadyCallback callback,
+                                   gpointer user_data)
 {
   GTask *task = job_new (SMOLVM_QEMU (vmm), cancellable, callback, user_data);
   Job *job = g_task_get_task_data (task);
 
+  job->progress = progress != NULL ? g_object_ref (progress) : NULL;
+  smolvm_progress_set_phase (progress, "saving-state", FALSE);
   job->vmstate_path = g_strdup (vmstate_path);
   job->mem_path = g_strdup (mem_path);
   /* RAM is copied after the device state, while the guest stays stopped */
@@ -727,12 +738,13 @@ smolvm_qemu_snapshot_create_async (SmolvmVmm *vmm, const gchar *vmstate_path,
 static void
 smolvm_qemu_snapshot_load_async (SmolvmVmm *vmm, const gchar *vmstate_path,
                                  const gchar *mem_path, gboolean resume,
-                                 GCancellable *cancellable, GAsyncReadyCallback callback,
-                                 gpointer user_data)
+                                 SmolvmProgress *progress, GCancellable *cancellable,
+                                 GAsyncReadyCallback callback, gpointer user_data)
 {
   GTask *task = job_new (SMOLVM_QEMU (vmm), cancellable, callback, user_data);
   Job *job = g_task_get_task_data (task);
 
+  job->progress = progress != NULL ? g_object_ref (progress) : NULL;
   job->launch = TRUE;
   job->incoming = TRUE;
   job->resume = resume;

@@ -380,6 +380,7 @@ typedef struct {
   gchar *vmstate_path; /* NULL: a fresh boot */
   gchar *mem_path;
   gboolean resume;
+  SmolvmProgress *progress;
   GError *error;
 } Launch;
 
@@ -389,6 +390,7 @@ launch_free (Launch *launch)
   g_free (launch->vmstate_path);
   g_free (launch->mem_path);
   g_clear_error (&launch->error);
+  g_clear_object (&launch->progress);
   g_free (launch);
 }
 
@@ -443,20 +445,26 @@ on_launch_tap_up (GObject *source, GAsyncResult *result, gpointer user_data)
     smolvm_vmm_boot_async (self->vmm, NULL, on_launch_done, g_steal_pointer (&task));
   else
     smolvm_vmm_snapshot_load_async (self->vmm, launch->vmstate_path, launch->mem_path,
-                                    launch->resume, NULL, on_launch_done, g_steal_pointer (&task));
+                                    launch->resume, launch->progress,
+                                    g_task_get_cancellable (task), on_launch_done,
+                                    g_steal_pointer (&task));
 }
 
 static void
 launch_async (SmolvmVm *self, const gchar *vmstate_path, const gchar *mem_path, gboolean resume,
-              GAsyncReadyCallback callback, gpointer user_data)
+              SmolvmProgress *progress, GCancellable *cancellable, GAsyncReadyCallback callback,
+              gpointer user_data)
 {
-  g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
+  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
   Launch *launch = g_new0 (Launch, 1);
   const gchar *state = smolvm_vm_get_state (self);
 
   launch->vmstate_path = g_strdup (vmstate_path);
   launch->mem_path = g_strdup (mem_path);
   launch->resume = resume;
+  launch->progress = progress != NULL ? g_object_ref (progress) : NULL;
+  /* a cancelled launch still ends through on_launch_done, process gone */
+  g_task_set_check_cancellable (task, FALSE);
   g_task_set_task_data (task, launch, (GDestroyNotify) launch_free);
 
   if (self->vmm != NULL && smolvm_vmm_is_running (self->vmm)) {
@@ -482,14 +490,16 @@ smolvm_vm_start_async (SmolvmVm *self, GAsyncReadyCallback callback, gpointer us
                              smolvm_vm_get_id (self), state);
     return;
   }
-  launch_async (self, NULL, NULL, FALSE, callback, user_data);
+  launch_async (self, NULL, NULL, FALSE, NULL, NULL, callback, user_data);
 }
 
 void
 smolvm_vm_load_snapshot_async (SmolvmVm *self, const gchar *vmstate_path, const gchar *mem_path,
-                               gboolean resume, GAsyncReadyCallback callback, gpointer user_data)
+                               gboolean resume, SmolvmProgress *progress,
+                               GCancellable *cancellable, GAsyncReadyCallback callback,
+                               gpointer user_data)
 {
-  launch_async (self, vmstate_path, mem_path, resume, callback, user_data);
+  launch_async (self, vmstate_path, mem_path, resume, progress, cancellable, callback, user_data);
 }
 
 static void
@@ -570,16 +580,18 @@ on_save_snapshot_done (GObject *source, GAsyncResult *result, gpointer user_data
 
 void
 smolvm_vm_save_snapshot_async (SmolvmVm *self, const gchar *vmstate_path, const gchar *mem_path,
+                               SmolvmProgress *progress, GCancellable *cancellable,
                                GAsyncReadyCallback callback, gpointer user_data)
 {
-  g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
+  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
 
+  g_task_set_check_cancellable (task, FALSE);
   if (self->vmm == NULL || !g_str_equal (smolvm_vm_get_state (self), SMOLVM_VM_STATE_PAUSED)) {
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_STATE,
                              "VM '%s' must be paused to save its state", smolvm_vm_get_id (self));
     return;
   }
-  smolvm_vmm_snapshot_create_async (self->vmm, vmstate_path, mem_path, NULL,
+  smolvm_vmm_snapshot_create_async (self->vmm, vmstate_path, mem_path, progress, cancellable,
                                     on_save_snapshot_done, g_steal_pointer (&task));
 }
 

@@ -67,10 +67,13 @@ void smolvm_vm_stop_async (SmolvmVm *self, GAsyncReadyCallback callback, gpointe
  * On failure the VMM is gone and the VM is stopped. */
 void smolvm_vm_load_snapshot_async (SmolvmVm *self, const gchar *vmstate_path,
                                     const gchar *mem_path, gboolean resume,
+                                    SmolvmProgress *progress, GCancellable *cancellable,
                                     GAsyncReadyCallback callback, gpointer user_data);
-/* Writes vmstate and memory of a paused VM. */
+/* Writes vmstate and memory of a paused VM. A cancelled save leaves the VM
+ * paused; the files are the caller's to remove. */
 void smolvm_vm_save_snapshot_async (SmolvmVm *self, const gchar *vmstate_path,
-                                    const gchar *mem_path, GAsyncReadyCallback callback,
+                                    const gchar *mem_path, SmolvmProgress *progress,
+                                    GCancellable *cancellable, GAsyncReadyCallback callback,
                                     gpointer user_data);
 gboolean smolvm_vm_op_finish (SmolvmVm *self, GAsyncResult *result, GError **error);
 

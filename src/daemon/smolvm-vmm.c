@@ -473,19 +473,21 @@ smolvm_vmm_set_paused_async (SmolvmVmm *self, gboolean paused, GCancellable *can
 
 void
 smolvm_vmm_snapshot_create_async (SmolvmVmm *self, const gchar *vmstate_path,
-                                  const gchar *mem_path, GCancellable *cancellable,
-                                  GAsyncReadyCallback callback, gpointer user_data)
+                                  const gchar *mem_path, SmolvmProgress *progress,
+                                  GCancellable *cancellable, GAsyncReadyCallback callback,
+                                  gpointer user_data)
 {
-  SMOLVM_VMM_GET_CLASS (self)->snapshot_create_async (self, vmstate_path, mem_path, cancellable,
-                                                      callback, user_data);
+  SMOLVM_VMM_GET_CLASS (self)->snapshot_create_async (self, vmstate_path, mem_path, progress,
+                                                      cancellable, callback, user_data);
 }
 
 void
 smolvm_vmm_snapshot_load_async (SmolvmVmm *self, const gchar *vmstate_path, const gchar *mem_path,
-                                gboolean resume, GCancellable *cancellable,
-                                GAsyncReadyCallback callback, gpointer user_data)
+                                gboolean resume, SmolvmProgress *progress,
+                                GCancellable *cancellable, GAsyncReadyCallback callback,
+                                gpointer user_data)
 {
-  SMOLVM_VMM_GET_CLASS (self)->snapshot_load_async (self, vmstate_path, mem_path, resume,
+  SMOLVM_VMM_GET_CLASS (self)->snapshot_load_async (self, vmstate_path, mem_path, resume, progress,
                                                     cancellable, callback, user_data);
 }
 

@@ -3,6 +3,7 @@
 
 #include <gio/gio.h>
 
+#include "smolvm-progress.h"
 #include "smolvm-vm-config.h"
 
 G_BEGIN_DECLS
@@ -23,14 +24,17 @@ struct _SmolvmVmmClass {
                       gpointer user_data);
   void (*set_paused_async) (SmolvmVmm *self, gboolean paused, GCancellable *cancellable,
                             GAsyncReadyCallback callback, gpointer user_data);
-  /* the guest must be paused */
+  /* the guest must be paused; sets the phases it goes through on @progress
+   * (saving-state, copying-memory) and counts the bytes it can measure */
   void (*snapshot_create_async) (SmolvmVmm *self, const gchar *vmstate_path, const gchar *mem_path,
-                                 GCancellable *cancellable, GAsyncReadyCallback callback,
-                                 gpointer user_data);
-  /* spawn a fresh process and load a snapshot into it */
+                                 SmolvmProgress *progress, GCancellable *cancellable,
+                                 GAsyncReadyCallback callback, gpointer user_data);
+  /* spawn a fresh process and load a snapshot into it (phases
+   * copying-memory, loading-state) */
   void (*snapshot_load_async) (SmolvmVmm *self, const gchar *vmstate_path, const gchar *mem_path,
-                               gboolean resume, GCancellable *cancellable,
-                               GAsyncReadyCallback callback, gpointer user_data);
+                               gboolean resume, SmolvmProgress *progress,
+                               GCancellable *cancellable, GAsyncReadyCallback callback,
+                               gpointer user_data);
   /* take over a process left running by an earlier daemon; the task's
    * result (smolvm_vmm_attach_finish) is whether the guest is paused */
   void (*attach_async) (SmolvmVmm *self, GPid pid, GCancellable *cancellable,
@@ -63,12 +67,13 @@ void smolvm_vmm_boot_async (SmolvmVmm *self, GCancellable *cancellable,
 void smolvm_vmm_set_paused_async (SmolvmVmm *self, gboolean paused, GCancellable *cancellable,
                                   GAsyncReadyCallback callback, gpointer user_data);
 void smolvm_vmm_snapshot_create_async (SmolvmVmm *self, const gchar *vmstate_path,
-                                       const gchar *mem_path, GCancellable *cancellable,
-                                       GAsyncReadyCallback callback, gpointer user_data);
+                                       const gchar *mem_path, SmolvmProgress *progress,
+                                       GCancellable *cancellable, GAsyncReadyCallback callback,
+                                       gpointer user_data);
 void smolvm_vmm_snapshot_load_async (SmolvmVmm *self, const gchar *vmstate_path,
                                      const gchar *mem_path, gboolean resume,
-                                     GCancellable *cancellable, GAsyncReadyCallback callback,
-                                     gpointer user_data);
+                                     SmolvmProgress *progress, GCancellable *cancellable,
+                                     GAsyncReadyCallback callback, gpointer user_data);
 gboolean smolvm_vmm_op_finish (SmolvmVmm *self, GAsyncResult *result, GError **error);
 
 void smolvm_vmm_attach_async (SmolvmVmm *self, GPid pid, GCancellable *cancellable,
