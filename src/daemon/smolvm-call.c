@@ -99,10 +99,20 @@ smolvm_call_authorize (SmolvmCall *call, const gchar *action_id, const gchar *vm
 /* ---- the job ---- */
 
 SmolvmJob *
-smolvm_call_start_job (SmolvmCall *call, const gchar *operation, const gchar *action_id)
+smolvm_call_start_job (SmolvmCall *call, const gchar *operation, const gchar *action_id,
+                       gboolean cancelable, ...)
 {
+  va_list args;
+  const gchar *path;
+
   g_return_val_if_fail (call->job == NULL, call->job);
   call->job = smolvm_job_new (call->ctx, operation, action_id, call->uid);
+  va_start (args, cancelable);
+  while ((path = va_arg (args, const gchar *)) != NULL)
+    smolvm_job_add_object (call->job, path);
+  va_end (args);
+  smolvm_job_set_cancelable (call->job, cancelable);
+  /* published complete: a client that sees it appear needs nothing more */
   smolvm_registry_add_job (call->ctx->registry, call->job);
   return call->job;
 }

@@ -42,9 +42,12 @@ gboolean smolvm_call_option_bool (GVariant *options, const gchar *key);
 void smolvm_call_authorize (SmolvmCall *call, const gchar *action_id, const gchar *vm_id,
                             const gchar *snapshot_id, const gchar *verb, SmolvmCallFunc run);
 
-/* Publishes a Job for the work from here on. */
+/* Publishes a Job for the work from here on, working on the objects at the
+ * paths that follow (NULL-terminated). @cancelable: whether the work can
+ * be rolled back at all. */
 SmolvmJob *smolvm_call_start_job (SmolvmCall *call, const gchar *operation,
-                                  const gchar *action_id);
+                                  const gchar *action_id, gboolean cancelable, ...)
+  G_GNUC_NULL_TERMINATED;
 /* The Job's progress and cancellable, or NULL without one. */
 SmolvmProgress *smolvm_call_get_progress (SmolvmCall *call);
 GCancellable *smolvm_call_get_cancellable (SmolvmCall *call);

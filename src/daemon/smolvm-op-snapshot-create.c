@@ -161,15 +161,12 @@ on_disk_copied (GObject *source, GAsyncResult *result, gpointer user_data)
   SmolvmProgress *progress = smolvm_call_get_progress (&op->call);
   GError *error = NULL;
   g_autofree gchar *vmstate = tmp_file (op, SMOLVM_SNAPSHOT_VMSTATE);
-  guint64 size = 0;
 
   if (!smolvm_copy_file_sparse_finish (result, &error) ||
-      !smolvm_call_check_cancelled (&op->call, &error) ||
-      !smolvm_file_data_size (vmstate, &size, &error)) {
+      !smolvm_call_check_cancelled (&op->call, &error)) {
     rollback (op, error);
     return;
   }
-  smolvm_progress_expect (progress, size);
   smolvm_progress_set_phase (progress, "checksumming", TRUE);
   smolvm_file_sha256_async (vmstate, progress, smolvm_call_get_cancellable (&op->call),
                             on_vmstate_hashed, op);
@@ -181,12 +178,17 @@ on_state_saved (GObject *source, GAsyncResult *result, gpointer user_data)
   SnapshotCreate *op = user_data;
   GError *error = NULL;
   g_autofree gchar *disk = tmp_file (op, SMOLVM_SNAPSHOT_DISK);
+  g_autofree gchar *vmstate = tmp_file (op, SMOLVM_SNAPSHOT_VMSTATE);
+  guint64 vmstate_size = 0;
 
   if (!smolvm_vm_op_finish (SMOLVM_VM (source), result, &error) ||
-      !smolvm_call_check_cancelled (&op->call, &error)) {
+      !smolvm_call_check_cancelled (&op->call, &error) ||
+      !smolvm_file_data_size (vmstate, &vmstate_size, &error)) {
     rollback (op, error);
     return;
   }
+  /* expected now, before the disk's bytes count, so Progress never drops */
+  smolvm_progress_expect (smolvm_call_get_progress (&op->call), vmstate_size);
   /* the guest is paused, so its disk holds still while it is copied */
   smolvm_progress_set_phase (smolvm_call_get_progress (&op->call), "copying-disk", TRUE);
   smolvm_copy_file_sparse_async (smolvm_vm_get_disk_path (op->vm), disk,
@@ -232,7 +234,6 @@ snapshot_create_run (SmolvmCall *call)
   g_autofree gchar *snapshot_path = NULL;
   const gchar *state;
   guint64 disk_size = 0;
-  SmolvmJob *job;
 
   op->vm = smolvm_registry_get_vm (ctx->registry, op->vm_id, &error);
   /* VM.CreateSnapshot: the VM may have been deleted, and even recreated
@@ -282,10 +283,9 @@ snapshot_create_run (SmolvmCall *call)
     return;
   }
 
-  job = smolvm_call_start_job (call, SMOLVM_JOB_SNAPSHOT_CREATE, SMOLVM_ACTION_SNAPSHOT_CREATE);
   snapshot_path = smolvm_id_object_path ("snapshot", op->snapshot_id);
-  smolvm_job_add_object (job, smolvm_vm_get_object_path (op->vm));
-  smolvm_job_add_object (job, snapshot_path);
+  smolvm_call_start_job (call, SMOLVM_JOB_SNAPSHOT_CREATE, SMOLVM_ACTION_SNAPSHOT_CREATE, TRUE,
+                         smolvm_vm_get_object_path (op->vm), snapshot_path, NULL);
   call->cancelled_summary = g_strdup_printf ("snapshot '%s' of VM '%s' was not created",
                                              op->snapshot_id, op->vm_id);
   smolvm_progress_expect (smolvm_call_get_progress (call), disk_size);

@@ -53,7 +53,6 @@ snapshot_delete_run (SmolvmCall *call)
   GError *error = NULL;
   g_autofree gchar *trash = NULL;
   SmolvmSnapshot *snapshot = smolvm_registry_get_snapshot (ctx->registry, op->snapshot_id, &error);
-  SmolvmJob *job;
 
   if (snapshot == NULL) {
     smolvm_call_fail (call, error);
@@ -66,9 +65,8 @@ snapshot_delete_run (SmolvmCall *call)
     return;
   }
   op->holds_snapshot = TRUE;
-  job = smolvm_call_start_job (call, SMOLVM_JOB_SNAPSHOT_DELETE, SMOLVM_ACTION_SNAPSHOT_DELETE);
-  smolvm_job_add_object (job, smolvm_snapshot_get_object_path (snapshot));
-  smolvm_job_set_cancelable (job, FALSE);
+  smolvm_call_start_job (call, SMOLVM_JOB_SNAPSHOT_DELETE, SMOLVM_ACTION_SNAPSHOT_DELETE, FALSE,
+                         smolvm_snapshot_get_object_path (snapshot), NULL);
   smolvm_call_set_phase (call, "removing");
   trash = smolvm_store_move_aside (ctx->store, smolvm_snapshot_get_dir (snapshot), &error);
   if (trash == NULL) {

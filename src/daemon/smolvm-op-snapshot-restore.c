@@ -315,7 +315,6 @@ snapshot_restore_run (SmolvmCall *call)
   SnapshotRestore *op = (SnapshotRestore *) call;
   SmolvmContext *ctx = call->ctx;
   SmolvmProgress *progress;
-  SmolvmJob *job;
   GError *error = NULL;
   const gchar *vmstate;
   guint64 size = 0;
@@ -366,9 +365,9 @@ snapshot_restore_run (SmolvmCall *call)
   }
   op->holds_vm = TRUE;
 
-  job = smolvm_call_start_job (call, SMOLVM_JOB_SNAPSHOT_RESTORE, SMOLVM_ACTION_SNAPSHOT_RESTORE);
-  smolvm_job_add_object (job, smolvm_snapshot_get_object_path (op->snapshot));
-  smolvm_job_add_object (job, smolvm_vm_get_object_path (op->vm));
+  smolvm_call_start_job (call, SMOLVM_JOB_SNAPSHOT_RESTORE, SMOLVM_ACTION_SNAPSHOT_RESTORE, TRUE,
+                         smolvm_snapshot_get_object_path (op->snapshot),
+                         smolvm_vm_get_object_path (op->vm), NULL);
   call->cancelled_summary = g_strdup_printf ("snapshot '%s' was not restored", op->snapshot_id);
   progress = smolvm_call_get_progress (call);
   vmstate = smolvm_dbus_snapshot_get_snapshot_path (snapshot_iface (op));

@@ -119,9 +119,7 @@ vm_create_run (SmolvmCall *call)
     return;
   }
   path = smolvm_id_object_path ("vm", op->vm_id);
-  smolvm_job_add_object (smolvm_call_start_job (call, SMOLVM_JOB_VM_CREATE,
-                                                SMOLVM_ACTION_VM_MANAGE),
-                         path);
+  smolvm_call_start_job (call, SMOLVM_JOB_VM_CREATE, SMOLVM_ACTION_VM_MANAGE, TRUE, path, NULL);
   call->cancelled_summary = g_strdup_printf ("VM '%s' was not created", op->vm_id);
   smolvm_progress_expect (smolvm_call_get_progress (call), size);
   smolvm_progress_set_phase (smolvm_call_get_progress (call), "copying-disk", TRUE);

@@ -89,10 +89,8 @@ vm_delete_run (SmolvmCall *call)
     return;
   }
   op->holds_vm = TRUE;
-  smolvm_job_add_object (
-    smolvm_call_start_job (call, SMOLVM_JOB_VM_DELETE, SMOLVM_ACTION_VM_MANAGE),
-    smolvm_vm_get_object_path (op->vm));
-  smolvm_job_set_cancelable (call->job, FALSE);
+  smolvm_call_start_job (call, SMOLVM_JOB_VM_DELETE, SMOLVM_ACTION_VM_MANAGE, FALSE,
+                         smolvm_vm_get_object_path (op->vm), NULL);
   smolvm_call_set_phase (call, "stopping");
   smolvm_vm_stop_async (op->vm, on_stopped, op);
 }
