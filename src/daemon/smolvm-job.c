@@ -89,8 +89,11 @@ publish_progress (SmolvmJob *self)
   smolvm_dbus_job_set_bytes_total (iface, total);
   smolvm_dbus_job_set_rate (iface, rate);
   smolvm_dbus_job_set_progress_valid (iface, valid);
-  smolvm_dbus_job_set_progress (iface, total > 0 ? MIN ((gdouble) done / (gdouble) total, 1.0)
-                                                 : 0.0);
+  /* a phase that learns its size late grows the total: Progress holds
+   * still then rather than going back */
+  if (total > 0)
+    smolvm_dbus_job_set_progress (
+      iface, MAX (smolvm_dbus_job_get_progress (iface), MIN ((gdouble) done / (gdouble) total, 1.0)));
   smolvm_dbus_job_set_expected_end_time (
     iface, valid && rate > 0 && done < total
              ? (guint64) now + (total - done) * G_USEC_PER_SEC / rate
