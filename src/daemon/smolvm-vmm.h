@@ -93,6 +93,16 @@ gboolean smolvm_vmm_spawn (SmolvmVmm *self, const gchar *const *argv, GError **e
 gboolean smolvm_vmm_adopt (SmolvmVmm *self, GPid pid, GError **error);
 /* Where the process's stdout and stderr go (default: the console log). */
 void smolvm_vmm_set_process_log_path (SmolvmVmm *self, const gchar *path);
+/* Connects to the Unix socket @path that a freshly spawned process opens:
+ * tries at once, then again after 1, 2, 4... (at most 50) ms while the
+ * socket is missing or not listening yet, until it accepts, the process
+ * exits, @timeout_ms pass (Backend) or @cancellable fires (Cancelled). The
+ * result is the connection. */
+void smolvm_vmm_wait_socket_async (SmolvmVmm *self, const gchar *path, guint timeout_ms,
+                                   GCancellable *cancellable, GAsyncReadyCallback callback,
+                                   gpointer user_data);
+GSocketConnection *smolvm_vmm_wait_socket_finish (SmolvmVmm *self, GAsyncResult *result,
+                                                  GError **error);
 /* The guest asked to power off: the coming exit is a clean one, even for
  * an adopted process whose exit status cannot be known. */
 void smolvm_vmm_note_guest_shutdown (SmolvmVmm *self);
