@@ -372,13 +372,27 @@ read_next (SmolvmQmp *self)
                                        on_line, g_object_ref (self));
 }
 
+/* Reads the greeting and negotiates on @connection; the task completes
+ * with the client once capabilities are agreed. */
+static void
+start (GSocketConnection *connection, GTask *task)
+{
+  g_autoptr(SmolvmQmp) self = g_object_new (SMOLVM_TYPE_QMP, NULL);
+
+  self->connection = g_object_ref (connection);
+  g_socket_set_blocking (g_socket_connection_get_socket (connection), FALSE);
+  self->input = g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection)));
+  g_data_input_stream_set_newline_type (self->input, G_DATA_STREAM_NEWLINE_TYPE_ANY);
+  self->greeting = task;
+  read_next (self);
+}
+
 static void
 on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(GTask) task = user_data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(SmolvmQmp) self = NULL;
-  GSocketConnection *connection =
+  g_autoptr(GSocketConnection) connection =
     g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
 
   if (connection == NULL) {
@@ -387,13 +401,7 @@ on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
     g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
-  self = g_object_new (SMOLVM_TYPE_QMP, NULL);
-  self->connection = connection;
-  g_socket_set_blocking (g_socket_connection_get_socket (connection), FALSE);
-  self->input = g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection)));
-  g_data_input_stream_set_newline_type (self->input, G_DATA_STREAM_NEWLINE_TYPE_ANY);
-  self->greeting = g_steal_pointer (&task);
-  read_next (self);
+  start (connection, g_steal_pointer (&task));
 }
 
 void
@@ -406,6 +414,13 @@ smolvm_qmp_connect_async (const gchar *socket_path, GCancellable *cancellable,
 
   g_socket_client_connect_async (client, G_SOCKET_CONNECTABLE (address), cancellable, on_connected,
                                  task);
+}
+
+void
+smolvm_qmp_new_async (GSocketConnection *connection, GCancellable *cancellable,
+                      GAsyncReadyCallback callback, gpointer user_data)
+{
+  start (connection, g_task_new (NULL, cancellable, callback, user_data));
 }
 
 SmolvmQmp *
