@@ -15,7 +15,14 @@ G_DECLARE_DERIVABLE_TYPE (SmolvmVmm, smolvm_vmm, SMOLVM, VMM, GObject)
  * spawning it with its output appended to the console log, watching it (also
  * when adopted after a daemon restart), and terminating it. Subclasses speak
  * the hypervisor's protocol. Every *_async completes through
- * smolvm_vmm_op_finish(). */
+ * smolvm_vmm_op_finish().
+ *
+ * The GCancellable of a call stops its work: a cancelled call fails with
+ * SMOLVM_ERROR_CANCELLED ("Cancelled..."). A cancelled boot or load leaves
+ * no process; a cancelled snapshot_create leaves the guest paused in a
+ * running, healthy VMM (QEMU: migrate_cancel, or the RAM copy stopped;
+ * Firecracker: the request dropped, then a wait until the VMM answers
+ * again, since it cannot stop writing), so that the caller can resume it. */
 struct _SmolvmVmmClass {
   GObjectClass parent_class;
 
