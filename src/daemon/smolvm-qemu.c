@@ -17,6 +17,9 @@
 #define SOCKET_WAIT_MS 30000
 /* how often an outgoing migration is asked how far it got */
 #define MIGRATION_POLL_MS 100
+/* how long QEMU may stay in finish-migrate after a migration ends */
+#define SETTLE_RETRY_MS 10
+#define SETTLE_TRIES 500
 #define MIB (1024 * 1024)
 /* a name QEMU knows the migration stream's descriptor by */
 #define VMSTATE_FDNAME "smolvm-vmstate"
@@ -201,6 +204,9 @@ typedef struct {
   gboolean query_in_flight;
   guint64 seen_total;     /* what QEMU reported, already fed to the progress */
   guint64 seen_done;
+  /* waiting for QEMU to leave finish-migrate */
+  guint settle_tries;
+  void (*settled) (SmolvmSteps *steps);
 } QemuOp;
 
 static void
@@ -535,6 +541,70 @@ step_migrate_in (SmolvmSteps *steps, gpointer step_data)
   migrate_step (steps, "migrate-incoming");
 }
 
+/* QEMU announces a completed migration before it leaves the run state
+ * finish-migrate, in which "cont" is refused ("Migration is not finalized
+ * yet"): ask until it has, so that a caller may resume the guest at once. */
+static void query_until_settled (SmolvmSteps *steps);
+
+static gboolean
+on_settle_retry (gpointer user_data)
+{
+  query_until_settled (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_settle_status (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SmolvmSteps *steps = user_data;
+  QemuOp *op = smolvm_steps_get_data (steps);
+  g_autoptr(JsonNode) reply = smolvm_qmp_execute_finish (SMOLVM_QMP (source), result, NULL);
+  const gchar *status = NULL;
+
+  if (reply != NULL && JSON_NODE_HOLDS_OBJECT (reply))
+    status = json_object_get_string_member_with_default (json_node_get_object (reply), "status",
+                                                         NULL);
+  if (g_strcmp0 (status, "finish-migrate") == 0 && op->settle_tries++ < SETTLE_TRIES) {
+    g_timeout_add (SETTLE_RETRY_MS, on_settle_retry, steps);
+    return;
+  }
+  /* settled, or QEMU cannot say: whoever comes next hears of it */
+  op->settled (steps);
+}
+
+static void
+query_until_settled (SmolvmSteps *steps)
+{
+  SmolvmQemu *self = smolvm_steps_get_source_object (steps);
+  QemuOp *op = smolvm_steps_get_data (steps);
+
+  if (self->qmp == NULL) {
+    op->settled (steps);
+    return;
+  }
+  smolvm_qmp_execute_async (self->qmp, "query-status", NULL, -1, NULL, on_settle_status, steps);
+}
+
+static void
+step_settle (SmolvmSteps *steps, gpointer step_data)
+{
+  QemuOp *op = smolvm_steps_get_data (steps);
+  op->settle_tries = 0;
+  op->settled = smolvm_steps_next;
+  query_until_settled (steps);
+}
+
+/* A failed or cancelled save leaves the guest paused in a QEMU that can
+ * resume it. */
+static void
+rollback_save (SmolvmSteps *steps, const GError *error)
+{
+  QemuOp *op = smolvm_steps_get_data (steps);
+  op->settle_tries = 0;
+  op->settled = smolvm_steps_rollback_done;
+  query_until_settled (steps);
+}
+
 static void
 on_ram_copied (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -838,7 +908,8 @@ smolvm_qemu_snapshot_create_async (SmolvmVmm *vmm, const gchar *vmstate_path,
   op->mem_path = g_strdup (mem_path);
   /* RAM is copied after the device state, while the guest stays stopped */
   add_steps (steps, step_migrate_capabilities, step_migrate_parameters, step_open_vmstate,
-             step_getfd, step_migrate_out, step_save_ram, NULL);
+             step_getfd, step_migrate_out, step_settle, step_save_ram, NULL);
+  smolvm_steps_set_rollback (steps, rollback_save);
   smolvm_steps_run (g_steal_pointer (&steps));
 }
 
