@@ -185,9 +185,15 @@ class TestCancel(JobCase):
         cfg = {"vm_id": GLib.Variant("s", "newbig"), "kernel_path": GLib.Variant("s", env.kernel),
                "rootfs_path": GLib.Variant("s", self.big),
                "mem_size_mib": GLib.Variant("u", 128), "network": GLib.Variant("b", False)}
+        vms_dir = os.path.join(env.state_dir, "vms")
         w.call(st.MANAGER_PATH, st.MANAGER_IFACE, "CreateVM", GLib.Variant("(a{sv})", (cfg,)))
+        w.run_until(lambda: w.reply is not None, "the method's reply")
+        # at once: the rollback is over when the caller hears of it, the
+        # partial disk included (no .trash- directory still being removed)
+        left = os.listdir(vms_dir)
         reply = w.wait_reply()
         job = w.only_job()
+        self.assertEqual(left, [])
         self.assertEqual(outcome, [None])
         self.assertCancelled(w, job, reply)
         self.assertEqual(w.props[job]["Operation"], "vm-create")
