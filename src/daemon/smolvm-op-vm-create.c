@@ -60,6 +60,7 @@ vm_create_rollback (VmCreate *op, GError *error)
   smolvm_network_release (ctx->network, op->vm_id, op->network_config);
   g_prefix_error (&error, "Cannot create VM '%s': ", op->vm_id);
   op->error = error;
+  smolvm_call_begin_rollback (&op->call);
   smolvm_store_discard_async (ctx->store, op->dir, on_rollback_removed, op);
 }
 
