@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -59,13 +60,41 @@ smolvm_qemu_finalize (GObject *object)
  * behind. An object runs one process, so this happens once: a late exit
  * notification must not remove the files of the VM's next process. */
 static void
+on_ram_removed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GError) error = NULL;
+  if (!smolvm_rm_rf_finish (result, &error))
+    g_warning ("%s", error->message);
+}
+
+/* Freeing GiBs of guest RAM can take a while: the file is renamed into a
+ * .trash- directory of the runtime root at once (smolvmd's start-up clears
+ * what a crash leaves there) and removed in a worker. */
+static void
+discard_ram_file (SmolvmQemu *self)
+{
+  g_autofree gchar *root = g_path_get_dirname (smolvm_vmm_get_runtime_dir (SMOLVM_VMM (self)));
+  g_autofree gchar *trash = g_build_filename (root, ".trash-XXXXXX", NULL);
+  g_autofree gchar *target = NULL;
+
+  if (g_mkdtemp (trash) == NULL) {
+    if (unlink (self->ram_path) != 0 && errno != ENOENT)
+      g_warning ("Cannot remove %s: %s", self->ram_path, g_strerror (errno));
+    return;
+  }
+  target = g_build_filename (trash, "ram", NULL);
+  if (rename (self->ram_path, target) != 0 && errno != ENOENT)
+    g_warning ("Cannot move %s aside: %s", self->ram_path, g_strerror (errno));
+  smolvm_rm_rf_async (trash, on_ram_removed, NULL);
+}
+
+static void
 clear_runtime_files (SmolvmQemu *self)
 {
   if (self->runtime_files_cleared)
     return;
   self->runtime_files_cleared = TRUE;
-  if (unlink (self->ram_path) != 0 && errno != ENOENT)
-    g_warning ("Cannot remove %s: %s", self->ram_path, g_strerror (errno));
+  discard_ram_file (self);
   unlink (self->qmp_socket);
   unlink (self->pid_path);
 }
