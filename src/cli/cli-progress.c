@@ -23,7 +23,13 @@ append_size (GString *out, guint64 bytes)
 {
   g_autofree gchar *size = g_format_size_full (bytes, G_FORMAT_SIZE_IEC_UNITS);
 
-  g_string_append (out, size);
+  /* GLib puts a no-break space before the unit; the bar is plain text */
+  for (const gchar *p = size; *p != '\0'; p = g_utf8_next_char (p)) {
+    if (g_utf8_get_char (p) == 0x00A0)
+      g_string_append_c (out, ' ');
+    else
+      g_string_append_len (out, p, g_utf8_next_char (p) - p);
+  }
 }
 
 static void
