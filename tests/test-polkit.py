@@ -580,6 +580,33 @@ class TestStockTemplate(PolkitCase):
                          "(objectpath '%s',)" % snapshot_path("hs"))
         self.assertEqual(env.snapshot_ids(), ["hs"])
 
+    def test_vm_create_snapshot_checks_the_vm_after_authorization(self):
+        """VM.CreateSnapshot on an object whose VM is deleted and re-created
+        under the same id while polkit decides: the new VM is not snapshotted."""
+        env, client, mock = self.system_env()
+        mock.allow_all()
+        self.create_vm(env, client, "idv")
+        self.start_vm(env, client, "idv")
+        mock.mock("SimulateHangActions", v("as", [CREATE]))
+        pending = env.gdbus_background(vm_path("idv"), "CreateSnapshot", st.gv_str("ids"),
+                                       st.gv_dict())
+        try:
+            st.wait_for(lambda: mock.mock("HaveHangingCalls")[0], "a hanging CheckAuthorization")
+            env.vm("idv", "Delete", "{'force': <true>}")
+            self.create_vm(env, client, "idv")
+            self.start_vm(env, client, "idv")
+            mock.mock("ReleaseHangingCalls")
+            out, err = pending.communicate(timeout=st.DEADLINE)
+        finally:
+            if pending.poll() is None:
+                pending.kill()
+                pending.communicate()
+        with self.assertRaises(st.DBusError) as caught:
+            st.gdbus_result(pending.returncode, out, err)
+        self.assertEqual(caught.exception.name, st.ERROR_PREFIX + "NotFound")
+        self.assertEqual(env.snapshot_ids(), [])
+        self.assertEqual(env.vm_state("idv"), "running")
+
 
 def cli(env, *args):
     """The smolvm CLI on the system bus (no --session)."""

@@ -541,6 +541,81 @@ exit 1
         self.assertEqual(env.list_vms(), {})
 
 
+class TestQemuJobs(QemuTestCase):
+    FILL_MIB = 160
+
+    def test_6_jobs_progress_and_cancel(self):
+        """A guest that has written FILL_MIB MiB of RAM: the Job of a snapshot
+        shows QEMU's phases with rising progress; Cancel while the memory is
+        copied (create, then restore) leaves the state directory as it was,
+        the VM as it was and no QEMU behind."""
+        from jobwatch import GLib, JobWatch, cancel_at
+        env = self.env
+        vm = self.boot(env, "filled", BOOT_ARGS + " smolvm.fill=%d" % self.FILL_MIB)
+        self.assertIn("smolvm-guest: filled %d MiB" % self.FILL_MIB, self.console(env, vm))
+        state = lambda: st.tree_fingerprint(env.state_dir)  # noqa: E731
+
+        # -- cancel a snapshot while QEMU's RAM file is copied
+        before = state()
+        w = JobWatch(env)
+        outcome = cancel_at(w, "copying-memory")
+        w.call(st.MANAGER_PATH, st.MANAGER_IFACE, "CreateSnapshot",
+               GLib.Variant("(ssa{sv})", (vm, "q1", {})))
+        reply = w.wait_reply()
+        job = w.only_job()
+        w.close()
+        self.assertEqual(outcome, [None])
+        self.assertEqual(reply[:2], ("error", st.ERROR_PREFIX + "Cancelled"), reply)
+        self.assertTrue(reply[2].startswith("Cancelled"), reply)
+        self.assertEqual(w.completed[job], (False, reply[2]))
+        self.assertEqual(w.phases(job)[:3], ["pausing", "saving-state", "copying-memory"])
+        self.assertEqual(state(), before)
+        self.assertEqual(env.snapshot_ids(), [])
+        self.assertEqual(env.vm_state(vm), "running")
+        env.wait_tick(vm, env.last_tick(vm) + 1, env.console_size(vm))
+
+        # -- a snapshot that completes: its memory is measured
+        w = JobWatch(env)
+        w.call(st.MANAGER_PATH, st.MANAGER_IFACE, "CreateSnapshot",
+               GLib.Variant("(ssa{sv})", (vm, "q1", {})))
+        self.assertEqual(w.wait_reply()[0], "ok")
+        job = w.only_job()
+        w.close()
+        self.assertEqual(w.phases(job), ["pausing", "saving-state", "copying-memory",
+                                         "copying-disk", "checksumming", "committing"])
+        self.assertGreaterEqual(w.props[job]["BytesTotal"], self.FILL_MIB * MIB)
+        self.assertEqual(w.props[job]["BytesDone"], w.props[job]["BytesTotal"])
+        progress = w.values(job, "Progress")
+        self.assertEqual(progress, sorted(progress))
+        self.assertEqual(w.valid_by_phase(job).get("copying-memory"), {True})
+        last, cut = self.mark_cut(env, vm)
+
+        # -- cancel a restore into the deleted VM while mem.bin is copied
+        self.cli_ok(env, "delete", vm, "--force")
+        self.assertNoQemu(env)
+        before = state()
+        w = JobWatch(env)
+        outcome = cancel_at(w, "copying-memory")
+        w.call(st.MANAGER_PATH, st.MANAGER_IFACE, "RestoreSnapshot",
+               GLib.Variant("(sa{sv})", ("q1", {"resume": GLib.Variant("b", True)})))
+        reply = w.wait_reply()
+        job = w.only_job()
+        w.close()
+        self.assertEqual(outcome, [None])
+        self.assertEqual(reply[:2], ("error", st.ERROR_PREFIX + "Cancelled"), reply)
+        self.assertEqual(state(), before)
+        self.assertNotIn(vm, env.list_vms())
+        self.assertIs(env.snapshot_info("q1")["restored"], False)
+        self.assertNoQemu(env)
+        self.assertNoRuntimeLeftovers(env, vm)
+
+        # -- and the snapshot still restores, the guest counting on
+        done = self.restore(env, "restore q1 after a cancelled one", "q1", "--resume")
+        self.assertContinues(env, vm, last, cut, "restore of q1", done)
+        self.cli_ok(env, "delete", vm, "--force")
+        self.assertNoQemu(env)
+
+
 def tearDownModule():
     if TIMINGS:
         print("timings:")

@@ -4,6 +4,7 @@
 the ObjectManager, driven through `gdbus call` and busctl."""
 
 import os
+import re
 import signal
 import sys
 
@@ -222,19 +223,25 @@ class TestObjectManager(st.TestCase):
         added = "org.freedesktop.DBus.ObjectManager.InterfacesAdded"
         removed = "org.freedesktop.DBus.ObjectManager.InterfacesRemoved"
         line = monitor.wait_for_line(st.MANAGER_PATH + ":", added,
-                                     "objectpath '%s'" % vm_path("om"))
+                                     "(objectpath '%s'," % vm_path("om"))
         self.assertIn("'org.smolvm.VM'", line)
         line = monitor.wait_for_line(st.MANAGER_PATH + ":", added,
-                                     "objectpath '%s'" % snapshot_path("om-snap"))
+                                     "(objectpath '%s'," % snapshot_path("om-snap"))
         self.assertIn("'org.smolvm.Snapshot'", line)
+        # the long work came with Jobs, published while they ran
+        line = monitor.wait_for_line(st.MANAGER_PATH + ":", added, "'org.smolvm.Job'",
+                                     "'Operation': <'snapshot-create'>")
+        job = re.search(r"\(objectpath '([^']+)',", line).group(1)
+        self.assertRegex(job, r"^/org/smolvm/Manager/job/\d+$")
+        monitor.wait_for_line(st.MANAGER_PATH + ":", removed, "(objectpath '%s'," % job)
 
         env.delete_snapshot("om-snap")
         line = monitor.wait_for_line(st.MANAGER_PATH + ":", removed,
-                                     "objectpath '%s'" % snapshot_path("om-snap"))
+                                     "(objectpath '%s'," % snapshot_path("om-snap"))
         self.assertIn("'org.smolvm.Snapshot'", line)
         env.vm("om", "Delete", "{'force': <true>}")
         line = monitor.wait_for_line(st.MANAGER_PATH + ":", removed,
-                                     "objectpath '%s'" % vm_path("om"))
+                                     "(objectpath '%s'," % vm_path("om"))
         self.assertIn("'org.smolvm.VM'", line)
         self.assertEqual(env.managed_objects(), {})
         # state changes come as PropertiesChanged on the VM object

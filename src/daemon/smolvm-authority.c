@@ -65,6 +65,52 @@ check_free (Check *check)
   g_free (check);
 }
 
+/* ---- the caller's uid ---- */
+
+static void
+on_connection_unix_user (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+  g_autoptr(GVariant) reply =
+    g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
+  guint32 uid;
+
+  if (reply == NULL) {
+    g_task_return_error (task, error);
+    return;
+  }
+  g_variant_get (reply, "(u)", &uid);
+  g_task_return_int (task, uid);
+}
+
+void
+smolvm_authority_get_caller_uid_async (GDBusMethodInvocation *invocation,
+                                       GAsyncReadyCallback callback, gpointer user_data)
+{
+  GTask *task = g_task_new (NULL, NULL, callback, user_data);
+  g_dbus_connection_call (g_dbus_method_invocation_get_connection (invocation),
+                          "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                          "org.freedesktop.DBus", "GetConnectionUnixUser",
+                          g_variant_new ("(s)", g_dbus_method_invocation_get_sender (invocation)),
+                          G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+                          on_connection_unix_user, task);
+}
+
+gboolean
+smolvm_authority_get_caller_uid_finish (GAsyncResult *result, guint32 *uid, GError **error)
+{
+  GError *local_error = NULL;
+  gssize value = g_task_propagate_int (G_TASK (result), &local_error);
+
+  if (local_error != NULL) {
+    g_propagate_error (error, local_error);
+    return FALSE;
+  }
+  *uid = (guint32) value;
+  return TRUE;
+}
+
 /* ---- without polkit: root only ---- */
 
 static void
@@ -73,17 +119,14 @@ on_unix_user (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(GTask) task = user_data;
   Check *check = g_task_get_task_data (task);
   g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply =
-    g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
   guint32 uid;
 
-  if (reply == NULL) {
+  if (!smolvm_authority_get_caller_uid_finish (result, &uid, &error)) {
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_NOT_AUTHORIZED,
                              "Not authorized to perform %s: cannot identify the caller: %s",
                              check->action_id, error->message);
     return;
   }
-  g_variant_get (reply, "(u)", &uid);
   if (uid != 0) {
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_NOT_AUTHORIZED,
                              "Not authorized to perform %s: polkit is not available, so only "
@@ -98,13 +141,7 @@ static void
 check_uid_zero (GTask *task)
 {
   Check *check = g_task_get_task_data (task);
-  g_dbus_connection_call (g_dbus_method_invocation_get_connection (check->invocation),
-                          "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                          "org.freedesktop.DBus", "GetConnectionUnixUser",
-                          g_variant_new ("(s)", g_dbus_method_invocation_get_sender (
-                                                  check->invocation)),
-                          G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, on_unix_user,
-                          task);
+  smolvm_authority_get_caller_uid_async (check->invocation, on_unix_user, task);
 }
 
 #if HAVE_POLKIT

@@ -33,4 +33,10 @@ void smolvm_authority_check_async (SmolvmAuthority *self, GDBusMethodInvocation 
 gboolean smolvm_authority_check_finish (SmolvmAuthority *self, GAsyncResult *result,
                                         GError **error);
 
+/* The uid of the caller of @invocation, asked of the bus. */
+void smolvm_authority_get_caller_uid_async (GDBusMethodInvocation *invocation,
+                                            GAsyncReadyCallback callback, gpointer user_data);
+gboolean smolvm_authority_get_caller_uid_finish (GAsyncResult *result, guint32 *uid,
+                                                 GError **error);
+
 G_END_DECLS

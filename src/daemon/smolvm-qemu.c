@@ -440,6 +440,12 @@ step_save_ram (GTask *task)
 {
   SmolvmQemu *self = g_task_get_source_object (task);
   Job *job = g_task_get_task_data (task);
+  guint64 size = 0;
+
+  /* the caller cannot know the size of our RAM file; a load's copy is
+   * expected by the caller (the data size of mem.bin) */
+  if (smolvm_file_data_size (self->ram_path, &size, NULL))
+    smolvm_progress_expect (job->progress, size);
   smolvm_progress_set_phase (job->progress, "copying-memory", TRUE);
   smolvm_copy_file_sparse_async (self->ram_path, job->mem_path, job->progress,
                                  g_task_get_cancellable (task), on_ram_copied, task);

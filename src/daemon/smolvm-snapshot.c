@@ -7,21 +7,28 @@
 #include "smolvm-fileutil.h"
 #include "smolvm-id.h"
 #include "smolvm-info.h"
+#include "smolvm-snapshot-dbus.h"
 #include "smolvm-snapshot.h"
+#include "smolvm-store.h"
 
 struct _SmolvmSnapshot {
   SmolvmDbusSnapshotSkeleton parent_instance;
+  SmolvmContext *ctx;
+  gchar *object_path;
   gchar *dir;
   SmolvmVmConfig *vm_config;
   gchar *vmstate_sha256;
 };
 
-G_DEFINE_TYPE (SmolvmSnapshot, smolvm_snapshot, SMOLVM_DBUS_TYPE_SNAPSHOT_SKELETON)
+G_DEFINE_TYPE_WITH_CODE (SmolvmSnapshot, smolvm_snapshot, SMOLVM_DBUS_TYPE_SNAPSHOT_SKELETON,
+                         G_IMPLEMENT_INTERFACE (SMOLVM_DBUS_TYPE_SNAPSHOT,
+                                                smolvm_snapshot_dbus_iface_init))
 
 static void
 smolvm_snapshot_finalize (GObject *object)
 {
   SmolvmSnapshot *self = SMOLVM_SNAPSHOT (object);
+  g_free (self->object_path);
   g_free (self->dir);
   g_free (self->vmstate_sha256);
   smolvm_vm_config_free (self->vm_config);
@@ -40,17 +47,20 @@ smolvm_snapshot_init (SmolvmSnapshot *self)
 }
 
 SmolvmSnapshot *
-smolvm_snapshot_new (const gchar *id, const gchar *dir, const gchar *vm_id,
+smolvm_snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id,
                      const SmolvmVmConfig *vm_config, GVariant *network_config, gint64 created_at,
                      const gchar *backend)
 {
   SmolvmSnapshot *self = g_object_new (SMOLVM_TYPE_SNAPSHOT, NULL);
   SmolvmDbusSnapshot *iface = SMOLVM_DBUS_SNAPSHOT (self);
+  g_autofree gchar *dir = smolvm_store_snapshot_dir (ctx->store, id);
   g_autofree gchar *vmstate = g_build_filename (dir, SMOLVM_SNAPSHOT_VMSTATE, NULL);
   g_autofree gchar *mem = g_build_filename (dir, SMOLVM_SNAPSHOT_MEM, NULL);
   g_autofree gchar *disk = g_build_filename (dir, SMOLVM_SNAPSHOT_DISK, NULL);
 
-  self->dir = g_strdup (dir);
+  self->ctx = ctx;
+  self->object_path = smolvm_id_object_path ("snapshot", id);
+  self->dir = g_steal_pointer (&dir);
   self->vm_config = smolvm_vm_config_copy (vm_config);
   smolvm_dbus_snapshot_set_id (iface, id);
   smolvm_dbus_snapshot_set_vm_id (iface, vm_id);
@@ -73,6 +83,8 @@ const gchar *smolvm_snapshot_get_id (SmolvmSnapshot *self)
 }
 
 const gchar *smolvm_snapshot_get_dir (SmolvmSnapshot *self) { return self->dir; }
+const gchar *smolvm_snapshot_get_object_path (SmolvmSnapshot *self) { return self->object_path; }
+SmolvmContext *smolvm_snapshot_get_context (SmolvmSnapshot *self) { return self->ctx; }
 
 const gchar *
 smolvm_snapshot_get_vm_id (SmolvmSnapshot *self)
@@ -197,7 +209,7 @@ get_string (JsonObject *o, const gchar *key, GError **error)
 }
 
 SmolvmSnapshot *
-smolvm_snapshot_load (const gchar *dir, GError **error)
+smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GError **error)
 {
   g_autofree gchar *path = g_build_filename (dir, SMOLVM_SNAPSHOT_METADATA, NULL);
   g_autoptr(JsonParser) parser = json_parser_new ();
@@ -254,7 +266,7 @@ smolvm_snapshot_load (const gchar *dir, GError **error)
   network = g_variant_ref_sink (smolvm_string_dict_from_json (
     json_object_get_object_member (o, SMOLVM_INFO_NETWORK_CONFIG)));
   self = smolvm_snapshot_new (
-    id, dir, vm_id, vm_config, network, g_date_time_to_unix (created) * G_USEC_PER_SEC + g_date_time_get_microsecond (created),
+    ctx, id, vm_id, vm_config, network, g_date_time_to_unix (created) * G_USEC_PER_SEC + g_date_time_get_microsecond (created),
     json_object_get_string_member_with_default (o, SMOLVM_INFO_BACKEND, "firecracker"));
   smolvm_snapshot_set_vmstate_sha256 (
     self, json_object_get_string_member_with_default (o, "vmstate_sha256", NULL));

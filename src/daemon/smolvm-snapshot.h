@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "smolvm-context.h"
 #include "smolvm-generated.h"
 #include "smolvm-vm-config.h"
 
@@ -14,13 +15,13 @@ G_DECLARE_FINAL_TYPE (SmolvmSnapshot, smolvm_snapshot, SMOLVM, SNAPSHOT, SmolvmD
 #define SMOLVM_SNAPSHOT_MEM "mem.bin"
 #define SMOLVM_SNAPSHOT_DISK "disk.ext4"
 
-/* A SnapshotInfo whose files live in @dir (snapshots/ID). */
-SmolvmSnapshot *smolvm_snapshot_new (const gchar *id, const gchar *dir, const gchar *vm_id,
+/* A SnapshotInfo whose files live in its directory of the store. */
+SmolvmSnapshot *smolvm_snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id,
                                      const SmolvmVmConfig *vm_config, GVariant *network_config,
                                      gint64 created_at, const gchar *backend);
 
 /* Reads DIR/snapshot.json. */
-SmolvmSnapshot *smolvm_snapshot_load (const gchar *dir, GError **error);
+SmolvmSnapshot *smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GError **error);
 
 /* The snapshot.json text. */
 gchar *smolvm_snapshot_to_json (SmolvmSnapshot *self);
@@ -34,6 +35,8 @@ GVariant *smolvm_snapshot_to_info (SmolvmSnapshot *self);
 
 const gchar *smolvm_snapshot_get_id (SmolvmSnapshot *self);
 const gchar *smolvm_snapshot_get_dir (SmolvmSnapshot *self);
+const gchar *smolvm_snapshot_get_object_path (SmolvmSnapshot *self);
+SmolvmContext *smolvm_snapshot_get_context (SmolvmSnapshot *self);
 const gchar *smolvm_snapshot_get_vm_id (SmolvmSnapshot *self);
 const SmolvmVmConfig *smolvm_snapshot_get_vm_config (SmolvmSnapshot *self);
 GVariant *smolvm_snapshot_get_network_config (SmolvmSnapshot *self);

@@ -10,10 +10,14 @@
 #include "smolvm-firecracker.h"
 #include "smolvm-qemu.h"
 #include "smolvm-id.h"
+#include "smolvm-store.h"
+#include "smolvm-vm-dbus.h"
 #include "smolvm-vm.h"
 
 struct _SmolvmVm {
   SmolvmDbusVmSkeleton parent_instance;
+  SmolvmContext *ctx;
+  gchar *object_path;
   SmolvmVmConfig *config;
   gchar *dir;
   gchar *runtime_dir;
@@ -26,7 +30,8 @@ struct _SmolvmVm {
   gboolean exit_missed_clean; /* ... and how */
 };
 
-G_DEFINE_TYPE (SmolvmVm, smolvm_vm, SMOLVM_DBUS_TYPE_VM_SKELETON)
+G_DEFINE_TYPE_WITH_CODE (SmolvmVm, smolvm_vm, SMOLVM_DBUS_TYPE_VM_SKELETON,
+                         G_IMPLEMENT_INTERFACE (SMOLVM_DBUS_TYPE_VM, smolvm_vm_dbus_iface_init))
 
 static void
 drop_vmm (SmolvmVm *self)
@@ -50,6 +55,7 @@ smolvm_vm_finalize (GObject *object)
     g_signal_handlers_disconnect_by_data (self->vmm, self);
   g_clear_object (&self->vmm);
   smolvm_vm_config_free (self->config);
+  g_free (self->object_path);
   g_free (self->dir);
   g_free (self->runtime_dir);
   g_clear_object (&self->network);
@@ -70,19 +76,22 @@ smolvm_vm_init (SmolvmVm *self)
 }
 
 SmolvmVm *
-smolvm_vm_new (const SmolvmVmConfig *config, GVariant *network_config, const gchar *dir,
-               const gchar *runtime_dir, SmolvmNetwork *network, GHashTable *binaries)
+smolvm_vm_new (SmolvmContext *ctx, const SmolvmVmConfig *config, GVariant *network_config)
 {
   SmolvmVm *self = g_object_new (SMOLVM_TYPE_VM, NULL);
   SmolvmDbusVm *iface = SMOLVM_DBUS_VM (self);
-  g_autofree gchar *disk = g_build_filename (dir, SMOLVM_VM_DISK, NULL);
-  g_autofree gchar *console = g_build_filename (runtime_dir, "console.log", NULL);
+  g_autofree gchar *disk = NULL;
+  g_autofree gchar *console = NULL;
 
+  self->ctx = ctx;
+  self->object_path = smolvm_id_object_path ("vm", config->vm_id);
   self->config = smolvm_vm_config_copy (config);
-  self->dir = g_strdup (dir);
-  self->runtime_dir = g_strdup (runtime_dir);
-  self->network = g_object_ref (network);
-  self->binaries = g_hash_table_ref (binaries);
+  self->dir = smolvm_store_vm_dir (ctx->store, config->vm_id);
+  self->runtime_dir = smolvm_store_vm_runtime_dir (ctx->store, config->vm_id);
+  self->network = g_object_ref (ctx->network);
+  self->binaries = g_hash_table_ref (ctx->binaries);
+  disk = g_build_filename (self->dir, SMOLVM_VM_DISK, NULL);
+  console = g_build_filename (self->runtime_dir, "console.log", NULL);
 
   smolvm_dbus_vm_set_id (iface, config->vm_id);
   smolvm_dbus_vm_set_state (iface, SMOLVM_VM_STATE_CREATED);
@@ -106,6 +115,12 @@ smolvm_vm_new (const SmolvmVmConfig *config, GVariant *network_config, const gch
 }
 
 const gchar *smolvm_vm_get_id (SmolvmVm *self) { return self->config->vm_id; }
+const gchar *smolvm_vm_get_object_path (SmolvmVm *self) { return self->object_path; }
+SmolvmContext *smolvm_vm_get_context (SmolvmVm *self) { return self->ctx; }
+const gchar *smolvm_vm_get_disk_path (SmolvmVm *self)
+{
+  return smolvm_dbus_vm_get_disk_path (SMOLVM_DBUS_VM (self));
+}
 const gchar *smolvm_vm_get_dir (SmolvmVm *self) { return self->dir; }
 const gchar *smolvm_vm_get_runtime_dir (SmolvmVm *self) { return self->runtime_dir; }
 const SmolvmVmConfig *smolvm_vm_get_config (SmolvmVm *self) { return self->config; }
@@ -127,6 +142,13 @@ GVariant *
 smolvm_vm_get_network_config (SmolvmVm *self)
 {
   return smolvm_dbus_vm_get_network_config (SMOLVM_DBUS_VM (self));
+}
+
+gboolean
+smolvm_vm_load_copies_memory (SmolvmVm *self)
+{
+  /* QEMU gives the restored guest its own copy of mem.bin */
+  return g_str_equal (self->config->backend, "qemu");
 }
 
 gboolean
@@ -228,8 +250,7 @@ smolvm_vm_set_restored_from (SmolvmVm *self, const gchar *snapshot_id)
 }
 
 SmolvmVm *
-smolvm_vm_load (const gchar *dir, const gchar *runtime_root, SmolvmNetwork *network,
-                GHashTable *binaries, GError **error)
+smolvm_vm_load (SmolvmContext *ctx, const gchar *dir, GError **error)
 {
   g_autofree gchar *path = g_build_filename (dir, SMOLVM_VM_METADATA, NULL);
   g_autofree gchar *dirname = g_path_get_basename (dir);
@@ -237,7 +258,6 @@ smolvm_vm_load (const gchar *dir, const gchar *runtime_root, SmolvmNetwork *netw
   g_autoptr(GError) local_error = NULL;
   g_autoptr(SmolvmVmConfig) config = NULL;
   g_autoptr(GVariant) net = NULL;
-  g_autofree gchar *runtime_dir = NULL;
   SmolvmVm *self;
   JsonObject *o, *config_o;
 
@@ -261,8 +281,7 @@ smolvm_vm_load (const gchar *dir, const gchar *runtime_root, SmolvmNetwork *netw
   }
   net = g_variant_ref_sink (
     smolvm_string_dict_from_json (json_object_get_object_member (o, "network_config")));
-  runtime_dir = g_build_filename (runtime_root, config->vm_id, NULL);
-  self = smolvm_vm_new (config, net, dir, runtime_dir, network, binaries);
+  self = smolvm_vm_new (ctx, config, net);
   smolvm_dbus_vm_set_state (SMOLVM_DBUS_VM (self),
                             json_object_get_string_member_with_default (o, "state",
                                                                         SMOLVM_VM_STATE_STOPPED));

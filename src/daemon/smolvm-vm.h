@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "smolvm-context.h"
 #include "smolvm-generated.h"
 #include "smolvm-network.h"
 #include "smolvm-vm-config.h"
@@ -20,20 +21,20 @@ G_DECLARE_FINAL_TYPE (SmolvmVm, smolvm_vm, SMOLVM, VM, SmolvmDbusVmSkeleton)
 #define SMOLVM_VM_METADATA "vm.json"
 #define SMOLVM_VM_DISK "disk.ext4"
 
-/* A VM record: its config and network identity, its own disk in @dir
- * (vms/ID) and its runtime files in @runtime_dir. @binaries maps a backend
- * name to the VMM binary. */
-SmolvmVm *smolvm_vm_new (const SmolvmVmConfig *config, GVariant *network_config,
-                         const gchar *dir, const gchar *runtime_dir, SmolvmNetwork *network,
-                         GHashTable *binaries);
+/* A VM record: its config and network identity, its own disk in its
+ * directory of the store and its runtime files. */
+SmolvmVm *smolvm_vm_new (SmolvmContext *ctx, const SmolvmVmConfig *config,
+                         GVariant *network_config);
 
 /* Reads DIR/vm.json. The State is as saved; call smolvm_vm_reattach_async()
  * to reconcile it with the process, if any. */
-SmolvmVm *smolvm_vm_load (const gchar *dir, const gchar *runtime_root, SmolvmNetwork *network,
-                          GHashTable *binaries, GError **error);
+SmolvmVm *smolvm_vm_load (SmolvmContext *ctx, const gchar *dir, GError **error);
 gboolean smolvm_vm_save (SmolvmVm *self, GError **error);
 
 const gchar *smolvm_vm_get_id (SmolvmVm *self);
+const gchar *smolvm_vm_get_object_path (SmolvmVm *self);
+SmolvmContext *smolvm_vm_get_context (SmolvmVm *self);
+const gchar *smolvm_vm_get_disk_path (SmolvmVm *self);
 const gchar *smolvm_vm_get_dir (SmolvmVm *self);
 const gchar *smolvm_vm_get_runtime_dir (SmolvmVm *self);
 const gchar *smolvm_vm_get_state (SmolvmVm *self);
@@ -41,6 +42,9 @@ const gchar *smolvm_vm_get_restored_from (SmolvmVm *self);
 const SmolvmVmConfig *smolvm_vm_get_config (SmolvmVm *self);
 GVariant *smolvm_vm_get_network_config (SmolvmVm *self);
 SmolvmVmm *smolvm_vm_get_vmm (SmolvmVm *self);
+/* Whether loading a snapshot copies its mem.bin (and counts those bytes on
+ * the progress it is given). */
+gboolean smolvm_vm_load_copies_memory (SmolvmVm *self);
 /* running or paused: a VMM process holds the guest */
 gboolean smolvm_vm_is_active (SmolvmVm *self);
 

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "smolvm-authority.h"
+#include "smolvm-call.h"
+#include "smolvm-error.h"
+#include "smolvm-registry.h"
+
+gpointer
+smolvm_call_new (gsize size, SmolvmContext *ctx, GDBusMethodInvocation *invocation,
+                 SmolvmCallFunc clear)
+{
+  SmolvmCall *call = g_malloc0 (size);
+  call->ctx = ctx;
+  call->invocation = invocation;
+  call->clear = clear;
+  return call;
+}
+
+static void
+call_free (SmolvmCall *call)
+{
+  if (call->clear != NULL)
+    call->clear (call);
+  g_clear_object (&call->invocation);
+  g_clear_object (&call->job);
+  g_free (call->cancelled_summary);
+  g_free (call);
+}
+
+gboolean
+smolvm_call_option_bool (GVariant *options, const gchar *key)
+{
+  gboolean value = FALSE;
+  g_variant_lookup (options, key, "b", &value);
+  return value;
+}
+
+gboolean
+smolvm_call_check_options (GVariant *options, const gchar *const *known, GError **error)
+{
+  GVariantIter iter;
+  const gchar *key;
+  GVariant *value;
+
+  g_variant_iter_init (&iter, options);
+  while (g_variant_iter_next (&iter, "{&sv}", &key, &value)) {
+    g_autoptr(GVariant) owned = value;
+    if (!g_strv_contains (known, key)) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT, "Unknown option '%s'", key);
+      return FALSE;
+    }
+    if (!g_variant_is_of_type (owned, G_VARIANT_TYPE_BOOLEAN)) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                   "Option '%s' must be a boolean (b)", key);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+/* ---- authorization ---- */
+
+static void
+on_caller_uid (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SmolvmCall *call = user_data;
+  GError *error = NULL;
+
+  if (!smolvm_authority_get_caller_uid_finish (result, &call->uid, &error)) {
+    smolvm_call_fail (call, error);
+    return;
+  }
+  call->run (call);
+}
+
+static void
+on_authorized (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SmolvmCall *call = user_data;
+  GError *error = NULL;
+
+  if (!smolvm_authority_check_finish (SMOLVM_AUTHORITY (source), result, &error)) {
+    smolvm_call_fail (call, error);
+    return;
+  }
+  smolvm_authority_get_caller_uid_async (call->invocation, on_caller_uid, call);
+}
+
+void
+smolvm_call_authorize (SmolvmCall *call, const gchar *action_id, const gchar *vm_id,
+                       const gchar *snapshot_id, const gchar *verb, SmolvmCallFunc run)
+{
+  call->run = run;
+  smolvm_authority_check_async (call->ctx->authority, call->invocation, action_id, vm_id,
+                                snapshot_id, verb, on_authorized, call);
+}
+
+/* ---- the job ---- */
+
+SmolvmJob *
+smolvm_call_start_job (SmolvmCall *call, const gchar *operation, const gchar *action_id,
+                       gboolean cancelable, ...)
+{
+  va_list args;
+  const gchar *path;
+
+  g_return_val_if_fail (call->job == NULL, call->job);
+  call->job = smolvm_job_new (call->ctx, operation, action_id, call->uid);
+  va_start (args, cancelable);
+  while ((path = va_arg (args, const gchar *)) != NULL)
+    smolvm_job_add_object (call->job, path);
+  va_end (args);
+  smolvm_job_set_cancelable (call->job, cancelable);
+  /* published complete: a client that sees it appear needs nothing more */
+  smolvm_registry_add_job (call->ctx->registry, call->job);
+  return call->job;
+}
+
+SmolvmProgress *
+smolvm_call_get_progress (SmolvmCall *call)
+{
+  return call->job != NULL ? smolvm_job_get_progress (call->job) : NULL;
+}
+
+GCancellable *
+smolvm_call_get_cancellable (SmolvmCall *call)
+{
+  return call->job != NULL ? smolvm_job_get_cancellable (call->job) : NULL;
+}
+
+void
+smolvm_call_set_phase (SmolvmCall *call, const gchar *phase)
+{
+  if (call->job != NULL)
+    smolvm_job_set_phase (call->job, phase);
+}
+
+gboolean
+smolvm_call_check_cancelled (SmolvmCall *call, GError **error)
+{
+  if (!g_cancellable_is_cancelled (smolvm_call_get_cancellable (call)))
+    return TRUE;
+  g_set_error_literal (error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED, "Operation was cancelled");
+  return FALSE;
+}
+
+/* ---- the reply ---- */
+
+void
+smolvm_call_fail (SmolvmCall *call, GError *error)
+{
+  g_autoptr(GError) mapped = NULL;
+
+  /* whatever step noticed it first, a cancelled call was cancelled */
+  if (g_cancellable_is_cancelled (smolvm_call_get_cancellable (call)))
+    mapped = g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED, "Cancelled: %s",
+                          call->cancelled_summary != NULL ? call->cancelled_summary
+                                                          : "nothing changed");
+  else
+    mapped = smolvm_error_normalize (error);
+  g_debug ("%s failed: %s", g_dbus_method_invocation_get_method_name (call->invocation),
+           mapped->message);
+  if (call->job != NULL)
+    smolvm_job_complete (call->job, mapped);
+  g_dbus_method_invocation_return_gerror (g_steal_pointer (&call->invocation), mapped);
+  g_error_free (error);
+  call_free (call);
+}
+
+void
+smolvm_call_fail_literal (SmolvmCall *call, gint code, const gchar *format, ...)
+{
+  va_list args;
+  g_autofree gchar *message = NULL;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  smolvm_call_fail (call, g_error_new_literal (SMOLVM_ERROR, code, message));
+}
+
+void
+smolvm_call_return (SmolvmCall *call, GVariant *value)
+{
+  if (call->job != NULL)
+    smolvm_job_complete (call->job, NULL);
+  g_dbus_method_invocation_return_value (g_steal_pointer (&call->invocation), value);
+  call_free (call);
+}

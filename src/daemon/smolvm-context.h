@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+typedef struct _SmolvmStore SmolvmStore;
+typedef struct _SmolvmRegistry SmolvmRegistry;
+typedef struct _SmolvmAuthority SmolvmAuthority;
+typedef struct _SmolvmNetwork SmolvmNetwork;
+
+/* What every operation works with: the daemon's parts, set up once at
+ * start-up by the manager, which owns them and outlives every VM, snapshot
+ * and job (those keep a plain pointer to it). */
+typedef struct {
+  gboolean session;        /* a per-user --session daemon */
+  gboolean network_default; /* VMs get networking unless they say otherwise */
+  SmolvmStore *store;
+  SmolvmRegistry *registry;
+  SmolvmAuthority *authority;
+  SmolvmNetwork *network;
+  GHashTable *binaries; /* backend -> VMM binary */
+  gchar *qemu_machine;  /* the versioned q35 of the QEMU binary */
+} SmolvmContext;
+
+G_END_DECLS

@@ -1,0 +1,414 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+#include "smolvm-authority.h"
+#include "smolvm-call.h"
+#include "smolvm-error.h"
+#include "smolvm-fileutil.h"
+#include "smolvm-id.h"
+#include "smolvm-network.h"
+#include "smolvm-ops.h"
+#include "smolvm-registry.h"
+#include "smolvm-store.h"
+
+/* RestoreSnapshot: check vmstate.bin's checksum, stop the VM of the
+ * snapshot's id (or recreate it from the snapshot), set its disk aside and
+ * copy the snapshot's in its place, have a fresh VMM load the state. The
+ * VM's own disk is dropped only once the snapshot runs. Rollback: the VM
+ * ends stopped with its own disk back; a recreated VM is gone again. */
+typedef struct {
+  SmolvmCall call;
+  gchar *snapshot_id;
+  gchar *vm_id;
+  gboolean resume;
+  gboolean force;
+  SmolvmSnapshot *snapshot;
+  SmolvmVm *vm;
+  gboolean vm_is_new;
+  gboolean holds_vm;
+  gboolean holds_vm_id;
+  gboolean holds_snapshot;
+  gchar *backup_disk;
+  GError *error; /* the failure a rollback reports at its end */
+} SnapshotRestore;
+
+static void
+snapshot_restore_clear (SnapshotRestore *op)
+{
+  SmolvmContext *ctx = op->call.ctx;
+  if (op->holds_vm)
+    smolvm_vm_end_op (op->vm);
+  if (op->holds_snapshot)
+    smolvm_registry_release_snapshot (ctx->registry, op->snapshot_id);
+  if (op->holds_vm_id)
+    smolvm_registry_release_vm_id (ctx->registry, op->vm_id);
+  g_free (op->snapshot_id);
+  g_free (op->vm_id);
+  g_clear_object (&op->snapshot);
+  g_clear_object (&op->vm);
+  g_free (op->backup_disk);
+  g_clear_error (&op->error);
+}
+
+static SmolvmDbusSnapshot *
+snapshot_iface (SnapshotRestore *op)
+{
+  return SMOLVM_DBUS_SNAPSHOT (op->snapshot);
+}
+
+/* ---- rollback ---- */
+
+/* Before anything changed: only a recreated VM's directory (still empty)
+ * and network claim need undoing. */
+static void
+abandon (SnapshotRestore *op, GError *error)
+{
+  if (op->vm_is_new) {
+    g_autoptr(GError) local_error = NULL;
+    smolvm_network_release (op->call.ctx->network, op->vm_id,
+                            smolvm_vm_get_network_config (op->vm));
+    if (!smolvm_rm_rf (smolvm_vm_get_dir (op->vm), &local_error))
+      g_warning ("%s", local_error->message);
+  }
+  g_prefix_error (&error, "Cannot restore snapshot '%s': ", op->snapshot_id);
+  smolvm_call_fail (&op->call, error);
+}
+
+static void
+on_rollback_vm_removed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SnapshotRestore *op = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!smolvm_store_discard_finish (SMOLVM_STORE (source), result, &error))
+    g_warning ("%s", error->message);
+  smolvm_call_fail (&op->call, g_steal_pointer (&op->error));
+}
+
+static void
+rollback_forget_new_vm (SnapshotRestore *op)
+{
+  SmolvmContext *ctx = op->call.ctx;
+
+  if (!op->vm_is_new) {
+    smolvm_call_fail (&op->call, g_steal_pointer (&op->error));
+    return;
+  }
+  smolvm_network_release (ctx->network, op->vm_id, smolvm_vm_get_network_config (op->vm));
+  smolvm_store_discard_async (ctx->store, smolvm_vm_get_dir (op->vm), on_rollback_vm_removed, op);
+}
+
+static void
+on_rollback_disk_removed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SnapshotRestore *op = user_data;
+  const gchar *disk = smolvm_vm_get_disk_path (op->vm);
+  g_autoptr(GError) error = NULL;
+
+  if (!smolvm_store_discard_finish (SMOLVM_STORE (source), result, &error) ||
+      rename (op->backup_disk, disk) != 0)
+    g_warning ("Cannot put back the disk of VM '%s' (it is at %s): %s", op->vm_id,
+               op->backup_disk, error != NULL ? error->message : g_strerror (errno));
+  rollback_forget_new_vm (op);
+}
+
+static void
+on_rollback_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SnapshotRestore *op = user_data;
+
+  smolvm_vm_op_finish (SMOLVM_VM (source), result, NULL);
+  if (op->backup_disk == NULL) {
+    rollback_forget_new_vm (op);
+    return;
+  }
+  smolvm_store_discard_async (op->call.ctx->store, smolvm_vm_get_disk_path (op->vm),
+                              on_rollback_disk_removed, op);
+}
+
+/* The VM ends stopped with its previous disk; a recreated VM is gone. */
+static void
+rollback (SnapshotRestore *op, GError *error)
+{
+  g_prefix_error (&error, "Cannot restore snapshot '%s': ", op->snapshot_id);
+  op->error = error;
+  smolvm_vm_stop_async (op->vm, on_rollback_stopped, op);
+}
+
+/* ---- steps ---- */
+
+static void
+on_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SnapshotRestore *op = user_data;
+  SmolvmContext *ctx = op->call.ctx;
+  GError *error = NULL;
+  gboolean was_restored = smolvm_dbus_snapshot_get_restored (snapshot_iface (op));
+  g_autofree gchar *was_vm = g_strdup (smolvm_dbus_snapshot_get_restored_vm_id (snapshot_iface (op)));
+
+  if (!smolvm_vm_op_finish (SMOLVM_VM (source), result, &error) ||
+      !smolvm_call_check_cancelled (&op->call, &error)) {
+    rollback (op, error);
+    return;
+  }
+  smolvm_job_set_cancelable (op->call.job, FALSE);
+  smolvm_call_set_phase (&op->call, "committing");
+  smolvm_snapshot_mark_restored (op->snapshot, TRUE, op->vm_id);
+  if (!smolvm_snapshot_save (op->snapshot, NULL, &error)) {
+    /* what is on disk still says the old values; so must the object */
+    smolvm_snapshot_mark_restored (op->snapshot, was_restored, was_vm);
+    rollback (op, error);
+    return;
+  }
+  smolvm_vm_set_restored_from (op->vm, op->snapshot_id);
+  if (op->backup_disk != NULL) {
+    g_autoptr(GError) discard_error = NULL;
+    if (!smolvm_store_discard (ctx->store, op->backup_disk, &discard_error))
+      g_warning ("%s", discard_error->message);
+  }
+  if (op->vm_is_new)
+    smolvm_registry_add_vm (ctx->registry, op->vm);
+  smolvm_call_return (&op->call, g_variant_new ("(o)", smolvm_vm_get_object_path (op->vm)));
+}
+
+static void
+on_disk_copied (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SnapshotRestore *op = user_data;
+  GError *error = NULL;
+
+  if (!smolvm_copy_file_sparse_finish (result, &error) ||
+      !smolvm_call_check_cancelled (&op->call, &error)) {
+    rollback (op, error);
+    return;
+  }
+  smolvm_vm_load_snapshot_async (op->vm,
+                                 smolvm_dbus_snapshot_get_snapshot_path (snapshot_iface (op)),
+                                 smolvm_dbus_snapshot_get_mem_file_path (snapshot_iface (op)),
+                                 op->resume, smolvm_call_get_progress (&op->call),
+                                 smolvm_call_get_cancellable (&op->call), on_loaded, op);
+}
+
+static void
+copy_disk (SnapshotRestore *op)
+{
+  const gchar *disk = smolvm_vm_get_disk_path (op->vm);
+  GError *error = NULL;
+
+  if (!smolvm_call_check_cancelled (&op->call, &error)) {
+    rollback (op, error);
+    return;
+  }
+  /* keep the VM's disk aside, so that a failed restore can put it back */
+  if (g_file_test (disk, G_FILE_TEST_EXISTS)) {
+    g_autofree gchar *backup = smolvm_store_pre_restore_path (disk);
+    /* a leftover of an earlier restore goes first, off the main loop */
+    if (g_file_test (backup, G_FILE_TEST_EXISTS) &&
+        !smolvm_store_discard (op->call.ctx->store, backup, &error)) {
+      rollback (op, error);
+      return;
+    }
+    if (rename (disk, backup) != 0) {
+      smolvm_error_set_errno (&error, errno, "Cannot set aside the disk of VM '%s'", op->vm_id);
+      rollback (op, error);
+      return;
+    }
+    op->backup_disk = g_steal_pointer (&backup);
+  }
+  smolvm_progress_set_phase (smolvm_call_get_progress (&op->call), "copying-disk", TRUE);
+  smolvm_copy_file_sparse_async (smolvm_dbus_snapshot_get_disk_path (snapshot_iface (op)), disk,
+                                 smolvm_call_get_progress (&op->call),
+                                 smolvm_call_get_cancellable (&op->call), on_disk_copied, op);
+}
+
+static void
+on_vm_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  smolvm_vm_op_finish (SMOLVM_VM (source), result, NULL);
+  copy_disk (user_data);
+}
+
+/* A running VM of this id goes first; then its disk is replaced. */
+static void
+stop_vm (SnapshotRestore *op)
+{
+  GError *error = NULL;
+
+  if (!smolvm_call_check_cancelled (&op->call, &error)) {
+    abandon (op, error);
+    return;
+  }
+  if (smolvm_vm_get_vmm (op->vm) == NULL) {
+    copy_disk (op);
+    return;
+  }
+  smolvm_call_set_phase (&op->call, "stopping");
+  smolvm_vm_stop_async (op->vm, on_vm_stopped, op);
+}
+
+static void
+on_vmstate_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SnapshotRestore *op = user_data;
+  GError *error = NULL;
+  g_autofree gchar *sha256 = smolvm_file_sha256_finish (result, &error);
+
+  if (sha256 == NULL) {
+    abandon (op, error);
+    return;
+  }
+  if (g_strcmp0 (sha256, smolvm_snapshot_get_vmstate_sha256 (op->snapshot)) != 0) {
+    abandon (op, g_error_new_literal (SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                                      "its vmstate.bin is damaged (checksum mismatch)"));
+    return;
+  }
+  stop_vm (op);
+}
+
+static gboolean
+vm_matches_snapshot (SmolvmVm *vm, SmolvmSnapshot *snapshot, GError **error)
+{
+  g_autoptr(GVariant) vm_config =
+    g_variant_ref_sink (smolvm_vm_config_to_variant (smolvm_vm_get_config (vm)));
+  g_autoptr(GVariant) snapshot_config =
+    g_variant_ref_sink (smolvm_vm_config_to_variant (smolvm_snapshot_get_vm_config (snapshot)));
+
+  if (g_variant_equal (vm_config, snapshot_config) &&
+      g_variant_equal (smolvm_vm_get_network_config (vm),
+                       smolvm_snapshot_get_network_config (snapshot)))
+    return TRUE;
+  g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_STATE,
+               "VM '%s' now has another configuration or network identity than when snapshot "
+               "'%s' was taken; delete the VM, and the restore recreates it as it was",
+               smolvm_vm_get_id (vm), smolvm_snapshot_get_id (snapshot));
+  return FALSE;
+}
+
+/* The VM was deleted: its identity comes back from the snapshot. */
+static gboolean
+recreate_vm (SnapshotRestore *op, GError **error)
+{
+  SmolvmContext *ctx = op->call.ctx;
+  GVariant *net = smolvm_snapshot_get_network_config (op->snapshot);
+  g_autofree gchar *dir = smolvm_store_vm_dir (ctx->store, op->vm_id);
+
+  if (!smolvm_registry_reserve_vm_id (ctx->registry, op->vm_id, error))
+    return FALSE;
+  op->holds_vm_id = TRUE;
+  if (!smolvm_network_claim (ctx->network, op->vm_id, net, error))
+    return FALSE;
+  if (!smolvm_store_make_record_dir (ctx->store, dir, error)) {
+    smolvm_network_release (ctx->network, op->vm_id, net);
+    return FALSE;
+  }
+  op->vm = smolvm_vm_new (ctx, smolvm_snapshot_get_vm_config (op->snapshot), net);
+  op->vm_is_new = TRUE;
+  return TRUE;
+}
+
+static void
+snapshot_restore_run (SmolvmCall *call)
+{
+  SnapshotRestore *op = (SnapshotRestore *) call;
+  SmolvmContext *ctx = call->ctx;
+  SmolvmProgress *progress;
+  GError *error = NULL;
+  const gchar *vmstate;
+  guint64 size = 0;
+
+  op->snapshot = smolvm_registry_get_snapshot (ctx->registry, op->snapshot_id, &error);
+  if (op->snapshot == NULL) {
+    smolvm_call_fail (call, error);
+    return;
+  }
+  g_object_ref (op->snapshot);
+  g_free (op->vm_id);
+  op->vm_id = g_strdup (smolvm_snapshot_get_vm_id (op->snapshot));
+  if (!smolvm_registry_check_snapshot_unused (ctx->registry, op->snapshot_id, "; stop it first",
+                                              &error)) {
+    smolvm_call_fail (call, error);
+    return;
+  }
+  if (smolvm_dbus_snapshot_get_restored (snapshot_iface (op)) && !op->force) {
+    smolvm_call_fail_literal (call, SMOLVM_ERROR_ALREADY_RESTORED,
+                              "Snapshot '%s' was already restored into VM '%s'; use force to "
+                              "restore it again",
+                              op->snapshot_id,
+                              smolvm_dbus_snapshot_get_restored_vm_id (snapshot_iface (op)));
+    return;
+  }
+  if (!smolvm_registry_hold_snapshot (ctx->registry, op->snapshot_id, "restore", &error)) {
+    smolvm_call_fail (call, error);
+    return;
+  }
+  op->holds_snapshot = TRUE;
+
+  op->vm = smolvm_registry_lookup_vm (ctx->registry, op->vm_id);
+  if (op->vm != NULL) {
+    g_object_ref (op->vm);
+    /* the snapshot's identity or nothing: a VM re-created under the same id
+     * with other settings would run the old guest under false properties */
+    if (!vm_matches_snapshot (op->vm, op->snapshot, &error)) {
+      smolvm_call_fail (call, error);
+      return;
+    }
+  } else if (!recreate_vm (op, &error)) {
+    smolvm_call_fail (call, error);
+    return;
+  }
+  if (!smolvm_vm_begin_op (op->vm, "restore", &error)) {
+    abandon (op, error);
+    return;
+  }
+  op->holds_vm = TRUE;
+
+  smolvm_call_start_job (call, SMOLVM_JOB_SNAPSHOT_RESTORE, SMOLVM_ACTION_SNAPSHOT_RESTORE, TRUE,
+                         smolvm_snapshot_get_object_path (op->snapshot),
+                         smolvm_vm_get_object_path (op->vm), NULL);
+  call->cancelled_summary = g_strdup_printf ("snapshot '%s' was not restored", op->snapshot_id);
+  progress = smolvm_call_get_progress (call);
+  vmstate = smolvm_dbus_snapshot_get_snapshot_path (snapshot_iface (op));
+  if (smolvm_file_data_size (smolvm_dbus_snapshot_get_disk_path (snapshot_iface (op)), &size,
+                             NULL))
+    smolvm_progress_expect (progress, size);
+  if (smolvm_vm_load_copies_memory (op->vm) &&
+      smolvm_file_data_size (smolvm_dbus_snapshot_get_mem_file_path (snapshot_iface (op)), &size,
+                             NULL))
+    smolvm_progress_expect (progress, size);
+  if (smolvm_snapshot_get_vmstate_sha256 (op->snapshot) == NULL) {
+    stop_vm (op);
+    return;
+  }
+  if (smolvm_file_data_size (vmstate, &size, NULL))
+    smolvm_progress_expect (progress, size);
+  smolvm_progress_set_phase (progress, "checksumming", TRUE);
+  smolvm_file_sha256_async (vmstate, progress, smolvm_call_get_cancellable (call),
+                            on_vmstate_hashed, op);
+}
+
+void
+smolvm_op_snapshot_restore (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
+                            const gchar *snapshot_id, GVariant *options)
+{
+  SnapshotRestore *op =
+    smolvm_call_new0 (SnapshotRestore, ctx, invocation, snapshot_restore_clear);
+  GError *error = NULL;
+  SmolvmSnapshot *snapshot;
+
+  op->snapshot_id = g_strdup (snapshot_id);
+  if (!smolvm_id_validate (snapshot_id, "snapshot id", &error) ||
+      !smolvm_call_check_options (options, (const gchar *[]){ "resume", "force", NULL }, &error)) {
+    smolvm_call_fail (&op->call, error);
+    return;
+  }
+  op->resume = smolvm_call_option_bool (options, "resume");
+  op->force = smolvm_call_option_bool (options, "force");
+  /* polkit rules may want the VM of a snapshot-wide action */
+  snapshot = smolvm_registry_lookup_snapshot (ctx->registry, snapshot_id);
+  op->vm_id = snapshot != NULL ? g_strdup (smolvm_snapshot_get_vm_id (snapshot)) : NULL;
+  smolvm_call_authorize (&op->call, SMOLVM_ACTION_SNAPSHOT_RESTORE, op->vm_id, op->snapshot_id,
+                         "restore", snapshot_restore_run);
+}

@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "smolvm-error.h"
+#include "smolvm-id.h"
+#include "smolvm-registry.h"
+
+struct _SmolvmRegistry {
+  GObject parent_instance;
+  GDBusObjectManagerServer *object_manager;
+  GHashTable *vms;            /* id -> SmolvmVm */
+  GHashTable *snapshots;      /* id -> SmolvmSnapshot */
+  GHashTable *jobs;           /* SmolvmJob set */
+  GHashTable *reserved_vm_ids;
+  GHashTable *busy_snapshots; /* id -> what is under way */
+  guint last_job;
+};
+
+G_DEFINE_TYPE (SmolvmRegistry, smolvm_registry, G_TYPE_OBJECT)
+
+static void
+smolvm_registry_dispose (GObject *object)
+{
+  SmolvmRegistry *self = SMOLVM_REGISTRY (object);
+  g_hash_table_remove_all (self->jobs);
+  g_hash_table_remove_all (self->vms);
+  g_hash_table_remove_all (self->snapshots);
+  g_clear_object (&self->object_manager);
+  G_OBJECT_CLASS (smolvm_registry_parent_class)->dispose (object);
+}
+
+static void
+smolvm_registry_finalize (GObject *object)
+{
+  SmolvmRegistry *self = SMOLVM_REGISTRY (object);
+  g_hash_table_unref (self->vms);
+  g_hash_table_unref (self->snapshots);
+  g_hash_table_unref (self->jobs);
+  g_hash_table_unref (self->reserved_vm_ids);
+  g_hash_table_unref (self->busy_snapshots);
+  G_OBJECT_CLASS (smolvm_registry_parent_class)->finalize (object);
+}
+
+static void
+smolvm_registry_class_init (SmolvmRegistryClass *klass)
+{
+  G_OBJECT_CLASS (klass)->dispose = smolvm_registry_dispose;
+  G_OBJECT_CLASS (klass)->finalize = smolvm_registry_finalize;
+}
+
+static void
+smolvm_registry_init (SmolvmRegistry *self)
+{
+  self->vms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  self->snapshots = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  self->jobs = g_hash_table_new_full (g_direct_hash, g_direct_equal, g_object_unref, NULL);
+  self->reserved_vm_ids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->busy_snapshots = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+}
+
+SmolvmRegistry *
+smolvm_registry_new (const gchar *root_path)
+{
+  SmolvmRegistry *self = g_object_new (SMOLVM_TYPE_REGISTRY, NULL);
+  self->object_manager = g_dbus_object_manager_server_new (root_path);
+  return self;
+}
+
+GDBusObjectManagerServer *
+smolvm_registry_get_object_manager (SmolvmRegistry *self)
+{
+  return self->object_manager;
+}
+
+static void
+export (SmolvmRegistry *self, const gchar *path, GDBusInterfaceSkeleton *iface)
+{
+  g_autoptr(GDBusObjectSkeleton) object = g_dbus_object_skeleton_new (path);
+  g_dbus_object_skeleton_add_interface (object, iface);
+  g_dbus_object_manager_server_export (self->object_manager, object);
+}
+
+/* ---- VMs ---- */
+
+void
+smolvm_registry_add_vm (SmolvmRegistry *self, SmolvmVm *vm)
+{
+  g_hash_table_insert (self->vms, g_strdup (smolvm_vm_get_id (vm)), g_object_ref (vm));
+  export (self, smolvm_vm_get_object_path (vm), G_DBUS_INTERFACE_SKELETON (vm));
+}
+
+void
+smolvm_registry_remove_vm (SmolvmRegistry *self, SmolvmVm *vm)
+{
+  const gchar *id = smolvm_vm_get_id (vm);
+  if (g_hash_table_lookup (self->vms, id) != vm)
+    return;
+  g_dbus_object_manager_server_unexport (self->object_manager, smolvm_vm_get_object_path (vm));
+  g_hash_table_remove (self->vms, id);
+}
+
+SmolvmVm *
+smolvm_registry_lookup_vm (SmolvmRegistry *self, const gchar *vm_id)
+{
+  return g_hash_table_lookup (self->vms, vm_id);
+}
+
+SmolvmVm *
+smolvm_registry_get_vm (SmolvmRegistry *self, const gchar *vm_id, GError **error)
+{
+  SmolvmVm *vm = g_hash_table_lookup (self->vms, vm_id);
+  if (vm == NULL)
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND, "VM '%s' not found", vm_id);
+  return vm;
+}
+
+static gint
+compare_vms (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (smolvm_vm_get_id (*(SmolvmVm **) a), smolvm_vm_get_id (*(SmolvmVm **) b));
+}
+
+GPtrArray *
+smolvm_registry_list_vms (SmolvmRegistry *self)
+{
+  GPtrArray *list = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->vms);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (list, value);
+  g_ptr_array_sort (list, compare_vms);
+  return list;
+}
+
+/* ---- snapshots ---- */
+
+void
+smolvm_registry_add_snapshot (SmolvmRegistry *self, SmolvmSnapshot *snapshot)
+{
+  g_hash_table_insert (self->snapshots, g_strdup (smolvm_snapshot_get_id (snapshot)),
+                       g_object_ref (snapshot));
+  export (self, smolvm_snapshot_get_object_path (snapshot), G_DBUS_INTERFACE_SKELETON (snapshot));
+}
+
+void
+smolvm_registry_remove_snapshot (SmolvmRegistry *self, SmolvmSnapshot *snapshot)
+{
+  const gchar *id = smolvm_snapshot_get_id (snapshot);
+  if (g_hash_table_lookup (self->snapshots, id) != snapshot)
+    return;
+  g_dbus_object_manager_server_unexport (self->object_manager,
+                                         smolvm_snapshot_get_object_path (snapshot));
+  g_hash_table_remove (self->snapshots, id);
+}
+
+SmolvmSnapshot *
+smolvm_registry_lookup_snapshot (SmolvmRegistry *self, const gchar *snapshot_id)
+{
+  return g_hash_table_lookup (self->snapshots, snapshot_id);
+}
+
+SmolvmSnapshot *
+smolvm_registry_get_snapshot (SmolvmRegistry *self, const gchar *snapshot_id, GError **error)
+{
+  SmolvmSnapshot *snapshot = g_hash_table_lookup (self->snapshots, snapshot_id);
+  if (snapshot == NULL)
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND, "Snapshot '%s' not found",
+                 snapshot_id);
+  return snapshot;
+}
+
+static gint
+compare_snapshots (gconstpointer a, gconstpointer b)
+{
+  SmolvmSnapshot *sa = *(SmolvmSnapshot **) a;
+  SmolvmSnapshot *sb = *(SmolvmSnapshot **) b;
+  gint64 ta = smolvm_snapshot_get_created_at (sa);
+  gint64 tb = smolvm_snapshot_get_created_at (sb);
+  if (ta != tb)
+    return ta < tb ? -1 : 1;
+  return g_strcmp0 (smolvm_snapshot_get_id (sa), smolvm_snapshot_get_id (sb));
+}
+
+GPtrArray *
+smolvm_registry_list_snapshots (SmolvmRegistry *self, const gchar *vm_id)
+{
+  GPtrArray *list = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->snapshots);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (vm_id == NULL || vm_id[0] == '\0' || g_str_equal (smolvm_snapshot_get_vm_id (value), vm_id))
+      g_ptr_array_add (list, value);
+  g_ptr_array_sort (list, compare_snapshots);
+  return list;
+}
+
+/* ---- jobs ---- */
+
+guint
+smolvm_registry_next_job_number (SmolvmRegistry *self)
+{
+  return ++self->last_job;
+}
+
+void
+smolvm_registry_add_job (SmolvmRegistry *self, SmolvmJob *job)
+{
+  g_hash_table_add (self->jobs, g_object_ref (job));
+  export (self, smolvm_job_get_object_path (job), G_DBUS_INTERFACE_SKELETON (job));
+}
+
+void
+smolvm_registry_remove_job (SmolvmRegistry *self, SmolvmJob *job)
+{
+  if (!g_hash_table_contains (self->jobs, job))
+    return;
+  g_dbus_object_manager_server_unexport (self->object_manager, smolvm_job_get_object_path (job));
+  g_hash_table_remove (self->jobs, job);
+}
+
+/* ---- reservations ---- */
+
+gboolean
+smolvm_registry_vm_id_taken (const gchar *vm_id, gpointer user_data)
+{
+  SmolvmRegistry *self = user_data;
+  return g_hash_table_contains (self->vms, vm_id) ||
+         g_hash_table_contains (self->reserved_vm_ids, vm_id);
+}
+
+gboolean
+smolvm_registry_snapshot_id_taken (const gchar *snapshot_id, gpointer user_data)
+{
+  SmolvmRegistry *self = user_data;
+  return g_hash_table_contains (self->snapshots, snapshot_id) ||
+         g_hash_table_contains (self->busy_snapshots, snapshot_id);
+}
+
+gboolean
+smolvm_registry_reserve_vm_id (SmolvmRegistry *self, const gchar *vm_id, GError **error)
+{
+  if (g_hash_table_contains (self->reserved_vm_ids, vm_id)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_IN_USE, "VM '%s' is being created", vm_id);
+    return FALSE;
+  }
+  if (g_hash_table_contains (self->vms, vm_id)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_ALREADY_EXISTS, "VM '%s' already exists",
+                 vm_id);
+    return FALSE;
+  }
+  g_hash_table_add (self->reserved_vm_ids, g_strdup (vm_id));
+  return TRUE;
+}
+
+void
+smolvm_registry_release_vm_id (SmolvmRegistry *self, const gchar *vm_id)
+{
+  g_hash_table_remove (self->reserved_vm_ids, vm_id);
+}
+
+gboolean
+smolvm_registry_hold_snapshot (SmolvmRegistry *self, const gchar *snapshot_id, const gchar *what,
+                               GError **error)
+{
+  const gchar *busy = g_hash_table_lookup (self->busy_snapshots, snapshot_id);
+  if (busy != NULL) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_IN_USE,
+                 "Snapshot '%s' is busy (%s in progress); try again when it is done",
+                 snapshot_id, busy);
+    return FALSE;
+  }
+  g_hash_table_insert (self->busy_snapshots, g_strdup (snapshot_id), g_strdup (what));
+  return TRUE;
+}
+
+void
+smolvm_registry_release_snapshot (SmolvmRegistry *self, const gchar *snapshot_id)
+{
+  g_hash_table_remove (self->busy_snapshots, snapshot_id);
+}
+
+SmolvmVm *
+smolvm_registry_vm_using_snapshot (SmolvmRegistry *self, const gchar *snapshot_id)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->vms);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (smolvm_vm_is_active (value) &&
+        g_strcmp0 (smolvm_vm_get_restored_from (value), snapshot_id) == 0)
+      return value;
+  return NULL;
+}
+
+gboolean
+smolvm_registry_check_snapshot_unused (SmolvmRegistry *self, const gchar *snapshot_id,
+                                       const gchar *why, GError **error)
+{
+  SmolvmVm *user = smolvm_registry_vm_using_snapshot (self, snapshot_id);
+  if (user == NULL)
+    return TRUE;
+  g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_IN_USE,
+               "Snapshot '%s' is in use: VM '%s' was restored from it and is %s%s", snapshot_id,
+               smolvm_vm_get_id (user), smolvm_vm_get_state (user), why);
+  return FALSE;
+}

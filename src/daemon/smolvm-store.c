@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "smolvm-error.h"
+#include "smolvm-fileutil.h"
+#include "smolvm-snapshot.h"
+#include "smolvm-store.h"
+
+struct _SmolvmStore {
+  GObject parent_instance;
+  gchar *state_dir;
+  gchar *vms_dir;
+  gchar *snapshots_dir;
+  gchar *vm_runtime_root;
+};
+
+G_DEFINE_TYPE (SmolvmStore, smolvm_store, G_TYPE_OBJECT)
+
+#define TMP_PREFIX ".tmp-"
+#define TRASH_PREFIX ".trash-"
+#define PRE_RESTORE_SUFFIX ".pre-restore"
+
+static void
+smolvm_store_finalize (GObject *object)
+{
+  SmolvmStore *self = SMOLVM_STORE (object);
+  g_free (self->state_dir);
+  g_free (self->vms_dir);
+  g_free (self->snapshots_dir);
+  g_free (self->vm_runtime_root);
+  G_OBJECT_CLASS (smolvm_store_parent_class)->finalize (object);
+}
+
+static void
+smolvm_store_class_init (SmolvmStoreClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = smolvm_store_finalize;
+}
+
+static void
+smolvm_store_init (SmolvmStore *self)
+{
+}
+
+SmolvmStore *
+smolvm_store_new (const gchar *state_dir, const gchar *runtime_dir)
+{
+  SmolvmStore *self = g_object_new (SMOLVM_TYPE_STORE, NULL);
+  self->state_dir = g_strdup (state_dir);
+  self->vms_dir = g_build_filename (state_dir, "vms", NULL);
+  self->snapshots_dir = g_build_filename (state_dir, "snapshots", NULL);
+  self->vm_runtime_root = g_build_filename (runtime_dir, "vms", NULL);
+  return self;
+}
+
+static void remove_leftovers (const gchar *top, GPtrArray *records);
+
+gboolean
+smolvm_store_prepare (SmolvmStore *self, GError **error)
+{
+  if (!smolvm_mkdir_p (self->vms_dir, 0750, error) ||
+      !smolvm_mkdir_p (self->snapshots_dir, 0750, error) ||
+      !smolvm_mkdir_p (self->vm_runtime_root, 0750, error))
+    return FALSE;
+  remove_leftovers (self->vm_runtime_root, NULL);
+  return TRUE;
+}
+
+const gchar *smolvm_store_get_vms_dir (SmolvmStore *self) { return self->vms_dir; }
+const gchar *smolvm_store_get_snapshots_dir (SmolvmStore *self) { return self->snapshots_dir; }
+
+gchar *
+smolvm_store_vm_dir (SmolvmStore *self, const gchar *vm_id)
+{
+  return g_build_filename (self->vms_dir, vm_id, NULL);
+}
+
+gchar *
+smolvm_store_vm_runtime_dir (SmolvmStore *self, const gchar *vm_id)
+{
+  return g_build_filename (self->vm_runtime_root, vm_id, NULL);
+}
+
+gchar *
+smolvm_store_snapshot_dir (SmolvmStore *self, const gchar *snapshot_id)
+{
+  return g_build_filename (self->snapshots_dir, snapshot_id, NULL);
+}
+
+gchar *
+smolvm_store_snapshot_tmp_dir (SmolvmStore *self, const gchar *snapshot_id)
+{
+  g_autofree gchar *name = g_strconcat (TMP_PREFIX, snapshot_id, NULL);
+  return g_build_filename (self->snapshots_dir, name, NULL);
+}
+
+gchar *
+smolvm_store_pre_restore_path (const gchar *disk_path)
+{
+  return g_strconcat (disk_path, PRE_RESTORE_SUFFIX, NULL);
+}
+
+static const gchar *
+trash_parent (SmolvmStore *self, const gchar *path)
+{
+  return g_str_has_prefix (path, self->snapshots_dir) ? self->snapshots_dir : self->vms_dir;
+}
+
+gchar *
+smolvm_store_move_aside (SmolvmStore *self, const gchar *path, GError **error)
+{
+  g_autofree gchar *trash = g_build_filename (trash_parent (self, path), TRASH_PREFIX "XXXXXX", NULL);
+  g_autofree gchar *base = g_path_get_basename (path);
+  g_autofree gchar *parent = g_path_get_dirname (path);
+  g_autofree gchar *target = NULL;
+
+  if (g_mkdtemp (trash) == NULL) {
+    smolvm_error_set_errno (error, errno, "Cannot make %s", trash);
+    return NULL;
+  }
+  target = g_build_filename (trash, base, NULL);
+  if (rename (path, target) != 0 && errno != ENOENT) {
+    smolvm_error_set_errno (error, errno, "Cannot move %s aside", path);
+    rmdir (trash);
+    return NULL;
+  }
+  smolvm_fsync_dir (parent, NULL);
+  return g_steal_pointer (&trash);
+}
+
+static void
+on_removed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GError) error = NULL;
+  if (!smolvm_rm_rf_finish (result, &error))
+    g_warning ("%s", error->message);
+}
+
+void
+smolvm_store_remove_later (const gchar *path)
+{
+  smolvm_rm_rf_async (path, on_removed, NULL);
+}
+
+gboolean
+smolvm_store_discard (SmolvmStore *self, const gchar *path, GError **error)
+{
+  g_autofree gchar *trash = smolvm_store_move_aside (self, path, error);
+
+  if (trash == NULL)
+    return FALSE;
+  smolvm_store_remove_later (trash);
+  return TRUE;
+}
+
+static void
+on_discarded (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+
+  if (!smolvm_rm_rf_finish (result, &error))
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+void
+smolvm_store_discard_async (SmolvmStore *self, const gchar *path, GAsyncReadyCallback callback,
+                            gpointer user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
+  GError *error = NULL;
+  g_autofree gchar *trash = smolvm_store_move_aside (self, path, &error);
+
+  if (trash == NULL) {
+    g_task_return_error (task, error);
+    return;
+  }
+  smolvm_rm_rf_async (trash, on_discarded, g_steal_pointer (&task));
+}
+
+gboolean
+smolvm_store_discard_finish (SmolvmStore *self, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+gboolean
+smolvm_store_make_record_dir (SmolvmStore *self, const gchar *path, GError **error)
+{
+  /* what is there has no record: a leftover of a crash mid-create, maybe
+   * with a disk of many GiB, so it is removed off the main loop */
+  if (g_file_test (path, G_FILE_TEST_EXISTS) && !smolvm_store_discard (self, path, error))
+    return FALSE;
+  return smolvm_mkdir_p (path, 0750, error);
+}
+
+/* ---- publishing a snapshot ---- */
+
+typedef struct {
+  gchar *tmp_dir;
+  gchar *final_dir;
+  gchar *parent_dir;
+  gchar *metadata;
+} Commit;
+
+static void
+commit_free (Commit *commit)
+{
+  g_free (commit->tmp_dir);
+  g_free (commit->final_dir);
+  g_free (commit->parent_dir);
+  g_free (commit->metadata);
+  g_free (commit);
+}
+
+/* The VMM wrote these without syncing them (QEMU's migration stream never
+ * does); the metadata must not become durable before them. */
+static gboolean
+sync_file (const gchar *path, GError **error)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+  int errsv;
+
+  if (fd < 0)
+    return smolvm_error_set_errno (error, errno, "Cannot open %s", path);
+  errsv = fsync (fd) < 0 ? errno : 0;
+  close (fd);
+  if (errsv != 0)
+    return smolvm_error_set_errno (error, errsv, "Cannot sync %s", path);
+  return TRUE;
+}
+
+static void
+commit_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  Commit *commit = task_data;
+  g_autofree gchar *metadata = g_build_filename (commit->tmp_dir, SMOLVM_SNAPSHOT_METADATA, NULL);
+  g_autofree gchar *vmstate = g_build_filename (commit->tmp_dir, SMOLVM_SNAPSHOT_VMSTATE, NULL);
+  g_autofree gchar *mem = g_build_filename (commit->tmp_dir, SMOLVM_SNAPSHOT_MEM, NULL);
+  GError *error = NULL;
+
+  if (!sync_file (vmstate, &error) || !sync_file (mem, &error) ||
+      !smolvm_write_file_atomic (metadata, commit->metadata, -1, &error) ||
+      !smolvm_fsync_dir (commit->tmp_dir, &error)) {
+    g_task_return_error (task, error);
+    return;
+  }
+  if (rename (commit->tmp_dir, commit->final_dir) != 0) {
+    smolvm_error_set_errno (&error, errno, "Cannot move %s into place", commit->tmp_dir);
+    g_task_return_error (task, error);
+    return;
+  }
+  if (!smolvm_fsync_dir (commit->parent_dir, &error)) {
+    /* Not durable: a crash could lose it after the caller heard "created".
+     * Undo, so that the caller's rollback removes the right directory. */
+    if (rename (commit->final_dir, commit->tmp_dir) != 0) {
+      g_warning ("Snapshot %s is in place, but its directory could not be synced (%s)",
+                 commit->final_dir, error->message);
+      g_clear_error (&error);
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
+    g_task_return_error (task, error);
+    return;
+  }
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+smolvm_store_commit_snapshot_async (SmolvmStore *self, const gchar *tmp_dir,
+                                    const gchar *snapshot_id, const gchar *metadata,
+                                    GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
+  Commit *commit = g_new0 (Commit, 1);
+
+  commit->tmp_dir = g_strdup (tmp_dir);
+  commit->final_dir = smolvm_store_snapshot_dir (self, snapshot_id);
+  commit->parent_dir = g_strdup (self->snapshots_dir);
+  commit->metadata = g_strdup (metadata);
+  g_task_set_task_data (task, commit, (GDestroyNotify) commit_free);
+  g_task_run_in_thread (task, commit_thread);
+}
+
+gboolean
+smolvm_store_commit_snapshot_finish (SmolvmStore *self, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* ---- start-up ---- */
+
+/* Sends the dot-entries of @top that are ours to be removed: .tmp-*, a
+ * snapshot that never completed, and .trash-*, a removal cut short. Adds
+ * the other entries to @records, if given. */
+static void
+remove_leftovers (const gchar *top, GPtrArray *records)
+{
+  g_autoptr(GDir) dir = g_dir_open (top, 0, NULL);
+  const gchar *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
+    g_autofree gchar *path = g_build_filename (top, name, NULL);
+    if (name[0] != '.') {
+      if (records != NULL)
+        g_ptr_array_add (records, g_steal_pointer (&path));
+      continue;
+    }
+    if (g_str_has_prefix (name, TRASH_PREFIX)) {
+      g_message ("Removing leftover %s", path);
+      smolvm_store_remove_later (path);
+    } else if (g_str_has_prefix (name, TMP_PREFIX)) {
+      /* renamed first: a new .tmp- of the same id must not be removed */
+      g_autofree gchar *trash = g_build_filename (top, TRASH_PREFIX "XXXXXX", NULL);
+      g_autofree gchar *target = NULL;
+      g_message ("Removing leftover %s", path);
+      if (g_mkdtemp (trash) == NULL)
+        continue;
+      target = g_build_filename (trash, name, NULL);
+      if (rename (path, target) != 0)
+        g_warning ("Cannot move %s aside: %s", path, g_strerror (errno));
+      smolvm_store_remove_later (trash);
+    }
+  }
+}
+
+GPtrArray *
+smolvm_store_list_records (SmolvmStore *self, const gchar *kind, GError **error)
+{
+  const gchar *top = g_str_equal (kind, "vms") ? self->vms_dir : self->snapshots_dir;
+  g_autoptr(GPtrArray) records = g_ptr_array_new_with_free_func (g_free);
+
+  if (!g_file_test (top, G_FILE_TEST_IS_DIR)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "%s is not a directory", top);
+    return NULL;
+  }
+  remove_leftovers (top, records);
+  return g_steal_pointer (&records);
+}
+
+void
+smolvm_store_recover_restore (SmolvmStore *self, const gchar *vm_id, const gchar *disk_path,
+                              gboolean completed)
+{
+  g_autofree gchar *backup = smolvm_store_pre_restore_path (disk_path);
+  g_autoptr(GError) error = NULL;
+
+  if (!g_file_test (backup, G_FILE_TEST_EXISTS))
+    return;
+  if (completed) {
+    g_message ("VM '%s': a restore completed before a crash; dropping its old disk", vm_id);
+    if (!smolvm_store_discard (self, backup, &error))
+      g_warning ("%s", error->message);
+    return;
+  }
+  g_message ("VM '%s': undoing a restore a crash interrupted; its own disk is back", vm_id);
+  if (!smolvm_store_discard (self, disk_path, &error) || rename (backup, disk_path) != 0)
+    g_warning ("Cannot put back the disk of VM '%s' (it is at %s): %s", vm_id, backup,
+               error != NULL ? error->message : g_strerror (errno));
+}
+
+void
+smolvm_store_clear_runtime (SmolvmStore *self, const gchar *vm_id)
+{
+  g_autofree gchar *runtime_dir = smolvm_store_vm_runtime_dir (self, vm_id);
+  g_autofree gchar *trash = NULL;
+  g_autoptr(GDir) dir = g_dir_open (runtime_dir, 0, NULL);
+  const gchar *name;
+
+  if (dir == NULL)
+    return;
+  /* renamed away at once, so that a VM of the same id started meanwhile
+   * never loses a file of its own to the removal */
+  trash = g_build_filename (self->vm_runtime_root, TRASH_PREFIX "XXXXXX", NULL);
+  if (g_mkdtemp (trash) == NULL) {
+    g_warning ("Cannot make %s: %s", trash, g_strerror (errno));
+    return;
+  }
+  while ((name = g_dir_read_name (dir)) != NULL) {
+    g_autofree gchar *path = g_build_filename (runtime_dir, name, NULL);
+    g_autofree gchar *target = g_build_filename (trash, name, NULL);
+    if (!g_str_equal (name, "console.log") && rename (path, target) != 0)
+      g_warning ("Cannot move %s aside: %s", path, g_strerror (errno));
+  }
+  smolvm_store_remove_later (trash);
+}

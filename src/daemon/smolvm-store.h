@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define SMOLVM_TYPE_STORE (smolvm_store_get_type ())
+G_DECLARE_FINAL_TYPE (SmolvmStore, smolvm_store, SMOLVM, STORE, GObject)
+
+/* The on-disk layout, and the only place that builds a path in it:
+ *
+ *   STATE/vms/ID/{vm.json,disk.ext4[,disk.ext4.pre-restore]}
+ *   STATE/snapshots/ID/{vmstate.bin,mem.bin,disk.ext4,snapshot.json}
+ *   STATE/{vms,snapshots}/.tmp-ID     a snapshot (or VM) being built
+ *   STATE/{vms,snapshots}/.trash-XXXXXX  something being removed
+ *   RUNTIME/vms/ID/                   a VM's runtime files (console, sockets)
+ *
+ * Dot-entries are never records; start-up removes what a crash left. */
+SmolvmStore *smolvm_store_new (const gchar *state_dir, const gchar *runtime_dir);
+
+/* Creates the top directories. */
+gboolean smolvm_store_prepare (SmolvmStore *self, GError **error);
+
+const gchar *smolvm_store_get_vms_dir (SmolvmStore *self);
+const gchar *smolvm_store_get_snapshots_dir (SmolvmStore *self);
+
+gchar *smolvm_store_vm_dir (SmolvmStore *self, const gchar *vm_id);
+gchar *smolvm_store_vm_runtime_dir (SmolvmStore *self, const gchar *vm_id);
+gchar *smolvm_store_snapshot_dir (SmolvmStore *self, const gchar *snapshot_id);
+gchar *smolvm_store_snapshot_tmp_dir (SmolvmStore *self, const gchar *snapshot_id);
+/* Where a restore keeps a VM's own disk until the snapshot runs. */
+gchar *smolvm_store_pre_restore_path (const gchar *disk_path);
+
+/* Takes @path (a VM's or snapshot's file or directory) out of the way at
+ * once and durably: one rename into a new .trash- directory beside it.
+ * Returns that directory, for the caller to remove off the main loop. A
+ * missing @path is moved trivially. */
+gchar *smolvm_store_move_aside (SmolvmStore *self, const gchar *path, GError **error);
+/* move_aside(), then removal in a worker thread; failures are logged. */
+gboolean smolvm_store_discard (SmolvmStore *self, const gchar *path, GError **error);
+/* The same, completing once the removal is done, so that a reply sent
+ * after it finds the state directory as it will stay. */
+void smolvm_store_discard_async (SmolvmStore *self, const gchar *path,
+                                 GAsyncReadyCallback callback, gpointer user_data);
+gboolean smolvm_store_discard_finish (SmolvmStore *self, GAsyncResult *result, GError **error);
+/* Removal of a tree in a worker thread, failures logged. */
+void smolvm_store_remove_later (const gchar *path);
+
+/* Makes the directory of a new record: removes a leftover of a crash at
+ * @path first. */
+gboolean smolvm_store_make_record_dir (SmolvmStore *self, const gchar *path, GError **error);
+
+/* Worker thread: syncs vmstate.bin and mem.bin in @tmp_dir, writes
+ * snapshot.json (@metadata) atomically, then one rename publishes the
+ * directory as the snapshot @snapshot_id. Once the rename is durable the
+ * snapshot exists; if it cannot be made durable it is undone, and @tmp_dir
+ * is again what the caller must remove. */
+void smolvm_store_commit_snapshot_async (SmolvmStore *self, const gchar *tmp_dir,
+                                         const gchar *snapshot_id, const gchar *metadata,
+                                         GAsyncReadyCallback callback, gpointer user_data);
+gboolean smolvm_store_commit_snapshot_finish (SmolvmStore *self, GAsyncResult *result,
+                                              GError **error);
+
+/* Start-up: lists the record directories of @kind ("vms", "snapshots"),
+ * sending leftovers (.tmp-*, .trash-*) to be removed in a worker. */
+GPtrArray *smolvm_store_list_records (SmolvmStore *self, const gchar *kind, GError **error);
+
+/* Start-up: a restore sets the VM's disk aside and removes it once the VM
+ * runs the snapshot. Found now, the daemon died in between: a VM that got
+ * as far as running or paused (@completed) keeps the snapshot's disk;
+ * otherwise its own disk is put back. */
+void smolvm_store_recover_restore (SmolvmStore *self, const gchar *vm_id, const gchar *disk_path,
+                                   gboolean completed);
+
+/* The runtime dir lives in memory (/run): a RAM file left by a VMM that
+ * died while smolvmd was down would hold a guest's RAM for good. The console
+ * log stays: a restore of the VM's snapshot writes on in it. Removal runs
+ * in a worker. */
+void smolvm_store_clear_runtime (SmolvmStore *self, const gchar *vm_id);
+
+G_END_DECLS
