@@ -5,22 +5,13 @@
 
 Usage: test-cli-jobs.py [PATH-TO-smolvm]
 
-The CLI runs with the slave side of a pty as its controlling terminal,
-standard input and (unless said otherwise) standard output; standard error
-is a pipe, to tell the bar from the error. Ctrl-C is typed: \\x03 written to
-the master makes the terminal send SIGINT.
+The CLI runs on a pseudo-terminal (ptyrun.py); Ctrl-C is typed on it.
 """
 
-import fcntl
 import json
 import os
-import re
-import select
-import signal
-import struct
 import subprocess
 import sys
-import termios
 import time
 import unittest
 
@@ -28,87 +19,10 @@ SRCDIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, SRCDIR)
 from gi.repository import GLib  # noqa: E402
 from climock import MIB, MockSmolvmd, JobPlan, job_step, usec  # noqa: E402
+from ptyrun import DEADLINE, ERASE, PtyRun, bars  # noqa: E402
 
 CLI = os.path.abspath(sys.argv.pop(1)) if len(sys.argv) > 1 else os.path.join(
     SRCDIR, '..', 'build', 'src', 'cli', 'smolvm')
-DEADLINE = 30  # bounds every wait; never an assertion on time
-ERASE = '\r\x1b[K'
-# A drawn bar: carriage return, the line, clear to the end of the line.
-BAR_RE = re.compile(r'\r([^\r\n\x1b]+)\x1b\[K')
-
-
-def bars(out):
-    """The lines of the bar drawn in @out, in order."""
-    return BAR_RE.findall(out)
-
-
-class PtyRun:
-    """The CLI on a pseudo-terminal; collects what it writes on the terminal."""
-
-    def __init__(self, argv, env, stdout_tty=True, columns=120):
-        self.master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack('HHHH', 24, columns, 0, 0))
-
-        def controlling_tty():
-            os.setsid()
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-        self.proc = subprocess.Popen(
-            argv, env=env, stdin=slave, stdout=slave if stdout_tty else subprocess.PIPE,
-            stderr=subprocess.PIPE, preexec_fn=controlling_tty)
-        os.close(slave)
-        self.raw = b''
-        self.err = ''
-        self.rc = None
-
-    @property
-    def out(self):
-        # the terminal turns \n into \r\n
-        return self.raw.decode(errors='replace').replace('\r\n', '\n')
-
-    def pump(self, timeout=0.05):
-        ready, _, _ = select.select([self.master], [], [], timeout)
-        if ready:
-            try:
-                data = os.read(self.master, 65536)
-            except OSError:  # EIO: the slave side is closed
-                data = b''
-            self.raw += data
-            return bool(data)
-        return False
-
-    def wait_for(self, predicate, what):
-        end = time.monotonic() + DEADLINE
-        while not predicate():
-            if time.monotonic() > end:
-                self.kill()
-                raise AssertionError('gave up waiting for %s; output so far: %r' % (what, self.out))
-            self.pump()
-
-    def ctrl_c(self):
-        os.write(self.master, b'\x03')
-
-    def finish(self):
-        end = time.monotonic() + DEADLINE
-        while self.proc.poll() is None:
-            if time.monotonic() > end:
-                self.kill()
-                raise AssertionError('smolvm did not end; output: %r' % self.out)
-            self.pump()
-        while self.pump(0.01):
-            pass
-        stdout, stderr = self.proc.communicate()
-        self.err = stderr.decode()
-        if stdout:
-            self.raw += stdout
-        self.rc = self.proc.returncode
-        os.close(self.master)
-        return self
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
 
 
 class JobsTest(unittest.TestCase):
