@@ -382,6 +382,20 @@ class TestProgressAndCancel(CliCase):
                         repr(run.out[-300:]))
         self.assertEqual(self.env.snapshot_ids(), ["s1"])
 
+        # the other verbs with a Job: restore, create, delete
+        env = self.env
+        for argv, message in (
+                (["snapshot", "restore", "s1"], "Restored snapshot 's1' into VM 'big'.\n"),
+                (["create", "--kernel", env.kernel, "--rootfs", self.big, "--vm-id", "big2",
+                  "--mem", "128", "--no-network"], "Created VM 'big2'.\n"),
+                (["delete", "big2"], "Deleted VM 'big2'.\n")):
+            with self.subTest(argv=argv):
+                run = self.pty(*argv)
+                run.finish()
+                self.assertEqual((run.rc, run.err), (0, ""), run.out)
+                self.assertTrue(bars(run.out), run.out)
+                self.assertTrue(run.out.endswith(ERASE + message), repr(run.out[-300:]))
+
     def test_ctrl_c(self):
         env = self.env
         before = self.snapshots_dir()
