@@ -158,6 +158,37 @@ class TestCancel(JobCase):
         first, _ = env.wait_loaded_tick("big", since)
         self.assertGreater(first, 0)
 
+    def test_cancel_restore_over_a_running_vm_leaves_it_running(self):
+        """The snapshot's disk is copied while the VM still runs: a Cancel
+        during the copy does not touch the VM at all."""
+        env = self.env
+        env.running_vm("big", rootfs=self.big)
+        env.create_snapshot("big", "r3", **{"resume-source": True})
+        pid = env.vm_prop("big", "Pid")
+        before = self.state()
+        w = self.watch()
+        outcome = cancel_at(w, "copying-disk")
+        w.call(st.MANAGER_PATH, st.MANAGER_IFACE, "RestoreSnapshot",
+               GLib.Variant("(sa{sv})", ("r3", {})))
+        reply = w.wait_reply()
+        job = w.only_job()
+        self.assertEqual(outcome, [None])
+        self.assertCancelled(w, job, reply)
+        self.assertNotIn("stopping", w.phases(job))
+        self.assertEqual(self.state(), before)
+        self.assertEqual(env.vm_state("big"), "running")
+        self.assertEqual(env.vm_prop("big", "Pid"), pid)
+        since = env.console_size("big")
+        env.wait_tick("big", env.last_tick("big") + 1, since)
+        # a restore that goes through stops it only after the copy
+        w2 = self.watch()
+        w2.call(st.MANAGER_PATH, st.MANAGER_IFACE, "RestoreSnapshot",
+                GLib.Variant("(sa{sv})", ("r3", {"resume": GLib.Variant("b", True)})))
+        self.assertEqual(w2.wait_reply()[0], "ok")
+        phases = w2.phases(w2.only_job())
+        self.assertLess(phases.index("copying-disk"), phases.index("stopping"))
+        self.assertNotEqual(env.vm_prop("big", "Pid"), pid)
+
     def test_cancel_restore_puts_the_previous_disk_back(self):
         env = self.env
         env.running_vm("big", rootfs=self.big)
@@ -185,9 +216,15 @@ class TestCancel(JobCase):
         cfg = {"vm_id": GLib.Variant("s", "newbig"), "kernel_path": GLib.Variant("s", env.kernel),
                "rootfs_path": GLib.Variant("s", self.big),
                "mem_size_mib": GLib.Variant("u", 128), "network": GLib.Variant("b", False)}
+        vms_dir = os.path.join(env.state_dir, "vms")
         w.call(st.MANAGER_PATH, st.MANAGER_IFACE, "CreateVM", GLib.Variant("(a{sv})", (cfg,)))
+        w.run_until(lambda: w.reply is not None, "the method's reply")
+        # at once: the rollback is over when the caller hears of it, the
+        # partial disk included (no .trash- directory still being removed)
+        left = os.listdir(vms_dir)
         reply = w.wait_reply()
         job = w.only_job()
+        self.assertEqual(left, [])
         self.assertEqual(outcome, [None])
         self.assertCancelled(w, job, reply)
         self.assertEqual(w.props[job]["Operation"], "vm-create")

@@ -37,6 +37,7 @@ try:
     gi.require_version("Gio", "2.0")
     from gi.repository import Gio, GLib
     import dbusmock  # noqa: F401  (run as `python3 -m dbusmock`; checked here)
+    from jobwatch import JOB_IFACE, JobWatch
     MISSING = None
 except (ImportError, ValueError) as e:
     MISSING = "needs python3-gi and python3-dbusmock: %s" % e
@@ -52,6 +53,9 @@ RESTORE = "org.smolvm.snapshot.restore"
 DELETE = "org.smolvm.snapshot.delete"
 MANAGE = "org.smolvm.vm.manage"
 ACTIONS = (CREATE, RESTORE, DELETE, MANAGE)
+MIB = 1024 * 1024
+# a disk of real data: its copy takes long enough for a Cancel to land in it
+BIG = 1536 * MIB
 INTERACTIVE = 1  # POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION
 TIMEOUT_MS = int(st.DEADLINE * 2 * 1000)
 
@@ -608,6 +612,16 @@ class TestStockTemplate(PolkitCase):
         self.assertEqual(env.vm_state("idv"), "running")
 
 
+def make_big_rootfs(path):
+    """@BIG bytes of data that is not all the same (no dedup, no holes); as in
+    test-jobs.py."""
+    block = bytearray(os.urandom(4 * MIB))
+    with open(path, "wb") as f:
+        for i in range(BIG // len(block)):
+            block[:8] = i.to_bytes(8, "little")
+            f.write(block)
+
+
 def cli(env, *args):
     """The smolvm CLI on the system bus (no --session)."""
     argv = [st.CLI] + list(args)
@@ -776,6 +790,105 @@ class TestRecorder(PolkitCase):
         self.assertEqual(check["details"], {"vm_id": "f-vm", "snapshot_id": "f-s",
                                             "verb": "create"})
         self.assertEqual(env.snapshot_ids(), ["f-s"])
+
+    @st.unittest.skipUnless(st.IS_ROOT, "needs root (a second uid)")
+    def test_job_cancel_by_starter_or_polkit(self):
+        """Job.Cancel: the uid that started the job may cancel it; anyone else
+        needs the operation's polkit action (verb "cancel")."""
+        env, client, mock = self.system_env()
+        mock.answer("yes")
+        big = os.path.join(env.root, "big.ext4")
+        make_big_rootfs(big)
+        cfg = asv(vm_id="j-vm", kernel_path=env.kernel, rootfs_path=big, mem_size_mib=128,
+                  vcpu_count=1, network=False)
+        client.smolvm(st.MANAGER_PATH, "CreateVM", v("a{sv}", cfg))
+        self.start_vm(env, client, "j-vm")
+
+        def cancel_as(uid, job):
+            """Job.Cancel from another process as @uid; None or the error."""
+            try:
+                env.gdbus(job, "Cancel", "@a{sv} {}", iface=JOB_IFACE, as_user=uid)
+                return None
+            except st.DBusError as e:
+                return e
+
+        def cancel_as_root(job):
+            """Job.Cancel from root's other connection (not the starter's)."""
+            try:
+                client.call(st.BUS_NAME, job, JOB_IFACE, "Cancel", v("a{sv}", {}))
+                return None
+            except st.DBusError as e:
+                return e
+
+        def run(snapshot_id, answer, cancel):
+            """CreateSnapshot as root; once its Job copies the disk, polkit is
+            told to answer @answer and cancel(job) runs. Returns (the watch,
+            the job, what cancel returned, the checks polkit saw meanwhile,
+            the reply)."""
+            w = JobWatch(env)
+            self.addCleanup(w.close)
+            seen = []
+
+            def on_props(path, changed):
+                if not seen and changed.get("Phase") == "copying-disk":
+                    mock.clear()
+                    mock.answer(answer)
+                    seen.append(path)
+                    seen.append(cancel(path))
+                    seen.append(mock.checks())
+                    mock.answer("yes")
+            w.on_props = on_props
+            w.call(st.MANAGER_PATH, st.MANAGER_IFACE, "CreateSnapshot",
+                   v("ssa{sv}", "j-vm", snapshot_id, asv(resume_source=True)))
+            reply = w.wait_reply()
+            self.assertEqual(len(seen), 3, "the job never reached copying-disk: %r" % (reply,))
+            job, outcome, checks = seen
+            self.assertEqual(w.only_job(), job, (outcome, checks, reply))
+            self.assertEqual(w.props[job]["Operation"], "snapshot-create")
+            self.assertEqual(w.props[job]["StartedByUid"], 0)
+            self.assertIn(job, w.removed, (outcome, checks, reply))
+            return w, job, outcome, checks, reply
+
+        def assertCancelCheck(checks):
+            self.assertEqual(len(checks), 1, "one CheckAuthorization for Cancel: %r" % (checks,))
+            self.assertEqual(checks[0]["action_id"], CREATE)
+            self.assertEqual(checks[0]["details"].get("verb"), "cancel")
+            self.assertEqual(checks[0]["subject_kind"], "system-bus-name")
+
+        def assertCancelled(w, job, reply):
+            self.assertEqual(reply[0], "error", reply)
+            self.assertEqual(reply[1], st.ERROR_PREFIX + "Cancelled", reply)
+            self.assertEqual(w.completed.get(job), (False, reply[2]))
+            # it stopped part-way, and nothing of it is left
+            self.assertLess(w.props[job]["BytesDone"], w.props[job]["BytesTotal"])
+            self.assertEqual(env.snapshot_ids(), ["ja"])
+            self.assertEqual(sorted(os.listdir(os.path.join(env.state_dir, "snapshots"))), ["ja"])
+            self.assertEqual(env.vm_state("j-vm"), "running")
+
+        # (a) another uid, polkit says no: refused, asked with verb=cancel;
+        # the snapshot is made as if nothing had happened
+        w, job, outcome, checks, reply = run("ja", "no", lambda job: cancel_as(NOBODY, job))
+        self.assertIsInstance(outcome, st.DBusError, "Cancel by uid %d succeeded" % NOBODY)
+        self.assertEqual(outcome.name, st.ERROR_PREFIX + "NotAuthorized", outcome.message)
+        self.assertIn(CREATE, outcome.message)
+        assertCancelCheck(checks)
+        self.assertEqual(reply, ("ok", (snapshot_path("ja"),)))
+        self.assertEqual(w.completed.get(job), (True, ""))
+        self.assertEqual(env.snapshot_ids(), ["ja"])
+        self.assertEqual(env.vm_state("j-vm"), "running")
+
+        # (b) root, the starter, from another connection, with polkit saying
+        # no: cancelled without asking polkit
+        w, job, outcome, checks, reply = run("jb", "no", cancel_as_root)
+        self.assertIsNone(outcome)
+        self.assertEqual(checks, [], "the starter's Cancel asked polkit")
+        assertCancelled(w, job, reply)
+
+        # (c) another uid, polkit says yes: cancelled
+        w, job, outcome, checks, reply = run("jc", "yes", lambda job: cancel_as(NOBODY, job))
+        self.assertIsNone(outcome, "Cancel by uid %d with polkit's yes" % NOBODY)
+        assertCancelCheck(checks)
+        assertCancelled(w, job, reply)
 
     def test_dismissed(self):
         env, client, mock = self.system_env()

@@ -6,7 +6,9 @@ the ObjectManager, driven through `gdbus call` and busctl."""
 import os
 import re
 import signal
+import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import smolvmtest as st  # noqa: E402
@@ -182,10 +184,43 @@ class TestLifecycle(st.TestCase):
         self.assertEqual(env.vm_state("crash"), "stopped")
         env.start_vm("crash")
 
+    def write_config(self, text):
+        fd, path = tempfile.mkstemp(prefix="smolvmd-", suffix=".conf")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        self.addCleanup(os.unlink, path)
+        return path
+
     def test_hung_vmm_times_out(self):
         """A VMM that stops answering fails the call, and the VM stays
-        manageable: Stop still ends it."""
-        env = self.new_env(daemon_args=["--vmm-timeout", "2"])
+        manageable: Stop still ends it. The command line wins over the
+        config file's vmm-timeout."""
+        config = self.write_config("[daemon]\nvmm-timeout=600\n")
+        self.check_hung_vmm(["--config", config, "--vmm-timeout", "2"])
+
+    def test_vmm_timeout_config_key(self):
+        """vmm-timeout in [daemon] sets the timeout without the option."""
+        config = self.write_config("[daemon]\nvmm-timeout=2\n")
+        self.check_hung_vmm(["--config", config])
+
+    def test_vmm_timeout_bad_values(self):
+        """A bad value is a usage error on the command line (2) and a bad
+        configuration (1) in the file; smolvmd does not start."""
+        for value in ["-1", "abc", "", "1.5"]:
+            with self.subTest(where="option", value=value):
+                r = subprocess.run([st.SMOLVMD, "--session", "--vmm-timeout", value],
+                                   capture_output=True, text=True, timeout=st.DEADLINE)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn("--vmm-timeout must be 0 or more seconds", r.stderr)
+            with self.subTest(where="file", value=value):
+                config = self.write_config(f"[daemon]\nvmm-timeout={value}\n")
+                r = subprocess.run([st.SMOLVMD, "--session", "--config", config],
+                                   capture_output=True, text=True, timeout=st.DEADLINE)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn(f"{config}: vmm-timeout must be 0 or more seconds", r.stderr)
+
+    def check_hung_vmm(self, daemon_args):
+        env = self.new_env(daemon_args=daemon_args)
         env.running_vm("hung")
         pid = env.vm_prop("hung", "Pid")
         os.kill(pid, signal.SIGSTOP)

@@ -50,67 +50,66 @@ smolvm_error_short_name (const GError *error)
   return name + strlen ("org.smolvm.Error.");
 }
 
+/* Foreign errors the daemon meets, and what a D-Bus caller hears of them.
+ * Permission errors are the daemon's own access, not the caller's
+ * authorization: Failed. Anything not listed is Failed too. */
+typedef struct {
+  GQuark (*domain) (void);
+  gint code;
+  SmolvmError smolvm_code;
+} ErrorMapping;
+
+static const ErrorMapping error_map[] = {
+  { g_io_error_quark, G_IO_ERROR_NOT_FOUND, SMOLVM_ERROR_NOT_FOUND },
+  { g_io_error_quark, G_IO_ERROR_EXISTS, SMOLVM_ERROR_ALREADY_EXISTS },
+  { g_io_error_quark, G_IO_ERROR_INVALID_ARGUMENT, SMOLVM_ERROR_INVALID_ARGUMENT },
+  { g_io_error_quark, G_IO_ERROR_INVALID_FILENAME, SMOLVM_ERROR_INVALID_ARGUMENT },
+  { g_io_error_quark, G_IO_ERROR_IS_DIRECTORY, SMOLVM_ERROR_INVALID_ARGUMENT },
+  { g_io_error_quark, G_IO_ERROR_NOT_REGULAR_FILE, SMOLVM_ERROR_INVALID_ARGUMENT },
+  { g_io_error_quark, G_IO_ERROR_NO_SPACE, SMOLVM_ERROR_NO_SPACE },
+  { g_io_error_quark, G_IO_ERROR_PERMISSION_DENIED, SMOLVM_ERROR_FAILED },
+  { g_io_error_quark, G_IO_ERROR_NOT_SUPPORTED, SMOLVM_ERROR_UNSUPPORTED },
+  { g_io_error_quark, G_IO_ERROR_BUSY, SMOLVM_ERROR_IN_USE },
+  { g_io_error_quark, G_IO_ERROR_CANCELLED, SMOLVM_ERROR_CANCELLED },
+  { g_file_error_quark, G_FILE_ERROR_NOENT, SMOLVM_ERROR_NOT_FOUND },
+  { g_file_error_quark, G_FILE_ERROR_EXIST, SMOLVM_ERROR_ALREADY_EXISTS },
+  { g_file_error_quark, G_FILE_ERROR_NOSPC, SMOLVM_ERROR_NO_SPACE },
+  { g_file_error_quark, G_FILE_ERROR_ACCES, SMOLVM_ERROR_FAILED },
+  { g_file_error_quark, G_FILE_ERROR_PERM, SMOLVM_ERROR_FAILED },
+};
+
+/* errno values with a meaning of their own; the rest are Failed */
+static const struct {
+  int errsv;
+  SmolvmError code;
+} errno_map[] = {
+  { ENOSPC, SMOLVM_ERROR_NO_SPACE },
+  { EDQUOT, SMOLVM_ERROR_NO_SPACE },
+  { ENOENT, SMOLVM_ERROR_NOT_FOUND },
+  { EEXIST, SMOLVM_ERROR_ALREADY_EXISTS },
+  { EACCES, SMOLVM_ERROR_FAILED },
+  { EPERM, SMOLVM_ERROR_FAILED },
+};
+
+SmolvmError
+smolvm_error_code_from_errno (int errsv)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (errno_map); i++)
+    if (errno_map[i].errsv == errsv)
+      return errno_map[i].code;
+  return SMOLVM_ERROR_FAILED;
+}
+
 GError *
 smolvm_error_normalize (const GError *error)
 {
-  SmolvmError code = SMOLVM_ERROR_FAILED;
-
   if (error->domain == SMOLVM_ERROR)
     return g_error_copy (error);
-
-  if (error->domain == G_IO_ERROR) {
-    switch (error->code) {
-    case G_IO_ERROR_NOT_FOUND:
-      code = SMOLVM_ERROR_NOT_FOUND;
-      break;
-    case G_IO_ERROR_EXISTS:
-      code = SMOLVM_ERROR_ALREADY_EXISTS;
-      break;
-    case G_IO_ERROR_INVALID_ARGUMENT:
-    case G_IO_ERROR_INVALID_FILENAME:
-    case G_IO_ERROR_IS_DIRECTORY:
-    case G_IO_ERROR_NOT_REGULAR_FILE:
-      code = SMOLVM_ERROR_INVALID_ARGUMENT;
-      break;
-    case G_IO_ERROR_NO_SPACE:
-      code = SMOLVM_ERROR_NO_SPACE;
-      break;
-    case G_IO_ERROR_PERMISSION_DENIED:
-      /* the daemon's own access, not the caller's authorization */
-      code = SMOLVM_ERROR_FAILED;
-      break;
-    case G_IO_ERROR_NOT_SUPPORTED:
-      code = SMOLVM_ERROR_UNSUPPORTED;
-      break;
-    case G_IO_ERROR_BUSY:
-      code = SMOLVM_ERROR_IN_USE;
-      break;
-    case G_IO_ERROR_CANCELLED:
-      code = SMOLVM_ERROR_CANCELLED;
-      break;
-    default:
-      break;
-    }
-  } else if (error->domain == G_FILE_ERROR) {
-    switch (error->code) {
-    case G_FILE_ERROR_NOENT:
-      code = SMOLVM_ERROR_NOT_FOUND;
-      break;
-    case G_FILE_ERROR_EXIST:
-      code = SMOLVM_ERROR_ALREADY_EXISTS;
-      break;
-    case G_FILE_ERROR_NOSPC:
-      code = SMOLVM_ERROR_NO_SPACE;
-      break;
-    case G_FILE_ERROR_ACCES:
-    case G_FILE_ERROR_PERM:
-      code = SMOLVM_ERROR_FAILED;
-      break;
-    default:
-      break;
-    }
+  for (gsize i = 0; i < G_N_ELEMENTS (error_map); i++) {
+    if (error->domain == error_map[i].domain () && error->code == error_map[i].code)
+      return g_error_new_literal (SMOLVM_ERROR, error_map[i].smolvm_code, error->message);
   }
-  return g_error_new_literal (SMOLVM_ERROR, code, error->message);
+  return g_error_new_literal (SMOLVM_ERROR, SMOLVM_ERROR_FAILED, error->message);
 }
 
 gboolean
@@ -118,31 +117,11 @@ smolvm_error_set_errno (GError **error, int errsv, const gchar *format, ...)
 {
   va_list args;
   g_autofree gchar *msg = NULL;
-  SmolvmError code;
 
   va_start (args, format);
   msg = g_strdup_vprintf (format, args);
   va_end (args);
-
-  switch (errsv) {
-  case ENOSPC:
-  case EDQUOT:
-    code = SMOLVM_ERROR_NO_SPACE;
-    break;
-  case ENOENT:
-    code = SMOLVM_ERROR_NOT_FOUND;
-    break;
-  case EEXIST:
-    code = SMOLVM_ERROR_ALREADY_EXISTS;
-    break;
-  case EACCES:
-  case EPERM:
-    code = SMOLVM_ERROR_FAILED;
-    break;
-  default:
-    code = SMOLVM_ERROR_FAILED;
-    break;
-  }
-  g_set_error (error, SMOLVM_ERROR, code, "%s: %s", msg, g_strerror (errsv));
+  g_set_error (error, SMOLVM_ERROR, smolvm_error_code_from_errno (errsv), "%s: %s", msg,
+               g_strerror (errsv));
   return FALSE;
 }

@@ -31,7 +31,12 @@ const gchar *smolvm_error_to_dbus_name (SmolvmError code);
  * caller ever sees an UnmappedGError. */
 GError *smolvm_error_normalize (const GError *error);
 
-/* Sets @error from errno, mapping ENOSPC/EDQUOT to NoSpace. */
+/* The code an errno value maps to (ENOSPC/EDQUOT: NoSpace, ENOENT:
+ * NotFound, EEXIST: AlreadyExists, anything else: Failed). */
+SmolvmError smolvm_error_code_from_errno (int errsv);
+
+/* Sets @error from errno (smolvm_error_code_from_errno), the message
+ * followed by strerror. */
 gboolean smolvm_error_set_errno (GError **error, int errsv, const gchar *format, ...)
   G_GNUC_PRINTF (3, 4);
 

@@ -136,6 +136,16 @@ smolvm_call_set_phase (SmolvmCall *call, const gchar *phase)
     smolvm_job_set_phase (call->job, phase);
 }
 
+void
+smolvm_call_begin_rollback (SmolvmCall *call)
+{
+  if (call->job == NULL)
+    return;
+  smolvm_job_set_cancelable (call->job, FALSE);
+  if (!g_cancellable_is_cancelled (smolvm_job_get_cancellable (call->job)))
+    smolvm_job_set_phase (call->job, "rolling-back");
+}
+
 gboolean
 smolvm_call_check_cancelled (SmolvmCall *call, GError **error)
 {

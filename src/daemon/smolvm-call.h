@@ -52,6 +52,10 @@ SmolvmJob *smolvm_call_start_job (SmolvmCall *call, const gchar *operation,
 SmolvmProgress *smolvm_call_get_progress (SmolvmCall *call);
 GCancellable *smolvm_call_get_cancellable (SmolvmCall *call);
 void smolvm_call_set_phase (SmolvmCall *call, const gchar *phase);
+/* A rollback starts: the Job can no longer be cancelled (a Cancel now
+ * would only hide the real error), and its phase says so unless it is
+ * cancelling already. */
+void smolvm_call_begin_rollback (SmolvmCall *call);
 /* FALSE and Cancelled once the Job was cancelled: checked between steps. */
 gboolean smolvm_call_check_cancelled (SmolvmCall *call, GError **error);
 

@@ -12,10 +12,11 @@
 
 #include "smolvm-error.h"
 #include "smolvm-firecracker.h"
+#include "smolvm-net-config.h"
+#include "smolvm-steps.h"
 
 /* How long a fresh firecracker may take to open its API socket. */
 #define SOCKET_WAIT_MS 10000
-#define SOCKET_POLL_MS 10
 
 struct _SmolvmFirecracker {
   SmolvmVmm parent_instance;
@@ -25,7 +26,7 @@ struct _SmolvmFirecracker {
 
 G_DEFINE_TYPE (SmolvmFirecracker, smolvm_firecracker, SMOLVM_TYPE_VMM)
 
-/* One API call of a sequence. */
+/* One API call. */
 typedef struct {
   gchar *method;
   gchar *path;
@@ -41,6 +42,8 @@ fc_request_free (FcRequest *req)
   g_free (req);
 }
 
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (FcRequest, fc_request_free)
+
 static FcRequest *
 fc_request_new (const gchar *method, const gchar *path, JsonBuilder *body)
 {
@@ -49,28 +52,6 @@ fc_request_new (const gchar *method, const gchar *path, JsonBuilder *body)
   req->path = g_strdup (path);
   req->body = body != NULL ? json_builder_get_root (body) : NULL;
   return req;
-}
-
-/* State of a sequence of calls run one after the other. */
-typedef struct {
-  GPtrArray *requests;
-  guint next;
-  gboolean spawn_first;
-  gint64 deadline;
-  GBytes *last_body; /* answer of the last call */
-  GCancellable *call_cancellable; /* of the call under way, for its deadline */
-  guint call_timeout;
-  gboolean call_timed_out;
-} Sequence;
-
-static void
-sequence_free (Sequence *seq)
-{
-  g_ptr_array_unref (seq->requests);
-  g_clear_pointer (&seq->last_body, g_bytes_unref);
-  g_clear_handle_id (&seq->call_timeout, g_source_remove);
-  g_clear_object (&seq->call_cancellable);
-  g_free (seq);
 }
 
 static void
@@ -119,63 +100,105 @@ fault_to_error (SoupMessage *msg, GBytes *body, const gchar *method, const gchar
                       fault != NULL ? fault : soup_message_get_reason_phrase (msg));
 }
 
-static void sequence_next (GTask *task);
+/* ---- one API call: its deadline and the caller's cancel ---- */
+
+typedef struct {
+  FcRequest *req;             /* borrowed: the caller keeps it alive */
+  GCancellable *cancellable;  /* the caller's, may be NULL */
+  gulong cancelled_id;
+  GCancellable *call_cancellable; /* soup's: fired by either of the two */
+  guint timeout;
+  gboolean timed_out;
+} FcCall;
 
 static void
-on_request_done (GObject *source, GAsyncResult *result, gpointer user_data)
+fc_call_free (FcCall *call)
+{
+  g_clear_handle_id (&call->timeout, g_source_remove);
+  if (call->cancelled_id != 0)
+    g_cancellable_disconnect (call->cancellable, call->cancelled_id);
+  g_clear_object (&call->cancellable);
+  g_clear_object (&call->call_cancellable);
+  g_free (call);
+}
+
+static gboolean
+on_call_timeout (gpointer user_data)
+{
+  FcCall *call = user_data;
+  call->timeout = 0;
+  call->timed_out = TRUE;
+  g_cancellable_cancel (call->call_cancellable);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_call_cancelled (GCancellable *cancellable, gpointer user_data)
+{
+  g_cancellable_cancel (user_data);
+}
+
+static void
+on_call_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(GTask) task = user_data;
-  SmolvmFirecracker *self = g_task_get_source_object (task);
-  Sequence *seq = g_task_get_task_data (task);
-  FcRequest *req = g_ptr_array_index (seq->requests, seq->next - 1);
+  SmolvmVmm *vmm = g_task_get_source_object (task);
+  FcCall *call = g_task_get_task_data (task);
+  FcRequest *req = call->req;
   SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (source), result);
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), result, &error);
 
-  g_clear_handle_id (&seq->call_timeout, g_source_remove);
-  g_clear_object (&seq->call_cancellable);
-  if (body == NULL && seq->call_timed_out) {
+  g_clear_handle_id (&call->timeout, g_source_remove);
+  if (body == NULL && call->timed_out) {
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
-                             "Firecracker did not answer %s %s within %u s (see %s)",
-                             req->method, req->path,
-                             smolvm_vmm_get_call_timeout (SMOLVM_VMM (self)),
-                             smolvm_vmm_get_console_log_path (SMOLVM_VMM (self)));
+                             "Firecracker did not answer %s %s within %u s (see %s)", req->method,
+                             req->path, smolvm_vmm_get_call_timeout (vmm),
+                             smolvm_vmm_get_console_log_path (vmm));
+    return;
+  }
+  if (body == NULL && g_cancellable_is_cancelled (call->cancellable)) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED, "Cancelled %s %s",
+                             req->method, req->path);
     return;
   }
   if (body == NULL) {
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
                              "Firecracker API call %s %s failed: %s (see %s)", req->method,
-                             req->path, error->message,
-                             smolvm_vmm_get_console_log_path (SMOLVM_VMM (self)));
+                             req->path, error->message, smolvm_vmm_get_console_log_path (vmm));
     return;
   }
   if (!SOUP_STATUS_IS_SUCCESSFUL (soup_message_get_status (msg))) {
     g_task_return_error (task, fault_to_error (msg, body, req->method, req->path));
     return;
   }
-  g_clear_pointer (&seq->last_body, g_bytes_unref);
-  seq->last_body = g_steal_pointer (&body);
-  sequence_next (g_steal_pointer (&task));
+  g_task_return_pointer (task, g_steal_pointer (&body), (GDestroyNotify) g_bytes_unref);
 }
 
-static gboolean
-on_call_timeout (gpointer user_data)
-{
-  Sequence *seq = user_data;
-  seq->call_timeout = 0;
-  seq->call_timed_out = TRUE;
-  g_cancellable_cancel (seq->call_cancellable);
-  return G_SOURCE_REMOVE;
-}
-
+/* Sends @req (kept alive by the caller until the call completes); the
+ * result is the answer's body. @cancellable stops the request; a call other
+ * than saving or loading state must also answer within the VMM timeout, so
+ * that a hung VMM cannot hold its VM's operation slot for good. */
 static void
-send_request (GTask *task, FcRequest *req)
+fc_call_async (SmolvmFirecracker *self, FcRequest *req, GCancellable *cancellable,
+               GAsyncReadyCallback callback, gpointer user_data)
 {
-  SmolvmFirecracker *self = g_task_get_source_object (task);
-  Sequence *seq = g_task_get_task_data (task);
+  GTask *task = g_task_new (self, NULL, callback, user_data);
+  FcCall *call = g_new0 (FcCall, 1);
   g_autofree gchar *uri = g_strconcat ("http://localhost", req->path, NULL);
   g_autoptr(SoupMessage) msg = soup_message_new (req->method, uri);
+  guint timeout_s = smolvm_vmm_get_call_timeout (SMOLVM_VMM (self));
 
+  call->req = req;
+  call->call_cancellable = g_cancellable_new ();
+  g_task_set_task_data (task, call, (GDestroyNotify) fc_call_free);
+  if (cancellable != NULL) {
+    call->cancellable = g_object_ref (cancellable);
+    /* runs at once if the caller has cancelled already */
+    call->cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (on_call_cancelled),
+                                                g_object_ref (call->call_cancellable),
+                                                g_object_unref);
+  }
   if (req->body != NULL) {
     g_autofree gchar *json = json_to_string (req->body, FALSE);
     gsize len = strlen (json);
@@ -184,159 +207,160 @@ send_request (GTask *task, FcRequest *req)
   }
   soup_message_headers_replace (soup_message_get_request_headers (msg), "Accept",
                                 "application/json");
-  /* A call must answer in time, so that a hung VMM cannot hold its VM's
-   * operation slot for good; a snapshot's time grows with guest memory. */
-  seq->call_timed_out = FALSE;
-  if (!g_str_has_prefix (req->path, "/snapshot/") &&
-      smolvm_vmm_get_call_timeout (SMOLVM_VMM (self)) > 0) {
-    seq->call_cancellable = g_cancellable_new ();
-    seq->call_timeout = g_timeout_add_seconds (smolvm_vmm_get_call_timeout (SMOLVM_VMM (self)),
-                                               on_call_timeout, seq);
-  }
-  soup_session_send_and_read_async (self->session, msg, G_PRIORITY_DEFAULT, seq->call_cancellable,
-                                    on_request_done, task);
+  /* a snapshot's time grows with guest memory */
+  if (!g_str_has_prefix (req->path, "/snapshot/") && timeout_s > 0)
+    call->timeout = g_timeout_add_seconds (timeout_s, on_call_timeout, call);
+  soup_session_send_and_read_async (self->session, msg, G_PRIORITY_DEFAULT,
+                                    call->call_cancellable, on_call_done, task);
+}
+
+static GBytes *
+fc_call_finish (GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/* ---- operations: steps run by SmolvmSteps ---- */
+
+/* What one operation keeps along its steps. */
+typedef struct {
+  FcRequest *settle; /* the call that waits out a cancelled snapshot */
+} FcOp;
+
+static void
+fc_op_free (FcOp *op)
+{
+  g_clear_pointer (&op->settle, fc_request_free);
+  g_free (op);
 }
 
 static void
-sequence_next (GTask *task)
+on_request_step_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  Sequence *seq = g_task_get_task_data (task);
+  SmolvmSteps *steps = user_data;
+  GError *error = NULL;
+  g_autoptr(GBytes) body = fc_call_finish (result, &error);
 
-  if (seq->next >= seq->requests->len) {
-    g_task_return_boolean (task, TRUE);
-    g_object_unref (task);
+  if (body == NULL) {
+    smolvm_steps_fail (steps, error);
     return;
   }
-  send_request (task, g_ptr_array_index (seq->requests, seq->next++));
+  smolvm_steps_next (steps);
 }
-
-static gboolean socket_poll (gpointer user_data);
 
 static void
-on_socket_probe_done (GObject *source, GAsyncResult *result, gpointer user_data)
+step_request (SmolvmSteps *steps, gpointer step_data)
 {
-  g_autoptr(GTask) task = user_data;
-  g_autoptr(GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), result, NULL);
-
-  if (body != NULL) {
-    sequence_next (g_steal_pointer (&task));
-    return;
-  }
-  g_timeout_add (SOCKET_POLL_MS, socket_poll, g_steal_pointer (&task));
+  fc_call_async (smolvm_steps_get_source_object (steps), step_data,
+                 smolvm_steps_get_cancellable (steps), on_request_step_done, steps);
 }
 
-/* A fresh process needs a moment to bind its socket: poll until GET /
- * answers, the process dies, or the deadline passes. */
-static gboolean
-socket_poll (gpointer user_data)
-{
-  GTask *task = user_data;
-  SmolvmFirecracker *self = g_task_get_source_object (task);
-  Sequence *seq = g_task_get_task_data (task);
-  struct stat st;
-
-  if (!smolvm_vmm_is_running (SMOLVM_VMM (self))) {
-    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
-                             "%s exited before opening its API socket (see %s)",
-                             smolvm_vmm_get_binary (SMOLVM_VMM (self)),
-                             smolvm_vmm_get_console_log_path (SMOLVM_VMM (self)));
-    g_object_unref (task);
-    return G_SOURCE_REMOVE;
-  }
-  if (g_get_monotonic_time () > seq->deadline) {
-    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
-                             "%s did not open its API socket %s within %d s",
-                             smolvm_vmm_get_binary (SMOLVM_VMM (self)), self->api_socket,
-                             SOCKET_WAIT_MS / 1000);
-    g_object_unref (task);
-    return G_SOURCE_REMOVE;
-  }
-  if (stat (self->api_socket, &st) == 0 && S_ISSOCK (st.st_mode)) {
-    g_autoptr(SoupMessage) msg = soup_message_new ("GET", "http://localhost/");
-    soup_session_send_and_read_async (self->session, msg, G_PRIORITY_DEFAULT,
-                                      g_task_get_cancellable (task), on_socket_probe_done, task);
-    return G_SOURCE_REMOVE;
-  }
-  return G_SOURCE_CONTINUE;
-}
-
-/* Runs @requests in order; with @spawn_first, starts a fresh firecracker
- * and waits for its socket before the first. */
 static void
-run_sequence (SmolvmFirecracker *self, GPtrArray *requests, gboolean spawn_first,
-              GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+add_request (SmolvmSteps *steps, const gchar *method, const gchar *path, JsonBuilder *body)
 {
-  GTask *task = g_task_new (self, cancellable, callback, user_data);
-  Sequence *seq = g_new0 (Sequence, 1);
-  g_autoptr(GError) error = NULL;
+  smolvm_steps_add (steps, step_request, fc_request_new (method, path, body),
+                    (GDestroyNotify) fc_request_free);
+}
 
-  seq->requests = requests;
-  g_task_set_task_data (task, seq, (GDestroyNotify) sequence_free);
+static void
+step_check_running (SmolvmSteps *steps, gpointer step_data)
+{
+  SmolvmVmm *vmm = smolvm_steps_get_source_object (steps);
 
-  if (!spawn_first) {
-    if (!smolvm_vmm_is_running (SMOLVM_VMM (self))) {
-      g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_STATE,
-                               "The firecracker process of VM '%s' is not running",
-                               smolvm_vmm_get_vm_id (SMOLVM_VMM (self)));
-      g_object_unref (task);
-      return;
-    }
-    sequence_next (task);
+  if (!smolvm_vmm_is_running (vmm)) {
+    smolvm_steps_fail (steps, g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_INVALID_STATE,
+                                           "The firecracker process of VM '%s' is not running",
+                                           smolvm_vmm_get_vm_id (vmm)));
     return;
   }
+  smolvm_steps_next (steps);
+}
 
-  /* A longer path cannot be bound: firecracker would never answer. */
-  if (strlen (self->api_socket) >= G_SIZEOF_MEMBER (struct sockaddr_un, sun_path)) {
-    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
-                             "The API socket path %s is longer than %" G_GSIZE_FORMAT
-                             " bytes; use a shorter runtime directory",
-                             self->api_socket, G_SIZEOF_MEMBER (struct sockaddr_un, sun_path) - 1);
-    g_object_unref (task);
-    return;
-  }
+static void
+step_spawn (SmolvmSteps *steps, gpointer step_data)
+{
+  SmolvmFirecracker *self = smolvm_steps_get_source_object (steps);
+  GError *error = NULL;
+  const gchar *argv[] = { smolvm_vmm_get_binary (SMOLVM_VMM (self)),
+                          "--api-sock",
+                          self->api_socket,
+                          "--id",
+                          smolvm_vmm_get_vm_id (SMOLVM_VMM (self)),
+                          NULL };
+
   /* A stale socket from a crashed process would make firecracker refuse
    * to start ("Address in use"). */
   if (unlink (self->api_socket) != 0 && errno != ENOENT) {
     smolvm_error_set_errno (&error, errno, "Cannot remove stale API socket %s", self->api_socket);
-    g_task_return_error (task, g_steal_pointer (&error));
-    g_object_unref (task);
+    smolvm_steps_fail (steps, error);
     return;
   }
-  {
-    const gchar *argv[] = { smolvm_vmm_get_binary (SMOLVM_VMM (self)),
-                            "--api-sock",
-                            self->api_socket,
-                            "--id",
-                            smolvm_vmm_get_vm_id (SMOLVM_VMM (self)),
-                            NULL };
-    if (!smolvm_vmm_spawn (SMOLVM_VMM (self), argv, &error)) {
-      g_task_return_error (task, g_steal_pointer (&error));
-      g_object_unref (task);
-      return;
-    }
+  if (!smolvm_vmm_spawn (SMOLVM_VMM (self), argv, &error)) {
+    smolvm_steps_fail (steps, error);
+    return;
   }
-  seq->deadline = g_get_monotonic_time () + SOCKET_WAIT_MS * G_TIME_SPAN_MILLISECOND;
-  g_timeout_add (SOCKET_POLL_MS, socket_poll, task);
+  smolvm_steps_next (steps);
 }
 
-static GPtrArray *
-request_list_new (void)
+static void
+on_socket_ready (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  return g_ptr_array_new_with_free_func ((GDestroyNotify) fc_request_free);
+  SmolvmSteps *steps = user_data;
+  SmolvmVmm *vmm = SMOLVM_VMM (source);
+  GError *error = NULL;
+  g_autoptr(GSocketConnection) connection = smolvm_vmm_wait_socket_finish (vmm, result, &error);
+
+  if (connection == NULL) {
+    g_prefix_error (&error, "Firecracker did not start (see %s): ",
+                    smolvm_vmm_get_console_log_path (vmm));
+    smolvm_steps_fail (steps, error);
+    return;
+  }
+  /* only a probe: soup makes its own connections */
+  g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+  smolvm_steps_next (steps);
 }
 
-static gchar *
-boot_args_with_network (const SmolvmVmConfig *config, GVariant *net)
+static void
+step_wait_socket (SmolvmSteps *steps, gpointer step_data)
 {
-  const gchar *guest_ip = NULL, *gateway_ip = NULL, *netmask = NULL;
+  SmolvmFirecracker *self = smolvm_steps_get_source_object (steps);
+  smolvm_vmm_wait_socket_async (SMOLVM_VMM (self), self->api_socket, SOCKET_WAIT_MS,
+                                smolvm_steps_get_cancellable (steps), on_socket_ready, steps);
+}
 
-  if (net == NULL || !g_variant_lookup (net, "guest_ip", "&s", &guest_ip) ||
-      !g_variant_lookup (net, "gateway_ip", "&s", &gateway_ip) ||
-      !g_variant_lookup (net, "netmask", "&s", &netmask))
-    return g_strdup (config->boot_args);
-  /* the kernel's ip= autoconfiguration gives the guest its address */
-  return g_strdup_printf ("%s ip=%s::%s:%s::eth0:off", config->boot_args, guest_ip, gateway_ip,
-                          netmask);
+static void
+on_launch_terminated (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  smolvm_vmm_terminate_finish (SMOLVM_VMM (source), result);
+  smolvm_steps_rollback_done (user_data);
+}
+
+/* A launch that fails or is cancelled leaves no process behind. */
+static void
+rollback_launch (SmolvmSteps *steps, const GError *error)
+{
+  smolvm_vmm_terminate_async (smolvm_steps_get_source_object (steps), on_launch_terminated, steps);
+}
+
+/* An operation whose calls the caller adds, then runs. With @launch it
+ * first starts a fresh firecracker and waits for its API socket, and a
+ * failure terminates that process; otherwise the process must run. */
+static SmolvmSteps *
+fc_op_new (SmolvmFirecracker *self, const gchar *name, gboolean launch,
+           GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  SmolvmSteps *steps = smolvm_steps_new (self, name, cancellable, callback, user_data);
+
+  smolvm_steps_set_data (steps, g_new0 (FcOp, 1), (GDestroyNotify) fc_op_free);
+  if (launch) {
+    smolvm_steps_add (steps, step_spawn, NULL, NULL);
+    smolvm_steps_add (steps, step_wait_socket, NULL, NULL);
+    smolvm_steps_set_rollback (steps, rollback_launch);
+  } else {
+    smolvm_steps_add (steps, step_check_running, NULL, NULL);
+  }
+  return steps;
 }
 
 static void
@@ -345,14 +369,23 @@ smolvm_firecracker_boot_async (SmolvmVmm *vmm, GCancellable *cancellable,
 {
   SmolvmFirecracker *self = SMOLVM_FIRECRACKER (vmm);
   const SmolvmVmConfig *config = smolvm_vmm_get_config (vmm);
-  GVariant *net = smolvm_vmm_get_network_config (vmm);
-  GPtrArray *requests = request_list_new ();
-  g_autofree gchar *boot_args = boot_args_with_network (config, net);
-  const gchar *tap = NULL, *mac = NULL;
+  g_autoptr(SmolvmSteps) steps = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SmolvmNetConfig) net =
+    smolvm_net_config_new_from_variant (smolvm_vmm_get_network_config (vmm), &error);
+  g_autofree gchar *boot_args = NULL;
   g_autoptr(JsonBuilder) machine = json_builder_new ();
   g_autoptr(JsonBuilder) boot = json_builder_new ();
   g_autoptr(JsonBuilder) drive = json_builder_new ();
   g_autoptr(JsonBuilder) action = json_builder_new ();
+
+  if (net == NULL) {
+    g_autoptr(GTask) task = g_task_new (vmm, cancellable, callback, user_data);
+    g_task_return_error (task, g_steal_pointer (&error));
+    return;
+  }
+  boot_args = smolvm_net_config_boot_args (net, config->boot_args);
+  steps = fc_op_new (self, "booting", TRUE, cancellable, callback, user_data);
 
   json_builder_begin_object (machine);
   json_builder_set_member_name (machine, "vcpu_count");
@@ -360,7 +393,7 @@ smolvm_firecracker_boot_async (SmolvmVmm *vmm, GCancellable *cancellable,
   json_builder_set_member_name (machine, "mem_size_mib");
   json_builder_add_int_value (machine, config->mem_size_mib);
   json_builder_end_object (machine);
-  g_ptr_array_add (requests, fc_request_new ("PUT", "/machine-config", machine));
+  add_request (steps, "PUT", "/machine-config", machine);
 
   json_builder_begin_object (boot);
   json_builder_set_member_name (boot, "kernel_image_path");
@@ -372,7 +405,7 @@ smolvm_firecracker_boot_async (SmolvmVmm *vmm, GCancellable *cancellable,
     json_builder_add_string_value (boot, config->initrd_path);
   }
   json_builder_end_object (boot);
-  g_ptr_array_add (requests, fc_request_new ("PUT", "/boot-source", boot));
+  add_request (steps, "PUT", "/boot-source", boot);
 
   json_builder_begin_object (drive);
   json_builder_set_member_name (drive, "drive_id");
@@ -384,45 +417,78 @@ smolvm_firecracker_boot_async (SmolvmVmm *vmm, GCancellable *cancellable,
   json_builder_set_member_name (drive, "is_read_only");
   json_builder_add_boolean_value (drive, FALSE);
   json_builder_end_object (drive);
-  g_ptr_array_add (requests, fc_request_new ("PUT", "/drives/rootfs", drive));
+  add_request (steps, "PUT", "/drives/rootfs", drive);
 
-  if (net != NULL && g_variant_lookup (net, "tap_device", "&s", &tap)) {
+  if (net->tap_device != NULL) {
     g_autoptr(JsonBuilder) iface = json_builder_new ();
     json_builder_begin_object (iface);
     json_builder_set_member_name (iface, "iface_id");
     json_builder_add_string_value (iface, "eth0");
     json_builder_set_member_name (iface, "host_dev_name");
-    json_builder_add_string_value (iface, tap);
-    if (g_variant_lookup (net, "guest_mac", "&s", &mac)) {
+    json_builder_add_string_value (iface, net->tap_device);
+    if (net->guest_mac != NULL) {
       json_builder_set_member_name (iface, "guest_mac");
-      json_builder_add_string_value (iface, mac);
+      json_builder_add_string_value (iface, net->guest_mac);
     }
     json_builder_end_object (iface);
-    g_ptr_array_add (requests, fc_request_new ("PUT", "/network-interfaces/eth0", iface));
+    add_request (steps, "PUT", "/network-interfaces/eth0", iface);
   }
 
   json_builder_begin_object (action);
   json_builder_set_member_name (action, "action_type");
   json_builder_add_string_value (action, "InstanceStart");
   json_builder_end_object (action);
-  g_ptr_array_add (requests, fc_request_new ("PUT", "/actions", action));
+  add_request (steps, "PUT", "/actions", action);
 
-  run_sequence (self, requests, TRUE, cancellable, callback, user_data);
+  smolvm_steps_run (g_steal_pointer (&steps));
 }
 
 static void
 smolvm_firecracker_set_paused_async (SmolvmVmm *vmm, gboolean paused, GCancellable *cancellable,
                                      GAsyncReadyCallback callback, gpointer user_data)
 {
-  GPtrArray *requests = request_list_new ();
+  g_autoptr(SmolvmSteps) steps = fc_op_new (SMOLVM_FIRECRACKER (vmm),
+                                            paused ? "pausing" : "resuming", FALSE, cancellable,
+                                            callback, user_data);
   g_autoptr(JsonBuilder) body = json_builder_new ();
 
   json_builder_begin_object (body);
   json_builder_set_member_name (body, "state");
   json_builder_add_string_value (body, paused ? "Paused" : "Resumed");
   json_builder_end_object (body);
-  g_ptr_array_add (requests, fc_request_new ("PATCH", "/vm", body));
-  run_sequence (SMOLVM_FIRECRACKER (vmm), requests, FALSE, cancellable, callback, user_data);
+  add_request (steps, "PATCH", "/vm", body);
+  smolvm_steps_run (g_steal_pointer (&steps));
+}
+
+static void
+on_settled (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SmolvmSteps *steps = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) body = fc_call_finish (result, &error);
+
+  if (body == NULL)
+    g_warning ("Firecracker did not answer after a cancelled snapshot: %s", error->message);
+  smolvm_steps_rollback_done (steps);
+}
+
+/* Firecracker cannot stop writing a snapshot: a cancelled request only
+ * stops our waiting. Wait for the VMM to answer again (it serves calls one
+ * at a time), so that the caller removes files nobody writes any more and
+ * finds the guest paused in a healthy VMM, ready to resume. */
+static void
+rollback_snapshot_create (SmolvmSteps *steps, const GError *error)
+{
+  FcOp *op = smolvm_steps_get_data (steps);
+
+  if (!g_error_matches (error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED) ||
+      !smolvm_vmm_is_running (smolvm_steps_get_source_object (steps))) {
+    smolvm_steps_rollback_done (steps);
+    return;
+  }
+  /* kept with the operation: the call borrows it */
+  op->settle = fc_request_new ("GET", "/", NULL);
+  fc_call_async (smolvm_steps_get_source_object (steps), op->settle, NULL, on_settled, steps);
 }
 
 static void
@@ -431,7 +497,8 @@ smolvm_firecracker_snapshot_create_async (SmolvmVmm *vmm, const gchar *vmstate_p
                                           GCancellable *cancellable, GAsyncReadyCallback callback,
                                           gpointer user_data)
 {
-  GPtrArray *requests = request_list_new ();
+  g_autoptr(SmolvmSteps) steps = fc_op_new (SMOLVM_FIRECRACKER (vmm), "saving the VM state",
+                                            FALSE, cancellable, callback, user_data);
   g_autoptr(JsonBuilder) body = json_builder_new ();
 
   json_builder_begin_object (body);
@@ -442,10 +509,11 @@ smolvm_firecracker_snapshot_create_async (SmolvmVmm *vmm, const gchar *vmstate_p
   json_builder_set_member_name (body, "mem_file_path");
   json_builder_add_string_value (body, mem_path);
   json_builder_end_object (body);
-  g_ptr_array_add (requests, fc_request_new ("PUT", "/snapshot/create", body));
+  add_request (steps, "PUT", "/snapshot/create", body);
+  smolvm_steps_set_rollback (steps, rollback_snapshot_create);
   /* Firecracker writes both files in one call and tells nothing meanwhile */
   smolvm_progress_set_phase (progress, "saving-state", FALSE);
-  run_sequence (SMOLVM_FIRECRACKER (vmm), requests, FALSE, cancellable, callback, user_data);
+  smolvm_steps_run (g_steal_pointer (&steps));
 }
 
 static void
@@ -454,7 +522,8 @@ smolvm_firecracker_snapshot_load_async (SmolvmVmm *vmm, const gchar *vmstate_pat
                                         SmolvmProgress *progress, GCancellable *cancellable,
                                         GAsyncReadyCallback callback, gpointer user_data)
 {
-  GPtrArray *requests = request_list_new ();
+  g_autoptr(SmolvmSteps) steps = fc_op_new (SMOLVM_FIRECRACKER (vmm), "loading the snapshot",
+                                            TRUE, cancellable, callback, user_data);
   g_autoptr(JsonBuilder) body = json_builder_new ();
 
   json_builder_begin_object (body);
@@ -471,27 +540,27 @@ smolvm_firecracker_snapshot_load_async (SmolvmVmm *vmm, const gchar *vmstate_pat
   json_builder_set_member_name (body, "resume_vm");
   json_builder_add_boolean_value (body, resume);
   json_builder_end_object (body);
-  g_ptr_array_add (requests, fc_request_new ("PUT", "/snapshot/load", body));
+  add_request (steps, "PUT", "/snapshot/load", body);
   smolvm_progress_set_phase (progress, "loading-state", FALSE);
-  run_sequence (SMOLVM_FIRECRACKER (vmm), requests, TRUE, cancellable, callback, user_data);
+  smolvm_steps_run (g_steal_pointer (&steps));
 }
 
 static void
 on_attach_info (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(GTask) task = user_data;
-  Sequence *seq = g_task_get_task_data (task);
   g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) body = fc_call_finish (result, &error);
   g_autoptr(JsonParser) parser = json_parser_new ();
   const gchar *state = NULL;
-  gsize len = 0;
   const gchar *data;
+  gsize len = 0;
 
-  if (!g_task_propagate_boolean (G_TASK (result), &error)) {
+  if (body == NULL) {
     g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
-  data = g_bytes_get_data (seq->last_body, &len);
+  data = g_bytes_get_data (body, &len);
   if (json_parser_load_from_data (parser, data, (gssize) len, NULL) &&
       JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
     state = json_object_get_string_member_with_default (
@@ -511,23 +580,16 @@ smolvm_firecracker_attach_async (SmolvmVmm *vmm, GPid pid, GCancellable *cancell
 {
   g_autoptr(GTask) task = g_task_new (vmm, cancellable, callback, user_data);
   g_autoptr(GError) error = NULL;
-  GPtrArray *requests = request_list_new ();
-  GTask *inner;
-  Sequence *seq;
+  FcRequest *info = fc_request_new ("GET", "/", NULL);
 
+  /* the call borrows the request: it lives as long as the task */
+  g_task_set_task_data (task, info, (GDestroyNotify) fc_request_free);
   if (!smolvm_vmm_adopt (vmm, pid, &error)) {
-    g_ptr_array_unref (requests);
     g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
-  g_ptr_array_add (requests, fc_request_new ("GET", "/", NULL));
-  /* run the GET by hand so that its answer stays reachable in task data */
-  inner = g_task_new (vmm, cancellable, on_attach_info, g_object_ref (task));
-  seq = g_new0 (Sequence, 1);
-  seq->requests = requests;
-  g_task_set_task_data (inner, seq, (GDestroyNotify) sequence_free);
-  g_task_set_task_data (task, seq, NULL);
-  sequence_next (inner);
+  fc_call_async (SMOLVM_FIRECRACKER (vmm), info, cancellable, on_attach_info,
+                 g_steal_pointer (&task));
 }
 
 static void

@@ -233,6 +233,8 @@ on_cancel_caller_uid (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(CancelCall) call = user_data;
   SmolvmJob *self = call->job;
+  /* read before the call is stolen: arguments are evaluated in no set order */
+  GDBusMethodInvocation *invocation = call->invocation;
   GError *error = NULL;
   guint32 uid;
 
@@ -245,8 +247,8 @@ on_cancel_caller_uid (GObject *source, GAsyncResult *result, gpointer user_data)
     cancel_call_return (call, NULL);
     return;
   }
-  smolvm_authority_check_async (self->ctx->authority, call->invocation, self->action_id, NULL,
-                                NULL, "cancel", on_cancel_authorized, g_steal_pointer (&call));
+  smolvm_authority_check_async (self->ctx->authority, invocation, self->action_id, NULL, NULL,
+                                "cancel", on_cancel_authorized, g_steal_pointer (&call));
 }
 
 static gboolean

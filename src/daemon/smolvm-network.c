@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "smolvm-error.h"
+#include "smolvm-net-config.h"
 #include "smolvm-network.h"
+#include "smolvm-steps.h"
 
 #define SLOT_SIZE 4 /* a /30 per VM */
 
@@ -69,26 +71,22 @@ smolvm_network_new (const gchar *pool_cidr, GError **error)
   return g_steal_pointer (&self);
 }
 
-static GVariant *
+static SmolvmNetConfig *
 slot_config (SmolvmNetwork *self, guint slot)
 {
   guint32 net = self->base + slot * SLOT_SIZE;
-  g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
-  g_autofree gchar *guest = ip_to_string (net + 2);
-  g_autofree gchar *gateway = ip_to_string (net + 1);
-  g_autofree gchar *tap = g_strdup_printf ("smolvm%u", slot);
+  SmolvmNetConfig *config = smolvm_net_config_new ();
+
+  config->guest_ip = ip_to_string (net + 2);
+  config->gateway_ip = ip_to_string (net + 1);
+  config->netmask = g_strdup ("255.255.255.252");
+  config->tap_device = g_strdup_printf ("smolvm%u", slot);
   /* locally administered, derived from the guest address like
    * Firecracker's examples, so that it is stable across restores */
-  g_autofree gchar *mac =
+  config->guest_mac =
     g_strdup_printf ("06:00:%02X:%02X:%02X:%02X", (net + 2) >> 24, ((net + 2) >> 16) & 0xff,
                      ((net + 2) >> 8) & 0xff, (net + 2) & 0xff);
-
-  g_variant_builder_add (&b, "{sv}", "guest_ip", g_variant_new_string (guest));
-  g_variant_builder_add (&b, "{sv}", "gateway_ip", g_variant_new_string (gateway));
-  g_variant_builder_add (&b, "{sv}", "netmask", g_variant_new_string ("255.255.255.252"));
-  g_variant_builder_add (&b, "{sv}", "tap_device", g_variant_new_string (tap));
-  g_variant_builder_add (&b, "{sv}", "guest_mac", g_variant_new_string (mac));
-  return g_variant_ref_sink (g_variant_builder_end (&b));
+  return config;
 }
 
 GVariant *
@@ -98,8 +96,9 @@ smolvm_network_allocate (SmolvmNetwork *self, const gchar *vm_id, GError **error
   for (guint slot = 1; slot < self->n_slots; slot++) {
     if (g_hash_table_contains (self->slot_owner, GUINT_TO_POINTER (slot)))
       continue;
+    g_autoptr(SmolvmNetConfig) config = slot_config (self, slot);
     g_hash_table_insert (self->slot_owner, GUINT_TO_POINTER (slot), g_strdup (vm_id));
-    return slot_config (self, slot);
+    return g_variant_ref_sink (smolvm_net_config_to_variant (config));
   }
   g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NO_SPACE,
                "The network pool is exhausted (%u VMs have an address); delete a VM or "
@@ -108,16 +107,17 @@ smolvm_network_allocate (SmolvmNetwork *self, const gchar *vm_id, GError **error
   return NULL;
 }
 
-/* The slot of @config, or 0 when it is empty or not from this pool. */
+/* The slot of @config, or 0 when it is empty, invalid or not from this
+ * pool. */
 static guint
 config_slot (SmolvmNetwork *self, GVariant *config, gboolean *empty)
 {
-  const gchar *guest_ip = NULL;
+  g_autoptr(SmolvmNetConfig) net = smolvm_net_config_new_from_variant (config, NULL);
   struct in_addr addr;
   guint32 ip;
 
-  *empty = config == NULL || !g_variant_lookup (config, "guest_ip", "&s", &guest_ip);
-  if (*empty || inet_pton (AF_INET, guest_ip, &addr) != 1)
+  *empty = net != NULL && net->guest_ip == NULL;
+  if (net == NULL || *empty || inet_pton (AF_INET, net->guest_ip, &addr) != 1)
     return 0;
   ip = ntohl (addr.s_addr);
   if (ip < self->base || (ip - self->base) / SLOT_SIZE >= self->n_slots)
@@ -141,11 +141,10 @@ smolvm_network_claim (SmolvmNetwork *self, const gchar *vm_id, GVariant *config,
   }
   owner = g_hash_table_lookup (self->slot_owner, GUINT_TO_POINTER (slot));
   if (owner != NULL && g_strcmp0 (owner, vm_id) != 0) {
-    g_autoptr(GVariant) taken = slot_config (self, slot);
-    const gchar *ip = NULL;
-    g_variant_lookup (taken, "guest_ip", "&s", &ip);
+    g_autoptr(SmolvmNetConfig) taken = slot_config (self, slot);
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_IN_USE,
-                 "The network identity %s of VM '%s' now belongs to VM '%s'", ip, vm_id, owner);
+                 "The network identity %s of VM '%s' now belongs to VM '%s'", taken->guest_ip,
+                 vm_id, owner);
     return FALSE;
   }
   g_hash_table_insert (self->slot_owner, GUINT_TO_POINTER (slot), g_strdup (vm_id));
@@ -165,121 +164,117 @@ smolvm_network_release (SmolvmNetwork *self, const gchar *vm_id, GVariant *confi
 
 /* ---- TAP devices, through iproute2 ---- */
 
-typedef struct {
-  GPtrArray *commands; /* GStrv */
-  guint next;
-  GVariant *config;
-} IpSteps;
-
-static void
-ip_steps_free (IpSteps *steps)
-{
-  g_ptr_array_unref (steps->commands);
-  g_clear_pointer (&steps->config, g_variant_unref);
-  g_free (steps);
-}
-
-static void ip_steps_next (GTask *task);
-
 static void
 on_ip_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr(GTask) task = user_data;
+  SmolvmSteps *steps = user_data;
   g_autoptr(GError) error = NULL;
   g_autofree gchar *err_out = NULL;
 
   if (!g_subprocess_communicate_utf8_finish (G_SUBPROCESS (source), result, NULL, &err_out,
                                              &error)) {
-    g_task_return_error (task, g_steal_pointer (&error));
+    smolvm_steps_fail (steps, g_steal_pointer (&error));
     return;
   }
   if (!g_subprocess_get_successful (G_SUBPROCESS (source))) {
-    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
-                             "Cannot set up the VM's TAP device: ip: %s",
-                             err_out != NULL ? g_strstrip (err_out) : "failed");
+    smolvm_steps_fail (steps, g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
+                                           "Cannot set up the VM's TAP device: ip: %s",
+                                           err_out != NULL ? g_strstrip (err_out) : "failed"));
     return;
   }
-  ip_steps_next (g_steal_pointer (&task));
+  smolvm_steps_next (steps);
 }
 
+/* One "ip" command; @step_data is its argv. */
 static void
-ip_steps_next (GTask *task)
+step_ip (SmolvmSteps *steps, gpointer step_data)
 {
-  IpSteps *steps = g_task_get_task_data (task);
   g_autoptr(GSubprocess) proc = NULL;
   g_autoptr(GError) error = NULL;
 
-  if (steps->next >= steps->commands->len) {
-    g_task_return_boolean (task, TRUE);
-    g_object_unref (task);
-    return;
-  }
-  proc = g_subprocess_newv (g_ptr_array_index (steps->commands, steps->next++),
+  proc = g_subprocess_newv (step_data,
                             G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
                             &error);
   if (proc == NULL) {
-    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_UNSUPPORTED,
-                             "Cannot run ip (iproute2) to set up networking: %s", error->message);
-    g_object_unref (task);
+    smolvm_steps_fail (steps, g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_UNSUPPORTED,
+                                           "Cannot run ip (iproute2) to set up networking: %s",
+                                           error->message));
     return;
   }
-  g_subprocess_communicate_utf8_async (proc, NULL, NULL, on_ip_done, task);
+  g_subprocess_communicate_utf8_async (proc, NULL, NULL, on_ip_done, steps);
+}
+
+static void
+add_ip (SmolvmSteps *steps, const gchar *const *argv)
+{
+  smolvm_steps_add (steps, step_ip, g_strdupv ((gchar **) argv), (GDestroyNotify) g_strfreev);
 }
 
 /* Decides what to run only now: the device may just have gone. */
 static void
-tap_up_start (GTask *task)
+step_plan_tap (SmolvmSteps *steps, gpointer step_data)
 {
-  IpSteps *steps = g_task_get_task_data (task);
-  const gchar *tap = NULL, *gateway = NULL;
+  SmolvmNetConfig *net = smolvm_steps_get_data (steps);
+  g_autofree gchar *cidr = NULL;
   g_autofree gchar *sys_path = NULL;
 
-  if (steps->config != NULL && g_variant_lookup (steps->config, "tap_device", "&s", &tap) &&
-      g_variant_lookup (steps->config, "gateway_ip", "&s", &gateway)) {
-    g_autofree gchar *cidr = g_strdup_printf ("%s/30", gateway);
-    sys_path = g_build_filename ("/sys/class/net", tap, NULL);
-    if (!g_file_test (sys_path, G_FILE_TEST_EXISTS)) {
-      g_ptr_array_add (steps->commands,
-                       g_strdupv ((gchar *[]){ "ip", "tuntap", "add", "dev", (gchar *) tap,
-                                               "mode", "tap", NULL }));
-      g_ptr_array_add (steps->commands,
-                       g_strdupv ((gchar *[]){ "ip", "addr", "add", cidr, "dev", (gchar *) tap,
-                                               NULL }));
-    }
-    g_ptr_array_add (steps->commands,
-                     g_strdupv ((gchar *[]){ "ip", "link", "set", (gchar *) tap, "up", NULL }));
+  if (net->tap_device == NULL || net->gateway_ip == NULL) {
+    smolvm_steps_next (steps);
+    return;
   }
-  ip_steps_next (task);
+  cidr = g_strdup_printf ("%s/30", net->gateway_ip);
+  sys_path = g_build_filename ("/sys/class/net", net->tap_device, NULL);
+  if (!g_file_test (sys_path, G_FILE_TEST_EXISTS)) {
+    add_ip (steps, (const gchar *[]){ "ip", "tuntap", "add", "dev", net->tap_device, "mode", "tap",
+                                      NULL });
+    add_ip (steps, (const gchar *[]){ "ip", "addr", "add", cidr, "dev", net->tap_device, NULL });
+  }
+  add_ip (steps, (const gchar *[]){ "ip", "link", "set", net->tap_device, "up", NULL });
+  smolvm_steps_next (steps);
 }
 
 static void
 on_removal_waited (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_subprocess_wait_finish (G_SUBPROCESS (source), result, NULL);
-  tap_up_start (user_data);
+  smolvm_steps_next (user_data);
+}
+
+/* A VM stopped and started again (a restore) must not have its new device
+ * taken away by the removal of the old one. */
+static void
+step_wait_removal (SmolvmSteps *steps, gpointer step_data)
+{
+  SmolvmNetwork *self = smolvm_steps_get_source_object (steps);
+  SmolvmNetConfig *net = smolvm_steps_get_data (steps);
+  GSubprocess *removal =
+    net->tap_device != NULL ? g_hash_table_lookup (self->removing, net->tap_device) : NULL;
+
+  if (removal == NULL) {
+    smolvm_steps_next (steps);
+    return;
+  }
+  g_subprocess_wait_async (removal, NULL, on_removal_waited, steps);
 }
 
 void
 smolvm_network_tap_up_async (SmolvmNetwork *self, GVariant *config, GAsyncReadyCallback callback,
                              gpointer user_data)
 {
-  GTask *task = g_task_new (self, NULL, callback, user_data);
-  IpSteps *steps = g_new0 (IpSteps, 1);
-  const gchar *tap = NULL;
-  GSubprocess *removal = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SmolvmNetConfig) net = smolvm_net_config_new_from_variant (config, &error);
+  g_autoptr(SmolvmSteps) steps = NULL;
 
-  steps->commands = g_ptr_array_new_with_free_func ((GDestroyNotify) g_strfreev);
-  steps->config = config != NULL ? g_variant_ref (config) : NULL;
-  g_task_set_task_data (task, steps, (GDestroyNotify) ip_steps_free);
-  /* A VM stopped and started again (a restore) must not have its new
-   * device taken away by the removal of the old one. */
-  if (config != NULL && g_variant_lookup (config, "tap_device", "&s", &tap))
-    removal = g_hash_table_lookup (self->removing, tap);
-  if (removal != NULL) {
-    g_subprocess_wait_async (removal, NULL, on_removal_waited, task);
+  if (net == NULL) {
+    g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
-  tap_up_start (task);
+  steps = smolvm_steps_new (self, "setting up the TAP device", NULL, callback, user_data);
+  smolvm_steps_set_data (steps, g_steal_pointer (&net), (GDestroyNotify) smolvm_net_config_free);
+  smolvm_steps_add (steps, step_wait_removal, NULL, NULL);
+  smolvm_steps_add (steps, step_plan_tap, NULL, NULL);
+  smolvm_steps_run (g_steal_pointer (&steps));
 }
 
 gboolean
@@ -304,12 +299,13 @@ on_tap_down_done (GObject *source, GAsyncResult *result, gpointer user_data)
 void
 smolvm_network_tap_down (SmolvmNetwork *self, GVariant *config)
 {
-  const gchar *tap = NULL;
+  g_autoptr(SmolvmNetConfig) net = smolvm_net_config_new_from_variant (config, NULL);
+  const gchar *tap = net != NULL ? net->tap_device : NULL;
   g_autoptr(GSubprocess) proc = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree gchar *sys_path = NULL;
 
-  if (config == NULL || !g_variant_lookup (config, "tap_device", "&s", &tap))
+  if (tap == NULL)
     return;
   sys_path = g_build_filename ("/sys/class/net", tap, NULL);
   if (!g_file_test (sys_path, G_FILE_TEST_EXISTS))

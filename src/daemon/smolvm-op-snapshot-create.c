@@ -87,6 +87,7 @@ rollback (SnapshotCreate *op, GError *error)
 {
   g_prefix_error (&error, "Cannot create snapshot '%s' of VM '%s': ", op->snapshot_id, op->vm_id);
   op->error = error;
+  smolvm_call_begin_rollback (&op->call);
   smolvm_store_discard_async (op->call.ctx->store, op->tmp_dir, on_rollback_removed, op);
 }
 

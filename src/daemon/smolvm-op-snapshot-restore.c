@@ -14,11 +14,13 @@
 #include "smolvm-registry.h"
 #include "smolvm-store.h"
 
-/* RestoreSnapshot: check vmstate.bin's checksum, stop the VM of the
- * snapshot's id (or recreate it from the snapshot), set its disk aside and
- * copy the snapshot's in its place, have a fresh VMM load the state. The
- * VM's own disk is dropped only once the snapshot runs. Rollback: the VM
- * ends stopped with its own disk back; a recreated VM is gone again. */
+/* RestoreSnapshot: check vmstate.bin's checksum and copy the snapshot's
+ * disk beside the VM's while the VM of the snapshot's id still runs (or is
+ * recreated from the snapshot); only then stop the VM, swap the disks and
+ * have a fresh VMM load the state. The VM's own disk is dropped only once
+ * the snapshot runs. A failure or Cancel up to the copy leaves the VM as it
+ * was; after the stop, rollback leaves it stopped with its own disk back. A
+ * recreated VM is gone again either way. */
 typedef struct {
   SmolvmCall call;
   gchar *snapshot_id;
@@ -31,6 +33,7 @@ typedef struct {
   gboolean holds_vm;
   gboolean holds_vm_id;
   gboolean holds_snapshot;
+  gchar *incoming_disk; /* the snapshot's disk, copied beside the VM's */
   gchar *backup_disk;
   GError *error; /* the failure a rollback reports at its end */
 } SnapshotRestore;
@@ -49,6 +52,7 @@ snapshot_restore_clear (SnapshotRestore *op)
   g_free (op->vm_id);
   g_clear_object (&op->snapshot);
   g_clear_object (&op->vm);
+  g_free (op->incoming_disk);
   g_free (op->backup_disk);
   g_clear_error (&op->error);
 }
@@ -61,20 +65,45 @@ snapshot_iface (SnapshotRestore *op)
 
 /* ---- rollback ---- */
 
-/* Before anything changed: only a recreated VM's directory (still empty)
- * and network claim need undoing. */
 static void
-abandon (SnapshotRestore *op, GError *error)
+abandon_finish (SnapshotRestore *op)
 {
   if (op->vm_is_new) {
     g_autoptr(GError) local_error = NULL;
     smolvm_network_release (op->call.ctx->network, op->vm_id,
                             smolvm_vm_get_network_config (op->vm));
+    /* empty again: the incoming disk is gone */
     if (!smolvm_rm_rf (smolvm_vm_get_dir (op->vm), &local_error))
       g_warning ("%s", local_error->message);
   }
+  smolvm_call_fail (&op->call, g_steal_pointer (&op->error));
+}
+
+static void
+on_abandon_incoming_removed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SnapshotRestore *op = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!smolvm_store_discard_finish (SMOLVM_STORE (source), result, &error))
+    g_warning ("%s", error->message);
+  abandon_finish (op);
+}
+
+/* Before the VM was touched: the incoming disk, and a recreated VM's
+ * directory and network claim, are undone. */
+static void
+abandon (SnapshotRestore *op, GError *error)
+{
   g_prefix_error (&error, "Cannot restore snapshot '%s': ", op->snapshot_id);
-  smolvm_call_fail (&op->call, error);
+  op->error = error;
+  smolvm_call_begin_rollback (&op->call);
+  if (op->incoming_disk != NULL && g_file_test (op->incoming_disk, G_FILE_TEST_EXISTS)) {
+    smolvm_store_discard_async (op->call.ctx->store, op->incoming_disk,
+                                on_abandon_incoming_removed, op);
+    return;
+  }
+  abandon_finish (op);
 }
 
 static void
@@ -98,6 +127,7 @@ rollback_forget_new_vm (SnapshotRestore *op)
     return;
   }
   smolvm_network_release (ctx->network, op->vm_id, smolvm_vm_get_network_config (op->vm));
+  smolvm_store_clear_runtime (ctx->store, op->vm_id);
   smolvm_store_discard_async (ctx->store, smolvm_vm_get_dir (op->vm), on_rollback_vm_removed, op);
 }
 
@@ -135,6 +165,7 @@ rollback (SnapshotRestore *op, GError *error)
 {
   g_prefix_error (&error, "Cannot restore snapshot '%s': ", op->snapshot_id);
   op->error = error;
+  smolvm_call_begin_rollback (&op->call);
   smolvm_vm_stop_async (op->vm, on_rollback_stopped, op);
 }
 
@@ -175,16 +206,8 @@ on_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static void
-on_disk_copied (GObject *source, GAsyncResult *result, gpointer user_data)
+load (SnapshotRestore *op)
 {
-  SnapshotRestore *op = user_data;
-  GError *error = NULL;
-
-  if (!smolvm_copy_file_sparse_finish (result, &error) ||
-      !smolvm_call_check_cancelled (&op->call, &error)) {
-    rollback (op, error);
-    return;
-  }
   smolvm_vm_load_snapshot_async (op->vm,
                                  smolvm_dbus_snapshot_get_snapshot_path (snapshot_iface (op)),
                                  smolvm_dbus_snapshot_get_mem_file_path (snapshot_iface (op)),
@@ -192,8 +215,10 @@ on_disk_copied (GObject *source, GAsyncResult *result, gpointer user_data)
                                  smolvm_call_get_cancellable (&op->call), on_loaded, op);
 }
 
+/* The VM is stopped: its disk goes aside (so that a failed restore can put
+ * it back) and the snapshot's takes its place. */
 static void
-copy_disk (SnapshotRestore *op)
+swap_disks (SnapshotRestore *op)
 {
   const gchar *disk = smolvm_vm_get_disk_path (op->vm);
   GError *error = NULL;
@@ -202,7 +227,6 @@ copy_disk (SnapshotRestore *op)
     rollback (op, error);
     return;
   }
-  /* keep the VM's disk aside, so that a failed restore can put it back */
   if (g_file_test (disk, G_FILE_TEST_EXISTS)) {
     g_autofree gchar *backup = smolvm_store_pre_restore_path (disk);
     /* a leftover of an earlier restore goes first, off the main loop */
@@ -218,22 +242,44 @@ copy_disk (SnapshotRestore *op)
     }
     op->backup_disk = g_steal_pointer (&backup);
   }
-  smolvm_progress_set_phase (smolvm_call_get_progress (&op->call), "copying-disk", TRUE);
-  smolvm_copy_file_sparse_async (smolvm_dbus_snapshot_get_disk_path (snapshot_iface (op)), disk,
-                                 smolvm_call_get_progress (&op->call),
-                                 smolvm_call_get_cancellable (&op->call), on_disk_copied, op);
+  if (rename (op->incoming_disk, disk) != 0) {
+    smolvm_error_set_errno (&error, errno, "Cannot put the snapshot's disk in place for VM '%s'",
+                            op->vm_id);
+    rollback (op, error);
+    return;
+  }
+  load (op);
 }
 
 static void
 on_vm_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   smolvm_vm_op_finish (SMOLVM_VM (source), result, NULL);
-  copy_disk (user_data);
+  swap_disks (user_data);
 }
 
-/* A running VM of this id goes first; then its disk is replaced. */
 static void
-stop_vm (SnapshotRestore *op)
+on_disk_copied (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SnapshotRestore *op = user_data;
+  GError *error = NULL;
+
+  if (!smolvm_copy_file_sparse_finish (result, &error) ||
+      !smolvm_call_check_cancelled (&op->call, &error)) {
+    abandon (op, error);
+    return;
+  }
+  /* only now, with everything in place, does a running VM go */
+  if (smolvm_vm_get_vmm (op->vm) == NULL) {
+    swap_disks (op);
+    return;
+  }
+  smolvm_call_set_phase (&op->call, "stopping");
+  smolvm_vm_stop_async (op->vm, on_vm_stopped, op);
+}
+
+static void
+copy_disk (SnapshotRestore *op)
 {
   GError *error = NULL;
 
@@ -241,12 +287,17 @@ stop_vm (SnapshotRestore *op)
     abandon (op, error);
     return;
   }
-  if (smolvm_vm_get_vmm (op->vm) == NULL) {
-    copy_disk (op);
+  op->incoming_disk = smolvm_store_incoming_disk_path (smolvm_vm_get_disk_path (op->vm));
+  /* a leftover of a restore a crash cut short */
+  if (g_file_test (op->incoming_disk, G_FILE_TEST_EXISTS) &&
+      !smolvm_store_discard (op->call.ctx->store, op->incoming_disk, &error)) {
+    abandon (op, error);
     return;
   }
-  smolvm_call_set_phase (&op->call, "stopping");
-  smolvm_vm_stop_async (op->vm, on_vm_stopped, op);
+  smolvm_progress_set_phase (smolvm_call_get_progress (&op->call), "copying-disk", TRUE);
+  smolvm_copy_file_sparse_async (smolvm_dbus_snapshot_get_disk_path (snapshot_iface (op)),
+                                 op->incoming_disk, smolvm_call_get_progress (&op->call),
+                                 smolvm_call_get_cancellable (&op->call), on_disk_copied, op);
 }
 
 static void
@@ -265,7 +316,7 @@ on_vmstate_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
                                       "its vmstate.bin is damaged (checksum mismatch)"));
     return;
   }
-  stop_vm (op);
+  copy_disk (op);
 }
 
 static gboolean
@@ -379,7 +430,7 @@ snapshot_restore_run (SmolvmCall *call)
                              NULL))
     smolvm_progress_expect (progress, size);
   if (smolvm_snapshot_get_vmstate_sha256 (op->snapshot) == NULL) {
-    stop_vm (op);
+    copy_disk (op);
     return;
   }
   if (smolvm_file_data_size (vmstate, &size, NULL))

@@ -23,6 +23,7 @@ typedef struct {
   gboolean holds_vm_id;
   GVariant *network_config;
   gchar *dir;
+  GError *error; /* the failure a rollback reports at its end */
 } VmCreate;
 
 static void
@@ -35,19 +36,32 @@ vm_create_clear (VmCreate *op)
   g_free (op->vm_id);
   g_clear_pointer (&op->network_config, g_variant_unref);
   g_free (op->dir);
+  g_clear_error (&op->error);
 }
 
+static void
+on_rollback_removed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  VmCreate *op = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!smolvm_store_discard_finish (SMOLVM_STORE (source), result, &error))
+    g_warning ("Cannot remove %s: %s", op->dir, error->message);
+  smolvm_call_fail (&op->call, g_steal_pointer (&op->error));
+}
+
+/* The directory (with the partial disk) is gone before the caller hears of
+ * the failure; the network claim goes and the id is free again. */
 static void
 vm_create_rollback (VmCreate *op, GError *error)
 {
   SmolvmContext *ctx = op->call.ctx;
-  g_autoptr(GError) cleanup_error = NULL;
 
-  if (!smolvm_store_discard (ctx->store, op->dir, &cleanup_error))
-    g_warning ("%s", cleanup_error->message);
   smolvm_network_release (ctx->network, op->vm_id, op->network_config);
   g_prefix_error (&error, "Cannot create VM '%s': ", op->vm_id);
-  smolvm_call_fail (&op->call, error);
+  op->error = error;
+  smolvm_call_begin_rollback (&op->call);
+  smolvm_store_discard_async (ctx->store, op->dir, on_rollback_removed, op);
 }
 
 static void

@@ -10,10 +10,16 @@
 #include "smolvm-error.h"
 #include "smolvm-fileutil.h"
 #include "smolvm-qemu.h"
+#include "smolvm-net-config.h"
 #include "smolvm-qmp.h"
+#include "smolvm-steps.h"
 
 #define SOCKET_WAIT_MS 30000
-#define SOCKET_POLL_MS 20
+/* how often an outgoing migration is asked how far it got */
+#define MIGRATION_POLL_MS 100
+/* how long QEMU may stay in finish-migrate after a migration ends */
+#define SETTLE_RETRY_MS 10
+#define SETTLE_TRIES 500
 #define MIB (1024 * 1024)
 /* a name QEMU knows the migration stream's descriptor by */
 #define VMSTATE_FDNAME "smolvm-vmstate"
@@ -179,191 +185,196 @@ take_qmp (SmolvmQemu *self, SmolvmQmp *qmp)
   g_signal_connect (qmp, "closed", G_CALLBACK (on_qmp_closed), self);
 }
 
-/* ---- one QMP step after another ---- */
+/* ---- operations: QMP steps run by SmolvmSteps ---- */
 
-typedef void (*StepFunc) (GTask *task);
-
-/* What a whole operation needs along its steps. */
+/* What one operation keeps along its steps. */
 typedef struct {
-  gboolean launch;     /* runs a process of its own: boot or load */
+  const gchar *what;   /* the prefix of its errors: "Cannot save the VM state" */
   gboolean incoming;   /* start with -incoming defer */
   gboolean resume;     /* cont at the end */
   gchar *vmstate_path;
   gchar *mem_path;
-  gint64 deadline;
-  GError *error;       /* of a failed launch, while its process goes */
-  GPtrArray *steps;    /* StepFunc */
-  guint next;
   int fd;
+  SmolvmProgress *progress;
+  /* the migration step */
   guint migration_parts;
   GError *migration_error;
-  SmolvmProgress *progress;
-} Job;
+  GSource *cancel_watch;  /* fires when the caller cancels mid-migration */
+  guint poll;             /* query-migrate timer of an outgoing migration */
+  gboolean query_in_flight;
+  guint64 seen_total;     /* what QEMU reported, already fed to the progress */
+  guint64 seen_done;
+  /* waiting for QEMU to leave finish-migrate */
+  guint settle_tries;
+  void (*settled) (SmolvmSteps *steps);
+} QemuOp;
 
 static void
-job_free (Job *job)
+stop_migration_watch (QemuOp *op)
 {
-  g_free (job->vmstate_path);
-  g_free (job->mem_path);
-  g_ptr_array_unref (job->steps);
-  if (job->fd >= 0)
-    close (job->fd);
-  g_clear_error (&job->migration_error);
-  g_clear_error (&job->error);
-  g_clear_object (&job->progress);
-  g_free (job);
-}
-
-static GTask *
-job_new (SmolvmQemu *self, GCancellable *cancellable, GAsyncReadyCallback callback,
-         gpointer user_data)
-{
-  GTask *task = g_task_new (self, cancellable, callback, user_data);
-  Job *job = g_new0 (Job, 1);
-  job->steps = g_ptr_array_new ();
-  job->fd = -1;
-  g_task_set_task_data (task, job, (GDestroyNotify) job_free);
-  return task;
-}
-
-static void
-job_next (GTask *task)
-{
-  Job *job = g_task_get_task_data (task);
-  if (job->next >= job->steps->len) {
-    g_task_return_boolean (task, TRUE);
-    g_object_unref (task);
-    return;
+  g_clear_handle_id (&op->poll, g_source_remove);
+  if (op->cancel_watch != NULL) {
+    g_source_destroy (op->cancel_watch);
+    g_clear_pointer (&op->cancel_watch, g_source_unref);
   }
-  ((StepFunc) g_ptr_array_index (job->steps, job->next++)) (task);
+}
+
+static void
+qemu_op_free (QemuOp *op)
+{
+  stop_migration_watch (op);
+  g_free (op->vmstate_path);
+  g_free (op->mem_path);
+  if (op->fd >= 0)
+    close (op->fd);
+  g_clear_error (&op->migration_error);
+  g_clear_object (&op->progress);
+  g_free (op);
 }
 
 static void
 on_failed_launch_terminated (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  GTask *task = user_data;
-  SmolvmQemu *self = g_task_get_source_object (task);
-  Job *job = g_task_get_task_data (task);
+  SmolvmQemu *self = SMOLVM_QEMU (source);
 
   smolvm_vmm_terminate_finish (SMOLVM_VMM (self), result);
   clear_runtime_files (self);
-  g_task_return_error (task, g_steal_pointer (&job->error));
-  g_object_unref (task);
+  smolvm_steps_rollback_done (user_data);
 }
 
-/* A failed launch ends only once its process is gone and its runtime files
- * (a partly copied RAM file among them) are removed: the exit notification
- * may come after the caller has moved on. */
+/* A failed or cancelled launch ends only once its process is gone and its
+ * runtime files (a partly copied RAM file among them) are removed: the
+ * exit notification may come after the caller has moved on. */
 static void
-job_fail (GTask *task, GError *error)
+rollback_launch (SmolvmSteps *steps, const GError *error)
 {
-  SmolvmQemu *self = g_task_get_source_object (task);
-  Job *job = g_task_get_task_data (task);
+  smolvm_vmm_terminate_async (smolvm_steps_get_source_object (steps), on_failed_launch_terminated,
+                              steps);
+}
 
-  if (job->launch) {
-    g_clear_error (&job->error);
-    job->error = error;
-    smolvm_vmm_terminate_async (SMOLVM_VMM (self), on_failed_launch_terminated, task);
-    return;
-  }
-  g_task_return_error (task, error);
-  g_object_unref (task);
+static SmolvmSteps *
+qemu_op_new (SmolvmQemu *self, const gchar *name, const gchar *what, gboolean launch,
+             SmolvmProgress *progress, GCancellable *cancellable, GAsyncReadyCallback callback,
+             gpointer user_data)
+{
+  SmolvmSteps *steps = smolvm_steps_new (self, name, cancellable, callback, user_data);
+  QemuOp *op = g_new0 (QemuOp, 1);
+
+  op->what = what;
+  op->fd = -1;
+  op->progress = progress != NULL ? g_object_ref (progress) : NULL;
+  smolvm_steps_set_data (steps, op, (GDestroyNotify) qemu_op_free);
+  if (launch)
+    smolvm_steps_set_rollback (steps, rollback_launch);
+  return steps;
+}
+
+static void
+fail_step (SmolvmSteps *steps, const GError *cause)
+{
+  QemuOp *op = smolvm_steps_get_data (steps);
+  smolvm_steps_fail (steps, qemu_error (smolvm_steps_get_source_object (steps), op->what, cause));
 }
 
 static void
 on_qmp_step_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  GTask *task = user_data;
-  SmolvmQemu *self = g_task_get_source_object (task);
+  SmolvmSteps *steps = user_data;
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonNode) reply = smolvm_qmp_execute_finish (SMOLVM_QMP (source), result, &error);
 
   if (error != NULL) {
-    job_fail (task, qemu_error (self, g_task_get_name (task), error));
+    fail_step (steps, error);
     return;
   }
-  job_next (task);
+  smolvm_steps_next (steps);
 }
 
-/* Runs one QMP command as a step; @arguments_json may be NULL. */
+/* Runs one QMP command as a step; @arguments_json may be NULL. Commands
+ * are quick: a cancel is seen before the next step. */
 static void
-qmp_step (GTask *task, const gchar *command, const gchar *arguments_json, int fd)
+qmp_step (SmolvmSteps *steps, const gchar *command, const gchar *arguments_json, int fd)
 {
-  SmolvmQemu *self = g_task_get_source_object (task);
+  SmolvmQemu *self = smolvm_steps_get_source_object (steps);
   g_autoptr(JsonNode) arguments = NULL;
 
   if (self->qmp == NULL) {
-    job_fail (task, qemu_error (self, g_task_get_name (task), NULL));
+    fail_step (steps, NULL);
     return;
   }
   if (arguments_json != NULL)
     arguments = json_from_string (arguments_json, NULL);
-  smolvm_qmp_execute_async (self->qmp, command, arguments, fd, NULL, on_qmp_step_done, task);
+  smolvm_qmp_execute_async (self->qmp, command, arguments, fd, NULL, on_qmp_step_done, steps);
 }
 
 static void
-step_stop (GTask *task)
+step_stop (SmolvmSteps *steps, gpointer step_data)
 {
-  qmp_step (task, "stop", NULL, -1);
+  qmp_step (steps, "stop", NULL, -1);
 }
 
 static void
-step_cont (GTask *task)
+step_cont (SmolvmSteps *steps, gpointer step_data)
 {
-  Job *job = g_task_get_task_data (task);
-  if (job->incoming && !job->resume) {
-    job_next (task);
+  QemuOp *op = smolvm_steps_get_data (steps);
+  if (op->incoming && !op->resume) {
+    smolvm_steps_next (steps);
     return;
   }
-  qmp_step (task, "cont", NULL, -1);
+  qmp_step (steps, "cont", NULL, -1);
 }
 
 static void
-step_migrate_capabilities (GTask *task)
+step_migrate_capabilities (SmolvmSteps *steps, gpointer step_data)
 {
   /* both sides must agree on x-ignore-shared; events report progress */
-  qmp_step (task, "migrate-set-capabilities",
+  qmp_step (steps, "migrate-set-capabilities",
             "{\"capabilities\": [{\"capability\": \"x-ignore-shared\", \"state\": true},"
             " {\"capability\": \"events\", \"state\": true}]}",
             -1);
 }
 
 static void
-step_migrate_parameters (GTask *task)
+step_migrate_parameters (SmolvmSteps *steps, gpointer step_data)
 {
   /* the default cap of 128 MiB/s is meant for live migration, not saves */
-  qmp_step (task, "migrate-set-parameters", "{\"max-bandwidth\": 0}", -1);
+  qmp_step (steps, "migrate-set-parameters", "{\"max-bandwidth\": 0}", -1);
 }
 
 static void
-step_getfd (GTask *task)
+step_getfd (SmolvmSteps *steps, gpointer step_data)
 {
-  Job *job = g_task_get_task_data (task);
-  int fd = job->fd;
+  QemuOp *op = smolvm_steps_get_data (steps);
+  int fd = op->fd;
 
-  /* taken first: a failing step may complete the task, and free @job */
-  job->fd = -1;
-  qmp_step (task, "getfd", "{\"fdname\": \"" VMSTATE_FDNAME "\"}", fd);
+  /* taken first: a failing step may complete the run, and free @op */
+  op->fd = -1;
+  qmp_step (steps, "getfd", "{\"fdname\": \"" VMSTATE_FDNAME "\"}", fd);
   close (fd); /* QEMU has its own copy now */
 }
 
 /* A migration ends with two answers, in either order: the command's reply
  * and the MIGRATION event. The step ends when both are in. */
 static void
-migration_part_done (GTask *task, GError *error)
+migration_part_done (SmolvmSteps *steps, GError *error)
 {
-  Job *job = g_task_get_task_data (task);
+  QemuOp *op = smolvm_steps_get_data (steps);
 
-  if (error != NULL && job->migration_error == NULL)
-    job->migration_error = error;
+  if (error != NULL && op->migration_error == NULL)
+    op->migration_error = error;
   else if (error != NULL)
     g_error_free (error);
-  if (--job->migration_parts > 0)
+  if (--op->migration_parts > 0)
     return;
-  if (job->migration_error != NULL)
-    job_fail (task, g_steal_pointer (&job->migration_error));
-  else
-    job_next (task);
+  stop_migration_watch (op);
+  if (op->migration_error != NULL) {
+    smolvm_steps_fail (steps, g_steal_pointer (&op->migration_error));
+    return;
+  }
+  /* QEMU sent all it counted, whether or not a poll saw the end */
+  smolvm_progress_add (op->progress, op->seen_total - MIN (op->seen_done, op->seen_total));
+  op->seen_done = op->seen_total;
+  smolvm_steps_next (steps);
 }
 
 static void
@@ -377,131 +388,300 @@ on_migration_settled (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 on_migrate_reply (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  GTask *task = user_data;
-  SmolvmQemu *self = g_task_get_source_object (task);
+  SmolvmSteps *steps = user_data;
+  QemuOp *op = smolvm_steps_get_data (steps);
+  SmolvmQemu *self = smolvm_steps_get_source_object (steps);
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonNode) reply = smolvm_qmp_execute_finish (SMOLVM_QMP (source), result, &error);
 
   if (error != NULL) {
     /* refused outright: no MIGRATION event will settle it */
-    migration_part_done (task, qemu_error (self, g_task_get_name (task), error));
+    migration_part_done (steps, qemu_error (self, op->what, error));
     settle_migration (self, NULL);
     return;
   }
-  migration_part_done (task, NULL);
+  migration_part_done (steps, NULL);
+}
+
+/* Feeds what query-migrate says into the progress. With x-ignore-shared
+ * the guest's RAM is not in the stream: QEMU's "ram" figures count only
+ * the RAM it does send (firmware and ROMs, well under a MiB), and the
+ * device state is not counted at all. So this phase is measured only when
+ * QEMU gives a total, and then only for that part of the stream; the bulk
+ * of a snapshot is the RAM file copy (copying-memory). */
+static void
+account_migration (QemuOp *op, JsonNode *reply)
+{
+  JsonObject *info = reply != NULL && JSON_NODE_HOLDS_OBJECT (reply) ? json_node_get_object (reply)
+                                                                    : NULL;
+  JsonObject *ram = info != NULL && json_object_has_member (info, "ram")
+                      ? json_object_get_object_member (info, "ram")
+                      : NULL;
+  gint64 total, done;
+
+  if (ram == NULL)
+    return;
+  total = json_object_get_int_member_with_default (ram, "total", 0);
+  done = json_object_get_int_member_with_default (ram, "transferred", 0);
+  if (total <= 0)
+    return;
+  if (op->seen_total == 0)
+    smolvm_progress_set_phase (op->progress, "saving-state", TRUE);
+  if ((guint64) total > op->seen_total) {
+    smolvm_progress_expect (op->progress, (guint64) total - op->seen_total);
+    op->seen_total = (guint64) total;
+  }
+  /* transferred may pass total when pages are sent again */
+  done = MIN (done, total);
+  if ((guint64) done > op->seen_done) {
+    smolvm_progress_add (op->progress, (guint64) done - op->seen_done);
+    op->seen_done = (guint64) done;
+  }
+}
+
+static void
+on_query_migrate (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(SmolvmSteps) steps = user_data;
+  QemuOp *op = smolvm_steps_get_data (steps);
+  g_autoptr(JsonNode) reply = smolvm_qmp_execute_finish (SMOLVM_QMP (source), result, NULL);
+
+  op->query_in_flight = FALSE;
+  /* the migration may have ended meanwhile: its figures are final then */
+  if (op->migration_parts > 0)
+    account_migration (op, reply);
+}
+
+static gboolean
+on_poll_migration (gpointer user_data)
+{
+  SmolvmSteps *steps = user_data;
+  QemuOp *op = smolvm_steps_get_data (steps);
+  SmolvmQemu *self = smolvm_steps_get_source_object (steps);
+
+  if (self->qmp != NULL && !op->query_in_flight) {
+    op->query_in_flight = TRUE;
+    /* the reply may come after the step: it holds the run */
+    smolvm_qmp_execute_async (self->qmp, "query-migrate", NULL, -1, NULL, on_query_migrate,
+                              g_object_ref (steps));
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+on_migrate_cancel_reply (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) reply = smolvm_qmp_execute_finish (SMOLVM_QMP (source), result, &error);
+
+  /* the MIGRATION event settles the step either way */
+  if (error != NULL)
+    g_message ("migrate_cancel: %s", error->message);
+}
+
+/* The caller cancelled during a migration. Outgoing: QEMU stops it and
+ * the guest stays paused in a healthy VMM (the step ends on the
+ * "cancelled" event). Incoming: the half-loaded process is of no use, and
+ * its end settles the step. */
+static gboolean
+on_migration_cancelled (GCancellable *cancellable, gpointer user_data)
+{
+  SmolvmSteps *steps = user_data;
+  QemuOp *op = smolvm_steps_get_data (steps);
+  SmolvmQemu *self = smolvm_steps_get_source_object (steps);
+
+  g_clear_pointer (&op->cancel_watch, g_source_unref);
+  if (op->incoming)
+    smolvm_vmm_terminate_async (SMOLVM_VMM (self), NULL, NULL);
+  else if (self->qmp != NULL)
+    smolvm_qmp_execute_async (self->qmp, "migrate_cancel", NULL, -1, NULL,
+                              on_migrate_cancel_reply, NULL);
+  return G_SOURCE_REMOVE;
 }
 
 /* migrate / migrate-incoming on the stream passed with getfd. */
 static void
-migrate_step (GTask *task, const gchar *command)
+migrate_step (SmolvmSteps *steps, const gchar *command)
 {
-  SmolvmQemu *self = g_task_get_source_object (task);
-  Job *job = g_task_get_task_data (task);
+  SmolvmQemu *self = smolvm_steps_get_source_object (steps);
+  QemuOp *op = smolvm_steps_get_data (steps);
+  GCancellable *cancellable = smolvm_steps_get_cancellable (steps);
   g_autoptr(JsonNode) arguments = json_from_string ("{\"uri\": \"fd:" VMSTATE_FDNAME "\"}", NULL);
 
   if (self->qmp == NULL) {
-    job_fail (task, qemu_error (self, g_task_get_name (task), NULL));
+    fail_step (steps, NULL);
     return;
   }
   g_assert (self->migration == NULL);
-  job->migration_parts = 2;
-  self->migration = g_task_new (self, NULL, on_migration_settled, task);
-  smolvm_qmp_execute_async (self->qmp, command, arguments, -1, NULL, on_migrate_reply, task);
+  op->migration_parts = 2;
+  self->migration = g_task_new (self, NULL, on_migration_settled, steps);
+  smolvm_qmp_execute_async (self->qmp, command, arguments, -1, NULL, on_migrate_reply, steps);
+  if (cancellable != NULL) {
+    /* a source, not a handler: it runs in our main context, where the
+     * QMP client lives, and is simply destroyed when the step ends */
+    op->cancel_watch = g_cancellable_source_new (cancellable);
+    g_source_set_callback (op->cancel_watch, G_SOURCE_FUNC (on_migration_cancelled), steps, NULL);
+    g_source_attach (op->cancel_watch, NULL);
+  }
+  if (!op->incoming)
+    op->poll = g_timeout_add (MIGRATION_POLL_MS, on_poll_migration, steps);
 }
 
 static void
-step_migrate_out (GTask *task)
+step_migrate_out (SmolvmSteps *steps, gpointer step_data)
 {
-  migrate_step (task, "migrate");
+  migrate_step (steps, "migrate");
 }
 
 static void
-step_migrate_in (GTask *task)
+step_migrate_in (SmolvmSteps *steps, gpointer step_data)
 {
-  Job *job = g_task_get_task_data (task);
-  smolvm_progress_set_phase (job->progress, "loading-state", FALSE);
-  migrate_step (task, "migrate-incoming");
+  QemuOp *op = smolvm_steps_get_data (steps);
+  smolvm_progress_set_phase (op->progress, "loading-state", FALSE);
+  migrate_step (steps, "migrate-incoming");
+}
+
+/* QEMU announces a completed migration before it leaves the run state
+ * finish-migrate, in which "cont" is refused ("Migration is not finalized
+ * yet"): ask until it has, so that a caller may resume the guest at once. */
+static void query_until_settled (SmolvmSteps *steps);
+
+static gboolean
+on_settle_retry (gpointer user_data)
+{
+  query_until_settled (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_settle_status (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SmolvmSteps *steps = user_data;
+  QemuOp *op = smolvm_steps_get_data (steps);
+  g_autoptr(JsonNode) reply = smolvm_qmp_execute_finish (SMOLVM_QMP (source), result, NULL);
+  const gchar *status = NULL;
+
+  if (reply != NULL && JSON_NODE_HOLDS_OBJECT (reply))
+    status = json_object_get_string_member_with_default (json_node_get_object (reply), "status",
+                                                         NULL);
+  if (g_strcmp0 (status, "finish-migrate") == 0 && op->settle_tries++ < SETTLE_TRIES) {
+    g_timeout_add (SETTLE_RETRY_MS, on_settle_retry, steps);
+    return;
+  }
+  /* settled, or QEMU cannot say: whoever comes next hears of it */
+  op->settled (steps);
+}
+
+static void
+query_until_settled (SmolvmSteps *steps)
+{
+  SmolvmQemu *self = smolvm_steps_get_source_object (steps);
+  QemuOp *op = smolvm_steps_get_data (steps);
+
+  if (self->qmp == NULL) {
+    op->settled (steps);
+    return;
+  }
+  smolvm_qmp_execute_async (self->qmp, "query-status", NULL, -1, NULL, on_settle_status, steps);
+}
+
+static void
+step_settle (SmolvmSteps *steps, gpointer step_data)
+{
+  QemuOp *op = smolvm_steps_get_data (steps);
+  op->settle_tries = 0;
+  op->settled = smolvm_steps_next;
+  query_until_settled (steps);
+}
+
+/* A failed or cancelled save leaves the guest paused in a QEMU that can
+ * resume it. */
+static void
+rollback_save (SmolvmSteps *steps, const GError *error)
+{
+  QemuOp *op = smolvm_steps_get_data (steps);
+  op->settle_tries = 0;
+  op->settled = smolvm_steps_rollback_done;
+  query_until_settled (steps);
 }
 
 static void
 on_ram_copied (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  GTask *task = user_data;
   GError *error = NULL;
   if (!smolvm_copy_file_sparse_finish (result, &error)) {
-    job_fail (task, error);
+    smolvm_steps_fail (user_data, error);
     return;
   }
-  job_next (task);
+  smolvm_steps_next (user_data);
 }
 
 static void
-step_save_ram (GTask *task)
+step_save_ram (SmolvmSteps *steps, gpointer step_data)
 {
-  SmolvmQemu *self = g_task_get_source_object (task);
-  Job *job = g_task_get_task_data (task);
+  SmolvmQemu *self = smolvm_steps_get_source_object (steps);
+  QemuOp *op = smolvm_steps_get_data (steps);
   guint64 size = 0;
 
   /* the caller cannot know the size of our RAM file; a load's copy is
    * expected by the caller (the data size of mem.bin) */
   if (smolvm_file_data_size (self->ram_path, &size, NULL))
-    smolvm_progress_expect (job->progress, size);
-  smolvm_progress_set_phase (job->progress, "copying-memory", TRUE);
-  smolvm_copy_file_sparse_async (self->ram_path, job->mem_path, job->progress,
-                                 g_task_get_cancellable (task), on_ram_copied, task);
+    smolvm_progress_expect (op->progress, size);
+  smolvm_progress_set_phase (op->progress, "copying-memory", TRUE);
+  smolvm_copy_file_sparse_async (self->ram_path, op->mem_path, op->progress,
+                                 smolvm_steps_get_cancellable (steps), on_ram_copied, steps);
 }
 
 /* The restored VM gets its own RAM file, a copy of mem.bin: it then never
  * writes to the snapshot, and its own snapshots stay device-state only. */
 static void
-step_load_ram (GTask *task)
+step_load_ram (SmolvmSteps *steps, gpointer step_data)
 {
-  SmolvmQemu *self = g_task_get_source_object (task);
-  Job *job = g_task_get_task_data (task);
+  SmolvmQemu *self = smolvm_steps_get_source_object (steps);
+  QemuOp *op = smolvm_steps_get_data (steps);
   const SmolvmVmConfig *config = smolvm_vmm_get_config (SMOLVM_VMM (self));
   goffset expected = (goffset) config->mem_size_mib * MIB;
+  GError *error = NULL;
   struct stat st;
 
   /* QEMU would silently grow a short file and then fail to load */
-  if (stat (job->mem_path, &st) != 0) {
-    GError *error = NULL;
-    smolvm_error_set_errno (&error, errno, "Cannot read %s", job->mem_path);
-    job_fail (task, error);
+  if (stat (op->mem_path, &st) != 0) {
+    smolvm_error_set_errno (&error, errno, "Cannot read %s", op->mem_path);
+    smolvm_steps_fail (steps, error);
     return;
   }
   if (st.st_size != expected) {
-    job_fail (task, g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
-                                 "%s is %" G_GOFFSET_FORMAT " bytes, but the VM has %u MiB of "
-                                 "memory (%" G_GOFFSET_FORMAT " bytes)",
-                                 job->mem_path, (goffset) st.st_size, config->mem_size_mib,
-                                 expected));
+    smolvm_steps_fail (steps, g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
+                                           "%s is %" G_GOFFSET_FORMAT " bytes, but the VM has %u "
+                                           "MiB of memory (%" G_GOFFSET_FORMAT " bytes)",
+                                           op->mem_path, (goffset) st.st_size,
+                                           config->mem_size_mib, expected));
     return;
   }
   if (unlink (self->ram_path) != 0 && errno != ENOENT) {
-    GError *error = NULL;
     smolvm_error_set_errno (&error, errno, "Cannot remove %s", self->ram_path);
-    job_fail (task, error);
+    smolvm_steps_fail (steps, error);
     return;
   }
-  smolvm_progress_set_phase (job->progress, "copying-memory", TRUE);
-  smolvm_copy_file_sparse_async (job->mem_path, self->ram_path, job->progress,
-                                 g_task_get_cancellable (task), on_ram_copied, task);
+  smolvm_progress_set_phase (op->progress, "copying-memory", TRUE);
+  smolvm_copy_file_sparse_async (op->mem_path, self->ram_path, op->progress,
+                                 smolvm_steps_get_cancellable (steps), on_ram_copied, steps);
 }
 
 static void
-step_open_vmstate (GTask *task)
+step_open_vmstate (SmolvmSteps *steps, gpointer step_data)
 {
-  Job *job = g_task_get_task_data (task);
+  QemuOp *op = smolvm_steps_get_data (steps);
   GError *error = NULL;
 
-  job->fd = job->incoming ? open (job->vmstate_path, O_RDONLY | O_CLOEXEC)
-                          : open (job->vmstate_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (job->fd < 0) {
-    smolvm_error_set_errno (&error, errno, "Cannot open %s", job->vmstate_path);
-    job_fail (task, error);
+  op->fd = op->incoming ? open (op->vmstate_path, O_RDONLY | O_CLOEXEC)
+                        : open (op->vmstate_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (op->fd < 0) {
+    smolvm_error_set_errno (&error, errno, "Cannot open %s", op->vmstate_path);
+    smolvm_steps_fail (steps, error);
     return;
   }
-  job_next (task);
+  smolvm_steps_next (steps);
 }
 
 /* ---- the process ---- */
@@ -527,13 +707,12 @@ argv_add (GPtrArray *argv, const gchar *format, ...)
 }
 
 static gchar **
-build_argv (SmolvmQemu *self, gboolean incoming)
+build_argv (SmolvmQemu *self, const SmolvmNetConfig *net, gboolean incoming)
 {
   SmolvmVmm *vmm = SMOLVM_VMM (self);
   const SmolvmVmConfig *c = smolvm_vmm_get_config (vmm);
-  GVariant *net = smolvm_vmm_get_network_config (vmm);
   GPtrArray *argv = g_ptr_array_new ();
-  const gchar *tap = NULL, *mac = NULL, *guest_ip = NULL, *gateway = NULL, *netmask = NULL;
+  g_autofree gchar *append = smolvm_net_config_boot_args (net, c->boot_args);
   g_autofree gchar *ram = opt_escape (self->ram_path);
   g_autofree gchar *console = opt_escape (smolvm_vmm_get_console_log_path (vmm));
   g_autofree gchar *disk = opt_escape (smolvm_vmm_get_disk_path (vmm));
@@ -572,12 +751,7 @@ build_argv (SmolvmQemu *self, gboolean incoming)
   argv_add (argv, "-kernel");
   argv_add (argv, "%s", c->kernel_path);
   argv_add (argv, "-append");
-  if (net != NULL && g_variant_lookup (net, "guest_ip", "&s", &guest_ip) &&
-      g_variant_lookup (net, "gateway_ip", "&s", &gateway) &&
-      g_variant_lookup (net, "netmask", "&s", &netmask))
-    argv_add (argv, "%s ip=%s::%s:%s::eth0:off", c->boot_args, guest_ip, gateway, netmask);
-  else
-    argv_add (argv, "%s", c->boot_args);
+  argv_add (argv, "%s", append);
   if (c->initrd_path != NULL && c->initrd_path[0] != '\0') {
     argv_add (argv, "-initrd");
     argv_add (argv, "%s", c->initrd_path);
@@ -591,12 +765,13 @@ build_argv (SmolvmQemu *self, gboolean incoming)
   argv_add (argv, "chardev:con0");
   argv_add (argv, "-drive");
   argv_add (argv, "file=%s,format=raw,if=virtio", disk);
-  if (net != NULL && g_variant_lookup (net, "tap_device", "&s", &tap)) {
+  /* net config values are checked: no commas to escape */
+  if (net->tap_device != NULL) {
     argv_add (argv, "-netdev");
-    argv_add (argv, "tap,id=net0,ifname=%s,script=no,downscript=no", tap);
+    argv_add (argv, "tap,id=net0,ifname=%s,script=no,downscript=no", net->tap_device);
     argv_add (argv, "-device");
-    if (g_variant_lookup (net, "guest_mac", "&s", &mac))
-      argv_add (argv, "virtio-net-pci,netdev=net0,mac=%s", mac);
+    if (net->guest_mac != NULL)
+      argv_add (argv, "virtio-net-pci,netdev=net0,mac=%s", net->guest_mac);
     else
       argv_add (argv, "virtio-net-pci,netdev=net0");
   }
@@ -610,116 +785,116 @@ build_argv (SmolvmQemu *self, gboolean incoming)
   return (gchar **) g_ptr_array_free (argv, FALSE);
 }
 
-static gboolean qmp_socket_poll (gpointer user_data);
-
 static void
-on_qmp_connected (GObject *source, GAsyncResult *result, gpointer user_data)
+on_qmp_ready (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  GTask *task = user_data;
-  SmolvmQemu *self = g_task_get_source_object (task);
+  SmolvmSteps *steps = user_data;
+  SmolvmQemu *self = smolvm_steps_get_source_object (steps);
   g_autoptr(GError) error = NULL;
   SmolvmQmp *qmp = smolvm_qmp_connect_finish (result, &error);
 
   if (qmp == NULL) {
-    Job *job = g_task_get_task_data (task);
-    /* QEMU binds its socket before it listens: try again in a moment */
-    if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED) &&
-        smolvm_vmm_is_running (SMOLVM_VMM (self)) && g_get_monotonic_time () < job->deadline) {
-      g_timeout_add (SOCKET_POLL_MS, qmp_socket_poll, task);
-      return;
-    }
-    job_fail (task, qemu_error (self, "Cannot talk to QEMU", error));
+    smolvm_steps_fail (steps, qemu_error (self, "Cannot talk to QEMU", error));
     return;
   }
   take_qmp (self, qmp);
-  job_next (task);
-}
-
-static gboolean
-qmp_socket_poll (gpointer user_data)
-{
-  GTask *task = user_data;
-  SmolvmQemu *self = g_task_get_source_object (task);
-  Job *job = g_task_get_task_data (task);
-  struct stat st;
-
-  if (!smolvm_vmm_is_running (SMOLVM_VMM (self))) {
-    job_fail (task, qemu_error (self, "QEMU did not start", NULL));
-    return G_SOURCE_REMOVE;
-  }
-  if (g_get_monotonic_time () > job->deadline) {
-    job_fail (task, g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
-                                 "QEMU did not open its monitor socket %s within %d s",
-                                 self->qmp_socket, SOCKET_WAIT_MS / 1000));
-    return G_SOURCE_REMOVE;
-  }
-  if (stat (self->qmp_socket, &st) != 0 || !S_ISSOCK (st.st_mode))
-    return G_SOURCE_CONTINUE;
-  smolvm_qmp_connect_async (self->qmp_socket, NULL, on_qmp_connected, task);
-  return G_SOURCE_REMOVE;
+  smolvm_steps_next (steps);
 }
 
 static void
-step_spawn (GTask *task)
+on_qmp_socket (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  SmolvmQemu *self = g_task_get_source_object (task);
-  Job *job = g_task_get_task_data (task);
-  g_auto(GStrv) argv = build_argv (self, job->incoming);
+  SmolvmSteps *steps = user_data;
+  SmolvmQemu *self = SMOLVM_QEMU (source);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketConnection) connection =
+    smolvm_vmm_wait_socket_finish (SMOLVM_VMM (self), result, &error);
+
+  if (connection == NULL) {
+    if (g_error_matches (error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED))
+      smolvm_steps_fail (steps, g_steal_pointer (&error));
+    else
+      smolvm_steps_fail (steps, qemu_error (self, "QEMU did not start", error));
+    return;
+  }
+  smolvm_qmp_new_async (connection, NULL, on_qmp_ready, steps);
+}
+
+static void
+step_connect (SmolvmSteps *steps, gpointer step_data)
+{
+  SmolvmQemu *self = smolvm_steps_get_source_object (steps);
+  smolvm_vmm_wait_socket_async (SMOLVM_VMM (self), self->qmp_socket, SOCKET_WAIT_MS,
+                                smolvm_steps_get_cancellable (steps), on_qmp_socket, steps);
+}
+
+static void
+step_spawn (SmolvmSteps *steps, gpointer step_data)
+{
+  SmolvmQemu *self = smolvm_steps_get_source_object (steps);
+  QemuOp *op = smolvm_steps_get_data (steps);
+  g_autoptr(SmolvmNetConfig) net = NULL;
+  g_auto(GStrv) argv = NULL;
   GError *error = NULL;
 
+  net = smolvm_net_config_new_from_variant (smolvm_vmm_get_network_config (SMOLVM_VMM (self)),
+                                            &error);
+  if (net == NULL) {
+    smolvm_steps_fail (steps, error);
+    return;
+  }
+  argv = build_argv (self, net, op->incoming);
   if ((unlink (self->qmp_socket) != 0 && errno != ENOENT) ||
-      (!job->incoming && unlink (self->ram_path) != 0 && errno != ENOENT)) {
+      (!op->incoming && unlink (self->ram_path) != 0 && errno != ENOENT)) {
     smolvm_error_set_errno (&error, errno, "Cannot clear the runtime files of VM '%s'",
                             smolvm_vmm_get_vm_id (SMOLVM_VMM (self)));
-    job_fail (task, error);
+    smolvm_steps_fail (steps, error);
     return;
   }
   /* a fresh log per process, so that errors quote this run */
   unlink (self->log_path);
   if (!smolvm_vmm_spawn (SMOLVM_VMM (self), (const gchar *const *) argv, &error)) {
-    job_fail (task, error);
+    smolvm_steps_fail (steps, error);
     return;
   }
-  job->deadline = g_get_monotonic_time () + SOCKET_WAIT_MS * G_TIME_SPAN_MILLISECOND;
-  g_timeout_add (SOCKET_POLL_MS, qmp_socket_poll, task);
+  smolvm_steps_next (steps);
 }
 
 static void
-job_run (GTask *task, const gchar *name, ...)
+add_steps (SmolvmSteps *steps, ...)
 {
-  Job *job = g_task_get_task_data (task);
   va_list args;
-  StepFunc step;
+  SmolvmStepFunc step;
 
-  g_task_set_name (task, name);
-  va_start (args, name);
-  while ((step = va_arg (args, StepFunc)) != NULL)
-    g_ptr_array_add (job->steps, step);
+  va_start (args, steps);
+  while ((step = va_arg (args, SmolvmStepFunc)) != NULL)
+    smolvm_steps_add (steps, step, NULL, NULL);
   va_end (args);
-  job_next (task);
 }
 
 static void
 smolvm_qemu_boot_async (SmolvmVmm *vmm, GCancellable *cancellable, GAsyncReadyCallback callback,
                         gpointer user_data)
 {
-  GTask *task = job_new (SMOLVM_QEMU (vmm), cancellable, callback, user_data);
-  Job *job = g_task_get_task_data (task);
-  job->launch = TRUE;
-  job_run (task, "Cannot boot", step_spawn, NULL);
+  g_autoptr(SmolvmSteps) steps = qemu_op_new (SMOLVM_QEMU (vmm), "booting", "Cannot boot", TRUE,
+                                              NULL, cancellable, callback, user_data);
+  add_steps (steps, step_spawn, step_connect, NULL);
+  smolvm_steps_run (g_steal_pointer (&steps));
 }
 
 static void
 smolvm_qemu_set_paused_async (SmolvmVmm *vmm, gboolean paused, GCancellable *cancellable,
                               GAsyncReadyCallback callback, gpointer user_data)
 {
-  GTask *task = job_new (SMOLVM_QEMU (vmm), cancellable, callback, user_data);
-  Job *job = g_task_get_task_data (task);
-  job->resume = TRUE;
-  if (paused)
-    job_run (task, "Cannot pause", step_stop, NULL);
-  else
-    job_run (task, "Cannot resume", step_cont, NULL);
+  g_autoptr(SmolvmSteps) steps =
+    qemu_op_new (SMOLVM_QEMU (vmm), paused ? "pausing" : "resuming",
+                 paused ? "Cannot pause" : "Cannot resume", FALSE, NULL, cancellable, callback,
+                 user_data);
+  QemuOp *op = smolvm_steps_get_data (steps);
+
+  op->resume = TRUE;
+  add_steps (steps, paused ? step_stop : step_cont, NULL);
+  smolvm_steps_run (g_steal_pointer (&steps));
 }
 
 static void
@@ -728,17 +903,20 @@ smolvm_qemu_snapshot_create_async (SmolvmVmm *vmm, const gchar *vmstate_path,
                                    GCancellable *cancellable, GAsyncReadyCallback callback,
                                    gpointer user_data)
 {
-  GTask *task = job_new (SMOLVM_QEMU (vmm), cancellable, callback, user_data);
-  Job *job = g_task_get_task_data (task);
+  g_autoptr(SmolvmSteps) steps =
+    qemu_op_new (SMOLVM_QEMU (vmm), "saving the VM state", "Cannot save the VM state", FALSE,
+                 progress, cancellable, callback, user_data);
+  QemuOp *op = smolvm_steps_get_data (steps);
 
-  job->progress = progress != NULL ? g_object_ref (progress) : NULL;
+  /* measurable once QEMU reports a total (account_migration) */
   smolvm_progress_set_phase (progress, "saving-state", FALSE);
-  job->vmstate_path = g_strdup (vmstate_path);
-  job->mem_path = g_strdup (mem_path);
+  op->vmstate_path = g_strdup (vmstate_path);
+  op->mem_path = g_strdup (mem_path);
   /* RAM is copied after the device state, while the guest stays stopped */
-  job_run (task, "Cannot save the VM state", step_migrate_capabilities, step_migrate_parameters,
-           step_open_vmstate, step_getfd, step_migrate_out, step_save_ram,
-           NULL);
+  add_steps (steps, step_migrate_capabilities, step_migrate_parameters, step_open_vmstate,
+             step_getfd, step_migrate_out, step_settle, step_save_ram, NULL);
+  smolvm_steps_set_rollback (steps, rollback_save);
+  smolvm_steps_run (g_steal_pointer (&steps));
 }
 
 static void
@@ -747,17 +925,18 @@ smolvm_qemu_snapshot_load_async (SmolvmVmm *vmm, const gchar *vmstate_path,
                                  SmolvmProgress *progress, GCancellable *cancellable,
                                  GAsyncReadyCallback callback, gpointer user_data)
 {
-  GTask *task = job_new (SMOLVM_QEMU (vmm), cancellable, callback, user_data);
-  Job *job = g_task_get_task_data (task);
+  g_autoptr(SmolvmSteps) steps =
+    qemu_op_new (SMOLVM_QEMU (vmm), "loading the snapshot", "Cannot load the snapshot", TRUE,
+                 progress, cancellable, callback, user_data);
+  QemuOp *op = smolvm_steps_get_data (steps);
 
-  job->progress = progress != NULL ? g_object_ref (progress) : NULL;
-  job->launch = TRUE;
-  job->incoming = TRUE;
-  job->resume = resume;
-  job->vmstate_path = g_strdup (vmstate_path);
-  job->mem_path = g_strdup (mem_path);
-  job_run (task, "Cannot load the snapshot", step_load_ram, step_spawn, step_migrate_capabilities,
-           step_open_vmstate, step_getfd, step_migrate_in, step_cont, NULL);
+  op->incoming = TRUE;
+  op->resume = resume;
+  op->vmstate_path = g_strdup (vmstate_path);
+  op->mem_path = g_strdup (mem_path);
+  add_steps (steps, step_load_ram, step_spawn, step_connect, step_migrate_capabilities,
+             step_open_vmstate, step_getfd, step_migrate_in, step_cont, NULL);
+  smolvm_steps_run (g_steal_pointer (&steps));
 }
 
 static void

@@ -44,6 +44,20 @@ outgoing_free (Outgoing *out)
   g_free (out);
 }
 
+/* Removes the command @id from the pending table and hands its task to
+ * the caller (NULL if none: answered, timed out, or not ours). */
+static GTask *
+take_pending (SmolvmQmp *self, const gchar *id)
+{
+  g_autofree gchar *key = NULL;
+  GTask *task = NULL;
+
+  if (id == NULL ||
+      !g_hash_table_steal_extended (self->pending, id, (gpointer *) &key, (gpointer *) &task))
+    return NULL;
+  return task;
+}
+
 static void fail_all (SmolvmQmp *self, const GError *error);
 
 static void
@@ -92,14 +106,16 @@ smolvm_qmp_init (SmolvmQmp *self)
 static void
 fail_all (SmolvmQmp *self, const GError *error)
 {
-  g_autoptr(GList) tasks = g_hash_table_get_values (self->pending);
+  g_autoptr(GHashTable) pending = g_steal_pointer (&self->pending);
+  GHashTableIter iter;
+  gpointer task;
 
-  /* steal first: a callback may issue a new command */
-  g_hash_table_steal_all (self->pending);
-  for (GList *l = tasks; l != NULL; l = l->next) {
-    g_task_return_error (l->data, g_error_copy (error));
-    g_object_unref (l->data);
-  }
+  /* a fresh table first: a callback may issue a new command; the old one
+   * frees the ids and drops our task references as it goes */
+  self->pending = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  g_hash_table_iter_init (&iter, pending);
+  while (g_hash_table_iter_next (&iter, NULL, &task))
+    g_task_return_error (task, g_error_copy (error));
   if (self->greeting != NULL) {
     GTask *greeting = g_steal_pointer (&self->greeting);
     g_task_return_error (greeting, g_error_copy (error));
@@ -170,14 +186,11 @@ send_next (SmolvmQmp *self)
   }
   g_queue_pop_head (&self->outgoing);
   if (sent < 0 || (gsize) sent != len) {
-    GTask *task = NULL;
-    g_hash_table_steal_extended (self->pending, out->id, NULL, (gpointer *) &task);
-    if (task != NULL) {
+    g_autoptr(GTask) task = take_pending (self, out->id);
+    if (task != NULL)
       g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
                                "Cannot send a QMP command: %s",
                                error != NULL ? error->message : "short write");
-      g_object_unref (task);
-    }
   }
   outgoing_free (out);
   send_next (self);
@@ -205,11 +218,11 @@ static gboolean
 on_deadline (gpointer user_data)
 {
   Deadline *deadline = user_data;
-  GTask *task = NULL;
+  GTask *task;
 
   deadline->timeout = 0;
-  if (g_hash_table_steal_extended (deadline->qmp->pending, deadline->id, NULL,
-                                   (gpointer *) &task)) {
+  task = take_pending (deadline->qmp, deadline->id);
+  if (task != NULL) {
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
                              "QEMU did not answer '%s' within %u s", deadline->command,
                              deadline->qmp->timeout_s);
@@ -269,9 +282,9 @@ static void
 handle_reply (SmolvmQmp *self, JsonObject *msg)
 {
   const gchar *id = json_object_get_string_member_with_default (msg, "id", NULL);
-  GTask *task = NULL;
+  g_autoptr(GTask) task = take_pending (self, id);
 
-  if (id == NULL || !g_hash_table_steal_extended (self->pending, id, NULL, (gpointer *) &task))
+  if (task == NULL)
     return; /* not ours, or its caller is gone */
   if (json_object_has_member (msg, "error")) {
     JsonObject *error = json_object_get_object_member (msg, "error");
@@ -284,7 +297,6 @@ handle_reply (SmolvmQmp *self, JsonObject *msg)
     g_task_return_pointer (task, value != NULL ? json_node_copy (value) : NULL,
                            (GDestroyNotify) json_node_unref);
   }
-  g_object_unref (task);
 }
 
 static void
@@ -360,13 +372,27 @@ read_next (SmolvmQmp *self)
                                        on_line, g_object_ref (self));
 }
 
+/* Reads the greeting and negotiates on @connection; the task completes
+ * with the client once capabilities are agreed. */
+static void
+start (GSocketConnection *connection, GTask *task)
+{
+  g_autoptr(SmolvmQmp) self = g_object_new (SMOLVM_TYPE_QMP, NULL);
+
+  self->connection = g_object_ref (connection);
+  g_socket_set_blocking (g_socket_connection_get_socket (connection), FALSE);
+  self->input = g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection)));
+  g_data_input_stream_set_newline_type (self->input, G_DATA_STREAM_NEWLINE_TYPE_ANY);
+  self->greeting = task;
+  read_next (self);
+}
+
 static void
 on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(GTask) task = user_data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(SmolvmQmp) self = NULL;
-  GSocketConnection *connection =
+  g_autoptr(GSocketConnection) connection =
     g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
 
   if (connection == NULL) {
@@ -375,13 +401,7 @@ on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
     g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
-  self = g_object_new (SMOLVM_TYPE_QMP, NULL);
-  self->connection = connection;
-  g_socket_set_blocking (g_socket_connection_get_socket (connection), FALSE);
-  self->input = g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection)));
-  g_data_input_stream_set_newline_type (self->input, G_DATA_STREAM_NEWLINE_TYPE_ANY);
-  self->greeting = g_steal_pointer (&task);
-  read_next (self);
+  start (connection, g_steal_pointer (&task));
 }
 
 void
@@ -394,6 +414,13 @@ smolvm_qmp_connect_async (const gchar *socket_path, GCancellable *cancellable,
 
   g_socket_client_connect_async (client, G_SOCKET_CONNECTABLE (address), cancellable, on_connected,
                                  task);
+}
+
+void
+smolvm_qmp_new_async (GSocketConnection *connection, GCancellable *cancellable,
+                      GAsyncReadyCallback callback, gpointer user_data)
+{
+  start (connection, g_task_new (NULL, cancellable, callback, user_data));
 }
 
 SmolvmQmp *

@@ -15,6 +15,10 @@ G_DECLARE_FINAL_TYPE (SmolvmQmp, smolvm_qmp, SMOLVM, QMP, GObject)
 
 void smolvm_qmp_connect_async (const gchar *socket_path, GCancellable *cancellable,
                                GAsyncReadyCallback callback, gpointer user_data);
+/* The same on a connection made already (a socket wait, a test's
+ * socketpair); finishes with smolvm_qmp_connect_finish(). */
+void smolvm_qmp_new_async (GSocketConnection *connection, GCancellable *cancellable,
+                           GAsyncReadyCallback callback, gpointer user_data);
 SmolvmQmp *smolvm_qmp_connect_finish (GAsyncResult *result, GError **error);
 
 /* Sends @command with @arguments (a JSON object, or NULL). With @fd >= 0

@@ -24,6 +24,7 @@ G_DEFINE_TYPE (SmolvmStore, smolvm_store, G_TYPE_OBJECT)
 #define TMP_PREFIX ".tmp-"
 #define TRASH_PREFIX ".trash-"
 #define PRE_RESTORE_SUFFIX ".pre-restore"
+#define INCOMING_SUFFIX ".restoring"
 
 static void
 smolvm_store_finalize (GObject *object)
@@ -103,6 +104,12 @@ gchar *
 smolvm_store_pre_restore_path (const gchar *disk_path)
 {
   return g_strconcat (disk_path, PRE_RESTORE_SUFFIX, NULL);
+}
+
+gchar *
+smolvm_store_incoming_disk_path (const gchar *disk_path)
+{
+  return g_strconcat (disk_path, INCOMING_SUFFIX, NULL);
 }
 
 static const gchar *
@@ -350,8 +357,15 @@ smolvm_store_recover_restore (SmolvmStore *self, const gchar *vm_id, const gchar
                               gboolean completed)
 {
   g_autofree gchar *backup = smolvm_store_pre_restore_path (disk_path);
+  g_autofree gchar *incoming = smolvm_store_incoming_disk_path (disk_path);
   g_autoptr(GError) error = NULL;
 
+  if (g_file_test (incoming, G_FILE_TEST_EXISTS)) {
+    g_message ("VM '%s': removing the disk of a restore a crash interrupted", vm_id);
+    if (!smolvm_store_discard (self, incoming, &error))
+      g_warning ("%s", error->message);
+    g_clear_error (&error);
+  }
   if (!g_file_test (backup, G_FILE_TEST_EXISTS))
     return;
   if (completed) {

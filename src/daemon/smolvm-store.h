@@ -31,6 +31,8 @@ gchar *smolvm_store_snapshot_dir (SmolvmStore *self, const gchar *snapshot_id);
 gchar *smolvm_store_snapshot_tmp_dir (SmolvmStore *self, const gchar *snapshot_id);
 /* Where a restore keeps a VM's own disk until the snapshot runs. */
 gchar *smolvm_store_pre_restore_path (const gchar *disk_path);
+/* Where a restore copies the snapshot's disk while the VM still runs. */
+gchar *smolvm_store_incoming_disk_path (const gchar *disk_path);
 
 /* Takes @path (a VM's or snapshot's file or directory) out of the way at
  * once and durably: one rename into a new .trash- directory beside it.
@@ -66,10 +68,11 @@ gboolean smolvm_store_commit_snapshot_finish (SmolvmStore *self, GAsyncResult *r
  * sending leftovers (.tmp-*, .trash-*) to be removed in a worker. */
 GPtrArray *smolvm_store_list_records (SmolvmStore *self, const gchar *kind, GError **error);
 
-/* Start-up: a restore sets the VM's disk aside and removes it once the VM
- * runs the snapshot. Found now, the daemon died in between: a VM that got
- * as far as running or paused (@completed) keeps the snapshot's disk;
- * otherwise its own disk is put back. */
+/* Start-up: a restore copies the snapshot's disk beside the VM's, then
+ * sets the VM's disk aside and removes it once the VM runs the snapshot.
+ * Found now, the daemon died in between: a half-copied incoming disk goes;
+ * a VM that got as far as running or paused (@completed) keeps the
+ * snapshot's disk; otherwise its own disk is put back. */
 void smolvm_store_recover_restore (SmolvmStore *self, const gchar *vm_id, const gchar *disk_path,
                                    gboolean completed);
 

@@ -5,14 +5,22 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <string.h>
+
+#include <gio/gunixsocketaddress.h>
 #include <glib-unix.h>
 
 #include "smolvm-error.h"
 #include "smolvm-vmm.h"
 
 #define TERMINATE_GRACE_MS 3000
+/* a fresh VMM binds its socket within milliseconds: retry soon, then
+ * less often, never more than this far apart */
+#define SOCKET_RETRY_FIRST_MS 1
+#define SOCKET_RETRY_MAX_MS 50
 
 typedef struct {
   gchar *vm_id;
@@ -513,4 +521,137 @@ smolvm_vmm_attach_finish (SmolvmVmm *self, GAsyncResult *result, gboolean *pause
     return FALSE;
   *paused = value == 1;
   return TRUE;
+}
+
+/* ---- waiting for a fresh process's socket ---- */
+
+typedef struct {
+  GSocketAddress *address;
+  gchar *path;
+  gint64 deadline;
+  guint delay_ms;
+  guint timeout_ms;
+  GSource *retry;
+} SocketWait;
+
+static void
+socket_wait_free (SocketWait *wait)
+{
+  if (wait->retry != NULL) {
+    g_source_destroy (wait->retry);
+    g_source_unref (wait->retry);
+  }
+  g_clear_object (&wait->address);
+  g_free (wait->path);
+  g_free (wait);
+}
+
+static void socket_wait_try (GTask *task);
+
+static gboolean
+on_socket_retry (gpointer user_data)
+{
+  GTask *task = user_data;
+  SocketWait *wait = g_task_get_task_data (task);
+
+  g_clear_pointer (&wait->retry, g_source_unref);
+  socket_wait_try (task); /* takes over the reference the timer held */
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_socket_connected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  SmolvmVmm *self = g_task_get_source_object (task);
+  SocketWait *wait = g_task_get_task_data (task);
+  GMainContext *context = g_task_get_context (task);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketConnection) connection =
+    g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
+
+  if (connection != NULL) {
+    g_task_return_pointer (task, g_steal_pointer (&connection), g_object_unref);
+    return;
+  }
+  /* not bound yet, or bound but not listening yet: wait a little */
+  if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND) &&
+      !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED) &&
+      !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
+                             "Cannot connect to %s of %s: %s", wait->path,
+                             smolvm_vmm_get_binary (self), error->message);
+    return;
+  }
+  wait->retry = g_timeout_source_new (wait->delay_ms);
+  wait->delay_ms = MIN (wait->delay_ms * 2, SOCKET_RETRY_MAX_MS);
+  g_source_set_callback (wait->retry, on_socket_retry, g_steal_pointer (&task), NULL);
+  g_source_attach (wait->retry, context);
+}
+
+static void
+socket_wait_try (GTask *task)
+{
+  SmolvmVmm *self = g_task_get_source_object (task);
+  SocketWait *wait = g_task_get_task_data (task);
+  GCancellable *cancellable = g_task_get_cancellable (task);
+  g_autoptr(GSocketClient) client = NULL;
+
+  if (g_cancellable_is_cancelled (cancellable)) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED,
+                             "Cancelled while waiting for %s", wait->path);
+    g_object_unref (task);
+    return;
+  }
+  if (!smolvm_vmm_is_running (self)) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
+                             "%s exited before opening its socket %s",
+                             smolvm_vmm_get_binary (self), wait->path);
+    g_object_unref (task);
+    return;
+  }
+  if (g_get_monotonic_time () > wait->deadline) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
+                             "%s did not open its socket %s within %u s",
+                             smolvm_vmm_get_binary (self), wait->path, wait->timeout_ms / 1000);
+    g_object_unref (task);
+    return;
+  }
+  client = g_socket_client_new ();
+  g_socket_client_connect_async (client, G_SOCKET_CONNECTABLE (wait->address), cancellable,
+                                 on_socket_connected, task);
+}
+
+void
+smolvm_vmm_wait_socket_async (SmolvmVmm *self, const gchar *path, guint timeout_ms,
+                              GCancellable *cancellable, GAsyncReadyCallback callback,
+                              gpointer user_data)
+{
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+  SocketWait *wait = g_new0 (SocketWait, 1);
+
+  /* the check is ours: a cancel must read SMOLVM_ERROR_CANCELLED */
+  g_task_set_check_cancellable (task, FALSE);
+  g_task_set_task_data (task, wait, (GDestroyNotify) socket_wait_free);
+  wait->path = g_strdup (path);
+  wait->timeout_ms = timeout_ms;
+  wait->delay_ms = SOCKET_RETRY_FIRST_MS;
+  wait->deadline = g_get_monotonic_time () + (gint64) timeout_ms * G_TIME_SPAN_MILLISECOND;
+  /* a longer path cannot be bound: the VMM would never answer */
+  if (strlen (path) >= G_SIZEOF_MEMBER (struct sockaddr_un, sun_path)) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                             "The socket path %s is longer than %" G_GSIZE_FORMAT
+                             " bytes; use a shorter runtime directory",
+                             path, G_SIZEOF_MEMBER (struct sockaddr_un, sun_path) - 1);
+    g_object_unref (task);
+    return;
+  }
+  wait->address = g_unix_socket_address_new (path);
+  socket_wait_try (task);
+}
+
+GSocketConnection *
+smolvm_vmm_wait_socket_finish (SmolvmVmm *self, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
 }

@@ -15,7 +15,14 @@ G_DECLARE_DERIVABLE_TYPE (SmolvmVmm, smolvm_vmm, SMOLVM, VMM, GObject)
  * spawning it with its output appended to the console log, watching it (also
  * when adopted after a daemon restart), and terminating it. Subclasses speak
  * the hypervisor's protocol. Every *_async completes through
- * smolvm_vmm_op_finish(). */
+ * smolvm_vmm_op_finish().
+ *
+ * The GCancellable of a call stops its work: a cancelled call fails with
+ * SMOLVM_ERROR_CANCELLED ("Cancelled..."). A cancelled boot or load leaves
+ * no process; a cancelled snapshot_create leaves the guest paused in a
+ * running, healthy VMM (QEMU: migrate_cancel, or the RAM copy stopped;
+ * Firecracker: the request dropped, then a wait until the VMM answers
+ * again, since it cannot stop writing), so that the caller can resume it. */
 struct _SmolvmVmmClass {
   GObjectClass parent_class;
 
@@ -96,6 +103,16 @@ gboolean smolvm_vmm_spawn (SmolvmVmm *self, const gchar *const *argv, GError **e
 gboolean smolvm_vmm_adopt (SmolvmVmm *self, GPid pid, GError **error);
 /* Where the process's stdout and stderr go (default: the console log). */
 void smolvm_vmm_set_process_log_path (SmolvmVmm *self, const gchar *path);
+/* Connects to the Unix socket @path that a freshly spawned process opens:
+ * tries at once, then again after 1, 2, 4... (at most 50) ms while the
+ * socket is missing or not listening yet, until it accepts, the process
+ * exits, @timeout_ms pass (Backend) or @cancellable fires (Cancelled). The
+ * result is the connection. */
+void smolvm_vmm_wait_socket_async (SmolvmVmm *self, const gchar *path, guint timeout_ms,
+                                   GCancellable *cancellable, GAsyncReadyCallback callback,
+                                   gpointer user_data);
+GSocketConnection *smolvm_vmm_wait_socket_finish (SmolvmVmm *self, GAsyncResult *result,
+                                                  GError **error);
 /* The guest asked to power off: the coming exit is a clean one, even for
  * an adopted process whose exit status cannot be known. */
 void smolvm_vmm_note_guest_shutdown (SmolvmVmm *self);

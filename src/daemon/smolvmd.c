@@ -117,7 +117,11 @@ main (int argc, char **argv)
   g_autofree gchar *config_path = NULL;
   g_autofree gchar *qemu_bin = NULL;
   g_autofree gchar *qemu_machine = NULL;
-  gint vmm_timeout = 30;
+  /* a string until the config file is read: unset means "not given" there
+   * too, and one parser checks both sources */
+  g_autofree gchar *vmm_timeout = NULL;
+  guint64 vmm_timeout_s = 30;
+  gboolean timeout_on_command_line;
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
   SmolvmManagerOptions options = { 0 };
@@ -138,7 +142,7 @@ main (int argc, char **argv)
       "The firecracker binary (default: firecracker on PATH)", "PATH" },
     { "qemu-bin", 0, 0, G_OPTION_ARG_FILENAME, &qemu_bin,
       "The QEMU binary (default: qemu-system-x86_64 on PATH)", "PATH" },
-    { "vmm-timeout", 0, 0, G_OPTION_ARG_INT, &vmm_timeout,
+    { "vmm-timeout", 0, 0, G_OPTION_ARG_STRING, &vmm_timeout,
       "Seconds a VMM may take to answer a call other than saving or loading state "
       "(default 30; 0 waits for ever)",
       "SECONDS" },
@@ -164,14 +168,10 @@ main (int argc, char **argv)
     g_print ("smolvmd %s\n", PACKAGE_VERSION);
     return EXIT_SUCCESS;
   }
-  if (vmm_timeout < 0) {
-    g_printerr ("smolvmd: --vmm-timeout must be 0 or more seconds\n");
-    return 2;
-  }
-  smolvm_vmm_set_call_timeout ((guint) vmm_timeout);
   if (verbose)
     g_setenv ("G_MESSAGES_DEBUG", "all", TRUE);
   smolvm_error_quark ();
+  timeout_on_command_line = vmm_timeout != NULL;
 
   {
     ConfigKey keys[] = { { "state-dir", &state_dir },
@@ -179,6 +179,7 @@ main (int argc, char **argv)
                          { "firecracker-bin", &firecracker_bin },
                          { "qemu-bin", &qemu_bin },
                          { "network-pool", &network_pool },
+                         { "vmm-timeout", &vmm_timeout },
                          { NULL, NULL } };
     gboolean explicit = config_path != NULL;
     /* the system's file configures the system daemon, not per-user ones */
@@ -189,6 +190,18 @@ main (int argc, char **argv)
       return EXIT_FAILURE;
     }
   }
+  if (vmm_timeout != NULL &&
+      !g_ascii_string_to_unsigned (vmm_timeout, 10, 0, G_MAXUINT, &vmm_timeout_s, &error)) {
+    /* a usage error on the command line, a bad file otherwise */
+    if (timeout_on_command_line) {
+      g_printerr ("smolvmd: --vmm-timeout must be 0 or more seconds: %s\n", error->message);
+      return 2;
+    }
+    g_printerr ("smolvmd: %s: vmm-timeout must be 0 or more seconds: %s\n", config_path,
+                error->message);
+    return EXIT_FAILURE;
+  }
+  smolvm_vmm_set_call_timeout ((guint) vmm_timeout_s);
 
   if (state_dir == NULL)
     state_dir = session ? g_build_filename (g_get_user_state_dir (), "smolvm", NULL)

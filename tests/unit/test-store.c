@@ -268,6 +268,17 @@ test_recover_restore (Fixture *f, gconstpointer data)
   g_assert_false (g_file_test (backup, G_FILE_TEST_EXISTS));
   drain (smolvm_store_get_vms_dir (f->store), "a");
 
+  /* a half-copied incoming disk goes, whatever else */
+  {
+    g_autofree gchar *incoming = smolvm_store_incoming_disk_path (disk);
+    g_autofree gchar *want = g_strconcat (disk, ".restoring", NULL);
+    g_assert_cmpstr (incoming, ==, want);
+    write_file (incoming, "half a copy");
+    smolvm_store_recover_restore (f->store, "a", disk, TRUE);
+    g_assert_false (g_file_test (incoming, G_FILE_TEST_EXISTS));
+    drain (smolvm_store_get_vms_dir (f->store), "a");
+  }
+
   /* nothing to do without a backup */
   smolvm_store_recover_restore (f->store, "a", disk, FALSE);
   g_clear_pointer (&contents, g_free);

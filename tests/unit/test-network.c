@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <gio/gio.h>
+
+#include "smolvm-error.h"
+#include "smolvm-network.h"
+
+static gchar *
+lookup (GVariant *config, const gchar *key)
+{
+  const gchar *value = NULL;
+  g_assert_true (g_variant_lookup (config, key, "&s", &value));
+  return g_strdup (value);
+}
+
+static void
+test_allocation (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SmolvmNetwork) net = smolvm_network_new ("172.16.0.0/16", &error);
+  g_autoptr(GVariant) a = NULL;
+  g_autoptr(GVariant) b = NULL;
+  g_autofree gchar *guest = NULL, *gateway = NULL, *mask = NULL, *tap = NULL, *mac = NULL;
+  g_autofree gchar *guest_b = NULL;
+
+  g_assert_no_error (error);
+  a = smolvm_network_allocate (net, "a", &error);
+  g_assert_no_error (error);
+  /* slot 0 holds the pool's network address: the first /30 is .4 */
+  guest = lookup (a, "guest_ip");
+  gateway = lookup (a, "gateway_ip");
+  mask = lookup (a, "netmask");
+  tap = lookup (a, "tap_device");
+  mac = lookup (a, "guest_mac");
+  g_assert_cmpstr (guest, ==, "172.16.0.6");
+  g_assert_cmpstr (gateway, ==, "172.16.0.5");
+  g_assert_cmpstr (mask, ==, "255.255.255.252");
+  g_assert_cmpstr (tap, ==, "smolvm1");
+  g_assert_cmpstr (mac, ==, "06:00:AC:10:00:06");
+  b = smolvm_network_allocate (net, "b", &error);
+  guest_b = lookup (b, "guest_ip");
+  g_assert_cmpstr (guest_b, ==, "172.16.0.10");
+}
+
+static void
+test_exhaustion_and_release (void)
+{
+  g_autoptr(GError) error = NULL;
+  /* a /28 has 4 slots; the first is the network's own */
+  g_autoptr(SmolvmNetwork) net = smolvm_network_new ("10.9.8.0/28", &error);
+  g_autoptr(GVariant) v1 = smolvm_network_allocate (net, "v1", NULL);
+  g_autoptr(GVariant) v2 = smolvm_network_allocate (net, "v2", NULL);
+  g_autoptr(GVariant) v3 = smolvm_network_allocate (net, "v3", NULL);
+  g_autoptr(GVariant) none = smolvm_network_allocate (net, "v4", &error);
+  g_autoptr(GVariant) again = NULL;
+  g_autofree gchar *ip2 = lookup (v2, "guest_ip");
+  g_autofree gchar *ip_again = NULL;
+
+  g_assert_nonnull (v3);
+  g_assert_null (none);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NO_SPACE);
+  g_clear_error (&error);
+
+  /* only its owner releases a slot */
+  smolvm_network_release (net, "v1", v2);
+  g_assert_null (smolvm_network_allocate (net, "v4", NULL));
+  smolvm_network_release (net, "v2", v2);
+  again = smolvm_network_allocate (net, "v4", &error);
+  g_assert_no_error (error);
+  ip_again = lookup (again, "guest_ip");
+  g_assert_cmpstr (ip_again, ==, ip2);
+}
+
+static void
+test_claim (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SmolvmNetwork) net = smolvm_network_new ("172.16.0.0/16", NULL);
+  g_autoptr(SmolvmNetwork) other = smolvm_network_new ("10.0.0.0/24", NULL);
+  g_autoptr(GVariant) config = smolvm_network_allocate (other, "x", NULL);
+  g_autoptr(GVariant) ours = NULL;
+  g_autoptr(GVariant) empty = g_variant_ref_sink (g_variant_new_parsed ("@a{sv} {}"));
+  g_autoptr(GVariant) next = NULL;
+  g_autofree gchar *ip = NULL;
+
+  /* a record restored from disk claims its identity */
+  ours = g_variant_ref_sink (g_variant_new_parsed (
+    "{'guest_ip': <'172.16.0.10'>, 'gateway_ip': <'172.16.0.9'>, 'netmask': <'255.255.255.252'>,"
+    " 'tap_device': <'smolvm2'>, 'guest_mac': <'06:00:AC:10:00:0A'>}"));
+  g_assert_true (smolvm_network_claim (net, "vm-a", ours, &error));
+  g_assert_no_error (error);
+  /* again by the same VM: fine; by another: InUse */
+  g_assert_true (smolvm_network_claim (net, "vm-a", ours, &error));
+  g_assert_false (smolvm_network_claim (net, "vm-b", ours, &error));
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_IN_USE);
+  g_clear_error (&error);
+  /* from another pool */
+  g_assert_false (smolvm_network_claim (net, "vm-c", config, &error));
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  /* nothing to claim */
+  g_assert_true (smolvm_network_claim (net, "vm-d", empty, &error));
+  g_assert_true (smolvm_network_claim (net, "vm-d", NULL, &error));
+  g_assert_no_error (error);
+  /* allocation skips the claimed slot */
+  {
+    g_autoptr(GVariant) first = smolvm_network_allocate (net, "vm-e", NULL);
+    next = smolvm_network_allocate (net, "vm-f", NULL);
+    ip = lookup (next, "guest_ip");
+    g_assert_cmpstr (ip, ==, "172.16.0.14");
+  }
+}
+
+static void
+test_bad_pools (void)
+{
+  const gchar *pools[] = { "172.16.0.0", "172.16.0.0/7", "172.16.0.0/29", "nonsense/16",
+                           "172.16.0.0/abc", "::1/64" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (pools); i++) {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SmolvmNetwork) net = smolvm_network_new (pools[i], &error);
+    g_test_message ("%s", pools[i]);
+    g_assert_null (net);
+    g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT);
+  }
+  /* host bits are ignored */
+  {
+    g_autoptr(SmolvmNetwork) net = smolvm_network_new ("192.168.7.77/24", NULL);
+    g_autoptr(GVariant) v = smolvm_network_allocate (net, "v", NULL);
+    g_autofree gchar *ip = lookup (v, "guest_ip");
+    g_assert_cmpstr (ip, ==, "192.168.7.6");
+  }
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  smolvm_error_quark ();
+  g_test_add_func ("/network/allocation", test_allocation);
+  g_test_add_func ("/network/exhaustion-and-release", test_exhaustion_and_release);
+  g_test_add_func ("/network/claim", test_claim);
+  g_test_add_func ("/network/bad-pools", test_bad_pools);
+  return g_test_run ();
+}
