@@ -12,6 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import smolvmtest as st  # noqa: E402
+from ptyrun import ERASE, PtyRun, bars  # noqa: E402
 
 # From the reference, character for character.
 LIST_HEADER = "  Snapshot ID        VM ID     Restored   Created At"
@@ -330,6 +331,117 @@ class TestVmCommands(CliCase):
                         "quick", "--mem", "128", "--no-network", "--start")
         self.assertEqual(r.out, "Created VM 'quick'.\nStarted VM 'quick'.\n")
         self.assertEqual(env.vm_state("quick"), "running")
+
+
+BIG_SIZE = 2048 * st.MIB
+BIG_DATA = 1536 * st.MIB
+
+
+def make_big_rootfs(path):
+    """A sparse image of BIG_SIZE holding BIG_DATA bytes of random data, so
+    that copying it takes a while (no holes to skip, nothing to dedupe)."""
+    with open(path, "wb") as f:
+        f.truncate(BIG_SIZE)
+        with open("/dev/urandom", "rb") as rnd:
+            for _ in range(BIG_DATA // (4 * st.MIB)):
+                f.write(rnd.read(4 * st.MIB))
+
+
+class TestProgressAndCancel(CliCase):
+    """The bar, Ctrl-C and the job verbs against smolvmd, through a
+    pseudo-terminal, on a VM whose disk takes a while to copy."""
+
+    def setUp(self):
+        super().setUp()
+        self.big = os.path.join(self.env.root, "big.ext4")
+        make_big_rootfs(self.big)
+        self.env.running_vm("big", rootfs=self.big)
+
+    def pty(self, *args):
+        run = PtyRun([st.CLI, "--session"] + list(args), self.env.client_env())
+        self.addCleanup(run.kill)
+        return run
+
+    def snapshots_dir(self):
+        """Every entry of the snapshots directory, with its content (not
+        times: a cancelled snapshot was built in a hidden directory there)."""
+        return st.tree_fingerprint(os.path.join(self.env.state_dir, "snapshots"))
+
+    def test_bar(self):
+        run = self.pty("snapshot", "create", "big", "--snapshot-id", "s1", "--resume-source")
+        run.finish()
+        self.assertEqual((run.rc, run.err), (0, ""), run.out)
+        drawn = bars(run.out)
+        phases = [b.split()[0] for b in drawn]
+        self.assertIn("copying-disk", phases, drawn)
+        self.assertNotIn("authorizing", phases)
+        copying = [b for b in drawn if b.startswith("copying-disk") and "%" in b]
+        self.assertTrue(copying, drawn)
+        self.assertRegex(copying[-1], r"^copying-disk +\[[#.]{20}\] +\d+%  [\d.]+ \S+ / \d")
+        self.assertTrue(run.out.endswith(ERASE + "Created snapshot 's1' from VM 'big'.\n"),
+                        repr(run.out[-300:]))
+        self.assertEqual(self.env.snapshot_ids(), ["s1"])
+
+        # the other verbs with a Job: restore, create, delete
+        env = self.env
+        for argv, message in (
+                (["snapshot", "restore", "s1"], "Restored snapshot 's1' into VM 'big'.\n"),
+                (["create", "--kernel", env.kernel, "--rootfs", self.big, "--vm-id", "big2",
+                  "--mem", "128", "--no-network"], "Created VM 'big2'.\n"),
+                (["delete", "big2"], "Deleted VM 'big2'.\n")):
+            with self.subTest(argv=argv):
+                run = self.pty(*argv)
+                run.finish()
+                self.assertEqual((run.rc, run.err), (0, ""), run.out)
+                self.assertTrue(bars(run.out), run.out)
+                self.assertTrue(run.out.endswith(ERASE + message), repr(run.out[-300:]))
+
+    def test_ctrl_c(self):
+        env = self.env
+        before = self.snapshots_dir()
+        run = self.pty("snapshot", "create", "big", "--snapshot-id", "s2")
+        run.wait_for(lambda: any(b.startswith("copying-disk") for b in bars(run.out)),
+                     "the bar of the disk copy")
+        run.ctrl_c()
+        run.finish()
+        self.assertEqual(run.rc, 1, repr(run.out) + run.err)
+        self.assertTrue(run.err.startswith("Error: Cancelled"), run.err)
+        self.assertEqual(run.err.count("\n"), 1, run.err)
+        self.assertTrue(run.out.endswith(ERASE), repr(run.out[-300:]))
+        # rolled back: the snapshots directory as it was, the VM running again
+        self.assertEqual(self.snapshots_dir(), before)
+        self.assertEqual(env.snapshot_ids(), [])
+        self.assertEqual(env.vm_state("big"), "running")
+
+    def test_job_list_and_cancel(self):
+        env = self.env
+        before = self.snapshots_dir()
+        call = env.adopt(env.gdbus_background(st.MANAGER_PATH, "CreateSnapshot", "'big'", "'s3'",
+                                              "@a{sv} {}"))
+
+        def running_job():
+            jobs = self.run_ok("job", "list", "--json").json()["data"]["jobs"]
+            return [j for j in jobs if j["phase"] == "copying-disk"]
+        job = st.wait_for(running_job, "the job copying the disk")[0]
+        self.assertEqual(job["operation"], "snapshot-create")
+        self.assertIn(st.vm_path("big"), job["objects"])
+        self.assertEqual(job["started_by_uid"], os.getuid())
+        self.assertTrue(job["cancelable"])
+        self.assertEqual(job["path"], "/org/smolvm/Manager/job/%d" % job["job"])
+        table = self.run_ok("job", "list").out
+        self.assertIn("snapshot-create", table)
+        self.assertIn("vm/big", table)
+
+        r = self.run_ok("job", "cancel", str(job["job"]))
+        self.assertEqual(r.out, "Cancelled job %d.\n" % job["job"])
+        out, err = call.communicate(timeout=st.DEADLINE)
+        with self.assertRaises(st.DBusError) as failed:
+            st.gdbus_result(call.returncode, out, err)
+        self.assertEqual(failed.exception.name, st.ERROR_PREFIX + "Cancelled")
+        self.assertEqual(self.snapshots_dir(), before)
+        r = env.cli("job", "cancel", str(job["job"]))
+        self.assertCli(r, 1)
+        self.assertEqual(r.err, "Error: Job %d not found\n" % job["job"])
 
 
 if __name__ == "__main__":

@@ -618,7 +618,7 @@ def check_man(destdir, mandir, smolvm, smolvmd):
 
     verbs = [["create"], ["list"], ["start"], ["pause"], ["resume"], ["stop"], ["delete"],
              ["console-log"], ["snapshot", "create"], ["snapshot", "restore"], ["snapshot", "delete"],
-             ["snapshot", "list"]]
+             ["snapshot", "list"], ["job", "list"], ["job", "cancel"]]
     cli = set()
     for verb in [[]] + verbs:
         cli |= help_options([smolvm] + verb)
@@ -640,6 +640,10 @@ def check_man(destdir, mandir, smolvm, smolvmd):
 FAKE_SMOLVM = """#!/bin/sh
 # prints what "smolvm list --json" / "smolvm snapshot list --json" would
 case "$*" in
+*job*) printf '%s\\n' '{' '  "command": "job.list",' '  "exit_code": 0,' '  "data": {' \
+  '    "jobs": [' '      {' '        "job": 3,' '        "path": "/org/smolvm/Manager/job/3",' \
+  '        "operation": "snapshot-create"' '      },' '      {' '        "job": 12,' \
+  '        "operation": "vm-delete"' '      }' '    ],' '    "total": 2' '  }' '}' ;;
 *snapshot*) printf '%s\\n' '{' '  "command": "snapshot.list",' '  "exit_code": 0,' \
   '  "data": {' '    "snapshots": [' '      {' '        "snapshot_id": "snap-one",' \
   '        "vm_id": "vm-one"' '      }' '    ],' '    "total": 1' '  }' '}' ;;
@@ -680,7 +684,11 @@ def check_completion(script, smolvm):
         common = {"--json", "--session", "--no-ask-password", "--version", "--help"}
         cases = [
             ("smolvm ", {"create", "list", "start", "pause", "resume", "stop", "delete",
-                         "console-log", "snapshot"}),
+                         "console-log", "snapshot", "job"}),
+            ("smolvm job ", {"list", "cancel"}),
+            ("smolvm job cancel ", {"3", "12"}),
+            ("smolvm job cancel 1", {"12"}),
+            ("smolvm job list ", set()),
             ("smolvm snapshot ", {"create", "restore", "delete", "list"}),
             ("smolvm --json snapshot ", {"create", "restore", "delete", "list"}),
             ("smolvm start ", {"vm-one", "vm-two"}),
@@ -694,7 +702,8 @@ def check_completion(script, smolvm):
         ]
         # every command's options, as its --help lists them
         for verb in (["create"], ["delete"], ["snapshot", "create"], ["snapshot", "restore"],
-                     ["snapshot", "list"], ["snapshot", "delete"], ["start"]):
+                     ["snapshot", "list"], ["snapshot", "delete"], ["start"], ["job", "list"],
+                     ["job", "cancel"]):
             cases.append((f"smolvm {' '.join(verb)} --",
                           help_options([smolvm] + verb) | {"--help"}))
         for line, want in cases:

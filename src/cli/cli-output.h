@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What the CLI prints: the JSON envelope of --json, the text of a result,
+ * errors (text on stderr or an error envelope), tables of a(oa{sv}) lists,
+ * and the accessors of smolvmd's a{sv} info dictionaries. */
+
+#include <json-glib/json-glib.h>
+
+#include "cli-format.h"
+#include "cli.h"
+
+G_BEGIN_DECLS
+
+/* Prints the result of a successful command: @data with --json, else @text. */
+void cli_finish (Cli *cli, JsonObject *data, const gchar *text);
+
+/* Reports @error on stderr, or with --json as an envelope on stdout, and
+ * returns the exit status. */
+gint cli_report_error (Cli *cli, const GError *error);
+
+/* An org.smolvm.Error.Cancelled whose message does not say so gets
+ * "Cancelled: " in front, so that "Error: Cancelled..." is what the user
+ * reads. */
+void cli_error_mark_cancelled (GError *error);
+
+/* Values of an a{sv}; "" / FALSE / 0 when missing. */
+const gchar *cli_info_get_string (GVariant *info, const gchar *key);
+gboolean cli_info_get_boolean (GVariant *info, const gchar *key);
+guint cli_info_get_uint (GVariant *info, const gchar *key);
+
+typedef struct {
+  const gchar *member; /* of the JSON data, an array */
+  const gchar *noun;   /* for "Total: N noun." */
+  const CliColumn *columns;
+  guint n_columns;
+  JsonObject *(*to_json) (GVariant *info);
+  gchar **(*to_row) (GVariant *info);
+} CliListing;
+
+/* Prints an a(oa{sv}) list from smolvmd as a table and a total, or with
+ * --json as an array and a total. */
+void cli_finish_list (Cli *cli, GVariant *list, const CliListing *listing);
+
+/* Prints @rows (string vectors of @listing's columns) and @array (the same
+ * as JSON objects) as cli_finish_list() does. */
+void cli_finish_rows (Cli *cli, const CliListing *listing, GPtrArray *rows, JsonArray *array);
+
+G_END_DECLS

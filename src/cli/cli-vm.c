@@ -1,0 +1,494 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* smolvm create|list|start|pause|resume|stop|delete|console-log */
+#include "config.h"
+
+#include "smolvm-error.h"
+#include "smolvm-id.h"
+#include "smolvm-info.h"
+
+#include "cli-job-watch.h"
+#include "cli-output.h"
+#include "cli-verbs.h"
+
+typedef struct {
+  /* create */
+  gchar *vm_id;
+  gchar *kernel;
+  gchar *rootfs;
+  gchar *initrd;
+  gchar *boot_args;
+  gchar *backend;
+  gchar *accel;
+  gchar *vcpus;
+  gchar *mem;
+  gboolean no_network;
+  gboolean start;
+  /* delete */
+  gboolean force;
+  /* create, delete */
+  gboolean no_progress;
+  /* console-log */
+  gboolean path_only;
+} CliVmOptions;
+
+gpointer
+cli_vm_options_new (void)
+{
+  return g_new0 (CliVmOptions, 1);
+}
+
+void
+cli_vm_options_free (gpointer options)
+{
+  CliVmOptions *opts = options;
+
+  g_free (opts->vm_id);
+  g_free (opts->kernel);
+  g_free (opts->rootfs);
+  g_free (opts->initrd);
+  g_free (opts->boot_args);
+  g_free (opts->backend);
+  g_free (opts->accel);
+  g_free (opts->vcpus);
+  g_free (opts->mem);
+  g_free (opts);
+}
+
+void
+cli_vm_create_options (gpointer options, GOptionContext *context)
+{
+  CliVmOptions *opts = options;
+  const GOptionEntry entries[] = {
+    { "kernel", 0, 0, G_OPTION_ARG_FILENAME, &opts->kernel, "Guest kernel image (required)",
+      "PATH" },
+    { "rootfs", 0, 0, G_OPTION_ARG_FILENAME, &opts->rootfs,
+      "Root filesystem image, copied into the VM's own disk (required)", "PATH" },
+    { "vm-id", 0, 0, G_OPTION_ARG_STRING, &opts->vm_id, "Id of the new VM; generated if omitted",
+      "ID" },
+    { "vcpus", 0, 0, G_OPTION_ARG_STRING, &opts->vcpus, "Number of vCPUs (default 2)", "N" },
+    { "mem", 0, 0, G_OPTION_ARG_STRING, &opts->mem, "Guest memory in MiB (default 512)", "MIB" },
+    { "boot-args", 0, 0, G_OPTION_ARG_STRING, &opts->boot_args, "Kernel command line", "ARGS" },
+    { "initrd", 0, 0, G_OPTION_ARG_FILENAME, &opts->initrd, "Initrd image", "PATH" },
+    { "backend", 0, 0, G_OPTION_ARG_STRING, &opts->backend,
+      "VM backend: firecracker (default) or qemu", "NAME" },
+    { "accel", 0, 0, G_OPTION_ARG_STRING, &opts->accel,
+      "QEMU accelerator: kvm, tcg or auto (default: KVM, else TCG)", "ACCEL" },
+    { "no-network", 0, 0, G_OPTION_ARG_NONE, &opts->no_network,
+      "Give the VM no network interface", NULL },
+    { "start", 0, 0, G_OPTION_ARG_NONE, &opts->start, "Boot the VM once created", NULL },
+    CLI_NO_PROGRESS_ENTRY (&opts->no_progress),
+    G_OPTION_ENTRY_NULL
+  };
+  g_option_context_add_main_entries (context, entries, NULL);
+}
+
+void
+cli_vm_delete_options (gpointer options, GOptionContext *context)
+{
+  CliVmOptions *opts = options;
+  const GOptionEntry entries[] = {
+    { "force", 0, 0, G_OPTION_ARG_NONE, &opts->force,
+      "Stop the VM first if it is running or paused", NULL },
+    CLI_NO_PROGRESS_ENTRY (&opts->no_progress),
+    G_OPTION_ENTRY_NULL
+  };
+  g_option_context_add_main_entries (context, entries, NULL);
+}
+
+void
+cli_vm_console_log_options (gpointer options, GOptionContext *context)
+{
+  CliVmOptions *opts = options;
+  const GOptionEntry entries[] = {
+    { "path", 0, 0, G_OPTION_ARG_NONE, &opts->path_only, "Print the log file's path only", NULL },
+    G_OPTION_ENTRY_NULL
+  };
+  g_option_context_add_main_entries (context, entries, NULL);
+}
+
+/* ---- VM info ---- */
+
+/* Members of the VM JSON object come in this order; keys a newer daemon adds
+ * follow. */
+static const gchar *const vm_info_keys[] = {
+  "vm_id", "state", "backend", "pid", "vcpu_count", "mem_size_mib", "kernel_path",
+  "initrd_path", "rootfs_path", "boot_args", "network", "accel", "machine", "disk_path",
+  "console_log_path", "network_config", "restored_from",
+};
+
+/* A ListVMs dictionary as the CLI's JSON VM object. */
+static JsonObject *
+vm_info_to_json (GVariant *info)
+{
+  JsonObject *object = json_object_new ();
+  GVariantIter iter;
+  const gchar *key;
+  GVariant *value;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (vm_info_keys); i++) {
+    g_autoptr(GVariant) known = g_variant_lookup_value (info, vm_info_keys[i], NULL);
+    if (known != NULL)
+      json_object_set_member (object, vm_info_keys[i], json_gvariant_serialize (known));
+  }
+  g_variant_iter_init (&iter, info);
+  while (g_variant_iter_loop (&iter, "{&sv}", &key, &value))
+    if (!json_object_has_member (object, key))
+      json_object_set_member (object, key, json_gvariant_serialize (value));
+  return object;
+}
+
+static gchar **
+vm_info_row (GVariant *info)
+{
+  gchar **row = g_new0 (gchar *, 7);
+  g_autoptr(GVariant) network = g_variant_lookup_value (info, SMOLVM_INFO_NETWORK_CONFIG,
+                                                        G_VARIANT_TYPE_VARDICT);
+  const gchar *guest_ip = network != NULL ? cli_info_get_string (network, "guest_ip") : "";
+
+  row[0] = g_strdup (cli_info_get_string (info, "vm_id"));
+  row[1] = g_strdup (cli_info_get_string (info, "state"));
+  row[2] = g_strdup (cli_info_get_string (info, "backend"));
+  row[3] = g_strdup_printf ("%u", cli_info_get_uint (info, "vcpu_count"));
+  row[4] = g_strdup_printf ("%u MiB", cli_info_get_uint (info, "mem_size_mib"));
+  row[5] = g_strdup (guest_ip[0] != '\0' ? guest_ip : "-");
+  return row;
+}
+
+static const CliColumn vm_columns[] = {
+  { "VM ID", 8 },
+  { "State", 8 },
+  { "Backend", 10 },
+  { "vCPUs", 7 },
+  { "Memory", 8 },
+  { "Guest IP", 0 },
+};
+
+static const CliListing vm_listing = {
+  "vms", "VM(s)", vm_columns, G_N_ELEMENTS (vm_columns), vm_info_to_json, vm_info_row,
+};
+
+/* Reports success of a command on the VM at @path: @text, or with --json
+ * the VM as smolvmd now lists it. */
+static gboolean
+cli_finish_vm (Cli *cli, const gchar *path, const gchar *text, GError **error)
+{
+  g_autoptr(GVariant) info = cli_client_find_vm (cli->client, path, error);
+  g_autoptr(JsonObject) data = json_object_new ();
+
+  if (info == NULL)
+    return FALSE;
+  json_object_set_object_member (data, "vm", vm_info_to_json (info));
+  cli_finish (cli, data, text);
+  return TRUE;
+}
+
+/* ---- start, pause, resume, stop ---- */
+
+typedef enum {
+  VM_ACTION_START,
+  VM_ACTION_PAUSE,
+  VM_ACTION_RESUME,
+  VM_ACTION_STOP,
+} VmAction;
+
+static const gchar *const vm_action_done[] = {
+  [VM_ACTION_START] = "Started",
+  [VM_ACTION_PAUSE] = "Paused",
+  [VM_ACTION_RESUME] = "Resumed",
+  [VM_ACTION_STOP] = "Stopped",
+};
+
+static gboolean
+vm_call_action (CliClient *client, SmolvmDbusVm *vm, VmAction action, GError **error)
+{
+  GDBusCallFlags flags = cli_client_call_flags (client);
+
+  switch (action) {
+  case VM_ACTION_START:
+    return smolvm_dbus_vm_call_start_sync (vm, flags, CLI_CALL_TIMEOUT, NULL, error);
+  case VM_ACTION_PAUSE:
+    return smolvm_dbus_vm_call_pause_sync (vm, flags, CLI_CALL_TIMEOUT, NULL, error);
+  case VM_ACTION_RESUME:
+    return smolvm_dbus_vm_call_resume_sync (vm, flags, CLI_CALL_TIMEOUT, NULL, error);
+  case VM_ACTION_STOP:
+    return smolvm_dbus_vm_call_stop_sync (vm, g_variant_new ("a{sv}", NULL), flags,
+                                          CLI_CALL_TIMEOUT, NULL, error);
+  default:
+    g_assert_not_reached ();
+  }
+}
+
+static gboolean
+vm_run_action (Cli *cli, VmAction action, GError **error)
+{
+  const gchar *vm_id = cli->args[0];
+  g_autoptr(SmolvmDbusVm) vm = NULL;
+  g_autofree gchar *text = NULL;
+
+  if (!cli_connect (cli, error))
+    return FALSE;
+  vm = cli_client_get_vm (cli->client, vm_id, error);
+  if (vm == NULL || !vm_call_action (cli->client, vm, action, error))
+    return FALSE;
+
+  text = g_strdup_printf ("%s VM '%s'.\n", vm_action_done[action], vm_id);
+  return cli_finish_vm (cli, g_dbus_proxy_get_object_path (G_DBUS_PROXY (vm)), text, error);
+}
+
+gboolean
+cli_vm_start (Cli *cli, GError **error)
+{
+  return vm_run_action (cli, VM_ACTION_START, error);
+}
+
+gboolean
+cli_vm_pause (Cli *cli, GError **error)
+{
+  return vm_run_action (cli, VM_ACTION_PAUSE, error);
+}
+
+gboolean
+cli_vm_resume (Cli *cli, GError **error)
+{
+  return vm_run_action (cli, VM_ACTION_RESUME, error);
+}
+
+gboolean
+cli_vm_stop (Cli *cli, GError **error)
+{
+  return vm_run_action (cli, VM_ACTION_STOP, error);
+}
+
+/* ---- delete ---- */
+
+gboolean
+cli_vm_delete (Cli *cli, GError **error)
+{
+  CliVmOptions *opts = cli->options;
+  const gchar *vm_id = cli->args[0];
+  g_auto(GVariantDict) options = G_VARIANT_DICT_INIT (NULL);
+  g_autoptr(SmolvmDbusVm) vm = NULL;
+  g_autoptr(CliJobWatch) watch = NULL;
+  g_autoptr(JsonObject) data = json_object_new ();
+  g_autofree gchar *text = NULL;
+
+  if (!cli_connect (cli, error))
+    return FALSE;
+  vm = cli_client_get_vm (cli->client, vm_id, error);
+  if (vm == NULL)
+    return FALSE;
+  if (opts->force)
+    g_variant_dict_insert (&options, "force", "b", TRUE);
+  watch = cli_job_watch_new (cli->client, "vm-delete",
+                             g_dbus_proxy_get_object_path (G_DBUS_PROXY (vm)),
+                             !cli->json && !opts->no_progress);
+  smolvm_dbus_vm_call_delete (vm, g_variant_dict_end (&options),
+                              cli_client_call_flags (cli->client), CLI_CALL_TIMEOUT, NULL,
+                              cli_job_watch_reply, watch);
+  if (!smolvm_dbus_vm_call_delete_finish (vm, cli_job_watch_wait (watch), error)) {
+    cli_error_mark_cancelled (error != NULL ? *error : NULL);
+    return FALSE;
+  }
+
+  json_object_set_string_member (data, "vm_id", vm_id);
+  json_object_set_boolean_member (data, "deleted", TRUE);
+  text = g_strdup_printf ("Deleted VM '%s'.\n", vm_id);
+  cli_finish (cli, data, text);
+  return TRUE;
+}
+
+/* ---- console-log ---- */
+
+/* The guest's console output. The file belongs to smolvmd, so reading it
+ * may need the same privileges as the daemon's files. */
+gboolean
+cli_vm_console_log (Cli *cli, GError **error)
+{
+  CliVmOptions *opts = cli->options;
+  const gchar *vm_id = cli->args[0];
+  g_autoptr(SmolvmDbusVm) vm = NULL;
+  g_autoptr(GVariant) info = NULL;
+  g_autoptr(JsonObject) data = json_object_new ();
+  g_autofree gchar *contents = NULL;
+  g_autoptr(GError) local_error = NULL;
+  const gchar *path = NULL;
+
+  if (!cli_connect (cli, error))
+    return FALSE;
+  vm = cli_client_get_vm (cli->client, vm_id, error);
+  if (vm == NULL)
+    return FALSE;
+  info = cli_client_find_vm (cli->client, g_dbus_proxy_get_object_path (G_DBUS_PROXY (vm)),
+                             error);
+  if (info == NULL)
+    return FALSE;
+  if (!g_variant_lookup (info, "console_log_path", "&s", &path) || path[0] == '\0') {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_UNSUPPORTED, "VM '%s' has no console log",
+                 vm_id);
+    return FALSE;
+  }
+  json_object_set_string_member (data, "vm_id", vm_id);
+  json_object_set_string_member (data, "console_log_path", path);
+  if (opts->path_only) {
+    g_autofree gchar *text = g_strdup_printf ("%s\n", path);
+    cli_finish (cli, data, text);
+    return TRUE;
+  }
+  if (!g_file_get_contents (path, &contents, NULL, &local_error)) {
+    /* not started yet: nothing was printed */
+    if (!g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Cannot read the console log: %s",
+                   local_error->message);
+      return FALSE;
+    }
+    contents = g_strdup ("");
+  }
+  json_object_set_string_member (data, "content", contents);
+  cli_finish (cli, data, contents);
+  return TRUE;
+}
+
+/* ---- create ---- */
+
+static gboolean
+parse_count (const gchar *option, const gchar *value, guint32 *out, GError **error)
+{
+  guint64 number;
+
+  if (!g_ascii_string_to_unsigned (value, 10, 1, G_MAXUINT32, &number, NULL)) {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                 "%s needs a positive whole number, not '%s'", option, value);
+    return FALSE;
+  }
+  *out = (guint32) number;
+  return TRUE;
+}
+
+/* Adds @path to the VM config, absolute, since smolvmd does not share our
+ * working directory. */
+static gboolean
+config_add_path (GVariantDict *config, const gchar *key, const gchar *path, GError **error)
+{
+  g_autofree gchar *absolute = NULL;
+
+  if (path == NULL)
+    return TRUE;
+  absolute = g_canonicalize_filename (path, NULL);
+  if (!g_utf8_validate (absolute, -1, NULL)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                 "Path is not valid UTF-8: %s", absolute);
+    return FALSE;
+  }
+  g_variant_dict_insert (config, key, "s", absolute);
+  return TRUE;
+}
+
+static gboolean
+vm_config_build (CliVmOptions *opts, GVariantDict *config, GError **error)
+{
+  guint32 count;
+
+  if (opts->kernel == NULL || opts->rootfs == NULL) {
+    g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                         "--kernel and --rootfs are required");
+    return FALSE;
+  }
+  if (opts->vcpus != NULL) {
+    if (!parse_count ("--vcpus", opts->vcpus, &count, error))
+      return FALSE;
+    g_variant_dict_insert (config, "vcpu_count", "u", count);
+  }
+  if (opts->mem != NULL) {
+    if (!parse_count ("--mem", opts->mem, &count, error))
+      return FALSE;
+    g_variant_dict_insert (config, "mem_size_mib", "u", count);
+  }
+  if (opts->vm_id != NULL) {
+    if (!smolvm_id_validate (opts->vm_id, "VM id", error))
+      return FALSE;
+    g_variant_dict_insert (config, "vm_id", "s", opts->vm_id);
+  }
+  if (!config_add_path (config, "kernel_path", opts->kernel, error) ||
+      !config_add_path (config, "rootfs_path", opts->rootfs, error) ||
+      !config_add_path (config, "initrd_path", opts->initrd, error))
+    return FALSE;
+  if (opts->boot_args != NULL)
+    g_variant_dict_insert (config, "boot_args", "s", opts->boot_args);
+  if (opts->backend != NULL)
+    g_variant_dict_insert (config, "backend", "s", opts->backend);
+  if (opts->accel != NULL)
+    g_variant_dict_insert (config, "accel", "s", opts->accel);
+  if (opts->no_network)
+    g_variant_dict_insert (config, "network", "b", FALSE);
+  return TRUE;
+}
+
+gboolean
+cli_vm_create (Cli *cli, GError **error)
+{
+  CliVmOptions *opts = cli->options;
+  g_auto(GVariantDict) config = G_VARIANT_DICT_INIT (NULL);
+  g_autoptr(CliJobWatch) watch = NULL;
+  g_autofree gchar *vm_path = NULL;
+  g_autofree gchar *path = NULL;
+  g_autoptr(GVariant) info = NULL;
+  g_autoptr(GString) text = g_string_new (NULL);
+  SmolvmDbusManager *manager;
+  const gchar *vm_id;
+
+  if (!vm_config_build (opts, &config, error) || !cli_connect (cli, error))
+    return FALSE;
+  manager = cli_client_get_manager (cli->client);
+
+  /* Without an id, ours is the vm-create job of our uid that comes next. */
+  if (opts->vm_id != NULL)
+    vm_path = smolvm_id_object_path ("vm", opts->vm_id);
+  watch = cli_job_watch_new (cli->client, "vm-create", vm_path,
+                             !cli->json && !opts->no_progress);
+  smolvm_dbus_manager_call_create_vm (manager, g_variant_dict_end (&config),
+                                      cli_client_call_flags (cli->client), CLI_CALL_TIMEOUT, NULL,
+                                      cli_job_watch_reply, watch);
+  if (!smolvm_dbus_manager_call_create_vm_finish (manager, &path, cli_job_watch_wait (watch),
+                                                  error)) {
+    cli_error_mark_cancelled (error != NULL ? *error : NULL);
+    return FALSE;
+  }
+
+  /* The id may have been generated. */
+  info = cli_client_find_vm (cli->client, path, error);
+  if (info == NULL)
+    return FALSE;
+  vm_id = cli_info_get_string (info, SMOLVM_INFO_VM_ID);
+  g_string_append_printf (text, "Created VM '%s'.\n", vm_id);
+
+  if (opts->start) {
+    g_autoptr(SmolvmDbusVm) vm = cli_client_vm_proxy_new (cli->client, path, error);
+
+    if (vm == NULL || !vm_call_action (cli->client, vm, VM_ACTION_START, error)) {
+      /* the prefix goes in front of the daemon's own words */
+      if (error != NULL && *error != NULL)
+        g_dbus_error_strip_remote_error (*error);
+      g_prefix_error (error, "VM '%s' was created but not started: ", vm_id);
+      return FALSE;
+    }
+    g_string_append_printf (text, "Started VM '%s'.\n", vm_id);
+  }
+  return cli_finish_vm (cli, path, text->str, error);
+}
+
+/* ---- list ---- */
+
+gboolean
+cli_vm_list (Cli *cli, GError **error)
+{
+  g_autoptr(GVariant) list = NULL;
+
+  if (!cli_connect (cli, error))
+    return FALSE;
+  if (!smolvm_dbus_manager_call_list_vms_sync (cli_client_get_manager (cli->client),
+                                               cli_client_call_flags (cli->client),
+                                               CLI_CALL_TIMEOUT, &list, NULL, error))
+    return FALSE;
+  cli_finish_list (cli, list, &vm_listing);
+  return TRUE;
+}
