@@ -21,6 +21,8 @@ from jobwatch import GLib, JobWatch, cancel_at  # noqa: E402
 from smolvmtest import MIB, snapshot_path, vm_path  # noqa: E402
 
 BIG = 2048 * MIB
+# smolvmd under a wrapper such as valgrind
+SLOW_DAEMON = bool(os.environ.get("SMOLVM_TEST_DAEMON_WRAPPER"))
 
 
 def make_big_rootfs(path):
@@ -52,9 +54,13 @@ class JobCase(st.TestCase):
         self.assertTrue(reply[2].startswith("Cancelled"), reply)
         self.assertEqual(watch.completed.get(job), (False, reply[2]))
         self.assertIn(job, watch.removed)
-        # the disk copy stopped part-way: it did not run to its end
-        self.assertLess(watch.props[job]["BytesDone"], BIG)
-        self.assertLess(watch.props[job]["BytesDone"], watch.props[job]["BytesTotal"])
+        # The disk copy stopped part-way. That the Cancel lands within the
+        # copy rests on a 2 GiB copy outlasting one D-Bus round trip by far;
+        # under valgrind the daemon answers too slowly for that (the rollback
+        # is still checked there).
+        if not SLOW_DAEMON:
+            self.assertLess(watch.props[job]["BytesDone"], BIG)
+            self.assertLess(watch.props[job]["BytesDone"], watch.props[job]["BytesTotal"])
 
 
 class TestCreateSnapshotJob(JobCase):
