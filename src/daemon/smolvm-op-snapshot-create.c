@@ -49,7 +49,7 @@ snapshot_create_clear (SnapshotCreate *op)
 static gchar *
 tmp_file (SnapshotCreate *op, const gchar *name)
 {
-  return g_build_filename (op->tmp_dir, name, NULL);
+  return smolvm_store_snapshot_tmp_file (op->call.ctx->store, op->snapshot_id, name);
 }
 
 /* ---- rollback ---- */

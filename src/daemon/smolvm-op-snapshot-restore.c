@@ -188,7 +188,7 @@ on_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
   smolvm_job_set_cancelable (op->call.job, FALSE);
   smolvm_call_set_phase (&op->call, "committing");
   smolvm_snapshot_mark_restored (op->snapshot, TRUE, op->vm_id);
-  if (!smolvm_snapshot_save (op->snapshot, NULL, &error)) {
+  if (!smolvm_snapshot_save (op->snapshot, &error)) {
     /* what is on disk still says the old values; so must the object */
     smolvm_snapshot_mark_restored (op->snapshot, was_restored, was_vm);
     rollback (op, error);

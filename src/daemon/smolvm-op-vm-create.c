@@ -137,7 +137,7 @@ vm_create_run (SmolvmCall *call)
   call->cancelled_summary = g_strdup_printf ("VM '%s' was not created", op->vm_id);
   smolvm_progress_expect (smolvm_call_get_progress (call), size);
   smolvm_progress_set_phase (smolvm_call_get_progress (call), "copying-disk", TRUE);
-  disk = g_build_filename (op->dir, SMOLVM_VM_DISK, NULL);
+  disk = smolvm_store_vm_file (ctx->store, op->vm_id, SMOLVM_VM_DISK);
   smolvm_copy_file_sparse_async (op->config->rootfs_path, disk, smolvm_call_get_progress (call),
                                  smolvm_call_get_cancellable (call), on_disk_copied, op);
 }

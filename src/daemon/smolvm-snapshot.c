@@ -54,9 +54,9 @@ smolvm_snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id,
   SmolvmSnapshot *self = g_object_new (SMOLVM_TYPE_SNAPSHOT, NULL);
   SmolvmDbusSnapshot *iface = SMOLVM_DBUS_SNAPSHOT (self);
   g_autofree gchar *dir = smolvm_store_snapshot_dir (ctx->store, id);
-  g_autofree gchar *vmstate = g_build_filename (dir, SMOLVM_SNAPSHOT_VMSTATE, NULL);
-  g_autofree gchar *mem = g_build_filename (dir, SMOLVM_SNAPSHOT_MEM, NULL);
-  g_autofree gchar *disk = g_build_filename (dir, SMOLVM_SNAPSHOT_DISK, NULL);
+  g_autofree gchar *vmstate = smolvm_store_snapshot_file (ctx->store, id, SMOLVM_SNAPSHOT_VMSTATE);
+  g_autofree gchar *mem = smolvm_store_snapshot_file (ctx->store, id, SMOLVM_SNAPSHOT_MEM);
+  g_autofree gchar *disk = smolvm_store_snapshot_file (ctx->store, id, SMOLVM_SNAPSHOT_DISK);
 
   self->ctx = ctx;
   self->object_path = smolvm_id_object_path ("snapshot", id);
@@ -186,11 +186,11 @@ smolvm_snapshot_to_json (SmolvmSnapshot *self)
 }
 
 gboolean
-smolvm_snapshot_save (SmolvmSnapshot *self, const gchar *dir, GError **error)
+smolvm_snapshot_save (SmolvmSnapshot *self, GError **error)
 {
   g_autofree gchar *json = smolvm_snapshot_to_json (self);
-  g_autofree gchar *path =
-    g_build_filename (dir != NULL ? dir : self->dir, SMOLVM_SNAPSHOT_METADATA, NULL);
+  g_autofree gchar *path = smolvm_store_snapshot_file (
+    self->ctx->store, smolvm_snapshot_get_id (self), SMOLVM_SNAPSHOT_METADATA);
 
   if (!smolvm_write_file_atomic (path, json, -1, error)) {
     g_prefix_error (error, "Cannot save snapshot '%s': ", smolvm_snapshot_get_id (self));
@@ -211,13 +211,14 @@ get_string (JsonObject *o, const gchar *key, GError **error)
 SmolvmSnapshot *
 smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GError **error)
 {
-  g_autofree gchar *path = g_build_filename (dir, SMOLVM_SNAPSHOT_METADATA, NULL);
+  g_autofree gchar *dirname = g_path_get_basename (dir);
+  g_autofree gchar *path =
+    smolvm_store_snapshot_file (ctx->store, dirname, SMOLVM_SNAPSHOT_METADATA);
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) local_error = NULL;
   g_autoptr(SmolvmVmConfig) vm_config = NULL;
   g_autoptr(GVariant) network = NULL;
   g_autoptr(GDateTime) created = NULL;
-  g_autofree gchar *dirname = g_path_get_basename (dir);
   SmolvmSnapshot *self;
   JsonObject *o;
   const gchar *id, *vm_id, *created_str, *restored_vm;

@@ -10,10 +10,6 @@ G_BEGIN_DECLS
 #define SMOLVM_TYPE_SNAPSHOT (smolvm_snapshot_get_type ())
 G_DECLARE_FINAL_TYPE (SmolvmSnapshot, smolvm_snapshot, SMOLVM, SNAPSHOT, SmolvmDbusSnapshotSkeleton)
 
-#define SMOLVM_SNAPSHOT_METADATA "snapshot.json"
-#define SMOLVM_SNAPSHOT_VMSTATE "vmstate.bin"
-#define SMOLVM_SNAPSHOT_MEM "mem.bin"
-#define SMOLVM_SNAPSHOT_DISK "disk.ext4"
 
 /* A SnapshotInfo whose files live in its directory of the store. */
 SmolvmSnapshot *smolvm_snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id,
@@ -26,9 +22,8 @@ SmolvmSnapshot *smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GErr
 /* The snapshot.json text. */
 gchar *smolvm_snapshot_to_json (SmolvmSnapshot *self);
 
-/* Writes snapshot.json atomically into @dir (defaults to the snapshot's own
- * directory when NULL). */
-gboolean smolvm_snapshot_save (SmolvmSnapshot *self, const gchar *dir, GError **error);
+/* Writes its snapshot.json atomically. */
+gboolean smolvm_snapshot_save (SmolvmSnapshot *self, GError **error);
 
 /* The SnapshotInfo dictionary of org.smolvm.Manager.ListSnapshots. */
 GVariant *smolvm_snapshot_to_info (SmolvmSnapshot *self);

@@ -8,7 +8,6 @@
 
 #include "smolvm-error.h"
 #include "smolvm-fileutil.h"
-#include "smolvm-snapshot.h"
 #include "smolvm-store.h"
 
 struct _SmolvmStore {
@@ -98,6 +97,31 @@ smolvm_store_snapshot_tmp_dir (SmolvmStore *self, const gchar *snapshot_id)
 {
   g_autofree gchar *name = g_strconcat (TMP_PREFIX, snapshot_id, NULL);
   return g_build_filename (self->snapshots_dir, name, NULL);
+}
+
+gchar *
+smolvm_store_vm_file (SmolvmStore *self, const gchar *vm_id, const gchar *name)
+{
+  return g_build_filename (self->vms_dir, vm_id, name, NULL);
+}
+
+gchar *
+smolvm_store_vm_runtime_file (SmolvmStore *self, const gchar *vm_id, const gchar *name)
+{
+  return g_build_filename (self->vm_runtime_root, vm_id, name, NULL);
+}
+
+gchar *
+smolvm_store_snapshot_file (SmolvmStore *self, const gchar *snapshot_id, const gchar *name)
+{
+  return g_build_filename (self->snapshots_dir, snapshot_id, name, NULL);
+}
+
+gchar *
+smolvm_store_snapshot_tmp_file (SmolvmStore *self, const gchar *snapshot_id, const gchar *name)
+{
+  g_autofree gchar *dir = smolvm_store_snapshot_tmp_dir (self, snapshot_id);
+  return g_build_filename (dir, name, NULL);
 }
 
 gchar *
@@ -400,7 +424,7 @@ smolvm_store_clear_runtime (SmolvmStore *self, const gchar *vm_id)
   while ((name = g_dir_read_name (dir)) != NULL) {
     g_autofree gchar *path = g_build_filename (runtime_dir, name, NULL);
     g_autofree gchar *target = g_build_filename (trash, name, NULL);
-    if (!g_str_equal (name, "console.log") && rename (path, target) != 0)
+    if (!g_str_equal (name, SMOLVM_VM_CONSOLE_LOG) && rename (path, target) != 0)
       g_warning ("Cannot move %s aside: %s", path, g_strerror (errno));
   }
   smolvm_store_remove_later (trash);

@@ -19,6 +19,16 @@ G_DECLARE_FINAL_TYPE (SmolvmStore, smolvm_store, SMOLVM, STORE, GObject)
  * Dot-entries are never records; start-up removes what a crash left. */
 SmolvmStore *smolvm_store_new (const gchar *state_dir, const gchar *runtime_dir);
 
+/* The files of a record. */
+#define SMOLVM_VM_METADATA "vm.json"
+#define SMOLVM_VM_DISK "disk.ext4"
+#define SMOLVM_SNAPSHOT_METADATA "snapshot.json"
+#define SMOLVM_SNAPSHOT_VMSTATE "vmstate.bin"
+#define SMOLVM_SNAPSHOT_MEM "mem.bin"
+#define SMOLVM_SNAPSHOT_DISK "disk.ext4"
+#define SMOLVM_VM_CONSOLE_LOG "console.log"
+
+
 /* Creates the top directories. */
 gboolean smolvm_store_prepare (SmolvmStore *self, GError **error);
 
@@ -29,6 +39,13 @@ gchar *smolvm_store_vm_dir (SmolvmStore *self, const gchar *vm_id);
 gchar *smolvm_store_vm_runtime_dir (SmolvmStore *self, const gchar *vm_id);
 gchar *smolvm_store_snapshot_dir (SmolvmStore *self, const gchar *snapshot_id);
 gchar *smolvm_store_snapshot_tmp_dir (SmolvmStore *self, const gchar *snapshot_id);
+/* A file @name (one of the names above) of a record, of a snapshot being
+ * built, or in a VM's runtime directory. */
+gchar *smolvm_store_vm_file (SmolvmStore *self, const gchar *vm_id, const gchar *name);
+gchar *smolvm_store_vm_runtime_file (SmolvmStore *self, const gchar *vm_id, const gchar *name);
+gchar *smolvm_store_snapshot_file (SmolvmStore *self, const gchar *snapshot_id, const gchar *name);
+gchar *smolvm_store_snapshot_tmp_file (SmolvmStore *self, const gchar *snapshot_id,
+                                       const gchar *name);
 /* Where a restore keeps a VM's own disk until the snapshot runs. */
 gchar *smolvm_store_pre_restore_path (const gchar *disk_path);
 /* Where a restore copies the snapshot's disk while the VM still runs. */

@@ -90,8 +90,8 @@ smolvm_vm_new (SmolvmContext *ctx, const SmolvmVmConfig *config, GVariant *netwo
   self->runtime_dir = smolvm_store_vm_runtime_dir (ctx->store, config->vm_id);
   self->network = g_object_ref (ctx->network);
   self->binaries = g_hash_table_ref (ctx->binaries);
-  disk = g_build_filename (self->dir, SMOLVM_VM_DISK, NULL);
-  console = g_build_filename (self->runtime_dir, "console.log", NULL);
+  disk = smolvm_store_vm_file (ctx->store, config->vm_id, SMOLVM_VM_DISK);
+  console = smolvm_store_vm_runtime_file (ctx->store, config->vm_id, SMOLVM_VM_CONSOLE_LOG);
 
   smolvm_dbus_vm_set_id (iface, config->vm_id);
   smolvm_dbus_vm_set_state (iface, SMOLVM_VM_STATE_CREATED);
@@ -195,7 +195,8 @@ smolvm_vm_save (SmolvmVm *self, GError **error)
   g_autoptr(JsonGenerator) gen = json_generator_new ();
   g_autoptr(JsonNode) root = NULL;
   g_autofree gchar *json = NULL;
-  g_autofree gchar *path = g_build_filename (self->dir, SMOLVM_VM_METADATA, NULL);
+  g_autofree gchar *path =
+    smolvm_store_vm_file (self->ctx->store, smolvm_vm_get_id (self), SMOLVM_VM_METADATA);
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "vm_id");
@@ -252,8 +253,8 @@ smolvm_vm_set_restored_from (SmolvmVm *self, const gchar *snapshot_id)
 SmolvmVm *
 smolvm_vm_load (SmolvmContext *ctx, const gchar *dir, GError **error)
 {
-  g_autofree gchar *path = g_build_filename (dir, SMOLVM_VM_METADATA, NULL);
   g_autofree gchar *dirname = g_path_get_basename (dir);
+  g_autofree gchar *path = smolvm_store_vm_file (ctx->store, dirname, SMOLVM_VM_METADATA);
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) local_error = NULL;
   g_autoptr(SmolvmVmConfig) config = NULL;

@@ -18,8 +18,6 @@ G_DECLARE_FINAL_TYPE (SmolvmVm, smolvm_vm, SMOLVM, VM, SmolvmDbusVmSkeleton)
 #define SMOLVM_VM_STATE_STOPPED "stopped"
 #define SMOLVM_VM_STATE_ERROR "error"
 
-#define SMOLVM_VM_METADATA "vm.json"
-#define SMOLVM_VM_DISK "disk.ext4"
 
 /* A VM record: its config and network identity, its own disk in its
  * directory of the store and its runtime files. */

@@ -103,6 +103,20 @@ test_paths (Fixture *f, gconstpointer data)
   g_assert_cmpstr (snap, ==, want_snap);
   g_assert_cmpstr (tmp, ==, want_tmp);
   g_assert_cmpstr (pre, ==, "/x/disk.ext4.pre-restore");
+  {
+    g_autofree gchar *disk = smolvm_store_vm_file (f->store, "a", SMOLVM_VM_DISK);
+    g_autofree gchar *console = smolvm_store_vm_runtime_file (f->store, "a", "console.log");
+    g_autofree gchar *mem = smolvm_store_snapshot_file (f->store, "s", SMOLVM_SNAPSHOT_MEM);
+    g_autofree gchar *tmp_mem = smolvm_store_snapshot_tmp_file (f->store, "s", "mem.bin");
+    g_autofree gchar *want_disk = g_build_filename (want_vm, "disk.ext4", NULL);
+    g_autofree gchar *want_console = g_build_filename (want_run, "console.log", NULL);
+    g_autofree gchar *want_mem = g_build_filename (want_snap, "mem.bin", NULL);
+    g_autofree gchar *want_tmp_mem = g_build_filename (want_tmp, "mem.bin", NULL);
+    g_assert_cmpstr (disk, ==, want_disk);
+    g_assert_cmpstr (console, ==, want_console);
+    g_assert_cmpstr (mem, ==, want_mem);
+    g_assert_cmpstr (tmp_mem, ==, want_tmp_mem);
+  }
   g_assert_true (g_file_test (smolvm_store_get_vms_dir (f->store), G_FILE_TEST_IS_DIR));
   g_assert_true (g_file_test (smolvm_store_get_snapshots_dir (f->store), G_FILE_TEST_IS_DIR));
 }
