@@ -352,6 +352,21 @@ test_copy_not_regular (Fixture *f, gconstpointer data)
   g_assert_false (g_file_test (dst, G_FILE_TEST_EXISTS));
 }
 
+/* A FIFO swapped in for the source must not hang the copy in open():
+ * nobody would ever write to it. */
+static void
+test_copy_fifo (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *src = g_build_filename (f->dir, "fifo", NULL);
+  g_autofree gchar *dst = g_build_filename (f->dir, "dst", NULL);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_cmpint (mkfifo (src, 0600), ==, 0);
+  g_assert_false (smolvm_copy_file_sparse (src, dst, NULL, NULL, &error));
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT);
+  g_assert_false (g_file_test (dst, G_FILE_TEST_EXISTS));
+}
+
 static void
 test_copy_cancelled (Fixture *f, gconstpointer data)
 {
@@ -692,6 +707,7 @@ main (int argc, char **argv)
   ADD ("/fileutil/copy/dst-exists", test_copy_dst_exists);
   ADD ("/fileutil/copy/missing-src", test_copy_missing_src);
   ADD ("/fileutil/copy/not-regular", test_copy_not_regular);
+  ADD ("/fileutil/copy/fifo", test_copy_fifo);
   ADD ("/fileutil/copy/cancelled", test_copy_cancelled);
   ADD ("/fileutil/copy/async", test_copy_async);
   ADD ("/fileutil/copy/async-cancelled", test_copy_async_cancelled);

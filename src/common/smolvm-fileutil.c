@@ -285,7 +285,9 @@ smolvm_copy_file_sparse (const gchar *src, const gchar *dst, SmolvmProgress *pro
   g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  src_fd = open (src, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  /* O_NONBLOCK: a FIFO put in the source's place opens at once, and is then
+   * refused as not a regular file, instead of blocking for a writer */
+  src_fd = open (src, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (src_fd < 0)
     return copy_set_errno (&cs, error, errno, "cannot open the source");
   if (fstat (src_fd, &st) < 0)
