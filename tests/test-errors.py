@@ -127,6 +127,24 @@ class TestNoSpace(st.TestCase):
         env.create_snapshot("tiny", "no-room")
         self.assertEqual(env.snapshot_ids(), ["no-room"])
 
+        # a restore without room for its disk copy is refused before the
+        # running VM is touched
+        env.vm("tiny", "Resume")
+        pid = env.vm_prop("tiny", "Pid")
+        filler = self.inside(env, "filler")
+        with open(filler, "wb") as f:
+            f.write(b"x" * max(self.free_bytes(env) - 512 * 1024, 0))
+        self.assertLess(self.free_bytes(env), 1 * MIB)
+        err = self.assertDBusError("NoSpace", env.restore, "no-room", resume=True)
+        self.assertIn("no-room", err.message)
+        self.assertEqual(env.vm_state("tiny"), "running")
+        self.assertEqual(env.vm_prop("tiny", "Pid"), pid)
+        self.assertEqual(sorted(os.listdir(self.inside(env, "vms", "tiny"))),
+                         ["disk.ext4", "vm.json"])
+        os.unlink(filler)
+        env.restore("no-room", resume=True)
+        self.assertNotEqual(env.vm_prop("tiny", "Pid"), pid)
+
 
 class TestFailed(st.TestCase):
     def test_snapshots_dir_is_a_file(self):

@@ -445,14 +445,20 @@ class TestQemu(QemuTestCase):
                              ["disk.ext4", "mem.bin", "snapshot.json", "vmstate.bin"], what)
             self.assertEqual([n for n in os.listdir(env.state_dir + "/snapshots")], ["e1"], what)
 
-        # -- (b) mem.bin of the wrong size; the VM is running when the restore begins
+        # -- (b) mem.bin of the wrong size while the VM runs: refused before
+        # the VM is touched, so it runs on
+        self.assertEqual(env.vm_state(vm), "running")
+        pid = env.vm_prop(vm, "Pid")
         os.truncate(mem, 128 * MIB)
-        e = self.assertDBusError("Backend", env.restore, "e1", resume=True)
+        e = self.assertDBusError("Failed", env.restore, "e1", resume=True)
         print("  short mem.bin: %s" % e.message)
         self.assertIn("mem.bin is %d bytes" % (128 * MIB), e.message)
         self.assertIn("%d MiB" % MEM_MIB, e.message)
-        assertRolledBack("short mem.bin")
+        self.assertEqual(env.vm_state(vm), "running")
+        self.assertEqual(env.vm_prop(vm, "Pid"), pid)
+        self.assertEqual(file_sha256(disk), disk_sha)
         shutil.copyfile(os.path.join(good, "mem.bin"), mem)
+        self.cli_ok(env, "stop", vm)
 
         # -- (c1) vmstate.bin damaged in the middle: smolvmd's checksum catches it
         with open(vmstate, "r+b") as f:

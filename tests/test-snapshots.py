@@ -421,8 +421,35 @@ class TestRestore(SnapshotCase):
         shutil.copyfile(self.vm_disk("rf"), expected)
         snap_disk = os.path.join(env.root, "expected-snapshot-disk")
         shutil.copyfile(info["disk_path"], snap_disk)
-        with open(info["mem_file_path"], "r+b") as f:
-            f.truncate(64 * MIB)  # the snapshot expects 128 MiB
+        pid = env.vm_prop("rf", "Pid")
+        mem = info["mem_file_path"]
+        saved_mem = os.path.join(env.root, "saved-mem")
+        shutil.copyfile(mem, saved_mem)
+
+        # bound to fail, and known to be before the VM is touched: it runs on
+        for damage in ("missing", "short"):
+            with self.subTest(mem_bin=damage):
+                if damage == "missing":
+                    os.unlink(mem)
+                else:
+                    shutil.copyfile(saved_mem, mem)
+                    os.truncate(mem, 64 * MIB)  # the snapshot expects 128 MiB
+                err = self.assertDBusError("NotFound" if damage == "missing" else "Failed",
+                                           env.restore, "bad-mem", force=True, resume=True)
+                self.assertIn("bad-mem", err.message)
+                self.assertIn("mem.bin", err.message)
+                self.assertEqual(env.vm_state("rf"), "running")
+                self.assertEqual(env.vm_prop("rf", "Pid"), pid)
+                self.assertTrue(st.files_identical(self.vm_disk("rf"), expected))
+                self.assertEqual(sorted(os.listdir(os.path.dirname(self.vm_disk("rf")))),
+                                 ["disk.ext4", "vm.json"])
+                self.assertIs(env.snapshot_info("bad-mem")["restored"], False)
+
+        # a mem.bin of the right size that the VMM refuses: found only by the
+        # load, after the VM was stopped; rolled back to its previous disk
+        shutil.copyfile(saved_mem, mem)
+        with open(mem, "r+b") as f:
+            f.write(b"not an emulator memory image")
         monitor = env.monitor()
 
         err = self.assertDBusError("Backend", env.restore, "bad-mem", resume=True)

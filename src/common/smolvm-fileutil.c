@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <linux/fs.h> /* FICLONE */
@@ -618,6 +619,24 @@ smolvm_mkdir_p (const gchar *path, int mode, GError **error)
   if (g_mkdir_with_parents (path, mode) < 0)
     return smolvm_error_set_errno (error, errno, "Cannot create directory %s", path);
   return TRUE;
+}
+
+gboolean
+smolvm_check_free_space (const gchar *dir, guint64 needed, const gchar *what, GError **error)
+{
+  struct statvfs sv;
+  guint64 free_bytes;
+
+  if (statvfs (dir, &sv) < 0)
+    return smolvm_error_set_errno (error, errno, "Cannot read the free space of %s", dir);
+  free_bytes = (guint64) sv.f_bavail * sv.f_frsize;
+  if (free_bytes >= needed)
+    return TRUE;
+  g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NO_SPACE,
+               "%s needs %" G_GUINT64_FORMAT " bytes, but only %" G_GUINT64_FORMAT
+               " are free on the filesystem of %s",
+               what, needed, free_bytes, dir);
+  return FALSE;
 }
 
 typedef struct {

@@ -49,6 +49,11 @@ gboolean smolvm_mkdir_p (const gchar *path, int mode, GError **error);
 guint64 smolvm_stat_data_size (const struct stat *st);
 gboolean smolvm_file_data_size (const gchar *path, guint64 *size, GError **error);
 
+/* NoSpace unless the filesystem of @dir has @needed bytes free (for an
+ * unprivileged user: root's reserve does not count). @what names them. */
+gboolean smolvm_check_free_space (const gchar *dir, guint64 needed, const gchar *what,
+                                  GError **error);
+
 /* The SHA-256 of a file as lowercase hex; adds the bytes read to @progress.
  * Never follows a final symlink. Cancelled is SMOLVM_ERROR_CANCELLED. */
 gchar *smolvm_file_sha256 (const gchar *path, SmolvmProgress *progress, GCancellable *cancellable,

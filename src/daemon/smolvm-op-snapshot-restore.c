@@ -338,6 +338,55 @@ vm_matches_snapshot (SmolvmVm *vm, SmolvmSnapshot *snapshot, GError **error)
   return FALSE;
 }
 
+/* Everything a restore can know to fail on is checked before any VM is
+ * touched: the snapshot's files, mem.bin's size, and the room for the
+ * copies. (The checksum of vmstate.bin follows, also before.) */
+static gboolean
+check_snapshot_files (SnapshotRestore *op, GError **error)
+{
+  SmolvmContext *ctx = op->call.ctx;
+  SmolvmDbusSnapshot *iface = snapshot_iface (op);
+  const SmolvmVmConfig *config = smolvm_snapshot_get_vm_config (op->snapshot);
+  const gchar *files[] = { smolvm_dbus_snapshot_get_snapshot_path (iface),
+                           smolvm_dbus_snapshot_get_mem_file_path (iface),
+                           smolvm_dbus_snapshot_get_disk_path (iface) };
+  guint64 expected_mem = (guint64) config->mem_size_mib * 1024 * 1024;
+  guint64 disk_size = 0, mem_size = 0;
+  struct stat st;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (files); i++) {
+    if (lstat (files[i], &st) < 0)
+      return smolvm_error_set_errno (error, errno, "Cannot read %s", files[i]);
+    if (!S_ISREG (st.st_mode)) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "%s is not a regular file",
+                   files[i]);
+      return FALSE;
+    }
+    if (i == 1 && (guint64) st.st_size != expected_mem) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                   "%s is %" G_GINT64_FORMAT " bytes, but the VM has %u MiB of memory (%"
+                   G_GUINT64_FORMAT " bytes)",
+                   files[i], (gint64) st.st_size, config->mem_size_mib, expected_mem);
+      return FALSE;
+    }
+    if (i == 1)
+      mem_size = smolvm_stat_data_size (&st);
+    if (i == 2)
+      disk_size = smolvm_stat_data_size (&st);
+  }
+  if (!smolvm_check_free_space (smolvm_store_get_vms_dir (ctx->store), disk_size,
+                                "The copy of the snapshot's disk", error))
+    return FALSE;
+  /* QEMU gives the restored guest its own copy of mem.bin, in the runtime dir */
+  if (g_str_equal (config->backend, "qemu")) {
+    g_autofree gchar *runtime = smolvm_store_vm_runtime_dir (ctx->store, op->vm_id);
+    g_autofree gchar *root = g_path_get_dirname (runtime);
+    if (!smolvm_check_free_space (root, mem_size, "The copy of the snapshot's memory", error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
 /* The VM was deleted: its identity comes back from the snapshot. */
 static gboolean
 recreate_vm (SnapshotRestore *op, GError **error)
@@ -389,6 +438,11 @@ snapshot_restore_run (SmolvmCall *call)
                               "restore it again",
                               op->snapshot_id,
                               smolvm_dbus_snapshot_get_restored_vm_id (snapshot_iface (op)));
+    return;
+  }
+  if (!check_snapshot_files (op, &error)) {
+    g_prefix_error (&error, "Cannot restore snapshot '%s': ", op->snapshot_id);
+    smolvm_call_fail (call, error);
     return;
   }
   if (!smolvm_registry_hold_snapshot (ctx->registry, op->snapshot_id, "restore", &error)) {
