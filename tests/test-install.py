@@ -154,7 +154,7 @@ def installed_files(destdir):
 # ---- polkit ----
 
 ACTIONS = ("org.smolvm.snapshot.create", "org.smolvm.snapshot.restore",
-           "org.smolvm.snapshot.delete", "org.smolvm.vm.manage")
+           "org.smolvm.snapshot.delete", "org.smolvm.vm.manage", "org.smolvm.vm.console")
 
 
 def check_policy(path):
@@ -171,7 +171,7 @@ def check_policy(path):
     root = ET.parse(path).getroot()
     check(root.findtext("vendor") == "smolvm", "polkit vendor is smolvm")
     actions = {a.get("id"): a for a in root.findall("action")}
-    check(sorted(actions) == sorted(ACTIONS), "polkit actions are exactly the four",
+    check(sorted(actions) == sorted(ACTIONS), "polkit actions are exactly the five",
           sorted(actions))
     for action_id, action in actions.items():
         defaults = action.find("defaults")
@@ -229,6 +229,7 @@ console.log(JSON.stringify({
   restore: decide("org.smolvm.snapshot.restore", ["smolvm"], { verb: "restore", snapshot_id: "s" }),
   delete: decide("org.smolvm.snapshot.delete", ["smolvm"], { verb: "delete", snapshot_id: "s" }),
   vm: decide("org.smolvm.vm.manage", ["smolvm"], { verb: "start", vm_id: "a" }),
+  console: decide("org.smolvm.vm.console", ["smolvm"], { verb: "console", vm_id: "a" }),
   other: decide("org.smolvm.snapshot.create", ["users"], { verb: "create", vm_id: "a" }),
   ci_create: decide("org.smolvm.snapshot.create", ["smolvm-ci"], { verb: "create", vm_id: "ci-1" }),
   ci_create_other: decide("org.smolvm.snapshot.create", ["smolvm-ci"], { verb: "create", vm_id: "x" }),
@@ -253,9 +254,10 @@ def check_rules(path):
         ok = r.returncode == 0
         got = json.loads(r.stdout) if ok else {}
         check(ok and got.get("rules") == 1 and got["create"] == "yes" and
-              got["restore"] == "yes" and got["delete"] == "yes" and
+              got["restore"] == "yes" and got["delete"] == "yes" and got["console"] == "yes" and
               got["vm"] == "not-handled" and got["other"] == "not-handled",
-              "rules example: group smolvm may create/restore/delete snapshots, nothing else",
+              "rules example: group smolvm may create/restore/delete snapshots and read "
+              "consoles, nothing else",
               r.stderr + r.stdout)
 
         # the commented-out example, uncommented

@@ -952,6 +952,40 @@ class TestRecorder(PolkitCase):
         self.assertStateEqual(self.state(env, client), before)
 
     @st.unittest.skipUnless(st.IS_ROOT, "needs root (a second uid)")
+    def test_console_log_through_the_daemon(self):
+        """OpenConsoleLog: smolvmd opens the console log for a caller that
+        holds org.smolvm.vm.console, whatever the caller may read itself."""
+        env, client, mock = self.system_env()
+        mock.answer("yes")
+        self.create_vm(env, client, "con-vm")
+        self.start_vm(env, client, "con-vm")
+        log = env.console_path("con-vm")
+        # the file itself is out of the caller's reach
+        os.chmod(log, 0o600)
+        argv = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
+                st.CLI, "--no-ask-password", "console-log", "con-vm"]
+
+        def as_nobody():
+            return subprocess.run(argv, env=env.client_env(system=True), stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True, timeout=st.DEADLINE)
+
+        mock.answer("no", **{"org.smolvm.vm.console": "yes"})
+        mock.clear()
+        r = as_nobody()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("tick 1", r.stdout)
+        self.assertTrue(env.console("con-vm").startswith(r.stdout[:200]))
+        checks = mock.checks()
+        self.assertEqual([c["action_id"] for c in checks], ["org.smolvm.vm.console"])
+        self.assertEqual(checks[0]["details"].get("vm_id"), "con-vm")
+
+        mock.answer("no")
+        r = as_nobody()
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("org.smolvm.vm.console", r.stderr)
+        self.assertNotIn("tick", r.stdout)
+
+    @st.unittest.skipUnless(st.IS_ROOT, "needs root (a second uid)")
     def test_polkit_goes_away_and_comes_back(self):
         env, client, mock = self.system_env()
         mock.answer("yes")

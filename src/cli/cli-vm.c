@@ -2,6 +2,11 @@
 /* smolvm create|list|start|pause|resume|stop|delete|console-log */
 #include "config.h"
 
+#include <errno.h>
+#include <unistd.h>
+
+#include <gio/gunixfdlist.h>
+
 #include "smolvm-error.h"
 #include "smolvm-id.h"
 #include "smolvm-info.h"
@@ -299,8 +304,59 @@ cli_vm_delete (Cli *cli, GError **error)
 
 /* ---- console-log ---- */
 
-/* The guest's console output. The file belongs to smolvmd, so reading it
- * may need the same privileges as the daemon's files. */
+/* Reads all of @fd (not closed). */
+static gchar *
+read_all (int fd, GError **error)
+{
+  g_autoptr(GString) text = g_string_new (NULL);
+  gchar buffer[65536];
+
+  for (;;) {
+    gssize n = read (fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int errsv = errno;
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Cannot read the console log: %s",
+                   g_strerror (errsv));
+      return NULL;
+    }
+    if (n == 0)
+      return g_string_free (g_steal_pointer (&text), FALSE);
+    g_string_append_len (text, buffer, n);
+  }
+}
+
+/* The console log, opened by smolvmd (OpenConsoleLog, polkit action
+ * org.smolvm.vm.console): the file is smolvmd's, private to it. */
+static gchar *
+read_console_log (Cli *cli, SmolvmDbusVm *vm, GError **error)
+{
+  g_autoptr(GVariant) handle = NULL;
+  g_autoptr(GUnixFDList) fds = NULL;
+  g_autoptr(GError) local_error = NULL;
+  gchar *contents;
+  int fd;
+
+  if (!smolvm_dbus_vm_call_open_console_log_sync (vm, g_variant_new ("a{sv}", NULL),
+                                                  cli_client_call_flags (cli->client),
+                                                  CLI_CALL_TIMEOUT, NULL, &handle, &fds, NULL,
+                                                  &local_error)) {
+    /* not started yet: nothing was printed */
+    if (g_strcmp0 (smolvm_error_short_name (local_error), "NotFound") == 0)
+      return g_strdup ("");
+    g_propagate_error (error, g_steal_pointer (&local_error));
+    return NULL;
+  }
+  fd = g_unix_fd_list_get (fds, g_variant_get_handle (handle), error);
+  if (fd < 0)
+    return NULL;
+  contents = read_all (fd, error);
+  close (fd);
+  return contents;
+}
+
+/* The guest's console output. */
 gboolean
 cli_vm_console_log (Cli *cli, GError **error)
 {
@@ -334,15 +390,9 @@ cli_vm_console_log (Cli *cli, GError **error)
     cli_finish (cli, data, text);
     return TRUE;
   }
-  if (!g_file_get_contents (path, &contents, NULL, &local_error)) {
-    /* not started yet: nothing was printed */
-    if (!g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
-      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Cannot read the console log: %s",
-                   local_error->message);
-      return FALSE;
-    }
-    contents = g_strdup ("");
-  }
+  contents = read_console_log (cli, vm, error);
+  if (contents == NULL)
+    return FALSE;
   json_object_set_string_member (data, "content", contents);
   cli_finish (cli, data, contents);
   return TRUE;

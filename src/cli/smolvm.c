@@ -49,7 +49,7 @@ static const CliVerb cli_verbs[] = {
   { NULL, "delete", "vm.delete", "VM_ID", 1, "Delete a VM and its disk.", 0, VM_OPTIONS,
     cli_vm_delete_options, cli_vm_delete },
   { NULL, "console-log", "vm.console-log", "VM_ID", 1,
-    "Print what the guest wrote on its serial console.", CLI_VERB_READ_ONLY, VM_OPTIONS,
+    "Print what the guest wrote on its serial console.", 0, VM_OPTIONS,
     cli_vm_console_log_options, cli_vm_console_log },
   { "snapshot", "create", "snapshot.create", "VM_ID", 1,
     "Save the full state of a running or paused VM.", 0, SNAPSHOT_OPTIONS,

@@ -9,6 +9,7 @@ G_BEGIN_DECLS
 #define SMOLVM_ACTION_SNAPSHOT_RESTORE "org.smolvm.snapshot.restore"
 #define SMOLVM_ACTION_SNAPSHOT_DELETE "org.smolvm.snapshot.delete"
 #define SMOLVM_ACTION_VM_MANAGE "org.smolvm.vm.manage"
+#define SMOLVM_ACTION_VM_CONSOLE "org.smolvm.vm.console"
 
 #define SMOLVM_TYPE_AUTHORITY (smolvm_authority_get_type ())
 G_DECLARE_FINAL_TYPE (SmolvmAuthority, smolvm_authority, SMOLVM, AUTHORITY, GObject)

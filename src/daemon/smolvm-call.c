@@ -190,6 +190,21 @@ smolvm_call_fail_literal (SmolvmCall *call, gint code, const gchar *format, ...)
   smolvm_call_fail (call, g_error_new_literal (SMOLVM_ERROR, code, message));
 }
 
+GDBusMethodInvocation *
+smolvm_call_take_invocation (SmolvmCall *call)
+{
+  return g_steal_pointer (&call->invocation);
+}
+
+void
+smolvm_call_done (SmolvmCall *call)
+{
+  g_return_if_fail (call->invocation == NULL);
+  if (call->job != NULL)
+    smolvm_job_complete (call->job, NULL);
+  call_free (call);
+}
+
 void
 smolvm_call_return (SmolvmCall *call, GVariant *value)
 {

@@ -65,5 +65,9 @@ void smolvm_call_fail (SmolvmCall *call, GError *error);
 void smolvm_call_fail_literal (SmolvmCall *call, gint code, const gchar *format, ...)
   G_GNUC_PRINTF (3, 4);
 void smolvm_call_return (SmolvmCall *call, GVariant *value);
+/* For a reply the operation sent itself (one that carries descriptors):
+ * takes the invocation for it, then smolvm_call_done() ends the call. */
+GDBusMethodInvocation *smolvm_call_take_invocation (SmolvmCall *call);
+void smolvm_call_done (SmolvmCall *call);
 
 G_END_DECLS

@@ -19,6 +19,9 @@ void smolvm_op_vm_create (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
 void smolvm_op_vm_lifecycle (SmolvmVm *vm, GDBusMethodInvocation *invocation, const gchar *verb,
                              GVariant *options);
 
+/* smolvm-op-vm-console.c: OpenConsoleLog */
+void smolvm_op_vm_console (SmolvmVm *vm, GDBusMethodInvocation *invocation, GVariant *options);
+
 /* smolvm-op-vm-delete.c */
 void smolvm_op_vm_delete (SmolvmVm *vm, GDBusMethodInvocation *invocation, GVariant *options);
 

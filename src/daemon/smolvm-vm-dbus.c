@@ -50,9 +50,18 @@ handle_create_snapshot (SmolvmDbusVm *object, GDBusMethodInvocation *invocation,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+static gboolean
+handle_open_console_log (SmolvmDbusVm *object, GDBusMethodInvocation *invocation,
+                         GUnixFDList *fd_list, GVariant *options)
+{
+  smolvm_op_vm_console (SMOLVM_VM (object), invocation, options);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 void
 smolvm_vm_dbus_iface_init (SmolvmDbusVmIface *iface)
 {
+  iface->handle_open_console_log = handle_open_console_log;
   iface->handle_start = handle_start;
   iface->handle_pause = handle_pause;
   iface->handle_resume = handle_resume;
