@@ -345,6 +345,9 @@ class Daemon:
             self.env.bus.address
         env["FC_EMULATOR_TICK_MS"] = TICK_MS
         env["FC_EMULATOR_REQUEST_LOG"] = self.env.request_log
+        # a g_critical is a bug (a record that was not validated, a misuse of
+        # an API): it must fail the test, not scroll past in the log
+        env["G_DEBUG"] = "fatal-criticals"
         env.update(self.extra_env)
         self.starts += 1
         with open(self.log_path, "a") as log:
@@ -582,6 +585,12 @@ class Env:
 
     def get_property(self, path, iface, name):
         return self.busctl("get-property", BUS_NAME, path, iface, name)
+
+    def get_property_gdbus(self, path, iface, name):
+        """org.freedesktop.DBus.Properties.Get through gdbus (which, unlike
+        busctl, reports the error's name)."""
+        return self.gdbus(path, "Get", gv_str(iface), gv_str(name),
+                          iface="org.freedesktop.DBus.Properties")
 
     def vm_prop(self, vm_id, name):
         return self.get_property(vm_path(vm_id), VM_IFACE, name)

@@ -4,13 +4,27 @@
 finds its VMs and snapshots as they were, takes over the emulators that kept
 running, and marks the VMs whose emulator died meanwhile as stopped."""
 
+import json
 import os
+import re
 import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import smolvmtest as st  # noqa: E402
-from smolvmtest import gv_dict, vm_path  # noqa: E402
+from smolvmtest import MIB, gv_dict, vm_path  # noqa: E402
+
+BIG = 1536 * MIB
+
+
+def make_big_rootfs(path):
+    """@BIG bytes of data that is not all the same (no holes): its copy takes
+    long enough to kill smolvmd in the middle of it."""
+    block = bytearray(os.urandom(4 * MIB))
+    with open(path, "wb") as f:
+        for i in range(BIG // len(block)):
+            block[:8] = i.to_bytes(8, "little")
+            f.write(block)
 
 
 class TestRestart(st.TestCase):
@@ -145,6 +159,137 @@ class TestRestart(st.TestCase):
         self.assertFalse(os.path.exists(done_disk + ".pre-restore"))
         st.wait_for(lambda: not [n for n in os.listdir(os.path.join(env.state_dir, "vms"))
                                  if n.startswith(".")], "the discarded files to go")
+
+    def test_symlinked_records_are_refused(self):
+        """A vm.json or snapshot.json that is a symlink is never followed: the
+        record is skipped with a warning naming the file, and nothing of the
+        file it points to reaches the log."""
+        env = self.env
+        env.running_vm("linked")
+        env.create_snapshot("linked", "via-link", **{"resume-source": True})
+        env.create_snapshot("linked", "to-secret", **{"resume-source": True})
+        env.vm("linked", "Stop", gv_dict())
+        env.create_vm("plain")
+        env.daemon.kill()
+        secret = os.path.join(env.root, "shadow")
+        with open(secret, "w") as f:
+            f.write("root:$y$j9T$SECRET-HASH-of-smolvm-test:19000:0:99999:7:::\n")
+        outside = os.path.join(env.root, "outside")
+        os.mkdir(outside)
+        # valid records, but reached through a symlink
+        vm_json = os.path.join(env.state_dir, "vms", "linked", "vm.json")
+        snap_json = os.path.join(env.state_dir, "snapshots", "via-link", "snapshot.json")
+        for i, path in enumerate((vm_json, snap_json)):
+            target = os.path.join(outside, "%d.json" % i)
+            os.rename(path, target)
+            os.symlink(target, path)
+        secret_json = os.path.join(env.state_dir, "snapshots", "to-secret", "snapshot.json")
+        os.unlink(secret_json)
+        os.symlink(secret, secret_json)
+        env.daemon.start()
+        self.assertEqual(env.snapshot_ids(), [])
+        self.assertEqual(sorted(env.list_vms()), ["plain"])
+        log = env.daemon_log()
+        for path in (vm_json, snap_json, secret_json):
+            self.assertRegex(log, r"WARNING.*%s.*symbolic link" % re.escape(path))
+        self.assertNotIn("SECRET-HASH", log)
+        self.assertNotIn("root:", log)
+
+    def test_invalid_records_are_skipped(self):
+        """Records that do not validate are skipped whole with a warning that
+        names the file; none of them gets a critical out of the daemon (which
+        runs with G_DEBUG=fatal-criticals)."""
+        env = self.env
+        env.running_vm("good")
+        env.create_snapshot("good", "net-string", **{"resume-source": True})
+        env.create_snapshot("good", "net-list", **{"resume-source": True})
+        env.create_snapshot("good", "config-string", **{"resume-source": True})
+        env.create_snapshot("good", "fine", **{"resume-source": True})
+        for vm_id in ("weird", "config-list", "net-number", "pid-string"):
+            env.create_vm(vm_id)
+        env.daemon.kill()
+
+        bad = {
+            ("snapshots", "net-string", "snapshot.json"): {"network_config": "eth0"},
+            ("snapshots", "net-list", "snapshot.json"): {"network_config": ["a", "b"]},
+            ("snapshots", "config-string", "snapshot.json"): {"vm_config": "x"},
+            ("vms", "weird", "vm.json"): {"state": "weird"},
+            ("vms", "config-list", "vm.json"): {"config": [1, 2]},
+            ("vms", "net-number", "vm.json"): {"network_config": {"ip": 5}},
+            ("vms", "pid-string", "vm.json"): {"pid": "12"},
+        }
+        paths = []
+        for parts, change in bad.items():
+            path = os.path.join(env.state_dir, *parts)
+            with open(path) as f:
+                record = json.load(f)
+            record.update(change)
+            with open(path, "w") as f:
+                json.dump(record, f)
+            paths.append(path)
+        env.daemon.start()
+
+        self.assertEqual(env.snapshot_ids(), ["fine"])
+        self.assertEqual(sorted(env.list_vms()), ["good"])
+        self.assertEqual(env.vm_state("good"), "running")
+        log = env.daemon_log()
+        for path in paths:
+            self.assertRegex(log, r"WARNING.*Skipping.*%s" % re.escape(path))
+        self.assertNotIn("CRITICAL", log)
+
+    def test_kill_mid_snapshot_does_not_strand_the_vm(self):
+        """smolvmd killed while a CreateSnapshot copies the disk of a paused
+        guest: after the restart a VM that the snapshot paused runs again, one
+        that was paused before stays paused, and no partial snapshot is left."""
+        from gi.repository import GLib
+        from jobwatch import JobWatch
+
+        env = self.env
+        big = os.path.join(env.root, "big.ext4")
+        make_big_rootfs(big)
+        env.running_vm("big", rootfs=big)
+        os.unlink(big)  # the VM has its own copy
+        snapshots = os.path.join(env.state_dir, "snapshots")
+        for before in ("running", "paused"):
+            with self.subTest(before=before):
+                if before == "paused":
+                    env.vm("big", "Pause")
+                self.assertEqual(env.vm_state("big"), before)
+                pid = env.vm_prop("big", "Pid")
+                watch = JobWatch(env)
+                killed = []
+
+                def on_props(path, changed):
+                    if not killed and changed.get("Phase") == "copying-disk":
+                        env.daemon.kill()
+                        killed.append(path)
+                watch.on_props = on_props
+                watch.call(st.MANAGER_PATH, st.MANAGER_IFACE, "CreateSnapshot",
+                           GLib.Variant("(ssa{sv})", ("big", "cut-" + before,
+                                                      {"resume-source": GLib.Variant("b", True)})))
+                watch.run_until(lambda: killed, "the disk copy to start")
+                watch.close()
+                self.assertTrue(any(n.startswith(".tmp-") for n in os.listdir(snapshots)))
+
+                env.daemon.start()
+                st.wait_for(lambda: env.vm_state("big") == before,
+                            "VM big to be %s again" % before)
+                self.assertEqual(env.vm_prop("big", "Pid"), pid)
+                self.assertEqual(env.snapshot_ids(), [])
+                st.wait_for(lambda: os.listdir(snapshots) == [], "the partial snapshot to go")
+                with open(os.path.join(env.state_dir, "vms", "big", "vm.json")) as f:
+                    self.assertIs(json.load(f)["paused_by_snapshot"], False)
+                resumed = "paused by a snapshot that a crash cut short"
+                if before == "running":
+                    self.assertIn(resumed, env.daemon_log())
+                    since = env.console_size("big")
+                    env.wait_tick("big", env.last_tick("big") + 1, since)
+                else:
+                    self.assertEqual(env.daemon_log().count(resumed), 1)
+        # fully usable again
+        env.vm("big", "Resume")
+        env.create_snapshot("big", "after", **{"resume-source": True})
+        self.assertEqual(env.vm_state("big"), "running")
 
 
 if __name__ == "__main__":

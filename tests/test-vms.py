@@ -184,6 +184,58 @@ class TestLifecycle(st.TestCase):
         self.assertEqual(env.vm_state("crash"), "stopped")
         env.start_vm("crash")
 
+    def test_failed_vm_starts_again(self):
+        """A VM whose VMM died (state error) starts again without a Stop."""
+        env = self.env
+        env.running_vm("again")
+        os.kill(env.vm_prop("again", "Pid"), 9)
+        st.wait_for(lambda: env.vm_state("again") == "error", "the VM to be in error")
+        since = env.console_size("again")
+        env.vm("again", "Start")
+        self.assertEqual(env.vm_state("again"), "running")
+        self.assertNotEqual(env.vm_prop("again", "Pid"), 0)
+        env.wait_tick("again", 1, since)
+        self.assertDBusError("InvalidState", env.vm, "again", "Start")
+
+    def test_calls_on_removed_objects(self):
+        """A call on a VM, snapshot or job that is gone (or never was) answers
+        org.smolvm.Error.NotFound, not GDBus's UnknownMethod."""
+        env = self.env
+        env.running_vm("gone")
+        env.create_snapshot("gone", "gone-snap", **{"resume-source": True})
+        env.delete_snapshot("gone-snap")
+        env.vm("gone", "Delete", "{'force': <true>}")
+        calls = [
+            (st.vm_path("gone"), "Start"),
+            (st.vm_path("gone"), "Stop", gv_dict()),
+            (st.vm_path("never"), "Pause"),
+            (st.snapshot_path("gone-snap"), "Restore", gv_dict()),
+            (st.snapshot_path("gone-snap"), "Delete", gv_dict()),
+        ]
+        for path, method, *args in calls:
+            with self.subTest(path=path, method=method):
+                err = self.assertDBusError("NotFound", env.gdbus, path, method, *args)
+                self.assertIn("not found", err.message)
+        err = self.assertDBusError("NotFound", env.gdbus, st.MANAGER_PATH + "/job/999",
+                                   "Cancel", gv_dict(), iface="org.smolvm.Job")
+        self.assertEqual(err.message, "Job 999 not found")
+        err = self.assertDBusError("NotFound", env.get_property_gdbus, st.vm_path("gone"),
+                                   st.VM_IFACE, "State")
+        # a new VM of the same id is an object again
+        env.create_vm("gone")
+        self.assertEqual(env.vm_state("gone"), "created")
+
+    def test_list_snapshots_checks_the_vm_id(self):
+        env = self.env
+        env.running_vm("lister")
+        env.create_snapshot("lister", "l1", **{"resume-source": True})
+        for bad in ("Bad_Id", "-x", "a/b", "x" * 200):
+            with self.subTest(vm_id=bad):
+                self.assertDBusError("InvalidArgument", env.call, "ListSnapshots", gv_str(bad))
+        self.assertEqual(env.snapshot_ids(""), ["l1"])
+        self.assertEqual(env.snapshot_ids("lister"), ["l1"])
+        self.assertEqual(env.snapshot_ids("no-such-vm"), [])
+
     def write_config(self, text):
         fd, path = tempfile.mkstemp(prefix="smolvmd-", suffix=".conf")
         with os.fdopen(fd, "w") as f:

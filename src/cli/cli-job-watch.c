@@ -10,6 +10,7 @@
 #include "cli-job-watch.h"
 #include "cli-progress.h"
 #include "cli.h"
+#include "smolvm-error.h"
 
 struct _CliJobWatch {
   CliClient *client; /* not owned */
@@ -66,7 +67,8 @@ on_cancel_reply (GObject *source, GAsyncResult *result, gpointer user_data)
   self = user_data;
   /* It ended meanwhile; its method's reply tells how. */
   if (self->job_gone || g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT) ||
-      g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD))
+      g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD) ||
+      g_error_matches (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND))
     return;
   g_dbus_error_strip_remote_error (error);
   if (self->bar != NULL)

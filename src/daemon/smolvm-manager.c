@@ -94,9 +94,16 @@ handle_list_snapshots (SmolvmDbusManager *object, GDBusMethodInvocation *invocat
                        const gchar *vm_id)
 {
   SmolvmManager *self = SMOLVM_MANAGER (object);
-  g_autoptr(GPtrArray) list = smolvm_registry_list_snapshots (self->ctx.registry, vm_id);
+  g_autoptr(GPtrArray) list = NULL;
   g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("a(oa{sv})"));
+  g_autoptr(GError) error = NULL;
 
+  /* "" means every VM; anything else must be a VM id a snapshot could name */
+  if (vm_id[0] != '\0' && !smolvm_id_validate (vm_id, "VM id", &error)) {
+    g_dbus_method_invocation_return_gerror (invocation, error);
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+  }
+  list = smolvm_registry_list_snapshots (self->ctx.registry, vm_id);
   for (guint i = 0; i < list->len; i++) {
     SmolvmSnapshot *snapshot = g_ptr_array_index (list, i);
     g_variant_builder_add (&b, "(o@a{sv})", smolvm_snapshot_get_object_path (snapshot),
@@ -247,7 +254,5 @@ smolvm_manager_export (SmolvmManager *self, GDBusConnection *connection, GError 
   if (!g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (self), connection,
                                          SMOLVM_MANAGER_PATH, error))
     return FALSE;
-  g_dbus_object_manager_server_set_connection (
-    smolvm_registry_get_object_manager (self->ctx.registry), connection);
-  return TRUE;
+  return smolvm_registry_export (self->ctx.registry, connection, error);
 }

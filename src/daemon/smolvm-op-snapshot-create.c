@@ -24,6 +24,7 @@ typedef struct {
   gboolean holds_vm;
   gboolean holds_snapshot;
   gboolean was_running;
+  gboolean marked_paused; /* vm.json says this snapshot paused the VM */
   gchar *tmp_dir;
   SmolvmSnapshot *snapshot;
   GError *error; /* the failure a rollback reports at its end */
@@ -33,6 +34,11 @@ static void
 snapshot_create_clear (SnapshotCreate *op)
 {
   SmolvmContext *ctx = op->call.ctx;
+  g_autoptr(GError) error = NULL;
+
+  /* however it ended, the pause is no longer this snapshot's to undo */
+  if (op->marked_paused && !smolvm_vm_set_paused_by_snapshot (op->vm, FALSE, &error))
+    g_warning ("%s", error->message);
   if (op->holds_vm)
     smolvm_vm_end_op (op->vm);
   if (op->holds_snapshot)
@@ -293,6 +299,14 @@ snapshot_create_run (SmolvmCall *call)
 
   op->was_running = g_str_equal (state, SMOLVM_VM_STATE_RUNNING);
   if (op->was_running) {
+    /* before the pause: a daemon killed while the VM is paused must find
+     * out at start-up that the pause was only ours */
+    if (!smolvm_vm_set_paused_by_snapshot (op->vm, TRUE, &error)) {
+      op->was_running = FALSE;
+      rollback (op, error);
+      return;
+    }
+    op->marked_paused = TRUE;
     smolvm_call_set_phase (call, "pausing");
     smolvm_vm_set_paused_async (op->vm, TRUE, on_paused, op);
   } else {

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <string.h>
+
 #include "smolvm-error.h"
 #include "smolvm-id.h"
 #include "smolvm-registry.h"
@@ -14,6 +16,12 @@ struct _SmolvmRegistry {
   GHashTable *reserved_vm_ids;
   GHashTable *busy_snapshots; /* id -> what is under way */
   guint last_job;
+  GDBusConnection *connection; /* where the fallbacks are registered */
+  struct FallbackSite {
+    SmolvmRegistry *registry;
+    const struct Fallback *fallback;
+    guint id;
+  } fallback_sites[3];
 };
 
 G_DEFINE_TYPE (SmolvmRegistry, smolvm_registry, G_TYPE_OBJECT)
@@ -25,6 +33,11 @@ smolvm_registry_dispose (GObject *object)
   g_hash_table_remove_all (self->jobs);
   g_hash_table_remove_all (self->vms);
   g_hash_table_remove_all (self->snapshots);
+  for (gsize i = 0; i < G_N_ELEMENTS (self->fallback_sites); i++)
+    if (self->fallback_sites[i].id != 0)
+      g_dbus_connection_unregister_subtree (self->connection, self->fallback_sites[i].id);
+  memset (self->fallback_sites, 0, sizeof self->fallback_sites);
+  g_clear_object (&self->connection);
   g_clear_object (&self->object_manager);
   G_OBJECT_CLASS (smolvm_registry_parent_class)->dispose (object);
 }
@@ -78,6 +91,119 @@ export (SmolvmRegistry *self, const gchar *path, GDBusInterfaceSkeleton *iface)
   g_autoptr(GDBusObjectSkeleton) object = g_dbus_object_skeleton_new (path);
   g_dbus_object_skeleton_add_interface (object, iface);
   g_dbus_object_manager_server_export (self->object_manager, object);
+}
+
+/* ---- objects that are gone ---- */
+
+/* The ObjectManager routes calls to exported objects only: a call on a VM,
+ * snapshot or job that was just removed would get GDBus's UnknownMethod. A
+ * subtree under each kind's path catches those calls and answers NotFound,
+ * which is what a client racing a Delete must see. Exported objects are
+ * found first; the subtree gets only what no object took. */
+typedef struct Fallback {
+  const gchar *node;
+  const gchar *what;
+  GDBusInterfaceInfo *(*info) (void);
+} Fallback;
+
+typedef struct FallbackSite FallbackSite;
+
+static const Fallback fallbacks[] = {
+  { "vm", "VM", smolvm_dbus_vm_interface_info },
+  { "snapshot", "Snapshot", smolvm_dbus_snapshot_interface_info },
+  { "job", "Job", smolvm_dbus_job_interface_info },
+};
+
+static void
+gone_method_call (GDBusConnection *connection, const gchar *sender, const gchar *object_path,
+                  const gchar *interface_name, const gchar *method_name, GVariant *parameters,
+                  GDBusMethodInvocation *invocation, gpointer user_data)
+{
+  const Fallback *fallback = user_data;
+  g_autofree gchar *node = g_path_get_basename (object_path);
+  g_autofree gchar *id = (gchar *) g_dbus_unescape_object_path (node);
+
+  /* jobs are numbers, named like the CLI names them */
+  if (g_str_equal (fallback->node, "job"))
+    g_dbus_method_invocation_return_error (invocation, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND,
+                                           "Job %s not found", node);
+  else
+    g_dbus_method_invocation_return_error (invocation, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND,
+                                           "%s '%s' not found", fallback->what,
+                                           id != NULL ? id : node);
+}
+
+static const GDBusInterfaceVTable gone_vtable = { gone_method_call, NULL, NULL, { 0 } };
+
+static gchar **
+fallback_enumerate (GDBusConnection *connection, const gchar *sender, const gchar *object_path,
+                    gpointer user_data)
+{
+  SmolvmRegistry *self = ((FallbackSite *) user_data)->registry;
+  g_autoptr(GPtrArray) nodes = g_ptr_array_new ();
+  g_autolist(GDBusObject) objects = NULL;
+  g_autofree gchar *prefix = g_strconcat (object_path, "/", NULL);
+
+  /* introspection of the kind's path lists the objects that exist */
+  objects = g_dbus_object_manager_get_objects (G_DBUS_OBJECT_MANAGER (self->object_manager));
+  for (GList *l = objects; l != NULL; l = l->next) {
+    const gchar *path = g_dbus_object_get_object_path (l->data);
+    if (g_str_has_prefix (path, prefix) && strchr (path + strlen (prefix), '/') == NULL)
+      g_ptr_array_add (nodes, g_strdup (path + strlen (prefix)));
+  }
+  g_ptr_array_add (nodes, NULL);
+  return (gchar **) g_ptr_array_free (g_steal_pointer (&nodes), FALSE);
+}
+
+static GDBusInterfaceInfo **
+fallback_introspect (GDBusConnection *connection, const gchar *sender, const gchar *object_path,
+                     const gchar *node, gpointer user_data)
+{
+  const Fallback *fallback = ((FallbackSite *) user_data)->fallback;
+  GDBusInterfaceInfo **infos;
+
+  if (node == NULL)
+    return NULL;
+  infos = g_new0 (GDBusInterfaceInfo *, 2);
+  infos[0] = g_dbus_interface_info_ref (fallback->info ());
+  return infos;
+}
+
+static const GDBusInterfaceVTable *
+fallback_dispatch (GDBusConnection *connection, const gchar *sender, const gchar *object_path,
+                   const gchar *interface_name, const gchar *node, gpointer *out_user_data,
+                   gpointer user_data)
+{
+  *out_user_data = (gpointer) ((FallbackSite *) user_data)->fallback;
+  return &gone_vtable;
+}
+
+static const GDBusSubtreeVTable fallback_vtable = {
+  fallback_enumerate, fallback_introspect, fallback_dispatch, { 0 }
+};
+
+gboolean
+smolvm_registry_export (SmolvmRegistry *self, GDBusConnection *connection, GError **error)
+{
+  const gchar *root = g_dbus_object_manager_get_object_path (
+    G_DBUS_OBJECT_MANAGER (self->object_manager));
+
+  g_return_val_if_fail (self->connection == NULL, FALSE);
+  self->connection = g_object_ref (connection);
+  G_STATIC_ASSERT (G_N_ELEMENTS (fallbacks) == G_N_ELEMENTS (self->fallback_sites));
+  for (gsize i = 0; i < G_N_ELEMENTS (fallbacks); i++) {
+    FallbackSite *site = &self->fallback_sites[i];
+    g_autofree gchar *path = g_build_path ("/", root, fallbacks[i].node, NULL);
+    site->registry = self;
+    site->fallback = &fallbacks[i];
+    site->id = g_dbus_connection_register_subtree (
+      connection, path, &fallback_vtable, G_DBUS_SUBTREE_FLAGS_DISPATCH_TO_UNENUMERATED_NODES,
+      site, NULL, error);
+    if (site->id == 0)
+      return FALSE;
+  }
+  g_dbus_object_manager_server_set_connection (self->object_manager, connection);
+  return TRUE;
 }
 
 /* ---- VMs ---- */

@@ -16,6 +16,10 @@ G_DECLARE_FINAL_TYPE (SmolvmRegistry, smolvm_registry, SMOLVM, REGISTRY, GObject
  * it under the ObjectManager at @root_path; removing it withdraws it. */
 SmolvmRegistry *smolvm_registry_new (const gchar *root_path);
 GDBusObjectManagerServer *smolvm_registry_get_object_manager (SmolvmRegistry *self);
+/* Publishes the ObjectManager on @connection, and answers NotFound for calls
+ * on VMs, snapshots and jobs that are not (or no longer) there. */
+gboolean smolvm_registry_export (SmolvmRegistry *self, GDBusConnection *connection,
+                                 GError **error);
 
 void smolvm_registry_add_vm (SmolvmRegistry *self, SmolvmVm *vm);
 void smolvm_registry_remove_vm (SmolvmRegistry *self, SmolvmVm *vm);

@@ -216,15 +216,20 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GError **error)
     smolvm_store_snapshot_file (ctx->store, dirname, SMOLVM_SNAPSHOT_METADATA);
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) local_error = NULL;
+  g_autofree gchar *data = NULL;
+  gsize length = 0;
   g_autoptr(SmolvmVmConfig) vm_config = NULL;
   g_autoptr(GVariant) network = NULL;
   g_autoptr(GDateTime) created = NULL;
   SmolvmSnapshot *self;
   JsonObject *o;
   const gchar *id, *vm_id, *created_str, *restored_vm;
-  JsonObject *config_o;
+  JsonNode *config_node;
 
-  if (!json_parser_load_from_mapped_file (parser, path, &local_error) ||
+  data = smolvm_store_read_record (path, &length, error);
+  if (data == NULL)
+    return NULL;
+  if (!json_parser_load_from_data (parser, data, (gssize) length, &local_error) ||
       !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Cannot read %s: %s", path,
                  local_error != NULL ? local_error->message : "not a JSON object");
@@ -244,11 +249,12 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GError **error)
                  "Invalid %s: snapshot id '%s' does not match its directory", path, id);
     return NULL;
   }
-  config_o = json_object_get_object_member (o, SMOLVM_INFO_VM_CONFIG);
-  if (config_o == NULL ||
-      (vm_config = smolvm_vm_config_new_from_json (config_o, &local_error)) == NULL) {
+  config_node = json_object_get_member (o, SMOLVM_INFO_VM_CONFIG);
+  if (config_node == NULL || !JSON_NODE_HOLDS_OBJECT (config_node) ||
+      (vm_config = smolvm_vm_config_new_from_json (json_node_get_object (config_node),
+                                                   &local_error)) == NULL) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid vm_config in %s: %s", path,
-                 local_error != NULL ? local_error->message : "missing");
+                 local_error != NULL ? local_error->message : "missing or not an object");
     return NULL;
   }
   /* a restore builds vms/<vm_id> from it and names the VM after the config */
@@ -264,14 +270,33 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GError **error)
                  created_str, path);
     return NULL;
   }
-  network = g_variant_ref_sink (smolvm_string_dict_from_json (
-    json_object_get_object_member (o, SMOLVM_INFO_NETWORK_CONFIG)));
+  network = smolvm_string_dict_from_json_member (o, SMOLVM_INFO_NETWORK_CONFIG, &local_error);
+  if (network == NULL) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid %s: %s", path,
+                 local_error->message);
+    return NULL;
+  }
+  g_variant_ref_sink (network);
+  if (!smolvm_json_member_is (o, SMOLVM_INFO_BACKEND, G_TYPE_STRING) ||
+      !smolvm_json_member_is (o, "vmstate_sha256", G_TYPE_STRING) ||
+      !smolvm_json_member_is (o, SMOLVM_INFO_RESTORED, G_TYPE_BOOLEAN) ||
+      !smolvm_json_member_is (o, SMOLVM_INFO_RESTORED_VM_ID, G_TYPE_STRING)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                 "Invalid %s: backend, vmstate_sha256, restored or restored_vm_id has the wrong "
+                 "type", path);
+    return NULL;
+  }
+  restored_vm = json_object_get_string_member_with_default (o, SMOLVM_INFO_RESTORED_VM_ID, NULL);
+  if (restored_vm != NULL && restored_vm[0] != '\0' && !smolvm_id_is_valid (restored_vm)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                 "Invalid %s: restored_vm_id is not a VM id", path);
+    return NULL;
+  }
   self = smolvm_snapshot_new (
     ctx, id, vm_id, vm_config, network, g_date_time_to_unix (created) * G_USEC_PER_SEC + g_date_time_get_microsecond (created),
     json_object_get_string_member_with_default (o, SMOLVM_INFO_BACKEND, "firecracker"));
   smolvm_snapshot_set_vmstate_sha256 (
     self, json_object_get_string_member_with_default (o, "vmstate_sha256", NULL));
-  restored_vm = json_object_get_string_member_with_default (o, SMOLVM_INFO_RESTORED_VM_ID, NULL);
   smolvm_snapshot_mark_restored (
     self, json_object_get_boolean_member_with_default (o, SMOLVM_INFO_RESTORED, FALSE),
     restored_vm);

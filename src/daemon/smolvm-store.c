@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "smolvm-error.h"
@@ -326,6 +327,63 @@ smolvm_store_commit_snapshot_finish (SmolvmStore *self, GAsyncResult *result, GE
   return g_task_propagate_boolean (G_TASK (result), error);
 }
 
+/* ---- reading a record ---- */
+
+/* A record is small; a bigger file is not one of ours. */
+#define RECORD_MAX_SIZE (1024 * 1024)
+
+gchar *
+smolvm_store_read_record (const gchar *path, gsize *length, GError **error)
+{
+  /* O_NOFOLLOW: whoever can plant a symlink in the state directory must not
+   * get the daemon to read (and quote in an error) a file of its choosing;
+   * O_NONBLOCK: a FIFO planted there must not hang start-up */
+  int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+  g_autofree gchar *data = NULL;
+  struct stat st;
+  gsize done = 0;
+  int errsv;
+
+  if (fd < 0) {
+    errsv = errno;
+    if (errsv == ELOOP)
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                   "Cannot read %s: it is a symbolic link", path);
+    else
+      smolvm_error_set_errno (error, errsv, "Cannot read %s", path);
+    return NULL;
+  }
+  if (fstat (fd, &st) != 0) {
+    errsv = errno;
+    close (fd);
+    smolvm_error_set_errno (error, errsv, "Cannot read %s", path);
+    return NULL;
+  }
+  if (!S_ISREG (st.st_mode) || st.st_size > RECORD_MAX_SIZE) {
+    close (fd);
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                 "Cannot read %s: not a regular file of at most %d bytes", path, RECORD_MAX_SIZE);
+    return NULL;
+  }
+  data = g_malloc ((gsize) st.st_size + 1);
+  while (done < (gsize) st.st_size) {
+    gssize n = read (fd, data + done, (gsize) st.st_size - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      errsv = n < 0 ? errno : EIO;
+      close (fd);
+      smolvm_error_set_errno (error, errsv, "Cannot read %s", path);
+      return NULL;
+    }
+    done += (gsize) n;
+  }
+  close (fd);
+  data[done] = '\0';
+  *length = done;
+  return g_steal_pointer (&data);
+}
+
 /* ---- start-up ---- */
 
 /* Sends the dot-entries of @top that are ours to be removed: .tmp-*, a
@@ -340,7 +398,13 @@ remove_leftovers (const gchar *top, GPtrArray *records)
   while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
     g_autofree gchar *path = g_build_filename (top, name, NULL);
     if (name[0] != '.') {
-      if (records != NULL)
+      struct stat st;
+      if (records == NULL)
+        continue;
+      /* a symlinked record would have its files read and written elsewhere */
+      if (lstat (path, &st) != 0 || !S_ISDIR (st.st_mode))
+        g_warning ("Skipping %s: not a directory", path);
+      else
         g_ptr_array_add (records, g_steal_pointer (&path));
       continue;
     }

@@ -81,6 +81,10 @@ void smolvm_store_commit_snapshot_async (SmolvmStore *self, const gchar *tmp_dir
 gboolean smolvm_store_commit_snapshot_finish (SmolvmStore *self, GAsyncResult *result,
                                               GError **error);
 
+/* Reads a record file (vm.json, snapshot.json) into memory, NUL-terminated:
+ * never through a symlink, only a regular file of sane size. */
+gchar *smolvm_store_read_record (const gchar *path, gsize *length, GError **error);
+
 /* Start-up: lists the record directories of @kind ("vms", "snapshots"),
  * sending leftovers (.tmp-*, .trash-*) to be removed in a worker. */
 GPtrArray *smolvm_store_list_records (SmolvmStore *self, const gchar *kind, GError **error);

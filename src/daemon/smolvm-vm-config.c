@@ -339,3 +339,37 @@ smolvm_string_dict_from_json (JsonObject *object)
   }
   return g_variant_builder_end (&b);
 }
+
+gboolean
+smolvm_json_member_is (JsonObject *record, const gchar *key, GType type)
+{
+  JsonNode *node = json_object_get_member (record, key);
+  return node == NULL || JSON_NODE_HOLDS_NULL (node) ||
+         (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == type);
+}
+
+GVariant *
+smolvm_string_dict_from_json_member (JsonObject *record, const gchar *key, GError **error)
+{
+  JsonNode *node = json_object_get_member (record, key);
+  JsonObject *object;
+  g_autoptr(GList) members = NULL;
+
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return smolvm_string_dict_from_json (NULL);
+  if (!JSON_NODE_HOLDS_OBJECT (node)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "'%s' is not an object", key);
+    return NULL;
+  }
+  object = json_node_get_object (node);
+  members = json_object_get_members (object);
+  for (GList *l = members; l != NULL; l = l->next) {
+    JsonNode *value = json_object_get_member (object, l->data);
+    if (!JSON_NODE_HOLDS_VALUE (value) || json_node_get_value_type (value) != G_TYPE_STRING) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "'%s' of '%s' is not a string",
+                   (const gchar *) l->data, key);
+      return NULL;
+    }
+  }
+  return smolvm_string_dict_from_json (object);
+}

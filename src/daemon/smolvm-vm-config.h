@@ -55,5 +55,14 @@ JsonNode *smolvm_vm_config_to_json (const SmolvmVmConfig *config);
 /* NetworkConfig dictionaries hold only strings; these convert them. */
 JsonNode *smolvm_string_dict_to_json (GVariant *asv);
 GVariant *smolvm_string_dict_from_json (JsonObject *object);
+/* The same for member @key of a record: absent or null is an empty dict;
+ * anything but an object of strings is an error. */
+GVariant *smolvm_string_dict_from_json_member (JsonObject *record, const gchar *key,
+                                               GError **error);
+
+/* Member @key of a record is absent, null, or a value of @type
+ * (G_TYPE_STRING, G_TYPE_INT64, G_TYPE_BOOLEAN): a record that a loader
+ * accepts never makes json-glib (or a property setter) complain. */
+gboolean smolvm_json_member_is (JsonObject *record, const gchar *key, GType type);
 
 G_END_DECLS

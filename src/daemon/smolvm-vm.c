@@ -26,6 +26,7 @@ struct _SmolvmVm {
   SmolvmVmm *vmm;
   gchar *busy_with;  /* the operation under way, or NULL */
   GPid saved_pid;    /* from vm.json, until reattached */
+  gboolean paused_by_snapshot; /* in vm.json: a snapshot paused it, and resumes it */
   gboolean exit_missed;       /* the VMM exited while an operation was under way */
   gboolean exit_missed_clean; /* ... and how */
 };
@@ -211,6 +212,8 @@ smolvm_vm_save (SmolvmVm *self, GError **error)
   json_builder_add_int_value (b, smolvm_dbus_vm_get_pid (SMOLVM_DBUS_VM (self)));
   json_builder_set_member_name (b, "restored_from");
   json_builder_add_string_value (b, smolvm_vm_get_restored_from (self));
+  json_builder_set_member_name (b, "paused_by_snapshot");
+  json_builder_add_boolean_value (b, self->paused_by_snapshot);
   json_builder_end_object (b);
   root = json_builder_get_root (b);
   json_generator_set_root (gen, root);
@@ -243,12 +246,28 @@ smolvm_vm_set_state (SmolvmVm *self, const gchar *state)
   save_or_warn (self);
 }
 
+gboolean
+smolvm_vm_set_paused_by_snapshot (SmolvmVm *self, gboolean paused_by_snapshot, GError **error)
+{
+  self->paused_by_snapshot = paused_by_snapshot;
+  if (!smolvm_vm_save (self, error)) {
+    self->paused_by_snapshot = !paused_by_snapshot;
+    return FALSE;
+  }
+  return TRUE;
+}
+
 void
 smolvm_vm_set_restored_from (SmolvmVm *self, const gchar *snapshot_id)
 {
   smolvm_dbus_vm_set_restored_from (SMOLVM_DBUS_VM (self), snapshot_id != NULL ? snapshot_id : "");
   save_or_warn (self);
 }
+
+static const gchar *const known_states[] = {
+  SMOLVM_VM_STATE_CREATED, SMOLVM_VM_STATE_RUNNING, SMOLVM_VM_STATE_PAUSED,
+  SMOLVM_VM_STATE_STOPPED, SMOLVM_VM_STATE_ERROR, NULL
+};
 
 SmolvmVm *
 smolvm_vm_load (SmolvmContext *ctx, const gchar *dir, GError **error)
@@ -257,22 +276,34 @@ smolvm_vm_load (SmolvmContext *ctx, const gchar *dir, GError **error)
   g_autofree gchar *path = smolvm_store_vm_file (ctx->store, dirname, SMOLVM_VM_METADATA);
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) local_error = NULL;
+  g_autofree gchar *data = NULL;
+  gsize length = 0;
   g_autoptr(SmolvmVmConfig) config = NULL;
   g_autoptr(GVariant) net = NULL;
   SmolvmVm *self;
-  JsonObject *o, *config_o;
+  JsonObject *o;
+  JsonNode *config_node;
+  const gchar *state, *restored_from;
+  gint64 pid;
 
-  if (!json_parser_load_from_mapped_file (parser, path, &local_error) ||
+  data = smolvm_store_read_record (path, &length, error);
+  if (data == NULL)
+    return NULL;
+  if (!json_parser_load_from_data (parser, data, (gssize) length, &local_error) ||
       !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Cannot read %s: %s", path,
                  local_error != NULL ? local_error->message : "not a JSON object");
     return NULL;
   }
   o = json_node_get_object (json_parser_get_root (parser));
-  config_o = json_object_get_object_member (o, "config");
-  if (config_o == NULL || (config = smolvm_vm_config_new_from_json (config_o, &local_error)) == NULL) {
+  /* everything is checked before anything is used: a record that does not
+   * validate is skipped whole, never half-loaded */
+  config_node = json_object_get_member (o, "config");
+  if (config_node == NULL || !JSON_NODE_HOLDS_OBJECT (config_node) ||
+      (config = smolvm_vm_config_new_from_json (json_node_get_object (config_node),
+                                                &local_error)) == NULL) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid config in %s: %s", path,
-                 local_error != NULL ? local_error->message : "missing");
+                 local_error != NULL ? local_error->message : "missing or not an object");
     return NULL;
   }
   if (g_strcmp0 (config->vm_id, dirname) != 0 || !smolvm_id_is_valid (config->vm_id)) {
@@ -280,15 +311,45 @@ smolvm_vm_load (SmolvmContext *ctx, const gchar *dir, GError **error)
                  "Invalid %s: VM id '%s' does not match its directory", path, config->vm_id);
     return NULL;
   }
-  net = g_variant_ref_sink (
-    smolvm_string_dict_from_json (json_object_get_object_member (o, "network_config")));
+  net = smolvm_string_dict_from_json_member (o, "network_config", &local_error);
+  if (net == NULL) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid %s: %s", path,
+                 local_error->message);
+    return NULL;
+  }
+  g_variant_ref_sink (net);
+  if (!smolvm_json_member_is (o, "state", G_TYPE_STRING) ||
+      !smolvm_json_member_is (o, "restored_from", G_TYPE_STRING) ||
+      !smolvm_json_member_is (o, "pid", G_TYPE_INT64) ||
+      !smolvm_json_member_is (o, "paused_by_snapshot", G_TYPE_BOOLEAN)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                 "Invalid %s: state, restored_from, pid or paused_by_snapshot has the wrong type",
+                 path);
+    return NULL;
+  }
+  state = json_object_get_string_member_with_default (o, "state", SMOLVM_VM_STATE_STOPPED);
+  if (!g_strv_contains (known_states, state)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid %s: unknown state '%s'",
+                 path, state);
+    return NULL;
+  }
+  restored_from = json_object_get_string_member_with_default (o, "restored_from", "");
+  if (restored_from[0] != '\0' && !smolvm_id_is_valid (restored_from)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                 "Invalid %s: restored_from is not a snapshot id", path);
+    return NULL;
+  }
+  pid = json_object_get_int_member_with_default (o, "pid", 0);
+  if (pid < 0 || pid > G_MAXINT) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid %s: pid out of range", path);
+    return NULL;
+  }
   self = smolvm_vm_new (ctx, config, net);
-  smolvm_dbus_vm_set_state (SMOLVM_DBUS_VM (self),
-                            json_object_get_string_member_with_default (o, "state",
-                                                                        SMOLVM_VM_STATE_STOPPED));
-  smolvm_dbus_vm_set_restored_from (
-    SMOLVM_DBUS_VM (self), json_object_get_string_member_with_default (o, "restored_from", ""));
-  self->saved_pid = (GPid) json_object_get_int_member_with_default (o, "pid", 0);
+  smolvm_dbus_vm_set_state (SMOLVM_DBUS_VM (self), state);
+  smolvm_dbus_vm_set_restored_from (SMOLVM_DBUS_VM (self), restored_from);
+  self->saved_pid = (GPid) pid;
+  self->paused_by_snapshot = json_object_get_boolean_member_with_default (o, "paused_by_snapshot",
+                                                                          FALSE);
   return self;
 }
 
@@ -454,6 +515,7 @@ on_launch_tap_up (GObject *source, GAsyncResult *result, gpointer user_data)
   SmolvmVm *self = g_task_get_source_object (task);
   Launch *launch = g_task_get_task_data (task);
   g_autoptr(GError) error = NULL;
+  GCancellable *cancellable;
 
   if (!smolvm_network_tap_up_finish (SMOLVM_NETWORK (source), result, &error) ||
       !ensure_vmm (self, &error)) {
@@ -461,13 +523,14 @@ on_launch_tap_up (GObject *source, GAsyncResult *result, gpointer user_data)
     g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
+  /* read before the task is stolen: argument order is unspecified */
+  cancellable = g_task_get_cancellable (task);
   if (launch->vmstate_path == NULL)
     smolvm_vmm_boot_async (self->vmm, NULL, on_launch_done, g_steal_pointer (&task));
   else
     smolvm_vmm_snapshot_load_async (self->vmm, launch->vmstate_path, launch->mem_path,
-                                    launch->resume, launch->progress,
-                                    g_task_get_cancellable (task), on_launch_done,
-                                    g_steal_pointer (&task));
+                                    launch->resume, launch->progress, cancellable,
+                                    on_launch_done, g_steal_pointer (&task));
 }
 
 static void
@@ -502,11 +565,13 @@ smolvm_vm_start_async (SmolvmVm *self, GAsyncReadyCallback callback, gpointer us
 {
   const gchar *state = smolvm_vm_get_state (self);
 
+  /* error: its VMM died; there is no process left to stop first */
   if (!g_str_equal (state, SMOLVM_VM_STATE_CREATED) &&
-      !g_str_equal (state, SMOLVM_VM_STATE_STOPPED)) {
+      !g_str_equal (state, SMOLVM_VM_STATE_STOPPED) &&
+      !g_str_equal (state, SMOLVM_VM_STATE_ERROR)) {
     g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_STATE,
-                             "VM '%s' is %s; only a created or stopped VM can be started",
+                             "VM '%s' is %s; only a created, stopped or failed VM can be started",
                              smolvm_vm_get_id (self), state);
     return;
   }
@@ -644,6 +709,21 @@ pid_runs_vmm (GPid pid, const gchar *runtime_dir)
 }
 
 static void
+on_resumed_after_crash (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  SmolvmVm *self = g_task_get_source_object (task);
+  g_autoptr(GError) error = NULL;
+
+  if (!smolvm_vm_op_finish (self, result, &error))
+    g_warning ("%s", error->message);
+  if (!smolvm_vm_set_paused_by_snapshot (self, FALSE, &error))
+    g_warning ("%s", error->message);
+  smolvm_vm_end_op (self);
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
 on_reattached (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(GTask) task = user_data;
@@ -652,12 +732,23 @@ on_reattached (GObject *source, GAsyncResult *result, gpointer user_data)
   gboolean paused = FALSE;
 
   if (!smolvm_vmm_attach_finish (SMOLVM_VMM (source), result, &paused, &error)) {
+    self->paused_by_snapshot = FALSE;
     smolvm_vm_end_op (self);
     g_warning ("Cannot take over the VMM of VM '%s': %s", smolvm_vm_get_id (self), error->message);
     smolvm_vm_stop_async (self, NULL, NULL);
+  } else if (paused && self->paused_by_snapshot) {
+    /* A snapshot paused it and the daemon died before the snapshot ended:
+     * the pause was never the owner's wish. The slot stays held until the
+     * VM runs again. */
+    g_message ("Took over VM '%s' (pid %u, paused by a snapshot that a crash cut short); "
+               "resuming it", smolvm_vm_get_id (self), smolvm_vmm_get_pid (self->vmm));
+    smolvm_vm_set_state (self, SMOLVM_VM_STATE_PAUSED);
+    smolvm_vm_set_paused_async (self, FALSE, on_resumed_after_crash, g_steal_pointer (&task));
+    return;
   } else {
     g_message ("Took over VM '%s' (pid %u, %s)", smolvm_vm_get_id (self),
                smolvm_vmm_get_pid (self->vmm), paused ? "paused" : "running");
+    self->paused_by_snapshot = FALSE;
     smolvm_vm_set_state (self, paused ? SMOLVM_VM_STATE_PAUSED : SMOLVM_VM_STATE_RUNNING);
     /* after the state: a process that died meanwhile is handled as an exit */
     smolvm_vm_end_op (self);
@@ -679,6 +770,7 @@ smolvm_vm_reattach_async (SmolvmVm *self, GAsyncReadyCallback callback, gpointer
     if (error != NULL)
       g_warning ("VM '%s': %s", smolvm_vm_get_id (self), error->message);
     g_message ("The VMM of VM '%s' is gone; it is now stopped", smolvm_vm_get_id (self));
+    self->paused_by_snapshot = FALSE;
     smolvm_vm_set_state (self, SMOLVM_VM_STATE_STOPPED);
     g_task_return_boolean (task, TRUE);
     return;

@@ -53,6 +53,11 @@ gboolean smolvm_vm_is_busy (SmolvmVm *self);
 
 /* Sets State (and persists it); records the snapshot a restore came from. */
 void smolvm_vm_set_state (SmolvmVm *self, const gchar *state);
+/* Records durably (in vm.json) that a snapshot pauses the VM only for the
+ * time it takes: a daemon that dies before clearing it finds the VM paused
+ * at start-up and resumes it. */
+gboolean smolvm_vm_set_paused_by_snapshot (SmolvmVm *self, gboolean paused_by_snapshot,
+                                           GError **error);
 void smolvm_vm_set_restored_from (SmolvmVm *self, const gchar *snapshot_id);
 
 /* The properties of org.smolvm.Manager.ListVMs. */
