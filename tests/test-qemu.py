@@ -333,7 +333,7 @@ class TestQemu(QemuTestCase):
         self.assertNotEqual(env.vm_prop(vm, "Pid"), pid)
         self.assertEqual(env.vm_prop(vm, "RestoredFrom"), "s2")
         self.assertEqual(len(self.qemu_pids(env)), 1)
-        self.assertContinues(env, vm, last2, cut2, "restore of s2", done)
+        self.assertContinues(env, vm, last2, cut2, "restore of s2", done, boots=0)
 
         # -- s1 is no longer in use, but restored: once only, unless forced
         self.cli_error(env, "AlreadyRestored", "snapshot", "restore", "s1")
@@ -345,7 +345,7 @@ class TestQemu(QemuTestCase):
         done = self.restore(env, "forced restore of s1 over the paused VM", "s1", "--force",
                             "--resume")
         self.assertEqual(env.vm_prop(vm, "RestoredFrom"), "s1")
-        self.assertContinues(env, vm, last1, cut3, "forced restore of s1", done)
+        self.assertContinues(env, vm, last1, cut3, "forced restore of s1", done, boots=0)
         # s2 is free now
         self.cli_ok(env, "snapshot", "delete", "s2")
         self.assertFalse(os.path.exists(self.snapshot_dir(env, "s2")))
