@@ -8,6 +8,7 @@ import datetime
 import json
 import os
 import re
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -245,6 +246,50 @@ class TestSnapshotCommands(CliCase):
         r = env.cli("snapshot", "list", "--json")
         self.assertCli(r, 1)
         self.assertEqual(json.loads(r.out)["exit_code"], 1)
+
+    def system_cli(self, env, *args):
+        """`smolvm ARGS…` on the Env's bus as the system bus."""
+        argv = [st.CLI] + list(args)
+        proc = subprocess.run(argv, env=env.client_env(system=True), capture_output=True,
+                              text=True, timeout=st.DEADLINE * 2)
+        return st.CliResult(argv, proc)
+
+    def test_daemon_not_installed(self):
+        """On the system bus, neither running nor activatable: not installed."""
+        env = self.new_env(session=False, start=False)
+        r = self.system_cli(env, "snapshot", "list")
+        self.assertCli(r, 1)
+        self.assertIn("smolvmd is not installed", r.err)
+        self.assertNotIn("not running", r.err)
+        r = self.system_cli(env, "list", "--json")
+        self.assertCli(r, 1)
+        self.assertIn("smolvmd is not installed", r.json()["error"]["message"])
+
+    def test_activation_times_out(self):
+        """A bus whose activation of smolvmd times out: look in the journal."""
+        env = self.new_env(session=False, start=False)
+        env.bus.stop()
+        services = os.path.join(env.root, "services")
+        os.makedirs(services)
+        with open(os.path.join(services, st.BUS_NAME + ".service"), "w") as f:
+            f.write("[D-BUS Service]\nName=%s\nExec=/bin/sleep 30\n" % st.BUS_NAME)
+        config = os.path.join(env.root, "slow-activation.conf")
+        with open(config, "w") as f:
+            f.write('<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration '
+                    '1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
+                    "<busconfig><include>%s</include><servicedir>%s</servicedir>"
+                    '<limit name="service_start_timeout">1000</limit></busconfig>\n'
+                    % (os.path.join(st.DATA_DIR, "system-bus.conf"), services))
+        os.unlink(env.bus.socket)
+        env.bus.proc = subprocess.Popen(
+            ["dbus-daemon", "--config-file=" + config, "--address=unix:path=" + env.bus.socket,
+             "--print-address=1", "--nofork"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        env.bus.address = env.bus.proc.stdout.readline().strip()
+        r = self.system_cli(env, "snapshot", "list")
+        self.assertCli(r, 1)
+        self.assertIn("smolvmd could not be started (see journalctl -u smolvmd)", r.err)
+        self.assertNotIn("not running", r.err)
 
 
 class TestUsage(CliCase):

@@ -237,6 +237,12 @@ console.log(JSON.stringify({
   ci_start: decide("org.smolvm.vm.manage", ["smolvm-ci"], { verb: "start", vm_id: "ci-1" }),
   ci_delete_vm: decide("org.smolvm.vm.manage", ["smolvm-ci"], { verb: "delete", vm_id: "ci-1" }),
   ci_no_details: decide("org.smolvm.vm.manage", ["smolvm-ci"], { verb: "create" }),
+  // a snapshot id smolvmd generated for VM ci-1 (snap-<vm_id>-<unix time>)
+  ci_restore_auto: decide("org.smolvm.snapshot.restore", ["smolvm-ci"], { verb: "restore", snapshot_id: "snap-ci-1-1700000000", vm_id: "ci-1" }),
+  ci_delete_auto: decide("org.smolvm.snapshot.delete", ["smolvm-ci"], { verb: "delete", snapshot_id: "snap-ci-1-1700000000" }),
+  // ... of VM "ci" or "cix", which are not ci- VMs
+  ci_restore_auto_ci: decide("org.smolvm.snapshot.restore", ["smolvm-ci"], { verb: "restore", snapshot_id: "snap-ci-1700000000", vm_id: "ci" }),
+  ci_delete_auto_cix: decide("org.smolvm.snapshot.delete", ["smolvm-ci"], { verb: "delete", snapshot_id: "snap-cix-1700000000" }),
 }));
 """
 
@@ -273,7 +279,9 @@ def check_rules(path):
         got = json.loads(r.stdout) if ok else {}
         want = {"rules": 1, "ci_create": "yes", "ci_create_other": "not-handled",
                 "ci_restore": "yes", "ci_start": "yes", "ci_delete_vm": "not-handled",
-                "ci_no_details": "not-handled", "other": "not-handled"}
+                "ci_no_details": "not-handled", "other": "not-handled",
+                "ci_restore_auto": "yes", "ci_delete_auto": "yes",
+                "ci_restore_auto_ci": "not-handled", "ci_delete_auto_cix": "not-handled"}
         check(ok and all(got.get(k) == v for k, v in want.items()),
               "rules example: the commented-out fine-grained rule works", r.stderr + r.stdout)
 
@@ -557,6 +565,9 @@ def check_unit(destdir, unitdir, smolvmd_path, mandir, opts):
         want["RuntimeDirectory"] = opts["system_runtime_dir"][len("/run/"):]
         want["RuntimeDirectoryPreserve"] = "yes"
     check(got == want, "smolvmd.service: type, bus name, ExecStart, directories", got)
+    after = (parser["Unit"].get("After") or "").split() if parser.has_section("Unit") else []
+    check("dbus.service" in after, "smolvmd.service: After=dbus.service (stopped before the bus)",
+          after)
 
     if shutil.which("systemd-analyze") is None:
         skip("systemd-analyze verify", "systemd-analyze is not installed")

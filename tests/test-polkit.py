@@ -59,6 +59,17 @@ BIG = 1536 * MIB
 INTERACTIVE = 1  # POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION
 TIMEOUT_MS = int(st.DEADLINE * 2 * 1000)
 
+# The bus's errors in polkitd's stead when it cannot reach it: the recorder
+# answers them for these answer names.
+UNREACHABLE = {
+    "masked": ("org.freedesktop.systemd1.UnitMasked", "Unit polkit.service is masked."),
+    "spawn-failed": ("org.freedesktop.DBus.Error.Spawn.ChildExited",
+                     "Process org.freedesktop.PolicyKit1 exited with status 1"),
+    "timed-out": ("org.freedesktop.DBus.Error.TimedOut",
+                  "Activation of org.freedesktop.PolicyKit1 timed out"),
+    "no-reply": ("org.freedesktop.DBus.Error.NoReply", "Did not receive a reply"),
+}
+
 # A python-dbusmock template: a polkitd that records what it is asked.
 RECORDER_TEMPLATE = r'''
 """polkitd that records every CheckAuthorization (for smolvm's tests)."""
@@ -80,6 +91,9 @@ def load(mock, parameters):
     }, signature="sv"))
     mock.answers = {"*": "no"}
     mock.checks = []
+
+
+UNREACHABLE = @UNREACHABLE@
 
 
 def plain(v):
@@ -121,6 +135,10 @@ def CheckAuthorization(self, subject, action_id, details, flags, cancellation_id
     if answer == "error":
         raise dbus.exceptions.DBusException("the recorder was told to fail",
                                             name="org.freedesktop.PolicyKit1.Error.Failed")
+    if answer in UNREACHABLE:
+        # what the bus answers in polkitd's stead when it cannot reach it
+        name, message = UNREACHABLE[answer]
+        raise dbus.exceptions.DBusException(message, name=name)
     return (False, False, empty)
 
 
@@ -304,7 +322,7 @@ class PolkitCase(st.TestCase):
         if template == "recorder":
             template = os.path.join(env.root, "smolvm_polkit_recorder.py")
             with open(template, "w") as f:
-                f.write(RECORDER_TEMPLATE)
+                f.write(RECORDER_TEMPLATE.replace("@UNREACHABLE@", repr(UNREACHABLE)))
         mock = PolkitMock(env, client, template)
         self.mocks.append(mock)
         env.daemon.start()
@@ -470,6 +488,7 @@ class TestStockTemplate(PolkitCase):
         client.smolvm(path, "Delete", v("a{sv}", {}))
         self.assertEqual(env.list_vms(), {})
         self.assertNotIn("polkit is not available", env.daemon_log())
+        self.assertNotIn("Cannot reach polkit", env.daemon_log())
 
     def test_nothing_allowed(self):
         env, client, mock = self.system_env()
@@ -544,6 +563,7 @@ class TestStockTemplate(PolkitCase):
         self.assertEqual(sorted(env.emulator_pids()), emulators)
         self.assertEqual(env.snapshot_ids(), ["s1"])
         self.assertNotIn("polkit is not available", env.daemon_log())
+        self.assertNotIn("Cannot reach polkit", env.daemon_log())
 
         # reads need nothing
         self.check_reads(env, client)
@@ -927,6 +947,14 @@ class TestRecorder(PolkitCase):
             err = self.assertRefused(MANAGE, client, vm_path("c-vm"), "Start",
                                      interactive=interactive)
             self.assertIn("authentication is required", err.message)
+        # a challenge although the caller allowed interaction: polkitd found
+        # no agent to ask; telling the caller to allow interaction is no help
+        err = self.assertRefused(MANAGE, client, vm_path("c-vm"), "Start", interactive=True)
+        self.assertIn("no polkit authentication agent could ask for a password", err.message)
+        self.assertNotIn("call with interactive authorization allowed", err.message)
+        err = self.assertRefused(MANAGE, client, vm_path("c-vm"), "Start", interactive=False)
+        self.assertNotIn("no polkit authentication agent", err.message)
+        self.assertIn("call with interactive authorization allowed", err.message)
         mock.answer("error")
         err = self.assertRefused(MANAGE, client, vm_path("c-vm"), "Start")
         self.assertIn("polkit failed", err.message)
@@ -1009,6 +1037,101 @@ class TestRecorder(PolkitCase):
         mock.answer("yes")
         client.smolvm(vm_path("g-vm"), "Pause")
         self.assertEqual(env.vm_state("g-vm"), "paused")
+
+
+# A "system" bus on which org.freedesktop.PolicyKit1 is activatable, but its
+# activation fails (the program exits at once), like a broken polkit install.
+FAILING_ACTIVATION_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <include>%(base)s</include>
+  <servicedir>%(services)s</servicedir>
+</busconfig>
+"""
+FAILING_ACTIVATION_SERVICE = """[D-BUS Service]
+Name=org.freedesktop.PolicyKit1
+Exec=/bin/false
+"""
+
+
+class FailingActivationBus(st.Bus):
+    def __init__(self, directory):
+        services = os.path.join(directory, "services")
+        os.makedirs(services, exist_ok=True)
+        with open(os.path.join(services, POLKIT_NAME + ".service"), "w") as f:
+            f.write(FAILING_ACTIVATION_SERVICE)
+        config = os.path.join(directory, "failing-activation-bus.conf")
+        with open(config, "w") as f:
+            f.write(FAILING_ACTIVATION_CONF % {
+                "base": os.path.join(st.DATA_DIR, "system-bus.conf"), "services": services})
+        self.socket = os.path.join(directory, "bus")
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)
+        self.proc = subprocess.Popen(
+            ["dbus-daemon", "--config-file=" + config, "--address=unix:path=" + self.socket,
+             "--print-address=1", "--nofork"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.address = self.proc.stdout.readline().strip()
+        if not self.address:
+            self.stop()
+            raise RuntimeError("dbus-daemon did not start")
+
+
+@st.unittest.skipIf(MISSING, MISSING)
+@st.unittest.skipUnless(st.IS_ROOT, "needs root (a second uid)")
+class TestPolkitUnreachable(PolkitCase):
+    """polkit that cannot be reached, whatever the reason, is handled like
+    polkit that is absent: root may change state, nobody else; one warning."""
+    template = "recorder"
+    WARNING = "Cannot reach polkit"
+
+    def assertRootOnly(self, env, client, vm_id, reason):
+        client.smolvm(vm_path(vm_id), "Pause")
+        self.assertEqual(env.vm_state(vm_id), "paused", reason)
+        client.smolvm(vm_path(vm_id), "Resume")
+        self.assertEqual(env.vm_state(vm_id), "running", reason)
+        err = self.assertDBusError("NotAuthorized", env.gdbus, vm_path(vm_id), "Pause",
+                                   as_user=NOBODY)
+        self.assertIn(MANAGE, err.message)
+        self.assertIn("polkit is not available", err.message)
+        self.assertEqual(env.vm_state(vm_id), "running", reason)
+
+    def test_unreachable_errors(self):
+        """The bus's errors for a masked polkit unit, a failed or timed-out
+        activation and no reply: root only, one warning per outage."""
+        env, client, mock = self.system_env()
+        mock.answer("yes")
+        self.create_vm(env, client, "u-vm")
+        self.start_vm(env, client, "u-vm")
+        for outage, answer in enumerate(sorted(UNREACHABLE), start=1):
+            with self.subTest(answer=answer):
+                mock.answer(answer)
+                self.assertRootOnly(env, client, "u-vm", answer)
+                self.assertRootOnly(env, client, "u-vm", answer)
+                self.assertEqual(env.daemon_log().count(self.WARNING), outage,
+                                 "one warning per outage")
+                self.assertIn(UNREACHABLE[answer][1], env.daemon_log())
+                # polkit answers again: it decides, for root too
+                mock.answer("no")
+                self.assertRefused(MANAGE, client, vm_path("u-vm"), "Pause")
+                self.assertEqual(env.vm_state("u-vm"), "running")
+                mock.answer("yes")
+
+    def test_activation_fails(self):
+        """A bus whose activation of polkit fails."""
+        env = self.new_env(session=False, start=False)
+        env.bus.stop()
+        env.bus = FailingActivationBus(env.root)
+        client = Client(env.bus.address)
+        self.addCleanup(client.close)
+        env.daemon.start()
+        self.create_vm(env, client, "a-vm")
+        self.start_vm(env, client, "a-vm")
+        self.assertRootOnly(env, client, "a-vm", "activation fails")
+        self.assertRootOnly(env, client, "a-vm", "activation fails")
+        log = env.daemon_log()
+        self.assertEqual(log.count(self.WARNING), 1, log)
+        self.assertIn(POLKIT_NAME, log[log.index(self.WARNING):].split("\n")[0])
 
 
 if __name__ == "__main__":

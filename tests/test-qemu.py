@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -95,8 +96,12 @@ def complete_part(text):
     return text[:text.rfind("\n") + 1]
 
 
+# smolvmd started under `umask 000`: its files must be private all the same
+UMASK_000 = ["sh", "-c", 'umask 000; exec "$@"', "sh"]
+
+
 class QemuTestCase(st.TestCase):
-    env_options = {"qemu_bin": QEMU}
+    env_options = {"qemu_bin": QEMU, "wrapper": UMASK_000}
 
     # -- processes and files
 
@@ -120,6 +125,23 @@ class QemuTestCase(st.TestCase):
         self.assertEqual([f for f in self.runtime_files(env, vm_id)
                           if f not in ("console.log", "qemu.log")], [],
                          "leftovers in the runtime dir of VM %s" % vm_id)
+
+    def assertPrivateRuntimeFiles(self, env, vm_id):
+        """The files of a running QEMU VM are the daemon's alone, although
+        it runs under umask 000: 0600 files and sockets, 0700 directories."""
+        with open("/proc/%d/status" % env.daemon.pid) as f:
+            self.assertIn("Umask:\t0000", f.read())
+        d = os.path.join(env.runtime_dir, "vms", vm_id)
+        modes = {name: stat.S_IMODE(os.lstat(os.path.join(d, name)).st_mode)
+                 for name in os.listdir(d)}
+        self.assertEqual(sorted(modes),
+                         ["console.log", "qemu.log", "qemu.pid", "qmp.sock", "ram"])
+        self.assertTrue(stat.S_ISSOCK(os.lstat(os.path.join(d, "qmp.sock")).st_mode))
+        self.assertEqual(modes, dict.fromkeys(modes, 0o600))
+        for path in (d, os.path.dirname(d), os.path.join(env.state_dir, "vms"),
+                     os.path.join(env.state_dir, "vms", vm_id),
+                     os.path.join(env.state_dir, "snapshots")):
+            self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o700, path)
 
     # -- the CLI
 
@@ -200,14 +222,16 @@ class QemuTestCase(st.TestCase):
         timed("%s (RestoreSnapshot through the CLI)" % what, done - start)
         return done
 
-    def assertContinues(self, env, vm_id, last, cut, what, restored_at):
-        """After a restore: the next line is `tick last+1` and the guest never booted again."""
+    def assertContinues(self, env, vm_id, last, cut, what, restored_at, boots=1):
+        """After a restore: the next line is `tick last+1` and the guest never booted again
+        (@boots: the boots the console log shows; 0 when the restore recreated a deleted VM,
+        whose log starts afresh)."""
         line = self.next_line(env, vm_id, cut)
         timed("%s: restore returned -> next console line" % what, time.monotonic() - restored_at)
         text = self.console(env, vm_id)
         self.assertEqual(line, "tick %d" % (last + 1),
                          "%s: the line after the restore; console:\n%s" % (what, text))
-        self.assertEqual(text.count(INIT_BANNER), 1, "%s: a second boot? console:\n%s" %
+        self.assertEqual(text.count(INIT_BANNER), boots, "%s: a second boot? console:\n%s" %
                          (what, text))
 
     def snapshot_dir(self, env, snapshot_id):
@@ -255,6 +279,7 @@ class TestQemu(QemuTestCase):
         self.assertEqual(env.vm_prop(vm, "Accel"), "tcg")
         self.assertEqual(env.vm_prop(vm, "Machine"), info["machine"])
         self.assertEqual(self.qemu_pids(env), [info["pid"]])
+        self.assertPrivateRuntimeFiles(env, vm)
 
         # -- snapshot s1 (the VM is paused when the call returns)
         start = time.monotonic()
@@ -273,12 +298,16 @@ class TestQemu(QemuTestCase):
         self.cli_ok(env, "delete", vm)
         self.assertNotIn(vm, env.list_vms())
         self.assertNoQemu(env)
+        # its console log went with it; the restore starts a fresh one
+        st.wait_for(lambda: not os.path.exists(env.console_path(vm)),
+                    "the console log of the deleted VM to go")
         done = self.restore(env, "restore s1, VM deleted", "s1", "--resume")
         self.assertEqual(env.vm_state(vm), "running")
         self.assertEqual(env.vm_prop(vm, "RestoredFrom"), "s1")
         pid = env.vm_prop(vm, "Pid")
         self.assertEqual(self.qemu_pids(env), [pid])
-        self.assertContinues(env, vm, last1, cut1, "restore of s1", done)
+        self.assertContinues(env, vm, last1, 0, "restore of s1", done, boots=0)
+        self.assertPrivateRuntimeFiles(env, vm)
         s1 = env.snapshot_info("s1")
         self.assertIs(s1["restored"], True)
         self.assertEqual(s1["restored_vm_id"], vm)
@@ -304,7 +333,7 @@ class TestQemu(QemuTestCase):
         self.assertNotEqual(env.vm_prop(vm, "Pid"), pid)
         self.assertEqual(env.vm_prop(vm, "RestoredFrom"), "s2")
         self.assertEqual(len(self.qemu_pids(env)), 1)
-        self.assertContinues(env, vm, last2, cut2, "restore of s2", done)
+        self.assertContinues(env, vm, last2, cut2, "restore of s2", done, boots=0)
 
         # -- s1 is no longer in use, but restored: once only, unless forced
         self.cli_error(env, "AlreadyRestored", "snapshot", "restore", "s1")
@@ -316,7 +345,7 @@ class TestQemu(QemuTestCase):
         done = self.restore(env, "forced restore of s1 over the paused VM", "s1", "--force",
                             "--resume")
         self.assertEqual(env.vm_prop(vm, "RestoredFrom"), "s1")
-        self.assertContinues(env, vm, last1, cut3, "forced restore of s1", done)
+        self.assertContinues(env, vm, last1, cut3, "forced restore of s1", done, boots=0)
         # s2 is free now
         self.cli_ok(env, "snapshot", "delete", "s2")
         self.assertFalse(os.path.exists(self.snapshot_dir(env, "s2")))
@@ -615,9 +644,12 @@ class TestQemuJobs(QemuTestCase):
         self.assertNoQemu(env)
         self.assertNoRuntimeLeftovers(env, vm)
 
-        # -- and the snapshot still restores, the guest counting on
+        # -- and the snapshot still restores, the guest counting on (in a
+        # fresh console log: the VM's went with its delete)
+        self.assertNotIn(INIT_BANNER, self.console(env, vm))
+        cut = env.console_size(vm)
         done = self.restore(env, "restore q1 after a cancelled one", "q1", "--resume")
-        self.assertContinues(env, vm, last, cut, "restore of q1", done)
+        self.assertContinues(env, vm, last, cut, "restore of q1", done, boots=0)
         self.cli_ok(env, "delete", vm, "--force")
         self.assertNoQemu(env)
 

@@ -97,8 +97,11 @@ took "delete the VM" "$t"
 
 step smolvm snapshot list
 smolvm snapshot list
+# the VM's console log went with it; the restore starts a fresh one
+for _ in $(seq 50); do [ -e "$console" ] || break; sleep 0.1; done
+[ ! -e "$console" ] || { echo "the console log of the deleted VM is still there" >&2; exit 1; }
 
-lines_before=$(wc -l < "$console" 2>/dev/null || echo 0)
+lines_before=0
 t=$(now)
 step smolvm snapshot restore before-deploy --resume
 smolvm snapshot restore before-deploy --resume
@@ -113,9 +116,9 @@ sleep 2
 step "tail -n 8 console.log"
 tail -n 8 "$console"
 first_after=$(tail -n +$((lines_before + 1)) "$console" | grep -o '^tick [0-9]*' | head -n1 | cut -d' ' -f2)
-boots=$(grep -c 'smolvm-guest: init started' "$console")
-echo "(first tick after the restore: $first_after; tick at the snapshot: $at_snapshot; boots seen: $boots)"
-[ "$first_after" = $((at_snapshot + 1)) ] && [ "$boots" = 1 ] ||
+boots=$(grep -c 'smolvm-guest: init started' "$console" || true)
+echo "(first tick after the restore: $first_after; tick at the snapshot: $at_snapshot; boots seen since the restore: $boots)"
+[ "$first_after" = $((at_snapshot + 1)) ] && [ "$boots" = 0 ] ||
   { echo "the guest did not continue from its snapshot" >&2; exit 1; }
 
 step smolvm snapshot list --json

@@ -34,6 +34,21 @@ cli_bus_label (gboolean session)
   return session ? "session" : "system";
 }
 
+/* Neither running nor activatable: on the system bus, where `meson install`
+ * makes smolvmd activatable, that means that it is not installed. */
+void
+cli_set_not_installed (gboolean session, GError **error)
+{
+  if (session) {
+    cli_set_not_running (session, error);
+    return;
+  }
+  g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN,
+               "smolvmd is not installed: %s is neither running nor activatable on the system "
+               "bus (see smolvmd(8))",
+               SMOLVM_BUS_NAME);
+}
+
 void
 cli_set_not_running (gboolean session, GError **error)
 {
@@ -119,9 +134,11 @@ cli_client_new (gboolean session, gboolean no_ask_password, gboolean may_prompt,
   if (self->manager == NULL)
     return NULL;
 
+  /* the proxy asked the bus to start smolvmd; no owner now means that the
+   * bus cannot */
   owner = g_dbus_proxy_get_name_owner (G_DBUS_PROXY (self->manager));
   if (owner == NULL) {
-    cli_set_not_running (session, error);
+    cli_set_not_installed (session, error);
     return NULL;
   }
   /* reads need no authorization */

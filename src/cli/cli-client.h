@@ -37,6 +37,7 @@ void cli_client_stop_agent (CliClient *self);
 const gchar *cli_bus_label (gboolean session);
 /* Sets the error of a smolvmd that is neither running nor activatable. */
 void cli_set_not_running (gboolean session, GError **error);
+void cli_set_not_installed (gboolean session, GError **error);
 
 /* The unique name of the daemon behind the manager proxy, so that every
  * later call reaches the same smolvmd. */

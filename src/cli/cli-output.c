@@ -58,6 +58,29 @@ cli_help_command (Cli *cli)
   return g_strdup ("smolvm --help");
 }
 
+/* The bus's answers when activating smolvmd failed or timed out. */
+static gboolean
+is_activation_failure (const GError *error)
+{
+  if (error->domain != G_DBUS_ERROR)
+    return FALSE;
+  switch (error->code) {
+  case G_DBUS_ERROR_TIMED_OUT:
+  case G_DBUS_ERROR_SPAWN_EXEC_FAILED:
+  case G_DBUS_ERROR_SPAWN_FORK_FAILED:
+  case G_DBUS_ERROR_SPAWN_CHILD_EXITED:
+  case G_DBUS_ERROR_SPAWN_CHILD_SIGNALED:
+  case G_DBUS_ERROR_SPAWN_FAILED:
+  case G_DBUS_ERROR_SPAWN_SETUP_FAILED:
+  case G_DBUS_ERROR_SPAWN_SERVICE_INVALID:
+  case G_DBUS_ERROR_SPAWN_SERVICE_NOT_FOUND:
+  case G_DBUS_ERROR_SPAWN_FILE_INVALID:
+    return TRUE;
+  default:
+    return FALSE;
+  }
+}
+
 gint
 cli_report_error (Cli *cli, const GError *error)
 {
@@ -71,10 +94,15 @@ cli_report_error (Cli *cli, const GError *error)
 
   g_dbus_error_strip_remote_error (shown);
   /* The bus says this when smolvmd is neither running nor activatable. */
-  if (g_error_matches (shown, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
-      g_error_matches (shown, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER)) {
+  if (g_error_matches (shown, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN)) {
+    g_clear_error (&shown);
+    cli_set_not_installed (cli->session, &shown);
+  } else if (g_error_matches (shown, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER)) {
     g_clear_error (&shown);
     cli_set_not_running (cli->session, &shown);
+  } else if (is_activation_failure (shown)) {
+    /* the bus could not start it: why is in smolvmd's log */
+    g_prefix_error (&shown, "smolvmd could not be started (see journalctl -u smolvmd): ");
   }
 
   if (cli->json) {

@@ -11,6 +11,7 @@
 struct _SmolvmAuthority {
   GObject parent_instance;
   gboolean allow_all;
+  gboolean warned_unreachable; /* warned about it; cleared once polkit answers */
 #if HAVE_POLKIT
   PolkitAuthority *polkit; /* NULL until the first check */
 #endif
@@ -48,6 +49,7 @@ smolvm_authority_new (gboolean allow_all)
 
 typedef struct {
   GDBusMethodInvocation *invocation;
+  gboolean interactive; /* the caller allows interactive authorization */
   gchar *action_id;
   gchar *vm_id;
   gchar *snapshot_id;
@@ -146,15 +148,40 @@ check_uid_zero (GTask *task)
 
 #if HAVE_POLKIT
 
-/* polkit is absent (not installed, not running, not activatable), as
- * opposed to polkit refusing or failing. */
+/* An error that polkitd itself answered (org.freedesktop.PolicyKit1.Error.*,
+ * e.g. an unknown action) is polkit refusing. Every other error means that
+ * polkit could not be reached at all: not installed, not running and not
+ * activatable, its unit masked (systemd's org.freedesktop.systemd1.UnitMasked,
+ * passed on by the bus), activation failed or timed out, no reply. */
 static gboolean
-polkit_is_absent (const GError *error)
+polkit_answered (const GError *error)
 {
-  return g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
-         g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER) ||
-         g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SPAWN_SERVICE_NOT_FOUND) ||
-         g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SPAWN_EXEC_FAILED);
+  return error->domain == POLKIT_ERROR;
+}
+
+/* Handled like polkit's absence: root only. Said once, not per call, until
+ * polkit answers again. */
+static void
+polkit_unreachable (GTask *task, const GError *error)
+{
+  SmolvmAuthority *self = g_task_get_source_object (task);
+  g_autoptr(GError) copy = g_error_copy (error);
+
+  if (!self->warned_unreachable) {
+    g_dbus_error_strip_remote_error (copy);
+    g_warning ("Cannot reach polkit (%s); until it answers, only root may change state",
+               copy->message);
+    self->warned_unreachable = TRUE;
+  }
+  check_uid_zero (task);
+}
+
+static void
+polkit_reachable (SmolvmAuthority *self)
+{
+  if (self->warned_unreachable)
+    g_message ("polkit answers again; it decides every authorization");
+  self->warned_unreachable = FALSE;
 }
 
 static void
@@ -167,11 +194,11 @@ on_polkit_checked (GObject *source, GAsyncResult *result, gpointer user_data)
     polkit_authority_check_authorization_finish (POLKIT_AUTHORITY (source), result, &error);
 
   if (answer == NULL) {
-    if (polkit_is_absent (error)) {
-      g_message ("polkit is not available (%s); only root may change state", error->message);
-      check_uid_zero (task);
+    if (!polkit_answered (error)) {
+      polkit_unreachable (task, error);
       return;
     }
+    polkit_reachable (g_task_get_source_object (task));
     g_dbus_error_strip_remote_error (error);
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_NOT_AUTHORIZED,
                              "Not authorized to perform %s: polkit failed: %s", check->action_id,
@@ -179,11 +206,21 @@ on_polkit_checked (GObject *source, GAsyncResult *result, gpointer user_data)
     g_object_unref (task);
     return;
   }
+  polkit_reachable (g_task_get_source_object (task));
   if (polkit_authorization_result_get_is_authorized (answer)) {
     g_task_return_boolean (task, TRUE);
   } else if (polkit_authorization_result_get_dismissed (answer)) {
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_AUTHORIZATION_DISMISSED,
                              "Authorization for %s was dismissed", check->action_id);
+  } else if (polkit_authorization_result_get_is_challenge (answer) && check->interactive) {
+    /* polkitd asks through an agent when the caller allows it; a challenge
+     * despite that means that no agent was there to ask */
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_NOT_AUTHORIZED,
+                             "Not authorized to perform %s: authentication is required, but no "
+                             "polkit authentication agent could ask for a password (run smolvm "
+                             "on a terminal, where it starts pkttyagent, or start an agent for "
+                             "your session)",
+                             check->action_id);
   } else if (polkit_authorization_result_get_is_challenge (answer)) {
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_NOT_AUTHORIZED,
                              "Not authorized to perform %s: authentication is required; call "
@@ -208,7 +245,9 @@ ask_polkit (GTask *task)
   GDBusMessage *message = g_dbus_method_invocation_get_message (check->invocation);
   PolkitCheckAuthorizationFlags flags = POLKIT_CHECK_AUTHORIZATION_FLAGS_NONE;
 
-  if (g_dbus_message_get_flags (message) & G_DBUS_MESSAGE_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION)
+  check->interactive = (g_dbus_message_get_flags (message) &
+                        G_DBUS_MESSAGE_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION) != 0;
+  if (check->interactive)
     flags |= POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION;
   if (check->vm_id != NULL && check->vm_id[0] != '\0')
     polkit_details_insert (details, "vm_id", check->vm_id);
@@ -229,8 +268,7 @@ on_polkit_authority (GObject *source, GAsyncResult *result, gpointer user_data)
   PolkitAuthority *authority = polkit_authority_get_finish (result, &error);
 
   if (authority == NULL) {
-    g_message ("Cannot reach polkit (%s); only root may change state", error->message);
-    check_uid_zero (task);
+    polkit_unreachable (task, error);
     return;
   }
   if (self->polkit == NULL)

@@ -18,8 +18,9 @@ G_DECLARE_FINAL_TYPE (SmolvmAuthority, smolvm_authority, SMOLVM, AUTHORITY, GObj
  *
  * With @allow_all (the per-user --session daemon, whose bus only its own
  * user can reach) every caller is allowed. Otherwise polkit decides, asked
- * asynchronously about the caller's bus name; when polkit is not running
- * (or smolvmd was built without it) only uid 0 is allowed. */
+ * asynchronously about the caller's bus name; when polkit cannot be reached
+ * (not running, masked, activation failing or timing out, or smolvmd built
+ * without it) only uid 0 is allowed, with one warning per outage. */
 SmolvmAuthority *smolvm_authority_new (gboolean allow_all);
 
 /* @vm_id, @snapshot_id and @verb are passed to polkit as details, for

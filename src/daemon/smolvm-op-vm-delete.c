@@ -63,7 +63,7 @@ on_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
   smolvm_call_set_phase (&op->call, "removing");
   smolvm_network_release (ctx->network, id, smolvm_vm_get_network_config (op->vm));
   smolvm_registry_remove_vm (ctx->registry, op->vm);
-  smolvm_store_clear_runtime (ctx->store, id);
+  smolvm_store_remove_runtime (ctx->store, id);
   smolvm_rm_rf_async (trash, on_files_removed, op);
 }
 

@@ -64,9 +64,11 @@ static void remove_leftovers (const gchar *top, GPtrArray *records);
 gboolean
 smolvm_store_prepare (SmolvmStore *self, GError **error)
 {
-  if (!smolvm_mkdir_p (self->vms_dir, 0750, error) ||
-      !smolvm_mkdir_p (self->snapshots_dir, 0750, error) ||
-      !smolvm_mkdir_p (self->vm_runtime_root, 0750, error))
+  /* private: disks, guest memory, sockets and console logs are the
+   * daemon's alone, whatever its umask */
+  if (!smolvm_mkdir_p (self->vms_dir, 0700, error) ||
+      !smolvm_mkdir_p (self->snapshots_dir, 0700, error) ||
+      !smolvm_mkdir_p (self->vm_runtime_root, 0700, error))
     return FALSE;
   remove_leftovers (self->vm_runtime_root, NULL);
   return TRUE;
@@ -230,7 +232,7 @@ smolvm_store_make_record_dir (SmolvmStore *self, const gchar *path, GError **err
    * with a disk of many GiB, so it is removed off the main loop */
   if (g_file_test (path, G_FILE_TEST_EXISTS) && !smolvm_store_discard (self, path, error))
     return FALSE;
-  return smolvm_mkdir_p (path, 0750, error);
+  return smolvm_mkdir_p (path, 0700, error);
 }
 
 /* ---- publishing a snapshot ---- */
@@ -491,5 +493,23 @@ smolvm_store_clear_runtime (SmolvmStore *self, const gchar *vm_id)
     if (!g_str_equal (name, SMOLVM_VM_CONSOLE_LOG) && rename (path, target) != 0)
       g_warning ("Cannot move %s aside: %s", path, g_strerror (errno));
   }
+  smolvm_store_remove_later (trash);
+}
+
+void
+smolvm_store_remove_runtime (SmolvmStore *self, const gchar *vm_id)
+{
+  g_autofree gchar *runtime_dir = smolvm_store_vm_runtime_dir (self, vm_id);
+  g_autofree gchar *trash = g_build_filename (self->vm_runtime_root, TRASH_PREFIX "XXXXXX", NULL);
+  g_autofree gchar *target = NULL;
+
+  /* one rename, like smolvm_store_clear_runtime() */
+  if (g_mkdtemp (trash) == NULL) {
+    g_warning ("Cannot make %s: %s", trash, g_strerror (errno));
+    return;
+  }
+  target = g_build_filename (trash, vm_id, NULL);
+  if (rename (runtime_dir, target) != 0 && errno != ENOENT)
+    g_warning ("Cannot move %s aside: %s", runtime_dir, g_strerror (errno));
   smolvm_store_remove_later (trash);
 }

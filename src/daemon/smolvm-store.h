@@ -102,5 +102,8 @@ void smolvm_store_recover_restore (SmolvmStore *self, const gchar *vm_id, const 
  * log stays: a restore of the VM's snapshot writes on in it. Removal runs
  * in a worker. */
 void smolvm_store_clear_runtime (SmolvmStore *self, const gchar *vm_id);
+/* All of a deleted VM's runtime dir, its console log too: a later restore
+ * of one of its snapshots recreates the VM, which starts a fresh log. */
+void smolvm_store_remove_runtime (SmolvmStore *self, const gchar *vm_id);
 
 G_END_DECLS

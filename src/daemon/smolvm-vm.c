@@ -445,7 +445,7 @@ ensure_vmm (SmolvmVm *self, GError **error)
                  "Backend '%s' is not available in this daemon", backend);
     return FALSE;
   }
-  if (!smolvm_mkdir_p (self->runtime_dir, 0750, error))
+  if (!smolvm_mkdir_p (self->runtime_dir, 0700, error))
     return FALSE;
   self->vmm = smolvm_vmm_new (type, smolvm_vm_get_id (self), self->config,
                               smolvm_vm_get_network_config (self),

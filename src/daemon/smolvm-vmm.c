@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -325,9 +326,32 @@ on_process_exited (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static void
-child_setup_new_session (gpointer user_data)
+child_setup (gpointer user_data)
 {
   setsid ();
+  /* What the VMM creates is private whatever the daemon's umask: QEMU's
+   * RAM file (live guest memory), pid file and QMP socket, Firecracker's API
+   * socket and snapshot files: 0600 (bind() makes sockets 0777 & ~umask). */
+  umask (0177);
+}
+
+/* Opened for appending, 0600 whatever the umask (and for a log an older
+ * smolvmd made 0640); -1 on failure. */
+static int
+open_private_log (const gchar *path, GError **error)
+{
+  int fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+  if (fd < 0) {
+    smolvm_error_set_errno (error, errno, "Cannot open log %s", path);
+    return -1;
+  }
+  if (fchmod (fd, 0600) < 0) {
+    smolvm_error_set_errno (error, errno, "Cannot make log %s private", path);
+    close (fd);
+    return -1;
+  }
+  return fd;
 }
 
 gboolean
@@ -346,15 +370,25 @@ smolvm_vmm_spawn (SmolvmVmm *self, const gchar *const *argv, GError **error)
   /* Append, so that a restored guest's output follows what it printed
    * before the snapshot. */
   log_path = priv->process_log_path != NULL ? priv->process_log_path : priv->console_log_path;
-  log_fd = open (log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  log_fd = open_private_log (log_path, error);
   if (log_fd < 0)
-    return smolvm_error_set_errno (error, errno, "Cannot open log %s", log_path);
+    return FALSE;
+  /* a VMM that writes the console log itself (QEMU's chardev) opens it
+   * then: it exists, private, before */
+  if (priv->process_log_path != NULL) {
+    int console_fd = open_private_log (priv->console_log_path, error);
+    if (console_fd < 0) {
+      close (log_fd);
+      return FALSE;
+    }
+    close (console_fd);
+  }
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   g_subprocess_launcher_set_stdin_file_path (launcher, "/dev/null");
   /* its own session: a signal to the daemon's process group (a Ctrl-C in a
    * terminal) must not take the guests down with it */
-  g_subprocess_launcher_set_child_setup (launcher, child_setup_new_session, NULL, NULL);
+  g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
   g_subprocess_launcher_take_stdout_fd (launcher, log_fd);
   g_subprocess_launcher_take_stderr_fd (launcher, dup (log_fd));
   g_subprocess_launcher_set_cwd (launcher, priv->runtime_dir);
