@@ -17,11 +17,21 @@ smolvm_call_new (gsize size, SmolvmContext *ctx, GDBusMethodInvocation *invocati
   return call;
 }
 
+/* The operation lets go of what it holds (and writes what it must) before
+ * anyone hears that it ended: a client that reacts to the reply or to
+ * Completed finds the VM free and its files settled. */
+static void
+call_release (SmolvmCall *call)
+{
+  SmolvmCallFunc clear = g_steal_pointer (&call->clear);
+  if (clear != NULL)
+    clear (call);
+}
+
 static void
 call_free (SmolvmCall *call)
 {
-  if (call->clear != NULL)
-    call->clear (call);
+  call_release (call);
   g_clear_object (&call->invocation);
   g_clear_object (&call->job);
   g_free (call->cancelled_summary);
@@ -171,6 +181,7 @@ smolvm_call_fail (SmolvmCall *call, GError *error)
     mapped = smolvm_error_normalize (error);
   g_debug ("%s failed: %s", g_dbus_method_invocation_get_method_name (call->invocation),
            mapped->message);
+  call_release (call);
   if (call->job != NULL)
     smolvm_job_complete (call->job, mapped);
   g_dbus_method_invocation_return_gerror (g_steal_pointer (&call->invocation), mapped);
@@ -200,6 +211,7 @@ void
 smolvm_call_done (SmolvmCall *call)
 {
   g_return_if_fail (call->invocation == NULL);
+  call_release (call);
   if (call->job != NULL)
     smolvm_job_complete (call->job, NULL);
   call_free (call);
@@ -208,6 +220,7 @@ smolvm_call_done (SmolvmCall *call)
 void
 smolvm_call_return (SmolvmCall *call, GVariant *value)
 {
+  call_release (call);
   if (call->job != NULL)
     smolvm_job_complete (call->job, NULL);
   g_dbus_method_invocation_return_value (g_steal_pointer (&call->invocation), value);
