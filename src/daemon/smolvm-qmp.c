@@ -278,20 +278,34 @@ queue_command (SmolvmQmp *self, const gchar *command, JsonNode *arguments, int f
 
 static void read_next (SmolvmQmp *self);
 
+/* The string member @key of a peer's message, or NULL when it is missing
+ * or of another type: a message of the wrong shape is not ours, never a
+ * CRITICAL. */
+static const gchar *
+member_string (JsonObject *object, const gchar *key)
+{
+  JsonNode *node = object != NULL ? json_object_get_member (object, key) : NULL;
+
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) ||
+      json_node_get_value_type (node) != G_TYPE_STRING)
+    return NULL;
+  return json_node_get_string (node);
+}
+
 static void
 handle_reply (SmolvmQmp *self, JsonObject *msg)
 {
-  const gchar *id = json_object_get_string_member_with_default (msg, "id", NULL);
-  g_autoptr(GTask) task = take_pending (self, id);
+  g_autoptr(GTask) task = take_pending (self, member_string (msg, "id"));
 
   if (task == NULL)
     return; /* not ours, or its caller is gone */
   if (json_object_has_member (msg, "error")) {
-    JsonObject *error = json_object_get_object_member (msg, "error");
-    const gchar *desc = error != NULL
-                          ? json_object_get_string_member_with_default (error, "desc", "unknown")
-                          : "unknown";
-    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND, "QEMU: %s", desc);
+    JsonNode *error_node = json_object_get_member (msg, "error");
+    JsonObject *error = JSON_NODE_HOLDS_OBJECT (error_node) ? json_node_get_object (error_node)
+                                                            : NULL;
+    const gchar *desc = member_string (error, "desc");
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND, "QEMU: %s",
+                             desc != NULL ? desc : "unknown");
   } else {
     JsonNode *value = json_object_get_member (msg, "return");
     g_task_return_pointer (task, value != NULL ? json_node_copy (value) : NULL,
@@ -323,6 +337,7 @@ handle_line (SmolvmQmp *self, const gchar *line)
   JsonObject *msg;
 
   if (!json_parser_load_from_data (parser, line, -1, NULL) ||
+      json_parser_get_root (parser) == NULL || /* an empty line */
       !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
     g_warning ("Ignoring a malformed QMP message: %s", line);
     return;
@@ -333,8 +348,12 @@ handle_line (SmolvmQmp *self, const gchar *line)
     GTask *task = g_task_new (self, NULL, on_capabilities, NULL);
     queue_command (self, "qmp_capabilities", NULL, -1, task);
   } else if (json_object_has_member (msg, "event")) {
-    const gchar *name = json_object_get_string_member_with_default (msg, "event", "");
+    const gchar *name = member_string (msg, "event");
     JsonNode *data = json_object_get_member (msg, "data");
+    if (name == NULL) {
+      g_warning ("Ignoring a QMP event without a name: %s", line);
+      return;
+    }
     g_debug ("QMP event %s", name);
     g_signal_emit (self, signals[SIGNAL_EVENT], 0, name, data);
   } else {

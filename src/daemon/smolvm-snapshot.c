@@ -202,7 +202,10 @@ smolvm_snapshot_save (SmolvmSnapshot *self, GError **error)
 static const gchar *
 get_string (JsonObject *o, const gchar *key, GError **error)
 {
-  const gchar *value = json_object_get_string_member_with_default (o, key, NULL);
+  /* a member of another type is as missing as an absent one */
+  const gchar *value = smolvm_json_member_is (o, key, G_TYPE_STRING)
+                         ? json_object_get_string_member_with_default (o, key, NULL)
+                         : NULL;
   if (value == NULL)
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "missing or invalid '%s'", key);
   return value;
@@ -230,6 +233,7 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GError **error)
   if (data == NULL)
     return NULL;
   if (!json_parser_load_from_data (parser, data, (gssize) length, &local_error) ||
+      json_parser_get_root (parser) == NULL || /* an empty file */
       !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Cannot read %s: %s", path,
                  local_error != NULL ? local_error->message : "not a JSON object");
@@ -265,7 +269,8 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GError **error)
     return NULL;
   }
   created = g_date_time_new_from_iso8601 (created_str, NULL);
-  if (created == NULL) {
+  /* before the epoch it could not be written back as it was read */
+  if (created == NULL || g_date_time_to_unix (created) < 0) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid created_at '%s' in %s",
                  created_str, path);
     return NULL;

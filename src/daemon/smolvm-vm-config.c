@@ -333,7 +333,9 @@ smolvm_string_dict_from_json (JsonObject *object)
   g_autoptr(GList) members = object != NULL ? json_object_get_members (object) : NULL;
 
   for (GList *l = members; l != NULL; l = l->next) {
-    const gchar *value = json_object_get_string_member_with_default (object, l->data, NULL);
+    const gchar *value = smolvm_json_member_is (object, l->data, G_TYPE_STRING)
+                           ? json_object_get_string_member_with_default (object, l->data, NULL)
+                           : NULL;
     if (value != NULL)
       g_variant_builder_add (&b, "{sv}", (const gchar *) l->data, g_variant_new_string (value));
   }

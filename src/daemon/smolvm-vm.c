@@ -290,6 +290,7 @@ smolvm_vm_load (SmolvmContext *ctx, const gchar *dir, GError **error)
   if (data == NULL)
     return NULL;
   if (!json_parser_load_from_data (parser, data, (gssize) length, &local_error) ||
+      json_parser_get_root (parser) == NULL || /* an empty file */
       !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Cannot read %s: %s", path,
                  local_error != NULL ? local_error->message : "not a JSON object");
