@@ -55,6 +55,13 @@ read_file (const gchar *path)
   return contents;
 }
 
+static gint
+compare_names (gconstpointer a, gconstpointer b)
+{
+  /* g_ptr_array_sort hands over pointers to the elements */
+  return g_strcmp0 (*(const gchar *const *) a, *(const gchar *const *) b);
+}
+
 /* Entries of @dir, sorted, joined with spaces. */
 static gchar *
 listing (const gchar *dir)
@@ -65,7 +72,7 @@ listing (const gchar *dir)
 
   while (d != NULL && (name = g_dir_read_name (d)) != NULL)
     g_ptr_array_add (names, g_strdup (name));
-  g_ptr_array_sort (names, (GCompareFunc) g_strcmp0);
+  g_ptr_array_sort (names, compare_names);
   g_ptr_array_add (names, NULL);
   return g_strjoinv (" ", (gchar **) names->pdata);
 }
