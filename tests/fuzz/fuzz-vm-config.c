@@ -68,7 +68,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     initialized = TRUE;
   }
   wire = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE_VARDICT, bytes, FALSE));
-  dict = g_variant_ref_sink (g_variant_get_normal_form (wire));
+  /* transfer full, not floating */
+  dict = g_variant_get_normal_form (wire);
 
   for (int network_default = 0; network_default <= 1; network_default++) {
     g_autoptr(GError) error = NULL;
