@@ -572,6 +572,28 @@ smolvm_rm_rf (const gchar *path, GError **error)
   return rm_rf_at (AT_FDCWD, trimmed, trimmed, error);
 }
 
+gchar *
+smolvm_move_to_trash (const gchar *trash_parent, const gchar *path, GError **error)
+{
+  g_autofree gchar *trash = g_build_filename (trash_parent, ".trash-XXXXXX", NULL);
+  g_autofree gchar *base = g_path_get_basename (path);
+  g_autofree gchar *parent = g_path_get_dirname (path);
+  g_autofree gchar *target = NULL;
+
+  if (g_mkdtemp (trash) == NULL) {
+    smolvm_error_set_errno (error, errno, "Cannot make %s", trash);
+    return NULL;
+  }
+  target = g_build_filename (trash, base, NULL);
+  if (rename (path, target) != 0 && errno != ENOENT) {
+    smolvm_error_set_errno (error, errno, "Cannot move %s aside", path);
+    rmdir (trash);
+    return NULL;
+  }
+  smolvm_fsync_dir (parent, NULL);
+  return g_steal_pointer (&trash);
+}
+
 static void
 rm_rf_thread (GTask *task, gpointer source_object, gpointer task_data, GCancellable *cancellable)
 {

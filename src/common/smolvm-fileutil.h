@@ -37,6 +37,12 @@ gboolean smolvm_fsync_dir (const gchar *path, GError **error);
  * follows symlinks (uses unlinkat/openat with O_NOFOLLOW/AT_SYMLINK_NOFOLLOW). */
 gboolean smolvm_rm_rf (const gchar *path, GError **error);
 
+/* Takes @path out of the way at once and durably: one rename into a new
+ * .trash-XXXXXX directory (a mkdtemp template) below @trash_parent, which
+ * must be on the same filesystem. Returns that directory, for the caller to
+ * remove off the main loop. A missing @path is moved trivially. */
+gchar *smolvm_move_to_trash (const gchar *trash_parent, const gchar *path, GError **error);
+
 /* rm_rf in a GTask worker thread. */
 void smolvm_rm_rf_async (const gchar *path, GAsyncReadyCallback callback, gpointer user_data);
 gboolean smolvm_rm_rf_finish (GAsyncResult *result, GError **error);

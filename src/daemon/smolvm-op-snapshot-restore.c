@@ -127,7 +127,7 @@ rollback_forget_new_vm (SnapshotRestore *op)
     return;
   }
   smolvm_network_release (ctx->network, op->vm_id, smolvm_vm_get_network_config (op->vm));
-  smolvm_store_clear_runtime (ctx->store, op->vm_id);
+  smolvm_store_remove_runtime (ctx->store, op->vm_id);
   smolvm_store_discard_async (ctx->store, smolvm_vm_get_dir (op->vm), on_rollback_vm_removed, op);
 }
 

@@ -74,17 +74,15 @@ static void
 discard_ram_file (SmolvmQemu *self)
 {
   g_autofree gchar *root = g_path_get_dirname (smolvm_vmm_get_runtime_dir (SMOLVM_VMM (self)));
-  g_autofree gchar *trash = g_build_filename (root, ".trash-XXXXXX", NULL);
-  g_autofree gchar *target = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *trash = smolvm_move_to_trash (root, self->ram_path, &error);
 
-  if (g_mkdtemp (trash) == NULL) {
+  if (trash == NULL) {
+    g_warning ("%s; removing it here", error->message);
     if (unlink (self->ram_path) != 0 && errno != ENOENT)
       g_warning ("Cannot remove %s: %s", self->ram_path, g_strerror (errno));
     return;
   }
-  target = g_build_filename (trash, "ram", NULL);
-  if (rename (self->ram_path, target) != 0 && errno != ENOENT)
-    g_warning ("Cannot move %s aside: %s", self->ram_path, g_strerror (errno));
   smolvm_rm_rf_async (trash, on_ram_removed, NULL);
 }
 

@@ -148,23 +148,21 @@ trash_parent (SmolvmStore *self, const gchar *path)
 gchar *
 smolvm_store_move_aside (SmolvmStore *self, const gchar *path, GError **error)
 {
-  g_autofree gchar *trash = g_build_filename (trash_parent (self, path), TRASH_PREFIX "XXXXXX", NULL);
-  g_autofree gchar *base = g_path_get_basename (path);
-  g_autofree gchar *parent = g_path_get_dirname (path);
-  g_autofree gchar *target = NULL;
+  return smolvm_move_to_trash (trash_parent (self, path), path, error);
+}
 
-  if (g_mkdtemp (trash) == NULL) {
-    smolvm_error_set_errno (error, errno, "Cannot make %s", trash);
-    return NULL;
-  }
-  target = g_build_filename (trash, base, NULL);
-  if (rename (path, target) != 0 && errno != ENOENT) {
-    smolvm_error_set_errno (error, errno, "Cannot move %s aside", path);
-    rmdir (trash);
-    return NULL;
-  }
-  smolvm_fsync_dir (parent, NULL);
-  return g_steal_pointer (&trash);
+/* move_to_trash into @trash_parent, then removal in a worker; failures are
+ * logged (start-up and clean-up paths, where nobody waits for an answer) */
+static void
+discard_into (const gchar *trash_parent, const gchar *path)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *trash = smolvm_move_to_trash (trash_parent, path, &error);
+
+  if (trash == NULL)
+    g_warning ("%s", error->message);
+  else
+    smolvm_store_remove_later (trash);
 }
 
 static void
@@ -415,15 +413,8 @@ remove_leftovers (const gchar *top, GPtrArray *records)
       smolvm_store_remove_later (path);
     } else if (g_str_has_prefix (name, TMP_PREFIX)) {
       /* renamed first: a new .tmp- of the same id must not be removed */
-      g_autofree gchar *trash = g_build_filename (top, TRASH_PREFIX "XXXXXX", NULL);
-      g_autofree gchar *target = NULL;
       g_message ("Removing leftover %s", path);
-      if (g_mkdtemp (trash) == NULL)
-        continue;
-      target = g_build_filename (trash, name, NULL);
-      if (rename (path, target) != 0)
-        g_warning ("Cannot move %s aside: %s", path, g_strerror (errno));
-      smolvm_store_remove_later (trash);
+      discard_into (top, path);
     }
   }
 }
@@ -471,45 +462,11 @@ smolvm_store_recover_restore (SmolvmStore *self, const gchar *vm_id, const gchar
 }
 
 void
-smolvm_store_clear_runtime (SmolvmStore *self, const gchar *vm_id)
-{
-  g_autofree gchar *runtime_dir = smolvm_store_vm_runtime_dir (self, vm_id);
-  g_autofree gchar *trash = NULL;
-  g_autoptr(GDir) dir = g_dir_open (runtime_dir, 0, NULL);
-  const gchar *name;
-
-  if (dir == NULL)
-    return;
-  /* renamed away at once, so that a VM of the same id started meanwhile
-   * never loses a file of its own to the removal */
-  trash = g_build_filename (self->vm_runtime_root, TRASH_PREFIX "XXXXXX", NULL);
-  if (g_mkdtemp (trash) == NULL) {
-    g_warning ("Cannot make %s: %s", trash, g_strerror (errno));
-    return;
-  }
-  while ((name = g_dir_read_name (dir)) != NULL) {
-    g_autofree gchar *path = g_build_filename (runtime_dir, name, NULL);
-    g_autofree gchar *target = g_build_filename (trash, name, NULL);
-    if (!g_str_equal (name, SMOLVM_VM_CONSOLE_LOG) && rename (path, target) != 0)
-      g_warning ("Cannot move %s aside: %s", path, g_strerror (errno));
-  }
-  smolvm_store_remove_later (trash);
-}
-
-void
 smolvm_store_remove_runtime (SmolvmStore *self, const gchar *vm_id)
 {
   g_autofree gchar *runtime_dir = smolvm_store_vm_runtime_dir (self, vm_id);
-  g_autofree gchar *trash = g_build_filename (self->vm_runtime_root, TRASH_PREFIX "XXXXXX", NULL);
-  g_autofree gchar *target = NULL;
 
-  /* one rename, like smolvm_store_clear_runtime() */
-  if (g_mkdtemp (trash) == NULL) {
-    g_warning ("Cannot make %s: %s", trash, g_strerror (errno));
-    return;
-  }
-  target = g_build_filename (trash, vm_id, NULL);
-  if (rename (runtime_dir, target) != 0 && errno != ENOENT)
-    g_warning ("Cannot move %s aside: %s", runtime_dir, g_strerror (errno));
-  smolvm_store_remove_later (trash);
+  /* renamed away at once: a VM of the same id started meanwhile never
+   * loses a file of its own to the removal */
+  discard_into (self->vm_runtime_root, runtime_dir);
 }

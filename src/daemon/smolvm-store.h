@@ -97,13 +97,9 @@ GPtrArray *smolvm_store_list_records (SmolvmStore *self, const gchar *kind, GErr
 void smolvm_store_recover_restore (SmolvmStore *self, const gchar *vm_id, const gchar *disk_path,
                                    gboolean completed);
 
-/* The runtime dir lives in memory (/run): a RAM file left by a VMM that
- * died while smolvmd was down would hold a guest's RAM for good. The console
- * log stays: a restore of the VM's snapshot writes on in it. Removal runs
- * in a worker. */
-void smolvm_store_clear_runtime (SmolvmStore *self, const gchar *vm_id);
-/* All of a deleted VM's runtime dir, its console log too: a later restore
- * of one of its snapshots recreates the VM, which starts a fresh log. */
+/* All of a deleted VM's runtime dir (it lives in memory, /run), its console
+ * log too: a later restore of one of its snapshots recreates the VM, which
+ * starts a fresh log. Renamed away at once, removed in a worker. */
 void smolvm_store_remove_runtime (SmolvmStore *self, const gchar *vm_id);
 
 G_END_DECLS
