@@ -33,6 +33,7 @@ typedef struct {
   gboolean holds_vm;
   gboolean holds_vm_id;
   gboolean holds_snapshot;
+  guint64 sizes[3];     /* data bytes of vmstate.bin, mem.bin, disk.ext4, as checked */
   gchar *incoming_disk; /* the snapshot's disk, copied beside the VM's */
   gchar *backup_disk;
   GError *error; /* the failure a rollback reports at its end */
@@ -351,7 +352,6 @@ check_snapshot_files (SnapshotRestore *op, GError **error)
                            smolvm_dbus_snapshot_get_mem_file_path (iface),
                            smolvm_dbus_snapshot_get_disk_path (iface) };
   guint64 expected_mem = (guint64) config->mem_size_mib * 1024 * 1024;
-  guint64 disk_size = 0, mem_size = 0;
   struct stat st;
 
   for (gsize i = 0; i < G_N_ELEMENTS (files); i++) {
@@ -369,19 +369,17 @@ check_snapshot_files (SnapshotRestore *op, GError **error)
                    files[i], (gint64) st.st_size, config->mem_size_mib, expected_mem);
       return FALSE;
     }
-    if (i == 1)
-      mem_size = smolvm_stat_data_size (&st);
-    if (i == 2)
-      disk_size = smolvm_stat_data_size (&st);
+    op->sizes[i] = smolvm_stat_data_size (&st);
   }
-  if (!smolvm_check_free_space (smolvm_store_get_vms_dir (ctx->store), disk_size,
+  if (!smolvm_check_free_space (smolvm_store_get_vms_dir (ctx->store), op->sizes[2],
                                 "The copy of the snapshot's disk", error))
     return FALSE;
   /* QEMU gives the restored guest its own copy of mem.bin, in the runtime dir */
   if (g_str_equal (config->backend, "qemu")) {
     g_autofree gchar *runtime = smolvm_store_vm_runtime_dir (ctx->store, op->vm_id);
     g_autofree gchar *root = g_path_get_dirname (runtime);
-    if (!smolvm_check_free_space (root, mem_size, "The copy of the snapshot's memory", error))
+    if (!smolvm_check_free_space (root, op->sizes[1], "The copy of the snapshot's memory",
+                                  error))
       return FALSE;
   }
   return TRUE;
@@ -417,7 +415,6 @@ snapshot_restore_run (SmolvmCall *call)
   SmolvmProgress *progress;
   GError *error = NULL;
   const gchar *vmstate;
-  guint64 size = 0;
 
   op->snapshot = smolvm_registry_get_snapshot (ctx->registry, op->snapshot_id, &error);
   if (op->snapshot == NULL) {
@@ -476,19 +473,15 @@ snapshot_restore_run (SmolvmCall *call)
   call->cancelled_summary = g_strdup_printf ("snapshot '%s' was not restored", op->snapshot_id);
   progress = smolvm_call_get_progress (call);
   vmstate = smolvm_dbus_snapshot_get_snapshot_path (snapshot_iface (op));
-  if (smolvm_file_data_size (smolvm_dbus_snapshot_get_disk_path (snapshot_iface (op)), &size,
-                             NULL))
-    smolvm_progress_expect (progress, size);
-  if (smolvm_vm_load_copies_memory (op->vm) &&
-      smolvm_file_data_size (smolvm_dbus_snapshot_get_mem_file_path (snapshot_iface (op)), &size,
-                             NULL))
-    smolvm_progress_expect (progress, size);
+  /* the sizes check_snapshot_files() found: no second stat */
+  smolvm_progress_expect (progress, op->sizes[2]);
+  if (smolvm_vm_load_copies_memory (op->vm))
+    smolvm_progress_expect (progress, op->sizes[1]);
   if (smolvm_snapshot_get_vmstate_sha256 (op->snapshot) == NULL) {
     copy_disk (op);
     return;
   }
-  if (smolvm_file_data_size (vmstate, &size, NULL))
-    smolvm_progress_expect (progress, size);
+  smolvm_progress_expect (progress, op->sizes[0]);
   smolvm_progress_set_phase (progress, "checksumming", TRUE);
   smolvm_file_sha256_async (vmstate, progress, smolvm_call_get_cancellable (call),
                             on_vmstate_hashed, op);
