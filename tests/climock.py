@@ -267,8 +267,23 @@ class MockSmolvmd:
 
     LONG = {'CreateSnapshot', 'RestoreSnapshot', 'CreateVM', 'Delete'}
 
+    @staticmethod
+    def _resolve_fds(args, invocation):
+        """Each descriptor of a CreateVM config as the file it is open on,
+        so that tests see what the CLI passed."""
+        fds = invocation.get_message().get_unix_fd_list()
+        config = dict(args[0])
+        for key, value in args[0].items():
+            if key.endswith('-fd'):
+                fd = fds.get(value)
+                config[key] = os.readlink('/proc/self/fd/%d' % fd)
+                os.close(fd)
+        return (config,) + tuple(args[1:])
+
     def _dispatch(self, connection, sender, path, interface, method, params, invocation):
         args = params.unpack()
+        if method == 'CreateVM':
+            args = self._resolve_fds(args, invocation)
         interactive = bool(invocation.get_message().get_flags() &
                            Gio.DBusMessageFlags.ALLOW_INTERACTIVE_AUTHORIZATION)
         self.calls.append((method, path, args, interactive))

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import unittest
 
 SRCDIR = os.path.dirname(os.path.abspath(__file__))
@@ -207,13 +208,26 @@ class CliTest(unittest.TestCase):
                          '  VM ID    State    Backend    vCPUs   Memory   Guest IP\n'
                          '\n'
                          'Total: 0 VM(s).\n')
-        out = self.ok('create', '--kernel', 'vmlinux', '--rootfs', 'img/rootfs.ext4',
-                      '--vm-id', 'my-vm', '--vcpus', '4', '--no-network', '--start', cwd='/tmp')
-        self.assertEqual(out, "Created VM 'my-vm'.\nStarted VM 'my-vm'.\n")
-        config = [c for c in self.mock.calls if c[0] == 'CreateVM'][0][2][0]
-        self.assertEqual(config, {'vm_id': 'my-vm', 'kernel_path': '/tmp/vmlinux',
-                                  'rootfs_path': '/tmp/img/rootfs.ext4', 'vcpu_count': 4,
-                                  'network': False})
+        # the CLI opens the images itself and passes descriptors
+        with tempfile.TemporaryDirectory() as tmp:
+            os.mkdir(os.path.join(tmp, 'img'))
+            for name in ('vmlinux', 'img/rootfs.ext4'):
+                with open(os.path.join(tmp, name), 'w') as f:
+                    f.write(name)
+            out = self.ok('create', '--kernel', 'vmlinux', '--rootfs', 'img/rootfs.ext4',
+                          '--vm-id', 'my-vm', '--vcpus', '4', '--no-network', '--start', cwd=tmp)
+            self.assertEqual(out, "Created VM 'my-vm'.\nStarted VM 'my-vm'.\n")
+            config = [c for c in self.mock.calls if c[0] == 'CreateVM'][0][2][0]
+            self.assertEqual(config, {'vm_id': 'my-vm', 'kernel-fd': tmp + '/vmlinux',
+                                      'rootfs-fd': tmp + '/img/rootfs.ext4', 'vcpu_count': 4,
+                                      'network': False})
+            # a file the CLI cannot open is its own error; nothing is sent
+            calls = len(self.mock.calls)
+            result = self.smolvm('create', '--kernel', 'missing', '--rootfs', 'vmlinux', cwd=tmp)
+            self.assertEqual((result.returncode, result.stderr),
+                             (1, 'Error: Cannot open --kernel missing: No such file or '
+                                 'directory\n'))
+            self.assertEqual(len(self.mock.calls), calls)
 
         self.mock.add_vm('agent-1')
         # "firecracker" widens its column
@@ -229,7 +243,7 @@ class CliTest(unittest.TestCase):
         self.assertEqual(data['vms'][0]['network_config'], {'guest_ip': '172.16.0.2'})
         self.assertEqual(list(data['vms'][0])[:3], ['vm_id', 'state', 'backend'])
 
-        envelope = self.ok_json('create', '--kernel', '/k', '--rootfs', '/r')
+        envelope = self.ok_json('create', '--kernel', sys.executable, '--rootfs', sys.executable)
         self.assertEqual(envelope['command'], 'vm.create')
         self.assertEqual(envelope['data']['vm']['vm_id'], 'vm-0000abcd')
         self.assertEqual(envelope['data']['vm']['state'], 'created')

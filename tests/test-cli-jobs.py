@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -33,11 +34,19 @@ class JobsTest(unittest.TestCase):
         cls.bus = subprocess.Popen(['dbus-daemon', '--session', '--nofork', '--print-address=1'],
                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         cls.address = cls.bus.stdout.readline().strip()
+        # create opens its images and passes descriptors
+        cls.images = tempfile.TemporaryDirectory()
+        cls.kernel = os.path.join(cls.images.name, 'k')
+        cls.rootfs = os.path.join(cls.images.name, 'r')
+        for path in (cls.kernel, cls.rootfs):
+            with open(path, 'w') as f:
+                f.write(path)
 
     @classmethod
     def tearDownClass(cls):
         cls.bus.terminate()
         cls.bus.wait()
+        cls.images.cleanup()
 
     def setUp(self):
         self.mock = MockSmolvmd(self.address)
@@ -220,9 +229,9 @@ class JobsTest(unittest.TestCase):
             (['snapshot', 'restore', 'before-deploy'],
              "Restored snapshot 'before-deploy' into VM 'my-vm'.\n"),
             (['delete', 'my-vm', '--force'], "Deleted VM 'my-vm'.\n"),
-            (['create', '--kernel', '/k', '--rootfs', '/r', '--vm-id', 'new-vm'],
+            (['create', '--kernel', self.kernel, '--rootfs', self.rootfs, '--vm-id', 'new-vm'],
              "Created VM 'new-vm'.\n"),
-            (['create', '--kernel', '/k', '--rootfs', '/r'], "Created VM 'vm-0000abcd'.\n"),
+            (['create', '--kernel', self.kernel, '--rootfs', self.rootfs], "Created VM 'vm-0000abcd'.\n"),
         ]
         for argv, message in cases:
             with self.subTest(argv=argv):
@@ -314,7 +323,7 @@ class JobsTest(unittest.TestCase):
         self.mock.add_vm('old-vm')
         for argv in (['snapshot', 'restore', 'before-deploy', '--resume'],
                      ['delete', 'old-vm', '--force'],
-                     ['create', '--kernel', '/k', '--rootfs', '/r', '--vm-id', 'new-vm']):
+                     ['create', '--kernel', self.kernel, '--rootfs', self.rootfs, '--vm-id', 'new-vm']):
             with self.subTest(argv=argv):
                 self.mock.job_events.clear()
                 self.mock.plan = JobPlan(hold=True)

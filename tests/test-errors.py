@@ -140,7 +140,7 @@ class TestNoSpace(st.TestCase):
         self.assertEqual(env.vm_state("tiny"), "running")
         self.assertEqual(env.vm_prop("tiny", "Pid"), pid)
         self.assertEqual(sorted(os.listdir(self.inside(env, "vms", "tiny"))),
-                         ["disk.ext4", "vm.json"])
+                         ["disk.ext4", "kernel", "vm.json"])
         os.unlink(filler)
         env.restore("no-room", resume=True)
         self.assertNotEqual(env.vm_prop("tiny", "Pid"), pid)

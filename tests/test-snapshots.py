@@ -442,7 +442,7 @@ class TestRestore(SnapshotCase):
                 self.assertEqual(env.vm_prop("rf", "Pid"), pid)
                 self.assertTrue(st.files_identical(self.vm_disk("rf"), expected))
                 self.assertEqual(sorted(os.listdir(os.path.dirname(self.vm_disk("rf")))),
-                                 ["disk.ext4", "vm.json"])
+                                 ["disk.ext4", "kernel", "vm.json"])
                 self.assertIs(env.snapshot_info("bad-mem")["restored"], False)
 
         # a mem.bin of the right size that the VMM refuses: found only by the

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <gio/gunixfdlist.h>
@@ -414,27 +415,35 @@ parse_count (const gchar *option, const gchar *value, guint32 *out, GError **err
   return TRUE;
 }
 
-/* Adds @path to the VM config, absolute, since smolvmd does not share our
- * working directory. */
+/* Opens @path as the user running us and adds it to the VM config as a
+ * descriptor: smolvmd reads our files with our rights, not its own. */
 static gboolean
-config_add_path (GVariantDict *config, const gchar *key, const gchar *path, GError **error)
+config_add_image (GVariantDict *config, GUnixFDList *fds, const gchar *key, const gchar *option,
+                  const gchar *path, GError **error)
 {
-  g_autofree gchar *absolute = NULL;
+  int fd;
+  gint index;
 
   if (path == NULL)
     return TRUE;
-  absolute = g_canonicalize_filename (path, NULL);
-  if (!g_utf8_validate (absolute, -1, NULL)) {
-    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
-                 "Path is not valid UTF-8: %s", absolute);
+  /* O_NONBLOCK: a FIFO opens at once, and smolvmd refuses it */
+  fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) {
+    int errsv = errno;
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT, "Cannot open %s %s: %s",
+                 option, path, g_strerror (errsv));
     return FALSE;
   }
-  g_variant_dict_insert (config, key, "s", absolute);
+  index = g_unix_fd_list_append (fds, fd, error);
+  close (fd);
+  if (index < 0)
+    return FALSE;
+  g_variant_dict_insert (config, key, "h", index);
   return TRUE;
 }
 
 static gboolean
-vm_config_build (CliVmOptions *opts, GVariantDict *config, GError **error)
+vm_config_build (CliVmOptions *opts, GVariantDict *config, GUnixFDList *fds, GError **error)
 {
   guint32 count;
 
@@ -458,9 +467,9 @@ vm_config_build (CliVmOptions *opts, GVariantDict *config, GError **error)
       return FALSE;
     g_variant_dict_insert (config, "vm_id", "s", opts->vm_id);
   }
-  if (!config_add_path (config, "kernel_path", opts->kernel, error) ||
-      !config_add_path (config, "rootfs_path", opts->rootfs, error) ||
-      !config_add_path (config, "initrd_path", opts->initrd, error))
+  if (!config_add_image (config, fds, "kernel-fd", "--kernel", opts->kernel, error) ||
+      !config_add_image (config, fds, "rootfs-fd", "--rootfs", opts->rootfs, error) ||
+      !config_add_image (config, fds, "initrd-fd", "--initrd", opts->initrd, error))
     return FALSE;
   if (opts->boot_args != NULL)
     g_variant_dict_insert (config, "boot_args", "s", opts->boot_args);
@@ -478,6 +487,7 @@ cli_vm_create (Cli *cli, GError **error)
 {
   CliVmOptions *opts = cli->options;
   g_auto(GVariantDict) config = G_VARIANT_DICT_INIT (NULL);
+  g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
   g_autoptr(CliJobWatch) watch = NULL;
   g_autofree gchar *vm_path = NULL;
   g_autofree gchar *path = NULL;
@@ -486,7 +496,7 @@ cli_vm_create (Cli *cli, GError **error)
   SmolvmDbusManager *manager;
   const gchar *vm_id;
 
-  if (!vm_config_build (opts, &config, error) || !cli_connect (cli, error))
+  if (!vm_config_build (opts, &config, fds, error) || !cli_connect (cli, error))
     return FALSE;
   manager = cli_client_get_manager (cli->client);
 
@@ -496,9 +506,10 @@ cli_vm_create (Cli *cli, GError **error)
   watch = cli_job_watch_new (cli->client, "vm-create", vm_path,
                              !cli->json && !opts->no_progress);
   smolvm_dbus_manager_call_create_vm (manager, g_variant_dict_end (&config),
-                                      cli_client_call_flags (cli->client), CLI_CALL_TIMEOUT, NULL,
+                                      cli_client_call_flags (cli->client), CLI_CALL_TIMEOUT, fds,
+                                      NULL,
                                       cli_job_watch_reply, watch);
-  if (!smolvm_dbus_manager_call_create_vm_finish (manager, &path, cli_job_watch_wait (watch),
+  if (!smolvm_dbus_manager_call_create_vm_finish (manager, &path, NULL, cli_job_watch_wait (watch),
                                                   error)) {
     cli_error_mark_cancelled (error != NULL ? *error : NULL);
     return FALSE;

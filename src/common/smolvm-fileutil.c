@@ -270,27 +270,17 @@ smolvm_file_data_size (const gchar *path, guint64 *size, GError **error)
   return TRUE;
 }
 
-gboolean
-smolvm_copy_file_sparse (const gchar *src, const gchar *dst, SmolvmProgress *progress,
-                         GCancellable *cancellable, GError **error)
+/* The copy from an open source; @src names it in messages. */
+static gboolean
+copy_from_fd (int src_fd, const gchar *src, const gchar *dst, SmolvmProgress *progress,
+              GCancellable *cancellable, GError **error)
 {
-  smolvm_autofd int src_fd = -1;
   smolvm_autofd int dst_fd = -1;
   CopyState cs = { .src = src, .dst = dst, .cancellable = cancellable, .progress = progress };
   struct stat st;
   gboolean ok;
   int errsv;
 
-  g_return_val_if_fail (src != NULL, FALSE);
-  g_return_val_if_fail (dst != NULL, FALSE);
-  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
-  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
-
-  /* O_NONBLOCK: a FIFO put in the source's place opens at once, and is then
-   * refused as not a regular file, instead of blocking for a writer */
-  src_fd = open (src, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (src_fd < 0)
-    return copy_set_errno (&cs, error, errno, "cannot open the source");
   if (fstat (src_fd, &st) < 0)
     return copy_set_errno (&cs, error, errno, "cannot read the source");
   if (!S_ISREG (st.st_mode)) {
@@ -328,8 +318,40 @@ smolvm_copy_file_sparse (const gchar *src, const gchar *dst, SmolvmProgress *pro
   return ok;
 }
 
+gboolean
+smolvm_copy_file_sparse (const gchar *src, const gchar *dst, SmolvmProgress *progress,
+                         GCancellable *cancellable, GError **error)
+{
+  smolvm_autofd int src_fd = -1;
+
+  g_return_val_if_fail (src != NULL, FALSE);
+  g_return_val_if_fail (dst != NULL, FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  /* O_NONBLOCK: a FIFO put in the source's place opens at once, and is then
+   * refused as not a regular file, instead of blocking for a writer */
+  src_fd = open (src, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (src_fd < 0)
+    return smolvm_error_set_errno (error, errno, "Cannot copy %s to %s: cannot open the source",
+                                   src, dst);
+  return copy_from_fd (src_fd, src, dst, progress, cancellable, error);
+}
+
+gboolean
+smolvm_copy_fd_sparse (int src_fd, const gchar *src_name, const gchar *dst,
+                       SmolvmProgress *progress, GCancellable *cancellable, GError **error)
+{
+  g_return_val_if_fail (src_fd >= 0, FALSE);
+  g_return_val_if_fail (dst != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  return copy_from_fd (src_fd, src_name, dst, progress, cancellable, error);
+}
+
 typedef struct {
   gchar *src;
+  int src_fd; /* -1: open @src */
   gchar *dst;
   SmolvmProgress *progress;
 } CopyTaskData;
@@ -340,6 +362,8 @@ copy_task_data_free (gpointer data)
   CopyTaskData *d = data;
 
   g_free (d->src);
+  if (d->src_fd >= 0)
+    close (d->src_fd);
   g_free (d->dst);
   g_clear_object (&d->progress);
   g_free (d);
@@ -351,23 +375,23 @@ copy_file_sparse_thread (GTask *task, gpointer source_object, gpointer task_data
 {
   CopyTaskData *d = task_data;
   GError *error = NULL;
+  gboolean ok = d->src_fd >= 0
+                  ? smolvm_copy_fd_sparse (d->src_fd, d->src, d->dst, d->progress, cancellable,
+                                           &error)
+                  : smolvm_copy_file_sparse (d->src, d->dst, d->progress, cancellable, &error);
 
-  if (smolvm_copy_file_sparse (d->src, d->dst, d->progress, cancellable, &error))
+  if (ok)
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_error (task, error);
 }
 
-void
-smolvm_copy_file_sparse_async (const gchar *src, const gchar *dst, SmolvmProgress *progress,
-                               GCancellable *cancellable, GAsyncReadyCallback callback,
-                               gpointer user_data)
+static void
+copy_sparse_async (const gchar *src, int src_fd, const gchar *dst, SmolvmProgress *progress,
+                   GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
   g_autoptr(GTask) task = NULL;
   CopyTaskData *d;
-
-  g_return_if_fail (src != NULL);
-  g_return_if_fail (dst != NULL);
 
   task = g_task_new (NULL, cancellable, callback, user_data);
   g_task_set_source_tag (task, smolvm_copy_file_sparse_async);
@@ -378,10 +402,31 @@ smolvm_copy_file_sparse_async (const gchar *src, const gchar *dst, SmolvmProgres
   g_task_set_check_cancellable (task, FALSE);
   d = g_new0 (CopyTaskData, 1);
   d->src = g_strdup (src);
+  d->src_fd = src_fd;
   d->dst = g_strdup (dst);
   d->progress = progress != NULL ? g_object_ref (progress) : NULL;
   g_task_set_task_data (task, d, copy_task_data_free);
   g_task_run_in_thread (task, copy_file_sparse_thread);
+}
+
+void
+smolvm_copy_file_sparse_async (const gchar *src, const gchar *dst, SmolvmProgress *progress,
+                               GCancellable *cancellable, GAsyncReadyCallback callback,
+                               gpointer user_data)
+{
+  g_return_if_fail (src != NULL);
+  g_return_if_fail (dst != NULL);
+  copy_sparse_async (src, -1, dst, progress, cancellable, callback, user_data);
+}
+
+void
+smolvm_copy_fd_sparse_async (int src_fd, const gchar *src_name, const gchar *dst,
+                             SmolvmProgress *progress, GCancellable *cancellable,
+                             GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (src_fd >= 0);
+  g_return_if_fail (dst != NULL);
+  copy_sparse_async (src_name, src_fd, dst, progress, cancellable, callback, user_data);
 }
 
 gboolean

@@ -24,6 +24,18 @@ void smolvm_copy_file_sparse_async (const gchar *src, const gchar *dst, SmolvmPr
                                     gpointer user_data);
 gboolean smolvm_copy_file_sparse_finish (GAsyncResult *result, GError **error);
 
+/* The same from a source already open (a caller's descriptor, or a file
+ * opened with a caller's rights); @src_name names it in messages. The
+ * async form takes @src_fd over and closes it; finish with
+ * smolvm_copy_file_sparse_finish(). Reads with explicit offsets where it
+ * can, but SEEK_DATA moves the offset of a shared file description. */
+gboolean smolvm_copy_fd_sparse (int src_fd, const gchar *src_name, const gchar *dst,
+                                SmolvmProgress *progress, GCancellable *cancellable,
+                                GError **error);
+void smolvm_copy_fd_sparse_async (int src_fd, const gchar *src_name, const gchar *dst,
+                                  SmolvmProgress *progress, GCancellable *cancellable,
+                                  GAsyncReadyCallback callback, gpointer user_data);
+
 /* Writes @contents to @path atomically: a temp file in the same directory,
  * write, fsync, rename over @path, fsync the directory. Mode 0644.
  * On failure the temp file is removed and @path is untouched. */

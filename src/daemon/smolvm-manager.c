@@ -56,9 +56,10 @@ smolvm_manager_init (SmolvmManager *self)
 /* ---- operations ---- */
 
 static gboolean
-handle_create_vm (SmolvmDbusManager *object, GDBusMethodInvocation *invocation, GVariant *config)
+handle_create_vm (SmolvmDbusManager *object, GDBusMethodInvocation *invocation,
+                  GUnixFDList *fd_list, GVariant *config)
 {
-  smolvm_op_vm_create (&SMOLVM_MANAGER (object)->ctx, invocation, config);
+  smolvm_op_vm_create (&SMOLVM_MANAGER (object)->ctx, invocation, fd_list, config);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 

@@ -282,7 +282,8 @@ snapshot_create_run (SmolvmCall *call)
   /* hidden until complete: list and load skip dot-directories */
   op->tmp_dir = smolvm_store_snapshot_tmp_dir (ctx->store, op->snapshot_id);
   if (!smolvm_file_data_size (smolvm_vm_get_disk_path (op->vm), &disk_size, &error) ||
-      !smolvm_store_make_record_dir (ctx->store, op->tmp_dir, &error)) {
+      !smolvm_store_make_record_dir (ctx->store, op->tmp_dir, &error) ||
+      !smolvm_store_link_images (smolvm_vm_get_dir (op->vm), op->tmp_dir, &error)) {
     g_clear_pointer (&op->tmp_dir, g_free);
     g_prefix_error (&error, "Cannot create snapshot '%s' of VM '%s': ", op->snapshot_id,
                     op->vm_id);

@@ -330,11 +330,12 @@ vm_matches_snapshot (SmolvmVm *vm, SmolvmSnapshot *snapshot, GError **error)
 
   if (g_variant_equal (vm_config, snapshot_config) &&
       g_variant_equal (smolvm_vm_get_network_config (vm),
-                       smolvm_snapshot_get_network_config (snapshot)))
+                       smolvm_snapshot_get_network_config (snapshot)) &&
+      smolvm_store_images_match (smolvm_vm_get_dir (vm), smolvm_snapshot_get_dir (snapshot)))
     return TRUE;
   g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_STATE,
-               "VM '%s' now has another configuration or network identity than when snapshot "
-               "'%s' was taken; delete the VM, and the restore recreates it as it was",
+               "VM '%s' now has another configuration, network identity or kernel than when "
+               "snapshot '%s' was taken; delete the VM, and the restore recreates it as it was",
                smolvm_vm_get_id (vm), smolvm_snapshot_get_id (snapshot));
   return FALSE;
 }
@@ -400,6 +401,13 @@ recreate_vm (SnapshotRestore *op, GError **error)
     return FALSE;
   if (!smolvm_store_make_record_dir (ctx->store, dir, error)) {
     smolvm_network_release (ctx->network, op->vm_id, net);
+    return FALSE;
+  }
+  /* the kernel and initrd the snapshot's guest booted */
+  if (!smolvm_store_link_images (smolvm_snapshot_get_dir (op->snapshot), dir, error)) {
+    smolvm_network_release (ctx->network, op->vm_id, net);
+    if (!smolvm_store_discard (ctx->store, dir, NULL))
+      g_warning ("Cannot remove %s", dir);
     return FALSE;
   }
   op->vm = smolvm_vm_new (ctx, smolvm_snapshot_get_vm_config (op->snapshot), net);

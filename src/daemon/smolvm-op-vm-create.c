@@ -9,13 +9,33 @@
 #include "smolvm-fileutil.h"
 #include "smolvm-id.h"
 #include "smolvm-network.h"
+#include "smolvm-open-as.h"
 #include "smolvm-ops.h"
 #include "smolvm-registry.h"
 #include "smolvm-store.h"
 
-/* CreateVM: reserve the id, claim a network, copy the rootfs into the VM's
- * own disk, then record and publish the VM. Rollback: the directory and
- * the network claim go, the id is free again. */
+/* CreateVM: open the images with the caller's rights (or take the
+ * caller's descriptors), reserve the id, claim a network, copy the rootfs
+ * into the VM's own disk and the kernel and initrd beside it, then record
+ * and publish the VM. Rollback: the directory and the network claim go,
+ * the id is free again. */
+
+enum { IMAGE_KERNEL, IMAGE_INITRD, IMAGE_ROOTFS, N_IMAGES };
+
+static const struct {
+  const gchar *fd_key;
+  const gchar *path_key;
+  goffset path_offset; /* of the path in SmolvmVmConfig */
+  const gchar *file;   /* the VM's copy */
+} images[N_IMAGES] = {
+  [IMAGE_KERNEL] = { "kernel-fd", "kernel_path", G_STRUCT_OFFSET (SmolvmVmConfig, kernel_path),
+                     SMOLVM_VM_KERNEL },
+  [IMAGE_INITRD] = { "initrd-fd", "initrd_path", G_STRUCT_OFFSET (SmolvmVmConfig, initrd_path),
+                     SMOLVM_VM_INITRD },
+  [IMAGE_ROOTFS] = { "rootfs-fd", "rootfs_path", G_STRUCT_OFFSET (SmolvmVmConfig, rootfs_path),
+                     SMOLVM_VM_DISK },
+};
+
 typedef struct {
   SmolvmCall call;
   SmolvmVmConfig *config;
@@ -23,6 +43,9 @@ typedef struct {
   gboolean holds_vm_id;
   GVariant *network_config;
   gchar *dir;
+  int fds[N_IMAGES]; /* the caller's, or opened with its rights; -1 */
+  guint64 sizes[N_IMAGES];
+  guint copying; /* the image being copied */
   GError *error; /* the failure a rollback reports at its end */
 } VmCreate;
 
@@ -36,6 +59,9 @@ vm_create_clear (VmCreate *op)
   g_free (op->vm_id);
   g_clear_pointer (&op->network_config, g_variant_unref);
   g_free (op->dir);
+  for (guint i = 0; i < N_IMAGES; i++)
+    if (op->fds[i] >= 0)
+      close (op->fds[i]);
   g_clear_error (&op->error);
 }
 
@@ -65,18 +91,12 @@ vm_create_rollback (VmCreate *op, GError *error)
 }
 
 static void
-on_disk_copied (GObject *source, GAsyncResult *result, gpointer user_data)
+commit (VmCreate *op)
 {
-  VmCreate *op = user_data;
   SmolvmContext *ctx = op->call.ctx;
   GError *error = NULL;
   g_autoptr(SmolvmVm) vm = NULL;
 
-  if (!smolvm_copy_file_sparse_finish (result, &error) ||
-      !smolvm_call_check_cancelled (&op->call, &error)) {
-    vm_create_rollback (op, error);
-    return;
-  }
   smolvm_job_set_cancelable (op->call.job, FALSE);
   smolvm_call_set_phase (&op->call, "committing");
   vm = smolvm_vm_new (ctx, op->config, op->network_config);
@@ -88,22 +108,56 @@ on_disk_copied (GObject *source, GAsyncResult *result, gpointer user_data)
   smolvm_call_return (&op->call, g_variant_new ("(o)", smolvm_vm_get_object_path (vm)));
 }
 
-static void
-vm_create_run (SmolvmCall *call)
-{
-  VmCreate *op = (VmCreate *) call;
-  SmolvmContext *ctx = call->ctx;
-  GError *error = NULL;
-  g_autofree gchar *disk = NULL;
-  g_autofree gchar *path = NULL;
-  guint64 size = 0;
+static void copy_next (VmCreate *op);
 
-  /* after authorization: the answer tells what exists on the host */
-  if (!smolvm_vm_config_check_files (op->config, &error) ||
-      !smolvm_file_data_size (op->config->rootfs_path, &size, &error)) {
-    smolvm_call_fail (call, error);
+static void
+on_image_copied (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  VmCreate *op = user_data;
+  GError *error = NULL;
+
+  if (!smolvm_copy_file_sparse_finish (result, &error) ||
+      !smolvm_call_check_cancelled (&op->call, &error)) {
+    vm_create_rollback (op, error);
     return;
   }
+  op->copying++;
+  copy_next (op);
+}
+
+/* One image after the other into the VM's directory; the copy takes the
+ * descriptor over. */
+static void
+copy_next (VmCreate *op)
+{
+  SmolvmContext *ctx = op->call.ctx;
+  g_autofree gchar *dst = NULL;
+  guint i = op->copying;
+  int fd;
+
+  while (i < N_IMAGES && op->fds[i] < 0)
+    i++;
+  op->copying = i;
+  if (i == N_IMAGES) {
+    commit (op);
+    return;
+  }
+  fd = op->fds[i];
+  op->fds[i] = -1;
+  dst = smolvm_store_vm_file (ctx->store, op->vm_id, images[i].file);
+  smolvm_copy_fd_sparse_async (fd, images[i].path_key, dst, smolvm_call_get_progress (&op->call),
+                               smolvm_call_get_cancellable (&op->call), on_image_copied, op);
+}
+
+static void
+vm_create_start (VmCreate *op)
+{
+  SmolvmCall *call = &op->call;
+  SmolvmContext *ctx = call->ctx;
+  GError *error = NULL;
+  g_autofree gchar *path = NULL;
+  guint64 total = 0;
+
   if (op->vm_id == NULL)
     op->vm_id = smolvm_id_make_vm (smolvm_registry_vm_id_taken, ctx->registry);
   if (!smolvm_registry_reserve_vm_id (ctx->registry, op->vm_id, &error)) {
@@ -135,20 +189,119 @@ vm_create_run (SmolvmCall *call)
   path = smolvm_id_object_path ("vm", op->vm_id);
   smolvm_call_start_job (call, SMOLVM_JOB_VM_CREATE, SMOLVM_ACTION_VM_MANAGE, TRUE, path, NULL);
   call->cancelled_summary = g_strdup_printf ("VM '%s' was not created", op->vm_id);
-  smolvm_progress_expect (smolvm_call_get_progress (call), size);
+  for (guint i = 0; i < N_IMAGES; i++)
+    total += op->sizes[i];
+  smolvm_progress_expect (smolvm_call_get_progress (call), total);
   smolvm_progress_set_phase (smolvm_call_get_progress (call), "copying-disk", TRUE);
-  disk = smolvm_store_vm_file (ctx->store, op->vm_id, SMOLVM_VM_DISK);
-  smolvm_copy_file_sparse_async (op->config->rootfs_path, disk, smolvm_call_get_progress (call),
-                                 smolvm_call_get_cancellable (call), on_disk_copied, op);
+  copy_next (op);
+}
+
+static void
+on_images_opened (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  VmCreate *op = user_data;
+  GError *error = NULL;
+  int opened[N_IMAGES];
+  guint64 sizes[N_IMAGES];
+
+  if (!smolvm_open_as_finish (result, opened, sizes, &error)) {
+    smolvm_call_fail (&op->call, error);
+    return;
+  }
+  for (guint i = 0; i < N_IMAGES; i++) {
+    if (opened[i] < 0)
+      continue;
+    op->fds[i] = opened[i];
+    op->sizes[i] = sizes[i];
+  }
+  vm_create_start (op);
+}
+
+static void
+vm_create_run (SmolvmCall *call)
+{
+  VmCreate *op = (VmCreate *) call;
+  const gchar *paths[N_IMAGES] = { NULL };
+  const gchar *whats[N_IMAGES];
+  GError *error = NULL;
+
+  /* after authorization: the answers tell what exists on the host */
+  for (guint i = 0; i < N_IMAGES; i++) {
+    whats[i] = images[i].path_key;
+    if (op->fds[i] >= 0) {
+      if (!smolvm_check_image_fd (op->fds[i], images[i].fd_key, &op->sizes[i], &error)) {
+        smolvm_call_fail (call, error);
+        return;
+      }
+      continue;
+    }
+    paths[i] = G_STRUCT_MEMBER (const gchar *, op->config, images[i].path_offset);
+  }
+  smolvm_open_as_async (call->uid, paths, whats, N_IMAGES, on_images_opened, op);
+}
+
+/* Takes the descriptors of @config's *-fd keys into op->fds and returns
+ * the rest as a VMConfig, with the path the daemon sees for each
+ * descriptor as its *_path (a record of where the image came from). */
+static GVariant *
+take_image_fds (VmCreate *op, GVariant *config, GUnixFDList *fd_list, GError **error)
+{
+  g_auto(GVariantDict) dict = G_VARIANT_DICT_INIT (config);
+
+  for (guint i = 0; i < N_IMAGES; i++) {
+    g_autoptr(GVariant) handle = g_variant_dict_lookup_value (&dict, images[i].fd_key, NULL);
+    g_autofree gchar *proc = NULL;
+    g_autofree gchar *origin = NULL;
+    gint32 index;
+
+    if (handle == NULL)
+      continue;
+    if (!g_variant_is_of_type (handle, G_VARIANT_TYPE_HANDLE)) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                   "%s must be a descriptor (h), not %s", images[i].fd_key,
+                   g_variant_get_type_string (handle));
+      return NULL;
+    }
+    if (g_variant_dict_contains (&dict, images[i].path_key)) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                   "Give %s or %s, not both", images[i].fd_key, images[i].path_key);
+      return NULL;
+    }
+    index = g_variant_get_handle (handle);
+    if (fd_list == NULL || index < 0 || index >= g_unix_fd_list_get_length (fd_list)) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                   "%s: the message has no descriptor %d", images[i].fd_key, index);
+      return NULL;
+    }
+    op->fds[i] = g_unix_fd_list_get (fd_list, index, error);
+    if (op->fds[i] < 0)
+      return NULL;
+    proc = g_strdup_printf ("/proc/self/fd/%d", op->fds[i]);
+    origin = g_file_read_link (proc, NULL);
+    if (origin == NULL || !g_path_is_absolute (origin)) {
+      g_free (origin);
+      origin = g_strdup_printf ("/dev/fd/%d", index); /* all that is known of it */
+    }
+    g_variant_dict_remove (&dict, images[i].fd_key);
+    g_variant_dict_insert (&dict, images[i].path_key, "s", origin);
+  }
+  return g_variant_dict_end (&dict);
 }
 
 void
-smolvm_op_vm_create (SmolvmContext *ctx, GDBusMethodInvocation *invocation, GVariant *config)
+smolvm_op_vm_create (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
+                     GUnixFDList *fd_list, GVariant *config)
 {
   VmCreate *op = smolvm_call_new0 (VmCreate, ctx, invocation, vm_create_clear);
+  g_autoptr(GVariant) paths_config = NULL;
   GError *error = NULL;
 
-  op->config = smolvm_vm_config_new_from_variant (config, ctx->network_default, &error);
+  for (guint i = 0; i < N_IMAGES; i++)
+    op->fds[i] = -1;
+  paths_config = take_image_fds (op, config, fd_list, &error);
+  if (paths_config != NULL)
+    op->config = smolvm_vm_config_new_from_variant (g_variant_ref_sink (paths_config),
+                                                    ctx->network_default, &error);
   if (op->config == NULL) {
     smolvm_call_fail (&op->call, error);
     return;

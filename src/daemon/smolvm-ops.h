@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <gio/gunixfdlist.h>
 
 #include "smolvm-context.h"
 #include "smolvm-vm.h"
@@ -13,7 +14,8 @@ G_BEGIN_DECLS
  * rollback, and replies to @invocation (whose reference it takes). */
 
 /* smolvm-op-vm-create.c */
-void smolvm_op_vm_create (SmolvmContext *ctx, GDBusMethodInvocation *invocation, GVariant *config);
+void smolvm_op_vm_create (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
+                          GUnixFDList *fd_list, GVariant *config);
 
 /* smolvm-op-vm-lifecycle.c: "start", "pause", "resume", "stop" */
 void smolvm_op_vm_lifecycle (SmolvmVm *vm, GDBusMethodInvocation *invocation, const gchar *verb,

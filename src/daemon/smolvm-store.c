@@ -233,6 +233,40 @@ smolvm_store_make_record_dir (SmolvmStore *self, const gchar *path, GError **err
   return smolvm_mkdir_p (path, 0700, error);
 }
 
+/* ---- the boot images a VM owns ---- */
+
+static const gchar *const image_names[] = { SMOLVM_VM_KERNEL, SMOLVM_VM_INITRD };
+
+gboolean
+smolvm_store_link_images (const gchar *from_dir, const gchar *to_dir, GError **error)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (image_names); i++) {
+    g_autofree gchar *from = g_build_filename (from_dir, image_names[i], NULL);
+    g_autofree gchar *to = g_build_filename (to_dir, image_names[i], NULL);
+
+    /* hard links: the images never change, and each holder keeps them */
+    if (link (from, to) < 0 && errno != ENOENT)
+      return smolvm_error_set_errno (error, errno, "Cannot link %s to %s", from, to);
+  }
+  return TRUE;
+}
+
+gboolean
+smolvm_store_images_match (const gchar *dir_a, const gchar *dir_b)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (image_names); i++) {
+    g_autofree gchar *a = g_build_filename (dir_a, image_names[i], NULL);
+    g_autofree gchar *b = g_build_filename (dir_b, image_names[i], NULL);
+    struct stat sa, sb;
+    gboolean has_a = lstat (a, &sa) == 0;
+    gboolean has_b = lstat (b, &sb) == 0;
+
+    if (has_a != has_b || (has_a && (sa.st_dev != sb.st_dev || sa.st_ino != sb.st_ino)))
+      return FALSE;
+  }
+  return TRUE;
+}
+
 /* ---- publishing a snapshot ---- */
 
 typedef struct {

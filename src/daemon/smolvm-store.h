@@ -22,6 +22,10 @@ SmolvmStore *smolvm_store_new (const gchar *state_dir, const gchar *runtime_dir)
 /* The files of a record. */
 #define SMOLVM_VM_METADATA "vm.json"
 #define SMOLVM_VM_DISK "disk.ext4"
+/* the VM's own copies of the boot images (in a snapshot too, as hard links
+ * of the VM's); a VM created before they existed boots from kernel_path */
+#define SMOLVM_VM_KERNEL "kernel"
+#define SMOLVM_VM_INITRD "initrd"
 #define SMOLVM_SNAPSHOT_METADATA "snapshot.json"
 #define SMOLVM_SNAPSHOT_VMSTATE "vmstate.bin"
 #define SMOLVM_SNAPSHOT_MEM "mem.bin"
@@ -101,5 +105,13 @@ void smolvm_store_recover_restore (SmolvmStore *self, const gchar *vm_id, const 
  * log too: a later restore of one of its snapshots recreates the VM, which
  * starts a fresh log. Renamed away at once, removed in a worker. */
 void smolvm_store_remove_runtime (SmolvmStore *self, const gchar *vm_id);
+
+/* Hard-links the boot images (SMOLVM_VM_KERNEL, SMOLVM_VM_INITRD) that
+ * @from_dir has into @to_dir, which has none: a snapshot keeps its VM's,
+ * and a VM recreated from a snapshot gets the snapshot's. */
+gboolean smolvm_store_link_images (const gchar *from_dir, const gchar *to_dir, GError **error);
+/* Whether both directories hold the very same boot images (the same files,
+ * not only the same bytes), or both none. */
+gboolean smolvm_store_images_match (const gchar *dir_a, const gchar *dir_b);
 
 G_END_DECLS

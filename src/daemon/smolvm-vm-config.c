@@ -81,25 +81,13 @@ smolvm_vm_config_copy (const SmolvmVmConfig *config)
 }
 
 static gboolean
-check_file (const gchar *key, const gchar *path, gboolean required, GError **error)
+check_absolute (const gchar *key, const gchar *path, GError **error)
 {
-  if (path == NULL || path[0] == '\0') {
-    if (!required)
-      return TRUE;
-    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT, "%s is required", key);
-    return FALSE;
-  }
-  if (!g_path_is_absolute (path)) {
-    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
-                 "%s must be an absolute path, not '%s'", key, path);
-    return FALSE;
-  }
-  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR)) {
-    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
-                 "%s '%s' does not exist or is not a regular file", key, path);
-    return FALSE;
-  }
-  return TRUE;
+  if (path[0] == '\0' || g_path_is_absolute (path))
+    return TRUE;
+  g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+               "%s must be an absolute path, not '%s'", key, path);
+  return FALSE;
 }
 
 /* Fills defaults and checks values; the host files are not looked at. */
@@ -159,15 +147,9 @@ config_finish (SmolvmVmConfig *c, GError **error)
                          "kernel_path and rootfs_path are required");
     return FALSE;
   }
-  return TRUE;
-}
-
-gboolean
-smolvm_vm_config_check_files (const SmolvmVmConfig *c, GError **error)
-{
-  return check_file ("kernel_path", c->kernel_path, TRUE, error) &&
-         check_file ("initrd_path", c->initrd_path, FALSE, error) &&
-         check_file ("rootfs_path", c->rootfs_path, TRUE, error);
+  return check_absolute ("kernel_path", c->kernel_path, error) &&
+         check_absolute ("initrd_path", c->initrd_path, error) &&
+         check_absolute ("rootfs_path", c->rootfs_path, error);
 }
 
 static SmolvmVmConfig *

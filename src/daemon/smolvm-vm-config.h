@@ -37,15 +37,13 @@ SmolvmVmConfig *smolvm_vm_config_copy (const SmolvmVmConfig *config);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SmolvmVmConfig, smolvm_vm_config_free)
 
 /* Parses and validates a VMConfig a{sv}. Missing keys take their defaults;
- * unknown keys and wrongly typed values are InvalidArgument. The host files
- * are not looked at: see smolvm_vm_config_check_files(). @network_default
- * is used when the "network" key is absent. */
+ * unknown keys, wrongly typed values and relative image paths are
+ * InvalidArgument. The host files are not looked at (CreateVM opens them
+ * with the caller's rights). @network_default is used when the "network"
+ * key is absent. */
 SmolvmVmConfig *smolvm_vm_config_new_from_variant (GVariant *asv, gboolean network_default,
                                                    GError **error);
 
-/* The kernel, initrd and rootfs paths must be absolute and name regular
- * files. Only for an authorized caller: the answer tells what exists. */
-gboolean smolvm_vm_config_check_files (const SmolvmVmConfig *config, GError **error);
 /* The same for a JSON object (persisted records); files are not checked. */
 SmolvmVmConfig *smolvm_vm_config_new_from_json (JsonObject *object, GError **error);
 

@@ -424,9 +424,32 @@ on_vmm_guest_state (SmolvmVmm *vmm, gboolean paused, gpointer user_data)
   smolvm_vm_set_state (self, state);
 }
 
+/* The config a VMM boots: the VM's own copies of its kernel and initrd,
+ * which no caller can change, in place of the paths they came from. */
+static SmolvmVmConfig *
+boot_config (SmolvmVm *self)
+{
+  SmolvmVmConfig *config = smolvm_vm_config_copy (self->config);
+  struct {
+    const gchar *name;
+    gchar **path;
+  } images[] = { { SMOLVM_VM_KERNEL, &config->kernel_path },
+                 { SMOLVM_VM_INITRD, &config->initrd_path } };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (images); i++) {
+    g_autofree gchar *own = g_build_filename (self->dir, images[i].name, NULL);
+    if (g_file_test (own, G_FILE_TEST_IS_REGULAR)) {
+      g_free (*images[i].path);
+      *images[i].path = g_steal_pointer (&own);
+    }
+  }
+  return config;
+}
+
 static gboolean
 ensure_vmm (SmolvmVm *self, GError **error)
 {
+  g_autoptr(SmolvmVmConfig) config = NULL;
   const gchar *binary;
   const gchar *backend = self->config->backend;
   SmolvmDbusVm *iface = SMOLVM_DBUS_VM (self);
@@ -448,7 +471,8 @@ ensure_vmm (SmolvmVm *self, GError **error)
   }
   if (!smolvm_mkdir_p (self->runtime_dir, 0700, error))
     return FALSE;
-  self->vmm = smolvm_vmm_new (type, smolvm_vm_get_id (self), self->config,
+  config = boot_config (self);
+  self->vmm = smolvm_vmm_new (type, smolvm_vm_get_id (self), config,
                               smolvm_vm_get_network_config (self),
                               smolvm_dbus_vm_get_disk_path (iface), self->runtime_dir,
                               smolvm_dbus_vm_get_console_log_path (iface), binary);
