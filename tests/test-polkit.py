@@ -24,8 +24,11 @@ python3-dbusmock and python3-gi (tools/deps.sh).
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -213,6 +216,23 @@ class Client:
                 raise st.DBusError("(local)", e.message)
             raise st.DBusError(m.group(1), m.group(2).strip())
         return reply.unpack() if reply is not None else None
+
+    def create_vm_fds(self, config, fds):
+        """CreateVM with @fds as the message's descriptors (the caller keeps
+        its own copies)."""
+        fd_list = Gio.UnixFDList.new()
+        for fd in fds:
+            fd_list.append(fd)
+        try:
+            reply, _ = self.conn.call_with_unix_fd_list_sync(
+                st.BUS_NAME, st.MANAGER_PATH, st.MANAGER_IFACE, "CreateVM", GLib.Variant("(a{sv})", (config,)),
+                None, Gio.DBusCallFlags.NONE, TIMEOUT_MS, fd_list, None)
+        except GLib.Error as e:
+            m = _REMOTE_RE.match(e.message)
+            if m is None:
+                raise st.DBusError("(local)", e.message)
+            raise st.DBusError(m.group(1), m.group(2).strip())
+        return reply.unpack()[0]
 
     def smolvm(self, path, method, args=None, iface=None, interactive=False):
         if iface is None:
@@ -1132,6 +1152,230 @@ class TestPolkitUnreachable(PolkitCase):
         log = env.daemon_log()
         self.assertEqual(log.count(self.WARNING), 1, log)
         self.assertIn(POLKIT_NAME, log[log.index(self.WARNING):].split("\n")[0])
+
+
+@st.unittest.skipIf(MISSING, MISSING)
+@st.unittest.skipUnless(st.IS_ROOT, "needs root (a second uid)")
+class TestCallerRights(PolkitCase):
+    """smolvmd reads a caller's images with the caller's rights: as
+    descriptors the caller opened, or paths opened as the caller."""
+    template = "recorder"
+
+    def setUp(self):
+        super().setUp()
+        self.senv, self.client, self.mock = self.system_env()
+        self.mock.answer("yes")
+        # a directory anyone may enter, with files of every kind of access
+        self.pub = tempfile.mkdtemp(prefix="smolvm-pub-")
+        self.addCleanup(shutil.rmtree, self.pub)
+        os.chmod(self.pub, 0o755)
+        self.kernel = self.pub_file("vmlinux", open(self.senv.kernel, "rb").read(), 0o644)
+        self.rootfs = self.pub_file("rootfs.ext4", open(self.senv.rootfs, "rb").read(), 0o644)
+        self.secret = self.pub_file("secret", b"root:only-root-may-read-this\n" * 64, 0o600)
+        self.group = self.pub_file("group-readable", b"for group nogroup\n" * 64, 0o640)
+        os.chown(self.group, 0, NOBODY)  # nobody's primary group
+        self.link = os.path.join(self.pub, "link-to-secret")
+        os.symlink(self.secret, self.link)
+        # readable itself, but in a directory only root may enter
+        private = os.path.join(self.pub, "private")
+        os.mkdir(private, 0o700)
+        self.hidden = os.path.join(private, "rootfs.ext4")
+        shutil.copyfile(self.rootfs, self.hidden)
+        os.chmod(self.hidden, 0o644)
+
+    def pub_file(self, name, data, mode):
+        path = os.path.join(self.pub, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, mode)
+        return path
+
+    def vms_dir(self):
+        return sorted(os.listdir(os.path.join(self.senv.state_dir, "vms")))
+
+    def disk(self, vm_id, name="disk.ext4"):
+        return os.path.join(self.senv.state_dir, "vms", vm_id, name)
+
+    def create_as_nobody(self, vm_id, kernel, rootfs):
+        cfg = st.gv_dict({"vm_id": vm_id, "kernel_path": kernel, "rootfs_path": rootfs,
+                          "network": False})
+        return self.senv.gdbus(st.MANAGER_PATH, "CreateVM", cfg, as_user=NOBODY)
+
+    def test_paths_of_a_non_root_caller(self):
+        env = self.senv
+        for what, kernel, rootfs in (("root-only rootfs", self.kernel, self.secret),
+                                     ("symlink to it", self.kernel, self.link),
+                                     ("root-only kernel", self.secret, self.rootfs),
+                                     ("file in a root-only dir", self.kernel, self.hidden)):
+            with self.subTest(what):
+                err = self.assertDBusError("NotAuthorized", self.create_as_nobody, "evil",
+                                           kernel, rootfs)
+                self.assertIn("uid %d" % NOBODY, err.message)
+                self.assertEqual(env.list_vms(), {})
+                self.assertEqual(self.vms_dir(), [], "nothing copied")
+        # what nobody may read, by its user or by its group, it gets
+        self.create_as_nobody("mine", self.kernel, self.group)
+        self.assertTrue(st.files_identical(self.disk("mine"), self.group))
+        self.assertTrue(st.files_identical(self.disk("mine", "kernel"), self.kernel))
+        self.assertEqual(env.vm_info("mine")["rootfs_path"], self.group)
+        # root keeps paths, and reads as root
+        self.client.smolvm(st.MANAGER_PATH, "CreateVM", v("a{sv}", asv(
+            vm_id="roots", kernel_path=self.kernel, rootfs_path=self.link, network=False)))
+        self.assertTrue(st.files_identical(self.disk("roots"), self.secret))
+
+    def test_cli_passes_descriptors(self):
+        env = self.senv
+
+        def cli_as_nobody(*args):
+            argv = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
+                    st.CLI, "--no-ask-password", *args]
+            return subprocess.run(argv, env=env.client_env(system=True),
+                                  stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  timeout=st.DEADLINE)
+
+        self.mock.clear()
+        r = cli_as_nobody("create", "--kernel", self.kernel, "--rootfs", self.secret,
+                          "--vm-id", "evil", "--no-network")
+        self.assertEqual((r.returncode, r.stderr),
+                         (1, "Error: Cannot open --rootfs %s: Permission denied\n" % self.secret))
+        self.assertEqual(self.vms_dir(), [])
+        calls = [c["action_id"] for c in self.mock.checks()]
+        self.assertEqual(calls, [], "the CLI refused before calling")
+
+        r = cli_as_nobody("create", "--kernel", self.kernel, "--rootfs", self.rootfs,
+                          "--vm-id", "cli-vm", "--no-network", "--start")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(st.files_identical(self.disk("cli-vm"), self.rootfs))
+        self.assertTrue(st.files_identical(self.disk("cli-vm", "kernel"), self.kernel))
+        info = env.vm_info("cli-vm")
+        self.assertEqual((info["kernel_path"], info["rootfs_path"]), (self.kernel, self.rootfs))
+        env.wait_tick("cli-vm", 1)
+
+    def test_descriptors(self):
+        env = self.senv
+        kernel_fd = os.open(self.kernel, os.O_RDONLY)
+        self.addCleanup(os.close, kernel_fd)
+        # an image already unlinked: only its descriptor can name it
+        gone = self.pub_file("gone.ext4", open(self.senv.rootfs, "rb").read(), 0o600)
+        gone_fd = os.open(gone, os.O_RDONLY)
+        self.addCleanup(os.close, gone_fd)
+        os.unlink(gone)
+        cfg = asv(vm_id="by-fd", network=False)
+        cfg["kernel-fd"] = GLib.Variant("h", 0)
+        cfg["rootfs-fd"] = GLib.Variant("h", 1)
+        self.client.create_vm_fds(cfg, [kernel_fd, gone_fd])
+        self.assertTrue(st.files_identical(self.disk("by-fd"), self.senv.rootfs))
+        self.assertTrue(st.files_identical(self.disk("by-fd", "kernel"), self.kernel))
+        info = env.vm_info("by-fd")
+        self.assertEqual(info["kernel_path"], self.kernel)
+        self.assertEqual(info["rootfs_path"], gone + " (deleted)")
+        self.client.smolvm(vm_path("by-fd"), "Start")
+        env.wait_tick("by-fd", 1)
+
+        fifo = os.path.join(self.pub, "fifo")
+        os.mkfifo(fifo)
+        bad = {
+            "a FIFO": os.open(fifo, os.O_RDONLY | os.O_NONBLOCK),
+            "a directory": os.open(self.pub, os.O_RDONLY),
+            "an O_PATH descriptor": os.open(self.rootfs, os.O_PATH),
+            "a write-only descriptor": os.open(self.pub_file("wo", b"x", 0o600), os.O_WRONLY),
+        }
+        for fd in bad.values():
+            self.addCleanup(os.close, fd)
+        for what, fd in bad.items():
+            with self.subTest(what):
+                cfg = asv(vm_id="bad", network=False)
+                cfg["kernel-fd"] = GLib.Variant("h", 0)
+                cfg["rootfs-fd"] = GLib.Variant("h", 1)
+                err = self.assertDBusError("InvalidArgument", self.client.create_vm_fds, cfg,
+                                           [kernel_fd, fd])
+                self.assertIn("rootfs-fd", err.message)
+        for what, extra, fds in (
+                ("a descriptor the message lacks", {"rootfs-fd": GLib.Variant("h", 5)}, 1),
+                ("fd and path both", {"rootfs-fd": GLib.Variant("h", 0),
+                                      "rootfs_path": GLib.Variant("s", self.rootfs)}, 1),
+                ("not a handle", {"rootfs-fd": GLib.Variant("s", "0")}, 1),
+                ("no rootfs at all", {}, 1)):
+            with self.subTest(what):
+                cfg = asv(vm_id="bad", network=False)
+                cfg["kernel-fd"] = GLib.Variant("h", 0)
+                cfg.update(extra)
+                self.assertDBusError("InvalidArgument", self.client.create_vm_fds, cfg,
+                                     [kernel_fd] * fds)
+        self.assertEqual(sorted(env.list_vms()), ["by-fd"])
+        self.assertEqual(self.vms_dir(), ["by-fd"])
+
+    def test_fifo_swapped_in_mid_create(self):
+        """A path that flips between an image and a FIFO: every create ends
+        (made, or refused as not a regular file), and no id stays held."""
+        env = self.senv
+        fifo = os.path.join(self.pub, "fifo")
+        os.mkfifo(fifo)
+        flip = os.path.join(self.pub, "flip")
+        stop = threading.Event()
+
+        def flipper():
+            targets = (self.rootfs, fifo)
+            n = 0
+            while not stop.is_set():
+                tmp = flip + ".new"
+                os.symlink(targets[n % 2], tmp)
+                os.rename(tmp, flip)
+                n += 1
+
+        thread = threading.Thread(target=flipper)
+        thread.start()
+        made, refused = [], []
+        try:
+            for i in range(16):
+                vm_id = "flip-%d" % i
+                try:
+                    self.client.smolvm(st.MANAGER_PATH, "CreateVM", v("a{sv}", asv(
+                        vm_id=vm_id, kernel_path=self.kernel, rootfs_path=flip,
+                        network=False)))
+                    made.append(vm_id)
+                except st.DBusError as e:
+                    self.assertEqual(e.short_name, "InvalidArgument", e.message)
+                    self.assertIn("not a regular file", e.message)
+                    refused.append(vm_id)
+        finally:
+            stop.set()
+            thread.join()
+        self.assertEqual(sorted(env.list_vms()), sorted(made))
+        for vm_id in made:
+            self.assertTrue(st.files_identical(self.disk(vm_id), self.rootfs))
+        for vm_id in refused:  # free again
+            self.client.smolvm(st.MANAGER_PATH, "CreateVM", v("a{sv}", asv(
+                vm_id=vm_id, kernel_path=self.kernel, rootfs_path=self.rootfs, network=False)))
+
+    def test_snapshots_keep_the_kernel(self):
+        env, client = self.senv, self.client
+        kernel = self.pub_file("k-a", b"kernel A\n" * 100, 0o644)
+
+        def create():
+            client.smolvm(st.MANAGER_PATH, "CreateVM", v("a{sv}", asv(
+                vm_id="k-vm", kernel_path=kernel, rootfs_path=self.rootfs, mem_size_mib=128,
+                vcpu_count=1, network=False)))
+
+        create()
+        self.start_vm(env, client, "k-vm")
+        client.smolvm(st.MANAGER_PATH, "CreateSnapshot", v("ssa{sv}", "k-vm", "k1", {}))
+        snap_kernel = os.path.join(env.state_dir, "snapshots", "k1", "kernel")
+        self.assertEqual(os.stat(snap_kernel).st_ino, os.stat(self.disk("k-vm", "kernel")).st_ino)
+        client.smolvm(vm_path("k-vm"), "Delete", v("a{sv}", asv(force=True)))
+        # the same id, config and path, but the file now holds another kernel
+        with open(kernel, "wb") as f:
+            f.write(b"kernel B\n" * 100)
+        create()
+        err = self.assertDBusError("InvalidState", client.smolvm, st.MANAGER_PATH,
+                                   "RestoreSnapshot", v("sa{sv}", "k1", {}))
+        self.assertIn("kernel", err.message)
+        client.smolvm(vm_path("k-vm"), "Delete", v("a{sv}", {}))
+        # recreated by the restore: with the kernel the snapshot's guest booted
+        client.smolvm(st.MANAGER_PATH, "RestoreSnapshot", v("sa{sv}", "k1", asv(resume=True)))
+        with open(self.disk("k-vm", "kernel"), "rb") as f:
+            self.assertEqual(f.read(), b"kernel A\n" * 100)
+        self.assertEqual(env.vm_state("k-vm"), "running")
 
 
 if __name__ == "__main__":

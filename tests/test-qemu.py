@@ -239,8 +239,11 @@ class QemuTestCase(st.TestCase):
 
     def assertQemuSnapshotFiles(self, env, snapshot_id, vm_id):
         d = self.snapshot_dir(env, snapshot_id)
-        self.assertEqual(sorted(os.listdir(d)),
-                         ["disk.ext4", "mem.bin", "snapshot.json", "vmstate.bin"])
+        # the kernel and initrd are hard links of the VM's own copies
+        self.assertEqual(sorted(os.listdir(d)), ["disk.ext4", "initrd", "kernel", "mem.bin",
+                                                 "snapshot.json", "vmstate.bin"])
+        for image in ("kernel", "initrd"):
+            self.assertGreaterEqual(os.stat(os.path.join(d, image)).st_nlink, 2)
         vmstate = os.path.getsize(os.path.join(d, "vmstate.bin"))
         # device state only (x-ignore-shared); all of RAM would be ~90 MB
         self.assertGreater(vmstate, 0)
@@ -465,13 +468,13 @@ class TestQemu(QemuTestCase):
             self.assertNoQemu(env)
             self.assertNoRuntimeLeftovers(env, vm)
             self.assertEqual(file_sha256(disk), disk_sha, "%s: not the VM's previous disk" % what)
-            self.assertEqual(sorted(os.listdir(os.path.dirname(disk))), ["disk.ext4", "vm.json"],
-                             what)
+            self.assertEqual(sorted(os.listdir(os.path.dirname(disk))),
+                             ["disk.ext4", "initrd", "kernel", "vm.json"], what)
             info = env.snapshot_info("e1")
             self.assertIs(info["restored"], False, what)
             self.assertEqual(info["restored_vm_id"], "", what)
-            self.assertEqual(sorted(os.listdir(snap)),
-                             ["disk.ext4", "mem.bin", "snapshot.json", "vmstate.bin"], what)
+            self.assertEqual(sorted(os.listdir(snap)), ["disk.ext4", "initrd", "kernel", "mem.bin",
+                                                        "snapshot.json", "vmstate.bin"], what)
             self.assertEqual([n for n in os.listdir(env.state_dir + "/snapshots")], ["e1"], what)
 
         # -- (b) mem.bin of the wrong size while the VM runs: refused before

@@ -9,7 +9,7 @@ packages=(
   dbus-daemon dbus-bin systemd
   python3 python3-yaml python3-dbusmock python3-gi
   iproute2 util-linux libxml2-utils e2fsprogs bc qemu-system-x86 busybox-static
-  scdoc bash-completion polkitd
+  scdoc bash-completion polkitd nodejs
   clang libclang-rt-14-dev
 )
 
