@@ -434,8 +434,10 @@ def check_dbus(destdir, opts, prefix):
                       "firecracker-bin": shutil.which("true"), "qemu-bin": shutil.which("true")}
             keys = re.findall(r"^#([a-z-]+)=", text, re.M)
             check(sorted(keys) == sorted(["firecracker-bin", "qemu-bin", "state-dir",
-                                          "runtime-dir", "network-pool", "vmm-timeout"]),
-                  "smolvmd.conf documents the six keys", keys)
+                                          "runtime-dir", "network-pool", "vmm-timeout",
+                                          "default-kernel", "default-initrd", "default-rootfs",
+                                          "default-backend"]),
+                  "smolvmd.conf documents the ten keys", keys)
             uncommented = re.sub(r"^#([a-z-]+)=(.*)$",
                                  lambda m: f"{m.group(1)}={values.get(m.group(1), m.group(2))}",
                                  text, flags=re.M)

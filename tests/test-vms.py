@@ -5,6 +5,7 @@ the ObjectManager, driven through `gdbus call` and busctl."""
 
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -274,6 +275,43 @@ class TestLifecycle(st.TestCase):
                                    capture_output=True, text=True, timeout=st.DEADLINE)
                 self.assertEqual(r.returncode, 1, r.stderr)
                 self.assertIn(f"{config}: vmm-timeout must be 0 or more seconds", r.stderr)
+
+    def test_default_images(self):
+        """A VM created without images (SmolVM() in Python) gets the daemon's
+        default kernel, initrd, rootfs and backend; without defaults the
+        error says what to configure."""
+        env = self.env
+        err = self.assertDBusError("InvalidArgument", env.call, "CreateVM", gv_dict({}))
+        self.assertIn("default-kernel", err.message)
+        self.assertEqual(env.list_vms(), {})
+        initrd = os.path.join(env.root, "initrd.img")
+        with open(initrd, "wb") as f:
+            f.write(b"initrd of the default kernel\n")
+        config = self.write_config("[daemon]\ndefault-kernel=%s\ndefault-initrd=%s\n"
+                                   "default-backend=firecracker\n" % (env.kernel, initrd))
+        env2 = self.new_env(daemon_args=["--config", config, "--default-rootfs", env.rootfs])
+        shutil.copyfile(env.kernel, env2.kernel)
+        out = env2.call("CreateVM", gv_dict({"network": False}))
+        (vm_id,) = env2.list_vms()
+        self.assertEqual(out, "(objectpath '%s',)" % vm_path(vm_id))
+        info = env2.vm_info(vm_id)
+        self.assertEqual((info["kernel_path"], info["initrd_path"], info["rootfs_path"],
+                          info["backend"]), (env.kernel, initrd, env.rootfs, "firecracker"))
+        vm_dir = os.path.join(env2.state_dir, "vms", vm_id)
+        self.assertTrue(st.files_identical(os.path.join(vm_dir, "initrd"), initrd))
+        self.assertTrue(st.files_identical(os.path.join(vm_dir, "disk.ext4"), env.rootfs))
+        # a kernel of the caller's own comes without the default initrd
+        env2.call("CreateVM", gv_dict({"vm_id": "own", "kernel_path": env2.kernel,
+                                       "network": False}))
+        info = env2.vm_info("own")
+        self.assertEqual((info["initrd_path"], info["rootfs_path"]), ("", env.rootfs))
+        self.assertFalse(os.path.exists(os.path.join(env2.state_dir, "vms", "own", "initrd")))
+        env2.start_vm("own")
+        # a bad default backend: smolvmd does not start
+        r = subprocess.run([st.SMOLVMD, "--session", "--default-backend", "xen"],
+                           capture_output=True, text=True, timeout=st.DEADLINE)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("default-backend must be firecracker or qemu", r.stderr)
 
     def check_hung_vmm(self, daemon_args):
         env = self.new_env(daemon_args=daemon_args)

@@ -22,6 +22,12 @@ typedef struct {
   SmolvmNetwork *network;
   GHashTable *binaries; /* backend -> VMM binary */
   gchar *qemu_machine;  /* the versioned q35 of the QEMU binary */
+  /* what CreateVM uses for images and backend a caller leaves out (the
+   * admin's choice, read with the daemon's rights); NULL: none */
+  gchar *default_kernel;
+  gchar *default_initrd;
+  gchar *default_rootfs;
+  gchar *default_backend;
 } SmolvmContext;
 
 G_END_DECLS

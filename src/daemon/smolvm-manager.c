@@ -38,6 +38,10 @@ smolvm_manager_finalize (GObject *object)
   g_clear_object (&self->ctx.network);
   g_clear_pointer (&self->ctx.binaries, g_hash_table_unref);
   g_free (self->ctx.qemu_machine);
+  g_free (self->ctx.default_kernel);
+  g_free (self->ctx.default_initrd);
+  g_free (self->ctx.default_rootfs);
+  g_free (self->ctx.default_backend);
   G_OBJECT_CLASS (smolvm_manager_parent_class)->finalize (object);
 }
 
@@ -222,6 +226,10 @@ smolvm_manager_new (const SmolvmManagerOptions *options, GError **error)
 
   ctx->session = options->session;
   ctx->network_default = !options->session && geteuid () == 0;
+  ctx->default_kernel = g_strdup (options->default_kernel);
+  ctx->default_initrd = g_strdup (options->default_initrd);
+  ctx->default_rootfs = g_strdup (options->default_rootfs);
+  ctx->default_backend = g_strdup (options->default_backend);
   ctx->store = smolvm_store_new (options->state_dir, options->runtime_dir);
   ctx->registry = smolvm_registry_new (SMOLVM_MANAGER_PATH);
   ctx->authority = smolvm_authority_new (options->session);

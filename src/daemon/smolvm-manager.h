@@ -16,6 +16,10 @@ typedef struct {
   gchar *qemu_bin;         /* NULL: not available */
   gchar *qemu_machine;     /* its versioned q35 machine type */
   gchar *network_pool;     /* CIDR */
+  gchar *default_kernel;   /* absolute; NULL: none */
+  gchar *default_initrd;
+  gchar *default_rootfs;
+  gchar *default_backend;
 } SmolvmManagerOptions;
 
 /* Loads every VM and snapshot record from the state directory. */

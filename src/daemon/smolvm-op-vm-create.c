@@ -45,6 +45,8 @@ typedef struct {
   gchar *dir;
   int fds[N_IMAGES]; /* the caller's, or opened with its rights; -1 */
   guint64 sizes[N_IMAGES];
+  gboolean is_default[N_IMAGES]; /* the daemon's default image: opened as the daemon */
+  gboolean defaults_opened;
   guint copying; /* the image being copied */
   GError *error; /* the failure a rollback reports at its end */
 } VmCreate;
@@ -196,6 +198,8 @@ vm_create_start (VmCreate *op)
   copy_next (op);
 }
 
+static void open_images (VmCreate *op, gboolean defaults);
+
 static void
 on_images_opened (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -214,35 +218,85 @@ on_images_opened (GObject *source, GAsyncResult *result, gpointer user_data)
     op->fds[i] = opened[i];
     op->sizes[i] = sizes[i];
   }
+  if (!op->defaults_opened) {
+    open_images (op, TRUE);
+    return;
+  }
   vm_create_start (op);
+}
+
+/* The caller's paths with the caller's rights first, then the daemon's
+ * default images with its own. */
+static void
+open_images (VmCreate *op, gboolean defaults)
+{
+  const gchar *paths[N_IMAGES] = { NULL };
+  const gchar *whats[N_IMAGES];
+
+  for (guint i = 0; i < N_IMAGES; i++) {
+    whats[i] = images[i].path_key;
+    if (op->fds[i] < 0 && op->is_default[i] == defaults)
+      paths[i] = G_STRUCT_MEMBER (const gchar *, op->config, images[i].path_offset);
+  }
+  op->defaults_opened = defaults;
+  smolvm_open_as_async (defaults ? (guint32) geteuid () : op->call.uid, paths, whats, N_IMAGES,
+                        on_images_opened, op);
 }
 
 static void
 vm_create_run (SmolvmCall *call)
 {
   VmCreate *op = (VmCreate *) call;
-  const gchar *paths[N_IMAGES] = { NULL };
-  const gchar *whats[N_IMAGES];
   GError *error = NULL;
 
   /* after authorization: the answers tell what exists on the host */
   for (guint i = 0; i < N_IMAGES; i++) {
-    whats[i] = images[i].path_key;
-    if (op->fds[i] >= 0) {
-      if (!smolvm_check_image_fd (op->fds[i], images[i].fd_key, &op->sizes[i], &error)) {
-        smolvm_call_fail (call, error);
-        return;
-      }
-      continue;
+    if (op->fds[i] >= 0 &&
+        !smolvm_check_image_fd (op->fds[i], images[i].fd_key, &op->sizes[i], &error)) {
+      smolvm_call_fail (call, error);
+      return;
     }
-    paths[i] = G_STRUCT_MEMBER (const gchar *, op->config, images[i].path_offset);
   }
-  smolvm_open_as_async (call->uid, paths, whats, N_IMAGES, on_images_opened, op);
+  open_images (op, FALSE);
+}
+
+/* Images and backend the caller left out come from the daemon's defaults;
+ * an initrd only with the default kernel, since it belongs to a kernel. */
+static gboolean
+fill_defaults (VmCreate *op, GVariantDict *dict, GError **error)
+{
+  SmolvmContext *ctx = op->call.ctx;
+  const gchar *defaults[N_IMAGES] = {
+    [IMAGE_KERNEL] = ctx->default_kernel,
+    [IMAGE_INITRD] = ctx->default_initrd,
+    [IMAGE_ROOTFS] = ctx->default_rootfs,
+  };
+
+  for (guint i = 0; i < N_IMAGES; i++) {
+    if (op->fds[i] >= 0 || g_variant_dict_contains (dict, images[i].path_key))
+      continue;
+    if (i == IMAGE_INITRD && !op->is_default[IMAGE_KERNEL])
+      continue;
+    if (defaults[i] == NULL) {
+      if (i == IMAGE_INITRD)
+        continue;
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                   "%s (or %s) is required: smolvmd has no default-%s configured",
+                   images[i].path_key, images[i].fd_key, i == IMAGE_KERNEL ? "kernel" : "rootfs");
+      return FALSE;
+    }
+    g_variant_dict_insert (dict, images[i].path_key, "s", defaults[i]);
+    op->is_default[i] = TRUE;
+  }
+  if (ctx->default_backend != NULL && !g_variant_dict_contains (dict, "backend"))
+    g_variant_dict_insert (dict, "backend", "s", ctx->default_backend);
+  return TRUE;
 }
 
 /* Takes the descriptors of @config's *-fd keys into op->fds and returns
  * the rest as a VMConfig, with the path the daemon sees for each
- * descriptor as its *_path (a record of where the image came from). */
+ * descriptor as its *_path (a record of where the image came from), and
+ * the daemon's defaults for what the caller left out. */
 static GVariant *
 take_image_fds (VmCreate *op, GVariant *config, GUnixFDList *fd_list, GError **error)
 {
@@ -285,6 +339,8 @@ take_image_fds (VmCreate *op, GVariant *config, GUnixFDList *fd_list, GError **e
     g_variant_dict_remove (&dict, images[i].fd_key);
     g_variant_dict_insert (&dict, images[i].path_key, "s", origin);
   }
+  if (!fill_defaults (op, &dict, error))
+    return NULL;
   return g_variant_dict_end (&dict);
 }
 

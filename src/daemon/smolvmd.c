@@ -117,6 +117,10 @@ main (int argc, char **argv)
   g_autofree gchar *config_path = NULL;
   g_autofree gchar *qemu_bin = NULL;
   g_autofree gchar *qemu_machine = NULL;
+  g_autofree gchar *default_kernel = NULL;
+  g_autofree gchar *default_initrd = NULL;
+  g_autofree gchar *default_rootfs = NULL;
+  g_autofree gchar *default_backend = NULL;
   /* a string until the config file is read: unset means "not given" there
    * too, and one parser checks both sources */
   g_autofree gchar *vmm_timeout = NULL;
@@ -148,6 +152,14 @@ main (int argc, char **argv)
       "SECONDS" },
     { "network-pool", 0, 0, G_OPTION_ARG_STRING, &network_pool,
       "IPv4 pool for VM networks (default 172.16.0.0/16)", "CIDR" },
+    { "default-kernel", 0, 0, G_OPTION_ARG_FILENAME, &default_kernel,
+      "Kernel of a VM created without one (e.g. SmolVM() in Python)", "PATH" },
+    { "default-initrd", 0, 0, G_OPTION_ARG_FILENAME, &default_initrd,
+      "Initrd that goes with --default-kernel", "PATH" },
+    { "default-rootfs", 0, 0, G_OPTION_ARG_FILENAME, &default_rootfs,
+      "Root filesystem image of a VM created without one", "PATH" },
+    { "default-backend", 0, 0, G_OPTION_ARG_STRING, &default_backend,
+      "Backend of a VM created without one: firecracker (the default) or qemu", "NAME" },
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
       "Configuration file (default " SMOLVM_SYSCONFDIR "/smolvm/smolvmd.conf; command-line "
       "options override it)",
@@ -180,6 +192,10 @@ main (int argc, char **argv)
                          { "qemu-bin", &qemu_bin },
                          { "network-pool", &network_pool },
                          { "vmm-timeout", &vmm_timeout },
+                         { "default-kernel", &default_kernel },
+                         { "default-initrd", &default_initrd },
+                         { "default-rootfs", &default_rootfs },
+                         { "default-backend", &default_backend },
                          { NULL, NULL } };
     gboolean explicit = config_path != NULL;
     /* the system's file configures the system daemon, not per-user ones */
@@ -232,9 +248,24 @@ main (int argc, char **argv)
     g_message ("No qemu-system-x86_64 on PATH: the QEMU backend is unavailable");
   }
 
+  {
+    /* "default-kernel=" in the file means none, as the key's absence does */
+    gchar **defaults[] = { &default_kernel, &default_initrd, &default_rootfs, &default_backend };
+    for (gsize i = 0; i < G_N_ELEMENTS (defaults); i++)
+      if (*defaults[i] != NULL && (*defaults[i])[0] == '\0')
+        g_clear_pointer (defaults[i], g_free);
+  }
+  if (default_backend != NULL && !g_str_equal (default_backend, "firecracker") &&
+      !g_str_equal (default_backend, "qemu")) {
+    g_printerr ("smolvmd: default-backend must be firecracker or qemu, not '%s'\n",
+                default_backend);
+    return EXIT_FAILURE;
+  }
+
   /* VMMs run with their runtime directory as working directory */
   {
-    gchar **paths[] = { &state_dir, &runtime_dir, &firecracker_bin, &qemu_bin };
+    gchar **paths[] = { &state_dir,      &runtime_dir,    &firecracker_bin, &qemu_bin,
+                        &default_kernel, &default_initrd, &default_rootfs };
     for (gsize i = 0; i < G_N_ELEMENTS (paths); i++) {
       if (*paths[i] != NULL && !g_path_is_absolute (*paths[i])) {
         gchar *absolute = g_canonicalize_filename (*paths[i], NULL);
@@ -251,6 +282,10 @@ main (int argc, char **argv)
   options.qemu_bin = qemu_bin;
   options.qemu_machine = qemu_machine;
   options.network_pool = network_pool != NULL ? network_pool : (gchar *) "172.16.0.0/16";
+  options.default_kernel = default_kernel;
+  options.default_initrd = default_initrd;
+  options.default_rootfs = default_rootfs;
+  options.default_backend = default_backend;
 
   daemon.manager = smolvm_manager_new (&options, &error);
   if (daemon.manager == NULL) {
