@@ -1,0 +1,136 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""SmolVMManager: snapshots and VMs of smolvmd, as SmolVM's manager has them."""
+
+import os
+
+from ._client import Connection, Gio, GLib, Smolvm, calls_daemon
+from .models import SnapshotInfo, VMConfig, VMInfo
+
+# VMConfig key -> GVariant type; the images go as descriptors instead
+_CONFIG_TYPES = {
+    "vm_id": "s", "backend": "s", "vcpu_count": "u", "mem_size_mib": "u", "boot_args": "s",
+    "network": "b", "accel": "s", "machine": "s",
+}
+_IMAGES = {"kernel_path": "kernel-fd", "initrd_path": "initrd-fd", "rootfs_path": "rootfs-fd"}
+
+
+def config_variant(config):
+    """(a{sv} GVariant, Gio.UnixFDList) for CreateVM: the images are opened
+    here, with this process's rights, and passed as descriptors."""
+    if config is None:
+        config = {}
+    elif isinstance(config, VMConfig):
+        config = config.to_dict()
+    out = {}
+    fds = Gio.UnixFDList.new()
+    for key, value in config.items():
+        if value is None:
+            continue
+        if key in _IMAGES:
+            # O_NONBLOCK: a FIFO opens at once (and smolvmd refuses it)
+            fd = os.open(os.fspath(value), os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            try:
+                index = fds.append(fd)
+            finally:
+                os.close(fd)
+            out[_IMAGES[key]] = GLib.Variant("h", index)
+        elif key in _CONFIG_TYPES:
+            out[key] = GLib.Variant(_CONFIG_TYPES[key], value)
+        else:
+            raise ValueError("unknown VMConfig field %r" % key)
+    return GLib.Variant("a{sv}", out), fds
+
+
+class SmolVMManager:
+    """The snapshots and VMs smolvmd manages. A context manager: leaving the
+    block closes the connection (nothing else changes).
+
+    bus: "system" (the default, or $SMOLVM_BUS) or "session".
+    interactive: let polkit ask for a password (needs an agent)."""
+
+    def __init__(self, bus=None, interactive=False):
+        self._connection = Connection(bus, interactive)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Release the connection to smolvmd; VMs and snapshots stay."""
+        self._connection.close()
+
+    @property
+    def _client(self):
+        return self._connection.client
+
+    # -- snapshots
+
+    @calls_daemon("snapshot")
+    def list_snapshots(self, vm_id=None):
+        """Every snapshot, or those of VM @vm_id, oldest first."""
+        return [SnapshotInfo._from_lib(i)
+                for i in self._client.list_snapshots_sync(vm_id or None, None)]
+
+    @calls_daemon("snapshot", "snapshot_id")
+    def get_snapshot(self, snapshot_id):
+        return SnapshotInfo._from_lib(self._client.get_snapshot_sync(snapshot_id, None))
+
+    @calls_daemon("snapshot", "snapshot_id")
+    def delete_snapshot(self, snapshot_id):
+        self._client.delete_snapshot_sync(snapshot_id, None)
+
+    @calls_daemon("vm", "vm_id")
+    def create_snapshot(self, vm_id, snapshot_id=None, *, resume_source=False):
+        flags = (Smolvm.SnapshotCreateFlags.RESUME_SOURCE if resume_source
+                 else Smolvm.SnapshotCreateFlags.NONE)
+        return SnapshotInfo._from_lib(
+            self._client.create_snapshot_sync(vm_id, snapshot_id or None, flags, None))
+
+    @calls_daemon("snapshot", "snapshot_id")
+    def restore_snapshot(self, snapshot_id, *, resume_vm=False, force=False):
+        """Restore into the snapshot's own VM (recreated if it was deleted);
+        returns that VM's VMInfo."""
+        flags = Smolvm.SnapshotRestoreFlags.NONE
+        if resume_vm:
+            flags |= Smolvm.SnapshotRestoreFlags.RESUME
+        if force:
+            flags |= Smolvm.SnapshotRestoreFlags.FORCE
+        return VMInfo._from_lib(self._client.restore_snapshot_sync(snapshot_id, flags, None))
+
+    # -- VMs
+
+    @calls_daemon("vm")
+    def create_vm(self, config=None):
+        variant, fds = config_variant(config)
+        return VMInfo._from_lib(self._client.create_vm_sync(variant, fds, None))
+
+    @calls_daemon("vm")
+    def list_vms(self):
+        return [VMInfo._from_lib(i) for i in self._client.list_vms_sync(None)]
+
+    @calls_daemon("vm", "vm_id")
+    def get_vm(self, vm_id):
+        return VMInfo._from_lib(self._client.get_vm_sync(vm_id, None))
+
+    @calls_daemon("vm", "vm_id")
+    def start(self, vm_id):
+        self._client.start_vm_sync(vm_id, None)
+
+    @calls_daemon("vm", "vm_id")
+    def stop(self, vm_id):
+        self._client.stop_vm_sync(vm_id, None)
+
+    @calls_daemon("vm", "vm_id")
+    def pause(self, vm_id):
+        self._client.pause_vm_sync(vm_id, None)
+
+    @calls_daemon("vm", "vm_id")
+    def resume(self, vm_id):
+        self._client.resume_vm_sync(vm_id, None)
+
+    @calls_daemon("vm", "vm_id")
+    def delete(self, vm_id, *, force=False):
+        flags = Smolvm.VmDeleteFlags.FORCE if force else Smolvm.VmDeleteFlags.NONE
+        self._client.delete_vm_sync(vm_id, flags, None)

@@ -1,0 +1,199 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The Python SDK (python/smolvm, over libsmolvm's typelib): the three usage
+blocks of the SnapshotInfo spec page, run verbatim against smolvmd with
+default images, and the SDK's types and errors.
+
+Needs GI_TYPELIB_PATH and LD_LIBRARY_PATH pointing at the built library
+(tests/meson.build sets them); the SDK is imported from the source tree."""
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import smolvmtest as st  # noqa: E402
+
+PYTHON_DIR = os.path.join(st.SOURCE_DIR, "python")
+sys.path.insert(0, PYTHON_DIR)
+SPEC = os.path.normpath(os.path.join(st.SOURCE_DIR, "..", "shared", "seeds",
+                                     "002_8d1b9fd1fd35f33f.txt"))
+HEADINGS = ["Creating a snapshot", "Listing snapshots", "Restoring from a snapshot",
+            "Last modified"]
+
+
+def spec_blocks():
+    """The page's usage blocks, exactly as written there."""
+    with open(SPEC, encoding="utf-8") as f:
+        text = f.read()
+    blocks = []
+    for heading, following in zip(HEADINGS, HEADINGS[1:]):
+        start = text.index("\n%s\n" % heading) + len(heading) + 2
+        end = text.index(following, start)
+        blocks.append(text[start:end].strip() + "\n")
+    return blocks
+
+
+def sdk_env(env):
+    """What a user's script sees: the SDK on its path, the daemon's bus."""
+    return dict(os.environ, PYTHONPATH=PYTHON_DIR, SMOLVM_BUS="session",
+                DBUS_SESSION_BUS_ADDRESS=env.bus.address)
+
+
+def run_block(test, env, block, name):
+    path = os.path.join(env.root, name + ".py")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(block)
+    r = subprocess.run(["/usr/bin/python3", path], env=sdk_env(env), capture_output=True,
+                       text=True, timeout=st.DEADLINE * 2)
+    test.assertEqual(r.returncode, 0, "%s failed:\n%s%s" % (name, r.stdout, r.stderr))
+    test.assertEqual(r.stderr, "", name)
+    return r.stdout
+
+
+def check_spec_blocks(test, env):
+    """Runs the three blocks in the page's order; checks what they print.
+    Returns the VM's id."""
+    create, listing, restore = spec_blocks()
+    before = datetime.now(timezone.utc)
+    out = run_block(test, env, create, "creating").splitlines()
+    test.assertEqual(len(out), 4, out)
+    test.assertEqual(out[0], "ID: my-checkpoint")
+    test.assertTrue(out[1].startswith("Source VM: "), out)
+    vm_id = out[1][len("Source VM: "):]
+    test.assertRegex(vm_id, st.ID_RE)
+    created = datetime.fromisoformat(out[2][len("Created: "):])
+    test.assertEqual(created.utcoffset(), timedelta(0), "an aware UTC datetime")
+    test.assertTrue(before - timedelta(seconds=1) <= created <= datetime.now(timezone.utc),
+                    created)
+    test.assertEqual(out[3], "Disk path: %s" % os.path.join(
+        env.state_dir, "snapshots", "my-checkpoint", "disk.ext4"))
+    # close() let go of the connection only: the VM is there, paused by the
+    # snapshot (no resume_source)
+    test.assertEqual(env.vm_state(vm_id), "paused")
+
+    test.assertEqual(run_block(test, env, listing, "listing"),
+                     "my-checkpoint (available) — from %s\n" % vm_id)
+    test.assertEqual(run_block(test, env, restore, "restoring"),
+                     "Restored into: %s\nStatus: running\n" % vm_id)
+    test.assertEqual(env.vm_state(vm_id), "running")
+    test.assertEqual(run_block(test, env, listing, "listing again"),
+                     "my-checkpoint (restored) — from %s\n" % vm_id)
+    return vm_id
+
+
+class TestSpecPage(st.TestCase):
+    def setUp(self):
+        super().setUp()
+        if not os.path.exists(SPEC):
+            self.skipTest("the spec page %s is not there" % SPEC)
+
+    def test_blocks_verbatim(self):
+        env = self.env
+        env2 = self.new_env(daemon_args=["--default-kernel", env.kernel,
+                                         "--default-rootfs", env.rootfs])
+        vm_id = check_spec_blocks(self, env2)
+        self.assertTrue(st.files_identical(
+            os.path.join(env2.state_dir, "vms", vm_id, "disk.ext4"), env.rootfs))
+
+    def test_blocks_are_the_page(self):
+        """A control: the blocks found are the page's three."""
+        create, listing, restore = spec_blocks()
+        self.assertTrue(create.startswith("from smolvm import SmolVM\n"))
+        self.assertIn('vm.snapshot(snapshot_id="my-checkpoint")', create)
+        self.assertTrue(listing.startswith("from smolvm import SmolVMManager\n"))
+        self.assertIn('SmolVM.from_snapshot("my-checkpoint", resume_vm=True)', restore)
+        self.assertTrue(all(b.rstrip().endswith(("vm.close()", "from {snap.vm_id}\")"))
+                            for b in (create, listing, restore)))
+
+
+# Runs in its own process, as a user's script does: GLib keeps one session
+# bus connection per process, and ends the process when that bus goes.
+SDK_CHECKS = r"""
+import os
+from datetime import timezone
+import smolvm
+
+kernel, rootfs, root = os.environ["T_KERNEL"], os.environ["T_ROOTFS"], os.environ["T_ROOT"]
+
+def raises(cls, fn, *args, **kw):
+    try:
+        fn(*args, **kw)
+    except cls as e:
+        return e
+    raise AssertionError("%s not raised by %s" % (cls.__name__, fn))
+
+# no default images: the daemon says which key is missing
+e = raises(smolvm.ValidationError, smolvm.SmolVM)
+assert e.dbus_name == "org.smolvm.Error.InvalidArgument", e.dbus_name
+assert e.name == "InvalidArgument" and "default-kernel" in e.message, e.message
+
+vm = smolvm.SmolVM(config=smolvm.VMConfig(vm_id="py-vm", kernel_path=Path(kernel),
+                                         rootfs_path=Path(rootfs), vcpu_count=1,
+                                         mem_size_mib=128))
+assert vm.vm_id == "py-vm"
+assert vm.status == smolvm.VMState.CREATED, vm.status
+assert str(vm.start().status) == "running"
+snap = vm.snapshot(resume_source=True)
+assert isinstance(snap, smolvm.SnapshotInfo)
+assert vm.status == smolvm.VMState.RUNNING
+for name in ("snapshot_path", "mem_file_path", "disk_path"):
+    assert isinstance(getattr(snap, name), Path), name
+assert snap.snapshot_path.name == "vmstate.bin" and snap.mem_file_path.name == "mem.bin"
+assert snap.created_at.tzinfo == timezone.utc
+assert snap.restored is False and snap.restored_vm_id is None
+assert isinstance(snap.vm_config, smolvm.VMConfig)
+assert (snap.vm_config.vm_id, snap.vm_config.vcpu_count, snap.vm_config.kernel_path) == \
+    ("py-vm", 1, Path(kernel)), snap.vm_config
+assert isinstance(snap.network_config, smolvm.NetworkConfig)
+assert snap.network_config.guest_ip is None and snap.backend == "firecracker"
+
+with smolvm.SmolVMManager() as sdk:
+    assert sdk.get_snapshot(snap.snapshot_id) == snap
+    assert sdk.list_snapshots(vm_id="py-vm") == [snap]
+    assert sdk.list_snapshots(vm_id="other") == []
+    e = raises(smolvm.SnapshotNotFoundError, sdk.get_snapshot, "nope")
+    assert e.name == "NotFound" and e.details == {"snapshot_id": "nope"}, (e.name, e.details)
+    e = raises(smolvm.SmolVMError, sdk.list_snapshots, vm_id="Bad_Id")
+    assert e.name == "InvalidArgument", e.name
+
+again = smolvm.SmolVM.from_snapshot(snap.snapshot_id, resume_vm=True)
+assert (again.vm_id, str(again.status)) == ("py-vm", "running")
+with smolvm.SmolVMManager() as sdk:
+    restored = sdk.get_snapshot(snap.snapshot_id)
+    assert (restored.restored, restored.restored_vm_id) == (True, "py-vm")
+    raises(smolvm.SnapshotAlreadyRestoredError, sdk.restore_snapshot, snap.snapshot_id)
+    sdk.delete_snapshot(snap.snapshot_id)
+    assert sdk.list_snapshots() == []
+raises(smolvm.VMNotFoundError, smolvm.SmolVM, vm_id="nope")
+again.delete(force=True)
+again.close()
+vm.close()
+
+# the images go as descriptors, opened here: a file this process cannot
+# open fails before smolvmd is asked
+raises(FileNotFoundError, smolvm.SmolVM,
+       config={"kernel_path": os.path.join(root, "missing"), "rootfs_path": rootfs})
+raises(ValueError, smolvm.SmolVM, config={"colour": "blue"})
+fd_vm = smolvm.SmolVM(config={"vm_id": "fd-vm", "kernel_path": kernel, "rootfs_path": rootfs,
+                              "network": False})
+info = fd_vm.info
+assert (info.config.kernel_path, info.config.rootfs_path) == (Path(kernel), Path(rootfs))
+assert [v.vm_id for v in smolvm.SmolVMManager().list_vms()] == ["fd-vm"]
+print("ok")
+"""
+
+
+class TestSdk(st.TestCase):
+    """The SDK's types and errors, against a daemon without default images."""
+
+    def test_types_and_errors(self):
+        env = self.env
+        os.environ.update(T_KERNEL=env.kernel, T_ROOTFS=env.rootfs, T_ROOT=env.root)
+        self.assertEqual(run_block(self, env, SDK_CHECKS, "sdk-checks"), "ok\n")
+        self.assertEqual(sorted(env.list_vms()), ["fd-vm"])
+
+
+if __name__ == "__main__":
+    st.main("python-sdk")
