@@ -160,11 +160,12 @@ class TestSnapshotCommands(CliCase):
         self.assertEqual(env.vm_state("my-vm"), "running")
         env.wait_loaded_tick("my-vm", since)
 
-        # once only; InUse while the restored VM runs
+        # once only, even while the restored VM runs; InUse answers --force then
         r = env.cli("snapshot", "restore", "before-deploy")
         self.assertCli(r, 1)
         self.assertEqual(r.out, "")
-        self.assertTrue(r.err.startswith("Error: "), r.err)
+        self.assertEqual(r.err, "Error: Snapshot 'before-deploy' was already restored into VM "
+                                "'my-vm'; use force to restore it again\n")
         r = env.cli("snapshot", "restore", "before-deploy", "--force", "--json")
         self.assertCli(r, 1)
         err = json.loads(r.out)
