@@ -308,31 +308,51 @@ class TestSnapshotCommands(CliCase):
         self.assertIn("smolvmd is not installed", r.json()["error"]["message"])
         self.assertEqual(r.json()["error"]["type"], "missing_dependency")
 
-    def test_activation_times_out(self):
-        """A bus whose activation of smolvmd times out: look in the journal."""
-        env = self.new_env(session=False, start=False)
+    def activating_bus(self, env, exec_line, timeout_ms=25000):
+        """Restarts the Env's bus as a system bus that activates smolvmd by
+        running @exec_line."""
         env.bus.stop()
         services = os.path.join(env.root, "services")
-        os.makedirs(services)
+        os.makedirs(services, exist_ok=True)
         with open(os.path.join(services, st.BUS_NAME + ".service"), "w") as f:
-            f.write("[D-BUS Service]\nName=%s\nExec=/bin/sleep 30\n" % st.BUS_NAME)
-        config = os.path.join(env.root, "slow-activation.conf")
+            f.write("[D-BUS Service]\nName=%s\nExec=%s\n" % (st.BUS_NAME, exec_line))
+        config = os.path.join(env.root, "activation.conf")
         with open(config, "w") as f:
             f.write('<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration '
                     '1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
                     "<busconfig><include>%s</include><servicedir>%s</servicedir>"
-                    '<limit name="service_start_timeout">1000</limit></busconfig>\n'
-                    % (os.path.join(st.DATA_DIR, "system-bus.conf"), services))
+                    '<limit name="service_start_timeout">%d</limit></busconfig>\n'
+                    % (os.path.join(st.DATA_DIR, "system-bus.conf"), services, timeout_ms))
         os.unlink(env.bus.socket)
         env.bus.proc = subprocess.Popen(
             ["dbus-daemon", "--config-file=" + config, "--address=unix:path=" + env.bus.socket,
              "--print-address=1", "--nofork"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         env.bus.address = env.bus.proc.stdout.readline().strip()
+
+    def test_activation_times_out(self):
+        """A bus whose activation of smolvmd times out: look in the journal."""
+        env = self.new_env(session=False, start=False)
+        self.activating_bus(env, "/bin/sleep 30", timeout_ms=1000)
         r = self.system_cli(env, "snapshot", "list")
         self.assertCli(r, 1)
         self.assertIn("smolvmd could not be started (see journalctl -u smolvmd)", r.err)
         self.assertNotIn("not running", r.err)
+        # smolvmd is there but failed: no dependency is missing
+        r = self.system_cli(env, "snapshot", "list", "--json")
+        self.assertCli(r, 1)
+        self.assertEqual(r.json()["error"]["type"], "runtime_error")
+
+    def test_activation_without_program(self):
+        """A service file whose program is missing: a missing dependency."""
+        env = self.new_env(session=False, start=False)
+        self.activating_bus(env, os.path.join(env.root, "no-such-smolvmd"))
+        r = self.system_cli(env, "snapshot", "list", "--json")
+        self.assertCli(r, 1)
+        error = r.json()["error"]
+        self.assertIn("smolvmd could not be started", error["message"])
+        self.assertEqual(error["dbus_name"], "org.freedesktop.DBus.Error.Spawn.ExecFailed")
+        self.assertEqual(error["type"], "missing_dependency")
 
 
 class TestUsage(CliCase):

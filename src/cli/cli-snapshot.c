@@ -181,6 +181,7 @@ cli_snapshot_create (Cli *cli, GError **error)
 {
   CliSnapshotOptions *opts = cli->options;
   const gchar *vm_id = cli->args[0];
+  const gchar *snapshot_id = opts->snapshot_id != NULL ? opts->snapshot_id : "";
   g_auto(GVariantDict) options = G_VARIANT_DICT_INIT (NULL);
   g_autoptr(CliJobWatch) watch = NULL;
   g_autofree gchar *vm_path = NULL;
@@ -193,10 +194,7 @@ cli_snapshot_create (Cli *cli, GError **error)
   /* "" asks for a generated id, as omitting it does (smolvmd and SmolVM
    * read it so). smolvmd checks any other id too; failing here saves a
    * round trip and a prompt. */
-  if (opts->snapshot_id == NULL)
-    opts->snapshot_id = g_strdup ("");
-  if (opts->snapshot_id[0] != '\0' &&
-      !smolvm_id_validate (opts->snapshot_id, "snapshot id", error))
+  if (snapshot_id[0] != '\0' && !smolvm_id_validate (snapshot_id, "snapshot id", error))
     return FALSE;
   if (!cli_connect (cli, error))
     return FALSE;
@@ -207,7 +205,7 @@ cli_snapshot_create (Cli *cli, GError **error)
   watch = cli_job_watch_new (cli->client, "snapshot-create", vm_path,
                              !cli->json && !opts->no_progress);
   smolvm_dbus_manager_call_create_snapshot (
-      manager, vm_id, opts->snapshot_id, g_variant_dict_end (&options),
+      manager, vm_id, snapshot_id, g_variant_dict_end (&options),
       cli_client_call_flags (cli->client), CLI_CALL_TIMEOUT, NULL, cli_job_watch_reply, watch);
   if (!smolvm_dbus_manager_call_create_snapshot_finish (manager, &path,
                                                         cli_job_watch_wait (watch), error)) {
