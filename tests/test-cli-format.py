@@ -39,8 +39,8 @@ class CliTest(unittest.TestCase):
         self.mock = MockSmolvmd(self.address)
         self.addCleanup(self.mock.stop)
 
-    def smolvm(self, *args, cwd=None):
-        env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=self.address, LC_ALL='C.UTF-8')
+    def smolvm(self, *args, cwd=None, address=None):
+        env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=address or self.address, LC_ALL='C.UTF-8')
         return subprocess.run([CLI, '--session'] + list(args), env=env, cwd=cwd,
                               capture_output=True, text=True, timeout=30)
 
@@ -50,19 +50,27 @@ class CliTest(unittest.TestCase):
         self.assertEqual(result.stderr, '')
         return result.stdout
 
+    # the reference's keys in its order, then SmolVM's "ok" and "error"
+    ENVELOPE_KEYS = ['command', 'exit_code', 'ok', 'data', 'error']
+
     def ok_json(self, *args, **kwargs):
         envelope = json.loads(self.ok(*args, '--json', **kwargs))
-        self.assertEqual(list(envelope), ['command', 'exit_code', 'data'])
+        self.assertEqual(list(envelope), self.ENVELOPE_KEYS)
         self.assertEqual(envelope['exit_code'], 0)
+        self.assertIs(envelope['ok'], True)
+        self.assertIsNone(envelope['error'])
         return envelope
 
-    def fails_json(self, exit_code, *args):
-        result = self.smolvm(*args, '--json')
+    def fails_json(self, exit_code, *args, **kwargs):
+        result = self.smolvm(*args, '--json', **kwargs)
         self.assertEqual(result.returncode, exit_code)
         self.assertEqual(result.stderr, '')
         envelope = json.loads(result.stdout)
-        self.assertEqual(list(envelope), ['command', 'exit_code', 'error'])
+        self.assertEqual(list(envelope), self.ENVELOPE_KEYS)
         self.assertEqual(envelope['exit_code'], exit_code)
+        self.assertIs(envelope['ok'], False)
+        self.assertIsNone(envelope['data'])
+        self.assertEqual(list(envelope['error']), ['name', 'dbus_name', 'message', 'type'])
         return envelope
 
     def spec_snapshots(self):
@@ -82,19 +90,35 @@ class CliTest(unittest.TestCase):
         self.assertEqual(self.mock.calls[-1][2], ('my-vm',))
 
     def test_snapshot_list_empty_and_wide(self):
-        self.assertEqual(self.ok('snapshot', 'list'),
-                         '  Snapshot ID        VM ID     Restored   Created At\n'
-                         '\n'
-                         'Total: 0 snapshot(s).\n')
+        # as SmolVM says it, rather than an empty table
+        self.assertEqual(self.ok('snapshot', 'list'), 'No snapshots found.\n')
+        self.assertEqual(self.ok('snapshot', 'list', '--vm-id', 'my-vm'),
+                         "No snapshots found for VM 'my-vm'.\n")
+        self.assertEqual(self.ok_json('snapshot', 'list', '--vm-id', 'my-vm')['data'],
+                         {'snapshots': [], 'total': 0, 'filters': {'vm_id': 'my-vm'}})
+        self.assertEqual(self.ok_json('snapshot', 'list')['data'],
+                         {'snapshots': [], 'total': 0, 'filters': {'vm_id': None}})
         self.mock.add_snapshot('a-rather-long-snapshot-name', 'vm', usec(2026, 1, 1))
         lines = self.ok('snapshot', 'list').splitlines()
         self.assertEqual(lines[0].index('VM ID'), lines[1].index('vm '))
+        self.assertEqual(lines[-1], 'Total: 1 snapshot(s).')
+        # only an empty list gets the sentence
+        self.assertEqual(self.ok('snapshot', 'list', '--vm-id', 'other'),
+                         "No snapshots found for VM 'other'.\n")
+        # --vm-id "" filters nothing: no filter in the JSON either
+        self.assertEqual(self.ok('snapshot', 'list', '--vm-id', '').splitlines()[-1],
+                         'Total: 1 snapshot(s).')
+        self.assertEqual(self.mock.calls[-1][2], ('',))
+        self.assertEqual(self.ok_json('snapshot', 'list', '--vm-id', '')['data']['filters'],
+                         {'vm_id': None})
 
     def test_snapshot_list_json(self):
         self.spec_snapshots()
         envelope = self.ok_json('snapshot', 'list')
         self.assertEqual(envelope['command'], 'snapshot.list')
+        self.assertEqual(list(envelope['data']), ['snapshots', 'total', 'filters'])
         self.assertEqual(envelope['data']['total'], 2)
+        self.assertEqual(envelope['data']['filters'], {'vm_id': None})
         first, second = envelope['data']['snapshots']
         self.assertEqual(list(first), ['snapshot_id', 'vm_id', 'restored', 'restored_vm_id',
                                        'created_at', 'snapshot_path', 'mem_file_path', 'disk_path'])
@@ -102,6 +126,11 @@ class CliTest(unittest.TestCase):
         self.assertEqual(first['created_at'], '2026-04-03T12:30:00+00:00')
         self.assertEqual(second['restored'], True)
         self.assertEqual(second['restored_vm_id'], 'agent-1')
+
+        data = self.ok_json('snapshot', 'list', '--vm-id', 'agent-1')['data']
+        self.assertEqual(data['filters'], {'vm_id': 'agent-1'})
+        self.assertEqual([s['snapshot_id'] for s in data['snapshots']], ['pre-experiment'])
+        self.assertEqual(data['total'], 1)
 
     def test_snapshot_create(self):
         self.mock.add_vm('my-vm')
@@ -126,12 +155,13 @@ class CliTest(unittest.TestCase):
         }})
         self.assertEqual(self.mock.calls[-2][2], ('my-vm', 'test-snap', {}))
 
-        # laid out exactly as in the CLI reference
+        # laid out exactly as in the CLI reference, with SmolVM's "ok" and "error"
         self.assertEqual(self.ok('snapshot', 'create', 'my-vm', '--snapshot-id', 'spec-snap',
                                  '--json'),
                          '{\n'
                          '  "command": "snapshot.create",\n'
                          '  "exit_code": 0,\n'
+                         '  "ok": true,\n'
                          '  "data": {\n'
                          '    "snapshot": {\n'
                          '      "snapshot_id": "spec-snap",\n'
@@ -146,12 +176,20 @@ class CliTest(unittest.TestCase):
                          '      "disk_path": "/home/user/.local/state/smolvm/snapshots/'
                          'spec-snap/disk.ext4"\n'
                          '    }\n'
-                         '  }\n'
+                         '  },\n'
+                         '  "error": null\n'
                          '}\n')
 
         # a generated id is read back from smolvmd
         self.assertEqual(self.ok('snapshot', 'create', 'my-vm'),
                          "Created snapshot 'snap-my-vm-1775219400' from VM 'my-vm'.\n")
+        self.assertEqual(self.mock.calls[-2][2], ('my-vm', '', {}))
+        # --snapshot-id "" asks for one too, as in SmolVM
+        self.mock.snapshots.clear()
+        envelope = self.ok_json('snapshot', 'create', 'my-vm', '--snapshot-id', '')
+        self.assertEqual(envelope['data']['snapshot']['snapshot_id'], 'snap-my-vm-1775219400')
+        self.assertEqual(self.mock.calls[-2][0], 'CreateSnapshot')
+        self.assertEqual(self.mock.calls[-2][2], ('my-vm', '', {}))
 
     def test_snapshot_create_errors(self):
         result = self.smolvm('snapshot', 'create', 'my-vm', '--snapshot-id', 'Not_Valid')
@@ -159,9 +197,17 @@ class CliTest(unittest.TestCase):
         self.assertTrue(result.stderr.startswith("Error: Invalid snapshot id 'Not_Valid'"))
         self.assertEqual(self.mock.calls, [])
 
+        # SmolVM's types: a bad id is invalid_input...
+        error = self.fails_json(1, 'snapshot', 'create', 'my-vm', '--snapshot-id',
+                                'Not_Valid')['error']
+        self.assertEqual((error['name'], error['dbus_name'], error['type']),
+                         ('InvalidArgument', 'org.smolvm.Error.InvalidArgument', 'invalid_input'))
+        self.assertEqual(self.mock.calls, [])
+        # ... a missing VM a runtime_error (SmolVM's VMNotFoundError is no ValueError)
         error = self.fails_json(1, 'snapshot', 'create', 'no-such-vm')['error']
         self.assertEqual(error, {'name': 'NotFound', 'dbus_name': 'org.smolvm.Error.NotFound',
-                                 'message': "VM 'no-such-vm' not found"})
+                                 'message': "VM 'no-such-vm' not found",
+                                 'type': 'runtime_error'})
 
     def test_snapshot_restore(self):
         self.spec_snapshots()
@@ -171,6 +217,7 @@ class CliTest(unittest.TestCase):
         self.assertEqual(envelope['command'], 'snapshot.restore')
         self.assertEqual(envelope['error']['name'], 'AlreadyRestored')
         self.assertEqual(envelope['error']['dbus_name'], 'org.smolvm.Error.AlreadyRestored')
+        self.assertEqual(envelope['error']['type'], 'runtime_error')
 
         result = self.smolvm('snapshot', 'restore', 'before-deploy')
         self.assertEqual(result.returncode, 1)
@@ -179,22 +226,48 @@ class CliTest(unittest.TestCase):
                          "Error: Snapshot 'before-deploy' was already restored; use force\n")
 
         data = self.ok_json('snapshot', 'restore', 'before-deploy', '--force')['data']
-        self.assertEqual(list(data), ['snapshot', 'vm_id', 'vm_state'])
+        self.assertEqual(list(data), ['snapshot', 'vm_id', 'vm_state', 'vm'])
         self.assertEqual(data['vm_id'], 'my-vm')
         self.assertEqual(data['vm_state'], 'paused')
         self.assertEqual(data['snapshot']['restored'], True)
         self.assertEqual(data['snapshot']['restored_vm_id'], 'my-vm')
         self.assertEqual(self.mock.calls[-3][2], ('before-deploy', {'force': True}))
+        # the VM as SmolVM's restore shows it
+        self.assertEqual(data['vm'], {'name': 'my-vm', 'vm_id': 'my-vm', 'status': 'paused',
+                                      'ip_address': '172.16.0.2', 'ssh_port': None})
+        # without networking: no address
+        self.mock.add_vm('agent-1', state='stopped', guest_ip='')
+        data = self.ok_json('snapshot', 'restore', 'pre-experiment', '--force', '--resume')['data']
+        self.assertEqual(data['vm'], {'name': 'agent-1', 'vm_id': 'agent-1', 'status': 'running',
+                                      'ip_address': None, 'ssh_port': None})
 
     def test_snapshot_delete(self):
         self.spec_snapshots()
         self.assertEqual(self.ok('snapshot', 'delete', 'before-deploy'),
                          "Deleted snapshot 'before-deploy'.\n")
-        self.assertEqual(self.ok_json('snapshot', 'delete', 'pre-experiment')['data'],
-                         {'snapshot_id': 'pre-experiment', 'deleted': True})
+        base = '/home/user/.local/state/smolvm/snapshots/pre-experiment/'
+        # the deleted snapshot's record, read before the delete
+        self.assertEqual(self.ok_json('snapshot', 'delete', 'pre-experiment')['data'], {
+            'snapshot_id': 'pre-experiment',
+            'deleted': True,
+            'snapshot': {
+                'snapshot_id': 'pre-experiment',
+                'vm_id': 'agent-1',
+                'restored': True,
+                'restored_vm_id': 'agent-1',
+                'created_at': '2026-04-03T11:15:00+00:00',
+                'snapshot_path': base + 'vmstate.bin',
+                'mem_file_path': base + 'mem.bin',
+                'disk_path': base + 'disk.ext4',
+            }})
+        self.assertEqual([c[0] for c in self.mock.calls[-2:]], ['ListSnapshots', 'DeleteSnapshot'])
+        self.assertEqual(self.mock.snapshot_ids(), [])
         result = self.smolvm('snapshot', 'delete', 'before-deploy')
         self.assertEqual((result.returncode, result.stderr),
                          (1, "Error: Snapshot 'before-deploy' not found\n"))
+        error = self.fails_json(1, 'snapshot', 'delete', 'before-deploy')['error']
+        self.assertEqual((error['name'], error['type']), ('NotFound', 'runtime_error'))
+        self.assertNotEqual(self.mock.calls[-1][0], 'DeleteSnapshot')
 
     def test_no_ask_password(self):
         self.spec_snapshots()
@@ -255,8 +328,9 @@ class CliTest(unittest.TestCase):
         self.assertEqual(self.ok('stop', 'my-vm'), "Stopped VM 'my-vm'.\n")
         self.assertEqual(self.ok('start', 'my-vm'), "Started VM 'my-vm'.\n")
         envelope = self.fails_json(1, 'delete', 'my-vm')
-        self.assertEqual((envelope['command'], envelope['error']['name']),
-                         ('vm.delete', 'InvalidState'))
+        self.assertEqual((envelope['command'], envelope['error']['name'],
+                          envelope['error']['type']),
+                         ('vm.delete', 'InvalidState', 'runtime_error'))
         self.assertEqual(self.ok_json('delete', 'my-vm', '--force')['data'],
                          {'vm_id': 'my-vm', 'deleted': True})
         self.assertEqual(self.smolvm('start', 'my-vm').stderr, "Error: VM 'my-vm' not found\n")
@@ -271,7 +345,12 @@ class CliTest(unittest.TestCase):
             result = self.smolvm(*args)
             self.assertEqual(result.returncode, 2, args)
             self.assertTrue(result.stderr.startswith('Error: '), args)
-            self.assertEqual(self.fails_json(2, *args)['error']['name'], 'Usage')
+            error = self.fails_json(2, *args)['error']
+            self.assertEqual((error['name'], error['dbus_name'], error['type']),
+                             ('Usage', None, 'invalid_input'), args)
+        # a value the CLI checks itself
+        error = self.fails_json(2, 'create', '--kernel', 'k', '--rootfs', 'r', '--vcpus', 'x')
+        self.assertEqual(error['error']['type'], 'invalid_input')
         self.assertEqual(self.mock.calls, [])
 
     def test_not_running(self):
@@ -282,6 +361,14 @@ class CliTest(unittest.TestCase):
                              '(org.smolvm.Manager)\n'))
         error = self.fails_json(1, 'list')['error']
         self.assertEqual(error['dbus_name'], 'org.freedesktop.DBus.Error.ServiceUnknown')
+        # SmolVM's word for something to install or start
+        self.assertEqual(error['type'], 'missing_dependency')
+
+    def test_no_bus(self):
+        error = self.fails_json(1, 'snapshot', 'list',
+                                address='unix:path=/nonexistent/bus')['error']
+        self.assertTrue(error['message'].startswith('Cannot connect to the session bus'), error)
+        self.assertEqual((error['name'], error['type']), ('Failed', 'missing_dependency'))
 
 
 if __name__ == '__main__':

@@ -102,8 +102,9 @@ class JobsTest(unittest.TestCase):
         r = self.smolvm('job', 'list', '--json')
         self.assertEqual((r.returncode, r.stderr), (0, ''))
         envelope = json.loads(r.stdout)
-        self.assertEqual(list(envelope), ['command', 'exit_code', 'data'])
-        self.assertEqual((envelope['command'], envelope['exit_code']), ('job.list', 0))
+        self.assertEqual(list(envelope), ['command', 'exit_code', 'ok', 'data', 'error'])
+        self.assertEqual((envelope['command'], envelope['exit_code'], envelope['ok'],
+                          envelope['error']), ('job.list', 0, True, None))
         data = envelope['data']
         self.assertEqual(data['total'], 2)
         first, second = data['jobs']
@@ -132,8 +133,9 @@ class JobsTest(unittest.TestCase):
         r = self.smolvm('job', 'cancel', '/org/smolvm/Manager/job/1', '--json')
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(json.loads(r.stdout), {
-            'command': 'job.cancel', 'exit_code': 0,
-            'data': {'job': 1, 'path': '/org/smolvm/Manager/job/1', 'cancelled': True}})
+            'command': 'job.cancel', 'exit_code': 0, 'ok': True,
+            'data': {'job': 1, 'path': '/org/smolvm/Manager/job/1', 'cancelled': True},
+            'error': None})
         self.assertEqual(self.mock.cancels(), [job.path, '/org/smolvm/Manager/job/1'])
 
     def test_job_cancel_errors(self):
@@ -143,7 +145,7 @@ class JobsTest(unittest.TestCase):
         r = self.smolvm('job', 'cancel', '7', '--json')
         self.assertEqual(json.loads(r.stdout)['error'],
                          {'name': 'NotFound', 'dbus_name': 'org.smolvm.Error.NotFound',
-                          'message': 'Job 7 not found'})
+                          'message': 'Job 7 not found', 'type': 'runtime_error'})
         for bad in ('x', '0', '-1', '/org/smolvm/Manager/vm/my_2dvm', '/org/smolvm/Manager/job/'):
             r = self.smolvm('job', 'cancel', '--', bad) if bad.startswith('-') else \
                 self.smolvm('job', 'cancel', bad)
@@ -301,9 +303,10 @@ class JobsTest(unittest.TestCase):
         run.finish()
         self.assertEqual((run.rc, run.err), (1, ''))
         envelope = json.loads(run.out.replace('^C', ''))
-        self.assertEqual(envelope, {'command': 'snapshot.create', 'exit_code': 1, 'error': {
-            'name': 'Cancelled', 'dbus_name': 'org.smolvm.Error.Cancelled',
-            'message': 'Cancelled by the user'}})
+        self.assertEqual(envelope, {
+            'command': 'snapshot.create', 'exit_code': 1, 'ok': False, 'data': None, 'error': {
+                'name': 'Cancelled', 'dbus_name': 'org.smolvm.Error.Cancelled',
+                'message': 'Cancelled by the user', 'type': 'runtime_error'}})
 
     def test_ctrl_c_before_the_job(self):
         """Ctrl-C before the Job is published: it is cancelled once it is."""

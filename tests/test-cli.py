@@ -20,6 +20,8 @@ LIST_HEADER = "  Snapshot ID        VM ID     Restored   Created At"
 REFERENCE_ROW = "  before-deploy      my-vm     No         2026-04-03T12:30:00"
 SNAPSHOT_KEYS = ["snapshot_id", "vm_id", "restored", "restored_vm_id", "created_at",
                  "snapshot_path", "mem_file_path", "disk_path"]
+# The reference's keys in its order, then SmolVM's "ok" and "error".
+ENVELOPE_KEYS = ["command", "exit_code", "ok", "data", "error"]
 CREATED_AT_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
 TABLE_TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
 
@@ -74,16 +76,25 @@ class TestSnapshotCommands(CliCase):
                          r.out)
         self.assertIsNotNone(m, r.out)
         self.assertIn(m.group(1), self.env.snapshot_ids())
+        # so is one asked for with an empty --snapshot-id, as in SmolVM
+        r = self.run_ok("snapshot", "create", "my-vm", "--snapshot-id", "", "--json")
+        generated = r.json()["data"]["snapshot"]["snapshot_id"]
+        self.assertRegex(generated, r"^snap-my-vm-\d+(?:-\d+)?$")
+        self.assertNotEqual(generated, m.group(1))
+        self.assertEqual(sorted(self.env.snapshot_ids()),
+                         sorted(["before-deploy", "stays-paused", m.group(1), generated]))
 
     def test_create_json(self):
         self.running_vm("my-vm")
         r = self.run_ok("snapshot", "create", "my-vm", "--snapshot-id", "test-snap", "--json")
         data = ordered(r.out)
-        self.assertEqual(keys(data), ["command", "exit_code", "data"])
+        self.assertEqual(keys(data), ENVELOPE_KEYS)
         self.assertEqual(data[0], ("command", "snapshot.create"))
         self.assertEqual(data[1], ("exit_code", 0))
-        self.assertEqual(keys(data[2][1]), ["snapshot"])
-        snap = data[2][1][0][1]
+        self.assertEqual(data[2], ("ok", True))
+        self.assertEqual(data[4], ("error", None))
+        self.assertEqual(keys(data[3][1]), ["snapshot"])
+        snap = data[3][1][0][1]
         self.assertEqual(keys(snap), SNAPSHOT_KEYS)
         snap = dict(snap)
         info = self.env.snapshot_info("test-snap")
@@ -103,7 +114,7 @@ class TestSnapshotCommands(CliCase):
     def test_list(self):
         env = self.env
         r = self.run_ok("snapshot", "list")
-        self.assertEqual(r.out, LIST_HEADER + "\n\nTotal: 0 snapshot(s).\n")
+        self.assertEqual(r.out, "No snapshots found.\n")
         self.running_vm("my-vm")
         self.running_vm("agent-1")
         self.run_ok("snapshot", "create", "my-vm", "--snapshot-id", "before-deploy",
@@ -132,14 +143,16 @@ class TestSnapshotCommands(CliCase):
         self.assertEqual([line.split()[0] for line in r.out.split("\n")[1:-3]], ["before-deploy"])
         self.assertTrue(r.out.endswith("\n\nTotal: 1 snapshot(s).\n"), r.out)
         r = self.run_ok("snapshot", "list", "--vm-id", "nobody")
-        self.assertEqual(r.out, LIST_HEADER + "\n\nTotal: 0 snapshot(s).\n")
+        self.assertEqual(r.out, "No snapshots found for VM 'nobody'.\n")
 
         r = self.run_ok("snapshot", "list", "--json")
         data = ordered(r.out)
-        self.assertEqual(keys(data), ["command", "exit_code", "data"])
+        self.assertEqual(keys(data), ENVELOPE_KEYS)
         self.assertEqual(data[0], ("command", "snapshot.list"))
         self.assertEqual(data[1], ("exit_code", 0))
-        listed = dict(data[2][1])
+        self.assertEqual(keys(data[3][1]), ["snapshots", "total", "filters"])
+        listed = dict(data[3][1])
+        self.assertEqual(listed["filters"], [("vm_id", None)])
         snaps = listed["snapshots"]
         self.assertEqual([keys(s) for s in snaps], [SNAPSHOT_KEYS] * 2)
         snaps = [dict(s) for s in snaps]
@@ -149,6 +162,7 @@ class TestSnapshotCommands(CliCase):
         r = self.run_ok("snapshot", "list", "--vm-id", "agent-1", "--json")
         snaps = json.loads(r.out)["data"]["snapshots"]
         self.assertEqual([s["snapshot_id"] for s in snaps], ["pre-experiment"])
+        self.assertEqual(json.loads(r.out)["data"]["filters"], {"vm_id": "agent-1"})
 
     def test_restore_and_delete(self):
         env = self.env
@@ -160,17 +174,19 @@ class TestSnapshotCommands(CliCase):
         self.assertEqual(env.vm_state("my-vm"), "running")
         env.wait_loaded_tick("my-vm", since)
 
-        # once only; InUse while the restored VM runs
+        # once only, even while the restored VM runs; InUse answers --force then
         r = env.cli("snapshot", "restore", "before-deploy")
         self.assertCli(r, 1)
         self.assertEqual(r.out, "")
-        self.assertTrue(r.err.startswith("Error: "), r.err)
+        self.assertEqual(r.err, "Error: Snapshot 'before-deploy' was already restored into VM "
+                                "'my-vm'; use force to restore it again\n")
         r = env.cli("snapshot", "restore", "before-deploy", "--force", "--json")
         self.assertCli(r, 1)
         err = json.loads(r.out)
         self.assertEqual(err["command"], "snapshot.restore")
         self.assertEqual(err["exit_code"], 1)
         self.assertEqual(err["error"]["name"], "InUse")
+        self.assertEqual(err["error"]["type"], "runtime_error")
         r = env.cli("snapshot", "delete", "before-deploy", "--json")
         self.assertCli(r, 1)
         self.assertEqual(json.loads(r.out)["error"]["name"], "InUse")
@@ -187,12 +203,25 @@ class TestSnapshotCommands(CliCase):
         self.assertIs(data["data"]["snapshot"]["restored"], True)
         self.assertEqual(data["data"]["snapshot"]["restored_vm_id"], "my-vm")
         self.assertEqual(env.vm_state("my-vm"), "paused")  # no --resume
+        # the VM as SmolVM shows it; no networking here: no address
+        self.assertEqual(data["data"]["vm"], {"name": "my-vm", "vm_id": "my-vm",
+                                              "status": "paused", "ip_address": None,
+                                              "ssh_port": None})
 
         self.run_ok("stop", "my-vm")
         snap_dir = os.path.join(env.state_dir, "snapshots", "before-deploy")
         self.assertTrue(os.path.isdir(snap_dir))
-        r = self.run_ok("snapshot", "delete", "before-deploy")
-        self.assertEqual(r.out, "Deleted snapshot 'before-deploy'.\n")
+        record = env.snapshot_info("before-deploy")
+        r = self.run_ok("snapshot", "delete", "before-deploy", "--json")
+        data = r.json()["data"]
+        self.assertEqual(list(data), ["snapshot_id", "deleted", "snapshot"])
+        # the record as it was before the delete
+        self.assertEqual(list(data["snapshot"]), SNAPSHOT_KEYS)
+        self.assertEqual(data["snapshot"]["snapshot_id"], "before-deploy")
+        self.assertIs(data["snapshot"]["restored"], True)
+        self.assertEqual(data["snapshot"]["disk_path"], record["disk_path"])
+        self.assertEqual(data["snapshot"]["created_at"],
+                         utc_seconds(record["created_at"]).isoformat())
         self.assertFalse(os.path.exists(snap_dir))
         self.assertEqual(env.snapshot_ids(), [])
         r = env.cli("snapshot", "delete", "before-deploy")
@@ -200,8 +229,9 @@ class TestSnapshotCommands(CliCase):
         self.assertIn("before-deploy", r.err)
         self.run_ok("start", "my-vm")
         self.run_ok("snapshot", "create", "my-vm", "--snapshot-id", "again", "--resume-source")
-        self.assertEqual(self.run_ok("snapshot", "delete", "again", "--json").json()["command"],
-                         "snapshot.delete")
+        r = self.run_ok("snapshot", "delete", "again")
+        self.assertEqual(r.out, "Deleted snapshot 'again'.\n")
+        self.assertEqual(env.snapshot_ids(), [])
 
     def test_failures(self):
         env = self.env
@@ -218,6 +248,9 @@ class TestSnapshotCommands(CliCase):
               "--no-network"], "AlreadyExists"),
             (["create", "--kernel", env.kernel, "--rootfs", env.rootfs, "--backend", "qemu",
               "--no-network"], "Unsupported"),
+            # smolvmd's own check of a value
+            (["create", "--kernel", env.kernel, "--rootfs", env.rootfs, "--vcpus", "1000",
+              "--no-network"], "InvalidArgument"),
         ]
         for argv, name in cases:
             with self.subTest(argv=argv):
@@ -228,10 +261,18 @@ class TestSnapshotCommands(CliCase):
                 r = env.cli(*(argv + ["--json"]))
                 self.assertCli(r, 1)
                 data = ordered(r.out)
-                self.assertEqual(keys(data), ["command", "exit_code", "error"])
+                self.assertEqual(keys(data), ENVELOPE_KEYS)
+                self.assertEqual(keys(dict(data)["error"]), ["name", "dbus_name", "message",
+                                                             "type"])
                 data = json.loads(r.out)
                 self.assertEqual(data["exit_code"], 1)
+                self.assertIs(data["ok"], False)
+                self.assertIsNone(data["data"])
                 self.assertEqual(data["error"]["name"], name, r)
+                # SmolVM's rule: only bad input (its ValueError) is invalid_input
+                self.assertEqual(data["error"]["type"],
+                                 "invalid_input" if name == "InvalidArgument"
+                                 else "runtime_error", r)
                 self.assertEqual(data["command"],
                                  ("snapshot." + argv[1]) if argv[0] == "snapshot"
                                  else "vm." + argv[0])
@@ -246,6 +287,7 @@ class TestSnapshotCommands(CliCase):
         r = env.cli("snapshot", "list", "--json")
         self.assertCli(r, 1)
         self.assertEqual(json.loads(r.out)["exit_code"], 1)
+        self.assertEqual(json.loads(r.out)["error"]["type"], "missing_dependency")
 
     def system_cli(self, env, *args):
         """`smolvm ARGS…` on the Env's bus as the system bus."""
@@ -264,32 +306,53 @@ class TestSnapshotCommands(CliCase):
         r = self.system_cli(env, "list", "--json")
         self.assertCli(r, 1)
         self.assertIn("smolvmd is not installed", r.json()["error"]["message"])
+        self.assertEqual(r.json()["error"]["type"], "missing_dependency")
 
-    def test_activation_times_out(self):
-        """A bus whose activation of smolvmd times out: look in the journal."""
-        env = self.new_env(session=False, start=False)
+    def activating_bus(self, env, exec_line, timeout_ms=25000):
+        """Restarts the Env's bus as a system bus that activates smolvmd by
+        running @exec_line."""
         env.bus.stop()
         services = os.path.join(env.root, "services")
-        os.makedirs(services)
+        os.makedirs(services, exist_ok=True)
         with open(os.path.join(services, st.BUS_NAME + ".service"), "w") as f:
-            f.write("[D-BUS Service]\nName=%s\nExec=/bin/sleep 30\n" % st.BUS_NAME)
-        config = os.path.join(env.root, "slow-activation.conf")
+            f.write("[D-BUS Service]\nName=%s\nExec=%s\n" % (st.BUS_NAME, exec_line))
+        config = os.path.join(env.root, "activation.conf")
         with open(config, "w") as f:
             f.write('<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration '
                     '1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
                     "<busconfig><include>%s</include><servicedir>%s</servicedir>"
-                    '<limit name="service_start_timeout">1000</limit></busconfig>\n'
-                    % (os.path.join(st.DATA_DIR, "system-bus.conf"), services))
+                    '<limit name="service_start_timeout">%d</limit></busconfig>\n'
+                    % (os.path.join(st.DATA_DIR, "system-bus.conf"), services, timeout_ms))
         os.unlink(env.bus.socket)
         env.bus.proc = subprocess.Popen(
             ["dbus-daemon", "--config-file=" + config, "--address=unix:path=" + env.bus.socket,
              "--print-address=1", "--nofork"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         env.bus.address = env.bus.proc.stdout.readline().strip()
+
+    def test_activation_times_out(self):
+        """A bus whose activation of smolvmd times out: look in the journal."""
+        env = self.new_env(session=False, start=False)
+        self.activating_bus(env, "/bin/sleep 30", timeout_ms=1000)
         r = self.system_cli(env, "snapshot", "list")
         self.assertCli(r, 1)
         self.assertIn("smolvmd could not be started (see journalctl -u smolvmd)", r.err)
         self.assertNotIn("not running", r.err)
+        # smolvmd is there but failed: no dependency is missing
+        r = self.system_cli(env, "snapshot", "list", "--json")
+        self.assertCli(r, 1)
+        self.assertEqual(r.json()["error"]["type"], "runtime_error")
+
+    def test_activation_without_program(self):
+        """A service file whose program is missing: a missing dependency."""
+        env = self.new_env(session=False, start=False)
+        self.activating_bus(env, os.path.join(env.root, "no-such-smolvmd"))
+        r = self.system_cli(env, "snapshot", "list", "--json")
+        self.assertCli(r, 1)
+        error = r.json()["error"]
+        self.assertIn("smolvmd could not be started", error["message"])
+        self.assertEqual(error["dbus_name"], "org.freedesktop.DBus.Error.Spawn.ExecFailed")
+        self.assertEqual(error["type"], "missing_dependency")
 
 
 class TestUsage(CliCase):
@@ -324,7 +387,8 @@ class TestUsage(CliCase):
                 self.assertCli(r, 2)
                 data = json.loads(r.out)
                 self.assertEqual(data["exit_code"], 2)
-                self.assertIn("error", data)
+                self.assertEqual((data["error"]["name"], data["error"]["type"]),
+                                 ("Usage", "invalid_input"))
         # help is no error
         r = env.cli("snapshot", "create", "--help")
         self.assertCli(r, 0)

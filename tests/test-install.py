@@ -655,17 +655,20 @@ def check_man(destdir, mandir, smolvm, smolvmd):
 FAKE_SMOLVM = """#!/bin/sh
 # prints what "smolvm list --json" / "smolvm snapshot list --json" would
 case "$*" in
-*job*) printf '%s\\n' '{' '  "command": "job.list",' '  "exit_code": 0,' '  "data": {' \
-  '    "jobs": [' '      {' '        "job": 3,' '        "path": "/org/smolvm/Manager/job/3",' \
-  '        "operation": "snapshot-create"' '      },' '      {' '        "job": 12,' \
-  '        "operation": "vm-delete"' '      }' '    ],' '    "total": 2' '  }' '}' ;;
+*job*) printf '%s\\n' '{' '  "command": "job.list",' '  "exit_code": 0,' '  "ok": true,' \
+  '  "data": {' '    "jobs": [' '      {' '        "job": 3,' \
+  '        "path": "/org/smolvm/Manager/job/3",' '        "operation": "snapshot-create"' \
+  '      },' '      {' '        "job": 12,' '        "operation": "vm-delete"' '      }' \
+  '    ],' '    "total": 2' '  },' '  "error": null' '}' ;;
 *snapshot*) printf '%s\\n' '{' '  "command": "snapshot.list",' '  "exit_code": 0,' \
-  '  "data": {' '    "snapshots": [' '      {' '        "snapshot_id": "snap-one",' \
-  '        "vm_id": "vm-one"' '      }' '    ],' '    "total": 1' '  }' '}' ;;
-*) printf '%s\\n' '{' '  "command": "vm.list",' '  "exit_code": 0,' '  "data": {' \
-  '    "vms": [' '      {' '        "vm_id": "vm-one",' '        "state": "running"' \
-  '      },' '      {' '        "vm_id": "vm-two"' '      }' '    ],' '    "total": 2' \
-  '  }' '}' ;;
+  '  "ok": true,' '  "data": {' '    "snapshots": [' '      {' \
+  '        "snapshot_id": "snap-one",' '        "vm_id": "vm-one"' '      }' '    ],' \
+  '    "total": 1,' '    "filters": {' '      "vm_id": null' '    }' '  },' \
+  '  "error": null' '}' ;;
+*) printf '%s\\n' '{' '  "command": "vm.list",' '  "exit_code": 0,' '  "ok": true,' \
+  '  "data": {' '    "vms": [' '      {' '        "vm_id": "vm-one",' \
+  '        "state": "running"' '      },' '      {' '        "vm_id": "vm-two"' '      }' \
+  '    ],' '    "total": 2' '  },' '  "error": null' '}' ;;
 esac
 """
 

@@ -121,9 +121,17 @@ class TestNetwork(st.TestCase):
         self.assertDBusError("NotFound", env.call, "GetVM", gv_str("net"))
         self.assertFalse(os.path.exists(os.path.join(env.state_dir, "vms", "net")))
 
-        # once it is free again, the restore recreates the VM with it
+        # once it is free again, the restore recreates the VM with it; the
+        # CLI's JSON tells its address, as SmolVM's does
         env.vm("thief", "Delete", gv_dict())
-        env.restore("with-net", force=True, resume=True)
+        r = subprocess.run([st.CLI, "--no-ask-password", "snapshot", "restore", "with-net",
+                            "--force", "--resume", "--json"],
+                           env=env.client_env(system=True), capture_output=True, text=True,
+                           timeout=st.DEADLINE * 2)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(json.loads(r.stdout)["data"]["vm"],
+                         {"name": "net", "vm_id": "net", "status": "running",
+                          "ip_address": net["guest_ip"], "ssh_port": None})
         info = env.vm_info("net")
         self.assertEqual(info["network_config"], net)
         self.assertIs(info["network"], True)

@@ -382,11 +382,15 @@ class TestRestore(SnapshotCase):
         env.create_snapshot("once", "one", **{"resume-source": True})
         env.restore("one", resume=True)
         self.assertEqual(env.vm_state("once"), "running")
-        # the restored VM maps the snapshot's memory: not even force may restore over it
-        self.assertDBusError("InUse", env.restore, "one")
+        # without force a restored snapshot is AlreadyRestored, whatever its VM
+        # does; InUse answers force while the restored VM maps its memory
+        err = self.assertDBusError("AlreadyRestored", env.restore, "one")
+        self.assertIn("once", err.message)
         self.assertDBusError("InUse", env.restore, "one", force=True)
         env.vm("once", "Pause")
-        self.assertDBusError("InUse", env.restore, "one", force=True)
+        self.assertDBusError("AlreadyRestored", env.restore, "one")
+        err = self.assertDBusError("InUse", env.restore, "one", force=True)
+        self.assertIn("stop it first", err.message)
         env.vm("once", "Stop", gv_dict())
         self.assertEqual(env.vm_state("once"), "stopped")
         err = self.assertDBusError("AlreadyRestored", env.restore, "one")

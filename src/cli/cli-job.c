@@ -154,7 +154,7 @@ cli_job_list (Cli *cli, GError **error)
     json_array_add_object_element (array, job_to_json (g_ptr_array_index (jobs, i)));
     g_ptr_array_add (rows, job_to_row (g_ptr_array_index (jobs, i)));
   }
-  cli_finish_rows (cli, &job_listing, rows, array);
+  cli_finish_rows (cli, &job_listing, rows, array, NULL, NULL);
   return TRUE;
 }
 

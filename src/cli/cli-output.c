@@ -8,8 +8,11 @@
 
 #include "cli-output.h"
 
+/* The envelope: "command", "exit_code" (the keys of the CLI reference, in
+ * its order), then "ok", "data" and "error" as SmolVM's CLI prints them: one
+ * of @data and @error, the other null. */
 static void
-cli_print_envelope (const gchar *command, gint exit_code, const gchar *member, JsonObject *payload)
+cli_print_envelope (const gchar *command, gint exit_code, JsonObject *data, JsonObject *error)
 {
   g_autoptr(JsonObject) envelope = json_object_new ();
   g_autoptr(GString) text = g_string_new (NULL);
@@ -19,7 +22,15 @@ cli_print_envelope (const gchar *command, gint exit_code, const gchar *member, J
   else
     json_object_set_null_member (envelope, "command");
   json_object_set_int_member (envelope, "exit_code", exit_code);
-  json_object_set_object_member (envelope, member, json_object_ref (payload));
+  json_object_set_boolean_member (envelope, "ok", exit_code == 0);
+  if (data != NULL)
+    json_object_set_object_member (envelope, "data", json_object_ref (data));
+  else
+    json_object_set_null_member (envelope, "data");
+  if (error != NULL)
+    json_object_set_object_member (envelope, "error", json_object_ref (error));
+  else
+    json_object_set_null_member (envelope, "error");
 
   cli_format_json (text, envelope);
   /* JSON is UTF-8 whatever the locale; g_print() would convert it. */
@@ -30,7 +41,7 @@ void
 cli_finish (Cli *cli, JsonObject *data, const gchar *text)
 {
   if (cli->json)
-    cli_print_envelope (cli->verb->command, 0, "data", data);
+    cli_print_envelope (cli->verb->command, 0, data, NULL);
   else
     g_print ("%s", text);
 }
@@ -81,6 +92,51 @@ is_activation_failure (const GError *error)
   }
 }
 
+/* The "type" of an error envelope, in SmolVM's three words. SmolVM calls
+ * invalid_input what its CLI raises as ValueError (a bad id or option),
+ * missing_dependency a FileNotFoundError or ImportError (something to
+ * install), and runtime_error everything else, its NotFound, AlreadyExists
+ * and already-restored errors included. */
+typedef struct {
+  GQuark (*domain) (void);
+  gint code; /* -1: every code of the domain */
+  const gchar *type;
+} CliErrorType;
+
+static const CliErrorType cli_error_types[] = {
+  { g_option_error_quark, -1, "invalid_input" }, /* usage errors */
+  { smolvm_error_quark, SMOLVM_ERROR_INVALID_ARGUMENT, "invalid_input" },
+  { smolvm_error_quark, SMOLVM_ERROR_FAILED, "runtime_error" },
+  { smolvm_error_quark, SMOLVM_ERROR_NOT_FOUND, "runtime_error" },
+  { smolvm_error_quark, SMOLVM_ERROR_ALREADY_EXISTS, "runtime_error" },
+  { smolvm_error_quark, SMOLVM_ERROR_INVALID_STATE, "runtime_error" },
+  { smolvm_error_quark, SMOLVM_ERROR_ALREADY_RESTORED, "runtime_error" },
+  { smolvm_error_quark, SMOLVM_ERROR_IN_USE, "runtime_error" },
+  { smolvm_error_quark, SMOLVM_ERROR_NOT_AUTHORIZED, "runtime_error" },
+  { smolvm_error_quark, SMOLVM_ERROR_UNSUPPORTED, "runtime_error" },
+  { smolvm_error_quark, SMOLVM_ERROR_BACKEND, "runtime_error" },
+  { smolvm_error_quark, SMOLVM_ERROR_NO_SPACE, "runtime_error" },
+  { smolvm_error_quark, SMOLVM_ERROR_CANCELLED, "runtime_error" },
+  { smolvm_error_quark, SMOLVM_ERROR_AUTHORIZATION_DISMISSED, "runtime_error" },
+  /* smolvmd not installed or not running (cli_report_error() turns
+   * NameHasNoOwner into this), or its service file or binary missing */
+  { g_dbus_error_quark, G_DBUS_ERROR_SERVICE_UNKNOWN, "missing_dependency" },
+  { g_dbus_error_quark, G_DBUS_ERROR_SPAWN_SERVICE_NOT_FOUND, "missing_dependency" },
+  { g_dbus_error_quark, G_DBUS_ERROR_SPAWN_EXEC_FAILED, "missing_dependency" },
+  /* no bus socket: the bus itself is missing (SmolVM's FileNotFoundError) */
+  { g_io_error_quark, G_IO_ERROR_NOT_FOUND, "missing_dependency" },
+};
+
+static const gchar *
+cli_error_type (const GError *error)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (cli_error_types); i++)
+    if (error->domain == cli_error_types[i].domain () &&
+        (cli_error_types[i].code == -1 || error->code == cli_error_types[i].code))
+      return cli_error_types[i].type;
+  return "runtime_error";
+}
+
 gint
 cli_report_error (Cli *cli, const GError *error)
 {
@@ -115,7 +171,8 @@ cli_report_error (Cli *cli, const GError *error)
     else
       json_object_set_null_member (payload, "dbus_name");
     json_object_set_string_member (payload, "message", shown->message);
-    cli_print_envelope (command, exit_code, "error", payload);
+    json_object_set_string_member (payload, "type", cli_error_type (shown));
+    cli_print_envelope (command, exit_code, NULL, payload);
   } else {
     g_printerr ("Error: %s\n", shown->message);
     if (usage) {
@@ -181,20 +238,35 @@ cli_info_get_uint (GVariant *info, const gchar *key)
 }
 
 void
-cli_finish_rows (Cli *cli, const CliListing *listing, GPtrArray *rows, JsonArray *array)
+cli_finish_rows (Cli *cli, const CliListing *listing, GPtrArray *rows, JsonArray *array,
+                 JsonObject *extra, const gchar *empty)
 {
   g_autoptr(JsonObject) data = json_object_new ();
   g_autoptr(GString) text = g_string_new (NULL);
 
   json_object_set_array_member (data, listing->member, json_array_ref (array));
   json_object_set_int_member (data, "total", rows->len);
-  cli_format_table (text, listing->columns, listing->n_columns, rows);
-  g_string_append_printf (text, "\nTotal: %u %s.\n", rows->len, listing->noun);
+  if (extra != NULL) {
+    JsonObjectIter iter;
+    const gchar *name;
+    JsonNode *member;
+
+    json_object_iter_init_ordered (&iter, extra);
+    while (json_object_iter_next_ordered (&iter, &name, &member))
+      json_object_set_member (data, name, json_node_copy (member));
+  }
+  if (rows->len == 0 && empty != NULL) {
+    g_string_append_printf (text, "%s\n", empty);
+  } else {
+    cli_format_table (text, listing->columns, listing->n_columns, rows);
+    g_string_append_printf (text, "\nTotal: %u %s.\n", rows->len, listing->noun);
+  }
   cli_finish (cli, data, text->str);
 }
 
 void
-cli_finish_list (Cli *cli, GVariant *list, const CliListing *listing)
+cli_finish_list (Cli *cli, GVariant *list, const CliListing *listing, JsonObject *extra,
+                 const gchar *empty)
 {
   g_autoptr(JsonArray) array = json_array_new ();
   g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func ((GDestroyNotify) g_strfreev);
@@ -206,5 +278,5 @@ cli_finish_list (Cli *cli, GVariant *list, const CliListing *listing)
     json_array_add_object_element (array, listing->to_json (info));
     g_ptr_array_add (rows, listing->to_row (info));
   }
-  cli_finish_rows (cli, listing, rows, array);
+  cli_finish_rows (cli, listing, rows, array, extra, empty);
 }

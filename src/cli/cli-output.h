@@ -15,8 +15,9 @@ G_BEGIN_DECLS
 /* Prints the result of a successful command: @data with --json, else @text. */
 void cli_finish (Cli *cli, JsonObject *data, const gchar *text);
 
-/* Reports @error on stderr, or with --json as an envelope on stdout, and
- * returns the exit status. */
+/* Reports @error on stderr, or with --json as an envelope on stdout (its
+ * error: name, dbus_name, message and SmolVM's type), and returns the exit
+ * status. */
 gint cli_report_error (Cli *cli, const GError *error);
 
 /* An org.smolvm.Error.Cancelled whose message does not say so gets
@@ -39,11 +40,15 @@ typedef struct {
 } CliListing;
 
 /* Prints an a(oa{sv}) list from smolvmd as a table and a total, or with
- * --json as an array and a total. */
-void cli_finish_list (Cli *cli, GVariant *list, const CliListing *listing);
+ * --json as an array and a total, followed by the members of @extra (may be
+ * NULL). Without rows, @empty (a line, without its newline) stands for the
+ * table, unless it is NULL. */
+void cli_finish_list (Cli *cli, GVariant *list, const CliListing *listing, JsonObject *extra,
+                      const gchar *empty);
 
 /* Prints @rows (string vectors of @listing's columns) and @array (the same
  * as JSON objects) as cli_finish_list() does. */
-void cli_finish_rows (Cli *cli, const CliListing *listing, GPtrArray *rows, JsonArray *array);
+void cli_finish_rows (Cli *cli, const CliListing *listing, GPtrArray *rows, JsonArray *array,
+                      JsonObject *extra, const gchar *empty);
 
 G_END_DECLS

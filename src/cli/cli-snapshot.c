@@ -41,7 +41,8 @@ cli_snapshot_create_options (gpointer options, GOptionContext *context)
   CliSnapshotOptions *opts = options;
   const GOptionEntry entries[] = {
     { "snapshot-id", 0, 0, G_OPTION_ARG_STRING, &opts->snapshot_id,
-      "Id of the new snapshot (lowercase letters, digits and hyphens); generated if omitted",
+      "Id of the new snapshot (lowercase letters, digits and hyphens); generated if omitted "
+      "or empty",
       "ID" },
     { "resume-source", 0, 0, G_OPTION_ARG_NONE, &opts->resume_source,
       "Resume the source VM afterwards; without it the VM stays paused", NULL },
@@ -141,6 +142,30 @@ static const CliListing snapshot_listing = {
   snapshot_info_to_json, snapshot_info_row,
 };
 
+/* The restored VM as SmolVM's "snapshot restore" shows it: its id as
+ * "name" (and "vm_id"), its state as "status", its guest address or null
+ * without networking, and "ssh_port", always null: smolvmd forwards no host
+ * port to the guest. */
+static JsonObject *
+restored_vm_to_json (GVariant *vm_info)
+{
+  JsonObject *object = json_object_new ();
+  g_autoptr(GVariant) network = g_variant_lookup_value (vm_info, SMOLVM_INFO_NETWORK_CONFIG,
+                                                        G_VARIANT_TYPE_VARDICT);
+  const gchar *guest_ip = network != NULL ? cli_info_get_string (network, "guest_ip") : "";
+  const gchar *vm_id = cli_info_get_string (vm_info, SMOLVM_INFO_VM_ID);
+
+  json_object_set_string_member (object, "name", vm_id);
+  json_object_set_string_member (object, "vm_id", vm_id);
+  json_object_set_string_member (object, "status", cli_info_get_string (vm_info, "state"));
+  if (guest_ip[0] != '\0')
+    json_object_set_string_member (object, "ip_address", guest_ip);
+  else
+    json_object_set_null_member (object, "ip_address");
+  json_object_set_null_member (object, "ssh_port");
+  return object;
+}
+
 /* Options dictionaries carry a flag only when it is set. */
 static void
 options_add_flag (GVariantDict *options, const gchar *key, gboolean value)
@@ -156,6 +181,7 @@ cli_snapshot_create (Cli *cli, GError **error)
 {
   CliSnapshotOptions *opts = cli->options;
   const gchar *vm_id = cli->args[0];
+  const gchar *snapshot_id = opts->snapshot_id != NULL ? opts->snapshot_id : "";
   g_auto(GVariantDict) options = G_VARIANT_DICT_INIT (NULL);
   g_autoptr(CliJobWatch) watch = NULL;
   g_autofree gchar *vm_path = NULL;
@@ -165,8 +191,10 @@ cli_snapshot_create (Cli *cli, GError **error)
   g_autofree gchar *text = NULL;
   SmolvmDbusManager *manager;
 
-  /* smolvmd checks it too; failing here saves a round trip and a prompt. */
-  if (opts->snapshot_id != NULL && !smolvm_id_validate (opts->snapshot_id, "snapshot id", error))
+  /* "" asks for a generated id, as omitting it does (smolvmd and SmolVM
+   * read it so). smolvmd checks any other id too; failing here saves a
+   * round trip and a prompt. */
+  if (snapshot_id[0] != '\0' && !smolvm_id_validate (snapshot_id, "snapshot id", error))
     return FALSE;
   if (!cli_connect (cli, error))
     return FALSE;
@@ -177,9 +205,8 @@ cli_snapshot_create (Cli *cli, GError **error)
   watch = cli_job_watch_new (cli->client, "snapshot-create", vm_path,
                              !cli->json && !opts->no_progress);
   smolvm_dbus_manager_call_create_snapshot (
-      manager, vm_id, opts->snapshot_id != NULL ? opts->snapshot_id : "",
-      g_variant_dict_end (&options), cli_client_call_flags (cli->client), CLI_CALL_TIMEOUT, NULL,
-      cli_job_watch_reply, watch);
+      manager, vm_id, snapshot_id, g_variant_dict_end (&options),
+      cli_client_call_flags (cli->client), CLI_CALL_TIMEOUT, NULL, cli_job_watch_reply, watch);
   if (!smolvm_dbus_manager_call_create_snapshot_finish (manager, &path,
                                                         cli_job_watch_wait (watch), error)) {
     cli_error_mark_cancelled (error != NULL ? *error : NULL);
@@ -244,6 +271,7 @@ cli_snapshot_restore (Cli *cli, GError **error)
   json_object_set_object_member (data, "snapshot", snapshot_info_to_json (info));
   json_object_set_string_member (data, "vm_id", vm_id);
   json_object_set_string_member (data, "vm_state", cli_info_get_string (vm_info, "state"));
+  json_object_set_object_member (data, "vm", restored_vm_to_json (vm_info));
   text = g_strdup_printf ("Restored snapshot '%s' into VM '%s'.\n", snapshot_id, vm_id);
   cli_finish (cli, data, text);
   return TRUE;
@@ -254,10 +282,15 @@ cli_snapshot_delete (Cli *cli, GError **error)
 {
   const gchar *snapshot_id = cli->args[0];
   g_auto(GVariantDict) options = G_VARIANT_DICT_INIT (NULL);
+  g_autoptr(GVariant) info = NULL;
   g_autoptr(JsonObject) data = json_object_new ();
   g_autofree gchar *text = NULL;
 
   if (!cli_connect (cli, error))
+    return FALSE;
+  /* the record is gone afterwards, and the JSON shows it */
+  info = cli_client_find_snapshot (cli->client, NULL, NULL, snapshot_id, error);
+  if (info == NULL)
     return FALSE;
   if (!smolvm_dbus_manager_call_delete_snapshot_sync (
           cli_client_get_manager (cli->client), snapshot_id, g_variant_dict_end (&options),
@@ -266,6 +299,7 @@ cli_snapshot_delete (Cli *cli, GError **error)
 
   json_object_set_string_member (data, "snapshot_id", snapshot_id);
   json_object_set_boolean_member (data, "deleted", TRUE);
+  json_object_set_object_member (data, "snapshot", snapshot_info_to_json (info));
   text = g_strdup_printf ("Deleted snapshot '%s'.\n", snapshot_id);
   cli_finish (cli, data, text);
   return TRUE;
@@ -275,14 +309,27 @@ gboolean
 cli_snapshot_list (Cli *cli, GError **error)
 {
   CliSnapshotOptions *opts = cli->options;
+  /* "" filters nothing, for smolvmd as for SmolVM */
+  const gchar *vm_id = opts->vm_id != NULL && opts->vm_id[0] != '\0' ? opts->vm_id : NULL;
   g_autoptr(GVariant) list = NULL;
+  g_autoptr(JsonObject) filters = json_object_new ();
+  g_autoptr(JsonObject) extra = json_object_new ();
+  g_autofree gchar *empty = NULL;
 
   if (!cli_connect (cli, error))
     return FALSE;
   if (!smolvm_dbus_manager_call_list_snapshots_sync (
-          cli_client_get_manager (cli->client), opts->vm_id != NULL ? opts->vm_id : "",
+          cli_client_get_manager (cli->client), vm_id != NULL ? vm_id : "",
           cli_client_call_flags (cli->client), CLI_CALL_TIMEOUT, &list, NULL, error))
     return FALSE;
-  cli_finish_list (cli, list, &snapshot_listing);
+
+  if (vm_id != NULL)
+    json_object_set_string_member (filters, "vm_id", vm_id);
+  else
+    json_object_set_null_member (filters, "vm_id");
+  json_object_set_object_member (extra, "filters", g_steal_pointer (&filters));
+  empty = vm_id != NULL ? g_strdup_printf ("No snapshots found for VM '%s'.", vm_id)
+                        : g_strdup ("No snapshots found.");
+  cli_finish_list (cli, list, &snapshot_listing, extra, empty);
   return TRUE;
 }

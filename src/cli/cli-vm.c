@@ -550,6 +550,6 @@ cli_vm_list (Cli *cli, GError **error)
                                                cli_client_call_flags (cli->client),
                                                CLI_CALL_TIMEOUT, &list, NULL, error))
     return FALSE;
-  cli_finish_list (cli, list, &vm_listing);
+  cli_finish_list (cli, list, &vm_listing, NULL, NULL);
   return TRUE;
 }

@@ -432,17 +432,20 @@ snapshot_restore_run (SmolvmCall *call)
   g_object_ref (op->snapshot);
   g_free (op->vm_id);
   op->vm_id = g_strdup (smolvm_snapshot_get_vm_id (op->snapshot));
-  if (!smolvm_registry_check_snapshot_unused (ctx->registry, op->snapshot_id, "; stop it first",
-                                              &error)) {
-    smolvm_call_fail (call, error);
-    return;
-  }
+  /* Without force, a restored snapshot is AlreadyRestored whatever its VM
+   * does (SmolVM checks in this order too); InUse answers force while the
+   * restored VM still maps the snapshot's memory. */
   if (smolvm_dbus_snapshot_get_restored (snapshot_iface (op)) && !op->force) {
     smolvm_call_fail_literal (call, SMOLVM_ERROR_ALREADY_RESTORED,
                               "Snapshot '%s' was already restored into VM '%s'; use force to "
                               "restore it again",
                               op->snapshot_id,
                               smolvm_dbus_snapshot_get_restored_vm_id (snapshot_iface (op)));
+    return;
+  }
+  if (!smolvm_registry_check_snapshot_unused (ctx->registry, op->snapshot_id, "; stop it first",
+                                              &error)) {
+    smolvm_call_fail (call, error);
     return;
   }
   if (!check_snapshot_files (op, &error)) {
