@@ -224,9 +224,10 @@ vm_info_derive (SmolvmVmInfo *self)
   const gchar *guest_ip = NULL;
 
   /* parsed already: every key is there */
-  for (gsize i = 0; i < G_N_ELEMENTS (vm_config_keys); i++)
-    g_variant_builder_add (&config, "{sv}", vm_config_keys[i],
-                           g_variant_lookup_value (self->info, vm_config_keys[i], NULL));
+  for (gsize i = 0; i < G_N_ELEMENTS (vm_config_keys); i++) {
+    g_autoptr(GVariant) value = g_variant_lookup_value (self->info, vm_config_keys[i], NULL);
+    g_variant_builder_add (&config, "{sv}", vm_config_keys[i], value);
+  }
   self->vm_config = g_variant_ref_sink (g_variant_builder_end (&config));
 
   if (g_variant_lookup (self->network_config, "guest_ip", "&s", &guest_ip) &&
