@@ -20,7 +20,11 @@
   without systemd-analyze);
 - the man pages: groff warnings, and every option of smolvm and smolvmd
   --help is documented and every documented option exists;
-- the bash completion, run in bash against a fake smolvm.
+- the bash completion, run in bash against a fake smolvm;
+- libsmolvm-1: the library, its headers and smolvm-1.pc, against which a
+  small C program compiles, links and runs; Smolvm-1.0.gir (its namespace,
+  library, header, package and types) and the typelib, which python3-gi
+  loads from the DESTDIR.
 
 The last output line is "N passed, M failed"; the exit status is 1 if
 anything failed.
@@ -80,6 +84,11 @@ def pkg_config(*args):
 # ---- what should be installed ----
 
 
+def project_version(build_dir):
+    r = run(["meson", "introspect", "--projectinfo", build_dir])
+    return json.loads(r.stdout)["version"] if r.returncode == 0 else None
+
+
 def build_options(build_dir):
     r = run(["meson", "introspect", "--buildoptions", build_dir])
     if r.returncode != 0:
@@ -111,6 +120,20 @@ def expected_files(opts):
                 files.add(os.path.join(d("localedir"), lang, "LC_MESSAGES", "smolvm.mo"))
 
     have = {}
+
+    # libsmolvm-1
+    libdir = d("libdir")
+    for name in ("libsmolvm-1.so", "libsmolvm-1.so.0", "libsmolvm-1.so.0.0.0"):
+        files.add(os.path.join(libdir, name))
+    files.add(os.path.join(libdir, "pkgconfig", "smolvm-1.pc"))
+    for header in LIB_HEADERS:
+        files.add(os.path.join(d("includedir"), "libsmolvm-1", header))
+    have["introspection"] = opts["introspection"] != "disabled" and pkg_config(
+        "--exists", "gobject-introspection-1.0") is not None
+    if have["introspection"]:
+        files.add(os.path.join(datadir, "gir-1.0", "Smolvm-1.0.gir"))
+        files.add(os.path.join(libdir, "girepository-1.0", "Smolvm-1.0.typelib"))
+
     have["polkit"] = opts["polkit"] != "disabled" and pkg_config(
         "--exists", "polkit-gobject-1 >= 0.105") is not None
     if have["polkit"]:
@@ -141,6 +164,10 @@ def expected_files(opts):
         files.add(os.path.join(completionsdir, "smolvm"))
     have["completionsdir"] = completionsdir
     return files, have
+
+
+LIB_HEADERS = ("smolvm.h", "smolvm-client.h", "smolvm-enum-types.h", "smolvm-error.h",
+               "smolvm-snapshot-info.h", "smolvm-vm-info.h")
 
 
 def installed_files(destdir):
@@ -284,6 +311,107 @@ def check_rules(path):
                 "ci_restore_auto_ci": "not-handled", "ci_delete_auto_cix": "not-handled"}
         check(ok and all(got.get(k) == v for k, v in want.items()),
               "rules example: the commented-out fine-grained rule works", r.stderr + r.stdout)
+
+
+# ---- libsmolvm-1 ----
+
+LIB_PROGRAM = r"""
+#include <smolvm.h>
+
+int
+main (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SmolvmVmInfo) info =
+    smolvm_vm_info_new_from_variant (g_variant_new ("a{sv}", NULL), &error);
+
+  g_print ("%s %s %s\n", g_quark_to_string (error->domain),
+           smolvm_error_to_dbus_name (error->code), g_type_name (SMOLVM_TYPE_CLIENT));
+  return info == NULL ? 0 : 1;
+}
+"""
+
+GIR_NS = {"core": "http://www.gtk.org/introspection/core/1.0",
+          "c": "http://www.gtk.org/introspection/c/1.0",
+          "glib": "http://www.gtk.org/introspection/glib/1.0"}
+
+
+def check_library(destdir, opts, have, version):
+    prefix = opts["prefix"]
+    libdir = destdir + os.path.join(prefix, opts["libdir"])
+    with tempfile.TemporaryDirectory() as tmp:
+        # smolvm-1.pc moved into the DESTDIR (--define-variable would move
+        # GLib's too); what it requires comes from the system
+        with open(os.path.join(libdir, "pkgconfig", "smolvm-1.pc")) as f:
+            text = re.sub(r"^prefix=.*$", "prefix=" + destdir + prefix, f.read(), flags=re.M)
+        with open(os.path.join(tmp, "smolvm-1.pc"), "w") as f:
+            f.write(text)
+        pc_env = dict(os.environ, PKG_CONFIG_PATH=tmp)
+        r = run(["pkg-config", "--modversion", "smolvm-1"], env=pc_env)
+        check(r.returncode == 0 and r.stdout.strip() == version,
+              f"smolvm-1.pc: version {version}", r.stdout + r.stderr)
+        r = run(["pkg-config", "--cflags", "--libs", "smolvm-1"], env=pc_env)
+        flags = r.stdout.split()
+        check(r.returncode == 0 and "-lsmolvm-1" in flags and
+              "-I" + destdir + os.path.join(prefix, opts["includedir"], "libsmolvm-1") in flags
+              and "-lgio-2.0" in flags,
+              "smolvm-1.pc: -I<includedir>/libsmolvm-1, -lsmolvm-1 and GIO", r.stdout + r.stderr)
+
+        # the installed headers stand on their own: <smolvm.h> is all it takes
+        source = os.path.join(tmp, "program.c")
+        program = os.path.join(tmp, "program")
+        with open(source, "w") as f:
+            f.write(LIB_PROGRAM)
+        r = run(["cc", "-Wall", "-Werror", "-o", program, source] + flags)
+        if check(r.returncode == 0, "a program using <smolvm.h> builds against the installation",
+                 r.stdout + r.stderr):
+            r = run([program], env=dict(os.environ, LD_LIBRARY_PATH=libdir))
+            check(r.returncode == 0 and r.stdout.strip() ==
+                  "smolvm-error-quark org.smolvm.Error.InvalidArgument SmolvmClient",
+                  "... and runs with the installed libsmolvm-1", r.stdout + r.stderr)
+
+    if not have["introspection"]:
+        skip("Smolvm-1.0.gir and typelib", "built without introspection")
+        return
+    gir = destdir + os.path.join(prefix, opts["datadir"], "gir-1.0", "Smolvm-1.0.gir")
+    r = run(["xmllint", "--noout", gir])
+    check(r.returncode == 0 and r.stderr == "", "Smolvm-1.0.gir is well-formed", r.stderr)
+    root = ET.parse(gir).getroot()
+    ns = root.find("core:namespace", GIR_NS)
+    got = {
+        "namespace": (ns.get("name"), ns.get("version")),
+        "library": ns.get("shared-library"),
+        "include": [e.get("name") for e in root.findall("core:include", GIR_NS)],
+        "c-include": [e.get("name") for e in root.findall("c:include", GIR_NS)],
+        "package": [e.get("name") for e in root.findall("core:package", GIR_NS)],
+        "classes": sorted(e.get("name") for e in ns.findall("core:class", GIR_NS)),
+        "error-domain": [e.get("name") for e in ns.findall("core:enumeration", GIR_NS)
+                         if e.get("{%s}error-domain" % GIR_NS["glib"]) == "smolvm-error-quark"],
+        "flags": sorted(e.get("name") for e in ns.findall("core:bitfield", GIR_NS)),
+    }
+    want = {
+        "namespace": ("Smolvm", "1.0"),
+        "library": "libsmolvm-1.so.0",
+        "include": ["GObject", "Gio"],
+        "c-include": ["smolvm.h"],
+        "package": ["smolvm-1"],
+        "classes": ["Client", "SnapshotInfo", "VmInfo"],
+        "error-domain": ["Error"],
+        "flags": ["SnapshotCreateFlags", "SnapshotRestoreFlags", "VmDeleteFlags"],
+    }
+    check(got == want, "Smolvm-1.0.gir: namespace, library, header, package, types",
+          f"got {got}")
+
+    typelibdir = libdir + "/girepository-1.0"
+    code = ("import gi; gi.require_version('Smolvm', '1.0'); from gi.repository import Smolvm; "
+            "print(gi.Repository.get_default().get_typelib_path('Smolvm'), "
+            "Smolvm.error_to_dbus_name(Smolvm.Error.NOT_FOUND), Smolvm.Client.__gtype__.name)")
+    r = run(["/usr/bin/python3", "-c", code],
+            env=dict(os.environ, GI_TYPELIB_PATH=typelibdir, LD_LIBRARY_PATH=libdir))
+    check(r.returncode == 0 and r.stdout.split() == [
+        os.path.join(typelibdir, "Smolvm-1.0.typelib"), "org.smolvm.Error.NotFound",
+        "SmolvmClient"], "python3-gi loads the installed typelib and library",
+        r.stdout + r.stderr)
 
 
 # ---- D-Bus ----
@@ -747,6 +875,11 @@ def main():
         found = installed_files(destdir)
         check(found == expected, f"the {len(expected)} installed files are exactly the expected",
               f"missing: {sorted(expected - found)}\nunexpected: {sorted(found - expected)}")
+
+        # The installed smolvm links libsmolvm-1, which a real installation
+        # has in libdir, where the dynamic linker looks.
+        os.environ["LD_LIBRARY_PATH"] = destdir + os.path.join(prefix, opts["libdir"])
+        check_library(destdir, opts, have, project_version(build_dir))
 
         smolvm_path = os.path.join(prefix, opts["bindir"], "smolvm")
         smolvmd_path = os.path.join(prefix, opts["libexecdir"], "smolvmd")

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "smolvm-error.h"
+#include "smolvm-error-map.h"
 
 #include "cli-output.h"
 

@@ -8,7 +8,7 @@
 
 #include <gio/gunixfdlist.h>
 
-#include "smolvm-error.h"
+#include "smolvm-error-map.h"
 #include "smolvm-id.h"
 #include "smolvm-info.h"
 

@@ -17,7 +17,7 @@
 #include <linux/fs.h> /* FICLONE */
 #endif
 
-#include "smolvm-error.h"
+#include "smolvm-error-map.h"
 #include "smolvm-fileutil.h"
 #include "smolvm-progress.h"
 

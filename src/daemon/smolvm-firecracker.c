@@ -10,7 +10,7 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 
-#include "smolvm-error.h"
+#include "smolvm-error-map.h"
 #include "smolvm-firecracker.h"
 #include "smolvm-net-config.h"
 #include "smolvm-steps.h"

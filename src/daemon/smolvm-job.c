@@ -2,7 +2,7 @@
 #include "config.h"
 
 #include "smolvm-authority.h"
-#include "smolvm-error.h"
+#include "smolvm-error-map.h"
 #include "smolvm-job.h"
 #include "smolvm-registry.h"
 

@@ -6,7 +6,7 @@
 
 #include "smolvm-authority.h"
 #include "smolvm-call.h"
-#include "smolvm-error.h"
+#include "smolvm-error-map.h"
 #include "smolvm-fileutil.h"
 #include "smolvm-id.h"
 #include "smolvm-network.h"

@@ -9,7 +9,7 @@
 
 #include "smolvm-authority.h"
 #include "smolvm-call.h"
-#include "smolvm-error.h"
+#include "smolvm-error-map.h"
 #include "smolvm-ops.h"
 #include "smolvm-registry.h"
 

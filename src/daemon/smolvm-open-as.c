@@ -13,7 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "smolvm-error.h"
+#include "smolvm-error-map.h"
 #include "smolvm-fileutil.h"
 #include "smolvm-open-as.h"
 

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "smolvm-error.h"
+#include "smolvm-error-map.h"
 #include "smolvm-fileutil.h"
 #include "smolvm-qemu.h"
 #include "smolvm-net-config.h"

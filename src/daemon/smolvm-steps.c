@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
-#include "smolvm-error.h"
+#include "smolvm-error-map.h"
 #include "smolvm-steps.h"
 
 typedef struct {

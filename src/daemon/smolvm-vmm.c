@@ -14,7 +14,7 @@
 #include <gio/gunixsocketaddress.h>
 #include <glib-unix.h>
 
-#include "smolvm-error.h"
+#include "smolvm-error-map.h"
 #include "smolvm-vmm.h"
 
 #define TERMINATE_GRACE_MS 3000

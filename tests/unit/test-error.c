@@ -5,7 +5,7 @@
 
 #include <gio/gio.h>
 
-#include "smolvm-error.h"
+#include "smolvm-error-map.h"
 
 /* Every foreign error the daemon meets maps to the code a D-Bus caller
  * must see; the table in smolvm-error.c is checked against this one. */

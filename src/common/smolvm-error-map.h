@@ -1,31 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include <gio/gio.h>
+/* How foreign errors, errno values and SMOLVM_ERROR codes map onto each
+ * other, for the daemon and the CLI. The domain itself is libsmolvm-1's
+ * (src/lib/smolvm-error.h). */
+
+#include "smolvm-error.h"
 
 G_BEGIN_DECLS
-
-/* Every error a D-Bus caller can see; registered as org.smolvm.Error.*. */
-typedef enum {
-  SMOLVM_ERROR_FAILED,
-  SMOLVM_ERROR_NOT_FOUND,
-  SMOLVM_ERROR_ALREADY_EXISTS,
-  SMOLVM_ERROR_INVALID_ARGUMENT,
-  SMOLVM_ERROR_INVALID_STATE,
-  SMOLVM_ERROR_ALREADY_RESTORED,
-  SMOLVM_ERROR_IN_USE,
-  SMOLVM_ERROR_NOT_AUTHORIZED,
-  SMOLVM_ERROR_UNSUPPORTED,
-  SMOLVM_ERROR_BACKEND,
-  SMOLVM_ERROR_NO_SPACE,
-  SMOLVM_ERROR_CANCELLED,
-  SMOLVM_ERROR_AUTHORIZATION_DISMISSED,
-} SmolvmError;
-
-#define SMOLVM_ERROR (smolvm_error_quark ())
-GQuark smolvm_error_quark (void);
-
-const gchar *smolvm_error_to_dbus_name (SmolvmError code);
 
 /* Converts any GError into one in the SMOLVM_ERROR domain, so that no
  * caller ever sees an UnmappedGError. */
