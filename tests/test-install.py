@@ -96,6 +96,17 @@ def build_options(build_dir):
     return {o["name"]: o["value"] for o in json.loads(r.stdout)}
 
 
+PYTHON_SDK = ("__init__.py", "_client.py", "exceptions.py", "facade.py", "manager.py",
+              "models.py")
+
+
+def python_sdk_dir(prefix):
+    """Where Debian's python3 looks for pure modules below @prefix."""
+    r = run(["/usr/bin/python3", "-c", "import sys, sysconfig; print(sysconfig.get_path("
+             "'purelib', 'deb_system', vars={'base': sys.argv[1]}))", prefix])
+    return r.stdout.strip()
+
+
 def expected_files(opts):
     prefix = opts["prefix"]
 
@@ -133,6 +144,9 @@ def expected_files(opts):
     if have["introspection"]:
         files.add(os.path.join(datadir, "gir-1.0", "Smolvm-1.0.gir"))
         files.add(os.path.join(libdir, "girepository-1.0", "Smolvm-1.0.typelib"))
+        # the Python SDK, in Debian python3's site-packages below the prefix
+        for name in PYTHON_SDK:
+            files.add(os.path.join(python_sdk_dir(prefix), "smolvm", name))
 
     have["polkit"] = opts["polkit"] != "disabled" and pkg_config(
         "--exists", "polkit-gobject-1 >= 0.105") is not None
@@ -413,6 +427,15 @@ def check_library(destdir, opts, have, version):
         "SmolvmClient"], "python3-gi loads the installed typelib and library",
         r.stdout + r.stderr)
 
+    sdk = destdir + python_sdk_dir(prefix)
+    r = run(["/usr/bin/python3", "-c", "import smolvm; from smolvm import SmolVM, SmolVMManager, "
+             "SnapshotInfo; print(smolvm.__file__, SnapshotInfo.__name__)"],
+            env=dict(os.environ, PYTHONPATH=sdk, GI_TYPELIB_PATH=typelibdir,
+                     LD_LIBRARY_PATH=libdir))
+    check(r.returncode == 0 and r.stdout.split() == [
+        os.path.join(sdk, "smolvm", "__init__.py"), "SnapshotInfo"],
+        "the installed Python SDK imports on the installed typelib", r.stdout + r.stderr)
+
 
 # ---- D-Bus ----
 
@@ -564,8 +587,8 @@ def check_dbus(destdir, opts, prefix):
             check(sorted(keys) == sorted(["firecracker-bin", "qemu-bin", "state-dir",
                                           "runtime-dir", "network-pool", "vmm-timeout",
                                           "default-kernel", "default-initrd", "default-rootfs",
-                                          "default-backend"]),
-                  "smolvmd.conf documents the ten keys", keys)
+                                          "default-backend", "default-accel"]),
+                  "smolvmd.conf documents the eleven keys", keys)
             uncommented = re.sub(r"^#([a-z-]+)=(.*)$",
                                  lambda m: f"{m.group(1)}={values.get(m.group(1), m.group(2))}",
                                  text, flags=re.M)

@@ -113,6 +113,7 @@ class TestSpecPage(st.TestCase):
 SDK_CHECKS = r"""
 import os
 from datetime import timezone
+from pathlib import Path
 import smolvm
 
 kernel, rootfs, root = os.environ["T_KERNEL"], os.environ["T_ROOTFS"], os.environ["T_ROOT"]
@@ -164,10 +165,13 @@ with smolvm.SmolVMManager() as sdk:
     restored = sdk.get_snapshot(snap.snapshot_id)
     assert (restored.restored, restored.restored_vm_id) == (True, "py-vm")
     raises(smolvm.SnapshotAlreadyRestoredError, sdk.restore_snapshot, snap.snapshot_id)
+    # the VM restored from it maps its mem.bin
+    e = raises(smolvm.SmolVMError, sdk.delete_snapshot, snap.snapshot_id)
+    assert e.name == "InUse", e.name
+    again.delete(force=True)
     sdk.delete_snapshot(snap.snapshot_id)
     assert sdk.list_snapshots() == []
 raises(smolvm.VMNotFoundError, smolvm.SmolVM, vm_id="nope")
-again.delete(force=True)
 again.close()
 vm.close()
 

@@ -27,6 +27,7 @@ QEMU's incoming migration fails ("Received an unexpected compressed page" /
 reports org.smolvm.Error.Backend quoting QEMU's last stderr line.
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -577,6 +578,32 @@ exit 1
         self.assertNoRuntimeLeftovers(env, "doomed")
         self.cli_ok(env, "delete", "doomed")
         self.assertEqual(env.list_vms(), {})
+
+
+class TestQemuPython(QemuTestCase):
+
+    def test_7_python_sdk_spec_page(self):
+        """The SnapshotInfo page's three Python blocks, verbatim, on a QEMU
+        guest made from the daemon's default images: after the restore the
+        guest counts on."""
+        sdk_test = os.path.join(os.path.dirname(os.path.abspath(__file__)), "test-python-sdk.py")
+        spec = importlib.util.spec_from_file_location("python_sdk_test", sdk_test)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if not os.path.exists(module.SPEC):
+            self.skipTest("the spec page %s is not there" % module.SPEC)
+        if not os.path.exists(os.path.join(st.BUILD_DIR, "src", "lib", "Smolvm-1.0.typelib")):
+            self.skipTest("built without introspection")
+        kernel, initrd, rootfs = guest()
+        env = self.new_env(daemon_args=[
+            "--default-kernel", kernel, "--default-initrd", initrd, "--default-rootfs", rootfs,
+            "--default-backend", "qemu", "--default-accel", "tcg"])
+        vm_id = module.check_spec_blocks(self, env)
+        info = env.vm_info(vm_id)
+        self.assertEqual((info["backend"], info["accel"]), ("qemu", "tcg"))
+        seen = len(st.ticks(self.console(env, vm_id)))
+        st.wait_for(lambda: len(st.ticks(self.console(env, vm_id))) > seen,
+                    "a tick of the restored guest", timeout=BOOT_DEADLINE)
 
 
 class TestQemuJobs(QemuTestCase):

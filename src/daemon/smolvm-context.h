@@ -28,6 +28,7 @@ typedef struct {
   gchar *default_initrd;
   gchar *default_rootfs;
   gchar *default_backend;
+  gchar *default_accel;
 } SmolvmContext;
 
 G_END_DECLS

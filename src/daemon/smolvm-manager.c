@@ -42,6 +42,7 @@ smolvm_manager_finalize (GObject *object)
   g_free (self->ctx.default_initrd);
   g_free (self->ctx.default_rootfs);
   g_free (self->ctx.default_backend);
+  g_free (self->ctx.default_accel);
   G_OBJECT_CLASS (smolvm_manager_parent_class)->finalize (object);
 }
 
@@ -230,6 +231,7 @@ smolvm_manager_new (const SmolvmManagerOptions *options, GError **error)
   ctx->default_initrd = g_strdup (options->default_initrd);
   ctx->default_rootfs = g_strdup (options->default_rootfs);
   ctx->default_backend = g_strdup (options->default_backend);
+  ctx->default_accel = g_strdup (options->default_accel);
   ctx->store = smolvm_store_new (options->state_dir, options->runtime_dir);
   ctx->registry = smolvm_registry_new (SMOLVM_MANAGER_PATH);
   ctx->authority = smolvm_authority_new (options->session);

@@ -20,6 +20,7 @@ typedef struct {
   gchar *default_initrd;
   gchar *default_rootfs;
   gchar *default_backend;
+  gchar *default_accel;
 } SmolvmManagerOptions;
 
 /* Loads every VM and snapshot record from the state directory. */

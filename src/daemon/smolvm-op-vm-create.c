@@ -290,6 +290,8 @@ fill_defaults (VmCreate *op, GVariantDict *dict, GError **error)
   }
   if (ctx->default_backend != NULL && !g_variant_dict_contains (dict, "backend"))
     g_variant_dict_insert (dict, "backend", "s", ctx->default_backend);
+  if (ctx->default_accel != NULL && !g_variant_dict_contains (dict, "accel"))
+    g_variant_dict_insert (dict, "accel", "s", ctx->default_accel);
   return TRUE;
 }
 

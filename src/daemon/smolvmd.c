@@ -121,6 +121,7 @@ main (int argc, char **argv)
   g_autofree gchar *default_initrd = NULL;
   g_autofree gchar *default_rootfs = NULL;
   g_autofree gchar *default_backend = NULL;
+  g_autofree gchar *default_accel = NULL;
   /* a string until the config file is read: unset means "not given" there
    * too, and one parser checks both sources */
   g_autofree gchar *vmm_timeout = NULL;
@@ -160,6 +161,8 @@ main (int argc, char **argv)
       "Root filesystem image of a VM created without one", "PATH" },
     { "default-backend", 0, 0, G_OPTION_ARG_STRING, &default_backend,
       "Backend of a VM created without one: firecracker (the default) or qemu", "NAME" },
+    { "default-accel", 0, 0, G_OPTION_ARG_STRING, &default_accel,
+      "QEMU accelerator of a VM created without one: kvm, tcg or auto (the default)", "ACCEL" },
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
       "Configuration file (default " SMOLVM_SYSCONFDIR "/smolvm/smolvmd.conf; command-line "
       "options override it)",
@@ -196,6 +199,7 @@ main (int argc, char **argv)
                          { "default-initrd", &default_initrd },
                          { "default-rootfs", &default_rootfs },
                          { "default-backend", &default_backend },
+                         { "default-accel", &default_accel },
                          { NULL, NULL } };
     gboolean explicit = config_path != NULL;
     /* the system's file configures the system daemon, not per-user ones */
@@ -250,7 +254,8 @@ main (int argc, char **argv)
 
   {
     /* "default-kernel=" in the file means none, as the key's absence does */
-    gchar **defaults[] = { &default_kernel, &default_initrd, &default_rootfs, &default_backend };
+    gchar **defaults[] = { &default_kernel, &default_initrd, &default_rootfs, &default_backend,
+                           &default_accel };
     for (gsize i = 0; i < G_N_ELEMENTS (defaults); i++)
       if (*defaults[i] != NULL && (*defaults[i])[0] == '\0')
         g_clear_pointer (defaults[i], g_free);
@@ -259,6 +264,11 @@ main (int argc, char **argv)
       !g_str_equal (default_backend, "qemu")) {
     g_printerr ("smolvmd: default-backend must be firecracker or qemu, not '%s'\n",
                 default_backend);
+    return EXIT_FAILURE;
+  }
+  if (default_accel != NULL && !g_str_equal (default_accel, "kvm") &&
+      !g_str_equal (default_accel, "tcg") && !g_str_equal (default_accel, "auto")) {
+    g_printerr ("smolvmd: default-accel must be kvm, tcg or auto, not '%s'\n", default_accel);
     return EXIT_FAILURE;
   }
 
@@ -286,6 +296,7 @@ main (int argc, char **argv)
   options.default_initrd = default_initrd;
   options.default_rootfs = default_rootfs;
   options.default_backend = default_backend;
+  options.default_accel = default_accel;
 
   daemon.manager = smolvm_manager_new (&options, &error);
   if (daemon.manager == NULL) {
