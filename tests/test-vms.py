@@ -412,8 +412,10 @@ class TestPrivateFiles(st.TestCase):
         env.create_snapshot("priv", "priv-s")
         snap = os.path.join(env.state_dir, "snapshots", "priv-s")
         self.assertEqual(mode(snap), 0o700, snap)
-        for name in ("vmstate.bin", "mem.bin", "disk.ext4"):
+        for name in ("vmstate.bin", "disk.ext4"):
             self.assertEqual(mode(os.path.join(snap, name)), 0o600, name)
+        # restored VMs map it: read-only from the commit on
+        self.assertEqual(mode(os.path.join(snap, "mem.bin")), 0o400)
 
 
 if __name__ == "__main__":

@@ -372,18 +372,9 @@ check_snapshot_files (SnapshotRestore *op, GError **error)
     }
     op->sizes[i] = smolvm_stat_data_size (&st);
   }
-  if (!smolvm_check_free_space (smolvm_store_get_vms_dir (ctx->store), op->sizes[2],
-                                "The copy of the snapshot's disk", error))
-    return FALSE;
-  /* QEMU gives the restored guest its own copy of mem.bin, in the runtime dir */
-  if (g_str_equal (config->backend, "qemu")) {
-    g_autofree gchar *runtime = smolvm_store_vm_runtime_dir (ctx->store, op->vm_id);
-    g_autofree gchar *root = g_path_get_dirname (runtime);
-    if (!smolvm_check_free_space (root, op->sizes[1], "The copy of the snapshot's memory",
-                                  error))
-      return FALSE;
-  }
-  return TRUE;
+  /* mem.bin is mapped, not copied (both backends): only the disk is */
+  return smolvm_check_free_space (smolvm_store_get_vms_dir (ctx->store), op->sizes[2],
+                                  "The copy of the snapshot's disk", error);
 }
 
 /* The VM was deleted: its identity comes back from the snapshot. */
@@ -486,8 +477,6 @@ snapshot_restore_run (SmolvmCall *call)
   vmstate = smolvm_dbus_snapshot_get_snapshot_path (snapshot_iface (op));
   /* the sizes check_snapshot_files() found: no second stat */
   smolvm_progress_expect (progress, op->sizes[2]);
-  if (smolvm_vm_load_copies_memory (op->vm))
-    smolvm_progress_expect (progress, op->sizes[1]);
   if (smolvm_snapshot_get_vmstate_sha256 (op->snapshot) == NULL) {
     copy_disk (op);
     return;

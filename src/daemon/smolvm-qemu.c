@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2, F_SETPIPE_SZ */
+#endif
 #include "config.h"
 
 #include <errno.h>
@@ -11,6 +14,7 @@
 #include "smolvm-error-map.h"
 #include "smolvm-fileutil.h"
 #include "smolvm-qemu.h"
+#include "smolvm-qemu-stream.h"
 #include "smolvm-net-config.h"
 #include "smolvm-qmp.h"
 #include "smolvm-steps.h"
@@ -24,6 +28,11 @@
 #define MIB (1024 * 1024)
 /* a name QEMU knows the migration stream's descriptor by */
 #define VMSTATE_FDNAME "smolvm-vmstate"
+/* the guest RAM's backend id: also the RAM block's name in the stream, so
+ * it must be the same in every process that saves or loads a snapshot */
+#define RAM_ID "ram0"
+/* what the migration stream of a privately mapped VM goes through */
+#define SPLIT_PIPE_SIZE (1024 * 1024)
 
 struct _SmolvmQemu {
   SmolvmVmm parent_instance;
@@ -75,8 +84,13 @@ discard_ram_file (SmolvmQemu *self)
 {
   g_autofree gchar *root = g_path_get_dirname (smolvm_vmm_get_runtime_dir (SMOLVM_VMM (self)));
   g_autoptr(GError) error = NULL;
-  g_autofree gchar *trash = smolvm_move_to_trash (root, self->ram_path, &error);
+  g_autofree gchar *trash = NULL;
+  struct stat st;
 
+  /* a restored VM maps its snapshot's mem.bin instead */
+  if (lstat (self->ram_path, &st) != 0 && errno == ENOENT)
+    return;
+  trash = smolvm_move_to_trash (root, self->ram_path, &error);
   if (trash == NULL) {
     g_warning ("%s; removing it here", error->message);
     if (unlink (self->ram_path) != 0 && errno != ENOENT)
@@ -234,6 +248,12 @@ typedef struct {
   /* waiting for QEMU to leave finish-migrate */
   guint settle_tries;
   void (*settled) (SmolvmSteps *steps);
+  /* a save of privately mapped RAM: the stream is split as it comes */
+  gboolean ram_private;
+  GCancellable *split_cancellable; /* stops the split of a failed save */
+  gboolean split_running;
+  GError *split_error;
+  void (*split_waiter) (SmolvmSteps *steps); /* called once it ends */
 } QemuOp;
 
 static void
@@ -256,6 +276,8 @@ qemu_op_free (QemuOp *op)
     close (op->fd);
   g_clear_error (&op->migration_error);
   g_clear_object (&op->progress);
+  g_clear_object (&op->split_cancellable);
+  g_clear_error (&op->split_error);
   g_free (op);
 }
 
@@ -294,6 +316,18 @@ qemu_op_new (SmolvmQemu *self, const gchar *name, const gchar *what, gboolean la
   if (launch)
     smolvm_steps_set_rollback (steps, rollback_launch);
   return steps;
+}
+
+static void
+add_steps (SmolvmSteps *steps, ...)
+{
+  va_list args;
+  SmolvmStepFunc step;
+
+  va_start (args, steps);
+  while ((step = va_arg (args, SmolvmStepFunc)) != NULL)
+    smolvm_steps_add (steps, step, NULL, NULL);
+  va_end (args);
 }
 
 static void
@@ -431,11 +465,12 @@ on_migrate_reply (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 /* Feeds what query-migrate says into the progress. With x-ignore-shared
- * the guest's RAM is not in the stream: QEMU's "ram" figures count only
- * the RAM it does send (firmware and ROMs, well under a MiB), and the
- * device state is not counted at all. So this phase is measured only when
- * QEMU gives a total, and then only for that part of the stream; the bulk
- * of a snapshot is the RAM file copy (copying-memory). */
+ * shared guest RAM is not in the stream: QEMU's "ram" figures count only
+ * the RAM it does send (firmware and ROMs, well under a MiB; all of a
+ * privately mapped guest's RAM too), and the device state is not counted
+ * at all. So this phase is measured only when QEMU gives a total, and then
+ * only for that part of the stream; the bulk of a booted VM's snapshot is
+ * the RAM file copy (copying-memory). */
 static void
 account_migration (QemuOp *op, JsonNode *reply)
 {
@@ -477,6 +512,34 @@ on_query_migrate (GObject *source, GAsyncResult *result, gpointer user_data)
   /* the migration may have ended meanwhile: its figures are final then */
   if (op->migration_parts > 0)
     account_migration (op, reply);
+}
+
+static void
+on_final_figures (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SmolvmSteps *steps = user_data;
+  QemuOp *op = smolvm_steps_get_data (steps);
+  g_autoptr(JsonNode) reply = smolvm_qmp_execute_finish (SMOLVM_QMP (source), result, NULL);
+
+  account_migration (op, reply);
+  smolvm_progress_add (op->progress, op->seen_total - MIN (op->seen_done, op->seen_total));
+  op->seen_done = op->seen_total;
+  smolvm_steps_next (steps);
+}
+
+/* A migration may end before the first poll (all of a privately mapped
+ * guest's RAM takes a few hundred ms): what QEMU says once it is over
+ * counts too. Only the progress depends on it. */
+static void
+step_count_migration (SmolvmSteps *steps, gpointer step_data)
+{
+  SmolvmQemu *self = smolvm_steps_get_source_object (steps);
+
+  if (self->qmp == NULL) {
+    smolvm_steps_next (steps);
+    return;
+  }
+  smolvm_qmp_execute_async (self->qmp, "query-migrate", NULL, -1, NULL, on_final_figures, steps);
 }
 
 static gboolean
@@ -621,15 +684,45 @@ step_settle (SmolvmSteps *steps, gpointer step_data)
   query_until_settled (steps);
 }
 
-/* A failed or cancelled save leaves the guest paused in a QEMU that can
- * resume it. */
 static void
-rollback_save (SmolvmSteps *steps, const GError *error)
+step_open_vmstate (SmolvmSteps *steps, gpointer step_data)
+{
+  QemuOp *op = smolvm_steps_get_data (steps);
+  GError *error = NULL;
+
+  op->fd = op->incoming ? open (op->vmstate_path, O_RDONLY | O_CLOEXEC)
+                        : open (op->vmstate_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (op->fd < 0) {
+    smolvm_error_set_errno (&error, errno, "Cannot open %s", op->vmstate_path);
+    smolvm_steps_fail (steps, error);
+    return;
+  }
+  smolvm_steps_next (steps);
+}
+
+/* A failed or cancelled save leaves the guest paused in a QEMU that can
+ * resume it, and no split still writing into the caller's directory. */
+static void
+rollback_save_settle (SmolvmSteps *steps)
 {
   QemuOp *op = smolvm_steps_get_data (steps);
   op->settle_tries = 0;
   op->settled = smolvm_steps_rollback_done;
   query_until_settled (steps);
+}
+
+static void
+rollback_save (SmolvmSteps *steps, const GError *error)
+{
+  QemuOp *op = smolvm_steps_get_data (steps);
+
+  if (op->split_running) {
+    /* QEMU may never close its end (a refused migrate keeps the fd) */
+    g_cancellable_cancel (op->split_cancellable);
+    op->split_waiter = rollback_save_settle;
+    return;
+  }
+  rollback_save_settle (steps);
 }
 
 static void
@@ -643,6 +736,8 @@ on_ram_copied (GObject *source, GAsyncResult *result, gpointer user_data)
   smolvm_steps_next (user_data);
 }
 
+/* Shared RAM is the runtime dir's RAM file, which the stream left out
+ * (x-ignore-shared): copied as it is, while the guest stays stopped. */
 static void
 step_save_ram (SmolvmSteps *steps, gpointer step_data)
 {
@@ -650,8 +745,7 @@ step_save_ram (SmolvmSteps *steps, gpointer step_data)
   QemuOp *op = smolvm_steps_get_data (steps);
   guint64 size = 0;
 
-  /* the caller cannot know the size of our RAM file; a load's copy is
-   * expected by the caller (the data size of mem.bin) */
+  /* the caller cannot know the size of our RAM file */
   if (smolvm_file_data_size (self->ram_path, &size, NULL))
     smolvm_progress_expect (op->progress, size);
   smolvm_progress_set_phase (op->progress, "copying-memory", TRUE);
@@ -659,10 +753,125 @@ step_save_ram (SmolvmSteps *steps, gpointer step_data)
                                  smolvm_steps_get_cancellable (steps), on_ram_copied, steps);
 }
 
-/* The restored VM gets its own RAM file, a copy of mem.bin: it then never
- * writes to the snapshot, and its own snapshots stay device-state only. */
 static void
-step_load_ram (SmolvmSteps *steps, gpointer step_data)
+on_split_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(SmolvmSteps) steps = user_data;
+  QemuOp *op = smolvm_steps_get_data (steps);
+  void (*waiter) (SmolvmSteps *steps) = op->split_waiter;
+
+  op->split_running = FALSE;
+  op->split_waiter = NULL;
+  if (!smolvm_qemu_stream_split_finish (result, &op->split_error))
+    g_prefix_error (&op->split_error, "%s: ", op->what);
+  if (waiter != NULL)
+    waiter (steps);
+}
+
+/* Private RAM (a restored VM's copy-on-write mapping of its snapshot's
+ * mem.bin) is in no file: x-ignore-shared leaves only shared RAM out, so
+ * it comes in the stream, which a worker splits on its way through a pipe
+ * into vmstate.bin and a fresh mem.bin. The snapshot has the layout of any
+ * other, and shares nothing with the one the VM was restored from. */
+static void
+step_open_split (SmolvmSteps *steps, gpointer step_data)
+{
+  SmolvmQemu *self = smolvm_steps_get_source_object (steps);
+  QemuOp *op = smolvm_steps_get_data (steps);
+  const SmolvmVmConfig *config = smolvm_vmm_get_config (SMOLVM_VMM (self));
+  GError *error = NULL;
+  int fds[2];
+
+  if (pipe2 (fds, O_CLOEXEC) != 0) {
+    smolvm_error_set_errno (&error, errno, "Cannot make a pipe for the VM state");
+    smolvm_steps_fail (steps, error);
+    return;
+  }
+  /* fewer wake-ups; the default size works too */
+  fcntl (fds[1], F_SETPIPE_SZ, SPLIT_PIPE_SIZE);
+  op->fd = fds[1];
+  op->split_cancellable = g_cancellable_new ();
+  op->split_running = TRUE;
+  smolvm_qemu_stream_split_async (fds[0], op->vmstate_path, op->mem_path, RAM_ID,
+                                  (guint64) config->mem_size_mib * MIB, op->split_cancellable,
+                                  on_split_done, g_object_ref (steps));
+  smolvm_steps_next (steps);
+}
+
+static void
+split_finished (SmolvmSteps *steps)
+{
+  QemuOp *op = smolvm_steps_get_data (steps);
+
+  if (op->split_error != NULL) {
+    smolvm_steps_fail (steps, g_steal_pointer (&op->split_error));
+    return;
+  }
+  smolvm_steps_next (steps);
+}
+
+/* QEMU closes its end of the pipe once the migration is over: the split
+ * ends soon after. */
+static void
+step_wait_split (SmolvmSteps *steps, gpointer step_data)
+{
+  QemuOp *op = smolvm_steps_get_data (steps);
+
+  if (op->split_running) {
+    op->split_waiter = split_finished;
+    return;
+  }
+  split_finished (steps);
+}
+
+static void
+on_ram_share (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SmolvmSteps *steps = user_data;
+  QemuOp *op = smolvm_steps_get_data (steps);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) reply = smolvm_qmp_execute_finish (SMOLVM_QMP (source), result, &error);
+
+  if (error != NULL) {
+    fail_step (steps, error);
+    return;
+  }
+  if (!JSON_NODE_HOLDS_VALUE (reply) || json_node_get_value_type (reply) != G_TYPE_BOOLEAN) {
+    smolvm_steps_fail (steps, g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
+                                           "%s: QEMU did not say whether guest RAM is shared",
+                                           op->what));
+    return;
+  }
+  op->ram_private = !json_node_get_boolean (reply);
+  if (op->ram_private)
+    add_steps (steps, step_open_split, step_getfd, step_migrate_out, step_count_migration,
+               step_settle, step_wait_split, NULL);
+  else
+    add_steps (steps, step_open_vmstate, step_getfd, step_migrate_out, step_count_migration,
+               step_settle, step_save_ram, NULL);
+  smolvm_steps_next (steps);
+}
+
+/* Asked of QEMU rather than remembered: a restarted daemon knows only the
+ * process. */
+static void
+step_query_ram (SmolvmSteps *steps, gpointer step_data)
+{
+  SmolvmQemu *self = smolvm_steps_get_source_object (steps);
+  g_autoptr(JsonNode) arguments =
+    json_from_string ("{\"path\": \"/objects/" RAM_ID "\", \"property\": \"share\"}", NULL);
+
+  if (self->qmp == NULL) {
+    fail_step (steps, NULL);
+    return;
+  }
+  smolvm_qmp_execute_async (self->qmp, "qom-get", arguments, -1, NULL, on_ram_share, steps);
+}
+
+/* The restored VM maps mem.bin itself, privately (build_argv): nothing is
+ * copied, and the guest's writes go to its own copy-on-write pages. */
+static void
+step_check_mem (SmolvmSteps *steps, gpointer step_data)
 {
   SmolvmQemu *self = smolvm_steps_get_source_object (steps);
   QemuOp *op = smolvm_steps_get_data (steps);
@@ -671,7 +880,7 @@ step_load_ram (SmolvmSteps *steps, gpointer step_data)
   GError *error = NULL;
   struct stat st;
 
-  /* QEMU would silently grow a short file and then fail to load */
+  /* QEMU would silently grow a short file, and then fail to load */
   if (stat (op->mem_path, &st) != 0) {
     smolvm_error_set_errno (&error, errno, "Cannot read %s", op->mem_path);
     smolvm_steps_fail (steps, error);
@@ -683,29 +892,6 @@ step_load_ram (SmolvmSteps *steps, gpointer step_data)
                                            "MiB of memory (%" G_GOFFSET_FORMAT " bytes)",
                                            op->mem_path, (goffset) st.st_size,
                                            config->mem_size_mib, expected));
-    return;
-  }
-  if (unlink (self->ram_path) != 0 && errno != ENOENT) {
-    smolvm_error_set_errno (&error, errno, "Cannot remove %s", self->ram_path);
-    smolvm_steps_fail (steps, error);
-    return;
-  }
-  smolvm_progress_set_phase (op->progress, "copying-memory", TRUE);
-  smolvm_copy_file_sparse_async (op->mem_path, self->ram_path, op->progress,
-                                 smolvm_steps_get_cancellable (steps), on_ram_copied, steps);
-}
-
-static void
-step_open_vmstate (SmolvmSteps *steps, gpointer step_data)
-{
-  QemuOp *op = smolvm_steps_get_data (steps);
-  GError *error = NULL;
-
-  op->fd = op->incoming ? open (op->vmstate_path, O_RDONLY | O_CLOEXEC)
-                        : open (op->vmstate_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (op->fd < 0) {
-    smolvm_error_set_errno (&error, errno, "Cannot open %s", op->vmstate_path);
-    smolvm_steps_fail (steps, error);
     return;
   }
   smolvm_steps_next (steps);
@@ -733,14 +919,16 @@ argv_add (GPtrArray *argv, const gchar *format, ...)
   va_end (args);
 }
 
+/* @mem_path: the snapshot whose memory a restored guest maps, or NULL
+ * for a fresh boot */
 static gchar **
-build_argv (SmolvmQemu *self, const SmolvmNetConfig *net, gboolean incoming)
+build_argv (SmolvmQemu *self, const SmolvmNetConfig *net, const gchar *mem_path)
 {
   SmolvmVmm *vmm = SMOLVM_VMM (self);
   const SmolvmVmConfig *c = smolvm_vmm_get_config (vmm);
   GPtrArray *argv = g_ptr_array_new ();
   g_autofree gchar *append = smolvm_net_config_boot_args (net, c->boot_args);
-  g_autofree gchar *ram = opt_escape (self->ram_path);
+  g_autofree gchar *ram = opt_escape (mem_path != NULL ? mem_path : self->ram_path);
   g_autofree gchar *console = opt_escape (smolvm_vmm_get_console_log_path (vmm));
   g_autofree gchar *disk = opt_escape (smolvm_vmm_get_disk_path (vmm));
   g_autofree gchar *qmp = opt_escape (self->qmp_socket);
@@ -758,9 +946,8 @@ build_argv (SmolvmQemu *self, const SmolvmNetConfig *net, gboolean incoming)
   argv_add (argv, "-display");
   argv_add (argv, "none");
   argv_add (argv, "-no-reboot");
-  /* the memory backend id names the RAM block in the stream: fixed */
   argv_add (argv, "-machine");
-  argv_add (argv, "%s,memory-backend=ram0", c->machine);
+  argv_add (argv, "%s,memory-backend=" RAM_ID, c->machine);
   if (g_str_equal (c->accel, "auto")) {
     /* QEMU takes the first accelerator that works */
     argv_add (argv, "-accel");
@@ -783,9 +970,15 @@ build_argv (SmolvmQemu *self, const SmolvmNetConfig *net, gboolean incoming)
     argv_add (argv, "-initrd");
     argv_add (argv, "%s", c->initrd_path);
   }
+  /* A booted guest's RAM is a file of its own, shared so that a snapshot
+   * copies it and the stream leaves it out (x-ignore-shared). A restored
+   * guest maps the snapshot's mem.bin privately: its pages are read from
+   * the file as the guest touches them, its writes stay in the process,
+   * and the stream that loads it (which holds no pages of shared RAM)
+   * leaves them as the file has them. */
   argv_add (argv, "-object");
-  argv_add (argv, "memory-backend-file,id=ram0,size=%uM,mem-path=%s,share=on", c->mem_size_mib,
-            ram);
+  argv_add (argv, "memory-backend-file,id=" RAM_ID ",size=%uM,mem-path=%s,share=%s",
+            c->mem_size_mib, ram, mem_path != NULL ? "off" : "on");
   argv_add (argv, "-chardev");
   argv_add (argv, "file,id=con0,path=%s,append=on", console);
   argv_add (argv, "-serial");
@@ -804,7 +997,7 @@ build_argv (SmolvmQemu *self, const SmolvmNetConfig *net, gboolean incoming)
   }
   argv_add (argv, "-qmp");
   argv_add (argv, "unix:%s,server=on,wait=off", qmp);
-  if (incoming) {
+  if (mem_path != NULL) {
     argv_add (argv, "-incoming");
     argv_add (argv, "defer");
   }
@@ -870,9 +1063,10 @@ step_spawn (SmolvmSteps *steps, gpointer step_data)
     smolvm_steps_fail (steps, error);
     return;
   }
-  argv = build_argv (self, net, op->incoming);
+  argv = build_argv (self, net, op->incoming ? op->mem_path : NULL);
+  /* a RAM file left by a crash would only take space */
   if ((unlink (self->qmp_socket) != 0 && errno != ENOENT) ||
-      (!op->incoming && unlink (self->ram_path) != 0 && errno != ENOENT)) {
+      (unlink (self->ram_path) != 0 && errno != ENOENT)) {
     smolvm_error_set_errno (&error, errno, "Cannot clear the runtime files of VM '%s'",
                             smolvm_vmm_get_vm_id (SMOLVM_VMM (self)));
     smolvm_steps_fail (steps, error);
@@ -885,18 +1079,6 @@ step_spawn (SmolvmSteps *steps, gpointer step_data)
     return;
   }
   smolvm_steps_next (steps);
-}
-
-static void
-add_steps (SmolvmSteps *steps, ...)
-{
-  va_list args;
-  SmolvmStepFunc step;
-
-  va_start (args, steps);
-  while ((step = va_arg (args, SmolvmStepFunc)) != NULL)
-    smolvm_steps_add (steps, step, NULL, NULL);
-  va_end (args);
 }
 
 static void
@@ -939,9 +1121,8 @@ smolvm_qemu_snapshot_create_async (SmolvmVmm *vmm, const gchar *vmstate_path,
   smolvm_progress_set_phase (progress, "saving-state", FALSE);
   op->vmstate_path = g_strdup (vmstate_path);
   op->mem_path = g_strdup (mem_path);
-  /* RAM is copied after the device state, while the guest stays stopped */
-  add_steps (steps, step_migrate_capabilities, step_migrate_parameters, step_open_vmstate,
-             step_getfd, step_migrate_out, step_settle, step_save_ram, NULL);
+  /* step_query_ram adds the steps of shared or of private RAM */
+  add_steps (steps, step_migrate_capabilities, step_migrate_parameters, step_query_ram, NULL);
   smolvm_steps_set_rollback (steps, rollback_save);
   smolvm_steps_run (g_steal_pointer (&steps));
 }
@@ -961,7 +1142,7 @@ smolvm_qemu_snapshot_load_async (SmolvmVmm *vmm, const gchar *vmstate_path,
   op->resume = resume;
   op->vmstate_path = g_strdup (vmstate_path);
   op->mem_path = g_strdup (mem_path);
-  add_steps (steps, step_load_ram, step_spawn, step_connect, step_migrate_capabilities,
+  add_steps (steps, step_check_mem, step_spawn, step_connect, step_migrate_capabilities,
              step_open_vmstate, step_getfd, step_migrate_in, step_cont, NULL);
   smolvm_steps_run (g_steal_pointer (&steps));
 }

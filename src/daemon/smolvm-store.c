@@ -287,15 +287,21 @@ commit_free (Commit *commit)
 }
 
 /* The VMM wrote these without syncing them (QEMU's migration stream never
- * does); the metadata must not become durable before them. */
+ * does); the metadata must not become durable before them. @mode, if not
+ * 0, is set first. */
 static gboolean
-sync_file (const gchar *path, GError **error)
+sync_file (const gchar *path, mode_t mode, GError **error)
 {
   int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
   int errsv;
 
   if (fd < 0)
     return smolvm_error_set_errno (error, errno, "Cannot open %s", path);
+  if (mode != 0 && fchmod (fd, mode) < 0) {
+    errsv = errno;
+    close (fd);
+    return smolvm_error_set_errno (error, errsv, "Cannot make %s read-only", path);
+  }
   errsv = fsync (fd) < 0 ? errno : 0;
   close (fd);
   if (errsv != 0)
@@ -312,7 +318,9 @@ commit_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *c
   g_autofree gchar *mem = g_build_filename (commit->tmp_dir, SMOLVM_SNAPSHOT_MEM, NULL);
   GError *error = NULL;
 
-  if (!sync_file (vmstate, &error) || !sync_file (mem, &error) ||
+  /* restored VMs map mem.bin for as long as they run: it must never change
+   * (the mode says so; it cannot stop root) */
+  if (!sync_file (vmstate, 0, &error) || !sync_file (mem, 0400, &error) ||
       !smolvm_write_file_atomic (metadata, commit->metadata, -1, &error) ||
       !smolvm_fsync_dir (commit->tmp_dir, &error)) {
     g_task_return_error (task, error);

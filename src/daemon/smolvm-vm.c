@@ -146,13 +146,6 @@ smolvm_vm_get_network_config (SmolvmVm *self)
 }
 
 gboolean
-smolvm_vm_load_copies_memory (SmolvmVm *self)
-{
-  /* QEMU gives the restored guest its own copy of mem.bin */
-  return g_str_equal (self->config->backend, "qemu");
-}
-
-gboolean
 smolvm_vm_is_active (SmolvmVm *self)
 {
   const gchar *state = smolvm_vm_get_state (self);

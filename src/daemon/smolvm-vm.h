@@ -40,9 +40,6 @@ const gchar *smolvm_vm_get_restored_from (SmolvmVm *self);
 const SmolvmVmConfig *smolvm_vm_get_config (SmolvmVm *self);
 GVariant *smolvm_vm_get_network_config (SmolvmVm *self);
 SmolvmVmm *smolvm_vm_get_vmm (SmolvmVm *self);
-/* Whether loading a snapshot copies its mem.bin (and counts those bytes on
- * the progress it is given). */
-gboolean smolvm_vm_load_copies_memory (SmolvmVm *self);
 /* running or paused: a VMM process holds the guest */
 gboolean smolvm_vm_is_active (SmolvmVm *self);
 

@@ -32,15 +32,14 @@ struct _SmolvmVmmClass {
   void (*set_paused_async) (SmolvmVmm *self, gboolean paused, GCancellable *cancellable,
                             GAsyncReadyCallback callback, gpointer user_data);
   /* the guest must be paused; sets the phases it goes through on @progress
-   * (saving-state, copying-memory), expects and counts the bytes it can
-   * measure */
+   * (saving-state, then copying-memory unless the state came with the
+   * memory in it), expects and counts the bytes it can measure */
   void (*snapshot_create_async) (SmolvmVmm *self, const gchar *vmstate_path, const gchar *mem_path,
                                  SmolvmProgress *progress, GCancellable *cancellable,
                                  GAsyncReadyCallback callback, gpointer user_data);
-  /* spawn a fresh process and load a snapshot into it (phases
-   * copying-memory, loading-state); a backend that copies @mem_path counts
-   * its data bytes, which the caller expected (see
-   * smolvm_vm_load_copies_memory()) */
+  /* spawn a fresh process and load a snapshot into it (phase
+   * loading-state); the process maps @mem_path privately, so the file must
+   * stay as it is for as long as the process runs */
   void (*snapshot_load_async) (SmolvmVmm *self, const gchar *vmstate_path, const gchar *mem_path,
                                gboolean resume, SmolvmProgress *progress,
                                GCancellable *cancellable, GAsyncReadyCallback callback,

@@ -3,6 +3,8 @@
  * start-up recovery. */
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include "smolvm-error.h"
 #include "smolvm-fileutil.h"
 #include "smolvm-store.h"
@@ -231,11 +233,24 @@ test_commit (Fixture *f, gconstpointer data)
 
   write_file (vmstate, "state");
   write_file (mem, "memory");
+  g_assert_cmpint (chmod (vmstate, 0644), ==, 0);
+  g_assert_cmpint (chmod (mem, 0644), ==, 0);
   error = commit (f, tmp, "s");
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NONE);
   g_assert_false (g_file_test (tmp, G_FILE_TEST_EXISTS));
   contents = read_file (metadata);
   g_assert_cmpstr (contents, ==, "{\"snapshot_id\": \"s\"}");
+  /* mem.bin, which restored VMs map, is read-only from now on */
+  {
+    g_autofree gchar *final_mem = g_build_filename (final, "mem.bin", NULL);
+    g_autofree gchar *final_vmstate = g_build_filename (final, "vmstate.bin", NULL);
+    struct stat st;
+    g_assert_cmpint (stat (final_mem, &st), ==, 0);
+    g_assert_cmpint (st.st_mode & 07777, ==, 0400);
+    /* the rest as the VMM made it */
+    g_assert_cmpint (stat (final_vmstate, &st), ==, 0);
+    g_assert_cmpint (st.st_mode & 07777, ==, 0644);
+  }
 }
 
 static void

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <sys/stat.h>
 
 #include <glib/gstdio.h>
 #include <gio/gio.h>
@@ -14,7 +15,9 @@
 /* The QEMU VMM with the test guest (tests/build-guest.sh, cached in
  * $SMOLVM_GUEST_CACHE): a cancel during the RAM copy of a snapshot stops it
  * and leaves the guest paused in a healthy QEMU; a cancelled load leaves no
- * process. Skipped without QEMU or the cached guest. */
+ * process; a restored guest maps mem.bin, which stays as it was, and a
+ * cancel while its state (RAM included) is split leaves the guest paused
+ * in a healthy QEMU too. Skipped without QEMU or the cached guest. */
 
 #include "vmm-test.h"
 
@@ -85,11 +88,37 @@ run_op (Result *r)
   wait_for (&r->done);
 }
 
+/* Cancels @cancellable once @phase is measured. */
+typedef struct {
+  const gchar *phase;
+  GCancellable *cancellable;
+} CancelAt;
+
 static void
 on_phase (SmolvmProgress *progress, gpointer user_data)
 {
-  if (g_str_equal (smolvm_progress_get_phase (progress), "copying-memory"))
-    g_cancellable_cancel (user_data);
+  CancelAt *at = user_data;
+  if (g_str_equal (smolvm_progress_get_phase (progress), at->phase) &&
+      smolvm_progress_get_measurable (progress))
+    g_cancellable_cancel (at->cancellable);
+}
+
+/* Cancels @cancellable as @phase starts, measured or not. */
+static void
+on_phase_any (SmolvmProgress *progress, gpointer user_data)
+{
+  CancelAt *at = user_data;
+  if (g_str_equal (smolvm_progress_get_phase (progress), at->phase))
+    g_cancellable_cancel (at->cancellable);
+}
+
+static gchar *
+sha256_of (const gchar *path)
+{
+  g_autoptr(GError) error = NULL;
+  gchar *sum = smolvm_file_sha256 (path, NULL, NULL, &error);
+  g_assert_no_error (error);
+  return sum;
 }
 
 static void
@@ -112,13 +141,14 @@ test_cancel_create (Fixture *f, gconstpointer data)
   g_autoptr(SmolvmProgress) progress = smolvm_progress_new ();
   g_autofree gchar *vmstate = NULL, *mem = NULL;
   Result r = { 0 }, resume = { 0 }, again = { 0 };
+  CancelAt at = { "copying-memory", cancellable };
 
   if (f->vmm == NULL)
     return;
   boot_and_pause (f);
   vmstate = g_build_filename (f->dir, "vmstate.bin", NULL);
   mem = g_build_filename (f->dir, "mem.bin", NULL);
-  g_signal_connect (progress, "phase-changed", G_CALLBACK (on_phase), cancellable);
+  g_signal_connect (progress, "phase-changed", G_CALLBACK (on_phase), &at);
   smolvm_vmm_snapshot_create_async (f->vmm, vmstate, mem, progress, cancellable, on_op, &r);
   run_op (&r);
   g_assert_error (r.error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED);
@@ -142,30 +172,41 @@ test_cancel_create (Fixture *f, gconstpointer data)
   g_clear_error (&r.error);
 }
 
+/* Saves the booted guest into @vmstate and @mem, and ends its QEMU. */
+static void
+save_booted (Fixture *f, const gchar *vmstate, const gchar *mem)
+{
+  Result save = { 0 };
+  gboolean gone = FALSE;
+
+  boot_and_pause (f);
+  smolvm_vmm_snapshot_create_async (f->vmm, vmstate, mem, NULL, NULL, on_op, &save);
+  run_op (&save);
+  g_assert_no_error (save.error);
+  smolvm_vmm_terminate_async (f->vmm, on_terminated, &gone);
+  wait_for (&gone);
+}
+
 static void
 test_cancel_load (Fixture *f, gconstpointer data)
 {
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(SmolvmProgress) progress = smolvm_progress_new ();
   g_autoptr(SmolvmVmm) restored = NULL;
-  g_autofree gchar *vmstate = NULL, *mem = NULL, *qemu = NULL, *ram = NULL;
-  Result save = { 0 }, load = { 0 };
-  gboolean gone = FALSE;
+  g_autofree gchar *vmstate = NULL, *mem = NULL, *ram = NULL, *mem_sum = NULL, *after = NULL;
+  Result load = { 0 };
+  CancelAt at = { "loading-state", cancellable };
 
   if (f->vmm == NULL)
     return;
-  boot_and_pause (f);
   vmstate = g_build_filename (f->dir, "vmstate.bin", NULL);
   mem = g_build_filename (f->dir, "mem.bin", NULL);
-  smolvm_vmm_snapshot_create_async (f->vmm, vmstate, mem, NULL, NULL, on_op, &save);
-  run_op (&save);
-  g_assert_no_error (save.error);
-  smolvm_vmm_terminate_async (f->vmm, on_terminated, &gone);
-  wait_for (&gone);
+  save_booted (f, vmstate, mem);
+  mem_sum = sha256_of (mem);
 
-  qemu = g_strdup (smolvm_vmm_get_binary (f->vmm));
-  restored = new_vmm (f, qemu);
-  g_signal_connect (progress, "phase-changed", G_CALLBACK (on_phase), cancellable);
+  restored = new_vmm (f, smolvm_vmm_get_binary (f->vmm));
+  /* loading-state is not measured: cancel as it starts */
+  g_signal_connect (progress, "phase-changed", G_CALLBACK (on_phase_any), &at);
   smolvm_vmm_snapshot_load_async (restored, vmstate, mem, TRUE, progress, cancellable, on_op,
                                   &load);
   run_op (&load);
@@ -173,7 +214,133 @@ test_cancel_load (Fixture *f, gconstpointer data)
   g_assert_false (smolvm_vmm_is_running (restored));
   ram = g_build_filename (f->dir, "ram", NULL);
   g_assert_false (g_file_test (ram, G_FILE_TEST_EXISTS));
+  after = sha256_of (mem);
+  g_assert_cmpstr (after, ==, mem_sum);
   g_clear_error (&load.error);
+}
+
+/* Cancels @cancellable once @path exists. */
+typedef struct {
+  const gchar *path;
+  GCancellable *cancellable;
+  guint watch;
+} CancelOnFile;
+
+static gboolean
+cancel_on_file (gpointer user_data)
+{
+  CancelOnFile *c = user_data;
+  if (!g_file_test (c->path, G_FILE_TEST_EXISTS))
+    return G_SOURCE_CONTINUE;
+  g_cancellable_cancel (c->cancellable);
+  c->watch = 0;
+  return G_SOURCE_REMOVE;
+}
+
+/* Until @path has grown by @bytes (the guest printed more). */
+static void
+wait_growth (const gchar *path, goffset bytes)
+{
+  struct stat st;
+  goffset start;
+
+  g_assert_cmpint (stat (path, &st), ==, 0);
+  start = st.st_size;
+  while (stat (path, &st) == 0 && st.st_size < start + bytes)
+    g_usleep (50000);
+}
+
+/* Whether QEMU @pid maps @path. */
+static gboolean
+maps_file (GPid pid, const gchar *path)
+{
+  g_autofree gchar *maps_path = g_strdup_printf ("/proc/%d/maps", pid);
+  g_autofree gchar *maps = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  g_assert_true (g_file_get_contents (maps_path, &maps, NULL, NULL));
+  lines = g_strsplit (maps, "\n", -1);
+  for (gsize i = 0; lines[i] != NULL; i++)
+    if (g_str_has_suffix (lines[i], path))
+      return TRUE;
+  return FALSE;
+}
+
+static void
+test_restored_save (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(SmolvmProgress) progress = smolvm_progress_new ();
+  g_autoptr(SmolvmVmm) restored = NULL;
+  g_autofree gchar *vmstate = NULL, *mem = NULL, *mem_sum = NULL, *ram = NULL;
+  g_autofree gchar *vmstate2 = NULL, *mem2 = NULL, *console = NULL, *after = NULL;
+  Result load = { 0 }, r = { 0 }, p = { 0 }, again = { 0 };
+  CancelOnFile at = { NULL, cancellable, 0 };
+  struct stat st;
+
+  if (f->vmm == NULL)
+    return;
+  vmstate = g_build_filename (f->dir, "vmstate.bin", NULL);
+  mem = g_build_filename (f->dir, "mem.bin", NULL);
+  vmstate2 = g_build_filename (f->dir, "vmstate2.bin", NULL);
+  mem2 = g_build_filename (f->dir, "mem2.bin", NULL);
+  ram = g_build_filename (f->dir, "ram", NULL);
+  save_booted (f, vmstate, mem);
+  g_assert_cmpint (chmod (mem, 0400), ==, 0);
+  mem_sum = sha256_of (mem);
+
+  /* restored: mem.bin mapped, no RAM file */
+  restored = new_vmm (f, smolvm_vmm_get_binary (f->vmm));
+  smolvm_vmm_snapshot_load_async (restored, vmstate, mem, TRUE, NULL, NULL, on_op, &load);
+  run_op (&load);
+  g_assert_no_error (load.error);
+  g_assert_true (maps_file (smolvm_vmm_get_pid (restored), mem));
+  g_assert_false (g_file_test (ram, G_FILE_TEST_EXISTS));
+  /* the guest runs on, writing its RAM (it prints as it goes) */
+  console = g_build_filename (f->dir, "console.log", NULL);
+  wait_growth (console, 2 * strlen ("tick NN\n"));
+  smolvm_vmm_set_paused_async (restored, TRUE, NULL, on_op, &p);
+  run_op (&p);
+  g_assert_no_error (p.error);
+
+  /* a save cancelled while its stream, RAM included, is split: once the
+   * worker has made mem2.bin (QEMU streams for a good 100 ms) */
+  at.path = mem2;
+  at.watch = g_timeout_add (1, cancel_on_file, &at);
+  smolvm_vmm_snapshot_create_async (restored, vmstate2, mem2, progress, cancellable, on_op, &r);
+  run_op (&r);
+  g_clear_handle_id (&at.watch, g_source_remove);
+  g_assert_error (r.error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED);
+  g_test_message ("cancelled save: %s", r.error->message);
+  g_assert_false (g_file_test (vmstate2, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (mem2, G_FILE_TEST_EXISTS));
+  g_assert_true (smolvm_vmm_is_running (restored));
+
+  /* the guest resumes, and a save that is not cancelled works: the usual
+   * layout, memory measured in the stream, no RAM file copied */
+  p.done = FALSE;
+  smolvm_vmm_set_paused_async (restored, FALSE, NULL, on_op, &p);
+  run_op (&p);
+  g_assert_no_error (p.error);
+  p.done = FALSE;
+  smolvm_vmm_set_paused_async (restored, TRUE, NULL, on_op, &p);
+  run_op (&p);
+  g_assert_no_error (p.error);
+  g_clear_object (&progress);
+  progress = smolvm_progress_new ();
+  smolvm_vmm_snapshot_create_async (restored, vmstate2, mem2, progress, NULL, on_op, &again);
+  run_op (&again);
+  g_assert_no_error (again.error);
+  g_assert_cmpstr (smolvm_progress_get_phase (progress), ==, "saving-state");
+  g_assert_cmpuint (smolvm_progress_get_total (progress), >=, 256 * 1024 * 1024);
+  g_assert_cmpint (stat (mem2, &st), ==, 0);
+  g_assert_cmpint (st.st_size, ==, 256 * 1024 * 1024);
+  g_assert_cmpint (stat (vmstate2, &st), ==, 0);
+  g_assert_cmpint (st.st_size, <, 2 * 1024 * 1024);
+  /* and the snapshot it was restored from is as it was */
+  after = sha256_of (mem);
+  g_assert_cmpstr (after, ==, mem_sum);
+  g_clear_error (&r.error);
 }
 
 int
@@ -185,6 +352,7 @@ main (int argc, char **argv)
   g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("/vmm-qemu/cancel-create", test_cancel_create);
   ADD ("/vmm-qemu/cancel-load", test_cancel_load);
+  ADD ("/vmm-qemu/restored-save", test_restored_save);
 #undef ADD
   return g_test_run ();
 }
