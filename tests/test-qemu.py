@@ -17,6 +17,12 @@ times.  Only boots are retried, never an assertion.
 
 Accel must be tcg: /dev/kvm here is nested PVM, under which guests hang.
 
+A booted guest's RAM is a shared file of its own in the runtime dir (`ram`),
+which a snapshot copies to mem.bin.  A restored guest maps the snapshot's
+mem.bin privately instead (copy-on-write): no `ram` file, mem.bin mapped in
+QEMU and never written, 0400 on disk; a snapshot of such a guest gets its
+RAM out of the migration stream and has the same layout.
+
 How test_4 reaches QEMU's own migration failure: 64 KiB in the middle of
 vmstate.bin (inside the RAM section of the stream) are overwritten with 0xff.
 smolvmd first refuses that file by its SHA-256 (org.smolvm.Error.Failed,
@@ -127,16 +133,17 @@ class QemuTestCase(st.TestCase):
                           if f not in ("console.log", "qemu.log")], [],
                          "leftovers in the runtime dir of VM %s" % vm_id)
 
-    def assertPrivateRuntimeFiles(self, env, vm_id):
+    def assertPrivateRuntimeFiles(self, env, vm_id, restored=False):
         """The files of a running QEMU VM are the daemon's alone, although
-        it runs under umask 000: 0600 files and sockets, 0700 directories."""
+        it runs under umask 000: 0600 files and sockets, 0700 directories.
+        A booted VM has its RAM file; a @restored one has none."""
         with open("/proc/%d/status" % env.daemon.pid) as f:
             self.assertIn("Umask:\t0000", f.read())
         d = os.path.join(env.runtime_dir, "vms", vm_id)
         modes = {name: stat.S_IMODE(os.lstat(os.path.join(d, name)).st_mode)
                  for name in os.listdir(d)}
-        self.assertEqual(sorted(modes),
-                         ["console.log", "qemu.log", "qemu.pid", "qmp.sock", "ram"])
+        self.assertEqual(sorted(modes), ["console.log", "qemu.log", "qemu.pid", "qmp.sock"] +
+                         ([] if restored else ["ram"]))
         self.assertTrue(stat.S_ISSOCK(os.lstat(os.path.join(d, "qmp.sock")).st_mode))
         self.assertEqual(modes, dict.fromkeys(modes, 0o600))
         for path in (d, os.path.dirname(d), os.path.join(env.state_dir, "vms"),
@@ -166,8 +173,9 @@ class QemuTestCase(st.TestCase):
 
     # -- VMs
 
-    def create_qemu_vm(self, env, vm_id, boot_args=BOOT_ARGS):
-        kernel, initrd, rootfs = guest()
+    def create_qemu_vm(self, env, vm_id, boot_args=BOOT_ARGS, rootfs=None):
+        kernel, initrd, guest_rootfs = guest()
+        rootfs = rootfs or guest_rootfs
         r = self.cli_ok(env, "create", "--vm-id", vm_id, "--backend", "qemu", "--accel", "tcg",
                         "--kernel", kernel, "--initrd", initrd, "--rootfs", rootfs,
                         "--boot-args", boot_args, "--vcpus", "1", "--mem", str(MEM_MIB),
@@ -175,14 +183,14 @@ class QemuTestCase(st.TestCase):
         vm = r.json()["data"]["vm"]
         self.assertEqual((vm["vm_id"], vm["backend"], vm["accel"]), (vm_id, "qemu", "tcg"), repr(r))
 
-    def boot(self, env, base_id, boot_args=BOOT_ARGS, until_tick=3):
+    def boot(self, env, base_id, boot_args=BOOT_ARGS, until_tick=3, rootfs=None):
         """Creates and starts a VM until its console shows `tick @until_tick`;
         retries a boot that misses BOOT_DEADLINE with a fresh VM.  Returns the
         VM id."""
         misses = []
         for attempt in range(1, BOOT_TRIES + 1):
             vm_id = base_id if attempt == 1 else "%s-retry%d" % (base_id, attempt)
-            self.create_qemu_vm(env, vm_id, boot_args)
+            self.create_qemu_vm(env, vm_id, boot_args, rootfs)
             start = time.monotonic()
             self.cli_ok(env, "start", vm_id)
             try:
@@ -237,6 +245,19 @@ class QemuTestCase(st.TestCase):
 
     def snapshot_dir(self, env, snapshot_id):
         return os.path.join(env.state_dir, "snapshots", snapshot_id)
+
+    def mem_bin(self, env, snapshot_id):
+        return os.path.join(self.snapshot_dir(env, snapshot_id), "mem.bin")
+
+    def assertMapsSnapshot(self, env, vm_id, snapshot_id):
+        """The VM's QEMU maps the snapshot's mem.bin (privately, writable:
+        copy-on-write), and the VM has no RAM file of its own."""
+        pid = env.vm_prop(vm_id, "Pid")
+        with open("/proc/%d/maps" % pid) as f:
+            maps = [line.split() for line in f if line.rstrip().endswith("/mem.bin")]
+        self.assertEqual([(m[1], m[-1]) for m in maps],
+                         [("rw-p", self.mem_bin(env, snapshot_id))], maps)
+        self.assertFalse(os.path.exists(os.path.join(env.runtime_dir, "vms", vm_id, "ram")))
 
     def assertQemuSnapshotFiles(self, env, snapshot_id, vm_id):
         d = self.snapshot_dir(env, snapshot_id)
@@ -294,6 +315,9 @@ class TestQemu(QemuTestCase):
         self.assertGreaterEqual(last1, 3)
         size1 = self.assertQemuSnapshotFiles(env, "s1", vm)
         self.assertEqual(env.snapshot_info("s1")["vm_config"]["machine"], info["machine"])
+        # what restored VMs map: read-only, and never written
+        self.assertEqual(stat.S_IMODE(os.stat(self.mem_bin(env, "s1")).st_mode), 0o400)
+        mem1 = file_sha256(self.mem_bin(env, "s1"))
         # the CLI shows the same console
         self.assertEqual(self.cli_ok(env, "console-log", vm).out, self.console(env, vm))
 
@@ -311,7 +335,8 @@ class TestQemu(QemuTestCase):
         pid = env.vm_prop(vm, "Pid")
         self.assertEqual(self.qemu_pids(env), [pid])
         self.assertContinues(env, vm, last1, 0, "restore of s1", done, boots=0)
-        self.assertPrivateRuntimeFiles(env, vm)
+        self.assertPrivateRuntimeFiles(env, vm, restored=True)
+        self.assertMapsSnapshot(env, vm, "s1")
         s1 = env.snapshot_info("s1")
         self.assertIs(s1["restored"], True)
         self.assertEqual(s1["restored_vm_id"], vm)
@@ -329,15 +354,32 @@ class TestQemu(QemuTestCase):
         self.assertEqual(env.vm_state(vm), "paused")
         last2, cut2 = self.mark_cut(env, vm)
         self.assertGreaterEqual(last2, last1 + 2)
+        # the same layout as s1's (its RAM came out of the stream): device
+        # state in vmstate.bin, all of RAM in a mem.bin of its own
         size2 = self.assertQemuSnapshotFiles(env, "s2", vm)
         print("  vmstate.bin: s1 %d bytes, s2 %d bytes" % (size1, size2))
+        self.assertEqual(stat.S_IMODE(os.stat(self.mem_bin(env, "s2")).st_mode), 0o400)
+        self.assertNotEqual(os.stat(self.mem_bin(env, "s2")).st_ino,
+                            os.stat(self.mem_bin(env, "s1")).st_ino)
+        mem2 = file_sha256(self.mem_bin(env, "s2"))
+        # a paused VM maps s1 as much as a running one
+        self.assertEqual(env.vm_state(vm), "paused")
+        self.assertDBusError("InUse", env.delete_snapshot, "s1")
+        # the guest runs on, writing its memory: neither file changes
+        self.cli_ok(env, "resume", vm)
+        env.wait_tick(vm, last2 + 2, cut2)
+        self.cli_ok(env, "pause", vm)
+        self.assertEqual(file_sha256(self.mem_bin(env, "s1")), mem1, "s1's mem.bin changed")
+        self.assertEqual(file_sha256(self.mem_bin(env, "s2")), mem2, "s2's mem.bin changed")
 
         # restoring over the existing (paused) VM stops it first
+        cut = len(complete_part(self.console(env, vm)))
         done = self.restore(env, "restore s2 over the paused VM", "s2", "--resume")
         self.assertNotEqual(env.vm_prop(vm, "Pid"), pid)
         self.assertEqual(env.vm_prop(vm, "RestoredFrom"), "s2")
         self.assertEqual(len(self.qemu_pids(env)), 1)
-        self.assertContinues(env, vm, last2, cut2, "restore of s2", done, boots=0)
+        self.assertMapsSnapshot(env, vm, "s2")
+        self.assertContinues(env, vm, last2, cut, "restore of s2", done, boots=0)
 
         # -- s1 is no longer in use, but restored: once only, unless forced
         self.cli_error(env, "AlreadyRestored", "snapshot", "restore", "s1")
@@ -354,6 +396,15 @@ class TestQemu(QemuTestCase):
         self.cli_ok(env, "snapshot", "delete", "s2")
         self.assertFalse(os.path.exists(self.snapshot_dir(env, "s2")))
 
+        # -- s3 of the VM that maps s1 outlives s1: once stopped, the VM no
+        # longer holds s1, which goes; s3 restores and the guest counts on
+        env.wait_tick(vm, last1 + 2, cut3)
+        self.cli_ok(env, "snapshot", "create", vm, "--snapshot-id", "s3")
+        last3, _ = self.mark_cut(env, vm)
+        self.assertQemuSnapshotFiles(env, "s3", vm)
+        mem3 = file_sha256(self.mem_bin(env, "s3"))
+        self.cli_ok(env, "resume", vm)
+        env.wait_tick(vm, last3 + 2, cut3)
         pid = env.vm_prop(vm, "Pid")
         self.cli_ok(env, "stop", vm)
         self.assertEqual(env.vm_state(vm), "stopped")
@@ -361,8 +412,16 @@ class TestQemu(QemuTestCase):
         self.assertFalse(st.process_alive(pid))
         self.assertNoQemu(env)
         self.assertNoRuntimeLeftovers(env, vm)
-        # stopped, the VM no longer holds s1
+        self.assertEqual(file_sha256(self.mem_bin(env, "s1")), mem1, "s1's mem.bin changed")
         self.cli_ok(env, "snapshot", "delete", "s1")
+        self.assertEqual(file_sha256(self.mem_bin(env, "s3")), mem3, "s3's mem.bin changed")
+        cut = len(complete_part(self.console(env, vm)))
+        done = self.restore(env, "restore s3 (s1 deleted)", "s3", "--resume")
+        self.assertMapsSnapshot(env, vm, "s3")
+        self.assertContinues(env, vm, last3, cut, "restore of s3", done, boots=0)
+        self.cli_ok(env, "delete", vm, "--force")
+        self.assertNoQemu(env)
+        self.cli_ok(env, "snapshot", "delete", "s3")
         self.assertEqual(env.snapshot_ids(), [])
 
     def test_2_pause_resume_and_daemon_restart(self):
@@ -608,15 +667,25 @@ class TestQemuPython(QemuTestCase):
 
 class TestQemuJobs(QemuTestCase):
     FILL_MIB = 160
+    DISK_FILL_MIB = 192
 
     def test_6_jobs_progress_and_cancel(self):
         """A guest that has written FILL_MIB MiB of RAM: the Job of a snapshot
         shows QEMU's phases with rising progress; Cancel while the memory is
-        copied (create, then restore) leaves the state directory as it was,
-        the VM as it was and no QEMU behind."""
+        copied (create) or the disk is (restore: it maps mem.bin, so copies
+        only the disk, made DISK_FILL_MIB MiB bigger here) leaves the state
+        directory as it was, the VM as it was and no QEMU behind. A snapshot
+        of the restored VM measures its memory in the saving-state phase."""
         from jobwatch import GLib, JobWatch, cancel_at
         env = self.env
-        vm = self.boot(env, "filled", BOOT_ARGS + " smolvm.fill=%d" % self.FILL_MIB)
+        rootfs = os.path.join(env.root, "big-rootfs.ext4")
+        shutil.copyfile(guest()[2], rootfs)
+        with open(rootfs, "ab") as f:  # past the file system: the guest never reads it
+            chunk = os.urandom(MIB)
+            for _ in range(self.DISK_FILL_MIB):
+                f.write(chunk)
+        vm = self.boot(env, "filled", BOOT_ARGS + " smolvm.fill=%d" % self.FILL_MIB,
+                       rootfs=rootfs)
         self.assertIn("smolvm-guest: filled %d MiB" % self.FILL_MIB, self.console(env, vm))
         state = lambda: st.tree_fingerprint(env.state_dir)  # noqa: E731
 
@@ -655,12 +724,12 @@ class TestQemuJobs(QemuTestCase):
         self.assertEqual(w.valid_by_phase(job).get("copying-memory"), {True})
         last, cut = self.mark_cut(env, vm)
 
-        # -- cancel a restore into the deleted VM while mem.bin is copied
+        # -- cancel a restore into the deleted VM while the disk is copied
         self.cli_ok(env, "delete", vm, "--force")
         self.assertNoQemu(env)
         before = state()
         w = JobWatch(env)
-        outcome = cancel_at(w, "copying-memory")
+        outcome = cancel_at(w, "copying-disk")
         w.call(st.MANAGER_PATH, st.MANAGER_IFACE, "RestoreSnapshot",
                GLib.Variant("(sa{sv})", ("q1", {"resume": GLib.Variant("b", True)})))
         reply = w.wait_reply()
@@ -668,6 +737,7 @@ class TestQemuJobs(QemuTestCase):
         w.close()
         self.assertEqual(outcome, [None])
         self.assertEqual(reply[:2], ("error", st.ERROR_PREFIX + "Cancelled"), reply)
+        self.assertEqual(w.phases(job)[:2], ["checksumming", "copying-disk"])
         self.assertEqual(state(), before)
         self.assertNotIn(vm, env.list_vms())
         self.assertIs(env.snapshot_info("q1")["restored"], False)
@@ -678,8 +748,40 @@ class TestQemuJobs(QemuTestCase):
         # fresh console log: the VM's went with its delete)
         self.assertNotIn(INIT_BANNER, self.console(env, vm))
         cut = env.console_size(vm)
-        done = self.restore(env, "restore q1 after a cancelled one", "q1", "--resume")
+        w = JobWatch(env)
+        w.call(st.MANAGER_PATH, st.MANAGER_IFACE, "RestoreSnapshot",
+               GLib.Variant("(sa{sv})", ("q1", {"resume": GLib.Variant("b", True)})))
+        self.assertEqual(w.wait_reply()[0], "ok")
+        done = time.monotonic()
+        job = w.only_job()
+        w.close()
+        # no memory to copy: the disk is all it measures
+        self.assertEqual(w.phases(job), ["checksumming", "copying-disk", "loading-state",
+                                         "committing"])
+        disk = os.path.getsize(os.path.join(self.snapshot_dir(env, "q1"), "disk.ext4"))
+        self.assertGreaterEqual(w.props[job]["BytesTotal"], self.DISK_FILL_MIB * MIB)
+        self.assertLess(w.props[job]["BytesTotal"], disk + MIB)
         self.assertContinues(env, vm, last, cut, "restore of q1", done, boots=0)
+        self.assertMapsSnapshot(env, vm, "q1")
+
+        # -- a snapshot of the restored VM: its memory comes in QEMU's stream
+        env.wait_tick(vm, last + 2, cut)
+        w = JobWatch(env)
+        w.call(st.MANAGER_PATH, st.MANAGER_IFACE, "CreateSnapshot",
+               GLib.Variant("(ssa{sv})", (vm, "q2", {"resume-source": GLib.Variant("b", True)})))
+        self.assertEqual(w.wait_reply()[0], "ok")
+        job = w.only_job()
+        w.close()
+        self.assertEqual(w.phases(job), ["pausing", "saving-state", "copying-disk",
+                                         "checksumming", "committing", "resuming"])
+        self.assertGreaterEqual(w.props[job]["BytesTotal"], (MEM_MIB + self.DISK_FILL_MIB) * MIB)
+        self.assertEqual(w.props[job]["BytesDone"], w.props[job]["BytesTotal"])
+        progress = w.values(job, "Progress")
+        self.assertEqual(progress, sorted(progress))
+        q2 = self.snapshot_dir(env, "q2")
+        self.assertLess(os.path.getsize(os.path.join(q2, "vmstate.bin")), 2 * MIB)
+        self.assertEqual(os.path.getsize(os.path.join(q2, "mem.bin")), MEM_MIB * MIB)
+        self.assertEqual(env.vm_state(vm), "running")
         self.cli_ok(env, "delete", vm, "--force")
         self.assertNoQemu(env)
 
