@@ -47,6 +47,9 @@ struct _SmolvmQemu {
 
 G_DEFINE_TYPE (SmolvmQemu, smolvm_qemu, SMOLVM_TYPE_VMM)
 
+/* binaries whose memory-backend-file has "rom" (smolvm_qemu_probe_readonly_ram) */
+static GHashTable *readonly_ram_binaries;
+
 static void
 smolvm_qemu_finalize (GObject *object)
 {
@@ -977,8 +980,13 @@ build_argv (SmolvmQemu *self, const SmolvmNetConfig *net, const gchar *mem_path)
    * and the stream that loads it (which holds no pages of shared RAM)
    * leaves them as the file has them. */
   argv_add (argv, "-object");
-  argv_add (argv, "memory-backend-file,id=" RAM_ID ",size=%uM,mem-path=%s,share=%s",
-            c->mem_size_mib, ram, mem_path != NULL ? "off" : "on");
+  argv_add (argv, "memory-backend-file,id=" RAM_ID ",size=%uM,mem-path=%s,share=%s%s",
+            c->mem_size_mib, ram, mem_path != NULL ? "off" : "on",
+            /* mem.bin must never change: a QEMU that can, opens it read-only */
+            mem_path != NULL && readonly_ram_binaries != NULL &&
+                g_hash_table_contains (readonly_ram_binaries, smolvm_vmm_get_binary (vmm))
+              ? ",readonly=on,rom=off"
+              : "");
   argv_add (argv, "-chardev");
   argv_add (argv, "file,id=con0,path=%s,append=on", console);
   argv_add (argv, "-serial");
@@ -1247,4 +1255,28 @@ smolvm_qemu_probe_machine (const gchar *binary, GError **error)
   g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_UNSUPPORTED,
                "%s offers no versioned q35 machine type", binary);
   return NULL;
+}
+
+gboolean
+smolvm_qemu_probe_readonly_ram (const gchar *binary)
+{
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autofree gchar *out = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  proc = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                           NULL, binary, "-object", "memory-backend-file,help", NULL);
+  if (proc == NULL || !g_subprocess_communicate_utf8 (proc, NULL, NULL, &out, NULL, NULL))
+    return FALSE;
+  /* "  rom=<OnOffAuto>        - Whether to create Read Only Memory (ROM) ..." */
+  lines = g_strsplit (out != NULL ? out : "", "\n", -1);
+  for (gsize i = 0; lines[i] != NULL; i++) {
+    if (!g_str_has_prefix (g_strchug (lines[i]), "rom="))
+      continue;
+    if (readonly_ram_binaries == NULL)
+      readonly_ram_binaries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+    g_hash_table_add (readonly_ram_binaries, g_strdup (binary));
+    return TRUE;
+  }
+  return FALSE;
 }

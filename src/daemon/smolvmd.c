@@ -285,6 +285,11 @@ main (int argc, char **argv)
     }
   }
 
+  /* by the absolute path the VMMs are made with */
+  if (qemu_machine != NULL && !smolvm_qemu_probe_readonly_ram (qemu_bin))
+    g_message ("%s cannot open guest RAM files read-only: restored VMs map their snapshot's "
+               "mem.bin (privately) from a read-write descriptor", qemu_bin);
+
   options.session = session;
   options.state_dir = state_dir;
   options.runtime_dir = runtime_dir;

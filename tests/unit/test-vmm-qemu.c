@@ -250,6 +250,21 @@ wait_growth (const gchar *path, goffset bytes)
     g_usleep (50000);
 }
 
+/* The -object argument of QEMU @pid's guest RAM. */
+static gchar *
+ram_object (GPid pid)
+{
+  g_autofree gchar *path = g_strdup_printf ("/proc/%d/cmdline", pid);
+  g_autofree gchar *cmdline = NULL;
+  gsize len = 0;
+
+  g_assert_true (g_file_get_contents (path, &cmdline, &len, NULL));
+  for (gsize i = 0; i < len; i += strlen (cmdline + i) + 1)
+    if (g_str_has_prefix (cmdline + i, "memory-backend-file,"))
+      return g_strdup (cmdline + i);
+  g_assert_not_reached ();
+}
+
 /* Whether QEMU @pid maps @path. */
 static gboolean
 maps_file (GPid pid, const gchar *path)
@@ -296,6 +311,14 @@ test_restored_save (Fixture *f, gconstpointer data)
   g_assert_no_error (load.error);
   g_assert_true (maps_file (smolvm_vmm_get_pid (restored), mem));
   g_assert_false (g_file_test (ram, G_FILE_TEST_EXISTS));
+  {
+    g_autofree gchar *object = ram_object (smolvm_vmm_get_pid (restored));
+    g_autofree gchar *expected = g_strdup_printf (
+      "memory-backend-file,id=ram0,size=256M,mem-path=%s,share=off%s", mem,
+      smolvm_qemu_probe_readonly_ram (smolvm_vmm_get_binary (restored)) ? ",readonly=on,rom=off"
+                                                                          : "");
+    g_assert_cmpstr (object, ==, expected);
+  }
   /* the guest runs on, writing its RAM (it prints as it goes) */
   console = g_build_filename (f->dir, "console.log", NULL);
   wait_growth (console, 2 * strlen ("tick NN\n"));
@@ -343,6 +366,88 @@ test_restored_save (Fixture *f, gconstpointer data)
   g_clear_error (&r.error);
 }
 
+/* QEMU here (7.2) posing as one with the memory backend option "rom" (8.1
+ * and later): it logs its arguments, then drops readonly=on,rom=off, which
+ * 7.2 cannot do, and runs. */
+static const gchar rom_wrapper[] =
+  "#!/bin/sh\n"
+  "real='%s'\n"
+  "log='%s'\n"
+  "case \"$*\" in\n"
+  "*memory-backend-file,help*)\n"
+  "  \"$real\" \"$@\"\n"
+  "  echo '  rom=<OnOffAuto>        - Whether to create Read Only Memory (ROM)'\n"
+  "  exit 0 ;;\n"
+  "esac\n"
+  "i=0\n"
+  "for a in \"$@\"; do\n"
+  "  [ $i -eq 0 ] && set --\n"
+  "  i=$((i + 1))\n"
+  "  printf '%%s\\n' \"$a\" >> \"$log\"\n"
+  "  set -- \"$@\" \"${a%%,readonly=on,rom=off}\"\n"
+  "done\n"
+  "exec \"$real\" \"$@\"\n";
+
+/* The -object arguments the wrapper saw, in order. */
+static GPtrArray *
+logged_ram_objects (const gchar *log)
+{
+  g_autofree gchar *contents = NULL;
+  g_auto(GStrv) lines = NULL;
+  GPtrArray *objects = g_ptr_array_new_with_free_func (g_free);
+
+  g_assert_true (g_file_get_contents (log, &contents, NULL, NULL));
+  lines = g_strsplit (contents, "\n", -1);
+  for (gsize i = 0; lines[i] != NULL; i++)
+    if (g_str_has_prefix (lines[i], "memory-backend-file,"))
+      g_ptr_array_add (objects, g_strdup (lines[i]));
+  return objects;
+}
+
+static void
+test_readonly_rom (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *wrapper = NULL, *log = NULL, *script = NULL, *vmstate = NULL, *mem = NULL;
+  g_autofree gchar *booted = NULL, *restored_object = NULL;
+  g_autoptr(SmolvmVmm) restored = NULL;
+  g_autoptr(GPtrArray) objects = NULL;
+  g_autoptr(GError) error = NULL;
+  Result load = { 0 };
+  gboolean gone = FALSE;
+
+  if (f->vmm == NULL)
+    return;
+  wrapper = g_build_filename (f->dir, "qemu-rom", NULL);
+  log = g_build_filename (f->dir, "qemu-rom.log", NULL);
+  script = g_strdup_printf (rom_wrapper, smolvm_vmm_get_binary (f->vmm), log);
+  g_assert_true (g_file_set_contents (wrapper, script, -1, &error));
+  g_assert_cmpint (g_chmod (wrapper, 0755), ==, 0);
+  g_assert_true (smolvm_qemu_probe_readonly_ram (wrapper));
+
+  /* the fixture's VMM, on the wrapper */
+  g_clear_object (&f->vmm);
+  f->vmm = new_vmm (f, wrapper);
+  vmstate = g_build_filename (f->dir, "vmstate.bin", NULL);
+  mem = g_build_filename (f->dir, "mem.bin", NULL);
+  save_booted (f, vmstate, mem);
+  restored = new_vmm (f, wrapper);
+  smolvm_vmm_snapshot_load_async (restored, vmstate, mem, TRUE, NULL, NULL, on_op, &load);
+  run_op (&load);
+  g_assert_no_error (load.error);
+  g_assert_true (maps_file (smolvm_vmm_get_pid (restored), mem));
+
+  objects = logged_ram_objects (log);
+  g_assert_cmpuint (objects->len, ==, 2);
+  booted = g_strdup_printf ("memory-backend-file,id=ram0,size=256M,mem-path=%s/ram,share=on",
+                            f->dir);
+  restored_object = g_strdup_printf (
+    "memory-backend-file,id=ram0,size=256M,mem-path=%s,share=off,readonly=on,rom=off", mem);
+  g_assert_cmpstr (g_ptr_array_index (objects, 0), ==, booted);
+  g_assert_cmpstr (g_ptr_array_index (objects, 1), ==, restored_object);
+  smolvm_vmm_terminate_async (restored, on_terminated, &gone);
+  wait_for (&gone);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -353,6 +458,7 @@ main (int argc, char **argv)
   ADD ("/vmm-qemu/cancel-create", test_cancel_create);
   ADD ("/vmm-qemu/cancel-load", test_cancel_load);
   ADD ("/vmm-qemu/restored-save", test_restored_save);
+  ADD ("/vmm-qemu/readonly-rom", test_readonly_rom);
 #undef ADD
   return g_test_run ();
 }
