@@ -291,6 +291,7 @@ test_restored_save (Fixture *f, gconstpointer data)
   g_autofree gchar *vmstate2 = NULL, *mem2 = NULL, *console = NULL, *after = NULL;
   Result load = { 0 }, r = { 0 }, p = { 0 }, again = { 0 };
   CancelOnFile at = { NULL, cancellable, 0 };
+  gboolean gone = FALSE;
   struct stat st;
 
   if (f->vmm == NULL)
@@ -364,6 +365,9 @@ test_restored_save (Fixture *f, gconstpointer data)
   after = sha256_of (mem);
   g_assert_cmpstr (after, ==, mem_sum);
   g_clear_error (&r.error);
+  /* a VMM's process outlives its object (as VMs outlive smolvmd) */
+  smolvm_vmm_terminate_async (restored, on_terminated, &gone);
+  wait_for (&gone);
 }
 
 /* QEMU here (7.2) posing as one with the memory backend option "rom" (8.1
