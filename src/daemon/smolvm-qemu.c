@@ -629,8 +629,6 @@ step_migrate_out (SmolvmSteps *steps, gpointer step_data)
 static void
 step_migrate_in (SmolvmSteps *steps, gpointer step_data)
 {
-  QemuOp *op = smolvm_steps_get_data (steps);
-  smolvm_progress_set_phase (op->progress, "loading-state", FALSE);
   migrate_step (steps, "migrate-incoming");
 }
 
@@ -1086,6 +1084,9 @@ step_spawn (SmolvmSteps *steps, gpointer step_data)
     smolvm_steps_fail (steps, error);
     return;
   }
+  /* QEMU's start-up is part of the load: nothing is copied before it */
+  if (op->incoming)
+    smolvm_progress_set_phase (op->progress, "loading-state", FALSE);
   smolvm_steps_next (steps);
 }
 

@@ -88,10 +88,13 @@ run_op (Result *r)
   wait_for (&r->done);
 }
 
-/* Cancels @cancellable once @phase is measured. */
+/* Cancels @cancellable once @phase is measured; notes whether @vmm (if
+ * any) had a process then. */
 typedef struct {
   const gchar *phase;
   GCancellable *cancellable;
+  SmolvmVmm *vmm;
+  gboolean vmm_ran;
 } CancelAt;
 
 static void
@@ -108,8 +111,10 @@ static void
 on_phase_any (SmolvmProgress *progress, gpointer user_data)
 {
   CancelAt *at = user_data;
-  if (g_str_equal (smolvm_progress_get_phase (progress), at->phase))
-    g_cancellable_cancel (at->cancellable);
+  if (!g_str_equal (smolvm_progress_get_phase (progress), at->phase))
+    return;
+  at->vmm_ran = at->vmm != NULL && smolvm_vmm_is_running (at->vmm);
+  g_cancellable_cancel (at->cancellable);
 }
 
 static gchar *
@@ -205,12 +210,14 @@ test_cancel_load (Fixture *f, gconstpointer data)
   mem_sum = sha256_of (mem);
 
   restored = new_vmm (f, smolvm_vmm_get_binary (f->vmm));
-  /* loading-state is not measured: cancel as it starts */
+  /* loading-state is not measured: cancel as it starts, with QEMU up */
+  at.vmm = restored;
   g_signal_connect (progress, "phase-changed", G_CALLBACK (on_phase_any), &at);
   smolvm_vmm_snapshot_load_async (restored, vmstate, mem, TRUE, progress, cancellable, on_op,
                                   &load);
   run_op (&load);
   g_assert_error (load.error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED);
+  g_assert_true (at.vmm_ran);
   g_assert_false (smolvm_vmm_is_running (restored));
   ram = g_build_filename (f->dir, "ram", NULL);
   g_assert_false (g_file_test (ram, G_FILE_TEST_EXISTS));
