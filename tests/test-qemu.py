@@ -346,7 +346,11 @@ class TestQemu(QemuTestCase):
         self.assertDBusError("InUse", env.delete_snapshot, "s1")
         self.assertDBusError("InUse", env.restore, "s1", force=True)
 
-        # -- a snapshot of the restored VM (second generation), through D-Bus
+        # -- a snapshot of the restored VM (second generation), through D-Bus,
+        # by a restarted smolvmd: it asks QEMU how the VM's RAM is mapped
+        env.daemon.restart()
+        self.assertEqual(env.vm_state(vm), "running")
+        self.assertDBusError("InUse", env.delete_snapshot, "s1")
         env.wait_tick(vm, last1 + 2)
         start = time.monotonic()
         env.create_snapshot(vm, "s2")

@@ -342,7 +342,7 @@ vm_matches_snapshot (SmolvmVm *vm, SmolvmSnapshot *snapshot, GError **error)
 
 /* Everything a restore can know to fail on is checked before any VM is
  * touched: the snapshot's files, mem.bin's size, and the room for the
- * copies. (The checksum of vmstate.bin follows, also before.) */
+ * disk's copy. (The checksum of vmstate.bin follows, also before.) */
 static gboolean
 check_snapshot_files (SnapshotRestore *op, GError **error)
 {

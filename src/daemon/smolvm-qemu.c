@@ -252,7 +252,6 @@ typedef struct {
   guint settle_tries;
   void (*settled) (SmolvmSteps *steps);
   /* a save of privately mapped RAM: the stream is split as it comes */
-  gboolean ram_private;
   GCancellable *split_cancellable; /* stops the split of a failed save */
   gboolean split_running;
   GError *split_error;
@@ -707,6 +706,13 @@ static void
 rollback_save_settle (SmolvmSteps *steps)
 {
   QemuOp *op = smolvm_steps_get_data (steps);
+
+  /* a split that gave up first made QEMU fail (EPIPE), which the caller
+   * hears of: the cause goes to the log */
+  if (op->split_error != NULL &&
+      !g_error_matches (op->split_error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED))
+    g_warning ("%s", op->split_error->message);
+  g_clear_error (&op->split_error);
   op->settle_tries = 0;
   op->settled = smolvm_steps_rollback_done;
   query_until_settled (steps);
@@ -843,8 +849,7 @@ on_ram_share (GObject *source, GAsyncResult *result, gpointer user_data)
                                            op->what));
     return;
   }
-  op->ram_private = !json_node_get_boolean (reply);
-  if (op->ram_private)
+  if (!json_node_get_boolean (reply))
     add_steps (steps, step_open_split, step_getfd, step_migrate_out, step_count_migration,
                step_settle, step_wait_split, NULL);
   else
