@@ -98,3 +98,50 @@ write("qmp", "crlf-and-junk", GREETING.replace("\n", "\r\n") + CAPS.replace("\n"
       '{"id": 5}\n{"error": "x", "id": "smolvm-2"}\n')
 write("qmp", "no-greeting", '{"return": {}, "id": "smolvm-1"}\n')
 write("qmp", "error-caps", GREETING + '{"error": {"desc": "no"}, "id": "smolvm-1"}\n')
+
+
+def qemu_stream(config=True, subsections=("caps",), pages=16, truncate=None):
+    """A migration stream as QEMU 7.2 writes it for a snapshot of a restored
+    VM (migration/savevm.c, ram.c): RAM block ram0 (64 KiB) in the stream."""
+    import struct
+    be32 = lambda v: struct.pack(">I", v)  # noqa: E731
+    be64 = lambda v: struct.pack(">Q", v)  # noqa: E731
+    name = lambda s: bytes([len(s)]) + s.encode()  # noqa: E731
+    out = be32(0x5145564D) + be32(3)
+    if config:
+        out += b"\x07" + be32(10) + b"pc-q35-7.2"
+        for sub in subsections:
+            if sub == "bits":
+                out += b"\x05" + name("configuration/target-page-bits") + be32(1) + be32(12)
+            elif sub == "caps":
+                out += (b"\x05" + name("configuration/capabilities") + be32(1) + be32(1) +
+                        name("x-ignore-shared"))
+            elif sub == "uuid":
+                out += b"\x05" + name("configuration/uuid") + be32(1) + bytes(range(16))
+    addr = (lambda a: be64(a)) if "caps" in subsections else (lambda a: b"")
+    out += b"\x01" + be32(2) + name("ram") + be32(0) + be32(4)
+    out += be64((16 + 2) * 4096 | 0x04)
+    out += name("pc.bios") + be64(2 * 4096) + addr(0xfffc0000)
+    out += name("ram0") + be64(16 * 4096) + addr(0)
+    out += be64(0x10) + b"\x7e" + be32(2)
+    out += b"\x02" + be32(2)
+    for i in range(pages):
+        flags = (0x08 if i % 3 == 0 else 0x02) | (0x20 if i else 0)
+        out += be64(i * 4096 | flags) + (b"" if i else name("ram0"))
+        out += bytes([i]) * 4096 if flags & 0x08 else b"\x00"
+    out += be64(0x08) + name("pc.bios") + b"\xea" * 4096
+    out += be64(4096 | 0x22) + b"\x00"
+    out += be64(0x10) + b"\x7e" + be32(2)
+    out += b"\x03" + be32(2) + be64(3 * 4096 | 0x02) + name("ram0") + b"\x00"
+    out += be64(0x10) + b"\x7e" + be32(2)
+    out += b"\x04" + be32(3) + name("timer") + be32(0) + be32(2) + bytes(64) + b"\x00"
+    desc = b'{"page_size": 4096, "devices": []}'
+    out += b"\x06" + be32(len(desc)) + desc
+    return out[:truncate] if truncate else out
+
+
+write("qemu-stream", "restored-vm", qemu_stream())
+write("qemu-stream", "all-subsections", qemu_stream(subsections=("bits", "caps", "uuid")))
+write("qemu-stream", "no-configuration", qemu_stream(config=False, subsections=()))
+write("qemu-stream", "page-missing", qemu_stream(pages=15))
+write("qemu-stream", "truncated", qemu_stream(truncate=200))
