@@ -810,11 +810,22 @@ split_finished (SmolvmSteps *steps)
 {
   QemuOp *op = smolvm_steps_get_data (steps);
 
+  stop_migration_watch (op);
   if (op->split_error != NULL) {
     smolvm_steps_fail (steps, g_steal_pointer (&op->split_error));
     return;
   }
   smolvm_steps_next (steps);
+}
+
+static gboolean
+on_wait_split_cancelled (GCancellable *cancellable, gpointer user_data)
+{
+  QemuOp *op = user_data;
+
+  g_clear_pointer (&op->cancel_watch, g_source_unref);
+  g_cancellable_cancel (op->split_cancellable);
+  return G_SOURCE_REMOVE;
 }
 
 /* QEMU closes its end of the pipe once the migration is over: the split
@@ -823,12 +834,19 @@ static void
 step_wait_split (SmolvmSteps *steps, gpointer step_data)
 {
   QemuOp *op = smolvm_steps_get_data (steps);
+  GCancellable *cancellable = smolvm_steps_get_cancellable (steps);
 
-  if (op->split_running) {
-    op->split_waiter = split_finished;
+  if (!op->split_running) {
+    split_finished (steps);
     return;
   }
-  split_finished (steps);
+  op->split_waiter = split_finished;
+  /* a QEMU that kept its end open must not hold a Cancel up */
+  if (cancellable != NULL) {
+    op->cancel_watch = g_cancellable_source_new (cancellable);
+    g_source_set_callback (op->cancel_watch, G_SOURCE_FUNC (on_wait_split_cancelled), op, NULL);
+    g_source_attach (op->cancel_watch, NULL);
+  }
 }
 
 static void
