@@ -708,9 +708,11 @@ rollback_save_settle (SmolvmSteps *steps)
   QemuOp *op = smolvm_steps_get_data (steps);
 
   /* a split that gave up first made QEMU fail (EPIPE), which the caller
-   * hears of: the cause goes to the log */
+   * hears of: the cause goes to the log (after a Cancel, the split only
+   * saw the stream end) */
   if (op->split_error != NULL &&
-      !g_error_matches (op->split_error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED))
+      !g_error_matches (op->split_error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED) &&
+      !g_cancellable_is_cancelled (smolvm_steps_get_cancellable (steps)))
     g_warning ("%s", op->split_error->message);
   g_clear_error (&op->split_error);
   op->settle_tries = 0;

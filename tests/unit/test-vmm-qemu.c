@@ -226,7 +226,7 @@ test_cancel_load (Fixture *f, gconstpointer data)
   g_clear_error (&load.error);
 }
 
-/* Cancels @cancellable once @path exists. */
+/* Cancels @cancellable once @path holds data. */
 typedef struct {
   const gchar *path;
   GCancellable *cancellable;
@@ -237,7 +237,9 @@ static gboolean
 cancel_on_file (gpointer user_data)
 {
   CancelOnFile *c = user_data;
-  if (!g_file_test (c->path, G_FILE_TEST_EXISTS))
+  struct stat st;
+
+  if (stat (c->path, &st) != 0 || st.st_blocks == 0)
     return G_SOURCE_CONTINUE;
   g_cancellable_cancel (c->cancellable);
   c->watch = 0;
@@ -335,7 +337,7 @@ test_restored_save (Fixture *f, gconstpointer data)
   g_assert_no_error (p.error);
 
   /* a save cancelled while its stream, RAM included, is split: once the
-   * worker has made mem2.bin (QEMU streams for a good 100 ms) */
+   * worker has written pages to mem2.bin (QEMU streams for a good 50 ms) */
   at.path = mem2;
   at.watch = g_timeout_add (1, cancel_on_file, &at);
   smolvm_vmm_snapshot_create_async (restored, vmstate2, mem2, progress, cancellable, on_op, &r);
