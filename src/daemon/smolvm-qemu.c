@@ -50,6 +50,13 @@ G_DEFINE_TYPE (SmolvmQemu, smolvm_qemu, SMOLVM_TYPE_VMM)
 /* binaries whose memory-backend-file has "rom" (smolvm_qemu_probe_readonly_ram) */
 static GHashTable *readonly_ram_binaries;
 
+static gboolean
+binary_maps_readonly (SmolvmQemu *self)
+{
+  return readonly_ram_binaries != NULL &&
+         g_hash_table_contains (readonly_ram_binaries, smolvm_vmm_get_binary (SMOLVM_VMM (self)));
+}
+
 static void
 smolvm_qemu_finalize (GObject *object)
 {
@@ -251,6 +258,9 @@ typedef struct {
   /* waiting for QEMU to leave finish-migrate */
   guint settle_tries;
   void (*settled) (SmolvmSteps *steps);
+  /* a load: the mode mem.bin had before step_check_mem lent it to QEMU */
+  gboolean mem_mode_lent;
+  mode_t mem_mode;
   /* a save of privately mapped RAM: the stream is split as it comes */
   GCancellable *split_cancellable; /* stops the split of a failed save */
   gboolean split_running;
@@ -284,12 +294,23 @@ qemu_op_free (QemuOp *op)
 }
 
 static void
+return_mem_mode (QemuOp *op)
+{
+  if (!op->mem_mode_lent)
+    return;
+  op->mem_mode_lent = FALSE;
+  if (chmod (op->mem_path, op->mem_mode) != 0)
+    g_warning ("Cannot make %s read-only again: %s", op->mem_path, g_strerror (errno));
+}
+
+static void
 on_failed_launch_terminated (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SmolvmQemu *self = SMOLVM_QEMU (source);
 
   smolvm_vmm_terminate_finish (SMOLVM_VMM (self), result);
   clear_runtime_files (self);
+  return_mem_mode (smolvm_steps_get_data (user_data));
   smolvm_steps_rollback_done (user_data);
 }
 
@@ -920,6 +941,27 @@ step_check_mem (SmolvmSteps *steps, gpointer step_data)
                                            config->mem_size_mib, expected));
     return;
   }
+  /* A QEMU that cannot open it read-only (7.2) opens it read-write, which
+   * a 0400 file refuses unless QEMU runs as root: a daemon that is not
+   * (--session) lends the owner write permission until QEMU is up. */
+  if (!binary_maps_readonly (self) && faccessat (AT_FDCWD, op->mem_path, W_OK, AT_EACCESS) != 0) {
+    if (chmod (op->mem_path, (st.st_mode & 07777) | S_IWUSR) != 0) {
+      smolvm_error_set_errno (&error, errno, "Cannot let QEMU open %s", op->mem_path);
+      smolvm_steps_fail (steps, error);
+      return;
+    }
+    op->mem_mode = st.st_mode & 07777;
+    op->mem_mode_lent = TRUE;
+  }
+  smolvm_steps_next (steps);
+}
+
+/* QEMU opens guest RAM files before it greets on QMP (memory backends,
+ * then monitors, at start-up): once connected, mem.bin's mode goes back. */
+static void
+step_return_mem_mode (SmolvmSteps *steps, gpointer step_data)
+{
+  return_mem_mode (smolvm_steps_get_data (steps));
   smolvm_steps_next (steps);
 }
 
@@ -1006,10 +1048,7 @@ build_argv (SmolvmQemu *self, const SmolvmNetConfig *net, const gchar *mem_path)
   argv_add (argv, "memory-backend-file,id=" RAM_ID ",size=%uM,mem-path=%s,share=%s%s",
             c->mem_size_mib, ram, mem_path != NULL ? "off" : "on",
             /* mem.bin must never change: a QEMU that can, opens it read-only */
-            mem_path != NULL && readonly_ram_binaries != NULL &&
-                g_hash_table_contains (readonly_ram_binaries, smolvm_vmm_get_binary (vmm))
-              ? ",readonly=on,rom=off"
-              : "");
+            mem_path != NULL && binary_maps_readonly (self) ? ",readonly=on,rom=off" : "");
   argv_add (argv, "-chardev");
   argv_add (argv, "file,id=con0,path=%s,append=on", console);
   argv_add (argv, "-serial");
@@ -1176,8 +1215,9 @@ smolvm_qemu_snapshot_load_async (SmolvmVmm *vmm, const gchar *vmstate_path,
   op->resume = resume;
   op->vmstate_path = g_strdup (vmstate_path);
   op->mem_path = g_strdup (mem_path);
-  add_steps (steps, step_check_mem, step_spawn, step_connect, step_migrate_capabilities,
-             step_open_vmstate, step_getfd, step_migrate_in, step_cont, NULL);
+  add_steps (steps, step_check_mem, step_spawn, step_connect, step_return_mem_mode,
+             step_migrate_capabilities, step_open_vmstate, step_getfd, step_migrate_in, step_cont,
+             NULL);
   smolvm_steps_run (g_steal_pointer (&steps));
 }
 

@@ -3,6 +3,7 @@
 
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 #include <gio/gio.h>
@@ -117,6 +118,14 @@ on_phase_any (SmolvmProgress *progress, gpointer user_data)
   g_cancellable_cancel (at->cancellable);
 }
 
+static void
+assert_mode (const gchar *path, mode_t mode)
+{
+  struct stat st;
+  g_assert_cmpint (stat (path, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 07777, ==, mode);
+}
+
 static gchar *
 sha256_of (const gchar *path)
 {
@@ -207,6 +216,7 @@ test_cancel_load (Fixture *f, gconstpointer data)
   vmstate = g_build_filename (f->dir, "vmstate.bin", NULL);
   mem = g_build_filename (f->dir, "mem.bin", NULL);
   save_booted (f, vmstate, mem);
+  g_assert_cmpint (chmod (mem, 0400), ==, 0);
   mem_sum = sha256_of (mem);
 
   restored = new_vmm (f, smolvm_vmm_get_binary (f->vmm));
@@ -223,6 +233,7 @@ test_cancel_load (Fixture *f, gconstpointer data)
   g_assert_false (g_file_test (ram, G_FILE_TEST_EXISTS));
   after = sha256_of (mem);
   g_assert_cmpstr (after, ==, mem_sum);
+  assert_mode (mem, 0400);
   g_clear_error (&load.error);
 }
 
@@ -321,6 +332,7 @@ test_restored_save (Fixture *f, gconstpointer data)
   g_assert_no_error (load.error);
   g_assert_true (maps_file (smolvm_vmm_get_pid (restored), mem));
   g_assert_false (g_file_test (ram, G_FILE_TEST_EXISTS));
+  assert_mode (mem, 0400);
   {
     g_autofree gchar *object = ram_object (smolvm_vmm_get_pid (restored));
     g_autofree gchar *expected = g_strdup_printf (
@@ -461,9 +473,40 @@ test_readonly_rom (Fixture *f, gconstpointer data)
   wait_for (&gone);
 }
 
+static const gchar *self_path;
+
+/* restored-save again as nobody (smolvmd --session of a user): QEMU 7.2
+ * must open the 0400 mem.bin read-write, which only root may as it is. */
+static void
+test_unprivileged (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *setpriv = g_find_program_in_path ("setpriv");
+  g_autofree gchar *out = NULL;
+  g_autoptr(GError) error = NULL;
+  gint status = 0;
+
+  if (f->vmm == NULL)
+    return;
+  if (geteuid () != 0 || setpriv == NULL) {
+    g_test_skip ("not root (restored-save runs unprivileged already), or no setpriv");
+    return;
+  }
+  g_assert_true (g_spawn_sync (NULL,
+                               (gchar *[]){ setpriv, "--reuid=65534", "--regid=65534",
+                                            "--clear-groups", (gchar *) self_path, "-p",
+                                            "/vmm-qemu/restored-save", NULL },
+                               NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out, NULL, &status,
+                               &error));
+  g_assert_no_error (error);
+  g_test_message ("as nobody:\n%s", out);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  g_assert_nonnull (strstr (out, "ok 1 /vmm-qemu/restored-save"));
+}
+
 int
 main (int argc, char **argv)
 {
+  self_path = argv[0];
   g_test_init (&argc, &argv, NULL);
   smolvm_error_quark ();
 #define ADD(path, func) \
@@ -472,6 +515,7 @@ main (int argc, char **argv)
   ADD ("/vmm-qemu/cancel-load", test_cancel_load);
   ADD ("/vmm-qemu/restored-save", test_restored_save);
   ADD ("/vmm-qemu/readonly-rom", test_readonly_rom);
+  ADD ("/vmm-qemu/unprivileged", test_unprivileged);
 #undef ADD
   return g_test_run ();
 }
