@@ -86,6 +86,14 @@ handle_restore_snapshot (SmolvmDbusManager *object, GDBusMethodInvocation *invoc
 }
 
 static gboolean
+handle_clone_snapshot (SmolvmDbusManager *object, GDBusMethodInvocation *invocation,
+                       const gchar *snapshot_id, GVariant *options)
+{
+  smolvm_op_snapshot_clone (&SMOLVM_MANAGER (object)->ctx, invocation, snapshot_id, options);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
 handle_delete_snapshot (SmolvmDbusManager *object, GDBusMethodInvocation *invocation,
                         const gchar *snapshot_id, GVariant *options)
 {
@@ -169,6 +177,7 @@ smolvm_manager_iface_init (SmolvmDbusManagerIface *iface)
 {
   iface->handle_create_snapshot = handle_create_snapshot;
   iface->handle_restore_snapshot = handle_restore_snapshot;
+  iface->handle_clone_snapshot = handle_clone_snapshot;
   iface->handle_delete_snapshot = handle_delete_snapshot;
   iface->handle_list_snapshots = handle_list_snapshots;
   iface->handle_get_snapshot = handle_get_snapshot;

@@ -208,11 +208,15 @@ smolvm_registry_export (SmolvmRegistry *self, GDBusConnection *connection, GErro
 
 /* ---- VMs ---- */
 
+static void on_vm_mapping_changed (SmolvmVm *vm, gpointer user_data);
+
 void
 smolvm_registry_add_vm (SmolvmRegistry *self, SmolvmVm *vm)
 {
   g_hash_table_insert (self->vms, g_strdup (smolvm_vm_get_id (vm)), g_object_ref (vm));
   export (self, smolvm_vm_get_object_path (vm), G_DBUS_INTERFACE_SKELETON (vm));
+  g_signal_connect (vm, "mapping-changed", G_CALLBACK (on_vm_mapping_changed), self);
+  on_vm_mapping_changed (vm, self);
 }
 
 void
@@ -221,8 +225,13 @@ smolvm_registry_remove_vm (SmolvmRegistry *self, SmolvmVm *vm)
   const gchar *id = smolvm_vm_get_id (vm);
   if (g_hash_table_lookup (self->vms, id) != vm)
     return;
+  g_autofree gchar *cloned_from = g_strdup (smolvm_vm_get_cloned_from (vm));
+
+  g_signal_handlers_disconnect_by_func (vm, on_vm_mapping_changed, self);
   g_dbus_object_manager_server_unexport (self->object_manager, smolvm_vm_get_object_path (vm));
   g_hash_table_remove (self->vms, id);
+  if (cloned_from[0] != '\0')
+    smolvm_registry_update_clones (self, cloned_from);
 }
 
 SmolvmVm *
@@ -268,6 +277,7 @@ smolvm_registry_add_snapshot (SmolvmRegistry *self, SmolvmSnapshot *snapshot)
   g_hash_table_insert (self->snapshots, g_strdup (smolvm_snapshot_get_id (snapshot)),
                        g_object_ref (snapshot));
   export (self, smolvm_snapshot_get_object_path (snapshot), G_DBUS_INTERFACE_SKELETON (snapshot));
+  smolvm_registry_update_clones (self, smolvm_snapshot_get_id (snapshot));
 }
 
 void
@@ -421,6 +431,63 @@ smolvm_registry_vm_using_snapshot (SmolvmRegistry *self, const gchar *snapshot_i
         g_strcmp0 (smolvm_vm_get_restored_from (value), snapshot_id) == 0)
       return value;
   return NULL;
+}
+
+gboolean
+smolvm_registry_check_snapshot_unmapped (SmolvmRegistry *self, const gchar *snapshot_id,
+                                         GError **error)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->vms);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    if (!smolvm_vm_maps_snapshot (value, snapshot_id))
+      continue;
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_IN_USE,
+                 "Snapshot '%s' is in use: VM '%s' was %s from it and is %s, mapping its "
+                 "mem.bin; stop it first",
+                 snapshot_id, smolvm_vm_get_id (value),
+                 smolvm_vm_get_cloned_from (value)[0] != '\0' ? "cloned" : "restored",
+                 smolvm_vm_get_state (value));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gint
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (*(const gchar *const *) a, *(const gchar *const *) b);
+}
+
+void
+smolvm_registry_update_clones (SmolvmRegistry *self, const gchar *snapshot_id)
+{
+  SmolvmSnapshot *snapshot = g_hash_table_lookup (self->snapshots, snapshot_id);
+  g_autoptr(GPtrArray) paths = NULL;
+  GHashTableIter iter;
+  gpointer value;
+
+  if (snapshot == NULL)
+    return;
+  paths = g_ptr_array_new ();
+  g_hash_table_iter_init (&iter, self->vms);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (g_strcmp0 (smolvm_vm_get_cloned_from (value), snapshot_id) == 0 &&
+        smolvm_vm_maps_snapshot (value, snapshot_id))
+      g_ptr_array_add (paths, (gpointer) smolvm_vm_get_object_path (value));
+  g_ptr_array_sort (paths, compare_strings);
+  g_ptr_array_add (paths, NULL);
+  smolvm_snapshot_set_clones (snapshot, (const gchar *const *) paths->pdata);
+}
+
+static void
+on_vm_mapping_changed (SmolvmVm *vm, gpointer user_data)
+{
+  const gchar *cloned_from = smolvm_vm_get_cloned_from (vm);
+  if (cloned_from[0] != '\0')
+    smolvm_registry_update_clones (user_data, cloned_from);
 }
 
 gboolean

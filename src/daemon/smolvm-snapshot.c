@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
+#include <errno.h>
+#include <sys/stat.h>
 
 #include <json-glib/json-glib.h>
 
+#include "smolvm-error-map.h"
 #include "smolvm-error.h"
 #include "smolvm-fileutil.h"
 #include "smolvm-id.h"
@@ -74,6 +77,7 @@ smolvm_snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id,
   smolvm_dbus_snapshot_set_restored (iface, FALSE);
   smolvm_dbus_snapshot_set_restored_vm_id (iface, "");
   smolvm_dbus_snapshot_set_backend (iface, backend);
+  smolvm_dbus_snapshot_set_clones (iface, (const gchar *const[]){ NULL });
   return self;
 }
 
@@ -117,6 +121,49 @@ smolvm_snapshot_set_vmstate_sha256 (SmolvmSnapshot *self, const gchar *sha256)
 {
   g_free (self->vmstate_sha256);
   self->vmstate_sha256 = g_strdup (sha256);
+}
+
+gboolean
+smolvm_snapshot_check_files (SmolvmSnapshot *self, guint64 sizes[SMOLVM_SNAPSHOT_N_FILES],
+                             GError **error)
+{
+  SmolvmDbusSnapshot *iface = SMOLVM_DBUS_SNAPSHOT (self);
+  const SmolvmVmConfig *config = smolvm_snapshot_get_vm_config (self);
+  const gchar *files[SMOLVM_SNAPSHOT_N_FILES] = { smolvm_dbus_snapshot_get_snapshot_path (iface),
+                                                  smolvm_dbus_snapshot_get_mem_file_path (iface),
+                                                  smolvm_dbus_snapshot_get_disk_path (iface) };
+  guint64 expected_mem = (guint64) config->mem_size_mib * 1024 * 1024;
+  struct stat st;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (files); i++) {
+    if (lstat (files[i], &st) < 0)
+      return smolvm_error_set_errno (error, errno, "Cannot read %s", files[i]);
+    if (!S_ISREG (st.st_mode)) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "%s is not a regular file",
+                   files[i]);
+      return FALSE;
+    }
+    if (i == SMOLVM_SNAPSHOT_FILE_MEM && (guint64) st.st_size != expected_mem) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                   "%s is %" G_GINT64_FORMAT " bytes, but the VM has %u MiB of memory (%"
+                   G_GUINT64_FORMAT " bytes)",
+                   files[i], (gint64) st.st_size, config->mem_size_mib, expected_mem);
+      return FALSE;
+    }
+    sizes[i] = smolvm_stat_data_size (&st);
+  }
+  return TRUE;
+}
+
+void
+smolvm_snapshot_set_clones (SmolvmSnapshot *self, const gchar *const *vm_paths)
+{
+  const gchar *const *now = smolvm_dbus_snapshot_get_clones (SMOLVM_DBUS_SNAPSHOT (self));
+
+  /* no PropertiesChanged when nothing changed */
+  if (now != NULL && g_strv_equal (now, vm_paths))
+    return;
+  smolvm_dbus_snapshot_set_clones (SMOLVM_DBUS_SNAPSHOT (self), vm_paths);
 }
 
 void
