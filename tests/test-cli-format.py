@@ -184,7 +184,8 @@ class CliTest(unittest.TestCase):
         self.assertEqual(data['vm_state'], 'paused')
         self.assertEqual(data['snapshot']['restored'], True)
         self.assertEqual(data['snapshot']['restored_vm_id'], 'my-vm')
-        self.assertEqual(self.mock.calls[-3][2], ('before-deploy', {'force': True}))
+        restore = [c for c in self.mock.calls if c[0] == 'RestoreSnapshot'][-1]
+        self.assertEqual(restore[2], ('before-deploy', {'force': True}))
 
     def test_snapshot_delete(self):
         self.spec_snapshots()
