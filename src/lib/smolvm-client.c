@@ -183,8 +183,6 @@ call_data_free (CallData *data)
   g_free (data);
 }
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (CallData, call_data_free)
-
 static GDBusCallFlags
 call_flags (SmolvmClient *self)
 {
