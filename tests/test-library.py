@@ -37,7 +37,7 @@ gi.require_version("Gio", "2.0")
 from gi.repository import Gio, GLib, Smolvm  # noqa: E402
 
 # Snapshots take this long in the emulator, so that a job is there to cancel.
-SNAPSHOT_DELAY_MS = 1500
+SNAPSHOT_DELAY_MS = 2000
 ENV = None
 
 
