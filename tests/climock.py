@@ -280,8 +280,29 @@ class MockSmolvmd:
                 os.close(fd)
         return (config,) + tuple(args[1:])
 
+    # What libsmolvm-1 reads once, when the CLI connects.
+    MANAGER_PROPERTIES = {'Version': GLib.Variant('s', '0.0-mock'),
+                          'Backends': GLib.Variant('as', ['firecracker'])}
+
+    def _properties(self, path, method, args, invocation):
+        """Properties.Get and GetAll, which GDBus hands to _dispatch (there
+        is no get_property handler); only the Manager's are modelled."""
+        if path != MANAGER_PATH or args[0] != 'org.smolvm.Manager':
+            invocation.return_dbus_error('org.freedesktop.DBus.Error.UnknownInterface',
+                                         'No properties of %s at %s' % (args[0], path))
+        elif method == 'GetAll':
+            invocation.return_value(GLib.Variant('(a{sv})', (self.MANAGER_PROPERTIES,)))
+        elif method == 'Get' and args[1] in self.MANAGER_PROPERTIES:
+            invocation.return_value(GLib.Variant('(v)', (self.MANAGER_PROPERTIES[args[1]],)))
+        else:
+            invocation.return_dbus_error('org.freedesktop.DBus.Error.UnknownProperty',
+                                         'No property %s' % (args[1:],))
+
     def _dispatch(self, connection, sender, path, interface, method, params, invocation):
         args = params.unpack()
+        if interface == 'org.freedesktop.DBus.Properties':
+            self._properties(path, method, args, invocation)
+            return
         if method == 'CreateVM':
             args = self._resolve_fds(args, invocation)
         interactive = bool(invocation.get_message().get_flags() &
@@ -290,7 +311,12 @@ class MockSmolvmd:
         try:
             if method not in NO_AUTH and not interactive:
                 raise SmolvmError('NotAuthorized', 'Not authorized to do that')
-            handler = getattr(self, interface.rsplit('.', 1)[1] + '_' + method)
+            handler = getattr(self, interface.rsplit('.', 1)[1] + '_' + method, None)
+            if handler is None:
+                # a reply all the same: without one the CLI would wait forever
+                invocation.return_dbus_error('org.freedesktop.DBus.Error.UnknownMethod',
+                                             'The mock has no %s.%s' % (interface, method))
+                return
             if self.plan is not None and method in self.LONG and interface != JOB_IFACE:
                 self._start_long(handler, path, args, invocation)
                 return
@@ -424,9 +450,12 @@ class MockSmolvmd:
             'rootfs_path': GLib.Variant('s', '/images/rootfs.ext4'),
             'boot_args': GLib.Variant('s', 'console=ttyS0'),
             'network': GLib.Variant('b', bool(guest_ip)),
+            'accel': GLib.Variant('s', 'auto'),
+            'machine': GLib.Variant('s', ''),
             'disk_path': GLib.Variant('s', '/var/lib/smolvm/vms/%s/disk.ext4' % vm_id),
             'console_log_path': GLib.Variant('s', '/var/lib/smolvm/vms/%s/console.log' % vm_id),
             'network_config': GLib.Variant('a{sv}', network),
+            'restored_from': GLib.Variant('s', ''),
         }
         self._in_mock_thread(self._export_vm, vm_id)
 
@@ -472,6 +501,10 @@ class MockSmolvmd:
     def Manager_ListSnapshots(self, path, vm_id):
         return [(self.snapshot_path(s['snapshot_id'].unpack()), s) for s in self.snapshots
                 if not vm_id or s['vm_id'].unpack() == vm_id]
+
+    def Manager_GetSnapshot(self, path, snapshot_id):
+        self.find_snapshot(snapshot_id)
+        return self.snapshot_path(snapshot_id)
 
     def Manager_CreateSnapshot(self, path, vm_id, snapshot_id, options):
         if vm_id not in self.vms:

@@ -231,7 +231,8 @@ class CliTest(unittest.TestCase):
         self.assertEqual(data['vm_state'], 'paused')
         self.assertEqual(data['snapshot']['restored'], True)
         self.assertEqual(data['snapshot']['restored_vm_id'], 'my-vm')
-        self.assertEqual(self.mock.calls[-3][2], ('before-deploy', {'force': True}))
+        restore = [c for c in self.mock.calls if c[0] == 'RestoreSnapshot'][-1]
+        self.assertEqual(restore[2], ('before-deploy', {'force': True}))
         # the VM as SmolVM's restore shows it
         self.assertEqual(data['vm'], {'name': 'my-vm', 'vm_id': 'my-vm', 'status': 'paused',
                                       'ip_address': '172.16.0.2', 'ssh_port': None})

@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import smolvmtest as st  # noqa: E402
@@ -38,7 +37,7 @@ gi.require_version("Gio", "2.0")
 from gi.repository import Gio, GLib, Smolvm  # noqa: E402
 
 # Snapshots take this long in the emulator, so that a job is there to cancel.
-SNAPSHOT_DELAY_MS = 1500
+SNAPSHOT_DELAY_MS = 2000
 ENV = None
 
 
@@ -183,27 +182,42 @@ class TestClient(LibraryCase):
     def test_interactive_sets_the_message_flag(self):
         """ALLOW_INTERACTIVE_AUTHORIZATION (header flag 0x4) on every call
         while interactive, on none otherwise; seen by busctl monitor."""
-        monitor = subprocess.Popen(
-            ["busctl", "--address=" + ENV.bus.address, "monitor", "--json=short", st.BUS_NAME],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        ENV.adopt(monitor)
-        time.sleep(1)  # busctl becomes a monitor
+        log = os.path.join(ENV.root, "monitor.json")
+
+        def ping(n):
+            """A marker in the monitor's log: Peer.Ping from busctl, with
+            @n as the object path's last element."""
+            ENV.busctl("call", st.BUS_NAME, "/mark%d" % n, "org.freedesktop.DBus.Peer", "Ping")
+
+        def seen(n):
+            with open(log) as f:
+                return ('"path":"/mark%d"' % n) in f.read().replace(" ", "")
+
+        with open(log, "w") as out:
+            monitor = ENV.adopt(subprocess.Popen(
+                ["busctl", "--address=" + ENV.bus.address, "monitor", "--json=short",
+                 st.BUS_NAME], stdout=out, stderr=subprocess.DEVNULL))
+        # once it shows a marker, busctl is monitoring
+        st.wait_for(lambda: ping(1) or seen(1), "busctl monitor to see a marker")
         self.client.list_vms_sync(None)
         self.client.set_interactive(True)
         self.client.list_snapshots_sync(None, None)
         self.assertSmolvmError(Smolvm.Error.NOT_FOUND, self.client.start_vm_sync, "lib-nope",
                                None)
-        time.sleep(1)
+        ping(2)
+        st.wait_for(lambda: seen(2), "busctl monitor to see the calls")
         monitor.kill()
-        out, _ = monitor.communicate()
+        monitor.wait()
         flags = {}
-        for line in out.splitlines():
+        with open(log) as f:
+            text = f.read()
+        for line in text.splitlines():
             msg = json.loads(line)
             if msg.get("type") == "method_call" and msg.get("interface") == st.MANAGER_IFACE:
                 flags.setdefault(msg["member"], []).append(msg["flags"] & 0x4)
-        self.assertEqual(flags.get("ListVMs"), [0], out)
-        self.assertEqual(flags.get("ListSnapshots"), [4], out)
-        self.assertEqual(flags.get("GetVM"), [4], out)
+        self.assertEqual(flags.get("ListVMs"), [0], text)
+        self.assertEqual(flags.get("ListSnapshots"), [4], text)
+        self.assertEqual(flags.get("GetVM"), [4], text)
 
     def test_sync_call_leaves_the_callers_sources(self):
         ran = []

@@ -8,9 +8,9 @@
  * once, status 130). The method's reply still ends the command.
  *
  *   watch = cli_job_watch_new (client, "snapshot-create", vm_path, show);
- *   smolvm_dbus_manager_call_create_snapshot (..., cli_job_watch_reply, watch);
+ *   smolvm_client_create_snapshot (smolvm, ..., cli_job_watch_reply, watch);
  *   result = cli_job_watch_wait (watch);
- *   smolvm_dbus_manager_call_create_snapshot_finish (manager, &path, result, error);
+ *   info = smolvm_client_create_snapshot_finish (smolvm, result, error);
  */
 
 #include <gio/gio.h>

@@ -2,7 +2,6 @@
 /* smolvm snapshot create|restore|delete|list */
 #include "config.h"
 
-#include "smolvm-error.h"
 #include "smolvm-id.h"
 #include "smolvm-info.h"
 
@@ -82,50 +81,52 @@ cli_snapshot_list_options (gpointer options, GOptionContext *context)
 /* ---- snapshot info ---- */
 
 static gchar *
-snapshot_info_created_at (GVariant *info, gboolean with_offset)
+snapshot_info_created_at (SmolvmSnapshotInfo *info, gboolean with_offset)
 {
-  guint64 created_at = 0;
+  GDateTime *created_at = smolvm_snapshot_info_get_created_at (info);
 
-  g_variant_lookup (info, SMOLVM_INFO_CREATED_AT, "t", &created_at);
-  return smolvm_format_utc ((gint64) created_at, with_offset);
+  return smolvm_format_utc (g_date_time_to_unix (created_at) * G_USEC_PER_SEC +
+                              g_date_time_get_microsecond (created_at),
+                            with_offset);
 }
 
-/* A SnapshotInfo dictionary as the CLI's JSON snapshot object. */
+/* A snapshot as the CLI's JSON snapshot object. */
 static JsonObject *
-snapshot_info_to_json (GVariant *info)
+snapshot_info_to_json (gpointer snapshot)
 {
+  SmolvmSnapshotInfo *info = snapshot;
   JsonObject *object = json_object_new ();
-  const gchar *restored_vm_id = cli_info_get_string (info, SMOLVM_INFO_RESTORED_VM_ID);
+  const gchar *restored_vm_id = smolvm_snapshot_info_get_restored_vm_id (info);
   g_autofree gchar *created_at = snapshot_info_created_at (info, TRUE);
 
   json_object_set_string_member (object, SMOLVM_INFO_SNAPSHOT_ID,
-                                 cli_info_get_string (info, SMOLVM_INFO_SNAPSHOT_ID));
-  json_object_set_string_member (object, SMOLVM_INFO_VM_ID,
-                                 cli_info_get_string (info, SMOLVM_INFO_VM_ID));
+                                 smolvm_snapshot_info_get_snapshot_id (info));
+  json_object_set_string_member (object, SMOLVM_INFO_VM_ID, smolvm_snapshot_info_get_vm_id (info));
   json_object_set_boolean_member (object, SMOLVM_INFO_RESTORED,
-                                  cli_info_get_boolean (info, SMOLVM_INFO_RESTORED));
-  if (restored_vm_id[0] != '\0')
+                                  smolvm_snapshot_info_get_restored (info));
+  if (restored_vm_id != NULL)
     json_object_set_string_member (object, SMOLVM_INFO_RESTORED_VM_ID, restored_vm_id);
   else
     json_object_set_null_member (object, SMOLVM_INFO_RESTORED_VM_ID);
   json_object_set_string_member (object, SMOLVM_INFO_CREATED_AT, created_at);
   json_object_set_string_member (object, SMOLVM_INFO_SNAPSHOT_PATH,
-                                 cli_info_get_string (info, SMOLVM_INFO_SNAPSHOT_PATH));
+                                 smolvm_snapshot_info_get_snapshot_path (info));
   json_object_set_string_member (object, SMOLVM_INFO_MEM_FILE_PATH,
-                                 cli_info_get_string (info, SMOLVM_INFO_MEM_FILE_PATH));
+                                 smolvm_snapshot_info_get_mem_file_path (info));
   json_object_set_string_member (object, SMOLVM_INFO_DISK_PATH,
-                                 cli_info_get_string (info, SMOLVM_INFO_DISK_PATH));
+                                 smolvm_snapshot_info_get_disk_path (info));
   return object;
 }
 
 static gchar **
-snapshot_info_row (GVariant *info)
+snapshot_info_row (gpointer snapshot)
 {
+  SmolvmSnapshotInfo *info = snapshot;
   gchar **row = g_new0 (gchar *, 5);
 
-  row[0] = g_strdup (cli_info_get_string (info, SMOLVM_INFO_SNAPSHOT_ID));
-  row[1] = g_strdup (cli_info_get_string (info, SMOLVM_INFO_VM_ID));
-  row[2] = g_strdup (cli_info_get_boolean (info, SMOLVM_INFO_RESTORED) ? "Yes" : "No");
+  row[0] = g_strdup (smolvm_snapshot_info_get_snapshot_id (info));
+  row[1] = g_strdup (smolvm_snapshot_info_get_vm_id (info));
+  row[2] = g_strdup (smolvm_snapshot_info_get_restored (info) ? "Yes" : "No");
   row[3] = snapshot_info_created_at (info, FALSE);
   return row;
 }
@@ -147,31 +148,21 @@ static const CliListing snapshot_listing = {
  * without networking, and "ssh_port", always null: smolvmd forwards no host
  * port to the guest. */
 static JsonObject *
-restored_vm_to_json (GVariant *vm_info)
+restored_vm_to_json (SmolvmVmInfo *vm_info)
 {
   JsonObject *object = json_object_new ();
-  g_autoptr(GVariant) network = g_variant_lookup_value (vm_info, SMOLVM_INFO_NETWORK_CONFIG,
-                                                        G_VARIANT_TYPE_VARDICT);
-  const gchar *guest_ip = network != NULL ? cli_info_get_string (network, "guest_ip") : "";
-  const gchar *vm_id = cli_info_get_string (vm_info, SMOLVM_INFO_VM_ID);
+  const gchar *guest_ip = smolvm_vm_info_get_ip_address (vm_info);
+  const gchar *vm_id = smolvm_vm_info_get_vm_id (vm_info);
 
   json_object_set_string_member (object, "name", vm_id);
   json_object_set_string_member (object, "vm_id", vm_id);
-  json_object_set_string_member (object, "status", cli_info_get_string (vm_info, "state"));
-  if (guest_ip[0] != '\0')
+  json_object_set_string_member (object, "status", smolvm_vm_info_get_status (vm_info));
+  if (guest_ip != NULL)
     json_object_set_string_member (object, "ip_address", guest_ip);
   else
     json_object_set_null_member (object, "ip_address");
   json_object_set_null_member (object, "ssh_port");
   return object;
-}
-
-/* Options dictionaries carry a flag only when it is set. */
-static void
-options_add_flag (GVariantDict *options, const gchar *key, gboolean value)
-{
-  if (value)
-    g_variant_dict_insert (options, key, "b", TRUE);
 }
 
 /* ---- verbs ---- */
@@ -182,14 +173,13 @@ cli_snapshot_create (Cli *cli, GError **error)
   CliSnapshotOptions *opts = cli->options;
   const gchar *vm_id = cli->args[0];
   const gchar *snapshot_id = opts->snapshot_id != NULL ? opts->snapshot_id : "";
-  g_auto(GVariantDict) options = G_VARIANT_DICT_INIT (NULL);
+  SmolvmSnapshotCreateFlags flags = SMOLVM_SNAPSHOT_CREATE_FLAGS_NONE;
   g_autoptr(CliJobWatch) watch = NULL;
   g_autofree gchar *vm_path = NULL;
-  g_autofree gchar *path = NULL;
-  g_autoptr(GVariant) info = NULL;
+  g_autoptr(SmolvmSnapshotInfo) info = NULL;
   g_autoptr(JsonObject) data = json_object_new ();
   g_autofree gchar *text = NULL;
-  SmolvmDbusManager *manager;
+  SmolvmClient *smolvm;
 
   /* "" asks for a generated id, as omitting it does (smolvmd and SmolVM
    * read it so). smolvmd checks any other id too; failing here saves a
@@ -198,30 +188,25 @@ cli_snapshot_create (Cli *cli, GError **error)
     return FALSE;
   if (!cli_connect (cli, error))
     return FALSE;
-  manager = cli_client_get_manager (cli->client);
+  smolvm = cli_client_get_smolvm (cli->client);
 
-  options_add_flag (&options, "resume-source", opts->resume_source);
+  if (opts->resume_source)
+    flags |= SMOLVM_SNAPSHOT_CREATE_FLAGS_RESUME_SOURCE;
   vm_path = smolvm_id_object_path ("vm", vm_id);
   watch = cli_job_watch_new (cli->client, "snapshot-create", vm_path,
                              !cli->json && !opts->no_progress);
-  smolvm_dbus_manager_call_create_snapshot (
-      manager, vm_id, snapshot_id, g_variant_dict_end (&options),
-      cli_client_call_flags (cli->client), CLI_CALL_TIMEOUT, NULL, cli_job_watch_reply, watch);
-  if (!smolvm_dbus_manager_call_create_snapshot_finish (manager, &path,
-                                                        cli_job_watch_wait (watch), error)) {
+  smolvm_client_create_snapshot (smolvm, vm_id, snapshot_id, flags, NULL, cli_job_watch_reply,
+                                 watch);
+  info = smolvm_client_create_snapshot_finish (smolvm, cli_job_watch_wait (watch), error);
+  if (info == NULL) {
     cli_error_mark_cancelled (error != NULL ? *error : NULL);
     return FALSE;
   }
 
-  /* The object path alone does not tell a generated id back. */
-  info = cli_client_find_snapshot (cli->client, vm_id, path, NULL, error);
-  if (info == NULL)
-    return FALSE;
-
   json_object_set_object_member (data, "snapshot", snapshot_info_to_json (info));
   text = g_strdup_printf ("Created snapshot '%s' from VM '%s'.\n",
-                          cli_info_get_string (info, SMOLVM_INFO_SNAPSHOT_ID),
-                          cli_info_get_string (info, SMOLVM_INFO_VM_ID));
+                          smolvm_snapshot_info_get_snapshot_id (info),
+                          smolvm_snapshot_info_get_vm_id (info));
   cli_finish (cli, data, text);
   return TRUE;
 }
@@ -231,48 +216,43 @@ cli_snapshot_restore (Cli *cli, GError **error)
 {
   CliSnapshotOptions *opts = cli->options;
   const gchar *snapshot_id = cli->args[0];
-  g_auto(GVariantDict) options = G_VARIANT_DICT_INIT (NULL);
+  SmolvmSnapshotRestoreFlags flags = SMOLVM_SNAPSHOT_RESTORE_FLAGS_NONE;
   g_autoptr(CliJobWatch) watch = NULL;
   g_autofree gchar *snapshot_path = NULL;
-  g_autofree gchar *vm_path = NULL;
-  g_autoptr(GVariant) info = NULL;
-  g_autoptr(GVariant) vm_info = NULL;
+  g_autoptr(SmolvmSnapshotInfo) info = NULL;
+  g_autoptr(SmolvmVmInfo) vm_info = NULL;
   g_autoptr(JsonObject) data = json_object_new ();
   g_autofree gchar *text = NULL;
-  SmolvmDbusManager *manager;
-  const gchar *vm_id;
+  SmolvmClient *smolvm;
 
   if (!cli_connect (cli, error))
     return FALSE;
-  manager = cli_client_get_manager (cli->client);
+  smolvm = cli_client_get_smolvm (cli->client);
 
-  options_add_flag (&options, "resume", opts->resume);
-  options_add_flag (&options, "force", opts->force);
+  if (opts->resume)
+    flags |= SMOLVM_SNAPSHOT_RESTORE_FLAGS_RESUME;
+  if (opts->force)
+    flags |= SMOLVM_SNAPSHOT_RESTORE_FLAGS_FORCE;
   snapshot_path = smolvm_id_object_path ("snapshot", snapshot_id);
   watch = cli_job_watch_new (cli->client, "snapshot-restore", snapshot_path,
                              !cli->json && !opts->no_progress);
-  smolvm_dbus_manager_call_restore_snapshot (manager, snapshot_id, g_variant_dict_end (&options),
-                                             cli_client_call_flags (cli->client),
-                                             CLI_CALL_TIMEOUT, NULL, cli_job_watch_reply, watch);
-  if (!smolvm_dbus_manager_call_restore_snapshot_finish (manager, &vm_path,
-                                                         cli_job_watch_wait (watch), error)) {
+  smolvm_client_restore_snapshot (smolvm, snapshot_id, flags, NULL, cli_job_watch_reply, watch);
+  vm_info = smolvm_client_restore_snapshot_finish (smolvm, cli_job_watch_wait (watch), error);
+  if (vm_info == NULL) {
     cli_error_mark_cancelled (error != NULL ? *error : NULL);
     return FALSE;
   }
-
-  info = cli_client_find_snapshot (cli->client, NULL, NULL, snapshot_id, error);
+  /* now marked restored */
+  info = smolvm_client_get_snapshot_sync (smolvm, snapshot_id, NULL, error);
   if (info == NULL)
     return FALSE;
-  vm_info = cli_client_find_vm (cli->client, vm_path, error);
-  if (vm_info == NULL)
-    return FALSE;
-  vm_id = cli_info_get_string (vm_info, SMOLVM_INFO_VM_ID);
 
   json_object_set_object_member (data, "snapshot", snapshot_info_to_json (info));
-  json_object_set_string_member (data, "vm_id", vm_id);
-  json_object_set_string_member (data, "vm_state", cli_info_get_string (vm_info, "state"));
+  json_object_set_string_member (data, "vm_id", smolvm_vm_info_get_vm_id (vm_info));
+  json_object_set_string_member (data, "vm_state", smolvm_vm_info_get_status (vm_info));
   json_object_set_object_member (data, "vm", restored_vm_to_json (vm_info));
-  text = g_strdup_printf ("Restored snapshot '%s' into VM '%s'.\n", snapshot_id, vm_id);
+  text = g_strdup_printf ("Restored snapshot '%s' into VM '%s'.\n", snapshot_id,
+                          smolvm_vm_info_get_vm_id (vm_info));
   cli_finish (cli, data, text);
   return TRUE;
 }
@@ -281,20 +261,19 @@ gboolean
 cli_snapshot_delete (Cli *cli, GError **error)
 {
   const gchar *snapshot_id = cli->args[0];
-  g_auto(GVariantDict) options = G_VARIANT_DICT_INIT (NULL);
-  g_autoptr(GVariant) info = NULL;
+  g_autoptr(SmolvmSnapshotInfo) info = NULL;
   g_autoptr(JsonObject) data = json_object_new ();
   g_autofree gchar *text = NULL;
 
   if (!cli_connect (cli, error))
     return FALSE;
   /* the record is gone afterwards, and the JSON shows it */
-  info = cli_client_find_snapshot (cli->client, NULL, NULL, snapshot_id, error);
+  info = smolvm_client_get_snapshot_sync (cli_client_get_smolvm (cli->client), snapshot_id, NULL,
+                                          error);
   if (info == NULL)
     return FALSE;
-  if (!smolvm_dbus_manager_call_delete_snapshot_sync (
-          cli_client_get_manager (cli->client), snapshot_id, g_variant_dict_end (&options),
-          cli_client_call_flags (cli->client), CLI_CALL_TIMEOUT, NULL, error))
+  if (!smolvm_client_delete_snapshot_sync (cli_client_get_smolvm (cli->client), snapshot_id, NULL,
+                                           error))
     return FALSE;
 
   json_object_set_string_member (data, "snapshot_id", snapshot_id);
@@ -311,16 +290,16 @@ cli_snapshot_list (Cli *cli, GError **error)
   CliSnapshotOptions *opts = cli->options;
   /* "" filters nothing, for smolvmd as for SmolVM */
   const gchar *vm_id = opts->vm_id != NULL && opts->vm_id[0] != '\0' ? opts->vm_id : NULL;
-  g_autoptr(GVariant) list = NULL;
+  g_autoptr(GPtrArray) snapshots = NULL;
   g_autoptr(JsonObject) filters = json_object_new ();
   g_autoptr(JsonObject) extra = json_object_new ();
   g_autofree gchar *empty = NULL;
 
   if (!cli_connect (cli, error))
     return FALSE;
-  if (!smolvm_dbus_manager_call_list_snapshots_sync (
-          cli_client_get_manager (cli->client), vm_id != NULL ? vm_id : "",
-          cli_client_call_flags (cli->client), CLI_CALL_TIMEOUT, &list, NULL, error))
+  snapshots = smolvm_client_list_snapshots_sync (cli_client_get_smolvm (cli->client), vm_id, NULL,
+                                                 error);
+  if (snapshots == NULL)
     return FALSE;
 
   if (vm_id != NULL)
@@ -330,6 +309,6 @@ cli_snapshot_list (Cli *cli, GError **error)
   json_object_set_object_member (extra, "filters", g_steal_pointer (&filters));
   empty = vm_id != NULL ? g_strdup_printf ("No snapshots found for VM '%s'.", vm_id)
                         : g_strdup ("No snapshots found.");
-  cli_finish_list (cli, list, &snapshot_listing, extra, empty);
+  cli_finish_list (cli, snapshots, &snapshot_listing, extra, empty);
   return TRUE;
 }

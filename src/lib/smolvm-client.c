@@ -124,6 +124,10 @@ static void
 sync_call_clear (SyncCall *call)
 {
   if (call->context != NULL) {
+    /* what is left: GDBus frees the signal subscriptions of the call's
+     * proxies here, in the context they were made in */
+    while (g_main_context_iteration (call->context, FALSE))
+      ;
     g_main_context_pop_thread_default (call->context);
     g_clear_pointer (&call->context, g_main_context_unref);
   }
@@ -178,8 +182,6 @@ call_data_free (CallData *data)
   g_clear_pointer (&data->options, g_variant_unref);
   g_free (data);
 }
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (CallData, call_data_free)
 
 static GDBusCallFlags
 call_flags (SmolvmClient *self)
@@ -586,24 +588,57 @@ client_call_vm (SmolvmClient *self, const gchar *vm_id, guint method, GVariant *
                                    cancellable, on_vm_path, g_steal_pointer (&task));
 }
 
-/* ---- construction ---- */
+/* ---- construction ----
+ *
+ * Connect, find smolvmd by its well-known name (the bus starts it if it can),
+ * pin its unique name, read Version and Backends. Both ways of doing it share
+ * the steps below. The sync one is written out with sync calls rather than
+ * run on a private main context like the other sync calls: the pinned proxy
+ * lives as long as the client, and GDBus frees its signal subscription in the
+ * main context it was made in, which must outlive it. */
 
-static void
-on_properties (GObject *source, GAsyncResult *result, gpointer user_data)
+/* Takes @error, the reason for no @connection. */
+static gboolean
+client_take_connection (SmolvmClient *self, GDBusConnection *connection, GError *error,
+                        GError **out_error)
 {
-  g_autoptr(GTask) task = user_data;
-  SmolvmClient *self = g_task_get_source_object (task);
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GVariant) values = NULL;
-  g_autoptr(GError) error = NULL;
+  if (connection == NULL) {
+    g_propagate_prefixed_error (out_error, error, "Cannot connect to the %s bus: ",
+                                buses[self->bus_type].label);
+    return FALSE;
+  }
+  g_set_object (&self->connection, connection);
+  return TRUE;
+}
 
-  reply = g_dbus_proxy_call_finish (G_DBUS_PROXY (source), result, &error);
+/* @proxy: of the well-known name, which has tried to start smolvmd. */
+static gboolean
+client_take_owner (SmolvmClient *self, SmolvmDbusManager *proxy, GError **error)
+{
+  g_clear_pointer (&self->name_owner, g_free);
+  self->name_owner = g_dbus_proxy_get_name_owner (G_DBUS_PROXY (proxy));
+  if (self->name_owner == NULL) {
+    g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN,
+                 "smolvmd (%s) is neither running nor activatable on the %s bus",
+                 SMOLVM_BUS_NAME, buses[self->bus_type].label);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* @reply: of Properties.GetAll, or NULL and @error (taken). Version and
+ * Backends do not change: read once, rather than cached and kept up to
+ * date by signals. */
+static gboolean
+client_take_properties (SmolvmClient *self, GVariant *reply, GError *error, GError **out_error)
+{
+  g_autoptr(GVariant) values = NULL;
+
   if (reply == NULL) {
     g_clear_object (&self->manager);
     g_dbus_error_strip_remote_error (error);
-    g_prefix_error (&error, "Cannot read smolvmd's properties: ");
-    g_task_return_error (task, g_steal_pointer (&error));
-    return;
+    g_propagate_prefixed_error (out_error, error, "Cannot read smolvmd's properties: ");
+    return FALSE;
   }
   g_variant_get (reply, "(@a{sv})", &values);
   g_clear_pointer (&self->daemon_version, g_free);
@@ -612,6 +647,26 @@ on_properties (GObject *source, GAsyncResult *result, gpointer user_data)
   g_variant_lookup (values, "Backends", "^as", &self->backends);
   if (self->backends == NULL)
     self->backends = g_new0 (gchar *, 1);
+  return TRUE;
+}
+
+#define GET_ALL "org.freedesktop.DBus.Properties.GetAll"
+#define GET_ALL_ARGS() g_variant_new ("(s)", smolvm_dbus_manager_interface_info ()->name)
+
+static void
+on_properties (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GError) out_error = NULL;
+
+  reply = g_dbus_proxy_call_finish (G_DBUS_PROXY (source), result, &error);
+  if (!client_take_properties (g_task_get_source_object (task), reply, g_steal_pointer (&error),
+                               &out_error)) {
+    g_task_return_error (task, g_steal_pointer (&out_error));
+    return;
+  }
   g_task_return_boolean (task, TRUE);
 }
 
@@ -628,10 +683,7 @@ on_manager_proxy (GObject *source, GAsyncResult *result, gpointer user_data)
     task_return_error (task, g_steal_pointer (&error));
     return;
   }
-  /* Version and Backends do not change: read once, rather than cached
-   * and kept up to date by signals */
-  g_dbus_proxy_call (G_DBUS_PROXY (self->manager), "org.freedesktop.DBus.Properties.GetAll",
-                     g_variant_new ("(s)", smolvm_dbus_manager_interface_info ()->name),
+  g_dbus_proxy_call (G_DBUS_PROXY (self->manager), GET_ALL, GET_ALL_ARGS (),
                      G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT, cancellable, on_properties,
                      g_steal_pointer (&task));
 }
@@ -650,14 +702,8 @@ on_name_proxy (GObject *source, GAsyncResult *result, gpointer user_data)
     task_return_error (task, g_steal_pointer (&error));
     return;
   }
-  g_clear_pointer (&self->name_owner, g_free);
-  self->name_owner = g_dbus_proxy_get_name_owner (G_DBUS_PROXY (proxy));
-  /* the proxy asked the bus to start smolvmd: no owner now means that it
-   * cannot */
-  if (self->name_owner == NULL) {
-    g_task_return_new_error (task, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN,
-                             "smolvmd (%s) is neither running nor activatable on the %s bus",
-                             SMOLVM_BUS_NAME, buses[self->bus_type].label);
+  if (!client_take_owner (self, proxy, &error)) {
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
   /* Pinned: every later call reaches this smolvmd or fails, never another
@@ -673,18 +719,17 @@ on_bus (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(GTask) task = user_data;
   SmolvmClient *self = g_task_get_source_object (task);
   GCancellable *cancellable = g_task_get_cancellable (task);
+  g_autoptr(GDBusConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
+  g_autoptr(GError) out_error = NULL;
 
-  g_clear_object (&self->connection);
-  self->connection = g_bus_get_finish (result, &error);
-  if (self->connection == NULL) {
-    g_prefix_error (&error, "Cannot connect to the %s bus: ", buses[self->bus_type].label);
-    g_task_return_error (task, g_steal_pointer (&error));
+  connection = g_bus_get_finish (result, &error);
+  if (!client_take_connection (self, connection, g_steal_pointer (&error), &out_error)) {
+    g_task_return_error (task, g_steal_pointer (&out_error));
     return;
   }
-  smolvm_dbus_manager_proxy_new (self->connection, PROXY_FLAGS, SMOLVM_BUS_NAME,
-                                 SMOLVM_MANAGER_PATH, cancellable, on_name_proxy,
-                                 g_steal_pointer (&task));
+  smolvm_dbus_manager_proxy_new (connection, PROXY_FLAGS, SMOLVM_BUS_NAME, SMOLVM_MANAGER_PATH,
+                                 cancellable, on_name_proxy, g_steal_pointer (&task));
 }
 
 static void
@@ -713,12 +758,32 @@ smolvm_client_init_finish (GAsyncInitable *initable, GAsyncResult *result, GErro
 static gboolean
 smolvm_client_init_sync (GInitable *initable, GCancellable *cancellable, GError **error)
 {
-  g_auto(SyncCall) call = { 0 };
+  SmolvmClient *self = SMOLVM_CLIENT (initable);
+  g_autoptr(GDBusConnection) connection = NULL;
+  g_autoptr(SmolvmDbusManager) proxy = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) local_error = NULL;
 
-  sync_call_begin (&call);
-  smolvm_client_init_async (G_ASYNC_INITABLE (initable), G_PRIORITY_DEFAULT, cancellable,
-                            sync_call_ready, &call);
-  return smolvm_client_init_finish (G_ASYNC_INITABLE (initable), sync_call_wait (&call), error);
+  if (self->manager != NULL)
+    return TRUE;
+  connection = g_bus_get_sync (buses[self->bus_type].bus_type, cancellable, &local_error);
+  if (!client_take_connection (self, connection, g_steal_pointer (&local_error), error))
+    return FALSE;
+  proxy = smolvm_dbus_manager_proxy_new_sync (connection, PROXY_FLAGS, SMOLVM_BUS_NAME,
+                                              SMOLVM_MANAGER_PATH, cancellable, error);
+  if (proxy == NULL || !client_take_owner (self, proxy, error)) {
+    if (error != NULL && *error != NULL)
+      g_dbus_error_strip_remote_error (*error);
+    return FALSE;
+  }
+  self->manager = smolvm_dbus_manager_proxy_new_sync (connection, PROXY_FLAGS, self->name_owner,
+                                                      SMOLVM_MANAGER_PATH, cancellable, error);
+  if (self->manager == NULL)
+    return FALSE;
+  reply = g_dbus_proxy_call_sync (G_DBUS_PROXY (self->manager), GET_ALL, GET_ALL_ARGS (),
+                                  G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT, cancellable,
+                                  &local_error);
+  return client_take_properties (self, reply, g_steal_pointer (&local_error), error);
 }
 
 static void
