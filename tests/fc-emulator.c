@@ -932,7 +932,8 @@ static gboolean
 check_tap_free (JsonObject *other_iface, const gchar *dev, GError **error)
 {
   if (g_str_equal (json_object_get_string_member (other_iface, "host_dev_name"), dev)) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS, "The host device name %s is already in use.", dev);
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS, "The host device name %s is already in use.",
+                 dev);
     return FALSE;
   }
   return TRUE;
@@ -1373,7 +1374,8 @@ map_mem_file (const gchar *path, gint64 mem_size_mib, LoadedState *ls, GError **
                  path, (gint64) st.st_size, (guint64) mem_size_mib * EMU_MIB);
     return FALSE;
   }
-  map = mmap (NULL, (gsize) st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, ls->mem_fd, 0);
+  map = mmap (NULL, (gsize) st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+              ls->mem_fd, 0);
   if (map == MAP_FAILED) {
     int saved_errno = errno;
 
@@ -1416,8 +1418,8 @@ apply_network_overrides (GPtrArray *ifaces, JsonArray *overrides, GError **error
 
     if (saved == NULL) {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                   "Load snapshot error: Failed to get snapshot state from file: Unknown Network Device "
-                   "(network_overrides[%u]: the snapshot has no network interface '%s').",
+                   "Load snapshot error: Failed to get snapshot state from file: Unknown Network "
+                   "Device (network_overrides[%u]: the snapshot has no network interface '%s').",
                    i, iface_id);
       return FALSE;
     }
@@ -1484,7 +1486,8 @@ put_snapshot_load (Request *req, GError **error)
     return FALSE;
   /* Firecracker edits the saved device state first, then loads memory. */
   overrides = json_object_get_member (body, "network_overrides");
-  if (overrides != NULL && !apply_network_overrides (ls->ifaces, json_node_get_array (overrides), error))
+  if (overrides != NULL &&
+      !apply_network_overrides (ls->ifaces, json_node_get_array (overrides), error))
     return FALSE;
   if (!map_mem_file (mem_path, mem_size_mib, ls, error))
     return FALSE;
@@ -1531,9 +1534,10 @@ put_snapshot_load (Request *req, GError **error)
    * restored interface opened (network_overrides change it) */
   for (guint i = 0; i < emu->ifaces->len; i++) {
     JsonObject *iface = g_ptr_array_index (emu->ifaces, i);
-    g_autofree gchar *line = g_strdup_printf ("fc-emulator: network interface %s on host device %s",
-                                              json_object_get_string_member (iface, "iface_id"),
-                                              json_object_get_string_member (iface, "host_dev_name"));
+    g_autofree gchar *line =
+      g_strdup_printf ("fc-emulator: network interface %s on host device %s",
+                       json_object_get_string_member (iface, "iface_id"),
+                       json_object_get_string_member (iface, "host_dev_name"));
 
     emit_line (line);
   }

@@ -319,6 +319,9 @@ api_ifaces (SmolvmVmm *vmm)
 static gchar *
 open_modes (GPid pid, const gchar *path)
 {
+  static const gchar *const access_names[] = {
+    [O_RDONLY] = "r", [O_WRONLY] = "w", [O_RDWR] = "rw", [O_ACCMODE] = "?",
+  };
   g_autofree gchar *fd_dir = g_strdup_printf ("/proc/%d/fd", (int) pid);
   g_autoptr(GDir) dir = g_dir_open (fd_dir, 0, NULL);
   g_autoptr(GString) out = g_string_new (NULL);
@@ -340,9 +343,7 @@ open_modes (GPid pid, const gchar *path)
     flags = strstr (info, "flags:");
     g_assert_nonnull (flags);
     value = g_ascii_strtoull (flags + strlen ("flags:"), NULL, 8);
-    g_string_append_printf (out, "%s%s", out->len > 0 ? " " : "",
-                            (value & O_ACCMODE) == O_RDONLY ? "r"
-                            : (value & O_ACCMODE) == O_WRONLY ? "w" : "rw");
+    g_string_append_printf (out, "%s%s", out->len > 0 ? " " : "", access_names[value & O_ACCMODE]);
   }
   return g_string_free (g_steal_pointer (&out), FALSE);
 }
