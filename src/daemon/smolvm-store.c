@@ -287,15 +287,22 @@ commit_free (Commit *commit)
 }
 
 /* The VMM wrote these without syncing them (QEMU's migration stream never
- * does); the metadata must not become durable before them. */
+ * does); the metadata must not become durable before them. Nothing writes
+ * them again (a load maps mem.bin privately or copies it), so they become
+ * read-only: 0400, synced with them, for any number of loads to share. */
 static gboolean
-sync_file (const gchar *path, GError **error)
+seal_file (const gchar *path, GError **error)
 {
   int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
   int errsv;
 
   if (fd < 0)
     return smolvm_error_set_errno (error, errno, "Cannot open %s", path);
+  if (fchmod (fd, 0400) < 0) {
+    errsv = errno;
+    close (fd);
+    return smolvm_error_set_errno (error, errsv, "Cannot make %s read-only", path);
+  }
   errsv = fsync (fd) < 0 ? errno : 0;
   close (fd);
   if (errsv != 0)
@@ -312,7 +319,7 @@ commit_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *c
   g_autofree gchar *mem = g_build_filename (commit->tmp_dir, SMOLVM_SNAPSHOT_MEM, NULL);
   GError *error = NULL;
 
-  if (!sync_file (vmstate, &error) || !sync_file (mem, &error) ||
+  if (!seal_file (vmstate, &error) || !seal_file (mem, &error) ||
       !smolvm_write_file_atomic (metadata, commit->metadata, -1, &error) ||
       !smolvm_fsync_dir (commit->tmp_dir, &error)) {
     g_task_return_error (task, error);

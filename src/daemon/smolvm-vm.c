@@ -629,8 +629,9 @@ on_launch_tap_up (GObject *source, GAsyncResult *result, gpointer user_data)
   if (launch->vmstate_path == NULL)
     smolvm_vmm_boot_async (self->vmm, NULL, on_launch_done, g_steal_pointer (&task));
   else
+    /* a restore of this very VM: its TAP device is the one saved */
     smolvm_vmm_snapshot_load_async (self->vmm, launch->vmstate_path, launch->mem_path,
-                                    launch->resume, launch->progress, cancellable,
+                                    launch->resume, NULL, launch->progress, cancellable,
                                     on_launch_done, g_steal_pointer (&task));
 }
 

@@ -525,12 +525,13 @@ smolvm_vmm_snapshot_create_async (SmolvmVmm *self, const gchar *vmstate_path,
 
 void
 smolvm_vmm_snapshot_load_async (SmolvmVmm *self, const gchar *vmstate_path, const gchar *mem_path,
-                                gboolean resume, SmolvmProgress *progress,
-                                GCancellable *cancellable, GAsyncReadyCallback callback,
-                                gpointer user_data)
+                                gboolean resume, const gchar *tap_override,
+                                SmolvmProgress *progress, GCancellable *cancellable,
+                                GAsyncReadyCallback callback, gpointer user_data)
 {
-  SMOLVM_VMM_GET_CLASS (self)->snapshot_load_async (self, vmstate_path, mem_path, resume, progress,
-                                                    cancellable, callback, user_data);
+  SMOLVM_VMM_GET_CLASS (self)->snapshot_load_async (self, vmstate_path, mem_path, resume,
+                                                    tap_override, progress, cancellable, callback,
+                                                    user_data);
 }
 
 gboolean

@@ -3,6 +3,10 @@
  * start-up recovery. */
 #include "config.h"
 
+#include <sys/stat.h>
+
+#include <glib/gstdio.h>
+
 #include "smolvm-error.h"
 #include "smolvm-fileutil.h"
 #include "smolvm-store.h"
@@ -236,6 +240,15 @@ test_commit (Fixture *f, gconstpointer data)
   g_assert_false (g_file_test (tmp, G_FILE_TEST_EXISTS));
   contents = read_file (metadata);
   g_assert_cmpstr (contents, ==, "{\"snapshot_id\": \"s\"}");
+  /* the state files are read-only once published */
+  for (guint i = 0; i < 2; i++) {
+    const gchar *name = i == 0 ? "vmstate.bin" : "mem.bin";
+    g_autofree gchar *path = g_build_filename (final, name, NULL);
+    struct stat st;
+
+    g_assert_cmpint (g_stat (path, &st), ==, 0);
+    g_assert_cmpint (st.st_mode & 07777, ==, 0400);
+  }
 }
 
 static void

@@ -166,8 +166,8 @@ test_cancel_load (Fixture *f, gconstpointer data)
   qemu = g_strdup (smolvm_vmm_get_binary (f->vmm));
   restored = new_vmm (f, qemu);
   g_signal_connect (progress, "phase-changed", G_CALLBACK (on_phase), cancellable);
-  smolvm_vmm_snapshot_load_async (restored, vmstate, mem, TRUE, progress, cancellable, on_op,
-                                  &load);
+  smolvm_vmm_snapshot_load_async (restored, vmstate, mem, TRUE, NULL, progress, cancellable,
+                                  on_op, &load);
   run_op (&load);
   g_assert_error (load.error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED);
   g_assert_false (smolvm_vmm_is_running (restored));
