@@ -415,7 +415,8 @@ def check_library(destdir, opts, have, version):
         "package": ["smolvm-1"],
         "classes": ["Client", "SnapshotInfo", "VmInfo"],
         "error-domain": ["Error"],
-        "flags": ["SnapshotCreateFlags", "SnapshotRestoreFlags", "VmDeleteFlags"],
+        "flags": ["SnapshotCloneFlags", "SnapshotCreateFlags", "SnapshotRestoreFlags",
+                  "VmDeleteFlags"],
     }
     check(got == want, "Smolvm-1.0.gir: namespace, library, header, package, types",
           f"got {got}")
