@@ -35,7 +35,8 @@ GParamSpec *smolvm_record_field_pspec (const SmolvmRecordField *field);
 
 /* Fills the fields with keys from @dict; other keys are ignored. Fails
  * with SMOLVM_ERROR_INVALID_ARGUMENT if a key is missing (unless its kind
- * is optional) or of another type; the fields set so far are then left for smolvm_record_clear(). */
+ * is optional) or of another type; the fields set so far are then left for
+ * smolvm_record_clear(). */
 G_GNUC_INTERNAL
 gboolean smolvm_record_parse (const SmolvmRecordField *fields, gsize n_fields, GVariant *dict,
                               gpointer instance, GError **error);
