@@ -415,7 +415,8 @@ def check_library(destdir, opts, have, version):
         "package": ["smolvm-1"],
         "classes": ["Client", "SnapshotInfo", "VmInfo"],
         "error-domain": ["Error"],
-        "flags": ["SnapshotCreateFlags", "SnapshotRestoreFlags", "VmDeleteFlags"],
+        "flags": ["SnapshotCloneFlags", "SnapshotCreateFlags", "SnapshotRestoreFlags",
+                  "VmDeleteFlags"],
     }
     check(got == want, "Smolvm-1.0.gir: namespace, library, header, package, types",
           f"got {got}")
@@ -787,8 +788,8 @@ def check_man(destdir, mandir, smolvm, smolvmd):
               f"{page} renders without warnings", r.stderr)
 
     verbs = [["create"], ["list"], ["start"], ["pause"], ["resume"], ["stop"], ["delete"],
-             ["console-log"], ["snapshot", "create"], ["snapshot", "restore"], ["snapshot", "delete"],
-             ["snapshot", "list"], ["job", "list"], ["job", "cancel"]]
+             ["console-log"], ["snapshot", "create"], ["snapshot", "restore"], ["snapshot", "clone"],
+             ["snapshot", "delete"], ["snapshot", "list"], ["job", "list"], ["job", "cancel"]]
     cli = set()
     for verb in [[]] + verbs:
         cli |= help_options([smolvm] + verb)
@@ -862,21 +863,26 @@ def check_completion(script, smolvm):
             ("smolvm job cancel ", {"3", "12"}),
             ("smolvm job cancel 1", {"12"}),
             ("smolvm job list ", set()),
-            ("smolvm snapshot ", {"create", "restore", "delete", "list"}),
-            ("smolvm --json snapshot ", {"create", "restore", "delete", "list"}),
+            ("smolvm snapshot ", {"create", "restore", "clone", "delete", "list"}),
+            ("smolvm --json snapshot ", {"create", "restore", "clone", "delete", "list"}),
             ("smolvm start ", {"vm-one", "vm-two"}),
             ("smolvm stop vm-t", {"vm-two"}),
             ("smolvm snapshot create ", {"vm-one", "vm-two"}),
             ("smolvm snapshot restore ", {"snap-one"}),
             ("smolvm snapshot delete --json ", {"snap-one"}),
             ("smolvm snapshot list --vm-id ", {"vm-one", "vm-two"}),
+            ("smolvm snapshot clone ", {"snap-one"}),
+            # new VMs' ids and a number: nothing to offer
+            ("smolvm snapshot clone snap-one --vm-id ", set()),
+            ("smolvm snapshot clone snap-one --count ", set()),
+            ("smolvm snapshot clone --count 2 ", {"snap-one"}),
             ("smolvm start vm-one ", set()),
             ("smolvm list --", common),
         ]
         # every command's options, as its --help lists them
         for verb in (["create"], ["delete"], ["snapshot", "create"], ["snapshot", "restore"],
-                     ["snapshot", "list"], ["snapshot", "delete"], ["start"], ["job", "list"],
-                     ["job", "cancel"]):
+                     ["snapshot", "clone"], ["snapshot", "list"], ["snapshot", "delete"],
+                     ["start"], ["job", "list"], ["job", "cancel"]):
             cases.append((f"smolvm {' '.join(verb)} --",
                           help_options([smolvm] + verb) | {"--help"}))
         for line, want in cases:

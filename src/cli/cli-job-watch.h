@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Waiting for a long method call (CreateSnapshot, RestoreSnapshot, CreateVM,
- * VM.Delete) while watching the Job it starts: the watch finds the Job
+/* Waiting for a long method call (CreateSnapshot, RestoreSnapshot,
+ * CloneSnapshot, CreateVM, VM.Delete) while watching the Job it starts: the watch finds the Job
  * through smolvmd's ObjectManager, draws the progress bar from its
  * PropertiesChanged, and on Ctrl-C cancels it (a second Ctrl-C exits at
  * once, status 130). The method's reply still ends the command.

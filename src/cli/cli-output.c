@@ -172,6 +172,8 @@ cli_report_error (Cli *cli, const GError *error)
       json_object_set_null_member (payload, "dbus_name");
     json_object_set_string_member (payload, "message", shown->message);
     json_object_set_string_member (payload, "type", cli_error_type (shown));
+    if (cli->error_details != NULL)
+      json_object_set_object_member (payload, "details", json_object_ref (cli->error_details));
     cli_print_envelope (command, exit_code, NULL, payload);
   } else {
     g_printerr ("Error: %s\n", shown->message);

@@ -16,7 +16,8 @@ G_BEGIN_DECLS
 void cli_finish (Cli *cli, JsonObject *data, const gchar *text);
 
 /* Reports @error on stderr, or with --json as an envelope on stdout (its
- * error: name, dbus_name, message and SmolVM's type), and returns the exit
+ * error: name, dbus_name, message and SmolVM's type, then the verb's
+ * cli->error_details as "details" if it set any), and returns the exit
  * status. */
 gint cli_report_error (Cli *cli, const GError *error);
 

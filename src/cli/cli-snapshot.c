@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* smolvm snapshot create|restore|delete|list */
+/* smolvm snapshot create|restore|clone|delete|list */
 #include "config.h"
 
 #include "smolvm-id.h"
@@ -12,10 +12,12 @@
 typedef struct {
   gchar *snapshot_id;     /* create */
   gboolean resume_source; /* create */
-  gboolean resume;        /* restore */
+  gboolean resume;        /* restore, clone */
   gboolean force;         /* restore */
-  gboolean no_progress;   /* create, restore */
+  gboolean no_progress;   /* create, restore, clone */
   gchar *vm_id;           /* list */
+  gchar *count;           /* clone */
+  gchar **vm_ids;         /* clone */
 } CliSnapshotOptions;
 
 gpointer
@@ -31,6 +33,8 @@ cli_snapshot_options_free (gpointer options)
 
   g_free (opts->snapshot_id);
   g_free (opts->vm_id);
+  g_free (opts->count);
+  g_strfreev (opts->vm_ids);
   g_free (opts);
 }
 
@@ -60,6 +64,23 @@ cli_snapshot_restore_options (gpointer options, GOptionContext *context)
       "Resume the restored VM; without it the VM is restored paused", NULL },
     { "force", 0, 0, G_OPTION_ARG_NONE, &opts->force,
       "Restore a snapshot that was already restored before", NULL },
+    CLI_NO_PROGRESS_ENTRY (&opts->no_progress),
+    G_OPTION_ENTRY_NULL
+  };
+  g_option_context_add_main_entries (context, entries, NULL);
+}
+
+void
+cli_snapshot_clone_options (gpointer options, GOptionContext *context)
+{
+  CliSnapshotOptions *opts = options;
+  const GOptionEntry entries[] = {
+    { "count", 0, 0, G_OPTION_ARG_STRING, &opts->count,
+      "Number of clones, 1 to 64 (default: one per --vm-id, or one)", "N" },
+    { "vm-id", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opts->vm_ids,
+      "Id of a new VM, once per clone; generated if omitted", "ID" },
+    { "resume", 0, 0, G_OPTION_ARG_NONE, &opts->resume,
+      "Resume the clones; without it they stay paused", NULL },
     CLI_NO_PROGRESS_ENTRY (&opts->no_progress),
     G_OPTION_ENTRY_NULL
   };
@@ -143,12 +164,12 @@ static const CliListing snapshot_listing = {
   snapshot_info_to_json, snapshot_info_row,
 };
 
-/* The restored VM as SmolVM's "snapshot restore" shows it: its id as
- * "name" (and "vm_id"), its state as "status", its guest address or null
- * without networking, and "ssh_port", always null: smolvmd forwards no host
- * port to the guest. */
+/* A VM a snapshot was restored or cloned into, as SmolVM's "snapshot
+ * restore" shows it: its id as "name" (and "vm_id"), its state as "status",
+ * its guest address or null without networking, and "ssh_port", always
+ * null: smolvmd forwards no host port to the guest. */
 static JsonObject *
-restored_vm_to_json (SmolvmVmInfo *vm_info)
+vm_summary_to_json (SmolvmVmInfo *vm_info)
 {
   JsonObject *object = json_object_new ();
   const gchar *guest_ip = smolvm_vm_info_get_ip_address (vm_info);
@@ -250,9 +271,131 @@ cli_snapshot_restore (Cli *cli, GError **error)
   json_object_set_object_member (data, "snapshot", snapshot_info_to_json (info));
   json_object_set_string_member (data, "vm_id", smolvm_vm_info_get_vm_id (vm_info));
   json_object_set_string_member (data, "vm_state", smolvm_vm_info_get_status (vm_info));
-  json_object_set_object_member (data, "vm", restored_vm_to_json (vm_info));
+  json_object_set_object_member (data, "vm", vm_summary_to_json (vm_info));
   text = g_strdup_printf ("Restored snapshot '%s' into VM '%s'.\n", snapshot_id,
                           smolvm_vm_info_get_vm_id (vm_info));
+  cli_finish (cli, data, text);
+  return TRUE;
+}
+
+static gchar *
+clone_text (const gchar *snapshot_id, GPtrArray *vms)
+{
+  g_autoptr(GString) text = g_string_new (NULL);
+
+  for (guint i = 0; i < vms->len; i++)
+    g_string_append_printf (text, "Cloned snapshot '%s' into VM '%s'.\n", snapshot_id,
+                            smolvm_vm_info_get_vm_id (g_ptr_array_index (vms, i)));
+  return g_string_free (g_steal_pointer (&text), FALSE);
+}
+
+static JsonArray *
+clone_vms_to_json (GPtrArray *vms)
+{
+  g_autoptr(JsonArray) array = json_array_new ();
+
+  for (guint i = 0; i < vms->len; i++)
+    json_array_add_object_element (array, vm_summary_to_json (g_ptr_array_index (vms, i)));
+  return g_steal_pointer (&array);
+}
+
+/* A clone that failed (Failed, or Cancelled after a Cancel) keeps the clones
+ * it made, and a Cancelled's message does not name them: they are the VMs
+ * cloned from @snapshot_id that were not there before (@before). smolvmd
+ * clones a snapshot once at a time (a second clone of it is InUse), so they
+ * are ours. Shown as on success (text on standard output, before the error),
+ * or with --json in the error's details, since data stays null on failure.
+ * Nothing is shown when the VMs cannot be listed. */
+static void
+clone_show_kept (Cli *cli, const gchar *snapshot_id, GPtrArray *before, const GError *error)
+{
+  g_autoptr(GHashTable) old_ids = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GPtrArray) vms = NULL;
+  g_autoptr(GPtrArray) kept = g_ptr_array_new ();
+  g_autoptr(GError) list_error = NULL;
+  g_autofree gchar *text = NULL;
+
+  if (!g_error_matches (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED) &&
+      !g_error_matches (error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED))
+    return;
+  vms = smolvm_client_list_vms_sync (cli_client_get_smolvm (cli->client), NULL, &list_error);
+  if (vms == NULL) {
+    g_debug ("cannot list the clones kept: %s", list_error->message);
+    return;
+  }
+  for (guint i = 0; i < before->len; i++)
+    g_hash_table_add (old_ids,
+                      (gpointer) smolvm_vm_info_get_vm_id (g_ptr_array_index (before, i)));
+  for (guint i = 0; i < vms->len; i++) {
+    SmolvmVmInfo *vm = g_ptr_array_index (vms, i);
+
+    if (g_strcmp0 (smolvm_vm_info_get_cloned_from (vm), snapshot_id) == 0 &&
+        !g_hash_table_contains (old_ids, smolvm_vm_info_get_vm_id (vm)))
+      g_ptr_array_add (kept, vm);
+  }
+  if (!cli->json) {
+    text = clone_text (snapshot_id, kept);
+    g_print ("%s", text);
+    return;
+  }
+  cli->error_details = json_object_new ();
+  json_object_set_string_member (cli->error_details, "snapshot_id", snapshot_id);
+  json_object_set_array_member (cli->error_details, "vms", clone_vms_to_json (kept));
+}
+
+gboolean
+cli_snapshot_clone (Cli *cli, GError **error)
+{
+  CliSnapshotOptions *opts = cli->options;
+  const gchar *snapshot_id = cli->args[0];
+  SmolvmSnapshotCloneFlags flags = SMOLVM_SNAPSHOT_CLONE_FLAGS_NONE;
+  guint32 count = 0;
+  g_autoptr(GPtrArray) before = NULL;
+  g_autoptr(CliJobWatch) watch = NULL;
+  g_autofree gchar *snapshot_path = NULL;
+  g_autoptr(GPtrArray) clones = NULL;
+  g_autoptr(SmolvmSnapshotInfo) info = NULL;
+  g_autoptr(JsonObject) data = json_object_new ();
+  g_autofree gchar *text = NULL;
+  SmolvmClient *smolvm;
+
+  if (opts->count != NULL && !cli_parse_count ("--count", opts->count, &count, error))
+    return FALSE;
+  /* smolvmd checks them too; failing here saves a round trip and a prompt */
+  for (gsize i = 0; opts->vm_ids != NULL && opts->vm_ids[i] != NULL; i++)
+    if (!smolvm_id_validate (opts->vm_ids[i], "VM id", error))
+      return FALSE;
+  if (!cli_connect (cli, error))
+    return FALSE;
+  smolvm = cli_client_get_smolvm (cli->client);
+  /* what the clones kept by a failure are told apart from */
+  before = smolvm_client_list_vms_sync (smolvm, NULL, error);
+  if (before == NULL)
+    return FALSE;
+
+  if (opts->resume)
+    flags |= SMOLVM_SNAPSHOT_CLONE_FLAGS_RESUME;
+  /* the Job's Objects are the snapshot and the new VMs */
+  snapshot_path = smolvm_id_object_path ("snapshot", snapshot_id);
+  watch = cli_job_watch_new (cli->client, "snapshot-clone", snapshot_path,
+                             !cli->json && !opts->no_progress);
+  smolvm_client_clone_snapshot (smolvm, snapshot_id, count, (const gchar *const *) opts->vm_ids,
+                                flags, NULL, cli_job_watch_reply, watch);
+  clones = smolvm_client_clone_snapshot_finish (smolvm, cli_job_watch_wait (watch), error);
+  if (clones == NULL) {
+    if (error != NULL && *error != NULL) {
+      cli_error_mark_cancelled (*error);
+      clone_show_kept (cli, snapshot_id, before, *error);
+    }
+    return FALSE;
+  }
+  info = smolvm_client_get_snapshot_sync (smolvm, snapshot_id, NULL, error);
+  if (info == NULL)
+    return FALSE;
+
+  json_object_set_object_member (data, "snapshot", snapshot_info_to_json (info));
+  json_object_set_array_member (data, "vms", clone_vms_to_json (clones));
+  text = clone_text (snapshot_id, clones);
   cli_finish (cli, data, text);
   return TRUE;
 }

@@ -117,7 +117,7 @@ cli_vm_console_log_options (gpointer options, GOptionContext *context)
 static const gchar *const vm_info_keys[] = {
   "vm_id", "state", "backend", "pid", "vcpu_count", "mem_size_mib", "kernel_path",
   "initrd_path", "rootfs_path", "boot_args", "network", "accel", "machine", "disk_path",
-  "console_log_path", "network_config", "restored_from",
+  "console_log_path", "network_config", "restored_from", "cloned_from",
 };
 
 /* A VM as the CLI's JSON VM object: every key of its ListVMs dictionary. */
@@ -358,20 +358,6 @@ cli_vm_console_log (Cli *cli, GError **error)
 
 /* ---- create ---- */
 
-static gboolean
-parse_count (const gchar *option, const gchar *value, guint32 *out, GError **error)
-{
-  guint64 number;
-
-  if (!g_ascii_string_to_unsigned (value, 10, 1, G_MAXUINT32, &number, NULL)) {
-    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                 "%s needs a positive whole number, not '%s'", option, value);
-    return FALSE;
-  }
-  *out = (guint32) number;
-  return TRUE;
-}
-
 /* Opens @path as the user running us and adds it to the VM config as a
  * descriptor: smolvmd reads our files with our rights, not its own. */
 static gboolean
@@ -410,12 +396,12 @@ vm_config_build (CliVmOptions *opts, GVariantDict *config, GUnixFDList *fds, GEr
     return FALSE;
   }
   if (opts->vcpus != NULL) {
-    if (!parse_count ("--vcpus", opts->vcpus, &count, error))
+    if (!cli_parse_count ("--vcpus", opts->vcpus, &count, error))
       return FALSE;
     g_variant_dict_insert (config, "vcpu_count", "u", count);
   }
   if (opts->mem != NULL) {
-    if (!parse_count ("--mem", opts->mem, &count, error))
+    if (!cli_parse_count ("--mem", opts->mem, &count, error))
       return FALSE;
     g_variant_dict_insert (config, "mem_size_mib", "u", count);
   }
