@@ -86,6 +86,7 @@ finish (SnapshotClone *op)
   g_autoptr(GString) made = g_string_new (NULL);
   g_autoptr(GString) failed = g_string_new (NULL);
   g_auto(GVariantBuilder) paths = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("ao"));
+  g_autofree gchar *message = NULL;
   guint n_made = 0;
 
   for (guint i = 0; i < op->clones->len; i++) {
@@ -102,11 +103,15 @@ finish (SnapshotClone *op)
     smolvm_call_return (&op->call, g_variant_new ("(ao)", &paths));
     return;
   }
+  message = g_strdup_printf ("Cloned snapshot '%s' into %u of %u VMs%s%s%s%s", op->snapshot_id,
+                             n_made, op->clones->len, n_made > 0 ? " (" : "",
+                             n_made > 0 ? made->str : "", n_made > 0 ? ", kept)" : "",
+                             failed->str);
+  /* a Cancel's answer names the clones kept too */
+  g_free (op->call.cancelled_summary);
+  op->call.cancelled_summary = g_strdup (message);
   smolvm_call_fail_literal (&op->call, op->cancelled ? SMOLVM_ERROR_CANCELLED : SMOLVM_ERROR_FAILED,
-                            "Cloned snapshot '%s' into %u of %u VMs%s%s%s%s", op->snapshot_id,
-                            n_made, op->clones->len, n_made > 0 ? " (" : "",
-                            n_made > 0 ? made->str : "", n_made > 0 ? ", kept)" : "",
-                            failed->str);
+                            "%s", message);
 }
 
 static void clone_next (SnapshotClone *op);
