@@ -211,6 +211,32 @@ class TestCloneNetwork(st.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         return r.stdout
 
+    def tcp_peer(self, env, server_ns, bind_ip, client_ns, connect_ip, client_ip=None):
+        """Accepts one TCP connection on @bind_ip (in the namespace @server_ns,
+        None: smolvmd's), made to @connect_ip from @client_ns (from
+        @client_ip); the peer address the server saw."""
+        def argv(ns, code):
+            inner = ["ip", "netns", "exec", ns] if ns else []
+            return ["nsenter", "--net=/proc/%d/ns/net" % env.daemon.pid,
+                    "--mount=/proc/%d/ns/mnt" % env.daemon.pid] + inner + [
+                        sys.executable, "-c", code]
+        server = subprocess.Popen(argv(server_ns, (
+            "import socket\ns = socket.socket(); s.bind((%r, 7777)); s.listen(1)\n"
+            "print('ready', flush=True)\nc, peer = s.accept(); print(peer[0])") % bind_ip),
+            stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(server.stdout.readline().strip(), "ready")
+            client = subprocess.run(argv(client_ns, (
+                "import socket\ns = socket.socket()\n%s"
+                "s.settimeout(10); s.connect((%r, 7777))")
+                % ("s.bind((%r, 0))\n" % client_ip if client_ip else "", connect_ip)),
+                capture_output=True, text=True, timeout=30)
+            self.assertEqual(client.returncode, 0, client.stderr)
+            return server.communicate(timeout=30)[0].strip()
+        finally:
+            server.kill()
+            server.wait()
+
     def load_requests(self, env):
         with open(env.request_log) as f:
             return [json.loads(line)["body"] for line in f if '"/snapshot/load"' in line]
@@ -291,6 +317,18 @@ class TestCloneNetwork(st.TestCase):
             self.assertNotEqual(vmm_ns, daemon_ns)
             ns_ino = self.in_daemon(env, "stat", "-L", "-c", "%i", "/run/netns/" + ns).stdout
             self.assertEqual(vmm_ns, int(ns_ino))
+        # the NAT, with the guest's address made local in the namespace
+        # (the emulator has no guest): the host's connection to host_ip
+        # reaches guest_ip (DNAT: nothing else listens on guest_ip), and
+        # the guest's to the host comes from host_ip (SNAT)
+        net, ns = nets[0], nets[0]["namespace"]
+        host_end = "%s.%d" % (net["host_ip"].rsplit(".", 1)[0],
+                              int(net["host_ip"].rsplit(".", 1)[1]) - 1)
+        self.in_ns(env, ns, "ip", "addr", "add", net["guest_ip"] + "/32", "dev", "lo")
+        self.assertEqual(self.tcp_peer(env, ns, net["guest_ip"], None, net["host_ip"]),
+                         host_end)
+        self.assertEqual(self.tcp_peer(env, None, host_end, ns, host_end, net["guest_ip"]),
+                         net["host_ip"])
         # distinct namespaces, host addresses, host veths, and TAP devices
         # (same name, each in its own namespace)
         for key in ("namespace", "host_ip", "host_veth"):
