@@ -188,12 +188,22 @@ smolvm_manager_iface_init (SmolvmDbusManagerIface *iface)
 
 /* ---- start-up ---- */
 
+static void
+add_namespace (GHashTable *namespaces, GVariant *network_config)
+{
+  const gchar *name;
+
+  if (g_variant_lookup (network_config, "namespace", "&s", &name))
+    g_hash_table_add (namespaces, g_strdup (name));
+}
+
 static gboolean
 load_state (SmolvmManager *self, GError **error)
 {
   SmolvmContext *ctx = &self->ctx;
   g_autoptr(GPtrArray) snapshots = NULL;
   g_autoptr(GPtrArray) vms = NULL;
+  g_autoptr(GHashTable) namespaces = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 
   if (!smolvm_store_prepare (ctx->store, error) ||
       (snapshots = smolvm_store_list_records (ctx->store, "snapshots", error)) == NULL ||
@@ -223,7 +233,11 @@ load_state (SmolvmManager *self, GError **error)
                                   smolvm_vm_is_active (vm));
     smolvm_registry_add_vm (ctx->registry, vm);
     smolvm_vm_reattach_async (vm, NULL, NULL);
+    add_namespace (namespaces, smolvm_vm_get_network_config (vm));
   }
+  /* clones deleted while no daemon ran; a --session daemon makes none */
+  if (!ctx->session && geteuid () == 0)
+    smolvm_network_remove_stale_namespaces (ctx->network, namespaces);
   return TRUE;
 }
 

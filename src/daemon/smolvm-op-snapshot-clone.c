@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "smolvm-authority.h"
 #include "smolvm-call.h"
@@ -9,6 +10,7 @@
 #include "smolvm-error.h"
 #include "smolvm-fileutil.h"
 #include "smolvm-id.h"
+#include "smolvm-network.h"
 #include "smolvm-ops.h"
 #include "smolvm-registry.h"
 #include "smolvm-store.h"
@@ -28,6 +30,7 @@ typedef struct {
   gchar *vm_id;
   SmolvmVm *vm;
   gchar *dir;
+  GVariant *net;  /* its NetworkConfig, claimed from the pool; or NULL */
   gchar *failure; /* why it failed, or NULL */
 } Clone;
 
@@ -37,6 +40,8 @@ typedef struct {
   SmolvmSnapshot *snapshot;
   gboolean holds_snapshot;
   gboolean resume;
+  gboolean has_network_option;
+  gboolean network; /* the option, then what the clones get */
   guint count;
   gchar **requested_ids;
   GPtrArray *clones; /* of Clone, in the order of their ids */
@@ -51,6 +56,7 @@ clone_free (Clone *clone)
   g_free (clone->vm_id);
   g_clear_object (&clone->vm);
   g_free (clone->dir);
+  g_clear_pointer (&clone->net, g_variant_unref);
   g_free (clone->failure);
   g_free (clone);
 }
@@ -138,6 +144,9 @@ clone_failed (SnapshotClone *op, Clone *clone, GError *error)
     op->cancelled = TRUE;
   clone->failure = g_strdup (error->message);
   g_clear_object (&clone->vm);
+  /* its namespace went with its failed launch */
+  if (clone->net != NULL)
+    smolvm_network_release (op->call.ctx->network, clone->vm_id, clone->net);
   if (clone->dir == NULL) {
     clone_next (op);
     return;
@@ -196,7 +205,6 @@ clone_next (SnapshotClone *op)
 {
   SmolvmContext *ctx = op->call.ctx;
   g_autoptr(SmolvmVmConfig) config = NULL;
-  g_autoptr(GVariant) no_network = NULL;
   g_autofree gchar *disk = NULL;
   GError *error = NULL;
   Clone *clone;
@@ -222,11 +230,19 @@ clone_next (SnapshotClone *op)
     clone_failed (op, clone, error);
     return;
   }
+  if (op->network)
+    clone->net = smolvm_network_allocate_clone (
+      ctx->network, clone->vm_id, smolvm_snapshot_get_network_config (op->snapshot), &error);
+  else
+    clone->net = g_variant_ref_sink (g_variant_new ("a{sv}", NULL));
+  if (clone->net == NULL) {
+    clone_failed (op, clone, error);
+    return;
+  }
   config = smolvm_vm_config_copy (smolvm_snapshot_get_vm_config (op->snapshot));
   g_free (config->vm_id);
   config->vm_id = g_strdup (clone->vm_id);
-  no_network = g_variant_ref_sink (g_variant_new ("a{sv}", NULL));
-  clone->vm = smolvm_vm_new (ctx, config, no_network);
+  clone->vm = smolvm_vm_new (ctx, config, clone->net);
   smolvm_call_set_phase (&op->call, "copying-disk");
   disk = smolvm_store_vm_file (ctx->store, clone->vm_id, SMOLVM_VM_DISK);
   smolvm_copy_file_sparse_async (smolvm_dbus_snapshot_get_disk_path (snapshot_iface (op)), disk,
@@ -307,6 +323,40 @@ reserve_ids (SnapshotClone *op, GError **error)
   return TRUE;
 }
 
+/* Whether the clones get networking: as the snapshot's VM had unless the
+ * call says. The guest's memory has its NIC or none, so the answer must
+ * match; and only a root system daemon makes namespaces. */
+static gboolean
+check_network (SnapshotClone *op, GError **error)
+{
+  SmolvmContext *ctx = op->call.ctx;
+  gboolean has_nic = g_variant_n_children (smolvm_snapshot_get_network_config (op->snapshot)) > 0;
+
+  if (!op->has_network_option)
+    op->network = has_nic;
+  if (op->network && !has_nic) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                 "Cannot clone snapshot '%s' with networking: its VM has no network interface",
+                 op->snapshot_id);
+    return FALSE;
+  }
+  if (!op->network && has_nic) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_UNSUPPORTED,
+                 "Cannot clone snapshot '%s' without networking: its guest has a network "
+                 "interface",
+                 op->snapshot_id);
+    return FALSE;
+  }
+  if (op->network && (ctx->session || geteuid () != 0)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_UNSUPPORTED,
+                 "Cannot clone snapshot '%s' with networking: %s", op->snapshot_id,
+                 ctx->session ? "a --session smolvmd makes clones without network"
+                              : "only a smolvmd running as root makes their network namespaces");
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static void
 snapshot_clone_run (SmolvmCall *call)
 {
@@ -322,13 +372,8 @@ snapshot_clone_run (SmolvmCall *call)
     return;
   }
   g_object_ref (op->snapshot);
-  /* its guest's network identity would be every clone's: each clone needs
-   * a network namespace of its own, which is not there yet */
-  if (g_variant_n_children (smolvm_snapshot_get_network_config (op->snapshot)) > 0) {
-    smolvm_call_fail_literal (call, SMOLVM_ERROR_UNSUPPORTED,
-                              "Cannot clone snapshot '%s': its VM has networking, and clones "
-                              "with networking are not supported yet",
-                              op->snapshot_id);
+  if (!check_network (op, &error)) {
+    smolvm_call_fail (call, error);
     return;
   }
   if (!smolvm_snapshot_check_files (op->snapshot, op->sizes, &error) ||
@@ -383,7 +428,6 @@ parse_options (SnapshotClone *op, GVariant *options, GError **error)
 {
   guint32 count = 0;
   gboolean has_count = g_variant_lookup (options, "count", "u", &count);
-  gboolean network = FALSE;
 
   if (!smolvm_call_check_typed_options (options, clone_options, error))
     return FALSE;
@@ -417,11 +461,11 @@ parse_options (SnapshotClone *op, GVariant *options, GError **error)
     return FALSE;
   }
   op->count = count;
-  if (g_variant_lookup (options, "network", "b", &network) && network) {
-    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_UNSUPPORTED,
-                 "%s", op->call.ctx->session
-                         ? "A --session smolvmd makes no network for clones"
-                         : "Clones with networking are not supported yet");
+  /* a --session daemon says so at once, snapshot or not */
+  op->has_network_option = g_variant_lookup (options, "network", "b", &op->network);
+  if (op->network && op->call.ctx->session) {
+    g_set_error_literal (error, SMOLVM_ERROR, SMOLVM_ERROR_UNSUPPORTED,
+                         "A --session smolvmd makes clones without network");
     return FALSE;
   }
   return TRUE;
