@@ -133,7 +133,9 @@ G_DEFINE_FINAL_TYPE (SmolvmVmInfo, smolvm_vm_info, G_TYPE_OBJECT)
 /**
  * SmolvmVmInfo:ip-address:
  *
- * The guest's IP address (guest_ip of #SmolvmVmInfo:network-config); %NULL without networking.
+ * The address the host reaches the guest at: guest_ip of #SmolvmVmInfo:network-config, or for
+ * a networked clone its host_ip (its guest_ip is the snapshot's, inside the clone's network
+ * namespace); %NULL without networking.
  */
 /**
  * SmolvmVmInfo:vm-config:
@@ -231,6 +233,7 @@ vm_info_derive (SmolvmVmInfo *self)
 {
   g_auto(GVariantBuilder) config = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
   const gchar *guest_ip = NULL;
+  const gchar *host_ip = NULL;
 
   /* parsed already: every key is there */
   for (gsize i = 0; i < G_N_ELEMENTS (vm_config_keys); i++) {
@@ -239,8 +242,12 @@ vm_info_derive (SmolvmVmInfo *self)
   }
   self->vm_config = g_variant_ref_sink (g_variant_builder_end (&config));
 
-  if (g_variant_lookup (self->network_config, "guest_ip", "&s", &guest_ip) &&
-      guest_ip[0] != '\0')
+  /* a networked clone is reached at its own host_ip, its guest_ip is its
+   * snapshot's (inside the clone's network namespace) */
+  if (g_variant_lookup (self->network_config, "host_ip", "&s", &host_ip) && host_ip[0] != '\0')
+    self->ip_address = g_strdup (host_ip);
+  else if (g_variant_lookup (self->network_config, "guest_ip", "&s", &guest_ip) &&
+           guest_ip[0] != '\0')
     self->ip_address = g_strdup (guest_ip);
 }
 

@@ -277,6 +277,24 @@ test_vm_info_no_network (void)
   g_assert_cmpuint (g_variant_n_children (smolvm_vm_info_get_network_config (info)), ==, 0);
 }
 
+/* a networked clone: reached at its host_ip, not at the guest_ip it shares */
+static void
+test_vm_info_clone_address (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) base = g_variant_ref_sink (vm_dict (TRUE, ""));
+  g_auto(GVariantDict) dict = G_VARIANT_DICT_INIT (base);
+  g_auto(GVariantDict) net = G_VARIANT_DICT_INIT (NULL);
+  g_autoptr(SmolvmVmInfo) info = NULL;
+
+  g_variant_dict_insert (&net, "guest_ip", "s", "172.16.0.2");
+  g_variant_dict_insert (&net, "host_ip", "s", "172.16.0.6");
+  g_variant_dict_insert_value (&dict, "network_config", g_variant_dict_end (&net));
+  info = smolvm_vm_info_new_from_variant (g_variant_dict_end (&dict), &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (smolvm_vm_info_get_ip_address (info), ==, "172.16.0.6");
+}
+
 static const gchar *const vm_keys[] = {
   "vm_id", "backend", "vcpu_count", "mem_size_mib", "kernel_path", "initrd_path", "rootfs_path",
   "boot_args", "network", "accel", "machine", "state", "pid", "disk_path", "console_log_path",
@@ -390,6 +408,7 @@ main (int argc, char **argv)
   g_test_add_func ("/info/vm-no-network", test_vm_info_no_network);
   g_test_add_func ("/info/vm-bad-keys", test_vm_info_bad);
   g_test_add_func ("/info/vm-cloned-from", test_vm_info_cloned_from);
+  g_test_add_func ("/info/vm-clone-address", test_vm_info_clone_address);
   g_test_add_func ("/info/empty-objects", test_empty_objects);
   g_test_add_func ("/info/types", test_types);
   return g_test_run ();
