@@ -103,14 +103,49 @@ handle_delete_snapshot (SmolvmDbusManager *object, GDBusMethodInvocation *invoca
 
 /* ---- reads ---- */
 
+/* A ListSnapshots answer, taken on the main loop and sent from a worker:
+ * with 10,000 snapshots, building and serializing the reply (some 9 MiB)
+ * would keep every other client waiting. The infos are immutable. */
+typedef struct {
+  GDBusMethodInvocation *invocation;
+  GPtrArray *paths;
+  GPtrArray *infos;
+} ListReply;
+
+static void
+list_reply_free (ListReply *reply)
+{
+  g_clear_object (&reply->invocation);
+  g_ptr_array_unref (reply->paths);
+  g_ptr_array_unref (reply->infos);
+  g_free (reply);
+}
+
+static void
+list_reply_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  ListReply *reply = task_data;
+  g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("a(oa{sv})"));
+
+  for (guint i = 0; i < reply->paths->len; i++)
+    g_variant_builder_add (&b, "(o@a{sv})", (const gchar *) g_ptr_array_index (reply->paths, i),
+                           (GVariant *) g_ptr_array_index (reply->infos, i));
+  /* GDBus sends from any thread; the invocation's reference goes with it */
+  smolvm_dbus_manager_complete_list_snapshots (SMOLVM_DBUS_MANAGER (source),
+                                               g_steal_pointer (&reply->invocation),
+                                               g_variant_builder_end (&b));
+  g_task_return_boolean (task, TRUE);
+}
+
 static gboolean
 handle_list_snapshots (SmolvmDbusManager *object, GDBusMethodInvocation *invocation,
                        const gchar *vm_id)
 {
   SmolvmManager *self = SMOLVM_MANAGER (object);
   g_autoptr(GPtrArray) list = NULL;
-  g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("a(oa{sv})"));
   g_autoptr(GError) error = NULL;
+  g_autoptr(GTask) task = NULL;
+  ListReply *reply;
 
   /* "" means every VM; anything else must be a VM id a snapshot could name */
   if (vm_id[0] != '\0' && !smolvm_id_validate (vm_id, "VM id", &error)) {
@@ -118,12 +153,19 @@ handle_list_snapshots (SmolvmDbusManager *object, GDBusMethodInvocation *invocat
     return G_DBUS_METHOD_INVOCATION_HANDLED;
   }
   list = smolvm_registry_list_snapshots (self->ctx.registry, vm_id);
+  reply = g_new0 (ListReply, 1);
+  /* the handler's reference: completing the call consumes it */
+  reply->invocation = invocation;
+  reply->paths = g_ptr_array_new_full (list->len, g_free);
+  reply->infos = g_ptr_array_new_full (list->len, (GDestroyNotify) g_variant_unref);
   for (guint i = 0; i < list->len; i++) {
     SmolvmSnapshot *snapshot = g_ptr_array_index (list, i);
-    g_variant_builder_add (&b, "(o@a{sv})", smolvm_snapshot_get_object_path (snapshot),
-                           smolvm_snapshot_to_info (snapshot));
+    g_ptr_array_add (reply->paths, g_strdup (smolvm_snapshot_get_object_path (snapshot)));
+    g_ptr_array_add (reply->infos, g_variant_ref (smolvm_snapshot_to_info (snapshot)));
   }
-  smolvm_dbus_manager_complete_list_snapshots (object, invocation, g_variant_builder_end (&b));
+  task = g_task_new (object, NULL, NULL, NULL);
+  g_task_set_task_data (task, g_steal_pointer (&reply), (GDestroyNotify) list_reply_free);
+  g_task_run_in_thread (task, list_reply_thread);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 

@@ -12,6 +12,9 @@ struct _SmolvmRegistry {
   GDBusObjectManagerServer *object_manager;
   GHashTable *vms;            /* id -> SmolvmVm */
   GHashTable *snapshots;      /* id -> SmolvmSnapshot */
+  /* vm_id -> set of its SmolvmSnapshots: a filtered ListSnapshots costs in
+   * proportion to the VM's snapshots, not to all of them */
+  GHashTable *snapshots_by_vm;
   GHashTable *jobs;           /* SmolvmJob set */
   GHashTable *reserved_vm_ids;
   GHashTable *busy_snapshots; /* id -> what is under way */
@@ -32,6 +35,7 @@ smolvm_registry_dispose (GObject *object)
   SmolvmRegistry *self = SMOLVM_REGISTRY (object);
   g_hash_table_remove_all (self->jobs);
   g_hash_table_remove_all (self->vms);
+  g_hash_table_remove_all (self->snapshots_by_vm);
   g_hash_table_remove_all (self->snapshots);
   for (gsize i = 0; i < G_N_ELEMENTS (self->fallback_sites); i++)
     if (self->fallback_sites[i].id != 0)
@@ -48,6 +52,7 @@ smolvm_registry_finalize (GObject *object)
   SmolvmRegistry *self = SMOLVM_REGISTRY (object);
   g_hash_table_unref (self->vms);
   g_hash_table_unref (self->snapshots);
+  g_hash_table_unref (self->snapshots_by_vm);
   g_hash_table_unref (self->jobs);
   g_hash_table_unref (self->reserved_vm_ids);
   g_hash_table_unref (self->busy_snapshots);
@@ -66,6 +71,8 @@ smolvm_registry_init (SmolvmRegistry *self)
 {
   self->vms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
   self->snapshots = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  self->snapshots_by_vm = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                 (GDestroyNotify) g_hash_table_unref);
   self->jobs = g_hash_table_new_full (g_direct_hash, g_direct_equal, g_object_unref, NULL);
   self->reserved_vm_ids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->busy_snapshots = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
@@ -274,8 +281,25 @@ smolvm_registry_list_vms (SmolvmRegistry *self)
 void
 smolvm_registry_add_snapshot (SmolvmRegistry *self, SmolvmSnapshot *snapshot)
 {
+  const gchar *vm_id = smolvm_snapshot_get_vm_id (snapshot);
+  GHashTable *of_vm = g_hash_table_lookup (self->snapshots_by_vm, vm_id);
+  SmolvmSnapshot *old = g_hash_table_lookup (self->snapshots, smolvm_snapshot_get_id (snapshot));
+
+  /* a replaced record must not stay in its VM's set */
+  if (old != NULL && old != snapshot) {
+    GHashTable *old_set =
+      g_hash_table_lookup (self->snapshots_by_vm, smolvm_snapshot_get_vm_id (old));
+    if (old_set != NULL)
+      g_hash_table_remove (old_set, old);
+    of_vm = g_hash_table_lookup (self->snapshots_by_vm, vm_id);
+  }
   g_hash_table_insert (self->snapshots, g_strdup (smolvm_snapshot_get_id (snapshot)),
                        g_object_ref (snapshot));
+  if (of_vm == NULL) {
+    of_vm = g_hash_table_new (g_direct_hash, g_direct_equal);
+    g_hash_table_insert (self->snapshots_by_vm, g_strdup (vm_id), of_vm);
+  }
+  g_hash_table_add (of_vm, snapshot);
   export (self, smolvm_snapshot_get_object_path (snapshot), G_DBUS_INTERFACE_SKELETON (snapshot));
   smolvm_registry_update_clones (self, smolvm_snapshot_get_id (snapshot));
 }
@@ -284,10 +308,15 @@ void
 smolvm_registry_remove_snapshot (SmolvmRegistry *self, SmolvmSnapshot *snapshot)
 {
   const gchar *id = smolvm_snapshot_get_id (snapshot);
+  const gchar *vm_id = smolvm_snapshot_get_vm_id (snapshot);
+  GHashTable *of_vm = g_hash_table_lookup (self->snapshots_by_vm, vm_id);
+
   if (g_hash_table_lookup (self->snapshots, id) != snapshot)
     return;
   g_dbus_object_manager_server_unexport (self->object_manager,
                                          smolvm_snapshot_get_object_path (snapshot));
+  if (of_vm != NULL && g_hash_table_remove (of_vm, snapshot) && g_hash_table_size (of_vm) == 0)
+    g_hash_table_remove (self->snapshots_by_vm, vm_id);
   g_hash_table_remove (self->snapshots, id);
 }
 
@@ -322,14 +351,18 @@ compare_snapshots (gconstpointer a, gconstpointer b)
 GPtrArray *
 smolvm_registry_list_snapshots (SmolvmRegistry *self, const gchar *vm_id)
 {
-  GPtrArray *list = g_ptr_array_new ();
+  gboolean all = vm_id == NULL || vm_id[0] == '\0';
+  GHashTable *set = all ? self->snapshots : g_hash_table_lookup (self->snapshots_by_vm, vm_id);
+  GPtrArray *list = g_ptr_array_sized_new (set != NULL ? g_hash_table_size (set) : 0);
   GHashTableIter iter;
-  gpointer value;
+  gpointer key, value;
 
-  g_hash_table_iter_init (&iter, self->snapshots);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    if (vm_id == NULL || vm_id[0] == '\0' || g_str_equal (smolvm_snapshot_get_vm_id (value), vm_id))
-      g_ptr_array_add (list, value);
+  if (set != NULL) {
+    g_hash_table_iter_init (&iter, set);
+    /* the by-VM sets hold the snapshots as keys */
+    while (g_hash_table_iter_next (&iter, &key, &value))
+      g_ptr_array_add (list, all ? value : key);
+  }
   g_ptr_array_sort (list, compare_snapshots);
   return list;
 }

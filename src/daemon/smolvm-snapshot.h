@@ -25,7 +25,9 @@ gchar *smolvm_snapshot_to_json (SmolvmSnapshot *self);
 /* Writes its snapshot.json atomically. */
 gboolean smolvm_snapshot_save (SmolvmSnapshot *self, GError **error);
 
-/* The SnapshotInfo dictionary of org.smolvm.Manager.ListSnapshots. */
+/* The SnapshotInfo dictionary of org.smolvm.Manager.ListSnapshots, built
+ * once and kept until a property changes (transfer none; take a reference
+ * to keep it). */
 GVariant *smolvm_snapshot_to_info (SmolvmSnapshot *self);
 
 const gchar *smolvm_snapshot_get_id (SmolvmSnapshot *self);
