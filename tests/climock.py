@@ -7,7 +7,7 @@ process. It only models what the CLI relies on: the method signatures, the
 SnapshotInfo and VM dictionaries, org.smolvm.Error.* replies, that
 authorization needs the ALLOW_INTERACTIVE_AUTHORIZATION flag (as polkit with
 an agent would), and Jobs: with a JobPlan set, the long methods
-(CreateSnapshot, RestoreSnapshot, CreateVM, VM.Delete) publish a Job under
+(CreateSnapshot, RestoreSnapshot, CloneSnapshot, CreateVM, VM.Delete) publish a Job under
 the ObjectManager, step its properties on a timer (PropertiesChanged), and
 reply at the end -- or, after Job.Cancel, fail with org.smolvm.Error.Cancelled
 and change nothing.
@@ -232,6 +232,7 @@ class MockSmolvmd:
         self.job_events = []  # ('added'|'removed'|'cancel', path), in order
         self.next_job = 1
         self.plan = None  # a JobPlan: long methods publish Jobs
+        self.clone_failures = {}  # vm_id -> why CloneSnapshot fails to make it
         self.vm_registrations = {}
         self.ready = threading.Event()
         self.address = address
@@ -265,7 +266,7 @@ class MockSmolvmd:
         self.loop.run()
         self.bus.close_sync(None)
 
-    LONG = {'CreateSnapshot', 'RestoreSnapshot', 'CreateVM', 'Delete'}
+    LONG = {'CreateSnapshot', 'RestoreSnapshot', 'CloneSnapshot', 'CreateVM', 'Delete'}
 
     @staticmethod
     def _resolve_fds(args, invocation):
@@ -280,8 +281,29 @@ class MockSmolvmd:
                 os.close(fd)
         return (config,) + tuple(args[1:])
 
+    # What libsmolvm-1 reads once, when the CLI connects.
+    MANAGER_PROPERTIES = {'Version': GLib.Variant('s', '0.0-mock'),
+                          'Backends': GLib.Variant('as', ['firecracker'])}
+
+    def _properties(self, path, method, args, invocation):
+        """Properties.Get and GetAll, which GDBus hands to _dispatch (there
+        is no get_property handler); only the Manager's are modelled."""
+        if path != MANAGER_PATH or args[0] != 'org.smolvm.Manager':
+            invocation.return_dbus_error('org.freedesktop.DBus.Error.UnknownInterface',
+                                         'No properties of %s at %s' % (args[0], path))
+        elif method == 'GetAll':
+            invocation.return_value(GLib.Variant('(a{sv})', (self.MANAGER_PROPERTIES,)))
+        elif method == 'Get' and args[1] in self.MANAGER_PROPERTIES:
+            invocation.return_value(GLib.Variant('(v)', (self.MANAGER_PROPERTIES[args[1]],)))
+        else:
+            invocation.return_dbus_error('org.freedesktop.DBus.Error.UnknownProperty',
+                                         'No property %s' % (args[1:],))
+
     def _dispatch(self, connection, sender, path, interface, method, params, invocation):
         args = params.unpack()
+        if interface == 'org.freedesktop.DBus.Properties':
+            self._properties(path, method, args, invocation)
+            return
         if method == 'CreateVM':
             args = self._resolve_fds(args, invocation)
         interactive = bool(invocation.get_message().get_flags() &
@@ -290,7 +312,12 @@ class MockSmolvmd:
         try:
             if method not in NO_AUTH and not interactive:
                 raise SmolvmError('NotAuthorized', 'Not authorized to do that')
-            handler = getattr(self, interface.rsplit('.', 1)[1] + '_' + method)
+            handler = getattr(self, interface.rsplit('.', 1)[1] + '_' + method, None)
+            if handler is None:
+                # a reply all the same: without one the CLI would wait forever
+                invocation.return_dbus_error('org.freedesktop.DBus.Error.UnknownMethod',
+                                             'The mock has no %s.%s' % (interface, method))
+                return
             if self.plan is not None and method in self.LONG and interface != JOB_IFACE:
                 self._start_long(handler, path, args, invocation)
                 return
@@ -309,6 +336,11 @@ class MockSmolvmd:
             info = self.find_snapshot(args[0])
             operation = 'snapshot-restore'
             objects = [self.snapshot_path(args[0]), self.vm_path(info['vm_id'].unpack())]
+        elif handler == self.Manager_CloneSnapshot:
+            # as smolvmd: the snapshot and every new VM, ids reserved first
+            operation = 'snapshot-clone'
+            objects = [self.snapshot_path(args[0])] + [
+                self.vm_path(vm_id) for vm_id in self.clone_ids(args[0], args[1])]
         elif handler == self.Manager_CreateVM:
             operation = 'vm-create'
             objects = [self.vm_path(args[0].get('vm_id') or 'vm-0000abcd')]
@@ -410,7 +442,7 @@ class MockSmolvmd:
     def snapshot_path(snapshot_id):
         return MANAGER_PATH + '/snapshot/' + Gio.dbus_escape_object_path(snapshot_id)
 
-    def add_vm(self, vm_id, state='running', guest_ip='172.16.0.2'):
+    def add_vm(self, vm_id, state='running', guest_ip='172.16.0.2', cloned_from=None):
         network = {'guest_ip': GLib.Variant('s', guest_ip)} if guest_ip else {}
         self.vms[vm_id] = {
             'vm_id': GLib.Variant('s', vm_id),
@@ -424,10 +456,16 @@ class MockSmolvmd:
             'rootfs_path': GLib.Variant('s', '/images/rootfs.ext4'),
             'boot_args': GLib.Variant('s', 'console=ttyS0'),
             'network': GLib.Variant('b', bool(guest_ip)),
+            'accel': GLib.Variant('s', 'auto'),
+            'machine': GLib.Variant('s', ''),
             'disk_path': GLib.Variant('s', '/var/lib/smolvm/vms/%s/disk.ext4' % vm_id),
             'console_log_path': GLib.Variant('s', '/var/lib/smolvm/vms/%s/console.log' % vm_id),
             'network_config': GLib.Variant('a{sv}', network),
+            'restored_from': GLib.Variant('s', ''),
         }
+        # only on clones: the VMs of an older smolvmd have no such key
+        if cloned_from is not None:
+            self.vms[vm_id]['cloned_from'] = GLib.Variant('s', cloned_from)
         self._in_mock_thread(self._export_vm, vm_id)
 
     def _export_vm(self, vm_id):
@@ -473,6 +511,10 @@ class MockSmolvmd:
         return [(self.snapshot_path(s['snapshot_id'].unpack()), s) for s in self.snapshots
                 if not vm_id or s['vm_id'].unpack() == vm_id]
 
+    def Manager_GetSnapshot(self, path, snapshot_id):
+        self.find_snapshot(snapshot_id)
+        return self.snapshot_path(snapshot_id)
+
     def Manager_CreateSnapshot(self, path, vm_id, snapshot_id, options):
         if vm_id not in self.vms:
             raise SmolvmError('NotFound', "VM '%s' not found" % vm_id)
@@ -494,6 +536,49 @@ class MockSmolvmd:
             self.add_vm(vm_id)
         self.vms[vm_id]['state'] = GLib.Variant('s', 'running' if options.get('resume') else 'paused')
         return self.vm_path(vm_id)
+
+    def clone_ids(self, snapshot_id, options):
+        """The new VMs' ids of a CloneSnapshot, checked as smolvmd does."""
+        vm_id = self.find_snapshot(snapshot_id)['vm_id'].unpack()
+        unknown = set(options) - {'count', 'vm-ids', 'resume', 'network'}
+        if unknown:
+            raise SmolvmError('InvalidArgument', 'Unknown option %s' % sorted(unknown)[0])
+        if options.get('network'):
+            raise SmolvmError('Unsupported', 'Clones with networking are not supported yet')
+        ids = options.get('vm-ids')
+        count = options.get('count', len(ids) if ids else 1)
+        if ids and count != len(ids):
+            raise SmolvmError('InvalidArgument',
+                              'count is %d, but vm-ids names %d VMs' % (count, len(ids)))
+        if not 1 <= count <= 64:
+            raise SmolvmError('InvalidArgument',
+                              'count must be between 1 and 64, not %d' % count)
+        if not ids:
+            ids, n = [], 1
+            while len(ids) < count:
+                if '%s-%d' % (vm_id, n) not in self.vms:
+                    ids.append('%s-%d' % (vm_id, n))
+                n += 1
+        for new in ids:
+            if new in self.vms:
+                raise SmolvmError('AlreadyExists', "VM '%s' already exists" % new)
+        return ids
+
+    def Manager_CloneSnapshot(self, path, snapshot_id, options):
+        made, failed = [], ''
+        ids = self.clone_ids(snapshot_id, options)
+        for vm_id in ids:
+            if vm_id in self.clone_failures:
+                failed += "; VM '%s': %s" % (vm_id, self.clone_failures[vm_id])
+                continue
+            self.add_vm(vm_id, state='running' if options.get('resume') else 'paused',
+                        guest_ip='', cloned_from=snapshot_id)
+            made.append(vm_id)
+        if failed:
+            kept = " (%s, kept)" % ', '.join("'%s'" % i for i in made) if made else ''
+            raise SmolvmError('Failed', "Cloned snapshot '%s' into %d of %d VMs%s%s" % (
+                snapshot_id, len(made), len(ids), kept, failed))
+        return [self.vm_path(vm_id) for vm_id in made]
 
     def Manager_DeleteSnapshot(self, path, snapshot_id, options):
         self.snapshots.remove(self.find_snapshot(snapshot_id))

@@ -7,6 +7,10 @@
  * the Swagger definitions it implements, enforces the same pre-/post-boot
  * gates, and simulates a guest as a counter printed on stdout ("tick N") so
  * tests can tell a restored guest (counter continues) from a rebooted one.
+ * A restored guest's memory is the snapshot's memory file, opened read-only
+ * and mapped privately as Firecracker's File backend does: the counter
+ * goes on in that copy-on-write mapping, so one memory file serves many
+ * clones at once and never changes.
  *
  * Contract: /work/shared/reference/firecracker-v1.16.1-swagger.yaml
  */
@@ -17,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -430,6 +435,14 @@ typedef struct {
   gboolean shutdown_pending;
   guint64 counter;
 
+  /* A restored guest's memory: the memory file, open read-only and mapped
+   * privately (copy-on-write) for the guest's lifetime, as Firecracker does
+   * for a File backend, so that several VMs can share one snapshot. The
+   * counter lives in its first page too. A booted guest has none. */
+  int mem_fd;
+  guint8 *mem_map;
+  gsize mem_map_size;
+
   /* Stored resources are never mutated in place; updates build new objects. */
   JsonObject *machine_config;
   JsonObject *boot_source;
@@ -562,6 +575,14 @@ emu_quit (Emulator *emu, int exit_code)
   g_main_loop_quit (emu->loop);
 }
 
+/* The first page of guest memory as the memory file stores it. */
+static void
+format_mem_page (gchar page[EMU_PAGE_SIZE], guint64 counter)
+{
+  memset (page, 0, EMU_PAGE_SIZE);
+  g_snprintf (page, EMU_PAGE_SIZE, "%scounter %" G_GUINT64_FORMAT "\n", EMU_MEM_MAGIC, counter);
+}
+
 /* The simulated guest: one line per tick while running. */
 static gboolean
 on_tick (gpointer user_data)
@@ -582,6 +603,10 @@ on_tick (gpointer user_data)
   }
 
   emu->counter++;
+  /* The guest writes its memory: with a private mapping the write stays in
+   * this process, never reaching the snapshot's memory file. */
+  if (emu->mem_map != NULL)
+    format_mem_page ((gchar *) emu->mem_map, emu->counter);
   line = g_strdup_printf ("tick %" G_GUINT64_FORMAT, emu->counter);
   emit_line (line);
   return G_SOURCE_CONTINUE;
@@ -888,6 +913,32 @@ patch_drive (Request *req, GError **error)
   return TRUE;
 }
 
+/* Firecracker opens the TAP device by name (TUNSETIFF): the kernel takes
+ * 1 to IFNAMSIZ - 1 bytes. The emulator opens no device: it only checks. */
+static gboolean
+check_tap_name (const gchar *dev, GError **error)
+{
+  if (strlen (dev) == 0 || strlen (dev) >= 16) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                 "Could not create the network device: Open tap device failed: invalid interface name '%s'",
+                 dev);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* One TAP device serves one interface: a second open of it fails. */
+static gboolean
+check_tap_free (JsonObject *other_iface, const gchar *dev, GError **error)
+{
+  if (g_str_equal (json_object_get_string_member (other_iface, "host_dev_name"), dev)) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS, "The host device name %s is already in use.",
+                 dev);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static gboolean
 put_network_interface (Request *req, GError **error)
 {
@@ -906,23 +957,16 @@ put_network_interface (Request *req, GError **error)
                  mac);
     return FALSE;
   }
-  if (strlen (dev) == 0 || strlen (dev) >= 16) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                 "Could not create the network device: Open tap device failed: invalid interface name '%s'",
-                 dev);
+  if (!check_tap_name (dev, error))
     return FALSE;
-  }
   for (guint i = 0; i < emu->ifaces->len; i++) {
     JsonObject *other = g_ptr_array_index (emu->ifaces, i);
     const gchar *other_mac = json_object_get_string_member_with_default (other, "guest_mac", NULL);
 
     if (g_str_equal (json_object_get_string_member (other, "iface_id"), path_id))
       continue;
-    if (g_str_equal (json_object_get_string_member (other, "host_dev_name"), dev)) {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS,
-                   "The host device name %s is already in use.", dev);
+    if (!check_tap_free (other, dev, error))
       return FALSE;
-    }
     if (mac != NULL && other_mac != NULL && g_ascii_strcasecmp (mac, other_mac) == 0) {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS, "The MAC address %s is already in use.", mac);
       return FALSE;
@@ -1125,11 +1169,11 @@ build_vmstate (Emulator *emu, const gchar *snapshot_type)
 static gboolean
 write_mem_file (const gchar *path, guint64 size, guint64 counter, GError **error)
 {
-  gchar page[EMU_PAGE_SIZE] = { 0 };
+  gchar page[EMU_PAGE_SIZE];
   int fd;
   int saved_errno = 0;
 
-  g_snprintf (page, sizeof page, "%scounter %" G_GUINT64_FORMAT "\n", EMU_MEM_MAGIC, counter);
+  format_mem_page (page, counter);
   fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     saved_errno = errno;
@@ -1186,11 +1230,29 @@ typedef struct {
   GPtrArray *drives;
   GPtrArray *ifaces;
   guint64 counter;
+  int mem_fd; /* -1 until mapped */
+  guint8 *mem_map;
+  gsize mem_map_size;
 } LoadedState;
+
+static LoadedState *
+loaded_state_new (void)
+{
+  LoadedState *ls = g_new0 (LoadedState, 1);
+
+  ls->mem_fd = -1;
+  ls->drives = g_ptr_array_new_with_free_func ((GDestroyNotify) json_object_unref);
+  ls->ifaces = g_ptr_array_new_with_free_func ((GDestroyNotify) json_object_unref);
+  return ls;
+}
 
 static void
 loaded_state_free (LoadedState *ls)
 {
+  if (ls->mem_map != NULL)
+    munmap (ls->mem_map, ls->mem_map_size);
+  if (ls->mem_fd >= 0)
+    close (ls->mem_fd);
   g_clear_pointer (&ls->machine_config, json_object_unref);
   g_clear_pointer (&ls->boot_source, json_object_unref);
   g_clear_pointer (&ls->drives, g_ptr_array_unref);
@@ -1281,53 +1343,70 @@ read_vmstate (const gchar *path, LoadedState *ls, gint64 *mem_size_mib, GError *
   return TRUE;
 }
 
+/* Like Firecracker's File backend: open(O_RDONLY), then one private,
+ * writable mapping (MAP_PRIVATE | MAP_NORESERVE) of the whole file, both
+ * kept for the guest's lifetime. The file needs no write permission and is
+ * never written, however many VMs map it at once. */
 static gboolean
-read_mem_file (const gchar *path, gint64 mem_size_mib, guint64 *counter, GError **error)
+map_mem_file (const gchar *path, gint64 mem_size_mib, LoadedState *ls, GError **error)
 {
   struct stat st;
   gchar page[EMU_PAGE_SIZE + 1] = { 0 };
   const gsize magic_len = strlen (EMU_MEM_MAGIC);
-  int fd;
-  ssize_t n;
   const gchar *p;
   gchar *end = NULL;
+  void *map;
 
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  ls->mem_fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (ls->mem_fd < 0) {
     int saved_errno = errno;
 
     g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
                  "Load snapshot error: Cannot open the memory file '%s': %s", path, g_strerror (saved_errno));
     return FALSE;
   }
-  if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode)) {
-    close (fd);
+  if (fstat (ls->mem_fd, &st) != 0 || !S_ISREG (st.st_mode))
     return fail (error, "Load snapshot error: The memory file is not a regular file.");
-  }
   if ((guint64) st.st_size != (guint64) mem_size_mib * EMU_MIB) {
-    close (fd);
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                  "Load snapshot error: Failed to restore from snapshot: the memory file '%s' has "
                  "%" G_GINT64_FORMAT " bytes, the snapshot expects %" G_GUINT64_FORMAT " bytes",
                  path, (gint64) st.st_size, (guint64) mem_size_mib * EMU_MIB);
     return FALSE;
   }
-  n = pread (fd, page, EMU_PAGE_SIZE, 0);
-  close (fd);
-  if (n < (ssize_t) magic_len || memcmp (page, EMU_MEM_MAGIC, magic_len) != 0)
+  map = mmap (NULL, (gsize) st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+              ls->mem_fd, 0);
+  if (map == MAP_FAILED) {
+    int saved_errno = errno;
+
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                 "Load snapshot error: Failed to restore guest memory: cannot map '%s': %s", path,
+                 g_strerror (saved_errno));
+    return FALSE;
+  }
+  ls->mem_map = map;
+  ls->mem_map_size = (gsize) st.st_size;
+
+  memcpy (page, ls->mem_map, EMU_PAGE_SIZE);
+  if (memcmp (page, EMU_MEM_MAGIC, magic_len) != 0)
     return fail (error, "Load snapshot error: The memory file does not hold an emulator guest memory image.");
   p = page + magic_len;
   if (!g_str_has_prefix (p, "counter "))
     return fail (error, "Load snapshot error: The memory file has no guest counter.");
   p += strlen ("counter ");
   errno = 0;
-  *counter = g_ascii_strtoull (p, &end, 10);
+  ls->counter = g_ascii_strtoull (p, &end, 10);
   if (errno != 0 || end == p || *end != '\n')
     return fail (error, "Load snapshot error: The memory file has a corrupt guest counter.");
   return TRUE;
 }
 
-/* network_overrides swap the TAP device behind a saved interface. */
+/* network_overrides put a saved interface on another TAP device (what a
+ * clone of a snapshot needs: the original's TAP is taken). Like
+ * Firecracker, an override naming no interface of the snapshot fails the
+ * restore; the restored devices then open their TAPs, which the checks
+ * stand for. Overrides apply in order: a later one for the same interface
+ * wins. */
 static gboolean
 apply_network_overrides (GPtrArray *ifaces, JsonArray *overrides, GError **error)
 {
@@ -1339,14 +1418,31 @@ apply_network_overrides (GPtrArray *ifaces, JsonArray *overrides, GError **error
 
     if (saved == NULL) {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                   "Load snapshot error: Invalid network override: unknown network interface '%s'", iface_id);
+                   "Load snapshot error: Failed to get snapshot state from file: Unknown Network "
+                   "Device (network_overrides[%u]: the snapshot has no network interface '%s').",
+                   i, iface_id);
       return FALSE;
     }
     json_object_set_string_member (host_dev, "host_dev_name",
                                    json_object_get_string_member (o, "host_dev_name"));
     put_by_id (ifaces, "iface_id", iface_id, object_merge (saved, host_dev));
   }
+  for (guint i = 0; i < ifaces->len; i++) {
+    JsonObject *iface = g_ptr_array_index (ifaces, i);
+    const gchar *dev = json_object_get_string_member (iface, "host_dev_name");
+
+    if (!check_tap_name (dev, error))
+      goto failed;
+    for (guint j = 0; j < i; j++) {
+      if (!check_tap_free (g_ptr_array_index (ifaces, j), dev, error))
+        goto failed;
+    }
+  }
   return TRUE;
+
+failed:
+  g_prefix_error (error, "Load snapshot error: Failed to build microVM from snapshot: ");
+  return FALSE;
 }
 
 static gboolean
@@ -1357,7 +1453,7 @@ put_snapshot_load (Request *req, GError **error)
   gboolean has_backend = json_object_has_member (body, "mem_backend");
   gboolean has_file = json_object_has_member (body, "mem_file_path");
   const gchar *mem_path;
-  g_autoptr(LoadedState) ls = g_new0 (LoadedState, 1);
+  g_autoptr(LoadedState) ls = loaded_state_new ();
   gint64 mem_size_mib = 0;
   gboolean track_dirty;
   JsonNode *overrides;
@@ -1386,11 +1482,14 @@ put_snapshot_load (Request *req, GError **error)
     mem_path = json_object_get_string_member (body, "mem_file_path");
   }
 
-  ls->drives = g_ptr_array_new_with_free_func ((GDestroyNotify) json_object_unref);
-  ls->ifaces = g_ptr_array_new_with_free_func ((GDestroyNotify) json_object_unref);
   if (!read_vmstate (json_object_get_string_member (body, "snapshot_path"), ls, &mem_size_mib, error))
     return FALSE;
-  if (!read_mem_file (mem_path, mem_size_mib, &ls->counter, error))
+  /* Firecracker edits the saved device state first, then loads memory. */
+  overrides = json_object_get_member (body, "network_overrides");
+  if (overrides != NULL &&
+      !apply_network_overrides (ls->ifaces, json_node_get_array (overrides), error))
+    return FALSE;
+  if (!map_mem_file (mem_path, mem_size_mib, ls, error))
     return FALSE;
 
   for (guint i = 0; i < ls->drives->len; i++) {
@@ -1409,10 +1508,6 @@ put_snapshot_load (Request *req, GError **error)
   if (json_object_has_member (body, "vsock_override"))
     return fail (error, "Load snapshot error: vsock_override given but the snapshot has no vsock device.");
 
-  overrides = json_object_get_member (body, "network_overrides");
-  if (overrides != NULL && !apply_network_overrides (ls->ifaces, json_node_get_array (overrides), error))
-    return FALSE;
-
   /* Success: adopt the restored state. */
   emu->fatal = FALSE;
   track_dirty = json_object_get_boolean_member_with_default (body, "track_dirty_pages", FALSE) ||
@@ -1428,10 +1523,24 @@ put_snapshot_load (Request *req, GError **error)
   g_ptr_array_unref (emu->ifaces);
   emu->ifaces = g_steal_pointer (&ls->ifaces);
   emu->counter = ls->counter;
+  emu->mem_fd = g_steal_fd (&ls->mem_fd);
+  emu->mem_map = g_steal_pointer (&ls->mem_map);
+  emu->mem_map_size = ls->mem_map_size;
   emu->loaded = TRUE;
   emu->state =
       json_object_get_boolean_member_with_default (body, "resume_vm", FALSE) ? VM_RUNNING : VM_PAUSED;
   emit_line ("fc-emulator: snapshot loaded");
+  /* on the console too, for tests that only see that: which TAP each
+   * restored interface opened (network_overrides change it) */
+  for (guint i = 0; i < emu->ifaces->len; i++) {
+    JsonObject *iface = g_ptr_array_index (emu->ifaces, i);
+    g_autofree gchar *line =
+      g_strdup_printf ("fc-emulator: network interface %s on host device %s",
+                       json_object_get_string_member (iface, "iface_id"),
+                       json_object_get_string_member (iface, "host_dev_name"));
+
+    emit_line (line);
+  }
   emu_start_guest (emu);
   return TRUE;
 }
@@ -1954,6 +2063,7 @@ main (int argc, char **argv)
   emu.id = id != NULL ? g_steal_pointer (&id) : g_strdup (EMU_DEFAULT_ID);
   emu.socket_path = g_strdup (api_sock);
   emu.state = VM_NOT_STARTED;
+  emu.mem_fd = -1;
   emu.machine_config = default_machine_config ();
   emu.drives = g_ptr_array_new_with_free_func ((GDestroyNotify) json_object_unref);
   emu.ifaces = g_ptr_array_new_with_free_func ((GDestroyNotify) json_object_unref);
@@ -1974,6 +2084,10 @@ main (int argc, char **argv)
   }
 
   g_clear_handle_id (&emu.tick_source, g_source_remove);
+  if (emu.mem_map != NULL)
+    munmap (emu.mem_map, emu.mem_map_size);
+  if (emu.mem_fd >= 0)
+    close (emu.mem_fd);
   g_clear_object (&emu.server);
   g_clear_pointer (&emu.loop, g_main_loop_unref);
   g_clear_pointer (&emu.machine_config, json_object_unref);

@@ -61,7 +61,10 @@ class CliTest(unittest.TestCase):
         self.assertIsNone(envelope['error'])
         return envelope
 
-    def fails_json(self, exit_code, *args, **kwargs):
+    ERROR_KEYS = ['name', 'dbus_name', 'message', 'type']
+
+    def fails_json(self, exit_code, *args, details=False, **kwargs):
+        """The envelope of a failure; @details: the error has "details" too."""
         result = self.smolvm(*args, '--json', **kwargs)
         self.assertEqual(result.returncode, exit_code)
         self.assertEqual(result.stderr, '')
@@ -70,7 +73,8 @@ class CliTest(unittest.TestCase):
         self.assertEqual(envelope['exit_code'], exit_code)
         self.assertIs(envelope['ok'], False)
         self.assertIsNone(envelope['data'])
-        self.assertEqual(list(envelope['error']), ['name', 'dbus_name', 'message', 'type'])
+        self.assertEqual(list(envelope['error']),
+                         self.ERROR_KEYS + (['details'] if details else []))
         return envelope
 
     def spec_snapshots(self):
@@ -231,7 +235,8 @@ class CliTest(unittest.TestCase):
         self.assertEqual(data['vm_state'], 'paused')
         self.assertEqual(data['snapshot']['restored'], True)
         self.assertEqual(data['snapshot']['restored_vm_id'], 'my-vm')
-        self.assertEqual(self.mock.calls[-3][2], ('before-deploy', {'force': True}))
+        restore = [c for c in self.mock.calls if c[0] == 'RestoreSnapshot'][-1]
+        self.assertEqual(restore[2], ('before-deploy', {'force': True}))
         # the VM as SmolVM's restore shows it
         self.assertEqual(data['vm'], {'name': 'my-vm', 'vm_id': 'my-vm', 'status': 'paused',
                                       'ip_address': '172.16.0.2', 'ssh_port': None})
@@ -240,6 +245,142 @@ class CliTest(unittest.TestCase):
         data = self.ok_json('snapshot', 'restore', 'pre-experiment', '--force', '--resume')['data']
         self.assertEqual(data['vm'], {'name': 'agent-1', 'vm_id': 'agent-1', 'status': 'running',
                                       'ip_address': None, 'ssh_port': None})
+
+    def clone_calls(self):
+        return [c for c in self.mock.calls if c[0] == 'CloneSnapshot']
+
+    def test_snapshot_clone(self):
+        self.spec_snapshots()
+        self.mock.add_vm('my-vm-1')  # taken: generated ids go on from 2
+        self.assertEqual(self.ok('snapshot', 'clone', 'before-deploy', '--count', '2'),
+                         "Cloned snapshot 'before-deploy' into VM 'my-vm-2'.\n"
+                         "Cloned snapshot 'before-deploy' into VM 'my-vm-3'.\n")
+        _, path, args, interactive = self.clone_calls()[-1]
+        self.assertEqual((path, args), ('/org/smolvm/Manager', ('before-deploy', {'count': 2})))
+        self.assertTrue(interactive)
+        self.assertEqual([self.mock.vms[i]['state'].unpack() for i in ('my-vm-2', 'my-vm-3')],
+                         ['paused', 'paused'])
+        # one by default; smolvmd's defaults apply, nothing is sent for them
+        self.assertEqual(self.ok('snapshot', 'clone', 'before-deploy'),
+                         "Cloned snapshot 'before-deploy' into VM 'my-vm-4'.\n")
+        self.assertEqual(self.clone_calls()[-1][2], ('before-deploy', {}))
+
+        # ids of our own, in their order; resumed
+        envelope = self.ok_json('snapshot', 'clone', 'before-deploy', '--vm-id', 'web-b',
+                                '--vm-id', 'web-a', '--resume')
+        self.assertEqual(self.clone_calls()[-1][2],
+                         ('before-deploy', {'vm-ids': ['web-b', 'web-a'], 'resume': True}))
+        self.assertEqual(envelope['command'], 'snapshot.clone')
+        base = '/home/user/.local/state/smolvm/snapshots/before-deploy/'
+        self.assertEqual(envelope['data'], {
+            'snapshot': {
+                'snapshot_id': 'before-deploy',
+                'vm_id': 'my-vm',
+                'restored': False,  # a clone is no restore
+                'restored_vm_id': None,
+                'created_at': '2026-04-03T12:30:00+00:00',
+                'snapshot_path': base + 'vmstate.bin',
+                'mem_file_path': base + 'mem.bin',
+                'disk_path': base + 'disk.ext4',
+            },
+            'vms': [
+                {'name': 'web-b', 'vm_id': 'web-b', 'status': 'running', 'ip_address': None,
+                 'ssh_port': None},
+                {'name': 'web-a', 'vm_id': 'web-a', 'status': 'running', 'ip_address': None,
+                 'ssh_port': None},
+            ]})
+        # --count agrees with the ids; the text names each clone
+        self.assertEqual(self.ok('snapshot', 'clone', 'before-deploy', '--vm-id', 'x-1',
+                                 '--count', '1'),
+                         "Cloned snapshot 'before-deploy' into VM 'x-1'.\n")
+        self.assertEqual(self.clone_calls()[-1][2],
+                         ('before-deploy', {'count': 1, 'vm-ids': ['x-1']}))
+
+        # smolvm list shows where a clone came from (a VM of an older smolvmd
+        # has no such key)
+        vms = {v['vm_id']: v for v in self.ok_json('list')['data']['vms']}
+        self.assertEqual(vms['web-a']['cloned_from'], 'before-deploy')
+        self.assertEqual(list(vms['web-a'])[-2:], ['restored_from', 'cloned_from'])
+        self.assertNotIn('cloned_from', vms['my-vm-1'])
+
+    def test_snapshot_clone_errors(self):
+        self.spec_snapshots()
+        # usage errors (exit 2) and ids the CLI refuses itself: nothing is sent
+        for args in (['--count', 'x'], ['--count', '0'], ['--count'], []):
+            argv = ['snapshot', 'clone'] + (['before-deploy'] if args else []) + args
+            result = self.smolvm(*argv)
+            self.assertEqual(result.returncode, 2, (args, result.stderr))
+            self.assertTrue(result.stderr.startswith('Error: '), result.stderr)
+        error = self.fails_json(1, 'snapshot', 'clone', 'before-deploy', '--vm-id', 'ok',
+                                '--vm-id', 'Not_Valid')['error']
+        self.assertEqual((error['name'], error['type']), ('InvalidArgument', 'invalid_input'))
+        self.assertTrue(error['message'].startswith("Invalid VM id 'Not_Valid'"), error)
+        self.assertEqual(self.clone_calls(), [])
+
+        # smolvmd's refusals: the error as usual, no details (nothing was made)
+        cases = [
+            (['--count', '65'], 'InvalidArgument', 'invalid_input',
+             'count must be between 1 and 64, not 65'),
+            (['--count', '2', '--vm-id', 'a'], 'InvalidArgument', 'invalid_input',
+             'count is 2, but vm-ids names 1 VMs'),
+            (['--vm-id', 'my-vm-1', '--vm-id', 'agent-1'], 'AlreadyExists', 'runtime_error',
+             "VM 'agent-1' already exists"),
+        ]
+        self.mock.add_vm('agent-1')
+        for args, name, kind, message in cases:
+            with self.subTest(args=args):
+                error = self.fails_json(1, 'snapshot', 'clone', 'before-deploy', *args)['error']
+                self.assertEqual((error['name'], error['type'], error['message']),
+                                 (name, kind, message))
+        result = self.smolvm('snapshot', 'clone', 'nope')
+        self.assertEqual((result.returncode, result.stdout, result.stderr),
+                         (1, '', "Error: Snapshot 'nope' not found\n"))
+        error = self.fails_json(1, 'snapshot', 'clone', 'nope')['error']
+        self.assertEqual((error['name'], error['type']), ('NotFound', 'runtime_error'))
+        self.assertEqual(sorted(self.mock.vms), ['agent-1'])
+
+    def test_snapshot_clone_partial_failure(self):
+        """Some clones made, one failed: exit 1 with smolvmd's message; the
+        clones kept are shown as on success (text), or with --json, where
+        data stays null, in error.details."""
+        self.spec_snapshots()
+        self.ok('snapshot', 'clone', 'before-deploy', '--vm-id', 'earlier')
+        why = 'the VMM did not start'
+        self.mock.clone_failures = {'web-bad': why}
+        result = self.smolvm('snapshot', 'clone', 'before-deploy', '--vm-id', 'web-ok',
+                             '--vm-id', 'web-bad', '--resume')
+        message = ("Cloned snapshot 'before-deploy' into 1 of 2 VMs ('web-ok', kept); "
+                   "VM 'web-bad': " + why)
+        self.assertEqual((result.returncode, result.stdout, result.stderr),
+                         (1, "Cloned snapshot 'before-deploy' into VM 'web-ok'.\n",
+                          'Error: %s\n' % message))
+        self.assertEqual(self.mock.vms['web-ok']['state'].unpack(), 'running')
+
+        envelope = self.fails_json(1, 'snapshot', 'clone', 'before-deploy', '--vm-id', 'web-2',
+                                   '--vm-id', 'web-bad', '--vm-id', 'web-3', details=True)
+        self.assertEqual(envelope['command'], 'snapshot.clone')
+        error = envelope['error']
+        self.assertEqual((error['name'], error['dbus_name'], error['type']),
+                         ('Failed', 'org.smolvm.Error.Failed', 'runtime_error'))
+        self.assertEqual(error['message'],
+                         "Cloned snapshot 'before-deploy' into 2 of 3 VMs ('web-2', 'web-3', "
+                         "kept); VM 'web-bad': " + why)
+        # this call's clones only, not those of before (earlier, web-ok)
+        self.assertEqual(error['details'], {'snapshot_id': 'before-deploy', 'vms': [
+            {'name': 'web-2', 'vm_id': 'web-2', 'status': 'paused', 'ip_address': None,
+             'ssh_port': None},
+            {'name': 'web-3', 'vm_id': 'web-3', 'status': 'paused', 'ip_address': None,
+             'ssh_port': None},
+        ]})
+
+        # none made: the list is empty
+        error = self.fails_json(1, 'snapshot', 'clone', 'before-deploy', '--vm-id', 'web-bad',
+                                details=True)['error']
+        self.assertEqual(error['message'],
+                         "Cloned snapshot 'before-deploy' into 0 of 1 VMs; VM 'web-bad': " + why)
+        self.assertEqual(error['details'], {'snapshot_id': 'before-deploy', 'vms': []})
+        result = self.smolvm('snapshot', 'clone', 'before-deploy', '--vm-id', 'web-bad')
+        self.assertEqual((result.returncode, result.stdout), (1, ''))
 
     def test_snapshot_delete(self):
         self.spec_snapshots()

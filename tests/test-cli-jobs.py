@@ -230,6 +230,10 @@ class JobsTest(unittest.TestCase):
         cases = [
             (['snapshot', 'restore', 'before-deploy'],
              "Restored snapshot 'before-deploy' into VM 'my-vm'.\n"),
+            # found by the snapshot's path among the Job's Objects
+            (['snapshot', 'clone', 'before-deploy', '--count', '2'],
+             "Cloned snapshot 'before-deploy' into VM 'my-vm-1'.\n"
+             "Cloned snapshot 'before-deploy' into VM 'my-vm-2'.\n"),
             (['delete', 'my-vm', '--force'], "Deleted VM 'my-vm'.\n"),
             (['create', '--kernel', self.kernel, '--rootfs', self.rootfs, '--vm-id', 'new-vm'],
              "Created VM 'new-vm'.\n"),
@@ -325,6 +329,7 @@ class JobsTest(unittest.TestCase):
         self.mock.add_snapshot('before-deploy', 'my-vm', usec(2026, 4, 3, 12, 30))
         self.mock.add_vm('old-vm')
         for argv in (['snapshot', 'restore', 'before-deploy', '--resume'],
+                     ['snapshot', 'clone', 'before-deploy', '--count', '3'],
                      ['delete', 'old-vm', '--force'],
                      ['create', '--kernel', self.kernel, '--rootfs', self.rootfs, '--vm-id', 'new-vm']):
             with self.subTest(argv=argv):
@@ -338,6 +343,30 @@ class JobsTest(unittest.TestCase):
                 self.assertEqual(len(self.mock.cancels()), 1)
         self.assertEqual(sorted(self.mock.vms), ['old-vm'])
         self.assertFalse(self.mock.snapshots[0]['restored'].unpack())
+
+    def test_ctrl_c_clone_json(self):
+        """A cancelled clone: Cancelled, and the error's details list the
+        clones kept, none here (the mock's Cancel makes nothing)."""
+        self.mock.add_snapshot('before-deploy', 'my-vm', usec(2026, 4, 3, 12, 30))
+        self.mock.plan = JobPlan(hold=True)
+        run = self.pty('snapshot', 'clone', 'before-deploy', '--vm-id', 'a', '--vm-id', 'b',
+                       '--json')
+        run.wait_for(lambda: self.mock.jobs, 'the job')
+        job = list(self.mock.jobs.values())[0]
+        self.assertEqual(job.props['Operation'].unpack(), 'snapshot-clone')
+        self.assertEqual(job.props['Objects'].unpack(),
+                         [self.mock.snapshot_path('before-deploy'), self.mock.vm_path('a'),
+                          self.mock.vm_path('b')])
+        run.ctrl_c()
+        run.finish()
+        self.assertEqual((run.rc, run.err), (1, ''))
+        self.assertEqual(json.loads(run.out.replace('^C', '')), {
+            'command': 'snapshot.clone', 'exit_code': 1, 'ok': False, 'data': None, 'error': {
+                'name': 'Cancelled', 'dbus_name': 'org.smolvm.Error.Cancelled',
+                'message': 'Cancelled by the user', 'type': 'runtime_error',
+                'details': {'snapshot_id': 'before-deploy', 'vms': []}}})
+        self.assertEqual(self.mock.cancels(), [job.path])
+        self.assertEqual(self.mock.vms, {})
 
     def test_second_ctrl_c_leaves_at_once(self):
         self.snapshot_plan(hold=True, cancel_message=None)  # the rollback never ends

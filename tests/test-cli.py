@@ -355,6 +355,87 @@ class TestSnapshotCommands(CliCase):
         self.assertEqual(error["type"], "missing_dependency")
 
 
+class TestCloneCommand(CliCase):
+    """`smolvm snapshot clone` against smolvmd: text, JSON, and a clone
+    that fails while another is kept."""
+
+    def setUp(self):
+        super().setUp()
+        self.running_vm("my-vm")
+        self.run_ok("snapshot", "create", "my-vm", "--snapshot-id", "base", "--resume-source")
+
+    def test_clone(self):
+        env = self.env
+        r = self.run_ok("snapshot", "clone", "base", "--count", "2", "--resume")
+        self.assertEqual(r.out, "Cloned snapshot 'base' into VM 'my-vm-1'.\n"
+                                "Cloned snapshot 'base' into VM 'my-vm-2'.\n")
+        for vm_id in ("my-vm-1", "my-vm-2"):
+            self.assertEqual(env.vm_state(vm_id), "running")
+            self.assertEqual(env.vm_prop(vm_id, "ClonedFrom"), "base")
+        self.assertEqual(env.snap_prop("base", "Clones"), [st.vm_path("my-vm-1"),
+                                                           st.vm_path("my-vm-2")])
+
+        r = self.run_ok("snapshot", "clone", "base", "--vm-id", "web-b", "--vm-id", "web-a",
+                        "--json")
+        data = ordered(r.out)
+        self.assertEqual(keys(data), ENVELOPE_KEYS)
+        self.assertEqual(data[0], ("command", "snapshot.clone"))
+        body = dict(data[3][1])
+        self.assertEqual(keys(data[3][1]), ["snapshot", "vms"])
+        self.assertEqual(keys(body["snapshot"]), SNAPSHOT_KEYS)
+        snap = dict(body["snapshot"])
+        self.assertEqual((snap["snapshot_id"], snap["vm_id"], snap["restored"]),
+                         ("base", "my-vm", False))
+        self.assertEqual([dict(vm) for vm in body["vms"]], [
+            {"name": "web-b", "vm_id": "web-b", "status": "paused", "ip_address": None,
+             "ssh_port": None},
+            {"name": "web-a", "vm_id": "web-a", "status": "paused", "ip_address": None,
+             "ssh_port": None}])
+        self.assertEqual(env.vm_state("web-a"), "paused")
+        # the VM objects of smolvm list carry cloned_from
+        vms = {v["vm_id"]: v for v in self.run_ok("list", "--json").json()["data"]["vms"]}
+        self.assertEqual(vms["web-a"]["cloned_from"], "base")
+        self.assertEqual(vms["my-vm"]["cloned_from"], "")
+        # not a restore
+        self.assertIs(env.snapshot_info("base")["restored"], False)
+
+        r = env.cli("snapshot", "clone", "nope")
+        self.assertCli(r, 1)
+        self.assertEqual(r.err, "Error: Snapshot 'nope' not found\n")
+
+    def test_partial_failure(self):
+        """The second clone's id is so long that its VMM's socket path does
+        not fit: the first is kept; exit 1; --json lists it in the error's
+        details."""
+        env = self.env
+        long_id = "v" * 64
+        r = env.cli("snapshot", "clone", "base", "--vm-id", "ok-1", "--vm-id", long_id)
+        self.assertCli(r, 1)
+        self.assertEqual(r.out, "Cloned snapshot 'base' into VM 'ok-1'.\n")
+        self.assertTrue(r.err.startswith(
+            "Error: Cloned snapshot 'base' into 1 of 2 VMs ('ok-1', kept); VM '%s': " % long_id),
+            r.err)
+        self.assertEqual(r.err.count("\n"), 1, r.err)
+
+        r = env.cli("snapshot", "clone", "base", "--vm-id", "ok-2", "--vm-id", long_id,
+                    "--resume", "--json")
+        self.assertCli(r, 1)
+        envelope = r.json()
+        self.assertEqual((envelope["command"], envelope["ok"], envelope["data"]),
+                         ("snapshot.clone", False, None))
+        error = envelope["error"]
+        self.assertEqual(list(error), ["name", "dbus_name", "message", "type", "details"])
+        self.assertEqual((error["name"], error["type"]), ("Failed", "runtime_error"))
+        self.assertTrue(error["message"].startswith(
+            "Cloned snapshot 'base' into 1 of 2 VMs ('ok-2', kept); VM '%s': " % long_id),
+            error["message"])
+        # this command's clone only, not ok-1 of the one before
+        self.assertEqual(error["details"], {"snapshot_id": "base", "vms": [
+            {"name": "ok-2", "vm_id": "ok-2", "status": "running", "ip_address": None,
+             "ssh_port": None}]})
+        self.assertEqual(sorted(env.list_vms()), ["my-vm", "ok-1", "ok-2"])
+
+
 class TestUsage(CliCase):
     env_options = {"start": False}  # usage errors never reach smolvmd
 
@@ -491,10 +572,12 @@ class TestProgressAndCancel(CliCase):
                         repr(run.out[-300:]))
         self.assertEqual(self.env.snapshot_ids(), ["s1"])
 
-        # the other verbs with a Job: restore, create, delete
+        # the other verbs with a Job: restore, clone, create, delete
         env = self.env
         for argv, message in (
                 (["snapshot", "restore", "s1"], "Restored snapshot 's1' into VM 'big'.\n"),
+                (["snapshot", "clone", "s1", "--vm-id", "big-c"],
+                 "Cloned snapshot 's1' into VM 'big-c'.\n"),
                 (["create", "--kernel", env.kernel, "--rootfs", self.big, "--vm-id", "big2",
                   "--mem", "128", "--no-network"], "Created VM 'big2'.\n"),
                 (["delete", "big2"], "Deleted VM 'big2'.\n")):
@@ -521,6 +604,39 @@ class TestProgressAndCancel(CliCase):
         self.assertEqual(self.snapshots_dir(), before)
         self.assertEqual(env.snapshot_ids(), [])
         self.assertEqual(env.vm_state("big"), "running")
+
+    def test_ctrl_c_clone(self):
+        """Ctrl-C during the first clone: none is left. During the second
+        (the first VM is there): the first is kept, the error names it, and
+        --json lists it in the error's details."""
+        env = self.env
+        env.create_snapshot("big", "s4", **{"resume-source": True})
+        run = self.pty("snapshot", "clone", "s4", "--count", "3")
+        run.wait_for(lambda: any(b.startswith("copying-disk") for b in bars(run.out)),
+                     "the bar of the disk copy")
+        run.ctrl_c()
+        run.finish()
+        self.assertEqual(run.rc, 1, repr(run.out) + run.err)
+        self.assertTrue(run.err.startswith(
+            "Error: Cancelled: Cloned snapshot 's4' into 0 of 3 VMs; VM 'big-1': "), run.err)
+        self.assertTrue(run.out.endswith(ERASE), repr(run.out[-300:]))
+        # the clone under way was undone, the others never made
+        self.assertEqual(sorted(env.list_vms()), ["big"])
+        self.assertEqual(sorted(os.listdir(os.path.join(env.state_dir, "vms"))), ["big"])
+
+        run = self.pty("snapshot", "clone", "s4", "--count", "3", "--json")
+        st.wait_for(lambda: "big-1" in env.list_vms(), "the first clone")
+        run.ctrl_c()
+        run.finish()
+        self.assertEqual((run.rc, run.err), (1, ""), run.out)
+        error = json.loads(run.out.replace("^C", ""))["error"]
+        self.assertEqual(error["name"], "Cancelled", error)
+        self.assertIn("Cloned snapshot 's4' into 1 of 3 VMs ('big-1', kept)", error["message"])
+        # the second clone copies 1.5 GiB: the Cancel comes during it
+        self.assertEqual(error["details"], {"snapshot_id": "s4", "vms": [
+            {"name": "big-1", "vm_id": "big-1", "status": "paused", "ip_address": None,
+             "ssh_port": None}]})
+        self.assertEqual(sorted(env.list_vms()), ["big", "big-1"])
 
     def test_job_list_and_cancel(self):
         env = self.env

@@ -8,6 +8,7 @@ Stdlib only, apart from the checker (which needs PyYAML); run it with
 /usr/bin/python3.  Never asserts on timing: waits poll with deadlines.
 """
 
+import hashlib
 import http.client
 import json
 import os
@@ -170,6 +171,43 @@ def expect_400(emu, method, path, body=None, what=None, raw=None, contains=None)
         ok = contains in r.fault()
     check(ok, "%s -> 400 with fault_message" % (what or "%s %s" % (method, path)), r)
     return r
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def open_flags(pid, path):
+    """The open flags (int) of each descriptor process @pid holds on @path."""
+    flags = []
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            if os.readlink(os.path.join(fd_dir, fd)) != path:
+                continue
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                for line in f:
+                    if line.startswith("flags:"):
+                        flags.append(int(line.split()[1], 8))
+        except FileNotFoundError:  # closed meanwhile
+            pass
+    return flags
+
+
+def mappings(pid, path):
+    """(size, perms) of each mapping of @path in process @pid."""
+    out = []
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            fields = line.split(None, 5)
+            if len(fields) == 6 and fields[5].rstrip("\n") == path:
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                out.append((end - start, fields[1]))
+    return out
 
 
 def run_cli(binary, args, workdir):
@@ -490,9 +528,13 @@ def run_tests(binary, swagger, checker, work, emus):
     # Load paused (deprecated mem_file_path form), then resume.
     e = start("paused")
     expect_204(e, "PUT", "/snapshot/load", {"snapshot_path": vmstate2, "mem_file_path": memfile2,
-                                            "track_dirty_pages": True}, "snapshot/load paused")
+                                            "track_dirty_pages": True, "network_overrides": []},
+               "snapshot/load paused, empty network_overrides")
     r = e.request("GET", "/")
     check(r.status == 200 and r.json.get("state") == "Paused", "loaded VM is Paused", r)
+    r = e.request("GET", "/vm/config")
+    check(r.status == 200 and [i["host_dev_name"] for i in r.json["network-interfaces"]] == ["tap9"],
+          "a snapshot of a VM loaded with an override keeps the overriding TAP", r)
     check(e.ticks() == [], "no ticks while Paused after load")
     expect_204(e, "PATCH", "/vm", {"state": "Resumed"}, "PATCH /vm Resumed")
     first = e.wait_line(lambda l: l.startswith("tick "))
@@ -501,6 +543,104 @@ def run_tests(binary, swagger, checker, work, emus):
     expect_204(e, "PUT", "/actions", {"action_type": "SendCtrlAltDel"}, "SendCtrlAltDel")
     check(e.wait_exit() == 0, "guest shutdown after SendCtrlAltDel exits 0")
     e.stop()
+
+    # ---- clones: one snapshot loaded into two VMs at once ---------------------
+    # Like Firecracker's File backend, each opens mem.bin read-only and maps
+    # it privately: the file needs no write permission and never changes,
+    # although both guests run on (and write) their memory.
+    os.chmod(memfile, 0o400)
+    os.chmod(vmstate, 0o400)
+    mem_sha = sha256(memfile)
+    real_mem = os.path.realpath(memfile)
+    clones = [start("clone%d" % i) for i in range(2)]
+    answers = [None, None]
+    barrier = threading.Barrier(len(clones))
+
+    def load(i):
+        barrier.wait()
+        answers[i] = clones[i].request(
+            "PUT", "/snapshot/load",
+            {"snapshot_path": vmstate,
+             "mem_backend": {"backend_type": "File", "backend_path": memfile},
+             "resume_vm": True,
+             "network_overrides": [{"iface_id": "eth0", "host_dev_name": "tapclone%d" % i}]})
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(len(clones))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE)
+    for i, (c, r) in enumerate(zip(clones, answers)):
+        name = "clone%d" % i
+        check(r is not None and r.status == 204 and r.raw == "",
+              "%s: concurrent load of the same read-only mem.bin -> 204" % name, r)
+        # the guest goes on from the snapshot and writes its memory meanwhile
+        check(c.wait_line(lambda l: l == "tick %d" % (last + 1)) is not None
+              and c.wait_line(lambda l: l == "tick %d" % (last + 3)) is not None,
+              "%s: ticks on from the snapshot's counter" % name, c.ticks()[:5])
+        r = c.request("GET", "/vm/config")
+        check(r.status == 200 and [(n["iface_id"], n["host_dev_name"])
+                                   for n in r.json["network-interfaces"]] == [("eth0", "tapclone%d" % i)],
+              "%s: GET /vm/config reports the overriding TAP" % name, r)
+        check(c.wait_line(lambda l: l == "fc-emulator: network interface eth0 on host device tapclone%d"
+                          % i) is not None, "%s: the console names the overriding TAP" % name)
+        flags = open_flags(c.proc.pid, real_mem)
+        check(len(flags) == 1 and flags[0] & os.O_ACCMODE == os.O_RDONLY,
+              "%s: holds mem.bin open read-only for the guest's lifetime" % name,
+              ["0o%o" % f for f in flags])
+        maps = mappings(c.proc.pid, real_mem)
+        check(maps == [(64 * MIB, "rw-p")], "%s: maps all of mem.bin privately (rw-p)" % name, maps)
+    check(sha256(memfile) == mem_sha and os.stat(memfile).st_mode & 0o777 == 0o400,
+          "mem.bin unchanged (sha256, mode 0400) while two clones run on it")
+    # A clone's own snapshot holds its memory, not the file it was loaded from.
+    c = clones[0]
+    expect_204(c, "PATCH", "/vm", {"state": "Paused"}, "pause clone0")
+    clone_ticks = c.ticks()
+    clone_vmstate = os.path.join(snapdir, "clone0-vmstate.bin")
+    clone_mem = os.path.join(snapdir, "clone0-mem.bin")
+    expect_204(c, "PUT", "/snapshot/create", {"snapshot_path": clone_vmstate, "mem_file_path": clone_mem},
+               "snapshot of clone0")
+    with open(clone_mem, "rb") as f:
+        page = f.read(64)
+    check(clone_ticks and page.startswith(b"FCEMU-MEM-1\ncounter %d\n" % clone_ticks[-1]),
+          "clone0's snapshot holds clone0's counter", (page, clone_ticks[-3:]))
+    with open(clone_vmstate) as f:
+        f.readline()
+        saved = json.load(f)
+    check([n["host_dev_name"] for n in saved["network_interfaces"]] == ["tapclone0"],
+          "clone0's vmstate records its overriding TAP", saved.get("network_interfaces"))
+    for c in clones:
+        check(c.stop() == 0, "clone exits 0 on SIGTERM")
+    check(sha256(memfile) == mem_sha, "mem.bin unchanged after the clones exited")
+
+    # ---- network_overrides that break the schema: 400, the process lives on ---
+    e = start("badoverride", log=bad_log)
+    load_base = {"snapshot_path": vmstate, "mem_backend": {"backend_type": "File",
+                                                           "backend_path": memfile}}
+    for what, overrides, needle in [
+            ("not an array", {"iface_id": "eth0", "host_dev_name": "tap1"}, "network_overrides"),
+            ("an item not an object", ["eth0"], "network_overrides"),
+            ("missing host_dev_name", [{"iface_id": "eth0"}], "host_dev_name"),
+            ("missing iface_id", [{"host_dev_name": "tap1"}], "iface_id"),
+            ("unknown field", [{"iface_id": "eth0", "host_dev_name": "tap1", "mtu": 1500}], "mtu"),
+            ("iface_id not a string", [{"iface_id": 0, "host_dev_name": "tap1"}], "iface_id"),
+            ("host_dev_name null", [{"iface_id": "eth0", "host_dev_name": None}], "host_dev_name"),
+            ("second item bad", [{"iface_id": "eth0", "host_dev_name": "tap1"}, {"iface_id": "eth0"}],
+             "host_dev_name")]:
+        expect_400(e, "PUT", "/snapshot/load", dict(load_base, network_overrides=overrides),
+                   "network_overrides %s" % what, contains=needle)
+    expect_400(e, "PUT", "/snapshot/load", dict(load_base, network_overrides=None),
+               "network_overrides null")
+    r = e.request("GET", "/")
+    check(r.status == 200 and r.json.get("state") == "Not started" and e.proc.poll() is None,
+          "process still serving after refused network_overrides", r)
+    expect_204(e, "PUT", "/snapshot/load", dict(load_base, network_overrides=[
+        {"iface_id": "eth0", "host_dev_name": "tap3"}, {"iface_id": "eth0", "host_dev_name": "tap4"}]),
+               "then a valid load (two overrides of eth0: the last wins)")
+    r = e.request("GET", "/vm/config")
+    check(r.status == 200 and [n["host_dev_name"] for n in r.json["network-interfaces"]] == ["tap4"],
+          "the last override of an interface wins", r)
+    check(e.stop() == 0, "badoverride emulator exits 0 on SIGTERM")
 
     # ---- refused loads: the process stays usable -----------------------------
     e = start("refuse")
@@ -529,6 +669,16 @@ def run_tests(binary, swagger, checker, work, emus):
         ("unknown network override",
          {"snapshot_path": vmstate, "mem_file_path": memfile,
           "network_overrides": [{"iface_id": "eth7", "host_dev_name": "tap7"}]}),
+        ("a known and an unknown network override",
+         {"snapshot_path": vmstate, "mem_file_path": memfile,
+          "network_overrides": [{"iface_id": "eth0", "host_dev_name": "tap7"},
+                                {"iface_id": "eth1", "host_dev_name": "tap8"}]}),
+        ("network override to an empty TAP name",
+         {"snapshot_path": vmstate, "mem_file_path": memfile,
+          "network_overrides": [{"iface_id": "eth0", "host_dev_name": ""}]}),
+        ("network override to a TAP name of 16 bytes",
+         {"snapshot_path": vmstate, "mem_file_path": memfile,
+          "network_overrides": [{"iface_id": "eth0", "host_dev_name": "t" * 16}]}),
         ("Uffd backend", {"snapshot_path": vmstate,
                           "mem_backend": {"backend_type": "Uffd", "backend_path": "/tmp/uffd.sock"}}),
     ]

@@ -195,7 +195,8 @@ def installed_files(destdir):
 # ---- polkit ----
 
 ACTIONS = ("org.smolvm.snapshot.create", "org.smolvm.snapshot.restore",
-           "org.smolvm.snapshot.delete", "org.smolvm.vm.manage", "org.smolvm.vm.console")
+           "org.smolvm.snapshot.clone", "org.smolvm.snapshot.delete", "org.smolvm.vm.manage",
+           "org.smolvm.vm.console")
 
 
 def check_policy(path):
@@ -269,6 +270,7 @@ console.log(JSON.stringify({
   create: decide("org.smolvm.snapshot.create", ["smolvm"], { verb: "create", vm_id: "a" }),
   restore: decide("org.smolvm.snapshot.restore", ["smolvm"], { verb: "restore", snapshot_id: "s" }),
   delete: decide("org.smolvm.snapshot.delete", ["smolvm"], { verb: "delete", snapshot_id: "s" }),
+  clone: decide("org.smolvm.snapshot.clone", ["smolvm"], { verb: "clone", snapshot_id: "s" }),
   vm: decide("org.smolvm.vm.manage", ["smolvm"], { verb: "start", vm_id: "a" }),
   console: decide("org.smolvm.vm.console", ["smolvm"], { verb: "console", vm_id: "a" }),
   other: decide("org.smolvm.snapshot.create", ["users"], { verb: "create", vm_id: "a" }),
@@ -281,6 +283,7 @@ console.log(JSON.stringify({
   // a snapshot id smolvmd generated for VM ci-1 (snap-<vm_id>-<unix time>)
   ci_restore_auto: decide("org.smolvm.snapshot.restore", ["smolvm-ci"], { verb: "restore", snapshot_id: "snap-ci-1-1700000000", vm_id: "ci-1" }),
   ci_delete_auto: decide("org.smolvm.snapshot.delete", ["smolvm-ci"], { verb: "delete", snapshot_id: "snap-ci-1-1700000000" }),
+  ci_clone: decide("org.smolvm.snapshot.clone", ["smolvm-ci"], { verb: "clone", snapshot_id: "ci-s", vm_id: "x" }),
   // ... of VM "ci" or "cix", which are not ci- VMs
   ci_restore_auto_ci: decide("org.smolvm.snapshot.restore", ["smolvm-ci"], { verb: "restore", snapshot_id: "snap-ci-1700000000", vm_id: "ci" }),
   ci_delete_auto_cix: decide("org.smolvm.snapshot.delete", ["smolvm-ci"], { verb: "delete", snapshot_id: "snap-cix-1700000000" }),
@@ -302,8 +305,9 @@ def check_rules(path):
         got = json.loads(r.stdout) if ok else {}
         check(ok and got.get("rules") == 1 and got["create"] == "yes" and
               got["restore"] == "yes" and got["delete"] == "yes" and got["console"] == "yes" and
+              got["clone"] == "yes" and
               got["vm"] == "not-handled" and got["other"] == "not-handled",
-              "rules example: group smolvm may create/restore/delete snapshots and read "
+              "rules example: group smolvm may create/restore/clone/delete snapshots and read "
               "consoles, nothing else",
               r.stderr + r.stdout)
 
@@ -321,7 +325,7 @@ def check_rules(path):
         want = {"rules": 1, "ci_create": "yes", "ci_create_other": "not-handled",
                 "ci_restore": "yes", "ci_start": "yes", "ci_delete_vm": "not-handled",
                 "ci_no_details": "not-handled", "other": "not-handled",
-                "ci_restore_auto": "yes", "ci_delete_auto": "yes",
+                "ci_restore_auto": "yes", "ci_delete_auto": "yes", "ci_clone": "yes",
                 "ci_restore_auto_ci": "not-handled", "ci_delete_auto_cix": "not-handled"}
         check(ok and all(got.get(k) == v for k, v in want.items()),
               "rules example: the commented-out fine-grained rule works", r.stderr + r.stdout)
@@ -411,7 +415,8 @@ def check_library(destdir, opts, have, version):
         "package": ["smolvm-1"],
         "classes": ["Client", "SnapshotInfo", "VmInfo"],
         "error-domain": ["Error"],
-        "flags": ["SnapshotCreateFlags", "SnapshotRestoreFlags", "VmDeleteFlags"],
+        "flags": ["SnapshotCloneFlags", "SnapshotCreateFlags", "SnapshotRestoreFlags",
+                  "VmDeleteFlags"],
     }
     check(got == want, "Smolvm-1.0.gir: namespace, library, header, package, types",
           f"got {got}")
@@ -783,8 +788,8 @@ def check_man(destdir, mandir, smolvm, smolvmd):
               f"{page} renders without warnings", r.stderr)
 
     verbs = [["create"], ["list"], ["start"], ["pause"], ["resume"], ["stop"], ["delete"],
-             ["console-log"], ["snapshot", "create"], ["snapshot", "restore"], ["snapshot", "delete"],
-             ["snapshot", "list"], ["job", "list"], ["job", "cancel"]]
+             ["console-log"], ["snapshot", "create"], ["snapshot", "restore"], ["snapshot", "clone"],
+             ["snapshot", "delete"], ["snapshot", "list"], ["job", "list"], ["job", "cancel"]]
     cli = set()
     for verb in [[]] + verbs:
         cli |= help_options([smolvm] + verb)
@@ -858,21 +863,26 @@ def check_completion(script, smolvm):
             ("smolvm job cancel ", {"3", "12"}),
             ("smolvm job cancel 1", {"12"}),
             ("smolvm job list ", set()),
-            ("smolvm snapshot ", {"create", "restore", "delete", "list"}),
-            ("smolvm --json snapshot ", {"create", "restore", "delete", "list"}),
+            ("smolvm snapshot ", {"create", "restore", "clone", "delete", "list"}),
+            ("smolvm --json snapshot ", {"create", "restore", "clone", "delete", "list"}),
             ("smolvm start ", {"vm-one", "vm-two"}),
             ("smolvm stop vm-t", {"vm-two"}),
             ("smolvm snapshot create ", {"vm-one", "vm-two"}),
             ("smolvm snapshot restore ", {"snap-one"}),
             ("smolvm snapshot delete --json ", {"snap-one"}),
             ("smolvm snapshot list --vm-id ", {"vm-one", "vm-two"}),
+            ("smolvm snapshot clone ", {"snap-one"}),
+            # new VMs' ids and a number: nothing to offer
+            ("smolvm snapshot clone snap-one --vm-id ", set()),
+            ("smolvm snapshot clone snap-one --count ", set()),
+            ("smolvm snapshot clone --count 2 ", {"snap-one"}),
             ("smolvm start vm-one ", set()),
             ("smolvm list --", common),
         ]
         # every command's options, as its --help lists them
         for verb in (["create"], ["delete"], ["snapshot", "create"], ["snapshot", "restore"],
-                     ["snapshot", "list"], ["snapshot", "delete"], ["start"], ["job", "list"],
-                     ["job", "cancel"]):
+                     ["snapshot", "clone"], ["snapshot", "list"], ["snapshot", "delete"],
+                     ["start"], ["job", "list"], ["job", "cancel"]):
             cases.append((f"smolvm {' '.join(verb)} --",
                           help_options([smolvm] + verb) | {"--help"}))
         for line, want in cases:

@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import smolvmtest as st  # noqa: E402
@@ -38,7 +37,7 @@ gi.require_version("Gio", "2.0")
 from gi.repository import Gio, GLib, Smolvm  # noqa: E402
 
 # Snapshots take this long in the emulator, so that a job is there to cancel.
-SNAPSHOT_DELAY_MS = 1500
+SNAPSHOT_DELAY_MS = 2000
 ENV = None
 
 
@@ -183,27 +182,42 @@ class TestClient(LibraryCase):
     def test_interactive_sets_the_message_flag(self):
         """ALLOW_INTERACTIVE_AUTHORIZATION (header flag 0x4) on every call
         while interactive, on none otherwise; seen by busctl monitor."""
-        monitor = subprocess.Popen(
-            ["busctl", "--address=" + ENV.bus.address, "monitor", "--json=short", st.BUS_NAME],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        ENV.adopt(monitor)
-        time.sleep(1)  # busctl becomes a monitor
+        log = os.path.join(ENV.root, "monitor.json")
+
+        def ping(n):
+            """A marker in the monitor's log: Peer.Ping from busctl, with
+            @n as the object path's last element."""
+            ENV.busctl("call", st.BUS_NAME, "/mark%d" % n, "org.freedesktop.DBus.Peer", "Ping")
+
+        def seen(n):
+            with open(log) as f:
+                return ('"path":"/mark%d"' % n) in f.read().replace(" ", "")
+
+        with open(log, "w") as out:
+            monitor = ENV.adopt(subprocess.Popen(
+                ["busctl", "--address=" + ENV.bus.address, "monitor", "--json=short",
+                 st.BUS_NAME], stdout=out, stderr=subprocess.DEVNULL))
+        # once it shows a marker, busctl is monitoring
+        st.wait_for(lambda: ping(1) or seen(1), "busctl monitor to see a marker")
         self.client.list_vms_sync(None)
         self.client.set_interactive(True)
         self.client.list_snapshots_sync(None, None)
         self.assertSmolvmError(Smolvm.Error.NOT_FOUND, self.client.start_vm_sync, "lib-nope",
                                None)
-        time.sleep(1)
+        ping(2)
+        st.wait_for(lambda: seen(2), "busctl monitor to see the calls")
         monitor.kill()
-        out, _ = monitor.communicate()
+        monitor.wait()
         flags = {}
-        for line in out.splitlines():
+        with open(log) as f:
+            text = f.read()
+        for line in text.splitlines():
             msg = json.loads(line)
             if msg.get("type") == "method_call" and msg.get("interface") == st.MANAGER_IFACE:
                 flags.setdefault(msg["member"], []).append(msg["flags"] & 0x4)
-        self.assertEqual(flags.get("ListVMs"), [0], out)
-        self.assertEqual(flags.get("ListSnapshots"), [4], out)
-        self.assertEqual(flags.get("GetVM"), [4], out)
+        self.assertEqual(flags.get("ListVMs"), [0], text)
+        self.assertEqual(flags.get("ListSnapshots"), [4], text)
+        self.assertEqual(flags.get("GetVM"), [4], text)
 
     def test_sync_call_leaves_the_callers_sources(self):
         ran = []
@@ -403,6 +417,91 @@ class TestSnapshots(LibraryCase):
 
     def test_snapshots_async(self):
         self.snapshots("lib-snap-async", self.call_async)
+
+
+class TestClones(LibraryCase):
+    def clones(self, vm_id, call):
+        """clone_snapshot through call(name, *args): ids, order, flags,
+        cloned-from, refusals and a partial failure."""
+        config, fds = self.vm_config(vm_id)
+        self.client.create_vm_sync(config, fds, None)
+        self.client.start_vm_sync(vm_id, None)
+        ENV.wait_tick(vm_id, 1)
+        snap_id = vm_id + "-s"
+        self.client.create_snapshot_sync(vm_id, snap_id, Smolvm.SnapshotCreateFlags.RESUME_SOURCE,
+                                         None)
+        made_ids = []
+
+        # generated ids (VMID-N); paused without RESUME
+        made = call("clone_snapshot", snap_id, 2, None, Smolvm.SnapshotCloneFlags.NONE)
+        self.assertEqual([type(v) for v in made], [Smolvm.VmInfo] * 2)
+        self.assertEqual([v.props.vm_id for v in made], [vm_id + "-1", vm_id + "-2"])
+        for vm in made:
+            self.assertEqual(vm.props.status, "paused")
+            self.assertEqual(vm.props.cloned_from, snap_id)
+            self.assertEqual(vm.get_cloned_from(), snap_id)
+            self.assertIsNone(vm.props.restored_from)
+            self.assertEqual(ENV.vm_state(vm.props.vm_id), "paused")
+        made_ids += [v.props.vm_id for v in made]
+
+        # ids of our own, in the order asked for; RESUME: they run
+        ids = [vm_id + "-b", vm_id + "-a"]
+        made = call("clone_snapshot", snap_id, 0, ids, Smolvm.SnapshotCloneFlags.RESUME)
+        self.assertEqual([v.props.vm_id for v in made], ids)
+        self.assertEqual([v.props.status for v in made], ["running", "running"])
+        self.assertEqual([ENV.vm_state(i) for i in ids], ["running", "running"])
+        made_ids += ids
+
+        # count 0 and no ids (None or empty): one clone
+        for no_ids in (None, []):
+            made = call("clone_snapshot", snap_id, 0, no_ids, Smolvm.SnapshotCloneFlags.NONE)
+            self.assertEqual(len(made), 1)
+            made_ids.append(made[0].props.vm_id)
+        self.assertEqual(made_ids[-2:], [vm_id + "-3", vm_id + "-4"])
+
+        # cloning is no restore; the source VM is no clone
+        self.assertFalse(call("get_snapshot", snap_id).props.restored)
+        self.assertIsNone(call("get_vm", vm_id).props.cloned_from)
+        self.assertEqual({v.props.vm_id: v.props.cloned_from for v in call("list_vms")
+                          if v.props.vm_id in made_ids}, {i: snap_id for i in made_ids})
+
+        # refused by the library (nothing is sent), and by smolvmd
+        before = sorted(ENV.list_vms())
+        self.assertSmolvmError(Smolvm.Error.INVALID_ARGUMENT, call, "clone_snapshot", snap_id, 1,
+                               None, Smolvm.SnapshotCloneFlags(1 << 6))
+        self.assertSmolvmError(Smolvm.Error.INVALID_ARGUMENT, call, "clone_snapshot", snap_id, 65,
+                               None, Smolvm.SnapshotCloneFlags.NONE)
+        self.assertSmolvmError(Smolvm.Error.INVALID_ARGUMENT, call, "clone_snapshot", snap_id, 2,
+                               [vm_id + "-x"], Smolvm.SnapshotCloneFlags.NONE)
+        self.assertSmolvmError(Smolvm.Error.ALREADY_EXISTS, call, "clone_snapshot", snap_id, 0,
+                               [vm_id], Smolvm.SnapshotCloneFlags.NONE)
+        e = self.assertSmolvmError(Smolvm.Error.NOT_FOUND, call, "clone_snapshot", "lib-none", 1,
+                                   None, Smolvm.SnapshotCloneFlags.NONE)
+        self.assertEqual(e.message, "Snapshot 'lib-none' not found")
+        self.assertEqual(sorted(ENV.list_vms()), before)
+
+        # one clone fails (an id too long for its VMM's socket): the other is
+        # kept, and the error names both
+        kept, failing = vm_id + "-ok", "v" * 64
+        e = self.assertSmolvmError(Smolvm.Error.FAILED, call, "clone_snapshot", snap_id, 0,
+                                   [kept, failing], Smolvm.SnapshotCloneFlags.RESUME)
+        self.assertTrue(e.message.startswith(
+            "Cloned snapshot '%s' into 1 of 2 VMs ('%s', kept); VM '%s': " %
+            (snap_id, kept, failing)), e.message)
+        self.assertEqual(call("get_vm", kept).props.cloned_from, snap_id)
+        self.assertIsNone(ENV.vm_info(failing))
+        made_ids.append(kept)
+
+        for clone in made_ids + [vm_id]:
+            self.client.delete_vm_sync(clone, Smolvm.VmDeleteFlags.FORCE, None)
+        self.client.delete_snapshot_sync(snap_id, None)
+
+    def test_clones_sync(self):
+        self.clones("lib-clone-sync",
+                    lambda name, *args: getattr(self.client, name + "_sync")(*args, None))
+
+    def test_clones_async(self):
+        self.clones("lib-clone-async", self.call_async)
 
 
 class TestJobs(LibraryCase):

@@ -54,6 +54,7 @@ NOBODY = 65534
 CREATE = "org.smolvm.snapshot.create"
 RESTORE = "org.smolvm.snapshot.restore"
 DELETE = "org.smolvm.snapshot.delete"
+CLONE = "org.smolvm.snapshot.clone"
 MANAGE = "org.smolvm.vm.manage"
 ACTIONS = (CREATE, RESTORE, DELETE, MANAGE)
 MIB = 1024 * 1024
@@ -555,6 +556,8 @@ class TestStockTemplate(PolkitCase):
             (RESTORE, snapshot_path("s1"), "Restore", v("a{sv}", asv(force=True))),
             (DELETE, mgr, "DeleteSnapshot", v("sa{sv}", "s1", {})),
             (DELETE, snapshot_path("s1"), "Delete", v("a{sv}", {})),
+            (CLONE, mgr, "CloneSnapshot", v("sa{sv}", "s1", {})),
+            (CLONE, snapshot_path("s1"), "Clone", v("a{sv}", asv(resume=True))),
         ]
         for action, path, method, args in refused:
             for interactive in (False, True):

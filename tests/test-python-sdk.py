@@ -175,6 +175,37 @@ raises(smolvm.VMNotFoundError, smolvm.SmolVM, vm_id="nope")
 again.close()
 vm.close()
 
+# clones: new VMs of a snapshot, which is not restored by them
+src = smolvm.SmolVM(config={"vm_id": "src", "kernel_path": kernel, "rootfs_path": rootfs,
+                            "network": False, "mem_size_mib": 128})
+src.start().snapshot("base", resume_source=True)
+with smolvm.SmolVMManager() as sdk:
+    one = sdk.clone_snapshot("base")
+    assert [type(v) for v in one] == [smolvm.VMInfo], one
+    assert (one[0].vm_id, one[0].status, one[0].cloned_from, one[0].restored_from) == \
+        ("src-1", smolvm.VMState.PAUSED, "base", None), one
+    two = sdk.clone_snapshot("base", vm_ids=("c-b", "c-a"), resume_vm=True)
+    assert [(v.vm_id, str(v.status)) for v in two] == [("c-b", "running"), ("c-a", "running")]
+    more = sdk.clone_snapshot("base", count=2)
+    assert [v.vm_id for v in more] == ["src-2", "src-3"], more
+    assert sdk.get_vm("c-a").cloned_from == "base"
+    assert sdk.get_vm("src").cloned_from is None
+    assert sdk.get_snapshot("base").restored is False
+    e = raises(smolvm.SnapshotNotFoundError, sdk.clone_snapshot, "nope")
+    assert e.details == {"snapshot_id": "nope"}, e.details
+    raises(smolvm.VMAlreadyExistsError, sdk.clone_snapshot, "base", vm_ids=["c-a"])
+    raises(smolvm.ValidationError, sdk.clone_snapshot, "base", count=65)
+    raises(smolvm.ValidationError, sdk.clone_snapshot, "base", count=2, vm_ids=["c-c"])
+    raises(ValueError, sdk.clone_snapshot, "base", count=0)
+    # one fails (an id too long for its VMM's socket): the other is kept
+    e = raises(smolvm.SmolVMError, sdk.clone_snapshot, "base", vm_ids=["kept", "v" * 64])
+    assert e.name == "Failed" and "1 of 2 VMs ('kept', kept)" in e.message, e.message
+    assert sdk.get_vm("kept").cloned_from == "base"
+    for vm_id in ("src", "src-1", "src-2", "src-3", "c-a", "c-b", "kept"):
+        sdk.delete(vm_id, force=True)
+    sdk.delete_snapshot("base")
+src.close()
+
 # the images go as descriptors, opened here: a file this process cannot
 # open fails before smolvmd is asked
 raises(FileNotFoundError, smolvm.SmolVM,

@@ -669,6 +669,85 @@ class TestQemuPython(QemuTestCase):
                     "a tick of the restored guest", timeout=BOOT_DEADLINE)
 
 
+def private_and_pss_kib(pid):
+    """(Private_Clean + Private_Dirty, Pss) of a process, in KiB."""
+    fields = {}
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].endswith(":") and parts[1].isdigit():
+                fields[parts[0][:-1]] = int(parts[1])
+    return fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0), fields.get("Pss", 0)
+
+
+class TestQemuClones(QemuTestCase):
+
+    def test_8_clones(self):
+        """Snapshot a ticking guest at tick N, clone it 4 times with resume:
+        every clone goes on from tick N+1 without a boot, they share the
+        snapshot's memory, stopping one leaves the others ticking,
+        DeleteSnapshot is InUse until they are gone, and a clone's own
+        snapshot restores and goes on."""
+        env = self.env
+        vm = self.boot(env, "tmpl")
+        self.cli_ok(env, "snapshot", "create", vm, "--snapshot-id", "t1")
+        last, _ = self.mark_cut(env, vm)
+        start = time.monotonic()
+        r = self.cli_ok(env, "snapshot", "clone", "t1", "--count", "4", "--resume", "--json")
+        done = time.monotonic()
+        timed("4 clones of a %d MiB guest (CloneSnapshot through the CLI)" % MEM_MIB,
+              done - start)
+        clones = [v["vm_id"] for v in r.json()["data"]["vms"]]
+        self.assertEqual(clones, ["%s-%d" % (vm, n) for n in range(1, 5)])
+        for clone in clones:
+            self.assertEqual(env.vm_state(clone), "running")
+            self.assertEqual(env.vm_prop(clone, "ClonedFrom"), "t1")
+            # a clone's console log is its own, and starts with the tick after N
+            self.assertContinues(env, clone, last, 0, "clone %s" % clone, done, boots=0)
+        pids = [env.vm_prop(clone, "Pid") for clone in clones]
+        self.assertEqual(sorted(self.qemu_pids(env)), sorted(pids + [env.vm_prop(vm, "Pid")]))
+        # each clone's QEMU maps the snapshot's mem.bin privately: no RAM file
+        # of its own in its runtime dir, and mem.bin read-only again after
+        # the loads one after the other
+        for clone in clones:
+            self.assertMapsSnapshot(env, clone, "t1")
+            self.assertNotIn("ram", self.runtime_files(env, clone))
+        self.assertEqual(stat.S_IMODE(os.stat(self.mem_bin(env, "t1")).st_mode), 0o400)
+
+        # memory: the guests' pages are the snapshot's until written
+        figures = [private_and_pss_kib(pid) for pid in pids]
+        private = sum(p for p, _ in figures)
+        pss = sum(p for _, p in figures)
+        print("  4 clones of a %d MiB guest: private %.1f MiB, Pss %.1f MiB in all" %
+              (MEM_MIB, private / 1024, pss / 1024))
+        # four guests' own RAM would be 4 x MEM_MIB private; allow QEMU's own
+        # memory and what the guests wrote, generously
+        self.assertLess(private, 4 * MEM_MIB * 1024 * 3 // 4,
+                        "the clones do not share the snapshot's memory: %r" % figures)
+
+        # -- stopping one does not disturb the others
+        self.cli_ok(env, "stop", clones[0])
+        for clone in clones[1:]:
+            seen = st.ticks(self.console(env, clone))[-1]
+            env.wait_tick(clone, seen + 1)
+            self.assertEqual(env.vm_state(clone), "running")
+
+        # -- the snapshot is mapped: no delete
+        self.cli_error(env, "InUse", "snapshot", "delete", "t1")
+
+        # -- a clone's own snapshot restores and goes on
+        self.cli_ok(env, "snapshot", "create", clones[1], "--snapshot-id", "c1")
+        last_c1, cut_c1 = self.mark_cut(env, clones[1])
+        done = self.restore(env, "restore of a clone's snapshot", "c1", "--resume")
+        self.assertContinues(env, clones[1], last_c1, cut_c1, "restore of c1", done, boots=0)
+
+        # -- once no clone maps it, the snapshot can go
+        for clone in clones:
+            self.cli_ok(env, "delete", clone, "--force")
+        self.cli_ok(env, "snapshot", "delete", "t1")
+        self.cli_ok(env, "snapshot", "delete", "c1")
+
+
 class TestQemuJobs(QemuTestCase):
     FILL_MIB = 160
     DISK_FILL_MIB = 192

@@ -30,6 +30,22 @@ def identity(info):
     return {k: info[k] for k in VM_IDENTITY_KEYS}
 
 
+def open_modes(pid, path):
+    """The access mode (os.O_RDONLY...) of each descriptor process @pid
+    holds on @path: how it opened it, which root's access cannot show."""
+    modes = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != path:
+                continue
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                flags = re.search(r"^flags:\s+([0-7]+)$", f.read(), re.M).group(1)
+        except FileNotFoundError:  # closed meanwhile
+            continue
+        modes.append(int(flags, 8) & os.O_ACCMODE)
+    return modes
+
+
 class SnapshotCase(st.TestCase):
     def snapshots_dir(self):
         return os.path.join(self.env.state_dir, "snapshots")
@@ -271,6 +287,8 @@ class TestRestore(SnapshotCase):
         old_pid = env.vm_prop("guest", "Pid")
         since = env.console_size("guest")
         monitor = env.monitor()
+        mem = os.path.realpath(os.path.join(self.snapshots_dir(), "point", "mem.bin"))
+        mem_sha = st.file_sha256(mem)
 
         out = env.restore("point", resume=True)
         self.assertEqual(out, "(objectpath '%s',)" % vm_path("guest"))
@@ -285,6 +303,13 @@ class TestRestore(SnapshotCase):
         first, after_load = env.wait_loaded_tick("guest", since)
         self.assertEqual(first, saved_tick + 1, after_load[:500])
         self.assertNotIn(st.BOOT_BANNER, after_load)
+
+        # the read-only (0400) mem.bin: the VMM holds it open read-only while
+        # the guest runs on (writing its memory), and it never changes
+        env.wait_tick("guest", first + 2, since)
+        self.assertEqual(open_modes(new_pid, mem), [os.O_RDONLY])
+        self.assertEqual(st.file_sha256(mem), mem_sha)
+        self.assertEqual(os.stat(mem).st_mode & 0o7777, 0o400)
 
         # marked restored: properties, ListSnapshots, the signal, the disk
         self.assertIs(env.snap_prop("point", "Restored"), True)

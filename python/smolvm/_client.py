@@ -25,7 +25,8 @@ def bus_type(bus=None):
 
 
 def translate(error, about=None, details=None):
-    """The SmolVMError for a GLib.Error from libsmolvm."""
+    """The SmolVMError for a GLib.Error from libsmolvm; @about: "vm",
+    "snapshot", or a dict of them by error name (None: the others)."""
     if error.domain == GLib.quark_to_string(Smolvm.error_quark()):
         dbus_name = Smolvm.error_to_dbus_name(error.code)
     else:
@@ -34,6 +35,8 @@ def translate(error, about=None, details=None):
         ERROR_PREFIX) else None
     Gio.DBusError.strip_remote_error(error)  # "GDBus.Error:name: " goes
     message = error.message
+    if isinstance(about, dict):
+        about = about.get(name, about.get(None))
     cls = error_class(name, about) if name else SmolVMError
     if dbus_name in ("org.freedesktop.DBus.Error.ServiceUnknown",
                      "org.freedesktop.DBus.Error.NameHasNoOwner",
@@ -44,8 +47,9 @@ def translate(error, about=None, details=None):
 
 def calls_daemon(about=None, key=None):
     """Turns the GLib.Errors of a method into SmolVMErrors; @about says
-    whether the call is about a "vm" or a "snapshot", @key which argument
-    names it (for the error's details)."""
+    whether the call is about a "vm" or a "snapshot" (or, as a dict, which
+    for which error names), @key which argument names it (for the error's
+    details)."""
     def wrap(method):
         @functools.wraps(method)
         def wrapper(self, *args, **kwargs):

@@ -99,6 +99,22 @@ class SmolVMManager:
             flags |= Smolvm.SnapshotRestoreFlags.FORCE
         return VMInfo._from_lib(self._client.restore_snapshot_sync(snapshot_id, flags, None))
 
+    # NotFound names the snapshot; AlreadyExists one of the new VMs' ids
+    @calls_daemon({"AlreadyExists": "vm", None: "snapshot"}, "snapshot_id")
+    def clone_snapshot(self, snapshot_id, count=None, vm_ids=None, *, resume_vm=False):
+        """Make new VMs of a snapshot, each going on from where its guest
+        stopped; returns their VMInfos (cloned_from is the snapshot), in the
+        order of their ids. count: how many (default: one per vm_ids, or
+        one); vm_ids: their ids (default: generated, VMID-N). They stay
+        paused unless resume_vm. If one fails, the others are kept and a
+        SmolVMError (Failed) names them; cloned_from finds them too."""
+        if count is not None and count < 1:
+            raise ValueError("count must be at least 1, not %r" % count)
+        flags = (Smolvm.SnapshotCloneFlags.RESUME if resume_vm
+                 else Smolvm.SnapshotCloneFlags.NONE)
+        return [VMInfo._from_lib(i) for i in self._client.clone_snapshot_sync(
+            snapshot_id, count or 0, list(vm_ids) if vm_ids else None, flags, None)]
+
     # -- VMs
 
     @calls_daemon("vm")

@@ -138,6 +138,7 @@ class VMInfo:
     disk_path: Optional[Path] = None
     ip_address: Optional[str] = None
     restored_from: Optional[str] = None
+    cloned_from: Optional[str] = None
 
     @classmethod
     def _from_lib(cls, info):
@@ -150,4 +151,5 @@ class VMInfo:
             disk_path=_path(info.get_disk_path()),
             ip_address=info.get_ip_address(),
             restored_from=info.get_restored_from(),
+            cloned_from=info.get_cloned_from(),
         )

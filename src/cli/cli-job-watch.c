@@ -10,7 +10,7 @@
 #include "cli-job-watch.h"
 #include "cli-progress.h"
 #include "cli.h"
-#include "smolvm-error.h"
+#include "smolvm-generated.h"
 
 struct _CliJobWatch {
   CliClient *client; /* not owned */
@@ -61,7 +61,7 @@ on_cancel_reply (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(GError) error = NULL;
   CliJobWatch *self;
 
-  if (smolvm_dbus_job_call_cancel_finish (SMOLVM_DBUS_JOB (source), result, &error) ||
+  if (smolvm_client_cancel_job_finish (SMOLVM_CLIENT (source), result, &error) ||
       g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return;
   self = user_data;
@@ -70,22 +70,23 @@ on_cancel_reply (GObject *source, GAsyncResult *result, gpointer user_data)
       g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD) ||
       g_error_matches (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND))
     return;
-  g_dbus_error_strip_remote_error (error);
   if (self->bar != NULL)
     cli_progress_clear (self->bar);
   g_printerr ("Cannot cancel %s: %s\n",
               g_dbus_proxy_get_object_path (G_DBUS_PROXY (self->job)), error->message);
 }
 
+/* Through libsmolvm-1's async call: the reply comes while we wait for the
+ * method's. */
 static void
 watch_cancel_job (CliJobWatch *self)
 {
   if (self->job == NULL || self->cancel_sent)
     return;
   self->cancel_sent = TRUE;
-  smolvm_dbus_job_call_cancel (self->job, g_variant_new ("a{sv}", NULL),
-                               cli_client_call_flags (self->client), CLI_CALL_TIMEOUT,
-                               self->cancellable, on_cancel_reply, self);
+  smolvm_client_cancel_job (cli_client_get_smolvm (self->client),
+                            g_dbus_proxy_get_object_path (G_DBUS_PROXY (self->job)),
+                            self->cancellable, on_cancel_reply, self);
 }
 
 static gboolean

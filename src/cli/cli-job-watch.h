@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Waiting for a long method call (CreateSnapshot, RestoreSnapshot, CreateVM,
- * VM.Delete) while watching the Job it starts: the watch finds the Job
+/* Waiting for a long method call (CreateSnapshot, RestoreSnapshot,
+ * CloneSnapshot, CreateVM, VM.Delete) while watching the Job it starts: the watch finds the Job
  * through smolvmd's ObjectManager, draws the progress bar from its
  * PropertiesChanged, and on Ctrl-C cancels it (a second Ctrl-C exits at
  * once, status 130). The method's reply still ends the command.
  *
  *   watch = cli_job_watch_new (client, "snapshot-create", vm_path, show);
- *   smolvm_dbus_manager_call_create_snapshot (..., cli_job_watch_reply, watch);
+ *   smolvm_client_create_snapshot (smolvm, ..., cli_job_watch_reply, watch);
  *   result = cli_job_watch_wait (watch);
- *   smolvm_dbus_manager_call_create_snapshot_finish (manager, &path, result, error);
+ *   info = smolvm_client_create_snapshot_finish (smolvm, result, error);
  */
 
 #include <gio/gio.h>

@@ -4,7 +4,7 @@
 
 #include <stdlib.h>
 
-#include "smolvm-error.h"
+#include "smolvm-generated.h"
 #include "smolvm-id.h"
 
 #include "cli-output.h"
@@ -177,7 +177,6 @@ gboolean
 cli_job_cancel (Cli *cli, GError **error)
 {
   g_autofree gchar *path = NULL;
-  g_autoptr(SmolvmDbusJob) job = NULL;
   g_autoptr(GError) local_error = NULL;
   g_autoptr(JsonObject) data = json_object_new ();
   g_autofree gchar *text = NULL;
@@ -187,12 +186,8 @@ cli_job_cancel (Cli *cli, GError **error)
   if (path == NULL || !cli_connect (cli, error))
     return FALSE;
   number = job_number (path);
-  job = cli_client_job_proxy_new (cli->client, path, error);
-  if (job == NULL)
-    return FALSE;
-  if (!smolvm_dbus_job_call_cancel_sync (job, g_variant_new ("a{sv}", NULL),
-                                         cli_client_call_flags (cli->client), CLI_CALL_TIMEOUT,
-                                         NULL, &local_error)) {
+  if (!smolvm_client_cancel_job_sync (cli_client_get_smolvm (cli->client), path, NULL,
+                                      &local_error)) {
     /* no such object, or it is no job */
     if (g_error_matches (local_error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT) ||
         g_error_matches (local_error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD) ||

@@ -172,6 +172,8 @@ cli_report_error (Cli *cli, const GError *error)
       json_object_set_null_member (payload, "dbus_name");
     json_object_set_string_member (payload, "message", shown->message);
     json_object_set_string_member (payload, "type", cli_error_type (shown));
+    if (cli->error_details != NULL)
+      json_object_set_object_member (payload, "details", json_object_ref (cli->error_details));
     cli_print_envelope (command, exit_code, NULL, payload);
   } else {
     g_printerr ("Error: %s\n", shown->message);
@@ -209,34 +211,6 @@ cli_error_mark_cancelled (GError *error)
   error->message = g_steal_pointer (&message);
 }
 
-const gchar *
-cli_info_get_string (GVariant *info, const gchar *key)
-{
-  const gchar *value = NULL;
-
-  if (!g_variant_lookup (info, key, "&s", &value))
-    return "";
-  return value;
-}
-
-gboolean
-cli_info_get_boolean (GVariant *info, const gchar *key)
-{
-  gboolean value = FALSE;
-
-  g_variant_lookup (info, key, "b", &value);
-  return value;
-}
-
-guint
-cli_info_get_uint (GVariant *info, const gchar *key)
-{
-  guint32 value = 0;
-
-  g_variant_lookup (info, key, "u", &value);
-  return value;
-}
-
 void
 cli_finish_rows (Cli *cli, const CliListing *listing, GPtrArray *rows, JsonArray *array,
                  JsonObject *extra, const gchar *empty)
@@ -265,18 +239,15 @@ cli_finish_rows (Cli *cli, const CliListing *listing, GPtrArray *rows, JsonArray
 }
 
 void
-cli_finish_list (Cli *cli, GVariant *list, const CliListing *listing, JsonObject *extra,
+cli_finish_list (Cli *cli, GPtrArray *infos, const CliListing *listing, JsonObject *extra,
                  const gchar *empty)
 {
   g_autoptr(JsonArray) array = json_array_new ();
   g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func ((GDestroyNotify) g_strfreev);
-  GVariantIter iter;
-  GVariant *info;
 
-  g_variant_iter_init (&iter, list);
-  while (g_variant_iter_loop (&iter, "(&o@a{sv})", NULL, &info)) {
-    json_array_add_object_element (array, listing->to_json (info));
-    g_ptr_array_add (rows, listing->to_row (info));
+  for (guint i = 0; i < infos->len; i++) {
+    json_array_add_object_element (array, listing->to_json (g_ptr_array_index (infos, i)));
+    g_ptr_array_add (rows, listing->to_row (g_ptr_array_index (infos, i)));
   }
   cli_finish_rows (cli, listing, rows, array, extra, empty);
 }

@@ -2,8 +2,8 @@
 #pragma once
 
 /* What the CLI prints: the JSON envelope of --json, the text of a result,
- * errors (text on stderr or an error envelope), tables of a(oa{sv}) lists,
- * and the accessors of smolvmd's a{sv} info dictionaries. */
+ * errors (text on stderr or an error envelope) and tables of VMs, snapshots
+ * and jobs. */
 
 #include <json-glib/json-glib.h>
 
@@ -16,7 +16,8 @@ G_BEGIN_DECLS
 void cli_finish (Cli *cli, JsonObject *data, const gchar *text);
 
 /* Reports @error on stderr, or with --json as an envelope on stdout (its
- * error: name, dbus_name, message and SmolVM's type), and returns the exit
+ * error: name, dbus_name, message and SmolVM's type, then the verb's
+ * cli->error_details as "details" if it set any), and returns the exit
  * status. */
 gint cli_report_error (Cli *cli, const GError *error);
 
@@ -25,25 +26,21 @@ gint cli_report_error (Cli *cli, const GError *error);
  * reads. */
 void cli_error_mark_cancelled (GError *error);
 
-/* Values of an a{sv}; "" / FALSE / 0 when missing. */
-const gchar *cli_info_get_string (GVariant *info, const gchar *key);
-gboolean cli_info_get_boolean (GVariant *info, const gchar *key);
-guint cli_info_get_uint (GVariant *info, const gchar *key);
-
 typedef struct {
   const gchar *member; /* of the JSON data, an array */
   const gchar *noun;   /* for "Total: N noun." */
   const CliColumn *columns;
   guint n_columns;
-  JsonObject *(*to_json) (GVariant *info);
-  gchar **(*to_row) (GVariant *info);
+  /* of one element of the list (a SmolvmVmInfo, a SmolvmSnapshotInfo) */
+  JsonObject *(*to_json) (gpointer info);
+  gchar **(*to_row) (gpointer info);
 } CliListing;
 
-/* Prints an a(oa{sv}) list from smolvmd as a table and a total, or with
- * --json as an array and a total, followed by the members of @extra (may be
- * NULL). Without rows, @empty (a line, without its newline) stands for the
- * table, unless it is NULL. */
-void cli_finish_list (Cli *cli, GVariant *list, const CliListing *listing, JsonObject *extra,
+/* Prints @infos (a list of libsmolvm-1, e.g. of SmolvmVmInfo) as a table
+ * and a total, or with --json as an array and a total, followed by the
+ * members of @extra (may be NULL). Without rows, @empty (a line, without
+ * its newline) stands for the table, unless it is NULL. */
+void cli_finish_list (Cli *cli, GPtrArray *infos, const CliListing *listing, JsonObject *extra,
                       const gchar *empty);
 
 /* Prints @rows (string vectors of @listing's columns) and @array (the same

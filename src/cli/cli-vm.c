@@ -8,9 +8,7 @@
 
 #include <gio/gunixfdlist.h>
 
-#include "smolvm-error-map.h"
 #include "smolvm-id.h"
-#include "smolvm-info.h"
 
 #include "cli-job-watch.h"
 #include "cli-output.h"
@@ -119,13 +117,14 @@ cli_vm_console_log_options (gpointer options, GOptionContext *context)
 static const gchar *const vm_info_keys[] = {
   "vm_id", "state", "backend", "pid", "vcpu_count", "mem_size_mib", "kernel_path",
   "initrd_path", "rootfs_path", "boot_args", "network", "accel", "machine", "disk_path",
-  "console_log_path", "network_config", "restored_from",
+  "console_log_path", "network_config", "restored_from", "cloned_from",
 };
 
-/* A ListVMs dictionary as the CLI's JSON VM object. */
+/* A VM as the CLI's JSON VM object: every key of its ListVMs dictionary. */
 static JsonObject *
-vm_info_to_json (GVariant *info)
+vm_info_to_json (gpointer vm)
 {
+  g_autoptr(GVariant) info = smolvm_vm_info_to_variant (vm);
   JsonObject *object = json_object_new ();
   GVariantIter iter;
   const gchar *key;
@@ -144,19 +143,18 @@ vm_info_to_json (GVariant *info)
 }
 
 static gchar **
-vm_info_row (GVariant *info)
+vm_info_row (gpointer vm)
 {
+  SmolvmVmInfo *info = vm;
   gchar **row = g_new0 (gchar *, 7);
-  g_autoptr(GVariant) network = g_variant_lookup_value (info, SMOLVM_INFO_NETWORK_CONFIG,
-                                                        G_VARIANT_TYPE_VARDICT);
-  const gchar *guest_ip = network != NULL ? cli_info_get_string (network, "guest_ip") : "";
+  const gchar *guest_ip = smolvm_vm_info_get_ip_address (info);
 
-  row[0] = g_strdup (cli_info_get_string (info, "vm_id"));
-  row[1] = g_strdup (cli_info_get_string (info, "state"));
-  row[2] = g_strdup (cli_info_get_string (info, "backend"));
-  row[3] = g_strdup_printf ("%u", cli_info_get_uint (info, "vcpu_count"));
-  row[4] = g_strdup_printf ("%u MiB", cli_info_get_uint (info, "mem_size_mib"));
-  row[5] = g_strdup (guest_ip[0] != '\0' ? guest_ip : "-");
+  row[0] = g_strdup (smolvm_vm_info_get_vm_id (info));
+  row[1] = g_strdup (smolvm_vm_info_get_status (info));
+  row[2] = g_strdup (smolvm_vm_info_get_backend (info));
+  row[3] = g_strdup_printf ("%u", smolvm_vm_info_get_vcpu_count (info));
+  row[4] = g_strdup_printf ("%u MiB", smolvm_vm_info_get_mem_size_mib (info));
+  row[5] = g_strdup (guest_ip != NULL ? guest_ip : "-");
   return row;
 }
 
@@ -173,14 +171,15 @@ static const CliListing vm_listing = {
   "vms", "VM(s)", vm_columns, G_N_ELEMENTS (vm_columns), vm_info_to_json, vm_info_row,
 };
 
-/* Reports success of a command on the VM at @path: @text, or with --json
- * the VM as smolvmd now lists it. */
+/* Reports success of a command on VM @vm_id: @text, or with --json the VM
+ * as smolvmd now lists it. */
 static gboolean
-cli_finish_vm (Cli *cli, const gchar *path, const gchar *text, GError **error)
+cli_finish_vm (Cli *cli, const gchar *vm_id, const gchar *text, GError **error)
 {
-  g_autoptr(GVariant) info = cli_client_find_vm (cli->client, path, error);
+  g_autoptr(SmolvmVmInfo) info = NULL;
   g_autoptr(JsonObject) data = json_object_new ();
 
+  info = smolvm_client_get_vm_sync (cli_client_get_smolvm (cli->client), vm_id, NULL, error);
   if (info == NULL)
     return FALSE;
   json_object_set_object_member (data, "vm", vm_info_to_json (info));
@@ -190,79 +189,52 @@ cli_finish_vm (Cli *cli, const gchar *path, const gchar *text, GError **error)
 
 /* ---- start, pause, resume, stop ---- */
 
-typedef enum {
-  VM_ACTION_START,
-  VM_ACTION_PAUSE,
-  VM_ACTION_RESUME,
-  VM_ACTION_STOP,
+typedef struct {
+  const gchar *done; /* "Started" in "Started VM 'x'." */
+  gboolean (*call) (SmolvmClient *client, const gchar *vm_id, GCancellable *cancellable,
+                    GError **error);
 } VmAction;
 
-static const gchar *const vm_action_done[] = {
-  [VM_ACTION_START] = "Started",
-  [VM_ACTION_PAUSE] = "Paused",
-  [VM_ACTION_RESUME] = "Resumed",
-  [VM_ACTION_STOP] = "Stopped",
-};
+static const VmAction vm_start = { "Started", smolvm_client_start_vm_sync };
+static const VmAction vm_pause = { "Paused", smolvm_client_pause_vm_sync };
+static const VmAction vm_resume = { "Resumed", smolvm_client_resume_vm_sync };
+static const VmAction vm_stop = { "Stopped", smolvm_client_stop_vm_sync };
 
 static gboolean
-vm_call_action (CliClient *client, SmolvmDbusVm *vm, VmAction action, GError **error)
-{
-  GDBusCallFlags flags = cli_client_call_flags (client);
-
-  switch (action) {
-  case VM_ACTION_START:
-    return smolvm_dbus_vm_call_start_sync (vm, flags, CLI_CALL_TIMEOUT, NULL, error);
-  case VM_ACTION_PAUSE:
-    return smolvm_dbus_vm_call_pause_sync (vm, flags, CLI_CALL_TIMEOUT, NULL, error);
-  case VM_ACTION_RESUME:
-    return smolvm_dbus_vm_call_resume_sync (vm, flags, CLI_CALL_TIMEOUT, NULL, error);
-  case VM_ACTION_STOP:
-    return smolvm_dbus_vm_call_stop_sync (vm, g_variant_new ("a{sv}", NULL), flags,
-                                          CLI_CALL_TIMEOUT, NULL, error);
-  default:
-    g_assert_not_reached ();
-  }
-}
-
-static gboolean
-vm_run_action (Cli *cli, VmAction action, GError **error)
+vm_run_action (Cli *cli, const VmAction *action, GError **error)
 {
   const gchar *vm_id = cli->args[0];
-  g_autoptr(SmolvmDbusVm) vm = NULL;
   g_autofree gchar *text = NULL;
 
-  if (!cli_connect (cli, error))
+  if (!cli_connect (cli, error) ||
+      !action->call (cli_client_get_smolvm (cli->client), vm_id, NULL, error))
     return FALSE;
-  vm = cli_client_get_vm (cli->client, vm_id, error);
-  if (vm == NULL || !vm_call_action (cli->client, vm, action, error))
-    return FALSE;
-
-  text = g_strdup_printf ("%s VM '%s'.\n", vm_action_done[action], vm_id);
-  return cli_finish_vm (cli, g_dbus_proxy_get_object_path (G_DBUS_PROXY (vm)), text, error);
+  text = g_strdup_printf ("%s VM '%s'.\n", action->done, vm_id);
+  return cli_finish_vm (cli, vm_id, text, error);
 }
 
 gboolean
 cli_vm_start (Cli *cli, GError **error)
 {
-  return vm_run_action (cli, VM_ACTION_START, error);
+  return vm_run_action (cli, &vm_start, error);
 }
 
 gboolean
 cli_vm_pause (Cli *cli, GError **error)
 {
-  return vm_run_action (cli, VM_ACTION_PAUSE, error);
+  return vm_run_action (cli, &vm_pause, error);
 }
 
 gboolean
 cli_vm_resume (Cli *cli, GError **error)
 {
-  return vm_run_action (cli, VM_ACTION_RESUME, error);
+  return vm_run_action (cli, &vm_resume, error);
 }
 
 gboolean
 cli_vm_stop (Cli *cli, GError **error)
 {
-  return vm_run_action (cli, VM_ACTION_STOP, error);
+  return vm_run_action (cli, &vm_stop, error);
 }
 
 /* ---- delete ---- */
@@ -272,26 +244,22 @@ cli_vm_delete (Cli *cli, GError **error)
 {
   CliVmOptions *opts = cli->options;
   const gchar *vm_id = cli->args[0];
-  g_auto(GVariantDict) options = G_VARIANT_DICT_INIT (NULL);
-  g_autoptr(SmolvmDbusVm) vm = NULL;
+  g_autofree gchar *vm_path = NULL;
   g_autoptr(CliJobWatch) watch = NULL;
   g_autoptr(JsonObject) data = json_object_new ();
   g_autofree gchar *text = NULL;
+  SmolvmClient *smolvm;
 
   if (!cli_connect (cli, error))
     return FALSE;
-  vm = cli_client_get_vm (cli->client, vm_id, error);
-  if (vm == NULL)
-    return FALSE;
-  if (opts->force)
-    g_variant_dict_insert (&options, "force", "b", TRUE);
-  watch = cli_job_watch_new (cli->client, "vm-delete",
-                             g_dbus_proxy_get_object_path (G_DBUS_PROXY (vm)),
+  smolvm = cli_client_get_smolvm (cli->client);
+  vm_path = smolvm_id_object_path ("vm", vm_id);
+  watch = cli_job_watch_new (cli->client, "vm-delete", vm_path,
                              !cli->json && !opts->no_progress);
-  smolvm_dbus_vm_call_delete (vm, g_variant_dict_end (&options),
-                              cli_client_call_flags (cli->client), CLI_CALL_TIMEOUT, NULL,
-                              cli_job_watch_reply, watch);
-  if (!smolvm_dbus_vm_call_delete_finish (vm, cli_job_watch_wait (watch), error)) {
+  smolvm_client_delete_vm (smolvm, vm_id,
+                           opts->force ? SMOLVM_VM_DELETE_FLAGS_FORCE : SMOLVM_VM_DELETE_FLAGS_NONE,
+                           NULL, cli_job_watch_reply, watch);
+  if (!smolvm_client_delete_vm_finish (smolvm, cli_job_watch_wait (watch), error)) {
     cli_error_mark_cancelled (error != NULL ? *error : NULL);
     return FALSE;
   }
@@ -331,27 +299,21 @@ read_all (int fd, GError **error)
 /* The console log, opened by smolvmd (OpenConsoleLog, polkit action
  * org.smolvm.vm.console): the file is smolvmd's, private to it. */
 static gchar *
-read_console_log (Cli *cli, SmolvmDbusVm *vm, GError **error)
+read_console_log (Cli *cli, const gchar *vm_id, GError **error)
 {
-  g_autoptr(GVariant) handle = NULL;
-  g_autoptr(GUnixFDList) fds = NULL;
   g_autoptr(GError) local_error = NULL;
   gchar *contents;
   int fd;
 
-  if (!smolvm_dbus_vm_call_open_console_log_sync (vm, g_variant_new ("a{sv}", NULL),
-                                                  cli_client_call_flags (cli->client),
-                                                  CLI_CALL_TIMEOUT, NULL, &handle, &fds, NULL,
-                                                  &local_error)) {
+  fd = smolvm_client_open_console_log_sync (cli_client_get_smolvm (cli->client), vm_id, NULL,
+                                            &local_error);
+  if (fd < 0) {
     /* not started yet: nothing was printed */
-    if (g_strcmp0 (smolvm_error_short_name (local_error), "NotFound") == 0)
+    if (g_error_matches (local_error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND))
       return g_strdup ("");
     g_propagate_error (error, g_steal_pointer (&local_error));
     return NULL;
   }
-  fd = g_unix_fd_list_get (fds, g_variant_get_handle (handle), error);
-  if (fd < 0)
-    return NULL;
   contents = read_all (fd, error);
   close (fd);
   return contents;
@@ -363,23 +325,18 @@ cli_vm_console_log (Cli *cli, GError **error)
 {
   CliVmOptions *opts = cli->options;
   const gchar *vm_id = cli->args[0];
-  g_autoptr(SmolvmDbusVm) vm = NULL;
-  g_autoptr(GVariant) info = NULL;
+  g_autoptr(SmolvmVmInfo) info = NULL;
   g_autoptr(JsonObject) data = json_object_new ();
   g_autofree gchar *contents = NULL;
-  g_autoptr(GError) local_error = NULL;
-  const gchar *path = NULL;
+  const gchar *path;
 
   if (!cli_connect (cli, error))
     return FALSE;
-  vm = cli_client_get_vm (cli->client, vm_id, error);
-  if (vm == NULL)
-    return FALSE;
-  info = cli_client_find_vm (cli->client, g_dbus_proxy_get_object_path (G_DBUS_PROXY (vm)),
-                             error);
+  info = smolvm_client_get_vm_sync (cli_client_get_smolvm (cli->client), vm_id, NULL, error);
   if (info == NULL)
     return FALSE;
-  if (!g_variant_lookup (info, "console_log_path", "&s", &path) || path[0] == '\0') {
+  path = smolvm_vm_info_get_console_log_path (info);
+  if (path[0] == '\0') {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_UNSUPPORTED, "VM '%s' has no console log",
                  vm_id);
     return FALSE;
@@ -391,7 +348,7 @@ cli_vm_console_log (Cli *cli, GError **error)
     cli_finish (cli, data, text);
     return TRUE;
   }
-  contents = read_console_log (cli, vm, error);
+  contents = read_console_log (cli, vm_id, error);
   if (contents == NULL)
     return FALSE;
   json_object_set_string_member (data, "content", contents);
@@ -400,20 +357,6 @@ cli_vm_console_log (Cli *cli, GError **error)
 }
 
 /* ---- create ---- */
-
-static gboolean
-parse_count (const gchar *option, const gchar *value, guint32 *out, GError **error)
-{
-  guint64 number;
-
-  if (!g_ascii_string_to_unsigned (value, 10, 1, G_MAXUINT32, &number, NULL)) {
-    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                 "%s needs a positive whole number, not '%s'", option, value);
-    return FALSE;
-  }
-  *out = (guint32) number;
-  return TRUE;
-}
 
 /* Opens @path as the user running us and adds it to the VM config as a
  * descriptor: smolvmd reads our files with our rights, not its own. */
@@ -453,12 +396,12 @@ vm_config_build (CliVmOptions *opts, GVariantDict *config, GUnixFDList *fds, GEr
     return FALSE;
   }
   if (opts->vcpus != NULL) {
-    if (!parse_count ("--vcpus", opts->vcpus, &count, error))
+    if (!cli_parse_count ("--vcpus", opts->vcpus, &count, error))
       return FALSE;
     g_variant_dict_insert (config, "vcpu_count", "u", count);
   }
   if (opts->mem != NULL) {
-    if (!parse_count ("--mem", opts->mem, &count, error))
+    if (!cli_parse_count ("--mem", opts->mem, &count, error))
       return FALSE;
     g_variant_dict_insert (config, "mem_size_mib", "u", count);
   }
@@ -490,51 +433,40 @@ cli_vm_create (Cli *cli, GError **error)
   g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
   g_autoptr(CliJobWatch) watch = NULL;
   g_autofree gchar *vm_path = NULL;
-  g_autofree gchar *path = NULL;
-  g_autoptr(GVariant) info = NULL;
+  g_autoptr(SmolvmVmInfo) info = NULL;
   g_autoptr(GString) text = g_string_new (NULL);
-  SmolvmDbusManager *manager;
+  SmolvmClient *smolvm;
   const gchar *vm_id;
 
   if (!vm_config_build (opts, &config, fds, error) || !cli_connect (cli, error))
     return FALSE;
-  manager = cli_client_get_manager (cli->client);
+  smolvm = cli_client_get_smolvm (cli->client);
 
   /* Without an id, ours is the vm-create job of our uid that comes next. */
   if (opts->vm_id != NULL)
     vm_path = smolvm_id_object_path ("vm", opts->vm_id);
   watch = cli_job_watch_new (cli->client, "vm-create", vm_path,
                              !cli->json && !opts->no_progress);
-  smolvm_dbus_manager_call_create_vm (manager, g_variant_dict_end (&config),
-                                      cli_client_call_flags (cli->client), CLI_CALL_TIMEOUT, fds,
-                                      NULL,
-                                      cli_job_watch_reply, watch);
-  if (!smolvm_dbus_manager_call_create_vm_finish (manager, &path, NULL, cli_job_watch_wait (watch),
-                                                  error)) {
+  smolvm_client_create_vm (smolvm, g_variant_dict_end (&config), fds, NULL, cli_job_watch_reply,
+                           watch);
+  info = smolvm_client_create_vm_finish (smolvm, cli_job_watch_wait (watch), error);
+  if (info == NULL) {
     cli_error_mark_cancelled (error != NULL ? *error : NULL);
     return FALSE;
   }
 
   /* The id may have been generated. */
-  info = cli_client_find_vm (cli->client, path, error);
-  if (info == NULL)
-    return FALSE;
-  vm_id = cli_info_get_string (info, SMOLVM_INFO_VM_ID);
+  vm_id = smolvm_vm_info_get_vm_id (info);
   g_string_append_printf (text, "Created VM '%s'.\n", vm_id);
 
   if (opts->start) {
-    g_autoptr(SmolvmDbusVm) vm = cli_client_vm_proxy_new (cli->client, path, error);
-
-    if (vm == NULL || !vm_call_action (cli->client, vm, VM_ACTION_START, error)) {
-      /* the prefix goes in front of the daemon's own words */
-      if (error != NULL && *error != NULL)
-        g_dbus_error_strip_remote_error (*error);
+    if (!smolvm_client_start_vm_sync (smolvm, vm_id, NULL, error)) {
       g_prefix_error (error, "VM '%s' was created but not started: ", vm_id);
       return FALSE;
     }
     g_string_append_printf (text, "Started VM '%s'.\n", vm_id);
   }
-  return cli_finish_vm (cli, path, text->str, error);
+  return cli_finish_vm (cli, vm_id, text->str, error);
 }
 
 /* ---- list ---- */
@@ -542,14 +474,13 @@ cli_vm_create (Cli *cli, GError **error)
 gboolean
 cli_vm_list (Cli *cli, GError **error)
 {
-  g_autoptr(GVariant) list = NULL;
+  g_autoptr(GPtrArray) vms = NULL;
 
   if (!cli_connect (cli, error))
     return FALSE;
-  if (!smolvm_dbus_manager_call_list_vms_sync (cli_client_get_manager (cli->client),
-                                               cli_client_call_flags (cli->client),
-                                               CLI_CALL_TIMEOUT, &list, NULL, error))
+  vms = smolvm_client_list_vms_sync (cli_client_get_smolvm (cli->client), NULL, error);
+  if (vms == NULL)
     return FALSE;
-  cli_finish_list (cli, list, &vm_listing, NULL, NULL);
+  cli_finish_list (cli, vms, &vm_listing, NULL, NULL);
   return TRUE;
 }

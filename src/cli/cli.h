@@ -7,6 +7,7 @@
  * (cli-vm.c, cli-snapshot.c, cli-job.c) run with it. */
 
 #include <gio/gio.h>
+#include <json-glib/json-glib.h>
 
 #include "cli-client.h"
 
@@ -62,6 +63,9 @@ struct _Cli {
   gpointer options; /* the verb group's option struct (CliVmOptions...) */
 
   CliClient *client; /* once connected */
+
+  /* Set by a verb that fails: with --json, the error object's "details". */
+  JsonObject *error_details;
 };
 
 /* --no-progress, of the verbs that show a progress bar. */
@@ -70,5 +74,8 @@ struct _Cli {
 
 /* Connects to smolvmd on the bus the options name (smolvm.c). */
 gboolean cli_connect (Cli *cli, GError **error);
+
+/* The value of @option, a positive whole number; else a usage error. */
+gboolean cli_parse_count (const gchar *option, const gchar *value, guint32 *out, GError **error);
 
 G_END_DECLS

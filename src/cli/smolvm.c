@@ -27,7 +27,8 @@
 #include "cli.h"
 
 static const CliGroup cli_groups[] = {
-  { "snapshot", "Manage VM snapshots (Firecracker and QEMU): create, restore, delete, list." },
+  { "snapshot",
+    "Manage VM snapshots (Firecracker and QEMU): create, restore, clone, delete, list." },
   { "job", "Show and cancel the long operations under way: list, cancel." },
 };
 
@@ -57,6 +58,9 @@ static const CliVerb cli_verbs[] = {
   { "snapshot", "restore", "snapshot.restore", "SNAPSHOT_ID", 1,
     "Restore a snapshot back into its original VM identity.", 0, SNAPSHOT_OPTIONS,
     cli_snapshot_restore_options, cli_snapshot_restore },
+  { "snapshot", "clone", "snapshot.clone", "SNAPSHOT_ID", 1,
+    "Make new VMs of a snapshot, each going on from where its guest stopped.", 0,
+    SNAPSHOT_OPTIONS, cli_snapshot_clone_options, cli_snapshot_clone },
   { "snapshot", "delete", "snapshot.delete", "SNAPSHOT_ID", 1,
     "Delete a snapshot and its associated files, permanently.", 0, NO_OPTIONS,
     cli_snapshot_delete },
@@ -78,6 +82,7 @@ cli_clear (Cli *cli)
   if (cli->options != NULL)
     cli->verb->options_free (cli->options);
   g_clear_pointer (&cli->client, cli_client_free);
+  g_clear_pointer (&cli->error_details, json_object_unref);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Cli, cli_clear)
@@ -89,6 +94,20 @@ cli_connect (Cli *cli, GError **error)
 
   cli->client = cli_client_new (cli->session, cli->no_ask_password, may_prompt, error);
   return cli->client != NULL;
+}
+
+gboolean
+cli_parse_count (const gchar *option, const gchar *value, guint32 *out, GError **error)
+{
+  guint64 number;
+
+  if (!g_ascii_string_to_unsigned (value, 10, 1, G_MAXUINT32, &number, NULL)) {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                 "%s needs a positive whole number, not '%s'", option, value);
+    return FALSE;
+  }
+  *out = (guint32) number;
+  return TRUE;
 }
 
 static const CliVerb *

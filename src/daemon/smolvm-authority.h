@@ -8,6 +8,7 @@ G_BEGIN_DECLS
 #define SMOLVM_ACTION_SNAPSHOT_CREATE "org.smolvm.snapshot.create"
 #define SMOLVM_ACTION_SNAPSHOT_RESTORE "org.smolvm.snapshot.restore"
 #define SMOLVM_ACTION_SNAPSHOT_DELETE "org.smolvm.snapshot.delete"
+#define SMOLVM_ACTION_SNAPSHOT_CLONE "org.smolvm.snapshot.clone"
 #define SMOLVM_ACTION_VM_MANAGE "org.smolvm.vm.manage"
 #define SMOLVM_ACTION_VM_CONSOLE "org.smolvm.vm.console"
 

@@ -47,7 +47,8 @@ smolvm_call_option_bool (GVariant *options, const gchar *key)
 }
 
 gboolean
-smolvm_call_check_options (GVariant *options, const gchar *const *known, GError **error)
+smolvm_call_check_typed_options (GVariant *options, const SmolvmCallOption *known,
+                                 GError **error)
 {
   GVariantIter iter;
   const gchar *key;
@@ -56,17 +57,36 @@ smolvm_call_check_options (GVariant *options, const gchar *const *known, GError 
   g_variant_iter_init (&iter, options);
   while (g_variant_iter_next (&iter, "{&sv}", &key, &value)) {
     g_autoptr(GVariant) owned = value;
-    if (!g_strv_contains (known, key)) {
+    const SmolvmCallOption *option = known;
+
+    while (option->key != NULL && !g_str_equal (option->key, key))
+      option++;
+    if (option->key == NULL) {
       g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT, "Unknown option '%s'", key);
       return FALSE;
     }
-    if (!g_variant_is_of_type (owned, G_VARIANT_TYPE_BOOLEAN)) {
+    if (!g_variant_is_of_type (owned, G_VARIANT_TYPE (option->type))) {
       g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
-                   "Option '%s' must be a boolean (b)", key);
+                   "Option '%s' must be of type %s, not %s", key, option->type,
+                   g_variant_get_type_string (owned));
       return FALSE;
     }
   }
   return TRUE;
+}
+
+gboolean
+smolvm_call_check_options (GVariant *options, const gchar *const *known, GError **error)
+{
+  SmolvmCallOption typed[16];
+  guint n = 0;
+
+  for (; known[n] != NULL; n++) {
+    g_assert (n < G_N_ELEMENTS (typed) - 1);
+    typed[n] = (SmolvmCallOption){ known[n], "b" };
+  }
+  typed[n] = (SmolvmCallOption){ NULL, NULL };
+  return smolvm_call_check_typed_options (options, typed, error);
 }
 
 /* ---- authorization ---- */
@@ -112,15 +132,27 @@ SmolvmJob *
 smolvm_call_start_job (SmolvmCall *call, const gchar *operation, const gchar *action_id,
                        gboolean cancelable, ...)
 {
+  g_autoptr(GPtrArray) paths = g_ptr_array_new ();
   va_list args;
   const gchar *path;
 
-  g_return_val_if_fail (call->job == NULL, call->job);
-  call->job = smolvm_job_new (call->ctx, operation, action_id, call->uid);
   va_start (args, cancelable);
   while ((path = va_arg (args, const gchar *)) != NULL)
-    smolvm_job_add_object (call->job, path);
+    g_ptr_array_add (paths, (gpointer) path);
   va_end (args);
+  g_ptr_array_add (paths, NULL);
+  return smolvm_call_start_job_on (call, operation, action_id, cancelable,
+                                   (const gchar *const *) paths->pdata);
+}
+
+SmolvmJob *
+smolvm_call_start_job_on (SmolvmCall *call, const gchar *operation, const gchar *action_id,
+                          gboolean cancelable, const gchar *const *object_paths)
+{
+  g_return_val_if_fail (call->job == NULL, call->job);
+  call->job = smolvm_job_new (call->ctx, operation, action_id, call->uid);
+  for (gsize i = 0; object_paths[i] != NULL; i++)
+    smolvm_job_add_object (call->job, object_paths[i]);
   smolvm_job_set_cancelable (call->job, cancelable);
   /* published complete: a client that sees it appear needs nothing more */
   smolvm_registry_add_job (call->ctx->registry, call->job);

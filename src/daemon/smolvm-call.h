@@ -34,6 +34,13 @@ gpointer smolvm_call_new (gsize size, SmolvmContext *ctx, GDBusMethodInvocation 
 /* Unknown keys and non-boolean values are InvalidArgument: nothing a
  * caller asks for is silently ignored. */
 gboolean smolvm_call_check_options (GVariant *options, const gchar *const *known, GError **error);
+/* The same for options of other types: a table ending with a NULL key. */
+typedef struct {
+  const gchar *key;
+  const gchar *type; /* a GVariant type string */
+} SmolvmCallOption;
+gboolean smolvm_call_check_typed_options (GVariant *options, const SmolvmCallOption *known,
+                                          GError **error);
 gboolean smolvm_call_option_bool (GVariant *options, const gchar *key);
 
 /* The single authorization point of every state-changing call: polkit
@@ -48,6 +55,10 @@ void smolvm_call_authorize (SmolvmCall *call, const gchar *action_id, const gcha
 SmolvmJob *smolvm_call_start_job (SmolvmCall *call, const gchar *operation,
                                   const gchar *action_id, gboolean cancelable, ...)
   G_GNUC_NULL_TERMINATED;
+/* The same with the paths as an array (NULL-terminated). */
+SmolvmJob *smolvm_call_start_job_on (SmolvmCall *call, const gchar *operation,
+                                     const gchar *action_id, gboolean cancelable,
+                                     const gchar *const *object_paths);
 /* The Job's progress and cancellable, or NULL without one. */
 SmolvmProgress *smolvm_call_get_progress (SmolvmCall *call);
 GCancellable *smolvm_call_get_cancellable (SmolvmCall *call);

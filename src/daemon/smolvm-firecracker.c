@@ -17,6 +17,9 @@
 
 /* How long a fresh firecracker may take to open its API socket. */
 #define SOCKET_WAIT_MS 10000
+/* The id of the guest's network interface: given at boot, saved in the
+ * snapshot, and what a load's network_overrides name. */
+#define IFACE_ID "eth0"
 
 struct _SmolvmFirecracker {
   SmolvmVmm parent_instance;
@@ -423,7 +426,7 @@ smolvm_firecracker_boot_async (SmolvmVmm *vmm, GCancellable *cancellable,
     g_autoptr(JsonBuilder) iface = json_builder_new ();
     json_builder_begin_object (iface);
     json_builder_set_member_name (iface, "iface_id");
-    json_builder_add_string_value (iface, "eth0");
+    json_builder_add_string_value (iface, IFACE_ID);
     json_builder_set_member_name (iface, "host_dev_name");
     json_builder_add_string_value (iface, net->tap_device);
     if (net->guest_mac != NULL) {
@@ -431,7 +434,7 @@ smolvm_firecracker_boot_async (SmolvmVmm *vmm, GCancellable *cancellable,
       json_builder_add_string_value (iface, net->guest_mac);
     }
     json_builder_end_object (iface);
-    add_request (steps, "PUT", "/network-interfaces/eth0", iface);
+    add_request (steps, "PUT", "/network-interfaces/" IFACE_ID, iface);
   }
 
   json_builder_begin_object (action);
@@ -519,8 +522,9 @@ smolvm_firecracker_snapshot_create_async (SmolvmVmm *vmm, const gchar *vmstate_p
 static void
 smolvm_firecracker_snapshot_load_async (SmolvmVmm *vmm, const gchar *vmstate_path,
                                         const gchar *mem_path, gboolean resume,
-                                        SmolvmProgress *progress, GCancellable *cancellable,
-                                        GAsyncReadyCallback callback, gpointer user_data)
+                                        const gchar *tap_override, SmolvmProgress *progress,
+                                        GCancellable *cancellable, GAsyncReadyCallback callback,
+                                        gpointer user_data)
 {
   g_autoptr(SmolvmSteps) steps = fc_op_new (SMOLVM_FIRECRACKER (vmm), "loading the snapshot",
                                             TRUE, cancellable, callback, user_data);
@@ -539,6 +543,18 @@ smolvm_firecracker_snapshot_load_async (SmolvmVmm *vmm, const gchar *vmstate_pat
   json_builder_end_object (body);
   json_builder_set_member_name (body, "resume_vm");
   json_builder_add_boolean_value (body, resume);
+  /* a clone: the snapshot's TAP device is its original's */
+  if (tap_override != NULL) {
+    json_builder_set_member_name (body, "network_overrides");
+    json_builder_begin_array (body);
+    json_builder_begin_object (body);
+    json_builder_set_member_name (body, "iface_id");
+    json_builder_add_string_value (body, IFACE_ID);
+    json_builder_set_member_name (body, "host_dev_name");
+    json_builder_add_string_value (body, tap_override);
+    json_builder_end_object (body);
+    json_builder_end_array (body);
+  }
   json_builder_end_object (body);
   add_request (steps, "PUT", "/snapshot/load", body);
   smolvm_progress_set_phase (progress, "loading-state", FALSE);

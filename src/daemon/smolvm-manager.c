@@ -86,6 +86,14 @@ handle_restore_snapshot (SmolvmDbusManager *object, GDBusMethodInvocation *invoc
 }
 
 static gboolean
+handle_clone_snapshot (SmolvmDbusManager *object, GDBusMethodInvocation *invocation,
+                       const gchar *snapshot_id, GVariant *options)
+{
+  smolvm_op_snapshot_clone (&SMOLVM_MANAGER (object)->ctx, invocation, snapshot_id, options);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
 handle_delete_snapshot (SmolvmDbusManager *object, GDBusMethodInvocation *invocation,
                         const gchar *snapshot_id, GVariant *options)
 {
@@ -95,14 +103,49 @@ handle_delete_snapshot (SmolvmDbusManager *object, GDBusMethodInvocation *invoca
 
 /* ---- reads ---- */
 
+/* A ListSnapshots answer, taken on the main loop and sent from a worker:
+ * with 10,000 snapshots, building and serializing the reply (some 9 MiB)
+ * would keep every other client waiting. The infos are immutable. */
+typedef struct {
+  GDBusMethodInvocation *invocation;
+  GPtrArray *paths;
+  GPtrArray *infos;
+} ListReply;
+
+static void
+list_reply_free (ListReply *reply)
+{
+  g_clear_object (&reply->invocation);
+  g_ptr_array_unref (reply->paths);
+  g_ptr_array_unref (reply->infos);
+  g_free (reply);
+}
+
+static void
+list_reply_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  ListReply *reply = task_data;
+  g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("a(oa{sv})"));
+
+  for (guint i = 0; i < reply->paths->len; i++)
+    g_variant_builder_add (&b, "(o@a{sv})", (const gchar *) g_ptr_array_index (reply->paths, i),
+                           (GVariant *) g_ptr_array_index (reply->infos, i));
+  /* GDBus sends from any thread; the invocation's reference goes with it */
+  smolvm_dbus_manager_complete_list_snapshots (SMOLVM_DBUS_MANAGER (source),
+                                               g_steal_pointer (&reply->invocation),
+                                               g_variant_builder_end (&b));
+  g_task_return_boolean (task, TRUE);
+}
+
 static gboolean
 handle_list_snapshots (SmolvmDbusManager *object, GDBusMethodInvocation *invocation,
                        const gchar *vm_id)
 {
   SmolvmManager *self = SMOLVM_MANAGER (object);
   g_autoptr(GPtrArray) list = NULL;
-  g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("a(oa{sv})"));
   g_autoptr(GError) error = NULL;
+  g_autoptr(GTask) task = NULL;
+  ListReply *reply;
 
   /* "" means every VM; anything else must be a VM id a snapshot could name */
   if (vm_id[0] != '\0' && !smolvm_id_validate (vm_id, "VM id", &error)) {
@@ -110,12 +153,19 @@ handle_list_snapshots (SmolvmDbusManager *object, GDBusMethodInvocation *invocat
     return G_DBUS_METHOD_INVOCATION_HANDLED;
   }
   list = smolvm_registry_list_snapshots (self->ctx.registry, vm_id);
+  reply = g_new0 (ListReply, 1);
+  /* the handler's reference: completing the call consumes it */
+  reply->invocation = invocation;
+  reply->paths = g_ptr_array_new_full (list->len, g_free);
+  reply->infos = g_ptr_array_new_full (list->len, (GDestroyNotify) g_variant_unref);
   for (guint i = 0; i < list->len; i++) {
     SmolvmSnapshot *snapshot = g_ptr_array_index (list, i);
-    g_variant_builder_add (&b, "(o@a{sv})", smolvm_snapshot_get_object_path (snapshot),
-                           smolvm_snapshot_to_info (snapshot));
+    g_ptr_array_add (reply->paths, g_strdup (smolvm_snapshot_get_object_path (snapshot)));
+    g_ptr_array_add (reply->infos, g_variant_ref (smolvm_snapshot_to_info (snapshot)));
   }
-  smolvm_dbus_manager_complete_list_snapshots (object, invocation, g_variant_builder_end (&b));
+  task = g_task_new (object, NULL, NULL, NULL);
+  g_task_set_task_data (task, g_steal_pointer (&reply), (GDestroyNotify) list_reply_free);
+  g_task_run_in_thread (task, list_reply_thread);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -169,6 +219,7 @@ smolvm_manager_iface_init (SmolvmDbusManagerIface *iface)
 {
   iface->handle_create_snapshot = handle_create_snapshot;
   iface->handle_restore_snapshot = handle_restore_snapshot;
+  iface->handle_clone_snapshot = handle_clone_snapshot;
   iface->handle_delete_snapshot = handle_delete_snapshot;
   iface->handle_list_snapshots = handle_list_snapshots;
   iface->handle_get_snapshot = handle_get_snapshot;
@@ -179,12 +230,22 @@ smolvm_manager_iface_init (SmolvmDbusManagerIface *iface)
 
 /* ---- start-up ---- */
 
+static void
+add_namespace (GHashTable *namespaces, GVariant *network_config)
+{
+  const gchar *name;
+
+  if (g_variant_lookup (network_config, "namespace", "&s", &name))
+    g_hash_table_add (namespaces, g_strdup (name));
+}
+
 static gboolean
 load_state (SmolvmManager *self, GError **error)
 {
   SmolvmContext *ctx = &self->ctx;
   g_autoptr(GPtrArray) snapshots = NULL;
   g_autoptr(GPtrArray) vms = NULL;
+  g_autoptr(GHashTable) namespaces = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 
   if (!smolvm_store_prepare (ctx->store, error) ||
       (snapshots = smolvm_store_list_records (ctx->store, "snapshots", error)) == NULL ||
@@ -214,7 +275,11 @@ load_state (SmolvmManager *self, GError **error)
                                   smolvm_vm_is_active (vm));
     smolvm_registry_add_vm (ctx->registry, vm);
     smolvm_vm_reattach_async (vm, NULL, NULL);
+    add_namespace (namespaces, smolvm_vm_get_network_config (vm));
   }
+  /* clones deleted while no daemon ran; a --session daemon makes none */
+  if (!ctx->session && geteuid () == 0)
+    smolvm_network_remove_stale_namespaces (ctx->network, namespaces);
   return TRUE;
 }
 

@@ -37,6 +37,19 @@ is_ifname (const gchar *value)
   return TRUE;
 }
 
+/* A file name under /run/netns that "ip netns" accepts. */
+static gboolean
+is_netns_name (const gchar *value)
+{
+  gsize len = strlen (value);
+  if (len == 0 || len > 128 || value[0] == '.')
+    return FALSE;
+  for (const gchar *p = value; *p != '\0'; p++)
+    if (!g_ascii_isalnum (*p) && *p != '-' && *p != '_' && *p != '.')
+      return FALSE;
+  return TRUE;
+}
+
 static gboolean
 is_mac (const gchar *value)
 {
@@ -56,6 +69,12 @@ static const Field fields[] = {
   { "tap_device", G_STRUCT_OFFSET (SmolvmNetConfig, tap_device), is_ifname,
     "an interface name" },
   { "guest_mac", G_STRUCT_OFFSET (SmolvmNetConfig, guest_mac), is_mac, "a MAC address" },
+  { "host_ip", G_STRUCT_OFFSET (SmolvmNetConfig, host_ip), is_ipv4, "an IPv4 address" },
+  { "namespace", G_STRUCT_OFFSET (SmolvmNetConfig, namespace), is_netns_name,
+    "a network namespace name" },
+  { "host_veth", G_STRUCT_OFFSET (SmolvmNetConfig, host_veth), is_ifname, "an interface name" },
+  { "namespace_veth", G_STRUCT_OFFSET (SmolvmNetConfig, namespace_veth), is_ifname,
+    "an interface name" },
 };
 
 #define FIELD(c, f) G_STRUCT_MEMBER (gchar *, c, (f)->offset)

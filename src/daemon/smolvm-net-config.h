@@ -14,6 +14,12 @@ typedef struct {
   gchar *netmask;    /* dotted IPv4 */
   gchar *tap_device; /* a Linux interface name */
   gchar *guest_mac;  /* aa:bb:cc:dd:ee:ff */
+  /* a clone only: it runs in a network namespace of its own, since its
+   * guest keeps the snapshot's address (see smolvm-network.h) */
+  gchar *host_ip;        /* dotted IPv4, where the host reaches the guest */
+  gchar *namespace;      /* the name of the namespace, under /run/netns */
+  gchar *host_veth;      /* the veth end in the host's namespace */
+  gchar *namespace_veth; /* its peer, in the clone's namespace */
 } SmolvmNetConfig;
 
 SmolvmNetConfig *smolvm_net_config_new (void);

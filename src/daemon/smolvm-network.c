@@ -10,6 +10,7 @@
 #include "smolvm-steps.h"
 
 #define SLOT_SIZE 4 /* a /30 per VM */
+#define SMOLVM_NETNS_DIR "/run/netns" /* where "ip netns" keeps them */
 
 struct _SmolvmNetwork {
   GObject parent_instance;
@@ -89,35 +90,82 @@ slot_config (SmolvmNetwork *self, guint slot)
   return config;
 }
 
-GVariant *
-smolvm_network_allocate (SmolvmNetwork *self, const gchar *vm_id, GError **error)
+/* A free slot, now held by @vm_id; 0 when the pool is exhausted. */
+static guint
+take_slot (SmolvmNetwork *self, const gchar *vm_id, GError **error)
 {
   /* slot 0 holds the pool's network address */
   for (guint slot = 1; slot < self->n_slots; slot++) {
     if (g_hash_table_contains (self->slot_owner, GUINT_TO_POINTER (slot)))
       continue;
-    g_autoptr(SmolvmNetConfig) config = slot_config (self, slot);
     g_hash_table_insert (self->slot_owner, GUINT_TO_POINTER (slot), g_strdup (vm_id));
-    return g_variant_ref_sink (smolvm_net_config_to_variant (config));
+    return slot;
   }
   g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NO_SPACE,
                "The network pool is exhausted (%u VMs have an address); delete a VM or "
                "create this one without networking",
                self->n_slots - 1);
-  return NULL;
+  return 0;
+}
+
+GVariant *
+smolvm_network_allocate (SmolvmNetwork *self, const gchar *vm_id, GError **error)
+{
+  guint slot = take_slot (self, vm_id, error);
+  g_autoptr(SmolvmNetConfig) config = NULL;
+
+  if (slot == 0)
+    return NULL;
+  config = slot_config (self, slot);
+  return g_variant_ref_sink (smolvm_net_config_to_variant (config));
+}
+
+GVariant *
+smolvm_network_allocate_clone (SmolvmNetwork *self, const gchar *vm_id, GVariant *snapshot_config,
+                               GError **error)
+{
+  g_autoptr(SmolvmNetConfig) config = smolvm_net_config_new_from_variant (snapshot_config, error);
+  guint32 net;
+  guint slot;
+
+  if (config == NULL)
+    return NULL;
+  if (!smolvm_net_config_has_address (config) || config->tap_device == NULL) {
+    g_set_error_literal (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                         "The snapshot's VM has no network interface to clone");
+    return NULL;
+  }
+  slot = take_slot (self, vm_id, error);
+  if (slot == 0)
+    return NULL;
+  /* the guest's side (address, gateway, TAP name, MAC) is in its memory
+   * and stays; the host's side is the slot's: .1 on the host's veth end,
+   * .2 on the namespace's, which NAT maps to the guest */
+  net = self->base + slot * SLOT_SIZE;
+  g_free (config->host_ip);
+  config->host_ip = ip_to_string (net + 2);
+  g_free (config->namespace);
+  config->namespace = g_strconcat ("smolvm-", vm_id, NULL);
+  g_free (config->host_veth);
+  config->host_veth = g_strdup_printf ("smolvmv%u", slot);
+  g_free (config->namespace_veth);
+  config->namespace_veth = g_strdup ("veth0");
+  return g_variant_ref_sink (smolvm_net_config_to_variant (config));
 }
 
 /* The slot of @config, or 0 when it is empty, invalid or not from this
- * pool. */
+ * pool. A clone's is that of its host_ip: its guest_ip is the one of the
+ * VM it was cloned from, and of its other clones. */
 static guint
 config_slot (SmolvmNetwork *self, GVariant *config, gboolean *empty)
 {
   g_autoptr(SmolvmNetConfig) net = smolvm_net_config_new_from_variant (config, NULL);
+  const gchar *own_ip = net == NULL ? NULL : net->host_ip != NULL ? net->host_ip : net->guest_ip;
   struct in_addr addr;
   guint32 ip;
 
-  *empty = net != NULL && net->guest_ip == NULL;
-  if (net == NULL || *empty || inet_pton (AF_INET, net->guest_ip, &addr) != 1)
+  *empty = net != NULL && own_ip == NULL;
+  if (net == NULL || *empty || inet_pton (AF_INET, own_ip, &addr) != 1)
     return 0;
   ip = ntohl (addr.s_addr);
   if (ip < self->base || (ip - self->base) / SLOT_SIZE >= self->n_slots)
@@ -143,7 +191,7 @@ smolvm_network_claim (SmolvmNetwork *self, const gchar *vm_id, GVariant *config,
   if (owner != NULL && g_strcmp0 (owner, vm_id) != 0) {
     g_autoptr(SmolvmNetConfig) taken = slot_config (self, slot);
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_IN_USE,
-                 "The network identity %s of VM '%s' now belongs to VM '%s'", taken->guest_ip,
+                 "The network address %s of VM '%s' now belongs to VM '%s'", taken->guest_ip,
                  vm_id, owner);
     return FALSE;
   }
@@ -210,21 +258,104 @@ add_ip (SmolvmSteps *steps, const gchar *const *argv)
   smolvm_steps_add (steps, step_ip, g_strdupv ((gchar **) argv), (GDestroyNotify) g_strfreev);
 }
 
+/* What a removal is tracked by: a clone's namespace, else its TAP device. */
+static const gchar *
+removal_key (const SmolvmNetConfig *net)
+{
+  return net->namespace != NULL ? net->namespace : net->tap_device;
+}
+
+static gboolean
+netns_exists (const gchar *name)
+{
+  g_autofree gchar *path = g_build_filename (SMOLVM_NETNS_DIR, name, NULL);
+  return g_file_test (path, G_FILE_TEST_EXISTS);
+}
+
+static gboolean
+link_exists (const gchar *name)
+{
+  g_autofree gchar *path = g_build_filename ("/sys/class/net", name, NULL);
+  return g_file_test (path, G_FILE_TEST_EXISTS);
+}
+
+/* The host's end of a clone's veth pair: the .1 of host_ip's /30. */
+static gchar *
+host_veth_cidr (const SmolvmNetConfig *net)
+{
+  struct in_addr addr;
+  g_autofree gchar *ip = NULL;
+
+  inet_pton (AF_INET, net->host_ip, &addr);
+  ip = ip_to_string ((ntohl (addr.s_addr) & ~3u) + 1);
+  return g_strdup_printf ("%s/30", ip);
+}
+
+/* A clone's namespace, after Firecracker's network-for-clones guide: the
+ * guest's TAP (same name, gateway address as in the snapshot) sits in a
+ * namespace of the clone's own, joined to the host by a veth pair whose
+ * namespace end has host_ip; NAT there maps host_ip to the guest's
+ * address and back. Leftovers of an earlier run go first. Its NAT rules
+ * live in the namespace, so they go with it. */
+static void
+plan_namespace (SmolvmSteps *steps, const SmolvmNetConfig *net)
+{
+  const gchar *ns = net->namespace;
+  g_autofree gchar *host_cidr = host_veth_cidr (net);
+  g_autofree gchar *ns_cidr = g_strdup_printf ("%s/30", net->host_ip);
+  g_autofree gchar *tap_cidr = g_strdup_printf ("%s/30", net->gateway_ip);
+  g_autofree gchar *nat = g_strdup_printf (
+    "add table ip smolvm; "
+    "add chain ip smolvm prerouting { type nat hook prerouting priority -100; }; "
+    "add chain ip smolvm postrouting { type nat hook postrouting priority 100; }; "
+    "add rule ip smolvm prerouting iifname \"%s\" ip daddr %s dnat to %s; "
+    "add rule ip smolvm postrouting oifname \"%s\" ip saddr %s snat to %s",
+    net->namespace_veth, net->host_ip, net->guest_ip, net->namespace_veth, net->guest_ip,
+    net->host_ip);
+
+  if (link_exists (net->host_veth))
+    add_ip (steps, (const gchar *[]){ "ip", "link", "del", net->host_veth, NULL });
+  if (netns_exists (ns))
+    add_ip (steps, (const gchar *[]){ "ip", "netns", "del", ns, NULL });
+  add_ip (steps, (const gchar *[]){ "ip", "netns", "add", ns, NULL });
+  add_ip (steps, (const gchar *[]){ "ip", "link", "add", net->host_veth, "type", "veth", "peer",
+                                    "name", net->namespace_veth, "netns", ns, NULL });
+  add_ip (steps, (const gchar *[]){ "ip", "addr", "add", host_cidr, "dev", net->host_veth, NULL });
+  add_ip (steps, (const gchar *[]){ "ip", "link", "set", net->host_veth, "up", NULL });
+  add_ip (steps, (const gchar *[]){ "ip", "-n", ns, "link", "set", "lo", "up", NULL });
+  add_ip (steps, (const gchar *[]){ "ip", "-n", ns, "addr", "add", ns_cidr, "dev",
+                                    net->namespace_veth, NULL });
+  add_ip (steps, (const gchar *[]){ "ip", "-n", ns, "link", "set", net->namespace_veth, "up",
+                                    NULL });
+  add_ip (steps, (const gchar *[]){ "ip", "-n", ns, "tuntap", "add", "dev", net->tap_device,
+                                    "mode", "tap", NULL });
+  add_ip (steps, (const gchar *[]){ "ip", "-n", ns, "addr", "add", tap_cidr, "dev",
+                                    net->tap_device, NULL });
+  add_ip (steps, (const gchar *[]){ "ip", "-n", ns, "link", "set", net->tap_device, "up", NULL });
+  /* per namespace, off in a new one */
+  add_ip (steps, (const gchar *[]){ "ip", "netns", "exec", ns, "sysctl", "-qw",
+                                    "net.ipv4.ip_forward=1", NULL });
+  add_ip (steps, (const gchar *[]){ "ip", "netns", "exec", ns, "nft", nat, NULL });
+}
+
 /* Decides what to run only now: the device may just have gone. */
 static void
 step_plan_tap (SmolvmSteps *steps, gpointer step_data)
 {
   SmolvmNetConfig *net = smolvm_steps_get_data (steps);
   g_autofree gchar *cidr = NULL;
-  g_autofree gchar *sys_path = NULL;
 
   if (net->tap_device == NULL || net->gateway_ip == NULL) {
     smolvm_steps_next (steps);
     return;
   }
+  if (net->namespace != NULL) {
+    plan_namespace (steps, net);
+    smolvm_steps_next (steps);
+    return;
+  }
   cidr = g_strdup_printf ("%s/30", net->gateway_ip);
-  sys_path = g_build_filename ("/sys/class/net", net->tap_device, NULL);
-  if (!g_file_test (sys_path, G_FILE_TEST_EXISTS)) {
+  if (!link_exists (net->tap_device)) {
     add_ip (steps, (const gchar *[]){ "ip", "tuntap", "add", "dev", net->tap_device, "mode", "tap",
                                       NULL });
     add_ip (steps, (const gchar *[]){ "ip", "addr", "add", cidr, "dev", net->tap_device, NULL });
@@ -247,8 +378,8 @@ step_wait_removal (SmolvmSteps *steps, gpointer step_data)
 {
   SmolvmNetwork *self = smolvm_steps_get_source_object (steps);
   SmolvmNetConfig *net = smolvm_steps_get_data (steps);
-  GSubprocess *removal =
-    net->tap_device != NULL ? g_hash_table_lookup (self->removing, net->tap_device) : NULL;
+  const gchar *key = removal_key (net);
+  GSubprocess *removal = key != NULL ? g_hash_table_lookup (self->removing, key) : NULL;
 
   if (removal == NULL) {
     smolvm_steps_next (steps);
@@ -287,36 +418,74 @@ static void
 on_tap_down_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(SmolvmNetwork) self = user_data;
-  const gchar *tap = g_object_get_data (source, "tap");
+  const gchar *key = g_object_get_data (source, "key");
   g_autoptr(GError) error = NULL;
 
-  if (!g_subprocess_wait_check_finish (G_SUBPROCESS (source), result, &error))
-    g_message ("Removing TAP device %s failed: %s", tap, error->message);
-  if (g_hash_table_lookup (self->removing, tap) == (gpointer) source)
-    g_hash_table_remove (self->removing, tap);
+  if (!g_subprocess_communicate_utf8_finish (G_SUBPROCESS (source), result, NULL, NULL, &error) ||
+      !g_subprocess_get_successful (G_SUBPROCESS (source)))
+    g_message ("Removing the network of %s failed%s%s", key, error != NULL ? ": " : "",
+               error != NULL ? error->message : "");
+  if (g_hash_table_lookup (self->removing, key) == (gpointer) source)
+    g_hash_table_remove (self->removing, key);
+}
+
+/* One "ip -batch" of @commands, tracked under @key until it is over. */
+static void
+run_removal (SmolvmNetwork *self, const gchar *key, const gchar *commands)
+{
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autoptr(GError) error = NULL;
+
+  /* -force: on past a device already gone, to the namespace */
+  proc = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+                             G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                           &error, "ip", "-force", "-batch", "-", NULL);
+  if (proc == NULL) {
+    g_message ("Cannot remove the network of %s: %s", key, error->message);
+    return;
+  }
+  g_object_set_data_full (G_OBJECT (proc), "key", g_strdup (key), g_free);
+  g_hash_table_replace (self->removing, g_strdup (key), g_object_ref (proc));
+  g_subprocess_communicate_utf8_async (proc, commands, NULL, on_tap_down_done,
+                                       g_object_ref (self));
 }
 
 void
 smolvm_network_tap_down (SmolvmNetwork *self, GVariant *config)
 {
   g_autoptr(SmolvmNetConfig) net = smolvm_net_config_new_from_variant (config, NULL);
-  const gchar *tap = net != NULL ? net->tap_device : NULL;
-  g_autoptr(GSubprocess) proc = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autofree gchar *sys_path = NULL;
+  g_autofree gchar *commands = NULL;
 
-  if (tap == NULL)
+  if (net == NULL || net->tap_device == NULL ||
+      g_hash_table_contains (self->removing, removal_key (net)))
     return;
-  sys_path = g_build_filename ("/sys/class/net", tap, NULL);
-  if (!g_file_test (sys_path, G_FILE_TEST_EXISTS))
-    return;
-  proc = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
-                           &error, "ip", "link", "del", tap, NULL);
-  if (proc == NULL) {
-    g_message ("Cannot remove TAP device %s: %s", tap, error->message);
-    return;
+  if (net->namespace != NULL) {
+    if (!netns_exists (net->namespace) && !link_exists (net->host_veth))
+      return;
+    /* the veth pair first: a namespace goes in the background, and its
+     * devices with it; the TAP and the NAT rules are in there */
+    commands = g_strdup_printf ("link del %s\nnetns del %s\n", net->host_veth, net->namespace);
+  } else {
+    if (!link_exists (net->tap_device))
+      return;
+    commands = g_strdup_printf ("link del %s\n", net->tap_device);
   }
-  g_object_set_data_full (G_OBJECT (proc), "tap", g_strdup (tap), g_free);
-  g_hash_table_replace (self->removing, g_strdup (tap), g_object_ref (proc));
-  g_subprocess_wait_check_async (proc, NULL, on_tap_down_done, g_object_ref (self));
+  run_removal (self, removal_key (net), commands);
+}
+
+void
+smolvm_network_remove_stale_namespaces (SmolvmNetwork *self, GHashTable *in_use)
+{
+  g_autoptr(GDir) dir = g_dir_open (SMOLVM_NETNS_DIR, 0, NULL);
+  const gchar *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
+    g_autofree gchar *commands = NULL;
+
+    if (!g_str_has_prefix (name, "smolvm-") || g_hash_table_contains (in_use, name))
+      continue;
+    g_message ("Removing network namespace %s: no VM has it", name);
+    commands = g_strdup_printf ("netns del %s\n", name);
+    run_removal (self, name, commands);
+  }
 }

@@ -15,6 +15,15 @@ SmolvmNetwork *smolvm_network_new (const gchar *pool_cidr, GError **error);
 
 /* A new identity for @vm_id. NoSpace when the pool is exhausted. */
 GVariant *smolvm_network_allocate (SmolvmNetwork *self, const gchar *vm_id, GError **error);
+/* The identity of a clone @vm_id of a snapshot whose VM had
+ * @snapshot_config: the guest keeps its address, gateway, TAP name and MAC
+ * (they are in its memory) inside a network namespace "smolvm-VM_ID" of
+ * its own; a slot of the pool gives it the host's side: host_ip (.2, the
+ * namespace's end of the veth pair namespace_veth, where NAT maps it to
+ * the guest) and host_veth (.1, in the host). The slot is claimed through
+ * host_ip. InvalidArgument if the snapshot has no network, NoSpace. */
+GVariant *smolvm_network_allocate_clone (SmolvmNetwork *self, const gchar *vm_id,
+                                         GVariant *snapshot_config, GError **error);
 
 /* Marks @config as held by @vm_id (loading records, restoring). InUse if
  * another VM holds the same identity; InvalidArgument if it is not from
@@ -24,12 +33,18 @@ gboolean smolvm_network_claim (SmolvmNetwork *self, const gchar *vm_id, GVariant
 void smolvm_network_release (SmolvmNetwork *self, const gchar *vm_id, GVariant *config);
 
 /* Creates the TAP device with the gateway address and brings it up (needs
- * CAP_NET_ADMIN); an existing device is reused. Nothing for an empty config. */
+ * CAP_NET_ADMIN); an existing device is reused. Nothing for an empty config.
+ * A clone's config (with namespace): makes its namespace afresh, with the
+ * veth pair, the TAP device and the NAT rules (needs nft and sysctl). */
 void smolvm_network_tap_up_async (SmolvmNetwork *self, GVariant *config,
                                   GAsyncReadyCallback callback, gpointer user_data);
 gboolean smolvm_network_tap_up_finish (SmolvmNetwork *self, GAsyncResult *result,
                                        GError **error);
-/* Removes the TAP device; best effort, failures are logged. */
+/* Removes the TAP device, or a clone's veth pair and namespace; best
+ * effort, failures are logged. Nothing when they are not there. */
 void smolvm_network_tap_down (SmolvmNetwork *self, GVariant *config);
+/* Removes, in the background, every namespace "smolvm-*" whose name is not
+ * a key of @in_use: those of VMs gone while no daemon ran. */
+void smolvm_network_remove_stale_namespaces (SmolvmNetwork *self, GHashTable *in_use);
 
 G_END_DECLS

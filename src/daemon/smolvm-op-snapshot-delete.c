@@ -58,8 +58,7 @@ snapshot_delete_run (SmolvmCall *call)
     smolvm_call_fail (call, error);
     return;
   }
-  if (!smolvm_registry_check_snapshot_unused (ctx->registry, op->snapshot_id,
-                                              ", mapping its mem.bin; stop it first", &error) ||
+  if (!smolvm_registry_check_snapshot_unmapped (ctx->registry, op->snapshot_id, &error) ||
       !smolvm_registry_hold_snapshot (ctx->registry, op->snapshot_id, "delete", &error)) {
     smolvm_call_fail (call, error);
     return;

@@ -347,31 +347,9 @@ static gboolean
 check_snapshot_files (SnapshotRestore *op, GError **error)
 {
   SmolvmContext *ctx = op->call.ctx;
-  SmolvmDbusSnapshot *iface = snapshot_iface (op);
-  const SmolvmVmConfig *config = smolvm_snapshot_get_vm_config (op->snapshot);
-  const gchar *files[] = { smolvm_dbus_snapshot_get_snapshot_path (iface),
-                           smolvm_dbus_snapshot_get_mem_file_path (iface),
-                           smolvm_dbus_snapshot_get_disk_path (iface) };
-  guint64 expected_mem = (guint64) config->mem_size_mib * 1024 * 1024;
-  struct stat st;
 
-  for (gsize i = 0; i < G_N_ELEMENTS (files); i++) {
-    if (lstat (files[i], &st) < 0)
-      return smolvm_error_set_errno (error, errno, "Cannot read %s", files[i]);
-    if (!S_ISREG (st.st_mode)) {
-      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "%s is not a regular file",
-                   files[i]);
-      return FALSE;
-    }
-    if (i == 1 && (guint64) st.st_size != expected_mem) {
-      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
-                   "%s is %" G_GINT64_FORMAT " bytes, but the VM has %u MiB of memory (%"
-                   G_GUINT64_FORMAT " bytes)",
-                   files[i], (gint64) st.st_size, config->mem_size_mib, expected_mem);
-      return FALSE;
-    }
-    op->sizes[i] = smolvm_stat_data_size (&st);
-  }
+  if (!smolvm_snapshot_check_files (op->snapshot, op->sizes, error))
+    return FALSE;
   /* mem.bin is mapped, not copied (both backends): only the disk is */
   return smolvm_check_free_space (smolvm_store_get_vms_dir (ctx->store), op->sizes[2],
                                   "The copy of the snapshot's disk", error);

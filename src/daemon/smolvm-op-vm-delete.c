@@ -61,6 +61,8 @@ on_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   smolvm_call_set_phase (&op->call, "removing");
+  /* a stopped VM has none left, unless a daemon died before removing it */
+  smolvm_network_tap_down (ctx->network, smolvm_vm_get_network_config (op->vm));
   smolvm_network_release (ctx->network, id, smolvm_vm_get_network_config (op->vm));
   smolvm_registry_remove_vm (ctx->registry, op->vm);
   smolvm_store_remove_runtime (ctx->store, id);

@@ -35,6 +35,8 @@ void smolvm_op_snapshot_create (SmolvmContext *ctx, GDBusMethodInvocation *invoc
                                 GVariant *options);
 
 /* smolvm-op-snapshot-restore.c */
+void smolvm_op_snapshot_clone (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
+                               const gchar *snapshot_id, GVariant *options);
 void smolvm_op_snapshot_restore (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
                                  const gchar *snapshot_id, GVariant *options);
 

@@ -1203,13 +1203,23 @@ smolvm_qemu_snapshot_create_async (SmolvmVmm *vmm, const gchar *vmstate_path,
 static void
 smolvm_qemu_snapshot_load_async (SmolvmVmm *vmm, const gchar *vmstate_path,
                                  const gchar *mem_path, gboolean resume,
-                                 SmolvmProgress *progress, GCancellable *cancellable,
-                                 GAsyncReadyCallback callback, gpointer user_data)
+                                 const gchar *tap_override, SmolvmProgress *progress,
+                                 GCancellable *cancellable, GAsyncReadyCallback callback,
+                                 gpointer user_data)
 {
-  g_autoptr(SmolvmSteps) steps =
-    qemu_op_new (SMOLVM_QEMU (vmm), "loading the snapshot", "Cannot load the snapshot", TRUE,
-                 progress, cancellable, callback, user_data);
-  QemuOp *op = smolvm_steps_get_data (steps);
+  g_autoptr(SmolvmSteps) steps = NULL;
+  QemuOp *op;
+
+  /* clones on QEMU are to come (issue 10): refused before any process runs */
+  if (tap_override != NULL) {
+    g_autoptr(GTask) task = g_task_new (vmm, cancellable, callback, user_data);
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_UNSUPPORTED,
+                             "QEMU cannot load a snapshot onto another TAP device yet");
+    return;
+  }
+  steps = qemu_op_new (SMOLVM_QEMU (vmm), "loading the snapshot", "Cannot load the snapshot", TRUE,
+                       progress, cancellable, callback, user_data);
+  op = smolvm_steps_get_data (steps);
 
   op->incoming = TRUE;
   op->resume = resume;

@@ -12,6 +12,9 @@ struct _SmolvmRegistry {
   GDBusObjectManagerServer *object_manager;
   GHashTable *vms;            /* id -> SmolvmVm */
   GHashTable *snapshots;      /* id -> SmolvmSnapshot */
+  /* vm_id -> set of its SmolvmSnapshots: a filtered ListSnapshots costs in
+   * proportion to the VM's snapshots, not to all of them */
+  GHashTable *snapshots_by_vm;
   GHashTable *jobs;           /* SmolvmJob set */
   GHashTable *reserved_vm_ids;
   GHashTable *busy_snapshots; /* id -> what is under way */
@@ -32,6 +35,7 @@ smolvm_registry_dispose (GObject *object)
   SmolvmRegistry *self = SMOLVM_REGISTRY (object);
   g_hash_table_remove_all (self->jobs);
   g_hash_table_remove_all (self->vms);
+  g_hash_table_remove_all (self->snapshots_by_vm);
   g_hash_table_remove_all (self->snapshots);
   for (gsize i = 0; i < G_N_ELEMENTS (self->fallback_sites); i++)
     if (self->fallback_sites[i].id != 0)
@@ -48,6 +52,7 @@ smolvm_registry_finalize (GObject *object)
   SmolvmRegistry *self = SMOLVM_REGISTRY (object);
   g_hash_table_unref (self->vms);
   g_hash_table_unref (self->snapshots);
+  g_hash_table_unref (self->snapshots_by_vm);
   g_hash_table_unref (self->jobs);
   g_hash_table_unref (self->reserved_vm_ids);
   g_hash_table_unref (self->busy_snapshots);
@@ -66,6 +71,8 @@ smolvm_registry_init (SmolvmRegistry *self)
 {
   self->vms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
   self->snapshots = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  self->snapshots_by_vm = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                 (GDestroyNotify) g_hash_table_unref);
   self->jobs = g_hash_table_new_full (g_direct_hash, g_direct_equal, g_object_unref, NULL);
   self->reserved_vm_ids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->busy_snapshots = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
@@ -208,11 +215,15 @@ smolvm_registry_export (SmolvmRegistry *self, GDBusConnection *connection, GErro
 
 /* ---- VMs ---- */
 
+static void on_vm_mapping_changed (SmolvmVm *vm, gpointer user_data);
+
 void
 smolvm_registry_add_vm (SmolvmRegistry *self, SmolvmVm *vm)
 {
   g_hash_table_insert (self->vms, g_strdup (smolvm_vm_get_id (vm)), g_object_ref (vm));
   export (self, smolvm_vm_get_object_path (vm), G_DBUS_INTERFACE_SKELETON (vm));
+  g_signal_connect (vm, "mapping-changed", G_CALLBACK (on_vm_mapping_changed), self);
+  on_vm_mapping_changed (vm, self);
 }
 
 void
@@ -221,8 +232,13 @@ smolvm_registry_remove_vm (SmolvmRegistry *self, SmolvmVm *vm)
   const gchar *id = smolvm_vm_get_id (vm);
   if (g_hash_table_lookup (self->vms, id) != vm)
     return;
+  g_autofree gchar *cloned_from = g_strdup (smolvm_vm_get_cloned_from (vm));
+
+  g_signal_handlers_disconnect_by_func (vm, on_vm_mapping_changed, self);
   g_dbus_object_manager_server_unexport (self->object_manager, smolvm_vm_get_object_path (vm));
   g_hash_table_remove (self->vms, id);
+  if (cloned_from[0] != '\0')
+    smolvm_registry_update_clones (self, cloned_from);
 }
 
 SmolvmVm *
@@ -265,19 +281,42 @@ smolvm_registry_list_vms (SmolvmRegistry *self)
 void
 smolvm_registry_add_snapshot (SmolvmRegistry *self, SmolvmSnapshot *snapshot)
 {
+  const gchar *vm_id = smolvm_snapshot_get_vm_id (snapshot);
+  GHashTable *of_vm = g_hash_table_lookup (self->snapshots_by_vm, vm_id);
+  SmolvmSnapshot *old = g_hash_table_lookup (self->snapshots, smolvm_snapshot_get_id (snapshot));
+
+  /* a replaced record must not stay in its VM's set */
+  if (old != NULL && old != snapshot) {
+    GHashTable *old_set =
+      g_hash_table_lookup (self->snapshots_by_vm, smolvm_snapshot_get_vm_id (old));
+    if (old_set != NULL)
+      g_hash_table_remove (old_set, old);
+    of_vm = g_hash_table_lookup (self->snapshots_by_vm, vm_id);
+  }
   g_hash_table_insert (self->snapshots, g_strdup (smolvm_snapshot_get_id (snapshot)),
                        g_object_ref (snapshot));
+  if (of_vm == NULL) {
+    of_vm = g_hash_table_new (g_direct_hash, g_direct_equal);
+    g_hash_table_insert (self->snapshots_by_vm, g_strdup (vm_id), of_vm);
+  }
+  g_hash_table_add (of_vm, snapshot);
   export (self, smolvm_snapshot_get_object_path (snapshot), G_DBUS_INTERFACE_SKELETON (snapshot));
+  smolvm_registry_update_clones (self, smolvm_snapshot_get_id (snapshot));
 }
 
 void
 smolvm_registry_remove_snapshot (SmolvmRegistry *self, SmolvmSnapshot *snapshot)
 {
   const gchar *id = smolvm_snapshot_get_id (snapshot);
+  const gchar *vm_id = smolvm_snapshot_get_vm_id (snapshot);
+  GHashTable *of_vm = g_hash_table_lookup (self->snapshots_by_vm, vm_id);
+
   if (g_hash_table_lookup (self->snapshots, id) != snapshot)
     return;
   g_dbus_object_manager_server_unexport (self->object_manager,
                                          smolvm_snapshot_get_object_path (snapshot));
+  if (of_vm != NULL && g_hash_table_remove (of_vm, snapshot) && g_hash_table_size (of_vm) == 0)
+    g_hash_table_remove (self->snapshots_by_vm, vm_id);
   g_hash_table_remove (self->snapshots, id);
 }
 
@@ -312,14 +351,18 @@ compare_snapshots (gconstpointer a, gconstpointer b)
 GPtrArray *
 smolvm_registry_list_snapshots (SmolvmRegistry *self, const gchar *vm_id)
 {
-  GPtrArray *list = g_ptr_array_new ();
+  gboolean all = vm_id == NULL || vm_id[0] == '\0';
+  GHashTable *set = all ? self->snapshots : g_hash_table_lookup (self->snapshots_by_vm, vm_id);
+  GPtrArray *list = g_ptr_array_sized_new (set != NULL ? g_hash_table_size (set) : 0);
   GHashTableIter iter;
-  gpointer value;
+  gpointer key, value;
 
-  g_hash_table_iter_init (&iter, self->snapshots);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    if (vm_id == NULL || vm_id[0] == '\0' || g_str_equal (smolvm_snapshot_get_vm_id (value), vm_id))
-      g_ptr_array_add (list, value);
+  if (set != NULL) {
+    g_hash_table_iter_init (&iter, set);
+    /* the by-VM sets hold the snapshots as keys */
+    while (g_hash_table_iter_next (&iter, &key, &value))
+      g_ptr_array_add (list, all ? value : key);
+  }
   g_ptr_array_sort (list, compare_snapshots);
   return list;
 }
@@ -421,6 +464,63 @@ smolvm_registry_vm_using_snapshot (SmolvmRegistry *self, const gchar *snapshot_i
         g_strcmp0 (smolvm_vm_get_restored_from (value), snapshot_id) == 0)
       return value;
   return NULL;
+}
+
+gboolean
+smolvm_registry_check_snapshot_unmapped (SmolvmRegistry *self, const gchar *snapshot_id,
+                                         GError **error)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->vms);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    if (!smolvm_vm_maps_snapshot (value, snapshot_id))
+      continue;
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_IN_USE,
+                 "Snapshot '%s' is in use: VM '%s' was %s from it and is %s, mapping its "
+                 "mem.bin; stop it first",
+                 snapshot_id, smolvm_vm_get_id (value),
+                 smolvm_vm_get_cloned_from (value)[0] != '\0' ? "cloned" : "restored",
+                 smolvm_vm_get_state (value));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gint
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (*(const gchar *const *) a, *(const gchar *const *) b);
+}
+
+void
+smolvm_registry_update_clones (SmolvmRegistry *self, const gchar *snapshot_id)
+{
+  SmolvmSnapshot *snapshot = g_hash_table_lookup (self->snapshots, snapshot_id);
+  g_autoptr(GPtrArray) paths = NULL;
+  GHashTableIter iter;
+  gpointer value;
+
+  if (snapshot == NULL)
+    return;
+  paths = g_ptr_array_new ();
+  g_hash_table_iter_init (&iter, self->vms);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (g_strcmp0 (smolvm_vm_get_cloned_from (value), snapshot_id) == 0 &&
+        smolvm_vm_maps_snapshot (value, snapshot_id))
+      g_ptr_array_add (paths, (gpointer) smolvm_vm_get_object_path (value));
+  g_ptr_array_sort (paths, compare_strings);
+  g_ptr_array_add (paths, NULL);
+  smolvm_snapshot_set_clones (snapshot, (const gchar *const *) paths->pdata);
+}
+
+static void
+on_vm_mapping_changed (SmolvmVm *vm, gpointer user_data)
+{
+  const gchar *cloned_from = smolvm_vm_get_cloned_from (vm);
+  if (cloned_from[0] != '\0')
+    smolvm_registry_update_clones (user_data, cloned_from);
 }
 
 gboolean

@@ -62,5 +62,10 @@ SmolvmVm *smolvm_registry_vm_using_snapshot (SmolvmRegistry *self, const gchar *
 /* InUse when such a VM exists; @why ends the message. */
 gboolean smolvm_registry_check_snapshot_unused (SmolvmRegistry *self, const gchar *snapshot_id,
                                                 const gchar *why, GError **error);
+/* InUse while any VM (restored or cloned from it) maps its mem.bin. */
+gboolean smolvm_registry_check_snapshot_unmapped (SmolvmRegistry *self, const gchar *snapshot_id,
+                                                  GError **error);
+/* Sets the snapshot's Clones: its clones that map it now. */
+void smolvm_registry_update_clones (SmolvmRegistry *self, const gchar *snapshot_id);
 
 G_END_DECLS

@@ -15,6 +15,15 @@ handle_restore (SmolvmDbusSnapshot *object, GDBusMethodInvocation *invocation, G
 }
 
 static gboolean
+handle_clone (SmolvmDbusSnapshot *object, GDBusMethodInvocation *invocation, GVariant *options)
+{
+  SmolvmSnapshot *snapshot = SMOLVM_SNAPSHOT (object);
+  smolvm_op_snapshot_clone (smolvm_snapshot_get_context (snapshot), invocation,
+                            smolvm_snapshot_get_id (snapshot), options);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
 handle_delete (SmolvmDbusSnapshot *object, GDBusMethodInvocation *invocation, GVariant *options)
 {
   SmolvmSnapshot *snapshot = SMOLVM_SNAPSHOT (object);
@@ -27,5 +36,6 @@ void
 smolvm_snapshot_dbus_iface_init (SmolvmDbusSnapshotIface *iface)
 {
   iface->handle_restore = handle_restore;
+  iface->handle_clone = handle_clone;
   iface->handle_delete = handle_delete;
 }

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
+#include <errno.h>
+#include <sys/stat.h>
 
 #include <json-glib/json-glib.h>
 
+#include "smolvm-error-map.h"
 #include "smolvm-error.h"
 #include "smolvm-fileutil.h"
 #include "smolvm-id.h"
@@ -18,6 +21,11 @@ struct _SmolvmSnapshot {
   gchar *dir;
   SmolvmVmConfig *vm_config;
   gchar *vmstate_sha256;
+  /* Built on first use and dropped when a property changes: with 10,000
+   * snapshots, rebuilding them on every ListSnapshots and GetManagedObjects
+   * was most of those calls' time. Serialized, so threads may share them. */
+  GVariant *info;
+  GVariant *properties;
 };
 
 G_DEFINE_TYPE_WITH_CODE (SmolvmSnapshot, smolvm_snapshot, SMOLVM_DBUS_TYPE_SNAPSHOT_SKELETON,
@@ -32,18 +40,57 @@ smolvm_snapshot_finalize (GObject *object)
   g_free (self->dir);
   g_free (self->vmstate_sha256);
   smolvm_vm_config_free (self->vm_config);
+  g_clear_pointer (&self->info, g_variant_unref);
+  g_clear_pointer (&self->properties, g_variant_unref);
   G_OBJECT_CLASS (smolvm_snapshot_parent_class)->finalize (object);
+}
+
+/* Every property change notifies, whoever set it. */
+static void
+drop_cached (GObject *object, GParamSpec *pspec, gpointer user_data)
+{
+  SmolvmSnapshot *self = SMOLVM_SNAPSHOT (object);
+  g_clear_pointer (&self->info, g_variant_unref);
+  g_clear_pointer (&self->properties, g_variant_unref);
+}
+
+static GVariant *
+serialized (GVariant *value)
+{
+  g_variant_ref_sink (value);
+  /* one flat buffer from now on (its tree is freed): a copy is a
+   * reference to its bytes */
+  g_variant_get_data (value);
+  return value;
+}
+
+/* GetManagedObjects asks every object for its properties on every call. */
+static GVariant *
+get_properties (GDBusInterfaceSkeleton *skeleton)
+{
+  SmolvmSnapshot *self = SMOLVM_SNAPSHOT (skeleton);
+  g_autoptr(GBytes) bytes = NULL;
+
+  if (self->properties == NULL)
+    self->properties = serialized (
+      G_DBUS_INTERFACE_SKELETON_CLASS (smolvm_snapshot_parent_class)->get_properties (skeleton));
+  bytes = g_variant_get_data_as_bytes (self->properties);
+
+  /* the caller wants a floating value of its own: a new one on the same bytes */
+  return g_variant_new_from_bytes (G_VARIANT_TYPE_VARDICT, bytes, TRUE);
 }
 
 static void
 smolvm_snapshot_class_init (SmolvmSnapshotClass *klass)
 {
   G_OBJECT_CLASS (klass)->finalize = smolvm_snapshot_finalize;
+  G_DBUS_INTERFACE_SKELETON_CLASS (klass)->get_properties = get_properties;
 }
 
 static void
 smolvm_snapshot_init (SmolvmSnapshot *self)
 {
+  g_signal_connect (self, "notify", G_CALLBACK (drop_cached), NULL);
 }
 
 SmolvmSnapshot *
@@ -74,6 +121,7 @@ smolvm_snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id,
   smolvm_dbus_snapshot_set_restored (iface, FALSE);
   smolvm_dbus_snapshot_set_restored_vm_id (iface, "");
   smolvm_dbus_snapshot_set_backend (iface, backend);
+  smolvm_dbus_snapshot_set_clones (iface, (const gchar *const[]){ NULL });
   return self;
 }
 
@@ -117,6 +165,49 @@ smolvm_snapshot_set_vmstate_sha256 (SmolvmSnapshot *self, const gchar *sha256)
 {
   g_free (self->vmstate_sha256);
   self->vmstate_sha256 = g_strdup (sha256);
+}
+
+gboolean
+smolvm_snapshot_check_files (SmolvmSnapshot *self, guint64 sizes[SMOLVM_SNAPSHOT_N_FILES],
+                             GError **error)
+{
+  SmolvmDbusSnapshot *iface = SMOLVM_DBUS_SNAPSHOT (self);
+  const SmolvmVmConfig *config = smolvm_snapshot_get_vm_config (self);
+  const gchar *files[SMOLVM_SNAPSHOT_N_FILES] = { smolvm_dbus_snapshot_get_snapshot_path (iface),
+                                                  smolvm_dbus_snapshot_get_mem_file_path (iface),
+                                                  smolvm_dbus_snapshot_get_disk_path (iface) };
+  guint64 expected_mem = (guint64) config->mem_size_mib * 1024 * 1024;
+  struct stat st;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (files); i++) {
+    if (lstat (files[i], &st) < 0)
+      return smolvm_error_set_errno (error, errno, "Cannot read %s", files[i]);
+    if (!S_ISREG (st.st_mode)) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "%s is not a regular file",
+                   files[i]);
+      return FALSE;
+    }
+    if (i == SMOLVM_SNAPSHOT_FILE_MEM && (guint64) st.st_size != expected_mem) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                   "%s is %" G_GINT64_FORMAT " bytes, but the VM has %u MiB of memory (%"
+                   G_GUINT64_FORMAT " bytes)",
+                   files[i], (gint64) st.st_size, config->mem_size_mib, expected_mem);
+      return FALSE;
+    }
+    sizes[i] = smolvm_stat_data_size (&st);
+  }
+  return TRUE;
+}
+
+void
+smolvm_snapshot_set_clones (SmolvmSnapshot *self, const gchar *const *vm_paths)
+{
+  const gchar *const *now = smolvm_dbus_snapshot_get_clones (SMOLVM_DBUS_SNAPSHOT (self));
+
+  /* no PropertiesChanged when nothing changed */
+  if (now != NULL && g_strv_equal (now, vm_paths))
+    return;
+  smolvm_dbus_snapshot_set_clones (SMOLVM_DBUS_SNAPSHOT (self), vm_paths);
 }
 
 void
@@ -308,8 +399,8 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GError **error)
   return self;
 }
 
-GVariant *
-smolvm_snapshot_to_info (SmolvmSnapshot *self)
+static GVariant *
+build_info (SmolvmSnapshot *self)
 {
   SmolvmDbusSnapshot *iface = SMOLVM_DBUS_SNAPSHOT (self);
   g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
@@ -337,4 +428,12 @@ smolvm_snapshot_to_info (SmolvmSnapshot *self)
   g_variant_builder_add (&b, "{sv}", SMOLVM_INFO_BACKEND,
                          g_variant_new_string (smolvm_dbus_snapshot_get_backend (iface)));
   return g_variant_builder_end (&b);
+}
+
+GVariant *
+smolvm_snapshot_to_info (SmolvmSnapshot *self)
+{
+  if (self->info == NULL)
+    self->info = serialized (build_info (self));
+  return self->info;
 }

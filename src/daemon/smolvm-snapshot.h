@@ -25,7 +25,9 @@ gchar *smolvm_snapshot_to_json (SmolvmSnapshot *self);
 /* Writes its snapshot.json atomically. */
 gboolean smolvm_snapshot_save (SmolvmSnapshot *self, GError **error);
 
-/* The SnapshotInfo dictionary of org.smolvm.Manager.ListSnapshots. */
+/* The SnapshotInfo dictionary of org.smolvm.Manager.ListSnapshots, built
+ * once and kept until a property changes (transfer none; take a reference
+ * to keep it). */
 GVariant *smolvm_snapshot_to_info (SmolvmSnapshot *self);
 
 const gchar *smolvm_snapshot_get_id (SmolvmSnapshot *self);
@@ -44,6 +46,20 @@ const gchar *smolvm_snapshot_get_vmstate_sha256 (SmolvmSnapshot *self);
 void smolvm_snapshot_set_vmstate_sha256 (SmolvmSnapshot *self, const gchar *sha256);
 
 /* Sets Restored and RestoredVmId (PropertiesChanged follows). */
+/* The snapshot's files, in this order */
+enum {
+  SMOLVM_SNAPSHOT_FILE_VMSTATE,
+  SMOLVM_SNAPSHOT_FILE_MEM,
+  SMOLVM_SNAPSHOT_FILE_DISK,
+  SMOLVM_SNAPSHOT_N_FILES
+};
+/* Everything a restore or clone can know to fail on before it touches a
+ * VM: each file present and regular, mem.bin exactly the VM's memory.
+ * Sets the data bytes of each. */
+gboolean smolvm_snapshot_check_files (SmolvmSnapshot *self,
+                                      guint64 sizes[SMOLVM_SNAPSHOT_N_FILES], GError **error);
+/* Clones: the VMs cloned from it that map its mem.bin (object paths). */
+void smolvm_snapshot_set_clones (SmolvmSnapshot *self, const gchar *const *vm_paths);
 void smolvm_snapshot_mark_restored (SmolvmSnapshot *self, gboolean restored,
                                     const gchar *restored_vm_id);
 

@@ -287,17 +287,19 @@ commit_free (Commit *commit)
 }
 
 /* The VMM wrote these without syncing them (QEMU's migration stream never
- * does); the metadata must not become durable before them. @mode, if not
- * 0, is set first. */
+ * does); the metadata must not become durable before them. Nothing writes
+ * them again, and restored VMs and clones map mem.bin privately for as long
+ * as they run, so it must never change: both become read-only (0400, which
+ * cannot stop root), synced with them, for any number of loads to share. */
 static gboolean
-sync_file (const gchar *path, mode_t mode, GError **error)
+seal_file (const gchar *path, GError **error)
 {
   int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
   int errsv;
 
   if (fd < 0)
     return smolvm_error_set_errno (error, errno, "Cannot open %s", path);
-  if (mode != 0 && fchmod (fd, mode) < 0) {
+  if (fchmod (fd, 0400) < 0) {
     errsv = errno;
     close (fd);
     return smolvm_error_set_errno (error, errsv, "Cannot make %s read-only", path);
@@ -318,9 +320,7 @@ commit_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *c
   g_autofree gchar *mem = g_build_filename (commit->tmp_dir, SMOLVM_SNAPSHOT_MEM, NULL);
   GError *error = NULL;
 
-  /* restored VMs map mem.bin for as long as they run: it must never change
-   * (the mode says so; it cannot stop root) */
-  if (!sync_file (vmstate, 0, &error) || !sync_file (mem, 0400, &error) ||
+  if (!seal_file (vmstate, &error) || !seal_file (mem, &error) ||
       !smolvm_write_file_atomic (metadata, commit->metadata, -1, &error) ||
       !smolvm_fsync_dir (commit->tmp_dir, &error)) {
     g_task_return_error (task, error);

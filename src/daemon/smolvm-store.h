@@ -74,7 +74,8 @@ void smolvm_store_remove_later (const gchar *path);
  * @path first. */
 gboolean smolvm_store_make_record_dir (SmolvmStore *self, const gchar *path, GError **error);
 
-/* Worker thread: syncs vmstate.bin and mem.bin in @tmp_dir, writes
+/* Worker thread: makes vmstate.bin and mem.bin in @tmp_dir read-only
+ * (0400: no load writes them, and clones share them) and syncs them, writes
  * snapshot.json (@metadata) atomically, then one rename publishes the
  * directory as the snapshot @snapshot_id. Once the rename is durable the
  * snapshot exists; if it cannot be made durable it is undone, and @tmp_dir

@@ -29,7 +29,11 @@ struct _SmolvmVm {
   gboolean paused_by_snapshot; /* in vm.json: a snapshot paused it, and resumes it */
   gboolean exit_missed;       /* the VMM exited while an operation was under way */
   gboolean exit_missed_clean; /* ... and how */
+  gchar *mapped_snapshot;     /* whose mem.bin the guest maps (restored or cloned from it) */
 };
+
+enum { SIGNAL_MAPPING_CHANGED, N_SIGNALS };
+static guint signals[N_SIGNALS];
 
 G_DEFINE_TYPE_WITH_CODE (SmolvmVm, smolvm_vm, SMOLVM_DBUS_TYPE_VM_SKELETON,
                          G_IMPLEMENT_INTERFACE (SMOLVM_DBUS_TYPE_VM, smolvm_vm_dbus_iface_init))
@@ -62,6 +66,7 @@ smolvm_vm_finalize (GObject *object)
   g_clear_object (&self->network);
   g_clear_pointer (&self->binaries, g_hash_table_unref);
   g_free (self->busy_with);
+  g_free (self->mapped_snapshot);
   G_OBJECT_CLASS (smolvm_vm_parent_class)->finalize (object);
 }
 
@@ -69,6 +74,11 @@ static void
 smolvm_vm_class_init (SmolvmVmClass *klass)
 {
   G_OBJECT_CLASS (klass)->finalize = smolvm_vm_finalize;
+  /* whether the VM maps a snapshot's mem.bin may have changed (its state,
+   * or the snapshot it maps): a snapshot's Clones follows it */
+  signals[SIGNAL_MAPPING_CHANGED] = g_signal_new ("mapping-changed", G_TYPE_FROM_CLASS (klass),
+                                                  G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                                                  G_TYPE_NONE, 0);
 }
 
 static void
@@ -112,6 +122,7 @@ smolvm_vm_new (SmolvmContext *ctx, const SmolvmVmConfig *config, GVariant *netwo
   smolvm_dbus_vm_set_network_config (
     iface, network_config != NULL ? network_config : g_variant_new ("a{sv}", NULL));
   smolvm_dbus_vm_set_restored_from (iface, "");
+  smolvm_dbus_vm_set_cloned_from (iface, "");
   return self;
 }
 
@@ -205,6 +216,10 @@ smolvm_vm_save (SmolvmVm *self, GError **error)
   json_builder_add_int_value (b, smolvm_dbus_vm_get_pid (SMOLVM_DBUS_VM (self)));
   json_builder_set_member_name (b, "restored_from");
   json_builder_add_string_value (b, smolvm_vm_get_restored_from (self));
+  json_builder_set_member_name (b, "cloned_from");
+  json_builder_add_string_value (b, smolvm_vm_get_cloned_from (self));
+  json_builder_set_member_name (b, "mapped_snapshot");
+  json_builder_add_string_value (b, smolvm_vm_get_mapped_snapshot (self));
   json_builder_set_member_name (b, "paused_by_snapshot");
   json_builder_add_boolean_value (b, self->paused_by_snapshot);
   json_builder_end_object (b);
@@ -237,6 +252,7 @@ smolvm_vm_set_state (SmolvmVm *self, const gchar *state)
   smolvm_dbus_vm_set_state (iface, state);
   smolvm_dbus_vm_set_pid (iface, self->vmm != NULL ? (guint) smolvm_vmm_get_pid (self->vmm) : 0);
   save_or_warn (self);
+  g_signal_emit (self, signals[SIGNAL_MAPPING_CHANGED], 0);
 }
 
 gboolean
@@ -250,11 +266,48 @@ smolvm_vm_set_paused_by_snapshot (SmolvmVm *self, gboolean paused_by_snapshot, G
   return TRUE;
 }
 
+static void
+set_mapped_snapshot (SmolvmVm *self, const gchar *snapshot_id)
+{
+  g_free (self->mapped_snapshot);
+  self->mapped_snapshot = g_strdup (snapshot_id != NULL ? snapshot_id : "");
+}
+
 void
 smolvm_vm_set_restored_from (SmolvmVm *self, const gchar *snapshot_id)
 {
   smolvm_dbus_vm_set_restored_from (SMOLVM_DBUS_VM (self), snapshot_id != NULL ? snapshot_id : "");
+  set_mapped_snapshot (self, snapshot_id);
   save_or_warn (self);
+  g_signal_emit (self, signals[SIGNAL_MAPPING_CHANGED], 0);
+}
+
+void
+smolvm_vm_set_cloned_from (SmolvmVm *self, const gchar *snapshot_id)
+{
+  smolvm_dbus_vm_set_cloned_from (SMOLVM_DBUS_VM (self), snapshot_id);
+  set_mapped_snapshot (self, snapshot_id);
+  save_or_warn (self);
+  g_signal_emit (self, signals[SIGNAL_MAPPING_CHANGED], 0);
+}
+
+const gchar *
+smolvm_vm_get_cloned_from (SmolvmVm *self)
+{
+  return smolvm_dbus_vm_get_cloned_from (SMOLVM_DBUS_VM (self));
+}
+
+const gchar *
+smolvm_vm_get_mapped_snapshot (SmolvmVm *self)
+{
+  return self->mapped_snapshot != NULL ? self->mapped_snapshot : "";
+}
+
+gboolean
+smolvm_vm_maps_snapshot (SmolvmVm *self, const gchar *snapshot_id)
+{
+  return smolvm_vm_is_active (self) && g_strcmp0 (smolvm_vm_get_mapped_snapshot (self),
+                                                  snapshot_id) == 0;
 }
 
 static const gchar *const known_states[] = {
@@ -276,7 +329,7 @@ smolvm_vm_load (SmolvmContext *ctx, const gchar *dir, GError **error)
   SmolvmVm *self;
   JsonObject *o;
   JsonNode *config_node;
-  const gchar *state, *restored_from;
+  const gchar *state, *restored_from, *cloned_from, *mapped;
   gint64 pid;
 
   data = smolvm_store_read_record (path, &length, error);
@@ -314,10 +367,13 @@ smolvm_vm_load (SmolvmContext *ctx, const gchar *dir, GError **error)
   g_variant_ref_sink (net);
   if (!smolvm_json_member_is (o, "state", G_TYPE_STRING) ||
       !smolvm_json_member_is (o, "restored_from", G_TYPE_STRING) ||
+      !smolvm_json_member_is (o, "cloned_from", G_TYPE_STRING) ||
+      !smolvm_json_member_is (o, "mapped_snapshot", G_TYPE_STRING) ||
       !smolvm_json_member_is (o, "pid", G_TYPE_INT64) ||
       !smolvm_json_member_is (o, "paused_by_snapshot", G_TYPE_BOOLEAN)) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
-                 "Invalid %s: state, restored_from, pid or paused_by_snapshot has the wrong type",
+                 "Invalid %s: state, restored_from, cloned_from, mapped_snapshot, pid or "
+                 "paused_by_snapshot has the wrong type",
                  path);
     return NULL;
   }
@@ -328,10 +384,26 @@ smolvm_vm_load (SmolvmContext *ctx, const gchar *dir, GError **error)
     return NULL;
   }
   restored_from = json_object_get_string_member_with_default (o, "restored_from", "");
-  if (restored_from[0] != '\0' && !smolvm_id_is_valid (restored_from)) {
-    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
-                 "Invalid %s: restored_from is not a snapshot id", path);
-    return NULL;
+  /* before clones, only a restore mapped a snapshot */
+  cloned_from = json_object_get_string_member_with_default (o, "cloned_from", "");
+  mapped = json_object_get_string_member_with_default (o, "mapped_snapshot", restored_from);
+  {
+    const gchar **ids[] = { &restored_from, &cloned_from, &mapped };
+    for (gsize i = 0; i < G_N_ELEMENTS (ids); i++)
+      if (*ids[i] == NULL) /* a JSON null */
+        *ids[i] = "";
+  }
+  {
+    const gchar *ids[] = { restored_from, cloned_from, mapped };
+    for (gsize i = 0; i < G_N_ELEMENTS (ids); i++) {
+      if (ids[i][0] != '\0' && !smolvm_id_is_valid (ids[i])) {
+        g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                     "Invalid %s: restored_from, cloned_from or mapped_snapshot is not a "
+                     "snapshot id",
+                     path);
+        return NULL;
+      }
+    }
   }
   pid = json_object_get_int_member_with_default (o, "pid", 0);
   if (pid < 0 || pid > G_MAXINT) {
@@ -341,6 +413,8 @@ smolvm_vm_load (SmolvmContext *ctx, const gchar *dir, GError **error)
   self = smolvm_vm_new (ctx, config, net);
   smolvm_dbus_vm_set_state (SMOLVM_DBUS_VM (self), state);
   smolvm_dbus_vm_set_restored_from (SMOLVM_DBUS_VM (self), restored_from);
+  smolvm_dbus_vm_set_cloned_from (SMOLVM_DBUS_VM (self), cloned_from);
+  set_mapped_snapshot (self, mapped);
   self->saved_pid = (GPid) pid;
   self->paused_by_snapshot = json_object_get_boolean_member_with_default (o, "paused_by_snapshot",
                                                                           FALSE);
@@ -371,6 +445,8 @@ smolvm_vm_to_info (SmolvmVm *self)
   g_variant_builder_add (&b, "{sv}", "network_config", smolvm_vm_get_network_config (self));
   g_variant_builder_add (&b, "{sv}", "restored_from",
                          g_variant_new_string (smolvm_vm_get_restored_from (self)));
+  g_variant_builder_add (&b, "{sv}", "cloned_from",
+                         g_variant_new_string (smolvm_vm_get_cloned_from (self)));
   return g_variant_builder_end (&b);
 }
 
@@ -546,8 +622,9 @@ on_launch_tap_up (GObject *source, GAsyncResult *result, gpointer user_data)
   if (launch->vmstate_path == NULL)
     smolvm_vmm_boot_async (self->vmm, NULL, on_launch_done, g_steal_pointer (&task));
   else
+    /* a restore of this very VM: its TAP device is the one saved */
     smolvm_vmm_snapshot_load_async (self->vmm, launch->vmstate_path, launch->mem_path,
-                                    launch->resume, launch->progress, cancellable,
+                                    launch->resume, NULL, launch->progress, cancellable,
                                     on_launch_done, g_steal_pointer (&task));
 }
 

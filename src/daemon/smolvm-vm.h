@@ -55,7 +55,17 @@ void smolvm_vm_set_state (SmolvmVm *self, const gchar *state);
  * at start-up and resumes it. */
 gboolean smolvm_vm_set_paused_by_snapshot (SmolvmVm *self, gboolean paused_by_snapshot,
                                            GError **error);
+/* A restore (@snapshot_id) or a fresh boot (NULL): RestoredFrom, and the
+ * snapshot whose mem.bin the guest maps. */
 void smolvm_vm_set_restored_from (SmolvmVm *self, const gchar *snapshot_id);
+/* A clone: ClonedFrom (for good) and the snapshot the guest maps (until it
+ * boots afresh). */
+void smolvm_vm_set_cloned_from (SmolvmVm *self, const gchar *snapshot_id);
+const gchar *smolvm_vm_get_cloned_from (SmolvmVm *self);
+/* "" when the guest maps no snapshot's memory */
+const gchar *smolvm_vm_get_mapped_snapshot (SmolvmVm *self);
+/* active, and mapping that snapshot's mem.bin */
+gboolean smolvm_vm_maps_snapshot (SmolvmVm *self, const gchar *snapshot_id);
 
 /* The properties of org.smolvm.Manager.ListVMs. */
 GVariant *smolvm_vm_to_info (SmolvmVm *self);

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* setns */
+#endif
 #include "config.h"
+
+#include <sched.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +20,7 @@
 #include <glib-unix.h>
 
 #include "smolvm-error-map.h"
+#include "smolvm-net-config.h"
 #include "smolvm-vmm.h"
 
 #define TERMINATE_GRACE_MS 3000
@@ -325,9 +331,19 @@ on_process_exited (GObject *source, GAsyncResult *result, gpointer user_data)
   process_gone (self, clean);
 }
 
+/* Where a clone's namespace descriptor is in the child (see spawn). */
+#define NETNS_FD 3
+
 static void
 child_setup (gpointer user_data)
 {
+  /* a clone's VMM runs in its network namespace, so that its TAP device
+   * opens there; fails before exec rather than run in the host's */
+  if (GPOINTER_TO_INT (user_data)) {
+    if (setns (NETNS_FD, CLONE_NEWNET) < 0)
+      _exit (127);
+    close (NETNS_FD);
+  }
   setsid ();
   /* What the VMM creates is private whatever the daemon's umask: QEMU's
    * RAM file (live guest memory), pid file and QMP socket, Firecracker's API
@@ -354,9 +370,32 @@ open_private_log (const gchar *path, GError **error)
   return fd;
 }
 
+/* The namespace of a clone's network config, opened; -1 when it has
+ * none, -2 on failure. */
+static int
+open_netns (GVariant *network_config, GError **error)
+{
+  g_autoptr(SmolvmNetConfig) net = smolvm_net_config_new_from_variant (network_config, error);
+  g_autofree gchar *path = NULL;
+  int fd;
+
+  if (net == NULL)
+    return -2;
+  if (net->namespace == NULL)
+    return -1;
+  path = g_build_filename ("/run/netns", net->namespace, NULL);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    smolvm_error_set_errno (error, errno, "Cannot open network namespace %s", path);
+    return -2;
+  }
+  return fd;
+}
+
 gboolean
 smolvm_vmm_spawn (SmolvmVmm *self, const gchar *const *argv, GError **error)
 {
+  int netns_fd;
   SmolvmVmmPrivate *priv = PRIV (self);
   g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autoptr(GSubprocess) process = NULL;
@@ -386,9 +425,17 @@ smolvm_vmm_spawn (SmolvmVmm *self, const gchar *const *argv, GError **error)
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   g_subprocess_launcher_set_stdin_file_path (launcher, "/dev/null");
+  netns_fd = open_netns (priv->network_config, error);
+  if (netns_fd == -2) {
+    close (log_fd);
+    return FALSE;
+  }
+  if (netns_fd >= 0)
+    g_subprocess_launcher_take_fd (launcher, netns_fd, NETNS_FD);
   /* its own session: a signal to the daemon's process group (a Ctrl-C in a
    * terminal) must not take the guests down with it */
-  g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
+  g_subprocess_launcher_set_child_setup (launcher, child_setup, GINT_TO_POINTER (netns_fd >= 0),
+                                         NULL);
   g_subprocess_launcher_take_stdout_fd (launcher, log_fd);
   g_subprocess_launcher_take_stderr_fd (launcher, dup (log_fd));
   g_subprocess_launcher_set_cwd (launcher, priv->runtime_dir);
@@ -525,12 +572,13 @@ smolvm_vmm_snapshot_create_async (SmolvmVmm *self, const gchar *vmstate_path,
 
 void
 smolvm_vmm_snapshot_load_async (SmolvmVmm *self, const gchar *vmstate_path, const gchar *mem_path,
-                                gboolean resume, SmolvmProgress *progress,
-                                GCancellable *cancellable, GAsyncReadyCallback callback,
-                                gpointer user_data)
+                                gboolean resume, const gchar *tap_override,
+                                SmolvmProgress *progress, GCancellable *cancellable,
+                                GAsyncReadyCallback callback, gpointer user_data)
 {
-  SMOLVM_VMM_GET_CLASS (self)->snapshot_load_async (self, vmstate_path, mem_path, resume, progress,
-                                                    cancellable, callback, user_data);
+  SMOLVM_VMM_GET_CLASS (self)->snapshot_load_async (self, vmstate_path, mem_path, resume,
+                                                    tap_override, progress, cancellable, callback,
+                                                    user_data);
 }
 
 gboolean

@@ -39,11 +39,12 @@ struct _SmolvmVmmClass {
                                  GAsyncReadyCallback callback, gpointer user_data);
   /* spawn a fresh process and load a snapshot into it (phase
    * loading-state); the process maps @mem_path privately, so the file must
-   * stay as it is for as long as the process runs */
+   * stay as it is for as long as the process runs. @tap_override: see
+   * smolvm_vmm_snapshot_load_async() */
   void (*snapshot_load_async) (SmolvmVmm *self, const gchar *vmstate_path, const gchar *mem_path,
-                               gboolean resume, SmolvmProgress *progress,
-                               GCancellable *cancellable, GAsyncReadyCallback callback,
-                               gpointer user_data);
+                               gboolean resume, const gchar *tap_override,
+                               SmolvmProgress *progress, GCancellable *cancellable,
+                               GAsyncReadyCallback callback, gpointer user_data);
   /* take over a process left running by an earlier daemon; the task's
    * result (smolvm_vmm_attach_finish) is whether the guest is paused */
   void (*attach_async) (SmolvmVmm *self, GPid pid, GCancellable *cancellable,
@@ -79,10 +80,18 @@ void smolvm_vmm_snapshot_create_async (SmolvmVmm *self, const gchar *vmstate_pat
                                        const gchar *mem_path, SmolvmProgress *progress,
                                        GCancellable *cancellable, GAsyncReadyCallback callback,
                                        gpointer user_data);
+/* @tap_override NULL (a restore of the VM the snapshot was taken of): the
+ * guest's network interface opens the TAP device saved in the snapshot.
+ * Else (a clone: that TAP belongs to another VM) it opens the TAP device
+ * @tap_override, a Linux interface name; the snapshot must have a network
+ * interface. Firecracker only (network_overrides); QEMU refuses it with
+ * Unsupported for now. Several processes may load one @mem_path at once:
+ * Firecracker maps it read-only and privately. */
 void smolvm_vmm_snapshot_load_async (SmolvmVmm *self, const gchar *vmstate_path,
                                      const gchar *mem_path, gboolean resume,
-                                     SmolvmProgress *progress, GCancellable *cancellable,
-                                     GAsyncReadyCallback callback, gpointer user_data);
+                                     const gchar *tap_override, SmolvmProgress *progress,
+                                     GCancellable *cancellable, GAsyncReadyCallback callback,
+                                     gpointer user_data);
 gboolean smolvm_vmm_op_finish (SmolvmVmm *self, GAsyncResult *result, GError **error);
 
 void smolvm_vmm_attach_async (SmolvmVmm *self, GPid pid, GCancellable *cancellable,

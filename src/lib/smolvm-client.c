@@ -124,6 +124,10 @@ static void
 sync_call_clear (SyncCall *call)
 {
   if (call->context != NULL) {
+    /* what is left: GDBus frees the signal subscriptions of the call's
+     * proxies here, in the context they were made in */
+    while (g_main_context_iteration (call->context, FALSE))
+      ;
     g_main_context_pop_thread_default (call->context);
     g_clear_pointer (&call->context, g_main_context_unref);
   }
@@ -163,9 +167,10 @@ typedef struct {
 
 typedef struct {
   PathFinishFunc path_finish; /* of a Manager method that returns an object path */
-  const ListKind *list;       /* where that path's entry is found */
+  const ListKind *list;       /* where the entries of the paths are found */
   gchar *vm_filter;           /* ListSnapshots' argument */
-  gchar *path;                /* NULL: the task returns the whole list */
+  GStrv paths;                /* NULL: the task returns the whole list */
+  gboolean one;               /* the task returns paths[0]'s entry, not an array */
   const VmMethod *vm_method;
   GVariant *options; /* of the method, not floating */
 } CallData;
@@ -174,12 +179,10 @@ static void
 call_data_free (CallData *data)
 {
   g_free (data->vm_filter);
-  g_free (data->path);
+  g_strfreev (data->paths);
   g_clear_pointer (&data->options, g_variant_unref);
   g_free (data);
 }
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (CallData, call_data_free)
 
 static GDBusCallFlags
 call_flags (SmolvmClient *self)
@@ -259,28 +262,43 @@ static const FlagOption snapshot_restore_options[] = {
   { SMOLVM_SNAPSHOT_RESTORE_FLAGS_FORCE, "force" },
 };
 
+static const FlagOption snapshot_clone_options[] = {
+  { SMOLVM_SNAPSHOT_CLONE_FLAGS_RESUME, "resume" },
+};
+
 static const FlagOption vm_delete_options[] = {
   { SMOLVM_VM_DELETE_FLAGS_FORCE, "force" },
 };
 
-/* The options dictionary of @flags, not floating; NULL for flags this
+/* Adds the boolean options of @flags to @options; fails for flags this
  * version does not know, which smolvmd could not be told. */
-static GVariant *
-options_from_flags (guint flags, const FlagOption *table, gsize n_table, GError **error)
+static gboolean
+options_add_flags (GVariantDict *options, guint flags, const FlagOption *table, gsize n_table,
+                   GError **error)
 {
-  g_auto(GVariantDict) options = G_VARIANT_DICT_INIT (NULL);
   guint known = 0;
 
   for (gsize i = 0; i < n_table; i++) {
     known |= table[i].flag;
     if (flags & table[i].flag)
-      g_variant_dict_insert (&options, table[i].key, "b", TRUE);
+      g_variant_dict_insert (options, table[i].key, "b", TRUE);
   }
   if (flags & ~known) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT, "Unknown flags 0x%x",
                  flags & ~known);
-    return NULL;
+    return FALSE;
   }
+  return TRUE;
+}
+
+/* The options dictionary of @flags, not floating; NULL on error. */
+static GVariant *
+options_from_flags (guint flags, const FlagOption *table, gsize n_table, GError **error)
+{
+  g_auto(GVariantDict) options = G_VARIANT_DICT_INIT (NULL);
+
+  if (!options_add_flags (&options, flags, table, n_table, error))
+    return NULL;
   return g_variant_ref_sink (g_variant_dict_end (&options));
 }
 
@@ -329,33 +347,66 @@ static const ListKind snapshot_list = {
   snapshot_info_new,
 };
 
-/* The objects of the entries of an a(oa{sv}) list; or with @path, the
- * object of that entry only (in a one-element array). */
-static GPtrArray *
-list_to_infos (GVariant *list, const ListKind *kind, const gchar *path, GError **error)
+/* The dictionary of @path's entry of an a(oa{sv}) list, or NULL. */
+static GVariant *
+list_lookup (GVariant *list, const gchar *path)
 {
-  g_autoptr(GPtrArray) infos = g_ptr_array_new_with_free_func (g_object_unref);
   gsize n = g_variant_n_children (list);
 
   for (gsize i = 0; i < n; i++) {
     g_autoptr(GVariant) dict = NULL;
     const gchar *entry_path;
-    GObject *info;
 
     g_variant_get_child (list, i, "(&o@a{sv})", &entry_path, &dict);
-    if (path != NULL && !g_str_equal (entry_path, path))
-      continue;
-    info = kind->info_new (dict, error);
-    if (info == NULL) {
-      g_prefix_error (error, "The %s at %s: ", kind->noun, entry_path);
+    if (g_str_equal (entry_path, path))
+      return g_steal_pointer (&dict);
+  }
+  return NULL;
+}
+
+static gboolean
+infos_add (GPtrArray *infos, const ListKind *kind, const gchar *path, GVariant *dict,
+           GError **error)
+{
+  GObject *info = kind->info_new (dict, error);
+
+  if (info == NULL) {
+    g_prefix_error (error, "The %s at %s: ", kind->noun, path);
+    return FALSE;
+  }
+  g_ptr_array_add (infos, info);
+  return TRUE;
+}
+
+/* The objects of the entries of an a(oa{sv}) list; or with @paths, those
+ * of these entries, in the order of @paths. */
+static GPtrArray *
+list_to_infos (GVariant *list, const ListKind *kind, const gchar *const *paths, GError **error)
+{
+  g_autoptr(GPtrArray) infos = g_ptr_array_new_with_free_func (g_object_unref);
+  gsize n = g_variant_n_children (list);
+
+  if (paths == NULL) {
+    for (gsize i = 0; i < n; i++) {
+      g_autoptr(GVariant) dict = NULL;
+      const gchar *entry_path;
+
+      g_variant_get_child (list, i, "(&o@a{sv})", &entry_path, &dict);
+      if (!infos_add (infos, kind, entry_path, dict, error))
+        return NULL;
+    }
+    return g_steal_pointer (&infos);
+  }
+  for (gsize i = 0; paths[i] != NULL; i++) {
+    g_autoptr(GVariant) dict = list_lookup (list, paths[i]);
+
+    if (dict == NULL) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND, "The %s at %s is gone",
+                   kind->noun, paths[i]);
       return NULL;
     }
-    g_ptr_array_add (infos, info);
-  }
-  if (path != NULL && infos->len == 0) {
-    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND, "The %s at %s is gone",
-                 kind->noun, path);
-    return NULL;
+    if (!infos_add (infos, kind, paths[i], dict, error))
+      return NULL;
   }
   return g_steal_pointer (&infos);
 }
@@ -373,17 +424,17 @@ on_listed (GObject *source, GAsyncResult *result, gpointer user_data)
     task_return_error (task, g_steal_pointer (&error));
     return;
   }
-  infos = list_to_infos (list, data->list, data->path, &error);
+  infos = list_to_infos (list, data->list, (const gchar *const *) data->paths, &error);
   if (infos == NULL)
     g_task_return_error (task, g_steal_pointer (&error));
-  else if (data->path != NULL)
+  else if (data->one)
     g_task_return_pointer (task, g_object_ref (g_ptr_array_index (infos, 0)), g_object_unref);
   else
     g_task_return_pointer (task, g_steal_pointer (&infos), (GDestroyNotify) g_ptr_array_unref);
 }
 
-/* Lists @kind's objects; the task returns them all, or the one at
- * data->path. */
+/* Lists @kind's objects; the task returns them all, those at data->paths,
+ * or with data->one the one at data->paths[0]. */
 static void
 task_list (GTask *task_owned, const ListKind *kind)
 {
@@ -404,9 +455,30 @@ on_path_returned (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(GTask) task = user_data;
   CallData *data = task_data (task);
+  g_autofree gchar *path = NULL;
   g_autoptr(GError) error = NULL;
 
-  if (!data->path_finish (SMOLVM_DBUS_MANAGER (source), &data->path, result, &error)) {
+  if (!data->path_finish (SMOLVM_DBUS_MANAGER (source), &path, result, &error)) {
+    task_return_error (task, g_steal_pointer (&error));
+    return;
+  }
+  data->paths = g_new0 (gchar *, 2);
+  data->paths[0] = g_steal_pointer (&path);
+  data->one = TRUE;
+  task_list (g_steal_pointer (&task), data->list);
+}
+
+/* CloneSnapshot gave the new VMs' paths: the task returns their ListVMs
+ * entries, in the order of the reply. */
+static void
+on_paths_returned (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  CallData *data = task_data (task);
+  g_autoptr(GError) error = NULL;
+
+  if (!smolvm_dbus_manager_call_clone_snapshot_finish (SMOLVM_DBUS_MANAGER (source),
+                                                       &data->paths, result, &error)) {
     task_return_error (task, g_steal_pointer (&error));
     return;
   }
@@ -586,24 +658,57 @@ client_call_vm (SmolvmClient *self, const gchar *vm_id, guint method, GVariant *
                                    cancellable, on_vm_path, g_steal_pointer (&task));
 }
 
-/* ---- construction ---- */
+/* ---- construction ----
+ *
+ * Connect, find smolvmd by its well-known name (the bus starts it if it can),
+ * pin its unique name, read Version and Backends. Both ways of doing it share
+ * the steps below. The sync one is written out with sync calls rather than
+ * run on a private main context like the other sync calls: the pinned proxy
+ * lives as long as the client, and GDBus frees its signal subscription in the
+ * main context it was made in, which must outlive it. */
 
-static void
-on_properties (GObject *source, GAsyncResult *result, gpointer user_data)
+/* Takes @error, the reason for no @connection. */
+static gboolean
+client_take_connection (SmolvmClient *self, GDBusConnection *connection, GError *error,
+                        GError **out_error)
 {
-  g_autoptr(GTask) task = user_data;
-  SmolvmClient *self = g_task_get_source_object (task);
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GVariant) values = NULL;
-  g_autoptr(GError) error = NULL;
+  if (connection == NULL) {
+    g_propagate_prefixed_error (out_error, error, "Cannot connect to the %s bus: ",
+                                buses[self->bus_type].label);
+    return FALSE;
+  }
+  g_set_object (&self->connection, connection);
+  return TRUE;
+}
 
-  reply = g_dbus_proxy_call_finish (G_DBUS_PROXY (source), result, &error);
+/* @proxy: of the well-known name, which has tried to start smolvmd. */
+static gboolean
+client_take_owner (SmolvmClient *self, SmolvmDbusManager *proxy, GError **error)
+{
+  g_clear_pointer (&self->name_owner, g_free);
+  self->name_owner = g_dbus_proxy_get_name_owner (G_DBUS_PROXY (proxy));
+  if (self->name_owner == NULL) {
+    g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN,
+                 "smolvmd (%s) is neither running nor activatable on the %s bus",
+                 SMOLVM_BUS_NAME, buses[self->bus_type].label);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* @reply: of Properties.GetAll, or NULL and @error (taken). Version and
+ * Backends do not change: read once, rather than cached and kept up to
+ * date by signals. */
+static gboolean
+client_take_properties (SmolvmClient *self, GVariant *reply, GError *error, GError **out_error)
+{
+  g_autoptr(GVariant) values = NULL;
+
   if (reply == NULL) {
     g_clear_object (&self->manager);
     g_dbus_error_strip_remote_error (error);
-    g_prefix_error (&error, "Cannot read smolvmd's properties: ");
-    g_task_return_error (task, g_steal_pointer (&error));
-    return;
+    g_propagate_prefixed_error (out_error, error, "Cannot read smolvmd's properties: ");
+    return FALSE;
   }
   g_variant_get (reply, "(@a{sv})", &values);
   g_clear_pointer (&self->daemon_version, g_free);
@@ -612,6 +717,26 @@ on_properties (GObject *source, GAsyncResult *result, gpointer user_data)
   g_variant_lookup (values, "Backends", "^as", &self->backends);
   if (self->backends == NULL)
     self->backends = g_new0 (gchar *, 1);
+  return TRUE;
+}
+
+#define GET_ALL "org.freedesktop.DBus.Properties.GetAll"
+#define GET_ALL_ARGS() g_variant_new ("(s)", smolvm_dbus_manager_interface_info ()->name)
+
+static void
+on_properties (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GError) out_error = NULL;
+
+  reply = g_dbus_proxy_call_finish (G_DBUS_PROXY (source), result, &error);
+  if (!client_take_properties (g_task_get_source_object (task), reply, g_steal_pointer (&error),
+                               &out_error)) {
+    g_task_return_error (task, g_steal_pointer (&out_error));
+    return;
+  }
   g_task_return_boolean (task, TRUE);
 }
 
@@ -628,10 +753,7 @@ on_manager_proxy (GObject *source, GAsyncResult *result, gpointer user_data)
     task_return_error (task, g_steal_pointer (&error));
     return;
   }
-  /* Version and Backends do not change: read once, rather than cached
-   * and kept up to date by signals */
-  g_dbus_proxy_call (G_DBUS_PROXY (self->manager), "org.freedesktop.DBus.Properties.GetAll",
-                     g_variant_new ("(s)", smolvm_dbus_manager_interface_info ()->name),
+  g_dbus_proxy_call (G_DBUS_PROXY (self->manager), GET_ALL, GET_ALL_ARGS (),
                      G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT, cancellable, on_properties,
                      g_steal_pointer (&task));
 }
@@ -650,14 +772,8 @@ on_name_proxy (GObject *source, GAsyncResult *result, gpointer user_data)
     task_return_error (task, g_steal_pointer (&error));
     return;
   }
-  g_clear_pointer (&self->name_owner, g_free);
-  self->name_owner = g_dbus_proxy_get_name_owner (G_DBUS_PROXY (proxy));
-  /* the proxy asked the bus to start smolvmd: no owner now means that it
-   * cannot */
-  if (self->name_owner == NULL) {
-    g_task_return_new_error (task, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN,
-                             "smolvmd (%s) is neither running nor activatable on the %s bus",
-                             SMOLVM_BUS_NAME, buses[self->bus_type].label);
+  if (!client_take_owner (self, proxy, &error)) {
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
   /* Pinned: every later call reaches this smolvmd or fails, never another
@@ -673,18 +789,17 @@ on_bus (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(GTask) task = user_data;
   SmolvmClient *self = g_task_get_source_object (task);
   GCancellable *cancellable = g_task_get_cancellable (task);
+  g_autoptr(GDBusConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
+  g_autoptr(GError) out_error = NULL;
 
-  g_clear_object (&self->connection);
-  self->connection = g_bus_get_finish (result, &error);
-  if (self->connection == NULL) {
-    g_prefix_error (&error, "Cannot connect to the %s bus: ", buses[self->bus_type].label);
-    g_task_return_error (task, g_steal_pointer (&error));
+  connection = g_bus_get_finish (result, &error);
+  if (!client_take_connection (self, connection, g_steal_pointer (&error), &out_error)) {
+    g_task_return_error (task, g_steal_pointer (&out_error));
     return;
   }
-  smolvm_dbus_manager_proxy_new (self->connection, PROXY_FLAGS, SMOLVM_BUS_NAME,
-                                 SMOLVM_MANAGER_PATH, cancellable, on_name_proxy,
-                                 g_steal_pointer (&task));
+  smolvm_dbus_manager_proxy_new (connection, PROXY_FLAGS, SMOLVM_BUS_NAME, SMOLVM_MANAGER_PATH,
+                                 cancellable, on_name_proxy, g_steal_pointer (&task));
 }
 
 static void
@@ -713,12 +828,32 @@ smolvm_client_init_finish (GAsyncInitable *initable, GAsyncResult *result, GErro
 static gboolean
 smolvm_client_init_sync (GInitable *initable, GCancellable *cancellable, GError **error)
 {
-  g_auto(SyncCall) call = { 0 };
+  SmolvmClient *self = SMOLVM_CLIENT (initable);
+  g_autoptr(GDBusConnection) connection = NULL;
+  g_autoptr(SmolvmDbusManager) proxy = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) local_error = NULL;
 
-  sync_call_begin (&call);
-  smolvm_client_init_async (G_ASYNC_INITABLE (initable), G_PRIORITY_DEFAULT, cancellable,
-                            sync_call_ready, &call);
-  return smolvm_client_init_finish (G_ASYNC_INITABLE (initable), sync_call_wait (&call), error);
+  if (self->manager != NULL)
+    return TRUE;
+  connection = g_bus_get_sync (buses[self->bus_type].bus_type, cancellable, &local_error);
+  if (!client_take_connection (self, connection, g_steal_pointer (&local_error), error))
+    return FALSE;
+  proxy = smolvm_dbus_manager_proxy_new_sync (connection, PROXY_FLAGS, SMOLVM_BUS_NAME,
+                                              SMOLVM_MANAGER_PATH, cancellable, error);
+  if (proxy == NULL || !client_take_owner (self, proxy, error)) {
+    if (error != NULL && *error != NULL)
+      g_dbus_error_strip_remote_error (*error);
+    return FALSE;
+  }
+  self->manager = smolvm_dbus_manager_proxy_new_sync (connection, PROXY_FLAGS, self->name_owner,
+                                                      SMOLVM_MANAGER_PATH, cancellable, error);
+  if (self->manager == NULL)
+    return FALSE;
+  reply = g_dbus_proxy_call_sync (G_DBUS_PROXY (self->manager), GET_ALL, GET_ALL_ARGS (),
+                                  G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT, cancellable,
+                                  &local_error);
+  return client_take_properties (self, reply, g_steal_pointer (&local_error), error);
 }
 
 static void
@@ -1325,6 +1460,127 @@ smolvm_client_restore_snapshot_finish (SmolvmClient *self, GAsyncResult *result,
                                        GError **error)
 {
   return client_propagate_pointer (self, result, smolvm_client_restore_snapshot, error);
+}
+
+/* CloneSnapshot's options: count and vm-ids only when given, so that
+ * smolvmd's own defaults apply (one clone per id, or one). */
+static GVariant *
+clone_options (guint count, const gchar *const *vm_ids, SmolvmSnapshotCloneFlags flags,
+               GError **error)
+{
+  g_auto(GVariantDict) options = G_VARIANT_DICT_INIT (NULL);
+
+  if (!options_add_flags (&options, flags, snapshot_clone_options,
+                          G_N_ELEMENTS (snapshot_clone_options), error))
+    return NULL;
+  if (count > 0)
+    g_variant_dict_insert (&options, "count", "u", count);
+  if (vm_ids != NULL && vm_ids[0] != NULL)
+    g_variant_dict_insert_value (&options, "vm-ids", g_variant_new_strv (vm_ids, -1));
+  return g_variant_ref_sink (g_variant_dict_end (&options));
+}
+
+/**
+ * smolvm_client_clone_snapshot_sync:
+ * @self: a #SmolvmClient
+ * @snapshot_id: the snapshot to clone
+ * @count: how many clones to make, 1 to 64; 0 for one per id of @vm_ids,
+ *   or one without ids
+ * @vm_ids: (nullable) (array zero-terminated=1): the new VMs' ids; %NULL or
+ *   empty to have them generated (VMID-N for the snapshot's VM id and the
+ *   first free N)
+ * @flags: options
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Makes new VMs of a snapshot (CloneSnapshot), each continuing where the
+ * snapshot's guest stopped, with its own copy of the disk. A clone is an
+ * ordinary VM afterwards, with #SmolvmVmInfo:cloned-from set; the snapshot's
+ * restored state does not change. Without
+ * %SMOLVM_SNAPSHOT_CLONE_FLAGS_RESUME the clones stay paused. smolvmd makes
+ * them one after the other in one job (operation "snapshot-clone").
+ *
+ * If a clone fails, the clones made are kept and the call fails with
+ * %SMOLVM_ERROR_FAILED (%SMOLVM_ERROR_CANCELLED after the job was
+ * cancelled), whose message names the clones kept and why each other
+ * failed; their #SmolvmVmInfo:cloned-from tells them apart. A snapshot
+ * whose VM has networking gives %SMOLVM_ERROR_UNSUPPORTED for now.
+ *
+ * Returns: (transfer container) (element-type SmolvmVmInfo): the new VMs,
+ *   in the order smolvmd gave them (that of their ids), or %NULL on error;
+ *   free with g_ptr_array_unref()
+ */
+GPtrArray *
+smolvm_client_clone_snapshot_sync (SmolvmClient *self, const gchar *snapshot_id, guint count,
+                                   const gchar *const *vm_ids, SmolvmSnapshotCloneFlags flags,
+                                   GCancellable *cancellable, GError **error)
+{
+  g_auto(SyncCall) call = { 0 };
+
+  g_return_val_if_fail (SMOLVM_IS_CLIENT (self), NULL);
+  g_return_val_if_fail (snapshot_id != NULL, NULL);
+  sync_call_begin (&call);
+  smolvm_client_clone_snapshot (self, snapshot_id, count, vm_ids, flags, cancellable,
+                                sync_call_ready, &call);
+  return smolvm_client_clone_snapshot_finish (self, sync_call_wait (&call), error);
+}
+
+/**
+ * smolvm_client_clone_snapshot:
+ * @self: a #SmolvmClient
+ * @snapshot_id: the snapshot to clone
+ * @count: how many clones to make, 1 to 64; 0 for one per id of @vm_ids,
+ *   or one without ids
+ * @vm_ids: (nullable) (array zero-terminated=1): the new VMs' ids; %NULL or
+ *   empty to have them generated
+ * @flags: options
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the result
+ * @user_data: data for @callback
+ *
+ * The asynchronous version of smolvm_client_clone_snapshot_sync().
+ */
+void
+smolvm_client_clone_snapshot (SmolvmClient *self, const gchar *snapshot_id, guint count,
+                              const gchar *const *vm_ids, SmolvmSnapshotCloneFlags flags,
+                              GCancellable *cancellable, GAsyncReadyCallback callback,
+                              gpointer user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+  CallData *data;
+
+  g_return_if_fail (SMOLVM_IS_CLIENT (self));
+  g_return_if_fail (snapshot_id != NULL);
+  task = client_task_new (self, cancellable, callback, user_data, smolvm_client_clone_snapshot);
+  if (task == NULL)
+    return;
+  data = task_data (task);
+  data->options = clone_options (count, vm_ids, flags, &error);
+  if (data->options == NULL) {
+    g_task_return_error (task, g_steal_pointer (&error));
+    return;
+  }
+  data->list = &vm_list;
+  smolvm_dbus_manager_call_clone_snapshot (self->manager, snapshot_id, data->options,
+                                           call_flags (self), CALL_TIMEOUT, cancellable,
+                                           on_paths_returned, g_steal_pointer (&task));
+}
+
+/**
+ * smolvm_client_clone_snapshot_finish:
+ * @self: a #SmolvmClient
+ * @result: the #GAsyncResult given to the callback
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer container) (element-type SmolvmVmInfo): the new VMs,
+ *   in the order smolvmd gave them, or %NULL on error; free with
+ *   g_ptr_array_unref()
+ */
+GPtrArray *
+smolvm_client_clone_snapshot_finish (SmolvmClient *self, GAsyncResult *result, GError **error)
+{
+  return client_propagate_pointer (self, result, smolvm_client_clone_snapshot, error);
 }
 
 static void

@@ -53,6 +53,18 @@ typedef enum /*< flags >*/ {
 } SmolvmSnapshotRestoreFlags;
 
 /**
+ * SmolvmSnapshotCloneFlags:
+ * @SMOLVM_SNAPSHOT_CLONE_FLAGS_NONE: The clones stay paused.
+ * @SMOLVM_SNAPSHOT_CLONE_FLAGS_RESUME: Resume the clones (the option resume).
+ *
+ * Options of smolvm_client_clone_snapshot_sync().
+ */
+typedef enum /*< flags >*/ {
+  SMOLVM_SNAPSHOT_CLONE_FLAGS_NONE = 0,
+  SMOLVM_SNAPSHOT_CLONE_FLAGS_RESUME = 1 << 0,
+} SmolvmSnapshotCloneFlags;
+
+/**
  * SmolvmVmDeleteFlags:
  * @SMOLVM_VM_DELETE_FLAGS_NONE: A running or paused VM is
  *   %SMOLVM_ERROR_INVALID_STATE.
@@ -124,6 +136,17 @@ void smolvm_client_restore_snapshot (SmolvmClient *self, const gchar *snapshot_i
                                      GAsyncReadyCallback callback, gpointer user_data);
 SmolvmVmInfo *smolvm_client_restore_snapshot_finish (SmolvmClient *self, GAsyncResult *result,
                                                      GError **error);
+
+GPtrArray *smolvm_client_clone_snapshot_sync (SmolvmClient *self, const gchar *snapshot_id,
+                                              guint count, const gchar *const *vm_ids,
+                                              SmolvmSnapshotCloneFlags flags,
+                                              GCancellable *cancellable, GError **error);
+void smolvm_client_clone_snapshot (SmolvmClient *self, const gchar *snapshot_id, guint count,
+                                   const gchar *const *vm_ids, SmolvmSnapshotCloneFlags flags,
+                                   GCancellable *cancellable, GAsyncReadyCallback callback,
+                                   gpointer user_data);
+GPtrArray *smolvm_client_clone_snapshot_finish (SmolvmClient *self, GAsyncResult *result,
+                                                GError **error);
 
 gboolean smolvm_client_delete_snapshot_sync (SmolvmClient *self, const gchar *snapshot_id,
                                              GCancellable *cancellable, GError **error);

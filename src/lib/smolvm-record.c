@@ -147,6 +147,7 @@ time_clear (const SmolvmRecordField *field, gpointer instance)
 
 typedef struct {
   const gchar *type; /* of the dictionary's value */
+  gboolean optional; /* a missing key leaves the field unset */
   GParamSpec *(*pspec) (const SmolvmRecordField *field);
   gboolean (*parse) (const SmolvmRecordField *field, GVariant *value, gpointer instance,
                      GError **error);
@@ -155,14 +156,16 @@ typedef struct {
 } KindOps;
 
 static const KindOps kinds[] = {
-  [SMOLVM_RECORD_STRING] = { "s", string_pspec, string_parse, string_get, string_clear },
-  [SMOLVM_RECORD_STRING_OR_NULL] = { "s", string_pspec, string_or_null_parse, string_get,
+  [SMOLVM_RECORD_STRING] = { "s", FALSE, string_pspec, string_parse, string_get, string_clear },
+  [SMOLVM_RECORD_STRING_OR_NULL] = { "s", FALSE, string_pspec, string_or_null_parse, string_get,
                                      string_clear },
-  [SMOLVM_RECORD_UINT] = { "u", uint_pspec, uint_parse, uint_get, NULL },
-  [SMOLVM_RECORD_BOOLEAN] = { "b", boolean_pspec, boolean_parse, boolean_get, NULL },
-  [SMOLVM_RECORD_VARDICT] = { "a{sv}", vardict_pspec, vardict_parse, vardict_get,
+  [SMOLVM_RECORD_OPTIONAL_STRING] = { "s", TRUE, string_pspec, string_or_null_parse, string_get,
+                                      string_clear },
+  [SMOLVM_RECORD_UINT] = { "u", FALSE, uint_pspec, uint_parse, uint_get, NULL },
+  [SMOLVM_RECORD_BOOLEAN] = { "b", FALSE, boolean_pspec, boolean_parse, boolean_get, NULL },
+  [SMOLVM_RECORD_VARDICT] = { "a{sv}", FALSE, vardict_pspec, vardict_parse, vardict_get,
                               vardict_clear },
-  [SMOLVM_RECORD_TIME] = { "t", time_pspec, time_parse, time_get, time_clear },
+  [SMOLVM_RECORD_TIME] = { "t", FALSE, time_pspec, time_parse, time_get, time_clear },
 };
 
 /* ---- the table of fields ---- */
@@ -190,6 +193,8 @@ smolvm_record_parse (const SmolvmRecordField *fields, gsize n_fields, GVariant *
     if (field->key == NULL)
       continue;
     value = g_variant_lookup_value (dict, field->key, NULL);
+    if (value == NULL && kind->optional)
+      continue;
     if (value == NULL) {
       g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT, "Key '%s' is missing",
                    field->key);

@@ -13,6 +13,8 @@ G_BEGIN_DECLS
 typedef enum {
   SMOLVM_RECORD_STRING,         /* s: gchar * */
   SMOLVM_RECORD_STRING_OR_NULL, /* s: gchar *, NULL for "" */
+  /* s: gchar *, NULL for "" or a missing key: a key newer than some smolvmd */
+  SMOLVM_RECORD_OPTIONAL_STRING,
   SMOLVM_RECORD_UINT,           /* u: guint */
   SMOLVM_RECORD_BOOLEAN,        /* b: gboolean */
   SMOLVM_RECORD_VARDICT,        /* a{sv}: GVariant * */
@@ -32,8 +34,9 @@ G_GNUC_INTERNAL
 GParamSpec *smolvm_record_field_pspec (const SmolvmRecordField *field);
 
 /* Fills the fields with keys from @dict; other keys are ignored. Fails
- * with SMOLVM_ERROR_INVALID_ARGUMENT if a key is missing or of another
- * type; the fields set so far are then left for smolvm_record_clear(). */
+ * with SMOLVM_ERROR_INVALID_ARGUMENT if a key is missing (unless its kind
+ * is optional) or of another type; the fields set so far are then left for
+ * smolvm_record_clear(). */
 G_GNUC_INTERNAL
 gboolean smolvm_record_parse (const SmolvmRecordField *fields, gsize n_fields, GVariant *dict,
                               gpointer instance, GError **error);

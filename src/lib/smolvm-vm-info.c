@@ -31,6 +31,7 @@ struct _SmolvmVmInfo {
   gchar *disk_path;
   gchar *console_log_path;
   gchar *restored_from;
+  gchar *cloned_from;
   gchar *ip_address;
   GVariant *vm_config;
   GVariant *network_config;
@@ -124,9 +125,17 @@ G_DEFINE_FINAL_TYPE (SmolvmVmInfo, smolvm_vm_info, G_TYPE_OBJECT)
  * since.
  */
 /**
+ * SmolvmVmInfo:cloned-from:
+ *
+ * The snapshot the VM was cloned from (smolvm_client_clone_snapshot()); %NULL for a VM made
+ * otherwise, and from a smolvmd older than clones. It stays when the VM boots afresh.
+ */
+/**
  * SmolvmVmInfo:ip-address:
  *
- * The guest's IP address (guest_ip of #SmolvmVmInfo:network-config); %NULL without networking.
+ * The address the host reaches the guest at: guest_ip of #SmolvmVmInfo:network-config, or for
+ * a networked clone its host_ip (its guest_ip is the snapshot's, inside the clone's network
+ * namespace); %NULL without networking.
  */
 /**
  * SmolvmVmInfo:vm-config:
@@ -164,6 +173,8 @@ static const SmolvmRecordField fields[] = {
     "The console log" },
   { "restored-from", "restored_from", SMOLVM_RECORD_STRING_OR_NULL, F (restored_from),
     "The snapshot it was restored from" },
+  { "cloned-from", "cloned_from", SMOLVM_RECORD_OPTIONAL_STRING, F (cloned_from),
+    "The snapshot it was cloned from" },
   { "ip-address", NULL, SMOLVM_RECORD_STRING_OR_NULL, F (ip_address), "The guest's IP address" },
   { "vm-config", NULL, SMOLVM_RECORD_VARDICT, F (vm_config), "The VM's configuration" },
   { "network-config", "network_config", SMOLVM_RECORD_VARDICT, F (network_config),
@@ -222,6 +233,7 @@ vm_info_derive (SmolvmVmInfo *self)
 {
   g_auto(GVariantBuilder) config = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
   const gchar *guest_ip = NULL;
+  const gchar *host_ip = NULL;
 
   /* parsed already: every key is there */
   for (gsize i = 0; i < G_N_ELEMENTS (vm_config_keys); i++) {
@@ -230,20 +242,25 @@ vm_info_derive (SmolvmVmInfo *self)
   }
   self->vm_config = g_variant_ref_sink (g_variant_builder_end (&config));
 
-  if (g_variant_lookup (self->network_config, "guest_ip", "&s", &guest_ip) &&
-      guest_ip[0] != '\0')
+  /* a networked clone is reached at its own host_ip, its guest_ip is its
+   * snapshot's (inside the clone's network namespace) */
+  if (g_variant_lookup (self->network_config, "host_ip", "&s", &host_ip) && host_ip[0] != '\0')
+    self->ip_address = g_strdup (host_ip);
+  else if (g_variant_lookup (self->network_config, "guest_ip", "&s", &guest_ip) &&
+           guest_ip[0] != '\0')
     self->ip_address = g_strdup (guest_ip);
 }
 
 /**
  * smolvm_vm_info_new_from_variant:
  * @info: the dictionary (a{sv}) of a ListVMs entry: the VMConfig keys plus
- *   state, pid, disk_path, console_log_path, network_config and
- *   restored_from; a floating reference is consumed
+ *   state, pid, disk_path, console_log_path, network_config,
+ *   restored_from and cloned_from; a floating reference is consumed
  * @error: return location for a #GError
  *
  * Reads the keys documented for ListVMs in org.smolvm.Manager.xml; keys that
- * a newer smolvmd adds are ignored.
+ * a newer smolvmd adds are ignored. cloned_from may be missing, as from a
+ * smolvmd older than clones.
  *
  * Returns: (transfer full): the VM, or %NULL with
  *   %SMOLVM_ERROR_INVALID_ARGUMENT if a key is missing or of the wrong type
@@ -490,6 +507,19 @@ smolvm_vm_info_get_restored_from (SmolvmVmInfo *self)
 {
   g_return_val_if_fail (SMOLVM_IS_VM_INFO (self), NULL);
   return self->restored_from;
+}
+
+/**
+ * smolvm_vm_info_get_cloned_from:
+ * @self: a #SmolvmVmInfo
+ *
+ * Returns: (transfer none) (nullable): the #SmolvmVmInfo:cloned-from, %NULL if none
+ */
+const gchar *
+smolvm_vm_info_get_cloned_from (SmolvmVmInfo *self)
+{
+  g_return_val_if_fail (SMOLVM_IS_VM_INFO (self), NULL);
+  return self->cloned_from;
 }
 
 /**

@@ -27,6 +27,7 @@ const gchar *smolvm_vm_info_get_machine (SmolvmVmInfo *self);
 const gchar *smolvm_vm_info_get_disk_path (SmolvmVmInfo *self);
 const gchar *smolvm_vm_info_get_console_log_path (SmolvmVmInfo *self);
 const gchar *smolvm_vm_info_get_restored_from (SmolvmVmInfo *self);
+const gchar *smolvm_vm_info_get_cloned_from (SmolvmVmInfo *self);
 const gchar *smolvm_vm_info_get_ip_address (SmolvmVmInfo *self);
 GVariant *smolvm_vm_info_get_vm_config (SmolvmVmInfo *self);
 GVariant *smolvm_vm_info_get_network_config (SmolvmVmInfo *self);

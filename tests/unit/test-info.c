@@ -78,6 +78,7 @@ vm_dict (gboolean network, const gchar *restored_from)
   g_variant_dict_insert (&dict, "console_log_path", "s", "/run/smolvm/vms/web-1/console.log");
   g_variant_dict_insert_value (&dict, "network_config", network_config (network));
   g_variant_dict_insert (&dict, "restored_from", "s", restored_from);
+  g_variant_dict_insert (&dict, "cloned_from", "s", "");
   g_variant_dict_insert (&dict, "future_key", "s", "ignored");
   return g_variant_dict_end (&dict);
 }
@@ -243,6 +244,7 @@ test_vm_info (void)
   g_assert_cmpstr (smolvm_vm_info_get_console_log_path (info), ==,
                    "/run/smolvm/vms/web-1/console.log");
   g_assert_cmpstr (smolvm_vm_info_get_restored_from (info), ==, "before-deploy");
+  g_assert_null (smolvm_vm_info_get_cloned_from (info));
   g_assert_cmpstr (smolvm_vm_info_get_ip_address (info), ==, "172.30.0.2");
   g_assert_cmpuint (g_variant_n_children (smolvm_vm_info_get_network_config (info)), ==, 5);
 
@@ -273,6 +275,24 @@ test_vm_info_no_network (void)
   g_assert_null (smolvm_vm_info_get_ip_address (info));
   g_assert_null (smolvm_vm_info_get_restored_from (info));
   g_assert_cmpuint (g_variant_n_children (smolvm_vm_info_get_network_config (info)), ==, 0);
+}
+
+/* a networked clone: reached at its host_ip, not at the guest_ip it shares */
+static void
+test_vm_info_clone_address (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) base = g_variant_ref_sink (vm_dict (TRUE, ""));
+  g_auto(GVariantDict) dict = G_VARIANT_DICT_INIT (base);
+  g_auto(GVariantDict) net = G_VARIANT_DICT_INIT (NULL);
+  g_autoptr(SmolvmVmInfo) info = NULL;
+
+  g_variant_dict_insert (&net, "guest_ip", "s", "172.16.0.2");
+  g_variant_dict_insert (&net, "host_ip", "s", "172.16.0.6");
+  g_variant_dict_insert_value (&dict, "network_config", g_variant_dict_end (&net));
+  info = smolvm_vm_info_new_from_variant (g_variant_dict_end (&dict), &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (smolvm_vm_info_get_ip_address (info), ==, "172.16.0.6");
 }
 
 static const gchar *const vm_keys[] = {
@@ -307,6 +327,40 @@ test_vm_info_bad (void)
   }
 }
 
+/* cloned_from: the snapshot, NULL for "", and optional, unlike the other
+ * keys: a smolvmd older than clones does not send it. */
+static void
+test_vm_info_cloned_from (void)
+{
+  g_autoptr(GVariant) good = g_variant_ref_sink (vm_dict (FALSE, ""));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SmolvmVmInfo) cloned = NULL;
+  g_autoptr(SmolvmVmInfo) older = NULL;
+  g_autoptr(SmolvmVmInfo) mistyped = NULL;
+  g_autofree gchar *cloned_from = NULL;
+
+  cloned = smolvm_vm_info_new_from_variant (
+      dict_edit (good, "cloned_from", g_variant_new_string ("before-deploy")), &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (smolvm_vm_info_get_cloned_from (cloned), ==, "before-deploy");
+  g_object_get (cloned, "cloned-from", &cloned_from, NULL);
+  g_assert_cmpstr (cloned_from, ==, "before-deploy");
+  /* not a restore */
+  g_assert_null (smolvm_vm_info_get_restored_from (cloned));
+
+  older = smolvm_vm_info_new_from_variant (dict_edit (good, "cloned_from", NULL), &error);
+  g_assert_no_error (error);
+  g_assert_null (smolvm_vm_info_get_cloned_from (older));
+  g_assert_cmpstr (smolvm_vm_info_get_vm_id (older), ==, "web-1");
+
+  /* optional, but never of another type */
+  mistyped = smolvm_vm_info_new_from_variant (
+      dict_edit (good, "cloned_from", g_variant_new_int64 (-1)), &error);
+  g_assert_null (mistyped);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "cloned_from"));
+}
+
 /* Made with g_object_new() (as a binding may): empty, but safe. */
 static void
 test_empty_objects (void)
@@ -327,6 +381,7 @@ static void
 test_types (void)
 {
   g_autoptr(GFlagsClass) restore = g_type_class_ref (SMOLVM_TYPE_SNAPSHOT_RESTORE_FLAGS);
+  g_autoptr(GFlagsClass) clone = g_type_class_ref (SMOLVM_TYPE_SNAPSHOT_CLONE_FLAGS);
   g_autoptr(GEnumClass) errors = g_type_class_ref (SMOLVM_TYPE_ERROR);
 
   g_assert_true (G_TYPE_IS_FLAGS (SMOLVM_TYPE_SNAPSHOT_CREATE_FLAGS));
@@ -334,6 +389,9 @@ test_types (void)
   g_assert_true (G_TYPE_IS_ENUM (SMOLVM_TYPE_BUS_TYPE));
   g_assert_cmpstr (g_flags_get_first_value (restore, SMOLVM_SNAPSHOT_RESTORE_FLAGS_FORCE)
                      ->value_nick, ==, "force");
+  g_assert_cmpuint (clone->mask, ==, SMOLVM_SNAPSHOT_CLONE_FLAGS_RESUME);
+  g_assert_cmpstr (g_flags_get_first_value (clone, SMOLVM_SNAPSHOT_CLONE_FLAGS_RESUME)
+                     ->value_nick, ==, "resume");
   g_assert_cmpuint (errors->n_values, ==, SMOLVM_ERROR_AUTHORIZATION_DISMISSED + 1);
   g_assert_cmpstr (smolvm_error_to_dbus_name (SMOLVM_ERROR_IN_USE), ==, "org.smolvm.Error.InUse");
 }
@@ -349,6 +407,8 @@ main (int argc, char **argv)
   g_test_add_func ("/info/vm", test_vm_info);
   g_test_add_func ("/info/vm-no-network", test_vm_info_no_network);
   g_test_add_func ("/info/vm-bad-keys", test_vm_info_bad);
+  g_test_add_func ("/info/vm-cloned-from", test_vm_info_cloned_from);
+  g_test_add_func ("/info/vm-clone-address", test_vm_info_clone_address);
   g_test_add_func ("/info/empty-objects", test_empty_objects);
   g_test_add_func ("/info/types", test_types);
   return g_test_run ();

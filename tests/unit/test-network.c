@@ -134,6 +134,65 @@ test_bad_pools (void)
   }
 }
 
+/* A clone keeps the guest's side and gets its own host side; its slot
+ * is its host_ip's, so that clones of one snapshot never collide, and a
+ * daemon that loads its record again claims the same. */
+static void
+test_clone (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SmolvmNetwork) net = smolvm_network_new ("172.16.0.0/16", &error);
+  g_autoptr(SmolvmNetwork) restarted = smolvm_network_new ("172.16.0.0/16", &error);
+  g_autoptr(GVariant) src = smolvm_network_allocate (net, "src", &error);
+  g_autoptr(GVariant) c1 = smolvm_network_allocate_clone (net, "c1", src, &error);
+  g_autoptr(GVariant) c2 = smolvm_network_allocate_clone (net, "c2", src, &error);
+  g_autoptr(GVariant) none = g_variant_ref_sink (g_variant_new ("a{sv}", NULL));
+  g_autoptr(GVariant) bad = NULL;
+  g_autoptr(GVariant) next = NULL;
+  g_autofree gchar *guest = lookup (src, "guest_ip");
+  g_autofree gchar *guest1 = lookup (c1, "guest_ip");
+  g_autofree gchar *mac = lookup (src, "guest_mac");
+  g_autofree gchar *mac1 = lookup (c1, "guest_mac");
+  g_autofree gchar *host1 = lookup (c1, "host_ip");
+  g_autofree gchar *host2 = lookup (c2, "host_ip");
+  g_autofree gchar *ns1 = lookup (c1, "namespace");
+  g_autofree gchar *veth1 = lookup (c1, "host_veth");
+  g_autofree gchar *nsveth1 = lookup (c1, "namespace_veth");
+  g_autofree gchar *next_ip = NULL;
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (guest1, ==, guest);
+  g_assert_cmpstr (mac1, ==, mac);
+  g_assert_cmpstr (host1, ==, "172.16.0.10");
+  g_assert_cmpstr (host2, ==, "172.16.0.14");
+  g_assert_cmpstr (ns1, ==, "smolvm-c1");
+  g_assert_cmpstr (veth1, ==, "smolvmv2");
+  g_assert_cmpstr (nsveth1, ==, "veth0");
+  /* a fresh VM takes the next free slot, not a clone's */
+  next = smolvm_network_allocate (net, "fresh", &error);
+  next_ip = lookup (next, "guest_ip");
+  g_assert_cmpstr (next_ip, ==, "172.16.0.18");
+
+  /* after a restart: the source and both clones claim, though their
+   * guest_ip is the same */
+  g_assert_true (smolvm_network_claim (restarted, "src", src, &error));
+  g_assert_true (smolvm_network_claim (restarted, "c1", c1, &error));
+  g_assert_true (smolvm_network_claim (restarted, "c2", c2, &error));
+  g_assert_no_error (error);
+  /* and a clone's host_ip taken by another is InUse */
+  g_assert_false (smolvm_network_claim (restarted, "c9", c1, &error));
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_IN_USE);
+  g_clear_error (&error);
+  smolvm_network_release (restarted, "c1", c1);
+  g_assert_true (smolvm_network_claim (restarted, "c9", c1, &error));
+  g_assert_no_error (error);
+
+  /* nothing to clone without a NIC */
+  bad = smolvm_network_allocate_clone (net, "c3", none, &error);
+  g_assert_null (bad);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -143,5 +202,6 @@ main (int argc, char **argv)
   g_test_add_func ("/network/exhaustion-and-release", test_exhaustion_and_release);
   g_test_add_func ("/network/claim", test_claim);
   g_test_add_func ("/network/bad-pools", test_bad_pools);
+  g_test_add_func ("/network/clone", test_clone);
   return g_test_run ();
 }

@@ -22,14 +22,15 @@
 
 #include "vmm-test.h"
 
+/* A VMM whose runtime files, disk and console log are in @dir. */
 static SmolvmVmm *
-new_vmm (Fixture *f, const gchar *qemu)
+new_vmm_in (const gchar *dir, const gchar *qemu)
 {
   const gchar *cache = g_getenv ("SMOLVM_GUEST_CACHE");
   g_autofree gchar *kernel = g_build_filename (cache, "vmlinuz", NULL);
   g_autofree gchar *initrd = g_build_filename (cache, "initramfs.cpio.gz", NULL);
-  g_autofree gchar *disk = g_build_filename (f->dir, "disk.ext4", NULL);
-  g_autofree gchar *console = g_build_filename (f->dir, "console.log", NULL);
+  g_autofree gchar *disk = g_build_filename (dir, "disk.ext4", NULL);
+  g_autofree gchar *console = g_build_filename (dir, "console.log", NULL);
   g_autofree gchar *machine = NULL;
   g_autoptr(GVariant) dict = NULL;
   g_autoptr(SmolvmVmConfig) config = NULL;
@@ -44,7 +45,13 @@ new_vmm (Fixture *f, const gchar *qemu)
     kernel, initrd, disk, machine));
   config = smolvm_vm_config_new_from_variant (dict, FALSE, &error);
   g_assert_no_error (error);
-  return smolvm_vmm_new (SMOLVM_TYPE_QEMU, "q", config, NULL, disk, f->dir, console, qemu);
+  return smolvm_vmm_new (SMOLVM_TYPE_QEMU, "q", config, NULL, disk, dir, console, qemu);
+}
+
+static SmolvmVmm *
+new_vmm (Fixture *f, const gchar *qemu)
+{
+  return new_vmm_in (f->dir, qemu);
 }
 
 static void
@@ -223,8 +230,8 @@ test_cancel_load (Fixture *f, gconstpointer data)
   /* loading-state is not measured: cancel as it starts, with QEMU up */
   at.vmm = restored;
   g_signal_connect (progress, "phase-changed", G_CALLBACK (on_phase_any), &at);
-  smolvm_vmm_snapshot_load_async (restored, vmstate, mem, TRUE, progress, cancellable, on_op,
-                                  &load);
+  smolvm_vmm_snapshot_load_async (restored, vmstate, mem, TRUE, NULL, progress, cancellable,
+                                  on_op, &load);
   run_op (&load);
   g_assert_error (load.error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED);
   g_assert_true (at.vmm_ran);
@@ -327,7 +334,7 @@ test_restored_save (Fixture *f, gconstpointer data)
 
   /* restored: mem.bin mapped, no RAM file */
   restored = new_vmm (f, smolvm_vmm_get_binary (f->vmm));
-  smolvm_vmm_snapshot_load_async (restored, vmstate, mem, TRUE, NULL, NULL, on_op, &load);
+  smolvm_vmm_snapshot_load_async (restored, vmstate, mem, TRUE, NULL, NULL, NULL, on_op, &load);
   run_op (&load);
   g_assert_no_error (load.error);
   g_assert_true (maps_file (smolvm_vmm_get_pid (restored), mem));
@@ -341,6 +348,31 @@ test_restored_save (Fixture *f, gconstpointer data)
                                                                           : "");
     g_assert_cmpstr (object, ==, expected);
   }
+  /* loaded again while the first maps it, as clones are one after the
+   * other: each load finds mem.bin 0400 again (a QEMU that opens it
+   * read-write and does not run as root gets it lent writable anew) */
+  for (guint i = 0; i < 2; i++) {
+    g_autofree gchar *clone_dir = g_strdup_printf ("%s/clone%u", f->dir, i);
+    g_autofree gchar *clone_disk = g_build_filename (clone_dir, "disk.ext4", NULL);
+    g_autofree gchar *disk = g_build_filename (f->dir, "disk.ext4", NULL);
+    g_autoptr(SmolvmVmm) clone = NULL;
+    g_autoptr(GError) error = NULL;
+    Result cl = { 0 };
+    gboolean clone_gone = FALSE;
+
+    g_assert_cmpint (g_mkdir (clone_dir, 0700), ==, 0);
+    g_assert_true (smolvm_copy_file_sparse (disk, clone_disk, NULL, NULL, &error));
+    g_assert_no_error (error);
+    clone = new_vmm_in (clone_dir, smolvm_vmm_get_binary (f->vmm));
+    smolvm_vmm_snapshot_load_async (clone, vmstate, mem, TRUE, NULL, NULL, NULL, on_op, &cl);
+    run_op (&cl);
+    g_assert_no_error (cl.error);
+    g_assert_true (maps_file (smolvm_vmm_get_pid (clone), mem));
+    assert_mode (mem, 0400);
+    smolvm_vmm_terminate_async (clone, on_terminated, &clone_gone);
+    wait_for (&clone_gone);
+  }
+  g_assert_true (smolvm_vmm_is_running (restored));
   /* the guest runs on, writing its RAM (it prints as it goes) */
   console = g_build_filename (f->dir, "console.log", NULL);
   wait_growth (console, 2 * strlen ("tick NN\n"));
@@ -456,7 +488,7 @@ test_readonly_rom (Fixture *f, gconstpointer data)
   mem = g_build_filename (f->dir, "mem.bin", NULL);
   save_booted (f, vmstate, mem);
   restored = new_vmm (f, wrapper);
-  smolvm_vmm_snapshot_load_async (restored, vmstate, mem, TRUE, NULL, NULL, on_op, &load);
+  smolvm_vmm_snapshot_load_async (restored, vmstate, mem, TRUE, NULL, NULL, NULL, on_op, &load);
   run_op (&load);
   g_assert_no_error (load.error);
   g_assert_true (maps_file (smolvm_vmm_get_pid (restored), mem));

@@ -1,0 +1,515 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""smolvm's benchmark program: `meson test -C build --benchmark`.
+
+Prints one table -- for each row the ratio first, then smolvm's figure, the
+anchor it is compared with (measured in the same run, its runs interleaved
+with smolvm's) and the goal of issue 11 -- and writes the same rows to
+<build dir>/bench-results.json.  Every figure is a median of several runs.
+
+Rows:
+  * disk copy: the daemon's copy function (bench-copy, smolvm_copy_file_sparse)
+    against `cp --sparse=always --reflink=auto` followed by fsync, and Python's
+    shutil.copy2 (what SmolVM does), on a sparse (2 GiB holding 60 MiB) and a
+    dense image, on the build dir's filesystem and, as root, on a loop-mounted
+    btrfs (FICLONE);
+  * 1k and 10k snapshots, written straight into a state dir in the layout the
+    daemon reads: start-up to owning the bus name (anchor: Python reading and
+    parsing the same records), ListSnapshots, a filtered ListSnapshots and
+    GetManagedObjects (anchor: an echo service returning the same reply over
+    the same bus), `smolvm snapshot list` (anchor: `busctl call` of the same
+    method), RSS (anchor: smolvmd with no snapshots) and the p99 of a
+    concurrent Get(Version) while lists are answered (anchor: the same probe
+    on an idle daemon).
+
+SMOLVM_BENCH_RUNS (default 5) sets the runs per figure; SMOLVM_BENCH_QUICK=1
+leaves out the 10k rows and the dense copy; SMOLVM_BENCH_ONLY=copies or
+=snapshots runs only that part.  Uses python3-gi (run it with
+/usr/bin/python3).
+"""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import gi  # noqa: E402
+
+gi.require_version("Gio", "2.0")
+from gi.repository import Gio, GLib  # noqa: E402
+
+import smolvmtest as T  # noqa: E402
+
+RUNS = int(os.environ.get("SMOLVM_BENCH_RUNS", "5"))
+QUICK = os.environ.get("SMOLVM_BENCH_QUICK") == "1"
+# "copies" or "snapshots": only that part (e.g. to profile one change)
+ONLY = os.environ.get("SMOLVM_BENCH_ONLY", "")
+BENCH_COPY = os.environ.get("SMOLVM_BENCH_COPY") or os.path.join(
+    T.BUILD_DIR, "tests", "bench", "bench-copy")
+RESULTS = os.path.join(T.BUILD_DIR, "bench-results.json")
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+ECHO_NAME = "org.smolvm.BenchEcho"
+ECHO_XML = """<node><interface name="org.smolvm.BenchEcho">
+  <method name="List"><arg direction="out" type="a(oa{sv})"/></method>
+  <method name="Objects"><arg direction="out" type="a{oa{sa{sv}}}"/></method>
+</interface></node>"""
+
+rows = []
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def p99(xs):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(0.99 * (len(xs) - 1))))]
+
+
+def row(group, measure, smolvm, anchor, anchor_what, unit, goal=None, note=""):
+    """@goal: (bound, text) -- met when smolvm <= bound."""
+    r = {"group": group, "measure": measure, "smolvm": smolvm, "anchor": anchor,
+         "anchor_is": anchor_what, "unit": unit,
+         "ratio": (smolvm / anchor) if anchor else None,
+         "goal": goal[1] if goal else "", "met": (smolvm <= goal[0]) if goal else None,
+         "note": note}
+    rows.append(r)
+    print("  %-44s %10.2f %s  (anchor %.2f: %s)%s" % (
+        measure, smolvm, unit, anchor, anchor_what,
+        "" if goal is None else "  goal %s: %s" % (goal[1], "met" if r["met"] else "NOT met")),
+        flush=True)
+
+
+def interleave(runs, *fns):
+    """Runs fn1, fn2, ... in turn @runs times; each list of results."""
+    out = [[] for _ in fns]
+    for _ in range(runs):
+        for i, fn in enumerate(fns):
+            out[i].append(fn())
+    return out
+
+
+# ---- disk copies ----------------------------------------------------------
+
+def make_sparse(path, size, data):
+    """@size bytes holding @data bytes of random data in 1 MiB pieces spread out."""
+    pieces = data // MIB
+    step = size // pieces
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for i in range(pieces):
+            f.seek(i * step)
+            f.write(os.urandom(MIB))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def make_dense(path, size):
+    with open(path, "wb") as f:
+        for _ in range(size // (4 * MIB)):
+            f.write(os.urandom(4 * MIB))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def fsync_path(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def timed_copy(kind, src, dst):
+    """Wall time in ms of one copy, fsync included; allocated bytes of @dst."""
+    if os.path.exists(dst):
+        os.unlink(dst)
+    t0 = time.perf_counter()
+    if kind == "smolvm":
+        # the copy fsyncs; a process start is in its figure as in cp's
+        subprocess.run([BENCH_COPY, src, dst], check=True, stdout=subprocess.DEVNULL)
+    elif kind == "cp":
+        subprocess.run(["cp", "--sparse=always", "--reflink=auto", src, dst], check=True)
+        fsync_path(dst)
+    else:
+        shutil.copy2(src, dst)
+        fsync_path(dst)
+    ms = (time.perf_counter() - t0) * 1000
+    alloc = os.stat(dst).st_blocks * 512
+    os.unlink(dst)
+    return ms, alloc
+
+
+def bench_copies(where, label):
+    images = [("sparse 2 GiB / 60 MiB", "sparse.img", lambda p: make_sparse(p, 2 * GIB, 60 * MIB))]
+    if not QUICK:
+        images.append(("dense 512 MiB", "dense.img", lambda p: make_dense(p, 512 * MIB)))
+    for name, fname, make in images:
+        src = os.path.join(where, fname)
+        dst = os.path.join(where, fname + ".copy")
+        make(src)
+        res = interleave(RUNS, lambda: timed_copy("smolvm", src, dst),
+                         lambda: timed_copy("cp", src, dst),
+                         lambda: timed_copy("copy2", src, dst))
+        s, c, p = ([r[0] for r in x] for x in res)
+        sa, ca, pa = (x[-1][1] for x in res)
+        note = "allocated: smolvm %d MiB, cp %d MiB, shutil.copy2 %d MiB" % (
+            sa // MIB, ca // MIB, pa // MIB)
+        row("disk copy (%s)" % label, "copy %s" % name, median(s), median(c),
+            "cp --sparse=always --reflink=auto + fsync", "ms",
+            goal=(1.1 * median(c), "<= 1.1x cp, same allocation") if sa <= ca * 1.01 + MIB
+            else (-1, "<= 1.1x cp, same allocation"), note=note)
+        row("disk copy (%s)" % label, "copy %s vs shutil.copy2" % name, median(s), median(p),
+            "Python shutil.copy2 + fsync (SmolVM)", "ms", note=note)
+        os.unlink(src)
+
+
+def bench_reflink_copies():
+    """As root: the same copies on a loop-mounted btrfs, where FICLONE works."""
+    if os.geteuid() != 0 or shutil.which("mkfs.btrfs") is None:
+        print("  (skipping the btrfs copies: needs root and mkfs.btrfs)")
+        return
+    top = tempfile.mkdtemp(prefix="smolvm-bench-btrfs-", dir="/var/tmp")
+    image = os.path.join(top, "fs.img")
+    mnt = os.path.join(top, "mnt")
+    os.mkdir(mnt)
+    try:
+        with open(image, "wb") as f:
+            f.truncate(4 * GIB)
+        subprocess.run(["mkfs.btrfs", "-q", image], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["mount", "-o", "loop", image, mnt], check=True)
+        try:
+            bench_copies(mnt, "btrfs, FICLONE")
+        finally:
+            subprocess.run(["umount", mnt], check=False)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+# ---- many snapshots ---------------------------------------------------------
+
+def write_snapshots(state_dir, n, kernel, rootfs):
+    """@n snapshot records over n/100 VMs, as the daemon writes them."""
+    top = os.path.join(state_dir, "snapshots")
+    os.makedirs(top, exist_ok=True)
+    os.makedirs(os.path.join(state_dir, "vms"), exist_ok=True)
+    base = 1767225600  # 2026-01-01
+    for i in range(n):
+        sid = "bench-snap-%05d" % i
+        vm_id = "bench-vm-%03d" % (i % max(1, n // 100))
+        d = os.path.join(top, sid)
+        os.mkdir(d)
+        rec = {
+            "snapshot_id": sid, "vm_id": vm_id,
+            "snapshot_path": os.path.join(d, "vmstate.bin"),
+            "mem_file_path": os.path.join(d, "mem.bin"),
+            "disk_path": os.path.join(d, "disk.ext4"),
+            "vm_config": {"vm_id": vm_id, "backend": "firecracker", "vcpu_count": 1,
+                          "mem_size_mib": 128, "kernel_path": kernel, "initrd_path": "",
+                          "rootfs_path": rootfs, "boot_args": "console=ttyS0 reboot=k panic=1",
+                          "network": False, "accel": "auto", "machine": ""},
+            "network_config": {},
+            "created_at": "%s.%06d+00:00" % (
+                time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(base + i)), i % 1000000),
+            "restored": False, "restored_vm_id": None, "backend": "firecracker",
+            "vmstate_sha256": "0" * 64,
+        }
+        with open(os.path.join(d, "snapshot.json"), "w") as f:
+            json.dump(rec, f, indent=2)
+        for name in ("vmstate.bin", "mem.bin", "disk.ext4"):
+            open(os.path.join(d, name), "wb").close()
+
+
+def python_parse_records(state_dir):
+    """The anchor of start-up: Python reads and parses every record."""
+    t0 = time.perf_counter()
+    top = os.path.join(state_dir, "snapshots")
+    out = []
+    for name in os.listdir(top):
+        with open(os.path.join(top, name, "snapshot.json")) as f:
+            out.append(json.load(f))
+    return (time.perf_counter() - t0) * 1000
+
+
+def connect(address):
+    return Gio.DBusConnection.new_for_address_sync(
+        address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
+        Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+
+
+def start_daemon_timed(env):
+    """Starts smolvmd as T.Daemon.start() does; ms from exec to owning the name."""
+    d = env.daemon
+    conn = connect(env.bus.address)
+    loop = GLib.MainLoop()
+    seen = {}
+
+    def on_owner(c, sender, path, iface, signal, params, *_):
+        name, old, new = params.unpack()
+        if name == T.BUS_NAME and new:
+            seen["t"] = time.perf_counter()
+            loop.quit()
+
+    sub = conn.signal_subscribe("org.freedesktop.DBus", "org.freedesktop.DBus",
+                                "NameOwnerChanged", "/org/freedesktop/DBus", T.BUS_NAME,
+                                Gio.DBusSignalFlags.NONE, on_owner)
+    # the subscription must be in place before the daemon can take the name
+    conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                   "GetId", None, None, Gio.DBusCallFlags.NONE, -1, None)
+    penv = dict(os.environ)
+    for k in ("DBUS_SESSION_BUS_ADDRESS", "DBUS_SYSTEM_BUS_ADDRESS"):
+        penv.pop(k, None)
+    penv["DBUS_SESSION_BUS_ADDRESS"] = env.bus.address
+    penv["FC_EMULATOR_TICK_MS"] = T.TICK_MS
+    penv["FC_EMULATOR_REQUEST_LOG"] = env.request_log
+    log = open(d.log_path, "a")
+    t0 = time.perf_counter()
+    d.proc = subprocess.Popen(d.argv(), env=penv, stdin=subprocess.DEVNULL, stdout=log,
+                              stderr=log)
+    log.close()
+    timeout = GLib.timeout_add_seconds(120, loop.quit)
+    loop.run()
+    if "t" in seen:
+        GLib.source_remove(timeout)
+    conn.signal_unsubscribe(sub)
+    conn.close_sync(None)
+    if "t" not in seen:
+        raise AssertionError("smolvmd did not own its name:\n" + env.daemon_log()[-3000:])
+    return (seen["t"] - t0) * 1000
+
+
+def stop_daemon(env):
+    env.daemon.proc.terminate()
+    env.daemon.proc.wait()
+
+
+def call_ms(conn, dest, path, iface, method, params, reply_type=None):
+    t0 = time.perf_counter()
+    reply = conn.call_sync(dest, path, iface, method, params,
+                           GLib.VariantType(reply_type) if reply_type else None,
+                           Gio.DBusCallFlags.NONE, 600000, None)
+    return (time.perf_counter() - t0) * 1000, reply
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def start_echo(env, replies):
+    """A separate process answering List/Objects with @replies (saved to files)."""
+    files = []
+    for kind in ("List", "Objects"):
+        path = os.path.join(env.root, "echo-%s.bin" % kind)
+        with open(path, "wb") as f:
+            f.write(replies[kind].get_data_as_bytes().get_data())
+        files.append(path)
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--echo",
+                             env.bus.address] + files, stdout=subprocess.PIPE, text=True)
+    if proc.stdout.readline().strip() != "ready":
+        raise AssertionError("the echo service did not start")
+    env.adopted.append(proc)
+    return proc
+
+
+def echo_main(address, list_file, objects_file):
+    conn = connect(address)
+    data = {}
+    for kind, path, sig in (("List", list_file, "(a(oa{sv}))"),
+                            ("Objects", objects_file, "(a{oa{sa{sv}}})")):
+        with open(path, "rb") as f:
+            data[kind] = GLib.Variant.new_from_bytes(GLib.VariantType(sig),
+                                                     GLib.Bytes(f.read()), False)
+    info = Gio.DBusNodeInfo.new_for_xml(ECHO_XML).interfaces[0]
+
+    def on_call(c, sender, path, iface, method, params, invocation, *_):
+        invocation.return_value(data[method])
+
+    conn.register_object("/echo", info, on_call, None, None)
+    conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                   "RequestName", GLib.Variant("(su)", (ECHO_NAME, 4)), None,
+                   Gio.DBusCallFlags.NONE, -1, None)
+    print("ready", flush=True)
+    GLib.MainLoop().run()
+
+
+def probe_main(address, seconds):
+    """Get(Version) in a loop for @seconds; prints the latencies (ms) as JSON."""
+    conn = connect(address)
+    out = []
+    end = time.perf_counter() + float(seconds)
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        conn.call_sync(T.BUS_NAME, T.MANAGER_PATH, "org.freedesktop.DBus.Properties", "Get",
+                       GLib.Variant("(ss)", (T.MANAGER_IFACE, "Version")), None,
+                       Gio.DBusCallFlags.NONE, -1, None)
+        out.append((time.perf_counter() - t0) * 1000)
+        time.sleep(0.002)
+    print(json.dumps(out))
+
+
+def probe(env, seconds, load=None):
+    """Latencies of Get(Version) from another client while @load() runs in a loop."""
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--probe",
+                             env.bus.address, str(seconds)], stdout=subprocess.PIPE, text=True)
+    end = time.monotonic() + seconds
+    while load is not None and time.monotonic() < end:
+        load()
+    out, _ = proc.communicate()
+    return json.loads(out)
+
+
+def bench_snapshots(n, empty_rss):
+    label = "%dk snapshots" % (n // 1000)
+    env = T.Env(start=False)
+    try:
+        write_snapshots(env.state_dir, n, env.kernel, env.rootfs)
+        starts, parses = [], []
+        for _ in range(RUNS):
+            starts.append(start_daemon_timed(env))
+            stop_daemon(env)
+            parses.append(python_parse_records(env.state_dir))
+        start_daemon_timed(env)
+        row(label, "start-up to owning the bus name", median(starts), median(parses),
+            "Python reads + parses the records", "ms",
+            goal=(300, "<= 300 ms") if n == 10000 else None)
+
+        conn = connect(env.bus.address)
+        manager = (T.BUS_NAME, T.MANAGER_PATH)
+        # the replies the echo service returns, as the daemon gave them
+        _, lst = call_ms(conn, *manager, T.MANAGER_IFACE, "ListSnapshots",
+                         GLib.Variant("(s)", ("",)))
+        _, objs = call_ms(conn, *manager, "org.freedesktop.DBus.ObjectManager",
+                          "GetManagedObjects", None)
+        assert len(lst.unpack()[0]) == n, "ListSnapshots gave %d entries" % len(lst.unpack()[0])
+        start_echo(env, {"List": lst, "Objects": objs})
+        echo = (ECHO_NAME, "/echo", ECHO_NAME)
+        runs = RUNS + 2
+
+        def list_all():
+            return call_ms(conn, *manager, T.MANAGER_IFACE, "ListSnapshots",
+                           GLib.Variant("(s)", ("",)))[0]
+
+        s, a = interleave(runs, list_all, lambda: call_ms(conn, *echo, "List", None)[0])
+        row(label, "ListSnapshots (all)", median(s), median(a),
+            "echo of the same reply on the same bus", "ms",
+            goal=(50, "<= 50 ms") if n == 10000 else None,
+            note="reply %d KiB" % (lst.get_size() // 1024))
+
+        one_vm = GLib.Variant("(s)", ("bench-vm-000",))
+        s, a = interleave(runs, lambda: call_ms(conn, *manager, T.MANAGER_IFACE,
+                                                "ListSnapshots", one_vm)[0],
+                          lambda: call_ms(conn, *manager, T.MANAGER_IFACE, "GetSnapshot",
+                                          GLib.Variant("(s)", ("bench-snap-00000",)))[0])
+        row(label, "ListSnapshots (one VM, 100 snapshots)", median(s), median(a),
+            "GetSnapshot (one lookup)", "ms",
+            note="in proportion to the VM's snapshots, not to all")
+
+        s, a = interleave(runs, lambda: call_ms(conn, *manager,
+                                                "org.freedesktop.DBus.ObjectManager",
+                                                "GetManagedObjects", None)[0],
+                          lambda: call_ms(conn, *echo, "Objects", None)[0])
+        row(label, "GetManagedObjects", median(s), median(a),
+            "echo of the same reply on the same bus", "ms",
+            goal=(100, "<= 100 ms") if n == 10000 else None,
+            note="reply %d KiB" % (objs.get_size() // 1024))
+
+        cenv = env.client_env()
+
+        def run_ms(argv):
+            t0 = time.perf_counter()
+            subprocess.run(argv, env=cenv, check=True, stdout=subprocess.DEVNULL)
+            return (time.perf_counter() - t0) * 1000
+
+        s, a = interleave(RUNS, lambda: run_ms([T.CLI, "--session", "snapshot", "list"]),
+                          lambda: run_ms(["busctl", "--address=" + env.bus.address, "call",
+                                          T.BUS_NAME, T.MANAGER_PATH, T.MANAGER_IFACE,
+                                          "ListSnapshots", "s", ""]))
+        row(label, "`smolvm snapshot list`", median(s), median(a),
+            "`busctl call ... ListSnapshots` to /dev/null", "ms",
+            goal=(150, "<= 150 ms") if n == 10000 else None)
+
+        idle = probe(env, 3)
+        busy = probe(env, 6, load=list_all)
+        row(label, "Get(Version) p99 while lists are answered", p99(busy), p99(idle),
+            "the same probe on the idle daemon", "ms",
+            goal=(5, "<= 5 ms") if n == 10000 else None,
+            note="%d probes; max %.1f ms" % (len(busy), max(busy)))
+
+        row(label, "daemon RSS", rss_kib(env.daemon.pid) / 1024, empty_rss / 1024,
+            "smolvmd with no snapshots", "MiB",
+            goal=(64, "<= 64 MiB") if n == 10000 else None)
+        conn.close_sync(None)
+    finally:
+        env.cleanup()
+
+
+def empty_daemon_rss():
+    env = T.Env(start=False)
+    try:
+        start_daemon_timed(env)
+        conn = connect(env.bus.address)
+        conn.call_sync(T.BUS_NAME, T.MANAGER_PATH, T.MANAGER_IFACE, "ListSnapshots",
+                       GLib.Variant("(s)", ("",)), None, Gio.DBusCallFlags.NONE, -1, None)
+        conn.close_sync(None)
+        return rss_kib(env.daemon.pid)
+    finally:
+        env.cleanup()
+
+
+# ---- the table ---------------------------------------------------------------
+
+def print_table():
+    print()
+    print("| ratio | measure | smolvm | anchor | anchor is | goal | met |")
+    print("|---:|---|---:|---:|---|---|---|")
+    for r in rows:
+        print("| %s | %s: %s | %.1f %s | %.1f %s | %s | %s | %s |" % (
+            "%.2f" % r["ratio"] if r["ratio"] is not None else "-", r["group"], r["measure"],
+            r["smolvm"], r["unit"], r["anchor"], r["unit"], r["anchor_is"], r["goal"] or "-",
+            {True: "yes", False: "**no**", None: "-"}[r["met"]]))
+    notes = [r for r in rows if r["note"]]
+    if notes:
+        print()
+        for r in notes:
+            print("- %s: %s: %s" % (r["group"], r["measure"], r["note"]))
+
+
+def main():
+    print("smolvm benchmark: medians of %d runs, anchors interleaved" % RUNS, flush=True)
+    if ONLY in ("", "copies"):
+        scratch = tempfile.mkdtemp(prefix="smolvm-bench-", dir=T.BUILD_DIR)
+        try:
+            print("disk copies (%s)" % scratch, flush=True)
+            bench_copies(scratch, "build dir's filesystem")
+            bench_reflink_copies()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    empty = empty_daemon_rss() if ONLY in ("", "snapshots") else 0
+    for n in () if ONLY not in ("", "snapshots") else (1000,) if QUICK else (1000, 10000):
+        print("%d snapshots" % n, flush=True)
+        bench_snapshots(n, empty)
+    print_table()
+    with open(RESULTS, "w") as f:
+        json.dump({"runs": RUNS, "rows": rows,
+                   "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, f, indent=2)
+    print("\nwritten to %s" % RESULTS)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--echo":
+        echo_main(*sys.argv[2:5])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--probe":
+        probe_main(*sys.argv[2:4])
+    else:
+        sys.exit(main())

@@ -1,0 +1,376 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Clones (org.smolvm.Manager.CloneSnapshot, org.smolvm.Snapshot.Clone) on
+the Firecracker emulator: new VMs from one snapshot, their ids, ClonedFrom
+and Clones, the rules of delete and restore, and the refusals."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import smolvmtest as st  # noqa: E402
+from smolvmtest import GVText, gv_dict, gv_str, snapshot_path, vm_path  # noqa: E402
+
+
+def paths_of(out):
+    return re.findall(r"'(/org/smolvm/Manager/vm/[^']*)'", out)
+
+
+class TestClones(st.TestCase):
+    def setUp(self):
+        super().setUp()
+        env = self.env
+        env.running_vm("src")
+        env.create_snapshot("src", "s1", **{"resume-source": True})
+
+    def clone(self, snapshot_id, **options):
+        return paths_of(self.env.call("CloneSnapshot", gv_str(snapshot_id), gv_dict(options)))
+
+    def test_clones(self):
+        env = self.env
+        snap_dir = os.path.join(env.state_dir, "snapshots", "s1")
+        made = self.clone("s1", count=GVText("uint32 3"), resume=True)
+        self.assertEqual(made, [vm_path("src-%d" % n) for n in (1, 2, 3)])
+        for n in (1, 2, 3):
+            vm_id = "src-%d" % n
+            self.assertEqual(env.vm_state(vm_id), "running")
+            self.assertEqual(env.vm_prop(vm_id, "ClonedFrom"), "s1")
+            self.assertEqual(env.vm_prop(vm_id, "RestoredFrom"), "")
+            vm_dir = os.path.join(env.state_dir, "vms", vm_id)
+            self.assertTrue(st.files_identical(os.path.join(vm_dir, "disk.ext4"),
+                                               os.path.join(snap_dir, "disk.ext4")))
+            self.assertEqual(os.stat(os.path.join(vm_dir, "kernel")).st_ino,
+                             os.stat(os.path.join(snap_dir, "kernel")).st_ino)
+            self.assertEqual(env.vm_info(vm_id)["cloned_from"], "s1")
+        self.assertEqual(env.snap_prop("s1", "Clones"), made)
+        # not a restore
+        info = env.snapshot_info("s1")
+        self.assertEqual((info["restored"], info["restored_vm_id"]), (False, ""))
+        self.assertEqual(env.vm_state("src"), "running")
+
+        # the snapshot's memory is mapped: no delete
+        err = self.assertDBusError("InUse", env.delete_snapshot, "s1")
+        self.assertIn("cloned", err.message)
+
+        # through the snapshot object, with ids; paused without resume
+        made2 = paths_of(env.gdbus(snapshot_path("s1"), "Clone", gv_dict(
+            {"vm-ids": GVText("['b-vm', 'a-vm']")}), iface=st.SNAPSHOT_IFACE))
+        self.assertEqual(made2, [vm_path("b-vm"), vm_path("a-vm")])
+        self.assertEqual((env.vm_state("a-vm"), env.vm_state("b-vm")), ("paused", "paused"))
+        self.assertEqual(env.snap_prop("s1", "Clones"), sorted(made + made2))
+
+        # the restore-once rule is untouched, and a clone does not block it
+        env.restore("s1", resume=True)
+        self.assertEqual(env.vm_state("src"), "running")
+        self.assertEqual(env.snapshot_info("s1")["restored_vm_id"], "src")
+
+        # a clone is an ordinary VM: snapshot it and restore that
+        env.create_snapshot("src-1", "c1", **{"resume-source": True})
+        self.assertEqual(env.snapshot_info("c1")["vm_id"], "src-1")
+        env.vm("src-1", "Stop", gv_dict())
+        env.restore("c1", resume=True)
+        self.assertEqual(env.vm_state("src-1"), "running")
+        # it maps c1 now, no longer s1
+        self.assertNotIn(vm_path("src-1"), env.snap_prop("s1", "Clones"))
+
+        # stopped, or booted afresh, a clone no longer maps the snapshot
+        env.vm("src-2", "Stop", gv_dict())
+        env.vm("src-3", "Stop", gv_dict())
+        env.vm("src-3", "Start")
+        self.assertEqual(env.snap_prop("s1", "Clones"), [vm_path("a-vm"), vm_path("b-vm")])
+        self.assertEqual(env.vm_prop("src-3", "ClonedFrom"), "s1")
+        for vm_id in ("a-vm", "b-vm"):
+            env.vm(vm_id, "Delete", gv_dict({"force": True}))
+        self.assertEqual(env.snap_prop("s1", "Clones"), [])
+        # the restored src still maps it
+        self.assertDBusError("InUse", env.delete_snapshot, "s1")
+        env.vm("src", "Stop", gv_dict())
+        env.delete_snapshot("s1")
+
+    def test_generated_ids_skip_taken_ones(self):
+        env = self.env
+        env.create_vm("src-1")
+        made = self.clone("s1", count=GVText("uint32 2"))
+        self.assertEqual(made, [vm_path("src-2"), vm_path("src-3")])
+
+    def test_survives_a_restart(self):
+        env = self.env
+        made = self.clone("s1", count=GVText("uint32 2"), resume=True)
+        env.daemon.restart()
+        self.assertEqual(env.snap_prop("s1", "Clones"), made)
+        self.assertEqual(env.vm_prop("src-1", "ClonedFrom"), "s1")
+        self.assertEqual(env.vm_state("src-2"), "running")
+        self.assertDBusError("InUse", env.delete_snapshot, "s1")
+
+    def test_refusals(self):
+        env = self.env
+        before = sorted(env.list_vms())
+        cases = [
+            ("InvalidArgument", "s1", {"count": GVText("uint32 0")}),
+            ("InvalidArgument", "s1", {"count": GVText("uint32 65")}),
+            ("InvalidArgument", "s1", {"count": GVText("int32 2")}),  # not u
+            ("InvalidArgument", "s1", {"colour": "blue"}),
+            ("InvalidArgument", "s1", {"vm-ids": GVText("['x', 'x']")}),
+            ("InvalidArgument", "s1", {"vm-ids": GVText("['Bad_Id']")}),
+            ("InvalidArgument", "s1", {"vm-ids": GVText("['x']"), "count": GVText("uint32 2")}),
+            ("AlreadyExists", "s1", {"vm-ids": GVText("['fresh', 'src']")}),
+            ("Unsupported", "s1", {"network": True}),
+            ("NotFound", "nope", {}),
+            ("InvalidArgument", "Bad_Snap", {}),
+        ]
+        for name, snapshot_id, options in cases:
+            with self.subTest(options=options, snapshot=snapshot_id):
+                self.assertDBusError(name, env.call, "CloneSnapshot", gv_str(snapshot_id),
+                                     gv_dict(options))
+        self.assertEqual(sorted(env.list_vms()), before, "nothing made")
+        self.assertEqual(sorted(os.listdir(os.path.join(env.state_dir, "vms"))), before)
+        # an id refused once is free: the failed call released what it reserved
+        self.assertEqual(self.clone("s1", **{"vm-ids": GVText("['fresh']")}),
+                         [vm_path("fresh")])
+
+    def test_a_failed_clone_keeps_the_others(self):
+        """The second clone fails (an id so long that its VMM's socket path
+        does not fit): the first is kept, the call fails naming both, and
+        nothing of the second is left."""
+        env = self.env
+        long_id = "v" * 64
+        err = self.assertDBusError("Failed", env.call, "CloneSnapshot", gv_str("s1"), gv_dict(
+            {"vm-ids": GVText("['ok-1', '%s']" % long_id), "resume": True}))
+        self.assertIn("Cloned snapshot 's1' into 1 of 2 VMs ('ok-1', kept)", err.message)
+        self.assertIn("VM '%s': " % long_id, err.message)
+        self.assertIn("107 bytes", err.message)
+        self.assertEqual(sorted(env.list_vms()), ["ok-1", "src"])
+        self.assertEqual(env.vm_state("ok-1"), "running")
+        self.assertFalse(os.path.exists(os.path.join(env.state_dir, "vms", long_id)))
+        self.assertEqual(env.snap_prop("s1", "Clones"), [vm_path("ok-1")])
+        # its id is free again: the same failure, not AlreadyExists
+        self.assertDBusError("Failed", env.call, "CloneSnapshot", gv_str("s1"), gv_dict(
+            {"vm-ids": GVText("['%s']" % long_id)}))
+
+    def test_damaged_snapshot(self):
+        """A mem.bin of the wrong size, or a damaged vmstate.bin, is refused
+        before any clone is made."""
+        env = self.env
+        snap_dir = os.path.join(env.state_dir, "snapshots", "s1")
+        mem = os.path.join(snap_dir, "mem.bin")
+        size = os.path.getsize(mem)
+        os.truncate(mem, size // 2)
+        err = self.assertDBusError("Failed", env.call, "CloneSnapshot", gv_str("s1"),
+                                   gv_dict({"count": GVText("uint32 2")}))
+        self.assertIn("mem.bin", err.message)
+        os.truncate(mem, size)
+        vmstate = os.path.join(snap_dir, "vmstate.bin")
+        with open(vmstate, "r+b") as f:
+            byte = f.read(1)
+            f.seek(0)
+            f.write(bytes([byte[0] ^ 0xff]))
+        err = self.assertDBusError("Failed", env.call, "CloneSnapshot", gv_str("s1"), gv_dict())
+        self.assertIn("checksum", err.message)
+        self.assertEqual(sorted(env.list_vms()), ["src"])
+
+
+# smolvmd in network and mount namespaces of its own, with a sysfs of that
+# network namespace and a /run/netns of its own: the clones' namespaces,
+# veths and TAPs never touch the host or another test's daemon. A stale
+# clone namespace is there before it starts: it must remove it.
+NET_WRAPPER = ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c",
+               "mount -t sysfs sysfs /sys && mkdir -p /run/netns && "
+               "mount -t tmpfs tmpfs /run/netns && ip netns add smolvm-stale && "
+               "ip netns add other-ns && exec \"$@\"", "sh"]
+
+
+@st.unittest.skipUnless(st.IS_ROOT and shutil.which("unshare") and shutil.which("nsenter")
+                        and shutil.which("ip") and shutil.which("nft")
+                        and os.path.exists("/dev/net/tun"),
+                        "needs root, unshare, nsenter, ip, nft and /dev/net/tun")
+class TestCloneNetwork(st.TestCase):
+    """Networked clones: each in a network namespace of its own, reached
+    from the host at its own address through a veth pair and NAT."""
+
+    def in_daemon(self, env, *argv, mount=True):
+        """@argv in smolvmd's network (and mount) namespace."""
+        ns = ["--net=/proc/%d/ns/net" % env.daemon.pid]
+        if mount:
+            ns.append("--mount=/proc/%d/ns/mnt" % env.daemon.pid)
+        return subprocess.run(["nsenter"] + ns + list(argv), capture_output=True, text=True)
+
+    def namespaces(self, env):
+        out = self.in_daemon(env, "ip", "netns", "list").stdout
+        return sorted(line.split()[0] for line in out.splitlines() if line.strip())
+
+    def links(self, env):
+        out = self.in_daemon(env, "ip", "-o", "link", "show", mount=False).stdout
+        return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
+
+    def in_ns(self, env, ns, *argv):
+        r = self.in_daemon(env, "ip", "netns", "exec", ns, *argv)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def tcp_peer(self, env, server_ns, bind_ip, client_ns, connect_ip, client_ip=None):
+        """Accepts one TCP connection on @bind_ip (in the namespace @server_ns,
+        None: smolvmd's), made to @connect_ip from @client_ns (from
+        @client_ip); the peer address the server saw."""
+        def argv(ns, code):
+            inner = ["ip", "netns", "exec", ns] if ns else []
+            return ["nsenter", "--net=/proc/%d/ns/net" % env.daemon.pid,
+                    "--mount=/proc/%d/ns/mnt" % env.daemon.pid] + inner + [
+                        sys.executable, "-c", code]
+        server = subprocess.Popen(argv(server_ns, (
+            "import socket\ns = socket.socket(); s.bind((%r, 7777)); s.listen(1)\n"
+            "print('ready', flush=True)\nc, peer = s.accept(); print(peer[0])") % bind_ip),
+            stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(server.stdout.readline().strip(), "ready")
+            client = subprocess.run(argv(client_ns, (
+                "import socket\ns = socket.socket()\n%s"
+                "s.settimeout(10); s.connect((%r, 7777))")
+                % ("s.bind((%r, 0))\n" % client_ip if client_ip else "", connect_ip)),
+                capture_output=True, text=True, timeout=30)
+            self.assertEqual(client.returncode, 0, client.stderr)
+            return server.communicate(timeout=30)[0].strip()
+        finally:
+            server.kill()
+            server.wait()
+
+    def load_requests(self, env):
+        with open(env.request_log) as f:
+            return [json.loads(line)["body"] for line in f if '"/snapshot/load"' in line]
+
+    def settled(self, env):
+        """No `ip` child of smolvmd runs (removals are in the background)."""
+        def none():
+            for entry in os.listdir("/proc"):
+                try:
+                    with open("/proc/%s/stat" % entry) as f:
+                        stat = f.read()
+                except OSError:
+                    continue
+                ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+                if ppid == env.daemon.pid and stat[stat.index("(") + 1:stat.rindex(")")] == "ip":
+                    return False
+            return True
+        st.wait_for(none, "smolvmd's ip commands to end")
+
+    def test_networked_clones(self):
+        env = self.new_env(session=False, wrapper=NET_WRAPPER)
+        # the stale namespace went at start-up; another program's stays
+        st.wait_for(lambda: "smolvm-stale" not in self.namespaces(env),
+                    "the stale namespace to go")
+        self.assertIn("other-ns", self.namespaces(env))
+        env.running_vm("src", network=None)
+        src_net = env.vm_info("src")["network_config"]
+        env.create_snapshot("src", "s1", **{"resume-source": True})
+
+        # network=false for a guest with a NIC is refused, and so is
+        # network=true for one without
+        err = self.assertDBusError("Unsupported", env.call, "CloneSnapshot", gv_str("s1"),
+                                   gv_dict({"network": False}))
+        self.assertIn("network interface", err.message)
+        env.running_vm("plain")
+        env.create_snapshot("plain", "s-plain", **{"resume-source": True})
+        self.assertDBusError("InvalidArgument", env.call, "CloneSnapshot", gv_str("s-plain"),
+                             gv_dict({"network": True}))
+        self.assertEqual(self.namespaces(env), ["other-ns"])
+
+        made = paths_of(env.call("CloneSnapshot", gv_str("s1"),
+                                 gv_dict({"count": GVText("uint32 2"), "resume": True})))
+        self.assertEqual(made, [vm_path("src-1"), vm_path("src-2")])
+        self.settled(env)
+        nets = [env.vm_info(v)["network_config"] for v in ("src-1", "src-2")]
+        daemon_ns = os.stat("/proc/%d/ns/net" % env.daemon.pid).st_ino
+        for vm_id, net in zip(("src-1", "src-2"), nets):
+            self.assertEqual(env.vm_prop(vm_id, "NetworkConfig"), net)
+            self.assertIs(env.vm_info(vm_id)["network"], True)
+            # the guest's side is the snapshot's: it is in its memory
+            for key in ("guest_ip", "gateway_ip", "netmask", "tap_device", "guest_mac"):
+                self.assertEqual(net[key], src_net[key], key)
+            self.assertEqual(net["namespace"], "smolvm-" + vm_id)
+            self.assertEqual(net["namespace_veth"], "veth0")
+            # the host's end of the veth pair, with the .1 next to host_ip
+            host_end = net["host_ip"].rsplit(".", 1)
+            host_end = "%s.%d" % (host_end[0], int(host_end[1]) - 1)
+            out = self.in_daemon(env, "ip", "-o", "addr", "show", "dev", net["host_veth"],
+                                 mount=False).stdout
+            self.assertIn("inet %s/30" % host_end, out)
+            # in the namespace: the veth end with host_ip, the TAP with the gateway
+            ns = net["namespace"]
+            self.assertIn("inet %s/30" % net["host_ip"],
+                          self.in_ns(env, ns, "ip", "-o", "addr", "show", "dev", "veth0"))
+            self.assertIn("inet %s/30" % net["gateway_ip"],
+                          self.in_ns(env, ns, "ip", "-o", "addr", "show", "dev",
+                                     net["tap_device"]))
+            self.assertEqual(self.in_ns(env, ns, "sysctl", "-n", "net.ipv4.ip_forward").strip(),
+                             "1")
+            nat = self.in_ns(env, ns, "nft", "list", "table", "ip", "smolvm")
+            self.assertRegex(nat, r'iifname "veth0" ip daddr %s dnat to %s'
+                             % (re.escape(net["host_ip"]), re.escape(net["guest_ip"])))
+            self.assertRegex(nat, r'oifname "veth0" ip saddr %s snat to %s'
+                             % (re.escape(net["guest_ip"]), re.escape(net["host_ip"])))
+            # the VMM runs in that namespace, not in the daemon's
+            pid = env.vm_info(vm_id)["pid"]
+            vmm_ns = os.stat("/proc/%d/ns/net" % pid).st_ino
+            self.assertNotEqual(vmm_ns, daemon_ns)
+            ns_ino = self.in_daemon(env, "stat", "-L", "-c", "%i", "/run/netns/" + ns).stdout
+            self.assertEqual(vmm_ns, int(ns_ino))
+        # the NAT, with the guest's address made local in the namespace
+        # (the emulator has no guest): the host's connection to host_ip
+        # reaches guest_ip (DNAT: nothing else listens on guest_ip), and
+        # the guest's to the host comes from host_ip (SNAT)
+        net, ns = nets[0], nets[0]["namespace"]
+        host_end = "%s.%d" % (net["host_ip"].rsplit(".", 1)[0],
+                              int(net["host_ip"].rsplit(".", 1)[1]) - 1)
+        self.in_ns(env, ns, "ip", "addr", "add", net["guest_ip"] + "/32", "dev", "lo")
+        self.assertEqual(self.tcp_peer(env, ns, net["guest_ip"], None, net["host_ip"]),
+                         host_end)
+        self.assertEqual(self.tcp_peer(env, None, host_end, ns, host_end, net["guest_ip"]),
+                         net["host_ip"])
+        # distinct namespaces, host addresses, host veths, and TAP devices
+        # (same name, each in its own namespace)
+        for key in ("namespace", "host_ip", "host_veth"):
+            self.assertNotEqual(nets[0][key], nets[1][key], key)
+        self.assertNotIn(nets[0]["host_ip"], (src_net["guest_ip"], nets[1]["host_ip"]))
+        # the TAP name is the snapshot's, in another namespace: no override
+        loads = self.load_requests(env)
+        self.assertEqual(len(loads), 2)
+        for body in loads:
+            self.assertNotIn("network_overrides", body)
+        self.assertEqual(sorted(self.namespaces(env)),
+                         ["other-ns", "smolvm-src-1", "smolvm-src-2"])
+
+        # a failed clone (its VMM's socket path does not fit) leaves nothing
+        long_id = "v" * 64
+        self.assertDBusError("Failed", env.call, "CloneSnapshot", gv_str("s1"), gv_dict(
+            {"vm-ids": GVText("['%s']" % long_id)}))
+        self.settled(env)
+        self.assertEqual(sorted(self.namespaces(env)),
+                         ["other-ns", "smolvm-src-1", "smolvm-src-2"])
+        # ... and its address is free again: the next clone gets it
+        self.assertEqual(paths_of(env.call("CloneSnapshot", gv_str("s1"), gv_dict(
+            {"vm-ids": GVText("['src-3']")}))), [vm_path("src-3")])
+        net3 = env.vm_info("src-3")["network_config"]
+        self.assertNotIn(net3["host_ip"], (nets[0]["host_ip"], nets[1]["host_ip"]))
+
+        # deleted (running, or stopped), a clone leaves no namespace or veth
+        env.vm("src-1", "Delete", gv_dict({"force": True}))
+        env.vm("src-3", "Stop", gv_dict())
+        self.settled(env)
+        self.assertEqual(sorted(self.namespaces(env)), ["other-ns", "smolvm-src-2"])
+        env.vm("src-3", "Delete", gv_dict())
+        env.vm("src-2", "Delete", gv_dict({"force": True}))
+        self.settled(env)
+        self.assertEqual(self.namespaces(env), ["other-ns"])
+        links = self.links(env)
+        for net in nets + [net3]:
+            self.assertNotIn(net["host_veth"], links)
+        # the snapshot's VM keeps its own TAP in the daemon's namespace
+        self.assertIn(src_net["tap_device"], links)
+        self.assertEqual(env.vm_state("src"), "running")
+
+
+if __name__ == "__main__":
+    st.main("clones")
