@@ -166,20 +166,21 @@ static const CliListing snapshot_listing = {
 
 /* A VM a snapshot was restored or cloned into, as SmolVM's "snapshot
  * restore" shows it: its id as "name" (and "vm_id"), its state as "status",
- * its guest address or null without networking, and "ssh_port", always
- * null: smolvmd forwards no host port to the guest. */
+ * the address the host reaches it at (a clone's host_ip) or null without
+ * networking, and "ssh_port", always null: smolvmd forwards no host port to
+ * the guest. */
 static JsonObject *
 vm_summary_to_json (SmolvmVmInfo *vm_info)
 {
   JsonObject *object = json_object_new ();
-  const gchar *guest_ip = smolvm_vm_info_get_ip_address (vm_info);
+  const gchar *address = smolvm_vm_info_get_ip_address (vm_info);
   const gchar *vm_id = smolvm_vm_info_get_vm_id (vm_info);
 
   json_object_set_string_member (object, "name", vm_id);
   json_object_set_string_member (object, "vm_id", vm_id);
   json_object_set_string_member (object, "status", smolvm_vm_info_get_status (vm_info));
-  if (guest_ip != NULL)
-    json_object_set_string_member (object, "ip_address", guest_ip);
+  if (address != NULL)
+    json_object_set_string_member (object, "ip_address", address);
   else
     json_object_set_null_member (object, "ip_address");
   json_object_set_null_member (object, "ssh_port");
@@ -300,8 +301,8 @@ clone_vms_to_json (GPtrArray *vms)
 }
 
 /* A clone that failed (Failed, or Cancelled after a Cancel) keeps the clones
- * it made, and a Cancelled's message does not name them: they are the VMs
- * cloned from @snapshot_id that were not there before (@before). smolvmd
+ * it made; smolvmd's message names them, but only as text: as objects they
+ * are the VMs cloned from @snapshot_id that were not there before (@before). smolvmd
  * clones a snapshot once at a time (a second clone of it is InUse), so they
  * are ours. Shown as on success (text on standard output, before the error),
  * or with --json in the error's details, since data stays null on failure.

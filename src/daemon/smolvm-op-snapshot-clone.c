@@ -167,8 +167,7 @@ on_clone_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
     clone_failed (op, clone, error);
     return;
   }
-  smolvm_vm_set_cloned_from (clone->vm, op->snapshot_id);
-  if (!smolvm_vm_save (clone->vm, &error)) {
+  if (!smolvm_vm_set_cloned_from (clone->vm, op->snapshot_id, &error)) {
     /* never a VM without its record: it goes */
     smolvm_vm_stop_async (clone->vm, NULL, NULL);
     clone_failed (op, clone, error);

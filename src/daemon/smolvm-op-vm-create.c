@@ -218,9 +218,11 @@ on_images_opened (GObject *source, GAsyncResult *result, gpointer user_data)
     op->fds[i] = opened[i];
     op->sizes[i] = sizes[i];
   }
-  if (!op->defaults_opened) {
-    open_images (op, TRUE);
-    return;
+  for (guint i = 0; !op->defaults_opened && i < N_IMAGES; i++) {
+    if (op->is_default[i]) {
+      open_images (op, TRUE);
+      return;
+    }
   }
   vm_create_start (op);
 }

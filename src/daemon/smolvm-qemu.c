@@ -1308,19 +1308,29 @@ smolvm_qemu_init (SmolvmQemu *self)
 {
 }
 
-gchar *
-smolvm_qemu_probe_machine (const gchar *binary, GError **error)
+/* The lines @binary prints for "@option @value" (a help text); only at
+ * start-up, since it waits for the process. */
+static GStrv
+qemu_help_lines (const gchar *binary, const gchar *option, const gchar *value, GError **error)
 {
   g_autoptr(GSubprocess) proc = NULL;
   g_autofree gchar *out = NULL;
-  g_auto(GStrv) lines = NULL;
 
   proc = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
-                           error, binary, "-machine", "help", NULL);
+                           error, binary, option, value, NULL);
   if (proc == NULL || !g_subprocess_communicate_utf8 (proc, NULL, NULL, &out, NULL, error))
     return NULL;
+  return g_strsplit (out != NULL ? out : "", "\n", -1);
+}
+
+gchar *
+smolvm_qemu_probe_machine (const gchar *binary, GError **error)
+{
+  g_auto(GStrv) lines = qemu_help_lines (binary, "-machine", "help", error);
+
+  if (lines == NULL)
+    return NULL;
   /* "q35                  Standard PC (Q35 + ICH9, 2009) (alias of pc-q35-7.2)" */
-  lines = g_strsplit (out != NULL ? out : "", "\n", -1);
   for (gsize i = 0; lines[i] != NULL; i++) {
     const gchar *alias;
     if (!g_str_has_prefix (lines[i], "q35 ") || (alias = strstr (lines[i], "(alias of ")) == NULL)
@@ -1336,16 +1346,11 @@ smolvm_qemu_probe_machine (const gchar *binary, GError **error)
 gboolean
 smolvm_qemu_probe_readonly_ram (const gchar *binary)
 {
-  g_autoptr(GSubprocess) proc = NULL;
-  g_autofree gchar *out = NULL;
-  g_auto(GStrv) lines = NULL;
+  g_auto(GStrv) lines = qemu_help_lines (binary, "-object", "memory-backend-file,help", NULL);
 
-  proc = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
-                           NULL, binary, "-object", "memory-backend-file,help", NULL);
-  if (proc == NULL || !g_subprocess_communicate_utf8 (proc, NULL, NULL, &out, NULL, NULL))
+  if (lines == NULL)
     return FALSE;
   /* "  rom=<OnOffAuto>        - Whether to create Read Only Memory (ROM) ..." */
-  lines = g_strsplit (out != NULL ? out : "", "\n", -1);
   for (gsize i = 0; lines[i] != NULL; i++) {
     if (!g_str_has_prefix (g_strchug (lines[i]), "rom="))
       continue;

@@ -282,13 +282,13 @@ smolvm_vm_set_restored_from (SmolvmVm *self, const gchar *snapshot_id)
   g_signal_emit (self, signals[SIGNAL_MAPPING_CHANGED], 0);
 }
 
-void
-smolvm_vm_set_cloned_from (SmolvmVm *self, const gchar *snapshot_id)
+gboolean
+smolvm_vm_set_cloned_from (SmolvmVm *self, const gchar *snapshot_id, GError **error)
 {
   smolvm_dbus_vm_set_cloned_from (SMOLVM_DBUS_VM (self), snapshot_id);
   set_mapped_snapshot (self, snapshot_id);
-  save_or_warn (self);
   g_signal_emit (self, signals[SIGNAL_MAPPING_CHANGED], 0);
+  return smolvm_vm_save (self, error);
 }
 
 const gchar *

@@ -59,8 +59,8 @@ gboolean smolvm_vm_set_paused_by_snapshot (SmolvmVm *self, gboolean paused_by_sn
  * snapshot whose mem.bin the guest maps. */
 void smolvm_vm_set_restored_from (SmolvmVm *self, const gchar *snapshot_id);
 /* A clone: ClonedFrom (for good) and the snapshot the guest maps (until it
- * boots afresh). */
-void smolvm_vm_set_cloned_from (SmolvmVm *self, const gchar *snapshot_id);
+ * boots afresh), saved at once: a clone has no record before. */
+gboolean smolvm_vm_set_cloned_from (SmolvmVm *self, const gchar *snapshot_id, GError **error);
 const gchar *smolvm_vm_get_cloned_from (SmolvmVm *self);
 /* "" when the guest maps no snapshot's memory */
 const gchar *smolvm_vm_get_mapped_snapshot (SmolvmVm *self);
