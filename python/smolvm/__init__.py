@@ -5,8 +5,10 @@
 """
 
 from .exceptions import (
+    CorruptSnapshotError,
     HostError,
     NotAuthorizedError,
+    RegistryError,
     SmolVMError,
     SnapshotAlreadyExistsError,
     SnapshotAlreadyRestoredError,
@@ -20,7 +22,7 @@ from .manager import SmolVMManager
 from .models import NetworkConfig, SnapshotInfo, VMConfig, VMInfo, VMState
 
 __all__ = [
-    "HostError", "NetworkConfig", "NotAuthorizedError", "SmolVM", "SmolVMError",
+    "CorruptSnapshotError", "RegistryError", "HostError", "NetworkConfig", "NotAuthorizedError", "SmolVM", "SmolVMError",
     "SmolVMManager", "SnapshotAlreadyExistsError", "SnapshotAlreadyRestoredError",
     "SnapshotInfo", "SnapshotNotFoundError", "VMAlreadyExistsError", "VMConfig", "VMInfo",
     "VMNotFoundError", "VMState", "ValidationError",

@@ -51,6 +51,16 @@ class SnapshotAlreadyRestoredError(SmolVMError):
     """The snapshot was restored before; pass force=True to restore it again."""
 
 
+class RegistryError(SmolVMError):
+    """An OCI registry could not be reached, or refused the configured
+    credentials (RegistryUnavailable, RegistryAuthFailed)."""
+
+
+class CorruptSnapshotError(SmolVMError):
+    """Transferred data failed its check, or is not a smolvm snapshot
+    (Corrupt, NotASnapshot)."""
+
+
 class HostError(SmolVMError):
     """smolvmd is not installed, not running, or lacks what the call needs
     (a backend, room on disk)."""
@@ -68,6 +78,10 @@ _CLASSES = {
     ("AlreadyRestored", None): SnapshotAlreadyRestoredError,
     ("Unsupported", None): HostError,
     ("NoSpace", None): HostError,
+    ("RegistryUnavailable", None): RegistryError,
+    ("RegistryAuthFailed", None): RegistryError,
+    ("Corrupt", None): CorruptSnapshotError,
+    ("NotASnapshot", None): CorruptSnapshotError,
 }
 
 

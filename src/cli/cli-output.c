@@ -118,6 +118,10 @@ static const CliErrorType cli_error_types[] = {
   { smolvm_error_quark, SMOLVM_ERROR_NO_SPACE, "runtime_error" },
   { smolvm_error_quark, SMOLVM_ERROR_CANCELLED, "runtime_error" },
   { smolvm_error_quark, SMOLVM_ERROR_AUTHORIZATION_DISMISSED, "runtime_error" },
+  { smolvm_error_quark, SMOLVM_ERROR_CORRUPT, "runtime_error" },
+  { smolvm_error_quark, SMOLVM_ERROR_NOT_A_SNAPSHOT, "runtime_error" },
+  { smolvm_error_quark, SMOLVM_ERROR_REGISTRY_UNAVAILABLE, "runtime_error" },
+  { smolvm_error_quark, SMOLVM_ERROR_REGISTRY_AUTH_FAILED, "runtime_error" },
   /* smolvmd not installed or not running (cli_report_error() turns
    * NameHasNoOwner into this), or its service file or binary missing */
   { g_dbus_error_quark, G_DBUS_ERROR_SERVICE_UNKNOWN, "missing_dependency" },

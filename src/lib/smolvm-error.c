@@ -17,6 +17,10 @@ static const GDBusErrorEntry smolvm_error_entries[] = {
   { SMOLVM_ERROR_NO_SPACE, "org.smolvm.Error.NoSpace" },
   { SMOLVM_ERROR_CANCELLED, "org.smolvm.Error.Cancelled" },
   { SMOLVM_ERROR_AUTHORIZATION_DISMISSED, "org.smolvm.Error.AuthorizationDismissed" },
+  { SMOLVM_ERROR_CORRUPT, "org.smolvm.Error.Corrupt" },
+  { SMOLVM_ERROR_NOT_A_SNAPSHOT, "org.smolvm.Error.NotASnapshot" },
+  { SMOLVM_ERROR_REGISTRY_UNAVAILABLE, "org.smolvm.Error.RegistryUnavailable" },
+  { SMOLVM_ERROR_REGISTRY_AUTH_FAILED, "org.smolvm.Error.RegistryAuthFailed" },
 };
 
 /**

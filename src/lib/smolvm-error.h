@@ -27,6 +27,16 @@ G_BEGIN_DECLS
  *   (org.smolvm.Error.Cancelled).
  * @SMOLVM_ERROR_AUTHORIZATION_DISMISSED: The user dismissed the authentication
  *   dialog (org.smolvm.Error.AuthorizationDismissed).
+ * @SMOLVM_ERROR_CORRUPT: Data failed its check: a blob whose sha256 or size
+ *   is not what its manifest says, or a malformed archive (org.smolvm.Error.Corrupt).
+ * @SMOLVM_ERROR_NOT_A_SNAPSHOT: An OCI artifact or archive that is not a
+ *   smolvm snapshot, or of a format version this daemon does not read
+ *   (org.smolvm.Error.NotASnapshot).
+ * @SMOLVM_ERROR_REGISTRY_UNAVAILABLE: An OCI registry could not be reached or
+ *   failed (org.smolvm.Error.RegistryUnavailable).
+ * @SMOLVM_ERROR_REGISTRY_AUTH_FAILED: An OCI registry refused the configured
+ *   credentials, or wants some and none are configured
+ *   (org.smolvm.Error.RegistryAuthFailed).
  *
  * Every error smolvmd answers with, in the %SMOLVM_ERROR domain. The domain
  * is registered with GDBus, so a remote org.smolvm.Error.* comes back as
@@ -46,6 +56,10 @@ typedef enum {
   SMOLVM_ERROR_NO_SPACE,
   SMOLVM_ERROR_CANCELLED,
   SMOLVM_ERROR_AUTHORIZATION_DISMISSED,
+  SMOLVM_ERROR_CORRUPT,
+  SMOLVM_ERROR_NOT_A_SNAPSHOT,
+  SMOLVM_ERROR_REGISTRY_UNAVAILABLE,
+  SMOLVM_ERROR_REGISTRY_AUTH_FAILED,
 } SmolvmError;
 
 /**

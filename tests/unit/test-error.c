@@ -105,6 +105,10 @@ test_dbus_names (void)
     { SMOLVM_ERROR_NO_SPACE, "NoSpace" },
     { SMOLVM_ERROR_CANCELLED, "Cancelled" },
     { SMOLVM_ERROR_AUTHORIZATION_DISMISSED, "AuthorizationDismissed" },
+    { SMOLVM_ERROR_CORRUPT, "Corrupt" },
+    { SMOLVM_ERROR_NOT_A_SNAPSHOT, "NotASnapshot" },
+    { SMOLVM_ERROR_REGISTRY_UNAVAILABLE, "RegistryUnavailable" },
+    { SMOLVM_ERROR_REGISTRY_AUTH_FAILED, "RegistryAuthFailed" },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (names); i++) {
