@@ -7,7 +7,13 @@
 #
 #   CACHE_DIR/vmlinuz            Debian cloud kernel (linux-image-*-cloud-amd64)
 #   CACHE_DIR/initramfs.cpio.gz  busybox-static + tests/guest/init as /init; it
-#                                prints "tick N" once a second on the console
+#                                prints "tick N" once a second on the console.
+#                                Also the kernel's virtio-net driver modules
+#                                (virtio_pci, virtio_net and what they need,
+#                                from the same kernel package): the cloud
+#                                kernel has them as modules and no IP_PNP, so
+#                                /init loads them and configures eth0 itself
+#                                from the ip= argument smolvmd passes
 #   CACHE_DIR/rootfs.ext4        small sparse ext4 image, used as the VM's disk
 #
 # Boot with: console=ttyS0 panic=-1 quiet   (see tests/guest/QEMU-NOTES.md)
@@ -122,6 +128,50 @@ newc_entry() {
 	head -c "$pad" /dev/zero
 }
 
+# The modules the guest needs for its network interface; with what they
+# depend on (modules.dep), they go into the initramfs.
+GUEST_MODULES="virtio_pci virtio_net"
+
+# The kernel package whose vmlinuz is cached: its modules must be that
+# kernel's (the vermagic must match).
+cached_kernel_package() {
+	local pkg
+	[ -s "$cache/kernel-package" ] ||
+		die "$cache/vmlinuz has no kernel-package beside it; remove $cache and build again"
+	read -r pkg _ <"$cache/kernel-package"
+	echo "$pkg"
+}
+
+# add_modules ROOT BUSYBOX: GUEST_MODULES and their dependencies, from the
+# cached kernel's package, into ROOT/lib/modules/KVER with a modules.dep
+# for the guest's modprobe.
+add_modules() {
+	local root=$1 bb=$2 pkg kver deb tree mods dep m
+	pkg=$(cached_kernel_package)
+	read -r _ kver <"$cache/kernel-package"
+	[ -n "$kver" ] || die "$cache/kernel-package names no kernel version"
+	deb=$(apt_download "$pkg")
+	dpkg -x "$deb" "$work/modules"
+	rm -f "$deb"
+	tree=$work/modules/lib/modules/$kver
+	[ -d "$tree/kernel" ] || die "$pkg has no modules for $kver"
+	# the package has no modules.dep (depmod runs at install): make one
+	"$bb" depmod -b "$work/modules" "$kver"
+	mods=
+	for m in $GUEST_MODULES; do
+		dep=$(grep -E "^kernel/([^ ]*/)?$m\.ko(\.[a-z]+)?:" "$tree/modules.dep") ||
+			die "$pkg has no module $m"
+		mods="$mods ${dep/:/}"
+	done
+	for m in $mods; do
+		install -D -m 0644 "$tree/$m" "$root/lib/modules/$kver/$m"
+	done
+	cp "$tree/modules.order" "$tree/modules.builtin" "$root/lib/modules/$kver/"
+	"$bb" depmod -b "$root" "$kver"
+	rm -rf "$work/modules"
+	log "guest modules for $kver:$(for m in $mods; do printf ' %s' "${m##*/}"; done)"
+}
+
 build_initramfs() {
 	local root=$work/initramfs bb deb
 	# busybox-static from the registry; fall back to an installed static one.
@@ -145,6 +195,7 @@ build_initramfs() {
 	done
 	ln -s bin "$root/sbin"
 	install -m 0755 "$init_src" "$root/init"
+	add_modules "$root" "$root/bin/busybox"
 
 	(
 		cd "$root"
@@ -153,13 +204,20 @@ build_initramfs() {
 		newc_entry dev/console 020600 5 1
 		newc_entry TRAILER!!! 0 0 0
 	) | gzip -9 -n >"$cache/.initramfs.tmp"
-	cp "$init_src" "$cache/.init.tmp"
+	build_stamp >"$cache/.init.tmp"
 	mv "$cache/.initramfs.tmp" "$cache/initramfs.cpio.gz"
 	mv "$cache/.init.tmp" "$cache/init.built"
 }
 
-# Rebuilt whenever tests/guest/init changed since the cached build.
-if [ ! -s "$cache/initramfs.cpio.gz" ] || ! cmp -s "$init_src" "$cache/init.built"; then
+# What the cached initramfs was built from: /init and the module list.
+build_stamp() {
+	cat "$init_src"
+	echo "# modules: $GUEST_MODULES"
+}
+
+# Rebuilt whenever tests/guest/init or the module list changed since the
+# cached build.
+if [ ! -s "$cache/initramfs.cpio.gz" ] || ! cmp -s <(build_stamp) "$cache/init.built"; then
 	log "building initramfs"
 	build_initramfs
 fi
