@@ -534,16 +534,17 @@ on_tap_down_done (GObject *source, GAsyncResult *result, gpointer user_data)
       !g_subprocess_get_successful (G_SUBPROCESS (source)))
     g_message ("Removing the network of %s failed%s%s", key, error != NULL ? ": " : "",
                error != NULL ? error->message : "");
-  /* a namespace's record goes once the namespace has (a TAP has none) */
-  if (!netns_exists (key))
+  /* a namespace's record goes once the namespace has */
+  if (g_object_get_data (source, "namespace") != NULL && !netns_exists (key))
     forget_namespace (self, key);
   if (g_hash_table_lookup (self->removing, key) == (gpointer) source)
     g_hash_table_remove (self->removing, key);
 }
 
-/* One "ip -batch" of @commands, tracked under @key until it is over. */
+/* One "ip -batch" of @commands, tracked under @key (a namespace's name
+ * when @namespace) until it is over. */
 static void
-run_removal (SmolvmNetwork *self, const gchar *key, const gchar *commands)
+run_removal (SmolvmNetwork *self, const gchar *key, gboolean namespace, const gchar *commands)
 {
   g_autoptr(GSubprocess) proc = NULL;
   g_autoptr(GError) error = NULL;
@@ -557,6 +558,8 @@ run_removal (SmolvmNetwork *self, const gchar *key, const gchar *commands)
     return;
   }
   g_object_set_data_full (G_OBJECT (proc), "key", g_strdup (key), g_free);
+  if (namespace)
+    g_object_set_data (G_OBJECT (proc), "namespace", GINT_TO_POINTER (TRUE));
   g_hash_table_replace (self->removing, g_strdup (key), g_object_ref (proc));
   g_subprocess_communicate_utf8_async (proc, commands, NULL, on_tap_down_done,
                                        g_object_ref (self));
@@ -592,7 +595,7 @@ smolvm_network_tap_down (SmolvmNetwork *self, GVariant *config)
       return;
     commands = g_strdup_printf ("link del %s\n", net->tap_device);
   }
-  run_removal (self, removal_key (net), commands);
+  run_removal (self, removal_key (net), net->namespace != NULL, commands);
 }
 
 gboolean
@@ -634,6 +637,6 @@ smolvm_network_remove_stale_namespaces (SmolvmNetwork *self, GHashTable *in_use)
     }
     g_message ("Removing network namespace %s: no VM has it", name);
     commands = g_strdup_printf ("netns del %s\n", name);
-    run_removal (self, name, commands);
+    run_removal (self, name, TRUE, commands);
   }
 }
