@@ -111,7 +111,8 @@ if [ ! -s "$cache/vmlinuz" ]; then
 	echo "$pkg ${img##*/vmlinuz-}" >"$cache/.kernel-package.tmp"
 	mv "$cache/.kernel-package.tmp" "$cache/kernel-package"
 	mv "$cache/.vmlinuz.tmp" "$cache/vmlinuz"
-	rm -rf "$work/kernel" "$deb"
+	# $work/kernel stays: its modules go into the initramfs below
+	rm -f "$deb"
 fi
 
 # ---- initramfs ----------------------------------------------------------
@@ -150,13 +151,16 @@ add_modules() {
 	pkg=$(cached_kernel_package)
 	read -r _ kver <"$cache/kernel-package"
 	[ -n "$kver" ] || die "$cache/kernel-package names no kernel version"
-	deb=$(apt_download "$pkg")
-	dpkg -x "$deb" "$work/modules"
-	rm -f "$deb"
-	tree=$work/modules/lib/modules/$kver
+	# the tree the kernel came from in this run, else the package again
+	if [ ! -d "$work/kernel/lib/modules/$kver" ]; then
+		deb=$(apt_download "$pkg")
+		dpkg -x "$deb" "$work/kernel"
+		rm -f "$deb"
+	fi
+	tree=$work/kernel/lib/modules/$kver
 	[ -d "$tree/kernel" ] || die "$pkg has no modules for $kver"
 	# the package has no modules.dep (depmod runs at install): make one
-	"$bb" depmod -b "$work/modules" "$kver"
+	"$bb" depmod -b "$work/kernel" "$kver"
 	mods=
 	for m in $GUEST_MODULES; do
 		dep=$(grep -E "^kernel/([^ ]*/)?$m\.ko(\.[a-z]+)?:" "$tree/modules.dep") ||
@@ -168,7 +172,6 @@ add_modules() {
 	done
 	cp "$tree/modules.order" "$tree/modules.builtin" "$root/lib/modules/$kver/"
 	"$bb" depmod -b "$root" "$kver"
-	rm -rf "$work/modules"
 	log "guest modules for $kver:$(for m in $mods; do printf ' %s' "${m##*/}"; done)"
 }
 
