@@ -814,13 +814,15 @@ class TestQemuCloneNetwork(QemuTestCase):
         """Pings @ip from smolvmd's network namespace (the host, to its
         VMs) until one answer, at most @tries times (a TCG guest is slow);
         the answer's TTL, or None without an answer."""
-        for _ in range(tries or self.PING_TRIES):
+        for attempt in range(1, (tries or self.PING_TRIES) + 1):
             r = subprocess.run(["nsenter", "--net=/proc/%d/ns/net" % env.daemon.pid,
                                 "ping", "-n", "-c", "1", "-W", "2", ip],
                                capture_output=True, text=True)
             m = PING_TTL_RE.search(r.stdout)
             if r.returncode == 0 and m:
+                print("  %s answered ping %d (ttl %s)" % (ip, attempt, m.group(1)))
                 return int(m.group(1))
+        print("  %s did not answer %d pings" % (ip, attempt))
         return None
 
     def test_9_networked_clones_answer_ping(self):
