@@ -23,6 +23,11 @@ mem.bin privately instead (copy-on-write): no `ram` file, mem.bin mapped in
 QEMU and never written, 0400 on disk; a snapshot of such a guest gets its
 RAM out of the migration stream and has the same layout.
 
+As root (with /dev/net/tun), test_9 boots a networked guest (its /init
+loads virtio-net and configures eth0 from the ip= argument), clones it twice
+with network and pings each clone at its own host_ip from smolvmd's network
+namespace (a namespace of the test's, so nothing touches the host's).
+
 How test_4 reaches QEMU's own migration failure: 64 KiB in the middle of
 vmstate.bin (inside the RAM section of the stream) are overwritten with 0xff.
 smolvmd first refuses that file by its SHA-256 (org.smolvm.Error.Failed,
