@@ -7,7 +7,13 @@
 #
 #   CACHE_DIR/vmlinuz            Debian cloud kernel (linux-image-*-cloud-amd64)
 #   CACHE_DIR/initramfs.cpio.gz  busybox-static + tests/guest/init as /init; it
-#                                prints "tick N" once a second on the console
+#                                prints "tick N" once a second on the console.
+#                                Also the kernel's virtio-net driver modules
+#                                (virtio_pci, virtio_net and what they need,
+#                                from the same kernel package): the cloud
+#                                kernel has them as modules and no IP_PNP, so
+#                                /init loads them and configures eth0 itself
+#                                from the ip= argument smolvmd passes
 #   CACHE_DIR/rootfs.ext4        small sparse ext4 image, used as the VM's disk
 #
 # Boot with: console=ttyS0 panic=-1 quiet   (see tests/guest/QEMU-NOTES.md)
@@ -105,7 +111,8 @@ if [ ! -s "$cache/vmlinuz" ]; then
 	echo "$pkg ${img##*/vmlinuz-}" >"$cache/.kernel-package.tmp"
 	mv "$cache/.kernel-package.tmp" "$cache/kernel-package"
 	mv "$cache/.vmlinuz.tmp" "$cache/vmlinuz"
-	rm -rf "$work/kernel" "$deb"
+	# $work/kernel stays: its modules go into the initramfs below
+	rm -f "$deb"
 fi
 
 # ---- initramfs ----------------------------------------------------------
@@ -120,6 +127,52 @@ newc_entry() {
 	printf '%s\0' "$name"
 	pad=$(((4 - (110 + namesize) % 4) % 4))
 	head -c "$pad" /dev/zero
+}
+
+# The modules the guest needs for its network interface; with what they
+# depend on (modules.dep), they go into the initramfs.
+GUEST_MODULES="virtio_pci virtio_net"
+
+# The kernel package whose vmlinuz is cached: its modules must be that
+# kernel's (the vermagic must match).
+cached_kernel_package() {
+	local pkg
+	[ -s "$cache/kernel-package" ] ||
+		die "$cache/vmlinuz has no kernel-package beside it; remove $cache and build again"
+	read -r pkg _ <"$cache/kernel-package"
+	echo "$pkg"
+}
+
+# add_modules ROOT BUSYBOX: GUEST_MODULES and their dependencies, from the
+# cached kernel's package, into ROOT/lib/modules/KVER with a modules.dep
+# for the guest's modprobe.
+add_modules() {
+	local root=$1 bb=$2 pkg kver deb tree mods dep m
+	pkg=$(cached_kernel_package)
+	read -r _ kver <"$cache/kernel-package"
+	[ -n "$kver" ] || die "$cache/kernel-package names no kernel version"
+	# the tree the kernel came from in this run, else the package again
+	if [ ! -d "$work/kernel/lib/modules/$kver" ]; then
+		deb=$(apt_download "$pkg")
+		dpkg -x "$deb" "$work/kernel"
+		rm -f "$deb"
+	fi
+	tree=$work/kernel/lib/modules/$kver
+	[ -d "$tree/kernel" ] || die "$pkg has no modules for $kver"
+	# the package has no modules.dep (depmod runs at install): make one
+	"$bb" depmod -b "$work/kernel" "$kver"
+	mods=
+	for m in $GUEST_MODULES; do
+		dep=$(grep -E "^kernel/([^ ]*/)?$m\.ko(\.[a-z]+)?:" "$tree/modules.dep") ||
+			die "$pkg has no module $m"
+		mods="$mods ${dep/:/}"
+	done
+	for m in $mods; do
+		install -D -m 0644 "$tree/$m" "$root/lib/modules/$kver/$m"
+	done
+	cp "$tree/modules.order" "$tree/modules.builtin" "$root/lib/modules/$kver/"
+	"$bb" depmod -b "$root" "$kver"
+	log "guest modules for $kver:$(for m in $mods; do printf ' %s' "${m##*/}"; done)"
 }
 
 build_initramfs() {
@@ -145,6 +198,7 @@ build_initramfs() {
 	done
 	ln -s bin "$root/sbin"
 	install -m 0755 "$init_src" "$root/init"
+	add_modules "$root" "$root/bin/busybox"
 
 	(
 		cd "$root"
@@ -153,13 +207,20 @@ build_initramfs() {
 		newc_entry dev/console 020600 5 1
 		newc_entry TRAILER!!! 0 0 0
 	) | gzip -9 -n >"$cache/.initramfs.tmp"
-	cp "$init_src" "$cache/.init.tmp"
+	build_stamp >"$cache/.init.tmp"
 	mv "$cache/.initramfs.tmp" "$cache/initramfs.cpio.gz"
 	mv "$cache/.init.tmp" "$cache/init.built"
 }
 
-# Rebuilt whenever tests/guest/init changed since the cached build.
-if [ ! -s "$cache/initramfs.cpio.gz" ] || ! cmp -s "$init_src" "$cache/init.built"; then
+# What the cached initramfs was built from: /init and the module list.
+build_stamp() {
+	cat "$init_src"
+	echo "# modules: $GUEST_MODULES"
+}
+
+# Rebuilt whenever tests/guest/init or the module list changed since the
+# cached build.
+if [ ! -s "$cache/initramfs.cpio.gz" ] || ! cmp -s <(build_stamp) "$cache/init.built"; then
 	log "building initramfs"
 	build_initramfs
 fi

@@ -173,14 +173,28 @@ class TestClones(st.TestCase):
         self.assertEqual(sorted(env.list_vms()), ["src"])
 
 
-# smolvmd in network and mount namespaces of its own, with a sysfs of that
-# network namespace and a /run/netns of its own: the clones' namespaces,
-# veths and TAPs never touch the host or another test's daemon. A stale
-# clone namespace is there before it starts: it must remove it.
-NET_WRAPPER = ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c",
-               "mount -t sysfs sysfs /sys && mkdir -p /run/netns && "
-               "mount -t tmpfs tmpfs /run/netns && ip netns add smolvm-stale && "
-               "ip netns add other-ns && exec \"$@\"", "sh"]
+# smolvmd in network and mount namespaces of its own, held by a process of
+# the test (so that a restarted smolvmd finds them again), with a sysfs of
+# that network namespace and a /run/netns of its own: the clones'
+# namespaces, veths and TAPs never touch the host or another test's daemon.
+# Two namespaces of other programs are there before it starts, one named
+# like a clone's: it must leave both alone.
+NET_HOLDER = ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c",
+              "mount -t sysfs sysfs /sys && mkdir -p /run/netns && "
+              "mount -t tmpfs tmpfs /run/netns && ip netns add smolvm-stale && "
+              "ip netns add other-ns && echo ready && exec sleep infinity"]
+FOREIGN = ["other-ns", "smolvm-stale"]
+
+
+def mac_of(ip):
+    """The MAC smolvmd derives from a pool address: 06:00 and its bytes."""
+    return "06:00:" + ":".join("%02X" % int(b) for b in ip.split("."))
+
+
+def host_end(host_ip):
+    """The host's end of a clone's veth pair: the address before host_ip."""
+    head, last = host_ip.rsplit(".", 1)
+    return "%s.%d" % (head, int(last) - 1)
 
 
 @st.unittest.skipUnless(st.IS_ROOT and shutil.which("unshare") and shutil.which("nsenter")
@@ -190,6 +204,25 @@ NET_WRAPPER = ["unshare", "--net", "--mount", "--propagation", "private", "sh", 
 class TestCloneNetwork(st.TestCase):
     """Networked clones: each in a network namespace of its own, reached
     from the host at its own address through a veth pair and NAT."""
+
+    def net_env(self):
+        holder = subprocess.Popen(NET_HOLDER, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(holder.wait)
+        self.addCleanup(holder.kill)
+        self.assertEqual(holder.stdout.readline().strip(), "ready")
+        holder.stdout.close()
+        wrapper = ["nsenter", "--net=/proc/%d/ns/net" % holder.pid,
+                   "--mount=/proc/%d/ns/mnt" % holder.pid, "--"]
+        return self.new_env(session=False, wrapper=wrapper)
+
+    def mac(self, env, dev, ns=None):
+        argv = ["ip", "-o", "link", "show", "dev", dev]
+        out = self.in_ns(env, ns, *argv) if ns else self.in_daemon(env, *argv, mount=False).stdout
+        return re.search(r"link/ether ([0-9a-f:]{17})", out).group(1).upper()
+
+    def records(self, env):
+        d = os.path.join(env.runtime_dir, "netns")
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
 
     def in_daemon(self, env, *argv, mount=True):
         """@argv in smolvmd's network (and mount) namespace."""
@@ -257,11 +290,11 @@ class TestCloneNetwork(st.TestCase):
         st.wait_for(none, "smolvmd's ip commands to end")
 
     def test_networked_clones(self):
-        env = self.new_env(session=False, wrapper=NET_WRAPPER)
-        # the stale namespace went at start-up; another program's stays
-        st.wait_for(lambda: "smolvm-stale" not in self.namespaces(env),
-                    "the stale namespace to go")
-        self.assertIn("other-ns", self.namespaces(env))
+        env = self.net_env()
+        self.settled(env)
+        # other programs' namespaces stay, whatever their names
+        self.assertEqual(self.namespaces(env), FOREIGN)
+        self.assertEqual(self.records(env), [])
         env.running_vm("src", network=None)
         src_net = env.vm_info("src")["network_config"]
         env.create_snapshot("src", "s1", **{"resume-source": True})
@@ -275,7 +308,7 @@ class TestCloneNetwork(st.TestCase):
         env.create_snapshot("plain", "s-plain", **{"resume-source": True})
         self.assertDBusError("InvalidArgument", env.call, "CloneSnapshot", gv_str("s-plain"),
                              gv_dict({"network": True}))
-        self.assertEqual(self.namespaces(env), ["other-ns"])
+        self.assertEqual(self.namespaces(env), FOREIGN)
 
         made = paths_of(env.call("CloneSnapshot", gv_str("s1"),
                                  gv_dict({"count": GVText("uint32 2"), "resume": True})))
@@ -292,11 +325,9 @@ class TestCloneNetwork(st.TestCase):
             self.assertEqual(net["namespace"], "smolvm-" + vm_id)
             self.assertEqual(net["namespace_veth"], "veth0")
             # the host's end of the veth pair, with the .1 next to host_ip
-            host_end = net["host_ip"].rsplit(".", 1)
-            host_end = "%s.%d" % (host_end[0], int(host_end[1]) - 1)
             out = self.in_daemon(env, "ip", "-o", "addr", "show", "dev", net["host_veth"],
                                  mount=False).stdout
-            self.assertIn("inet %s/30" % host_end, out)
+            self.assertIn("inet %s/30" % host_end(net["host_ip"]), out)
             # in the namespace: the veth end with host_ip, the TAP with the gateway
             ns = net["namespace"]
             self.assertIn("inet %s/30" % net["host_ip"],
@@ -317,17 +348,29 @@ class TestCloneNetwork(st.TestCase):
             self.assertNotEqual(vmm_ns, daemon_ns)
             ns_ino = self.in_daemon(env, "stat", "-L", "-c", "%i", "/run/netns/" + ns).stdout
             self.assertEqual(vmm_ns, int(ns_ino))
+            # MACs: the guest keeps the snapshot's (in its memory), and its
+            # TAP shows it the gateway MAC the source's did (in its ARP
+            # cache); the veth pair's are the clone's own, host_mac where
+            # the host reaches it
+            self.assertEqual(net["host_mac"], mac_of(net["host_ip"]))
+            self.assertEqual(self.mac(env, "veth0", ns), net["host_mac"])
+            self.assertEqual(self.mac(env, net["host_veth"]), mac_of(host_end(net["host_ip"])))
+            self.assertEqual(self.mac(env, net["tap_device"], ns),
+                             self.mac(env, src_net["tap_device"]))
+        self.assertEqual(self.mac(env, src_net["tap_device"]), mac_of(src_net["gateway_ip"]))
+        self.assertNotIn("host_mac", src_net)
+        self.assertNotEqual(nets[0]["host_mac"], nets[1]["host_mac"])
+        # the namespaces smolvmd made are recorded as its own
+        self.assertEqual(self.records(env), ["smolvm-src-1", "smolvm-src-2"])
         # the NAT, with the guest's address made local in the namespace
         # (the emulator has no guest): the host's connection to host_ip
         # reaches guest_ip (DNAT: nothing else listens on guest_ip), and
         # the guest's to the host comes from host_ip (SNAT)
         net, ns = nets[0], nets[0]["namespace"]
-        host_end = "%s.%d" % (net["host_ip"].rsplit(".", 1)[0],
-                              int(net["host_ip"].rsplit(".", 1)[1]) - 1)
+        end = host_end(net["host_ip"])
         self.in_ns(env, ns, "ip", "addr", "add", net["guest_ip"] + "/32", "dev", "lo")
-        self.assertEqual(self.tcp_peer(env, ns, net["guest_ip"], None, net["host_ip"]),
-                         host_end)
-        self.assertEqual(self.tcp_peer(env, None, host_end, ns, host_end, net["guest_ip"]),
+        self.assertEqual(self.tcp_peer(env, ns, net["guest_ip"], None, net["host_ip"]), end)
+        self.assertEqual(self.tcp_peer(env, None, end, ns, end, net["guest_ip"]),
                          net["host_ip"])
         # distinct namespaces, host addresses, host veths, and TAP devices
         # (same name, each in its own namespace)
@@ -339,16 +382,15 @@ class TestCloneNetwork(st.TestCase):
         self.assertEqual(len(loads), 2)
         for body in loads:
             self.assertNotIn("network_overrides", body)
-        self.assertEqual(sorted(self.namespaces(env)),
-                         ["other-ns", "smolvm-src-1", "smolvm-src-2"])
+        self.assertEqual(self.namespaces(env), sorted(FOREIGN + ["smolvm-src-1", "smolvm-src-2"]))
 
         # a failed clone (its VMM's socket path does not fit) leaves nothing
         long_id = "v" * 64
         self.assertDBusError("Failed", env.call, "CloneSnapshot", gv_str("s1"), gv_dict(
             {"vm-ids": GVText("['%s']" % long_id)}))
         self.settled(env)
-        self.assertEqual(sorted(self.namespaces(env)),
-                         ["other-ns", "smolvm-src-1", "smolvm-src-2"])
+        self.assertEqual(self.namespaces(env), sorted(FOREIGN + ["smolvm-src-1", "smolvm-src-2"]))
+        self.assertEqual(self.records(env), ["smolvm-src-1", "smolvm-src-2"])
         # ... and its address is free again: the next clone gets it
         self.assertEqual(paths_of(env.call("CloneSnapshot", gv_str("s1"), gv_dict(
             {"vm-ids": GVText("['src-3']")}))), [vm_path("src-3")])
@@ -359,17 +401,56 @@ class TestCloneNetwork(st.TestCase):
         env.vm("src-1", "Delete", gv_dict({"force": True}))
         env.vm("src-3", "Stop", gv_dict())
         self.settled(env)
-        self.assertEqual(sorted(self.namespaces(env)), ["other-ns", "smolvm-src-2"])
+        self.assertEqual(self.namespaces(env), sorted(FOREIGN + ["smolvm-src-2"]))
         env.vm("src-3", "Delete", gv_dict())
         env.vm("src-2", "Delete", gv_dict({"force": True}))
         self.settled(env)
-        self.assertEqual(self.namespaces(env), ["other-ns"])
+        self.assertEqual(self.namespaces(env), FOREIGN)
+        st.wait_for(lambda: self.records(env) == [], "the namespaces' records to go")
         links = self.links(env)
         for net in nets + [net3]:
             self.assertNotIn(net["host_veth"], links)
         # the snapshot's VM keeps its own TAP in the daemon's namespace
         self.assertIn(src_net["tap_device"], links)
         self.assertEqual(env.vm_state("src"), "running")
+
+    def test_start_up_removes_only_its_own(self):
+        """A clone gone while no smolvmd ran leaves its namespace behind:
+        the next smolvmd removes it, as it recorded it, but not a live
+        clone's, and never another program's, even named like a clone's;
+        nor does a clone take over such a namespace."""
+        env = self.net_env()
+        env.running_vm("src", network=None)
+        env.create_snapshot("src", "s1", **{"resume-source": True})
+        self.in_daemon(env, "ip", "netns", "add", "smolvm-src-9")
+        foreign = sorted(FOREIGN + ["smolvm-src-9"])
+        # (a clone's failure is reported in the Failed reply of the call)
+        err = self.assertDBusError("Failed", env.call, "CloneSnapshot", gv_str("s1"), gv_dict(
+            {"vm-ids": GVText("['src-9']")}))
+        self.assertIn("network namespace smolvm-src-9 exists and was not made by smolvmd",
+                      err.message)
+        self.settled(env)
+        self.assertEqual(self.namespaces(env), foreign)
+        self.assertEqual(self.records(env), [])
+        self.assertNotIn("src-9", env.list_vms())
+
+        env.call("CloneSnapshot", gv_str("s1"), gv_dict({"count": GVText("uint32 2")}))
+        self.settled(env)
+        self.assertEqual(self.records(env), ["smolvm-src-1", "smolvm-src-2"])
+        gone_pid = env.vm_info("src-1")["pid"]
+        # src-1 goes while no smolvmd runs: its VMM and its record
+        env.daemon.kill()
+        os.kill(gone_pid, 9)
+        st.wait_for(lambda: not st.process_alive(gone_pid), "src-1's VMM to exit")
+        shutil.rmtree(os.path.join(env.state_dir, "vms", "src-1"))
+        env.daemon.start()
+        self.settled(env)
+        self.assertEqual(self.namespaces(env), sorted(foreign + ["smolvm-src-2"]))
+        st.wait_for(lambda: self.records(env) == ["smolvm-src-2"], "src-1's record to go")
+        self.assertEqual(sorted(env.list_vms()), ["src", "src-2"])
+        env.vm("src-2", "Delete", gv_dict({"force": True}))
+        self.settled(env)
+        self.assertEqual(self.namespaces(env), foreign)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,11 @@ mem.bin privately instead (copy-on-write): no `ram` file, mem.bin mapped in
 QEMU and never written, 0400 on disk; a snapshot of such a guest gets its
 RAM out of the migration stream and has the same layout.
 
+As root (with /dev/net/tun), test_9 boots a networked guest (its /init
+loads virtio-net and configures eth0 from the ip= argument), clones it twice
+with network and pings each clone at its own host_ip from smolvmd's network
+namespace (a namespace of the test's, so nothing touches the host's).
+
 How test_4 reaches QEMU's own migration failure: 64 KiB in the middle of
 vmstate.bin (inside the RAM section of the stream) are overwritten with 0xff.
 smolvmd first refuses that file by its SHA-256 (org.smolvm.Error.Failed,
@@ -173,24 +178,24 @@ class QemuTestCase(st.TestCase):
 
     # -- VMs
 
-    def create_qemu_vm(self, env, vm_id, boot_args=BOOT_ARGS, rootfs=None):
+    def create_qemu_vm(self, env, vm_id, boot_args=BOOT_ARGS, rootfs=None, network=False):
         kernel, initrd, guest_rootfs = guest()
         rootfs = rootfs or guest_rootfs
         r = self.cli_ok(env, "create", "--vm-id", vm_id, "--backend", "qemu", "--accel", "tcg",
                         "--kernel", kernel, "--initrd", initrd, "--rootfs", rootfs,
                         "--boot-args", boot_args, "--vcpus", "1", "--mem", str(MEM_MIB),
-                        "--no-network", "--json")
+                        *([] if network else ["--no-network"]), "--json")
         vm = r.json()["data"]["vm"]
         self.assertEqual((vm["vm_id"], vm["backend"], vm["accel"]), (vm_id, "qemu", "tcg"), repr(r))
 
-    def boot(self, env, base_id, boot_args=BOOT_ARGS, until_tick=3, rootfs=None):
+    def boot(self, env, base_id, boot_args=BOOT_ARGS, until_tick=3, rootfs=None, network=False):
         """Creates and starts a VM until its console shows `tick @until_tick`;
         retries a boot that misses BOOT_DEADLINE with a fresh VM.  Returns the
         VM id."""
         misses = []
         for attempt in range(1, BOOT_TRIES + 1):
             vm_id = base_id if attempt == 1 else "%s-retry%d" % (base_id, attempt)
-            self.create_qemu_vm(env, vm_id, boot_args, rootfs)
+            self.create_qemu_vm(env, vm_id, boot_args, rootfs, network)
             start = time.monotonic()
             self.cli_ok(env, "start", vm_id)
             try:
@@ -669,15 +674,28 @@ class TestQemuPython(QemuTestCase):
                     "a tick of the restored guest", timeout=BOOT_DEADLINE)
 
 
-def private_and_pss_kib(pid):
-    """(Private_Clean + Private_Dirty, Pss) of a process, in KiB."""
+def smaps_kib(pid, path=None):
+    """The kB fields of /proc/PID/smaps_rollup (all of the process), or,
+    with @path, of PID's mappings of the file @path in /proc/PID/smaps,
+    summed; a dict of ints, in KiB."""
     fields = {}
-    with open("/proc/%d/smaps_rollup" % pid) as f:
+    inside = path is None
+    with open("/proc/%d/%s" % (pid, "smaps_rollup" if path is None else "smaps")) as f:
         for line in f:
             parts = line.split()
-            if len(parts) >= 2 and parts[0].endswith(":") and parts[1].isdigit():
-                fields[parts[0][:-1]] = int(parts[1])
-    return fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0), fields.get("Pss", 0)
+            if not parts:
+                continue
+            if not parts[0].endswith(":"):
+                # a mapping's header: "start-end perms offset dev inode [path]"
+                inside = path is None or parts[-1] == path
+            elif inside and len(parts) >= 3 and parts[2] == "kB":
+                key = parts[0][:-1]
+                fields[key] = fields.get(key, 0) + int(parts[1])
+    return fields
+
+
+def private_kib(fields):
+    return fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
 
 
 class TestQemuClones(QemuTestCase):
@@ -715,15 +733,39 @@ class TestQemuClones(QemuTestCase):
         self.assertEqual(stat.S_IMODE(os.stat(self.mem_bin(env, "t1")).st_mode), 0o400)
 
         # memory: the guests' pages are the snapshot's until written
-        figures = [private_and_pss_kib(pid) for pid in pids]
-        private = sum(p for p, _ in figures)
-        pss = sum(p for _, p in figures)
-        print("  4 clones of a %d MiB guest: private %.1f MiB, Pss %.1f MiB in all" %
-              (MEM_MIB, private / 1024, pss / 1024))
-        # four guests' own RAM would be 4 x MEM_MIB private; allow QEMU's own
-        # memory and what the guests wrote, generously
-        self.assertLess(private, 4 * MEM_MIB * 1024 * 3 // 4,
-                        "the clones do not share the snapshot's memory: %r" % figures)
+        mem_bin = self.mem_bin(env, "t1")
+        whole = [smaps_kib(pid) for pid in pids]
+        mapped = [smaps_kib(pid, mem_bin) for pid in pids]
+        guest_kib = MEM_MIB * 1024
+        for clone, w, m in zip(clones, whole, mapped):
+            print("  clone %s: Pss %d KiB, private %d KiB; its mem.bin mapping: Rss %d KiB, "
+                  "Pss %d KiB, shared %d KiB, private %d KiB (dirty %d KiB)" % (
+                      clone, w["Pss"], private_kib(w), m["Rss"], m["Pss"],
+                      m["Shared_Clean"] + m["Shared_Dirty"], private_kib(m), m["Private_Dirty"]))
+        private = sum(private_kib(w) for w in whole)
+        pss = sum(w["Pss"] for w in whole)
+        mapped_rss = sum(m["Rss"] for m in mapped)
+        mapped_pss = sum(m["Pss"] for m in mapped)
+        # the clones' own (copy-on-write) pages of guest RAM
+        written = sum(m["Private_Dirty"] for m in mapped)
+        print("  4 clones of a %d MiB guest: private %.1f MiB, Pss %.1f MiB in all; mem.bin "
+              "mapped: Rss %.1f MiB, Pss %.1f MiB, written %.1f MiB" % (
+                  MEM_MIB, private / 1024, pss / 1024, mapped_rss / 1024, mapped_pss / 1024,
+                  written / 1024))
+        # four guests of their own would hold 4 x MEM_MIB privately; the
+        # clones hold QEMU's own memory (TCG's code buffer above all) and the
+        # pages their guests wrote since the snapshot: allow half of it
+        self.assertLess(private, 4 * guest_kib // 2,
+                        "the clones do not share the snapshot's memory: %r" % whole)
+        self.assertLess(written, guest_kib // 2, "the clones wrote most of guest RAM?")
+        # the pages of mem.bin they read are shared (each clone's Rss has
+        # them, each Pss a quarter of those the four map): counted once,
+        # they are at most mem.bin itself, though four times over they
+        # would be more than half of it
+        self.assertGreater(sum(m["Shared_Clean"] for m in mapped), 0)
+        self.assertLessEqual(mapped_pss - written, guest_kib)
+        self.assertLess(mapped_pss - written, (mapped_rss - written) // 2,
+                        "the clones' mem.bin pages are not shared: %r" % mapped)
 
         # -- stopping one does not disturb the others
         self.cli_ok(env, "stop", clones[0])
@@ -746,6 +788,93 @@ class TestQemuClones(QemuTestCase):
             self.cli_ok(env, "delete", clone, "--force")
         self.cli_ok(env, "snapshot", "delete", "t1")
         self.cli_ok(env, "snapshot", "delete", "c1")
+
+
+# smolvmd in network and mount namespaces of their own (held by a process
+# of the test), with a sysfs of that network namespace and a /run/netns of
+# its own: the TAP devices, clones' namespaces and veths stay off the host.
+NET_HOLDER = ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c",
+              "mount -t sysfs sysfs /sys && mkdir -p /run/netns && "
+              "mount -t tmpfs tmpfs /run/netns && echo ready && exec sleep infinity"]
+PING_TTL_RE = re.compile(r"ttl=(\d+)")
+
+
+@st.unittest.skipUnless(st.IS_ROOT and os.path.exists("/dev/net/tun") and
+                        all(shutil.which(t) for t in ("unshare", "nsenter", "ip", "nft", "ping")),
+                        "needs root, /dev/net/tun, unshare, nsenter, ip, nft and ping")
+class TestQemuCloneNetwork(QemuTestCase):
+    PING_TRIES = 10
+
+    def net_env(self):
+        holder = subprocess.Popen(NET_HOLDER, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(holder.wait)
+        self.addCleanup(holder.kill)
+        self.assertEqual(holder.stdout.readline().strip(), "ready")
+        holder.stdout.close()
+        wrapper = ["nsenter", "--net=/proc/%d/ns/net" % holder.pid,
+                   "--mount=/proc/%d/ns/mnt" % holder.pid, "--"]
+        return self.new_env(session=False, wrapper=wrapper)
+
+    def ping(self, env, ip, tries=None):
+        """Pings @ip from smolvmd's network namespace (the host, to its
+        VMs) until one answer, at most @tries times (a TCG guest is slow);
+        the answer's TTL, or None without an answer."""
+        for attempt in range(1, (tries or self.PING_TRIES) + 1):
+            r = subprocess.run(["nsenter", "--net=/proc/%d/ns/net" % env.daemon.pid,
+                                "ping", "-n", "-c", "1", "-W", "2", ip],
+                               capture_output=True, text=True)
+            m = PING_TTL_RE.search(r.stdout)
+            if r.returncode == 0 and m:
+                print("  %s answered ping %d (ttl %s)" % (ip, attempt, m.group(1)))
+                return int(m.group(1))
+        print("  %s did not answer %d pings" % (ip, attempt))
+        return None
+
+    def test_9_networked_clones_answer_ping(self):
+        """A networked guest (its /init brings eth0 up with busybox from the
+        ip= argument) answers ping; its snapshot's two networked clones each
+        answer at their own host_ip, from the guest itself (the reply was
+        routed through the clone's namespace: TTL 63, and none while that
+        clone is paused), and the source still answers at its address."""
+        env = self.net_env()
+        vm = self.boot(env, "pinged", network=True)
+        net = env.vm_info(vm)["network_config"]
+        st.wait_for(lambda: "smolvm-guest: eth0 is %s," % net["guest_ip"] in
+                    self.console(env, vm), "the guest to configure eth0")
+        # on its own link: the reply is not forwarded
+        self.assertEqual(self.ping(env, net["guest_ip"]), 64)
+
+        self.cli_ok(env, "snapshot", "create", vm, "--snapshot-id", "n1")
+        self.cli_ok(env, "resume", vm)
+        r = self.cli_ok(env, "snapshot", "clone", "n1", "--count", "2", "--resume", "--json")
+        clones = [v["vm_id"] for v in r.json()["data"]["vms"]]
+        self.assertEqual(len(clones), 2)
+        nets = [env.vm_info(c)["network_config"] for c in clones]
+        hosts = [n["host_ip"] for n in nets]
+        print("  source at %s; clones %s at %s" % (net["guest_ip"], clones, hosts))
+        self.assertEqual(len(set(hosts + [net["guest_ip"]])), 3)
+        self.assertEqual([v["ip_address"] for v in r.json()["data"]["vms"]], hosts)
+        self.assertEqual(len({n["host_mac"] for n in nets}), 2)
+        for clone, n in zip(clones, nets):
+            self.assertEqual(n["guest_ip"], net["guest_ip"])
+            self.assertEqual(env.vm_state(clone), "running")
+            # answered by the guest behind the namespace's NAT: one hop
+            self.assertEqual(self.ping(env, n["host_ip"]), 63, "clone %s at %s" %
+                             (clone, n["host_ip"]))
+        self.assertEqual(self.ping(env, net["guest_ip"]), 64, "the source after the clones")
+
+        # a paused clone does not answer (nothing else does for it); the
+        # other one still does
+        self.cli_ok(env, "pause", clones[0])
+        self.assertIsNone(self.ping(env, hosts[0], tries=2))
+        self.assertEqual(self.ping(env, hosts[1]), 63)
+        self.cli_ok(env, "resume", clones[0])
+        self.assertEqual(self.ping(env, hosts[0]), 63)
+
+        for clone in clones:
+            self.cli_ok(env, "delete", clone, "--force")
+        self.cli_ok(env, "snapshot", "delete", "n1")
+        self.cli_ok(env, "delete", vm, "--force")
 
 
 class TestQemuJobs(QemuTestCase):

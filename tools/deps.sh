@@ -9,7 +9,7 @@ packages=(
   dbus-daemon dbus-bin systemd
   python3 python3-yaml python3-dbusmock python3-gi
   gobject-introspection libgirepository1.0-dev gir1.2-glib-2.0
-  iproute2 nftables procps util-linux libxml2-utils e2fsprogs bc qemu-system-x86 busybox-static
+  iproute2 iputils-ping nftables procps util-linux libxml2-utils e2fsprogs bc qemu-system-x86 busybox-static
   btrfs-progs xfsprogs
   scdoc bash-completion polkitd nodejs
   clang libclang-rt-14-dev

@@ -277,9 +277,8 @@ load_state (SmolvmManager *self, GError **error)
     smolvm_vm_reattach_async (vm, NULL, NULL);
     add_namespace (namespaces, smolvm_vm_get_network_config (vm));
   }
-  /* clones deleted while no daemon ran; a --session daemon makes none */
-  if (!ctx->session && geteuid () == 0)
-    smolvm_network_remove_stale_namespaces (ctx->network, namespaces);
+  /* clones deleted while no daemon ran (a --session daemon records none) */
+  smolvm_network_remove_stale_namespaces (ctx->network, namespaces);
   return TRUE;
 }
 
@@ -303,6 +302,12 @@ smolvm_manager_new (const SmolvmManagerOptions *options, GError **error)
   ctx->network = smolvm_network_new (options->network_pool, error);
   if (ctx->network == NULL)
     return NULL;
+  /* only a root system daemon makes namespaces (for clones) */
+  if (!options->session && geteuid () == 0) {
+    g_autofree gchar *records = g_build_filename (options->runtime_dir, "netns", NULL);
+    if (!smolvm_network_set_record_dir (ctx->network, records, error))
+      return NULL;
+  }
   if (options->firecracker_bin != NULL) {
     g_hash_table_insert (ctx->binaries, g_strdup ("firecracker"),
                          g_strdup (options->firecracker_bin));

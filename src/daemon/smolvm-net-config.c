@@ -70,6 +70,7 @@ static const Field fields[] = {
     "an interface name" },
   { "guest_mac", G_STRUCT_OFFSET (SmolvmNetConfig, guest_mac), is_mac, "a MAC address" },
   { "host_ip", G_STRUCT_OFFSET (SmolvmNetConfig, host_ip), is_ipv4, "an IPv4 address" },
+  { "host_mac", G_STRUCT_OFFSET (SmolvmNetConfig, host_mac), is_mac, "a MAC address" },
   { "namespace", G_STRUCT_OFFSET (SmolvmNetConfig, namespace), is_netns_name,
     "a network namespace name" },
   { "host_veth", G_STRUCT_OFFSET (SmolvmNetConfig, host_veth), is_ifname, "an interface name" },
@@ -137,6 +138,12 @@ smolvm_net_config_to_variant (const SmolvmNetConfig *config)
       g_variant_builder_add (&b, "{sv}", fields[i].key, g_variant_new_string (value));
   }
   return g_variant_builder_end (&b);
+}
+
+gboolean
+smolvm_net_config_is_namespace_name (const gchar *name)
+{
+  return is_netns_name (name);
 }
 
 gboolean

@@ -17,6 +17,7 @@ typedef struct {
   /* a clone only: it runs in a network namespace of its own, since its
    * guest keeps the snapshot's address (see smolvm-network.h) */
   gchar *host_ip;        /* dotted IPv4, where the host reaches the guest */
+  gchar *host_mac;       /* the MAC of host_ip's interface: the clone's own */
   gchar *namespace;      /* the name of the namespace, under /run/netns */
   gchar *host_veth;      /* the veth end in the host's namespace */
   gchar *namespace_veth; /* its peer, in the clone's namespace */
@@ -33,6 +34,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (SmolvmNetConfig, smolvm_net_config_free)
 SmolvmNetConfig *smolvm_net_config_new_from_variant (GVariant *asv, GError **error);
 /* The a{sv}, holding only the fields that are set (floating reference). */
 GVariant *smolvm_net_config_to_variant (const SmolvmNetConfig *config);
+
+/* Whether @name is a network namespace name "ip netns" takes. */
+gboolean smolvm_net_config_is_namespace_name (const gchar *name);
 
 /* Whether the guest gets an address (guest_ip, gateway_ip and netmask). */
 gboolean smolvm_net_config_has_address (const SmolvmNetConfig *config);

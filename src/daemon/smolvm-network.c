@@ -2,8 +2,11 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <glib/gstdio.h>
 #include <string.h>
 
+#include "smolvm-error-map.h"
 #include "smolvm-error.h"
 #include "smolvm-net-config.h"
 #include "smolvm-network.h"
@@ -18,6 +21,7 @@ struct _SmolvmNetwork {
   guint n_slots;
   GHashTable *slot_owner; /* slot number -> vm id */
   GHashTable *removing;   /* TAP name -> GSubprocess of its "ip link del" */
+  gchar *netns_records;   /* a file per namespace this daemon made, or NULL */
 };
 
 G_DEFINE_TYPE (SmolvmNetwork, smolvm_network, G_TYPE_OBJECT)
@@ -28,6 +32,7 @@ smolvm_network_finalize (GObject *object)
   SmolvmNetwork *self = SMOLVM_NETWORK (object);
   g_hash_table_unref (self->slot_owner);
   g_hash_table_unref (self->removing);
+  g_free (self->netns_records);
   G_OBJECT_CLASS (smolvm_network_parent_class)->finalize (object);
 }
 
@@ -49,6 +54,25 @@ ip_to_string (guint32 addr)
 {
   return g_strdup_printf ("%u.%u.%u.%u", addr >> 24, (addr >> 16) & 0xff, (addr >> 8) & 0xff,
                           addr & 0xff);
+}
+
+/* Locally administered (06:00), then the four bytes of @addr: every
+ * address of the pool gives its own MAC, the same on every run. */
+static gchar *
+mac_for_ip (guint32 addr)
+{
+  return g_strdup_printf ("06:00:%02X:%02X:%02X:%02X", addr >> 24, (addr >> 16) & 0xff,
+                          (addr >> 8) & 0xff, addr & 0xff);
+}
+
+static guint32
+ip_from_string (const gchar *text)
+{
+  struct in_addr addr;
+
+  if (text == NULL || inet_pton (AF_INET, text, &addr) != 1)
+    return 0;
+  return ntohl (addr.s_addr);
 }
 
 SmolvmNetwork *
@@ -82,11 +106,9 @@ slot_config (SmolvmNetwork *self, guint slot)
   config->gateway_ip = ip_to_string (net + 1);
   config->netmask = g_strdup ("255.255.255.252");
   config->tap_device = g_strdup_printf ("smolvm%u", slot);
-  /* locally administered, derived from the guest address like
-   * Firecracker's examples, so that it is stable across restores */
-  config->guest_mac =
-    g_strdup_printf ("06:00:%02X:%02X:%02X:%02X", (net + 2) >> 24, ((net + 2) >> 16) & 0xff,
-                     ((net + 2) >> 8) & 0xff, (net + 2) & 0xff);
+  /* derived from the guest address like Firecracker's examples, so that
+   * it is stable across restores */
+  config->guest_mac = mac_for_ip (net + 2);
   return config;
 }
 
@@ -150,6 +172,11 @@ smolvm_network_allocate_clone (SmolvmNetwork *self, const gchar *vm_id, GVariant
   config->host_veth = g_strdup_printf ("smolvmv%u", slot);
   g_free (config->namespace_veth);
   config->namespace_veth = g_strdup ("veth0");
+  /* the guest's MAC is in its memory, as is its gateway's (the TAP's, in
+   * its ARP cache): both stay, harmless in a namespace of its own; what
+   * the host sees of the clone, namespace_veth, has a MAC of its own */
+  g_free (config->host_mac);
+  config->host_mac = mac_for_ip (net + 2);
   return g_variant_ref_sink (smolvm_net_config_to_variant (config));
 }
 
@@ -279,29 +306,91 @@ link_exists (const gchar *name)
   return g_file_test (path, G_FILE_TEST_EXISTS);
 }
 
-/* The host's end of a clone's veth pair: the .1 of host_ip's /30. */
+/* The file that records @name as made by this daemon, or NULL when
+ * nothing is recorded (no record directory). */
 static gchar *
-host_veth_cidr (const SmolvmNetConfig *net)
+netns_record (SmolvmNetwork *self, const gchar *name)
 {
-  struct in_addr addr;
-  g_autofree gchar *ip = NULL;
+  return self->netns_records != NULL ? g_build_filename (self->netns_records, name, NULL) : NULL;
+}
 
-  inet_pton (AF_INET, net->host_ip, &addr);
-  ip = ip_to_string ((ntohl (addr.s_addr) & ~3u) + 1);
-  return g_strdup_printf ("%s/30", ip);
+static gboolean
+netns_is_ours (SmolvmNetwork *self, const gchar *name)
+{
+  g_autofree gchar *record = netns_record (self, name);
+  return record != NULL && g_file_test (record, G_FILE_TEST_EXISTS);
+}
+
+static void
+on_record_written (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SmolvmSteps *steps = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!g_file_replace_contents_finish (G_FILE (source), result, NULL, &error)) {
+    g_prefix_error (&error, "Cannot record the network namespace: ");
+    smolvm_steps_fail (steps, g_steal_pointer (&error));
+    return;
+  }
+  smolvm_steps_next (steps);
+}
+
+/* Records the namespace @step_data before it is made: a daemon that
+ * crashes after "ip netns add" still knows it as its own at start-up. */
+static void
+step_record_namespace (SmolvmSteps *steps, gpointer step_data)
+{
+  SmolvmNetwork *self = smolvm_steps_get_source_object (steps);
+  g_autofree gchar *record = netns_record (self, step_data);
+  g_autoptr(GFile) file = NULL;
+
+  if (record == NULL) {
+    smolvm_steps_next (steps);
+    return;
+  }
+  file = g_file_new_for_path (record);
+  g_file_replace_contents_async (file, "", 0, NULL, FALSE, G_FILE_CREATE_PRIVATE, NULL,
+                                 on_record_written, steps);
+}
+
+static void
+on_record_deleted (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_file_delete_finish (G_FILE (source), result, NULL); /* it may not be there */
+}
+
+static void
+forget_namespace (SmolvmNetwork *self, const gchar *name)
+{
+  g_autofree gchar *record = netns_record (self, name);
+  g_autoptr(GFile) file = NULL;
+
+  if (record == NULL)
+    return;
+  file = g_file_new_for_path (record);
+  g_file_delete_async (file, G_PRIORITY_DEFAULT, NULL, on_record_deleted, NULL);
 }
 
 /* A clone's namespace, after Firecracker's network-for-clones guide: the
- * guest's TAP (same name, gateway address as in the snapshot) sits in a
- * namespace of the clone's own, joined to the host by a veth pair whose
- * namespace end has host_ip; NAT there maps host_ip to the guest's
- * address and back. Leftovers of an earlier run go first. Its NAT rules
- * live in the namespace, so they go with it. */
-static void
-plan_namespace (SmolvmSteps *steps, const SmolvmNetConfig *net)
+ * guest's TAP (same name, gateway address and MAC as in the snapshot) sits
+ * in a namespace of the clone's own, joined to the host by a veth pair
+ * whose namespace end has host_ip (and host_mac); NAT there maps host_ip
+ * to the guest's address and back. Leftovers of an earlier run go first;
+ * a namespace of that name that this daemon did not make is another
+ * program's, and stays: InUse. Its NAT rules live in the namespace, so
+ * they go with it. */
+static gboolean
+plan_namespace (SmolvmSteps *steps, const SmolvmNetConfig *net, GError **error)
 {
+  SmolvmNetwork *self = smolvm_steps_get_source_object (steps);
   const gchar *ns = net->namespace;
-  g_autofree gchar *host_cidr = host_veth_cidr (net);
+  guint32 host_ip = ip_from_string (net->host_ip);
+  g_autofree gchar *host_end = ip_to_string ((host_ip & ~3u) + 1);
+  g_autofree gchar *host_cidr = g_strdup_printf ("%s/30", host_end);
+  g_autofree gchar *host_end_mac = mac_for_ip ((host_ip & ~3u) + 1);
+  g_autofree gchar *ns_mac = net->host_mac != NULL ? g_strdup (net->host_mac)
+                                                   : mac_for_ip (host_ip);
+  g_autofree gchar *gateway_mac = mac_for_ip (ip_from_string (net->gateway_ip));
   g_autofree gchar *ns_cidr = g_strdup_printf ("%s/30", net->host_ip);
   g_autofree gchar *tap_cidr = g_strdup_printf ("%s/30", net->gateway_ip);
   g_autofree gchar *nat = g_strdup_printf (
@@ -313,13 +402,21 @@ plan_namespace (SmolvmSteps *steps, const SmolvmNetConfig *net)
     net->namespace_veth, net->host_ip, net->guest_ip, net->namespace_veth, net->guest_ip,
     net->host_ip);
 
+  if (netns_exists (ns)) {
+    if (!netns_is_ours (self, ns)) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_IN_USE,
+                   "The network namespace %s exists and was not made by smolvmd", ns);
+      return FALSE;
+    }
+    add_ip (steps, (const gchar *[]){ "ip", "netns", "del", ns, NULL });
+  }
   if (link_exists (net->host_veth))
     add_ip (steps, (const gchar *[]){ "ip", "link", "del", net->host_veth, NULL });
-  if (netns_exists (ns))
-    add_ip (steps, (const gchar *[]){ "ip", "netns", "del", ns, NULL });
+  smolvm_steps_add (steps, step_record_namespace, g_strdup (ns), g_free);
   add_ip (steps, (const gchar *[]){ "ip", "netns", "add", ns, NULL });
-  add_ip (steps, (const gchar *[]){ "ip", "link", "add", net->host_veth, "type", "veth", "peer",
-                                    "name", net->namespace_veth, "netns", ns, NULL });
+  add_ip (steps, (const gchar *[]){ "ip", "link", "add", net->host_veth, "address", host_end_mac,
+                                    "type", "veth", "peer", "name", net->namespace_veth,
+                                    "address", ns_mac, "netns", ns, NULL });
   add_ip (steps, (const gchar *[]){ "ip", "addr", "add", host_cidr, "dev", net->host_veth, NULL });
   add_ip (steps, (const gchar *[]){ "ip", "link", "set", net->host_veth, "up", NULL });
   add_ip (steps, (const gchar *[]){ "ip", "-n", ns, "link", "set", "lo", "up", NULL });
@@ -331,11 +428,14 @@ plan_namespace (SmolvmSteps *steps, const SmolvmNetConfig *net)
                                     "mode", "tap", NULL });
   add_ip (steps, (const gchar *[]){ "ip", "-n", ns, "addr", "add", tap_cidr, "dev",
                                     net->tap_device, NULL });
-  add_ip (steps, (const gchar *[]){ "ip", "-n", ns, "link", "set", net->tap_device, "up", NULL });
+  /* the gateway's MAC the source's guest knew: its ARP cache stays right */
+  add_ip (steps, (const gchar *[]){ "ip", "-n", ns, "link", "set", net->tap_device, "address",
+                                    gateway_mac, "up", NULL });
   /* per namespace, off in a new one */
   add_ip (steps, (const gchar *[]){ "ip", "netns", "exec", ns, "sysctl", "-qw",
                                     "net.ipv4.ip_forward=1", NULL });
   add_ip (steps, (const gchar *[]){ "ip", "netns", "exec", ns, "nft", nat, NULL });
+  return TRUE;
 }
 
 /* Decides what to run only now: the device may just have gone. */
@@ -343,22 +443,31 @@ static void
 step_plan_tap (SmolvmSteps *steps, gpointer step_data)
 {
   SmolvmNetConfig *net = smolvm_steps_get_data (steps);
+  g_autoptr(GError) error = NULL;
   g_autofree gchar *cidr = NULL;
+  g_autofree gchar *gateway_mac = NULL;
 
   if (net->tap_device == NULL || net->gateway_ip == NULL) {
     smolvm_steps_next (steps);
     return;
   }
   if (net->namespace != NULL) {
-    plan_namespace (steps, net);
+    if (!plan_namespace (steps, net, &error)) {
+      smolvm_steps_fail (steps, g_steal_pointer (&error));
+      return;
+    }
     smolvm_steps_next (steps);
     return;
   }
   cidr = g_strdup_printf ("%s/30", net->gateway_ip);
   if (!link_exists (net->tap_device)) {
+    /* a MAC of the gateway's address: the one a clone's TAP has too */
+    gateway_mac = mac_for_ip (ip_from_string (net->gateway_ip));
     add_ip (steps, (const gchar *[]){ "ip", "tuntap", "add", "dev", net->tap_device, "mode", "tap",
                                       NULL });
     add_ip (steps, (const gchar *[]){ "ip", "addr", "add", cidr, "dev", net->tap_device, NULL });
+    add_ip (steps, (const gchar *[]){ "ip", "link", "set", net->tap_device, "address",
+                                      gateway_mac, NULL });
   }
   add_ip (steps, (const gchar *[]){ "ip", "link", "set", net->tap_device, "up", NULL });
   smolvm_steps_next (steps);
@@ -425,13 +534,17 @@ on_tap_down_done (GObject *source, GAsyncResult *result, gpointer user_data)
       !g_subprocess_get_successful (G_SUBPROCESS (source)))
     g_message ("Removing the network of %s failed%s%s", key, error != NULL ? ": " : "",
                error != NULL ? error->message : "");
+  /* a namespace's record goes once the namespace has */
+  if (g_object_get_data (source, "namespace") != NULL && !netns_exists (key))
+    forget_namespace (self, key);
   if (g_hash_table_lookup (self->removing, key) == (gpointer) source)
     g_hash_table_remove (self->removing, key);
 }
 
-/* One "ip -batch" of @commands, tracked under @key until it is over. */
+/* One "ip -batch" of @commands, tracked under @key (a namespace's name
+ * when @namespace) until it is over. */
 static void
-run_removal (SmolvmNetwork *self, const gchar *key, const gchar *commands)
+run_removal (SmolvmNetwork *self, const gchar *key, gboolean namespace, const gchar *commands)
 {
   g_autoptr(GSubprocess) proc = NULL;
   g_autoptr(GError) error = NULL;
@@ -445,6 +558,8 @@ run_removal (SmolvmNetwork *self, const gchar *key, const gchar *commands)
     return;
   }
   g_object_set_data_full (G_OBJECT (proc), "key", g_strdup (key), g_free);
+  if (namespace)
+    g_object_set_data (G_OBJECT (proc), "namespace", GINT_TO_POINTER (TRUE));
   g_hash_table_replace (self->removing, g_strdup (key), g_object_ref (proc));
   g_subprocess_communicate_utf8_async (proc, commands, NULL, on_tap_down_done,
                                        g_object_ref (self));
@@ -460,32 +575,68 @@ smolvm_network_tap_down (SmolvmNetwork *self, GVariant *config)
       g_hash_table_contains (self->removing, removal_key (net)))
     return;
   if (net->namespace != NULL) {
-    if (!netns_exists (net->namespace) && !link_exists (net->host_veth))
+    gboolean exists = netns_exists (net->namespace);
+    /* a namespace of that name that this daemon did not make (a clone
+     * that failed on it) is another program's: it stays */
+    gboolean ours = exists && netns_is_ours (self, net->namespace);
+    gboolean veth = link_exists (net->host_veth);
+
+    if (!exists)
+      forget_namespace (self, net->namespace);
+    if (!ours && !veth)
       return;
     /* the veth pair first: a namespace goes in the background, and its
      * devices with it; the TAP and the NAT rules are in there */
-    commands = g_strdup_printf ("link del %s\nnetns del %s\n", net->host_veth, net->namespace);
+    commands = g_strconcat (veth ? "link del " : "", veth ? net->host_veth : "", veth ? "\n" : "",
+                            ours ? "netns del " : "", ours ? net->namespace : "",
+                            ours ? "\n" : "", NULL);
   } else {
     if (!link_exists (net->tap_device))
       return;
     commands = g_strdup_printf ("link del %s\n", net->tap_device);
   }
-  run_removal (self, removal_key (net), commands);
+  run_removal (self, removal_key (net), net->namespace != NULL, commands);
+}
+
+gboolean
+smolvm_network_set_record_dir (SmolvmNetwork *self, const gchar *dir, GError **error)
+{
+  if (g_mkdir_with_parents (dir, 0700) != 0) {
+    smolvm_error_set_errno (error, errno, "Cannot create %s", dir);
+    return FALSE;
+  }
+  g_free (self->netns_records);
+  self->netns_records = g_strdup (dir);
+  return TRUE;
 }
 
 void
 smolvm_network_remove_stale_namespaces (SmolvmNetwork *self, GHashTable *in_use)
 {
-  g_autoptr(GDir) dir = g_dir_open (SMOLVM_NETNS_DIR, 0, NULL);
+  g_autoptr(GDir) dir = NULL;
   const gchar *name;
 
+  if (self->netns_records == NULL)
+    return;
+  dir = g_dir_open (self->netns_records, 0, NULL);
   while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
     g_autofree gchar *commands = NULL;
+    g_autofree gchar *record = NULL;
 
-    if (!g_str_has_prefix (name, "smolvm-") || g_hash_table_contains (in_use, name))
+    if (g_hash_table_contains (in_use, name))
       continue;
+    /* the name goes into an "ip -batch" line: only what "ip netns" takes */
+    if (!smolvm_net_config_is_namespace_name (name)) {
+      g_message ("Ignoring %s/%s: not a network namespace name", self->netns_records, name);
+      continue;
+    }
+    if (!netns_exists (name)) {
+      record = netns_record (self, name);
+      g_unlink (record);
+      continue;
+    }
     g_message ("Removing network namespace %s: no VM has it", name);
     commands = g_strdup_printf ("netns del %s\n", name);
-    run_removal (self, name, commands);
+    run_removal (self, name, TRUE, commands);
   }
 }

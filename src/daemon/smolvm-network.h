@@ -20,8 +20,14 @@ GVariant *smolvm_network_allocate (SmolvmNetwork *self, const gchar *vm_id, GErr
  * (they are in its memory) inside a network namespace "smolvm-VM_ID" of
  * its own; a slot of the pool gives it the host's side: host_ip (.2, the
  * namespace's end of the veth pair namespace_veth, where NAT maps it to
- * the guest) and host_veth (.1, in the host). The slot is claimed through
- * host_ip. InvalidArgument if the snapshot has no network, NoSpace. */
+ * the guest) with host_mac, the clone's own MAC, and host_veth (.1, in the
+ * host). The slot is claimed through host_ip. InvalidArgument if the
+ * snapshot has no network, NoSpace.
+ *
+ * MACs: every address of the pool gives one (06:00 and its four bytes).
+ * A TAP device has its gateway address's, so a clone's TAP shows the
+ * guest the gateway MAC it knew (its ARP cache is in the snapshot); the
+ * veth ends have their addresses', unique to the clone. */
 GVariant *smolvm_network_allocate_clone (SmolvmNetwork *self, const gchar *vm_id,
                                          GVariant *snapshot_config, GError **error);
 
@@ -43,8 +49,14 @@ gboolean smolvm_network_tap_up_finish (SmolvmNetwork *self, GAsyncResult *result
 /* Removes the TAP device, or a clone's veth pair and namespace; best
  * effort, failures are logged. Nothing when they are not there. */
 void smolvm_network_tap_down (SmolvmNetwork *self, GVariant *config);
-/* Removes, in the background, every namespace "smolvm-*" whose name is not
- * a key of @in_use: those of VMs gone while no daemon ran. */
+/* Where the namespaces this daemon makes are recorded, a file each (a
+ * runtime directory: the namespaces too go at reboot); made if missing.
+ * Without it, none is recorded, and none is ever removed but a VM's own. */
+gboolean smolvm_network_set_record_dir (SmolvmNetwork *self, const gchar *dir, GError **error);
+/* Removes, in the background, every namespace recorded as made by this
+ * daemon whose name is not a key of @in_use: those of VMs gone while no
+ * daemon ran. Another program's namespace is never touched, whatever its
+ * name. */
 void smolvm_network_remove_stale_namespaces (SmolvmNetwork *self, GHashTable *in_use);
 
 G_END_DECLS

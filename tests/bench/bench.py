@@ -498,6 +498,9 @@ def main():
     for n in () if ONLY not in ("", "snapshots") else (1000,) if QUICK else (1000, 10000):
         print("%d snapshots" % n, flush=True)
         bench_snapshots(n, empty)
+    if ONLY in ("", "clones"):
+        import bench_clones
+        bench_clones.run(row, RUNS, QUICK, BENCH_COPY)
     print_table()
     with open(RESULTS, "w") as f:
         json.dump({"runs": RUNS, "rows": rows,

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <gio/gio.h>
+#include <glib/gstdio.h>
 
 #include "smolvm-error.h"
 #include "smolvm-network.h"
@@ -155,6 +156,8 @@ test_clone (void)
   g_autofree gchar *mac1 = lookup (c1, "guest_mac");
   g_autofree gchar *host1 = lookup (c1, "host_ip");
   g_autofree gchar *host2 = lookup (c2, "host_ip");
+  g_autofree gchar *host_mac1 = lookup (c1, "host_mac");
+  g_autofree gchar *host_mac2 = lookup (c2, "host_mac");
   g_autofree gchar *ns1 = lookup (c1, "namespace");
   g_autofree gchar *veth1 = lookup (c1, "host_veth");
   g_autofree gchar *nsveth1 = lookup (c1, "namespace_veth");
@@ -165,6 +168,10 @@ test_clone (void)
   g_assert_cmpstr (mac1, ==, mac);
   g_assert_cmpstr (host1, ==, "172.16.0.10");
   g_assert_cmpstr (host2, ==, "172.16.0.14");
+  /* the guest's MAC is the snapshot's; what the host sees is the clone's */
+  g_assert_cmpstr (host_mac1, ==, "06:00:AC:10:00:0A");
+  g_assert_cmpstr (host_mac2, ==, "06:00:AC:10:00:0E");
+  g_assert_false (g_variant_lookup (src, "host_mac", "&s", NULL));
   g_assert_cmpstr (ns1, ==, "smolvm-c1");
   g_assert_cmpstr (veth1, ==, "smolvmv2");
   g_assert_cmpstr (nsveth1, ==, "veth0");
@@ -193,6 +200,38 @@ test_clone (void)
   g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT);
 }
 
+/* At start-up only the namespaces this daemon recorded are its own: a
+ * record whose namespace is gone is dropped, one of a live VM stays, and
+ * without a record directory nothing is looked at. */
+static void
+test_stale_records (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SmolvmNetwork) net = smolvm_network_new ("172.16.0.0/16", &error);
+  g_autoptr(SmolvmNetwork) unrecorded = smolvm_network_new ("172.16.0.0/16", &error);
+  g_autofree gchar *dir = g_dir_make_tmp ("smolvm-netns-XXXXXX", &error);
+  g_autofree gchar *records = g_build_filename (dir, "netns", NULL);
+  g_autofree gchar *gone = g_build_filename (records, "smolvm-test-gone-0xe", NULL);
+  g_autofree gchar *kept = g_build_filename (records, "smolvm-test-kept-0xe", NULL);
+  g_autoptr(GHashTable) in_use = g_hash_table_new (g_str_hash, g_str_equal);
+
+  g_assert_no_error (error);
+  smolvm_network_remove_stale_namespaces (unrecorded, in_use);
+  g_assert_true (smolvm_network_set_record_dir (net, records, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_file_test (records, G_FILE_TEST_IS_DIR));
+  g_assert_true (g_file_set_contents (gone, "", 0, NULL));
+  g_assert_true (g_file_set_contents (kept, "", 0, NULL));
+  g_hash_table_add (in_use, (gpointer) "smolvm-test-kept-0xe");
+  /* neither is in /run/netns here: no "ip" runs */
+  smolvm_network_remove_stale_namespaces (net, in_use);
+  g_assert_false (g_file_test (gone, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_test (kept, G_FILE_TEST_EXISTS));
+  g_assert_cmpint (g_unlink (kept), ==, 0);
+  g_assert_cmpint (g_rmdir (records), ==, 0);
+  g_assert_cmpint (g_rmdir (dir), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -203,5 +242,6 @@ main (int argc, char **argv)
   g_test_add_func ("/network/claim", test_claim);
   g_test_add_func ("/network/bad-pools", test_bad_pools);
   g_test_add_func ("/network/clone", test_clone);
+  g_test_add_func ("/network/stale-records", test_stale_records);
   return g_test_run ();
 }
