@@ -16,17 +16,30 @@
 #include "smolvm-store.h"
 
 /* CloneSnapshot: check the snapshot's files and vmstate.bin's checksum
- * once, reserve every new id, then make the clones one after the other:
- * a directory with the snapshot's kernel and initrd (hard links), a copy
- * of its disk, and a fresh VMM that loads its state mapping mem.bin
- * privately; then the VM is recorded and published. A clone that fails is
- * undone alone (its directory and id); the clones made stay, and the call
- * fails naming them and each failure. A Cancel ends the work after the
- * clone under way is undone. */
+ * once, reserve every new id, then make the clones together: each gets a
+ * directory with the snapshot's kernel and initrd (hard links), a copy of
+ * its disk (in a worker thread; at most CLONE_COPIES_MAX copies at once,
+ * the others wait their turn), and, as soon as its disk is there, a fresh
+ * VMM that loads its state mapping mem.bin privately (every clone's VMM
+ * and, for networked ones, its namespace set-up are in flight at once);
+ * then the VM is recorded and published. A clone that fails is undone
+ * alone (its directory, namespace and id); the clones made stay, and the
+ * call fails naming them and each failure.
+ *
+ * A Cancel stops every clone still copying or loading, and each of them is
+ * undone as a failure is; clones not yet begun are not begun. A clone whose
+ * VMM had loaded the snapshot before the Cancel is a VM already, and stays:
+ * the reply names it with the clones kept. */
 
 #define CLONE_COUNT_MAX 64
+/* Disk copies in flight at once: they share one disk and the daemon's
+ * GTask threads; more would only contend (a reflink is instant anyway). */
+#define CLONE_COPIES_MAX 4
+
+typedef struct _SnapshotClone SnapshotClone;
 
 typedef struct {
+  SnapshotClone *op;
   gchar *vm_id;
   SmolvmVm *vm;
   gchar *dir;
@@ -34,7 +47,7 @@ typedef struct {
   gchar *failure; /* why it failed, or NULL */
 } Clone;
 
-typedef struct {
+struct _SnapshotClone {
   SmolvmCall call;
   gchar *snapshot_id;
   SmolvmSnapshot *snapshot;
@@ -45,10 +58,13 @@ typedef struct {
   guint count;
   gchar **requested_ids;
   GPtrArray *clones; /* of Clone, in the order of their ids */
-  guint next;
+  guint next;        /* the first clone not begun */
+  guint copying;     /* clones copying their disk */
+  guint ended;       /* clones made, or failed and undone */
+  gboolean pumping;  /* in pump(): clones ending meanwhile only count */
   guint64 sizes[SMOLVM_SNAPSHOT_N_FILES];
   gboolean cancelled;
-} SnapshotClone;
+};
 
 static void
 clone_free (Clone *clone)
@@ -120,24 +136,69 @@ finish (SnapshotClone *op)
                             "%s", message);
 }
 
-static void clone_next (SnapshotClone *op);
+/* What the Job shows while clones run together: the bytes of all their
+ * disk copies (measurable) while one copies or waits to, then their loads
+ * (not measurable: each VMM loads on its own). A Cancel's phase stays. */
+static void
+update_phase (SnapshotClone *op)
+{
+  SmolvmProgress *progress = smolvm_call_get_progress (&op->call);
+  gboolean copying = op->copying > 0 || op->next < op->clones->len;
+  const gchar *phase = copying ? "copying-disk" : "loading-state";
+
+  if (g_cancellable_is_cancelled (smolvm_call_get_cancellable (&op->call)) ||
+      g_str_equal (smolvm_progress_get_phase (progress), phase))
+    return;
+  smolvm_progress_set_phase (progress, phase, copying);
+}
+
+static void clone_begin (SnapshotClone *op, Clone *clone);
+
+/* Begins the clones waiting while there is room for their disk copies,
+ * and ends the call once every clone has ended. Clones that end while it
+ * runs (a failure found at once) only count: it looks again. */
+static void
+pump (SnapshotClone *op)
+{
+  if (op->pumping)
+    return;
+  op->pumping = TRUE;
+  while (op->next < op->clones->len && op->copying < CLONE_COPIES_MAX)
+    clone_begin (op, g_ptr_array_index (op->clones, op->next++));
+  op->pumping = FALSE;
+  if (op->ended == op->clones->len) {
+    finish (op);
+    return;
+  }
+  update_phase (op);
+}
+
+static void
+clone_ended (Clone *clone)
+{
+  SnapshotClone *op = clone->op;
+
+  op->ended++;
+  pump (op);
+}
 
 static void
 on_failed_clone_removed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  SnapshotClone *op = user_data;
+  Clone *clone = user_data;
   g_autoptr(GError) error = NULL;
 
   if (!smolvm_store_discard_finish (SMOLVM_STORE (source), result, &error))
     g_warning ("%s", error->message);
-  clone_next (op);
+  clone_ended (clone);
 }
 
-/* The clone under way failed: its directory goes (its id is released at
- * the end), and the next clone follows. */
+/* @clone failed: its directory goes (its id is released at the end); the
+ * other clones go on. */
 static void
-clone_failed (SnapshotClone *op, Clone *clone, GError *error)
+clone_failed (Clone *clone, GError *error)
 {
+  SnapshotClone *op = clone->op;
   g_autoptr(GError) owned = error;
 
   if (g_error_matches (error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED))
@@ -148,10 +209,10 @@ clone_failed (SnapshotClone *op, Clone *clone, GError *error)
   if (clone->net != NULL)
     smolvm_network_release (op->call.ctx->network, clone->vm_id, clone->net);
   if (clone->dir == NULL) {
-    clone_next (op);
+    clone_ended (clone);
     return;
   }
-  smolvm_store_discard_async (op->call.ctx->store, clone->dir, on_failed_clone_removed, op);
+  smolvm_store_discard_async (op->call.ctx->store, clone->dir, on_failed_clone_removed, clone);
 }
 
 /* ---- one clone ---- */
@@ -159,72 +220,70 @@ clone_failed (SnapshotClone *op, Clone *clone, GError *error)
 static void
 on_clone_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  SnapshotClone *op = user_data;
-  Clone *clone = g_ptr_array_index (op->clones, op->next - 1);
+  Clone *clone = user_data;
+  SnapshotClone *op = clone->op;
   GError *error = NULL;
 
   if (!smolvm_vm_op_finish (SMOLVM_VM (source), result, &error)) {
-    clone_failed (op, clone, error);
+    clone_failed (clone, error);
     return;
   }
   if (!smolvm_vm_set_cloned_from (clone->vm, op->snapshot_id, &error)) {
     /* never a VM without its record: it goes */
     smolvm_vm_stop_async (clone->vm, NULL, NULL);
-    clone_failed (op, clone, error);
+    clone_failed (clone, error);
     return;
   }
   smolvm_registry_add_vm (op->call.ctx->registry, clone->vm);
-  clone_next (op);
+  clone_ended (clone);
 }
 
 static void
 on_clone_disk_copied (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  SnapshotClone *op = user_data;
-  Clone *clone = g_ptr_array_index (op->clones, op->next - 1);
+  Clone *clone = user_data;
+  SnapshotClone *op = clone->op;
   SmolvmDbusSnapshot *iface = snapshot_iface (op);
   GError *error = NULL;
 
+  /* its turn to copy is over: the next clone may begin (before this one
+   * can end, so that this call is not over yet) */
+  op->copying--;
+  pump (op);
   if (!smolvm_copy_file_sparse_finish (result, &error) ||
       !smolvm_call_check_cancelled (&op->call, &error)) {
-    clone_failed (op, clone, error);
+    clone_failed (clone, error);
     return;
   }
-  smolvm_call_set_phase (&op->call, "loading");
+  /* no progress for the load: the Job's phase is that of all clones
+   * (update_phase), not of the VMM that happens to start last */
   smolvm_vm_load_snapshot_async (clone->vm, smolvm_dbus_snapshot_get_snapshot_path (iface),
-                                 smolvm_dbus_snapshot_get_mem_file_path (iface), op->resume,
-                                 smolvm_call_get_progress (&op->call),
-                                 smolvm_call_get_cancellable (&op->call), on_clone_loaded, op);
+                                 smolvm_dbus_snapshot_get_mem_file_path (iface), op->resume, NULL,
+                                 smolvm_call_get_cancellable (&op->call), on_clone_loaded, clone);
 }
 
 static void
-clone_next (SnapshotClone *op)
+clone_begin (SnapshotClone *op, Clone *clone)
 {
   SmolvmContext *ctx = op->call.ctx;
   g_autoptr(SmolvmVmConfig) config = NULL;
   g_autofree gchar *disk = NULL;
   GError *error = NULL;
-  Clone *clone;
 
-  if (op->next == op->clones->len) {
-    finish (op);
-    return;
-  }
-  clone = g_ptr_array_index (op->clones, op->next++);
   if (op->cancelled || !smolvm_call_check_cancelled (&op->call, &error)) {
     if (error == NULL)
       error = g_error_new_literal (SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED, "cancelled");
-    clone_failed (op, clone, error);
+    clone_failed (clone, error);
     return;
   }
   clone->dir = smolvm_store_vm_dir (ctx->store, clone->vm_id);
   if (!smolvm_store_make_record_dir (ctx->store, clone->dir, &error)) {
     g_clear_pointer (&clone->dir, g_free);
-    clone_failed (op, clone, error);
+    clone_failed (clone, error);
     return;
   }
   if (!smolvm_store_link_images (smolvm_snapshot_get_dir (op->snapshot), clone->dir, &error)) {
-    clone_failed (op, clone, error);
+    clone_failed (clone, error);
     return;
   }
   if (op->network)
@@ -233,19 +292,19 @@ clone_next (SnapshotClone *op)
   else
     clone->net = g_variant_ref_sink (g_variant_new ("a{sv}", NULL));
   if (clone->net == NULL) {
-    clone_failed (op, clone, error);
+    clone_failed (clone, error);
     return;
   }
   config = smolvm_vm_config_copy (smolvm_snapshot_get_vm_config (op->snapshot));
   g_free (config->vm_id);
   config->vm_id = g_strdup (clone->vm_id);
   clone->vm = smolvm_vm_new (ctx, config, clone->net);
-  smolvm_call_set_phase (&op->call, "copying-disk");
+  op->copying++;
   disk = smolvm_store_vm_file (ctx->store, clone->vm_id, SMOLVM_VM_DISK);
   smolvm_copy_file_sparse_async (smolvm_dbus_snapshot_get_disk_path (snapshot_iface (op)), disk,
                                  smolvm_call_get_progress (&op->call),
                                  smolvm_call_get_cancellable (&op->call), on_clone_disk_copied,
-                                 op);
+                                 clone);
 }
 
 /* ---- before the first clone ---- */
@@ -269,7 +328,7 @@ on_vmstate_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
                               op->snapshot_id);
     return;
   }
-  clone_next (op);
+  pump (op);
 }
 
 /* The ids of the clones: as asked, or <vm_id>-<n> for the first free n,
@@ -314,6 +373,7 @@ reserve_ids (SnapshotClone *op, GError **error)
       return FALSE;
     }
     clone = g_new0 (Clone, 1);
+    clone->op = op;
     clone->vm_id = g_steal_pointer (&id);
     g_ptr_array_add (op->clones, clone);
   }
@@ -405,7 +465,7 @@ snapshot_clone_run (SmolvmCall *call)
   progress = smolvm_call_get_progress (call);
   smolvm_progress_expect (progress, op->sizes[SMOLVM_SNAPSHOT_FILE_DISK] * op->count);
   if (smolvm_snapshot_get_vmstate_sha256 (op->snapshot) == NULL) {
-    clone_next (op);
+    pump (op);
     return;
   }
   smolvm_progress_expect (progress, op->sizes[SMOLVM_SNAPSHOT_FILE_VMSTATE]);
