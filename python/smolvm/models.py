@@ -70,13 +70,24 @@ class VMConfig:
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """A VM's network identity; every field None without networking."""
+    """A VM's network identity; every field None without networking.
+
+    A networked clone's guest keeps the snapshot's guest_ip, gateway_ip,
+    tap_device and guest_mac inside a network namespace of its own; the
+    host reaches it at host_ip (MAC host_mac) through the veth pair
+    host_veth (host side) and namespace_veth. These five are None for
+    every other VM."""
 
     guest_ip: Optional[str] = None
     gateway_ip: Optional[str] = None
     netmask: Optional[str] = None
     tap_device: Optional[str] = None
     guest_mac: Optional[str] = None
+    host_ip: Optional[str] = None
+    host_mac: Optional[str] = None
+    namespace: Optional[str] = None
+    host_veth: Optional[str] = None
+    namespace_veth: Optional[str] = None
 
     @classmethod
     def from_dict(cls, d):
