@@ -7,6 +7,7 @@ and Clones, the rules of delete and restore, and the refusals."""
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -150,6 +151,97 @@ class TestClones(st.TestCase):
         # its id is free again: the same failure, not AlreadyExists
         self.assertDBusError("Failed", env.call, "CloneSnapshot", gv_str("s1"), gv_dict(
             {"vm-ids": GVText("['%s']" % long_id)}))
+
+    def held_env(self):
+        """An env whose VMMs start through a wrapper that holds the VMM of
+        a VM held-* until the test makes the file release-<its id>: that
+        clone's load waits, and only it."""
+        env = self.new_env(start=False)
+        wrapper = os.path.join(env.root, "fc-wrapper")
+        with open(wrapper, "w") as f:
+            f.write('#!/bin/sh\n'
+                    '# argv: --api-sock SOCKET --id VM_ID\n'
+                    'case "$4" in held-*)\n'
+                    '  while [ ! -e %s/release-"$4" ]; do sleep 0.05; done;;\n'
+                    'esac\n'
+                    'exec %s "$@"\n' % (shlex.quote(env.root), shlex.quote(st.EMULATOR)))
+        os.chmod(wrapper, 0o755)
+        env.daemon.extra_args += ["--firecracker-bin", wrapper]
+        env.daemon.start()
+        env.running_vm("src")
+        env.create_snapshot("src", "s1", **{"resume-source": True})
+        return env
+
+    def release(self, env, vm_id):
+        open(os.path.join(env.root, "release-" + vm_id), "w").close()
+
+    def test_clones_are_made_together(self):
+        """The first clone's VMM cannot load yet: the second, made at the
+        same time, is running meanwhile, while the call and its Job go on
+        (one after the other, it would wait for the first). Then a Cancel
+        while a clone loads: that one is undone, the one made is kept."""
+        from jobwatch import GLib, JobWatch
+        env = self.held_env()
+        w = JobWatch(env)
+        self.addCleanup(w.close)
+        w.call(st.MANAGER_PATH, st.MANAGER_IFACE, "CloneSnapshot", GLib.Variant(
+            "(sa{sv})", ("s1", {"vm-ids": GLib.Variant("as", ["held-1", "free-1"]),
+                                "resume": GLib.Variant("b", True)})))
+        w.run_until(lambda: "free-1" in env.list_vms(), "free-1 to be made")
+        self.assertIsNone(w.reply)
+        self.assertEqual(env.vm_state("free-1"), "running")
+        self.assertNotIn("held-1", env.list_vms())
+        self.assertEqual(env.snap_prop("s1", "Clones"), [vm_path("free-1")])
+        job = w.only_job()
+        self.assertEqual(w.props[job]["Operation"], "snapshot-clone")
+        # every disk is copied: the Job shows the load still under way
+        w.run_until(lambda: w.props[job].get("Phase") == "loading-state", "loading-state")
+        self.assertFalse(w.props[job]["ProgressValid"])
+        self.release(env, "held-1")
+        self.assertEqual(w.wait_reply(), ("ok", ([vm_path("held-1"), vm_path("free-1")],)))
+        phases = w.phases(job)
+        self.assertEqual(phases[-1], "loading-state", phases)
+        self.assertNotIn("copying-disk", phases[phases.index("loading-state"):])
+        # the copies' bytes are measured, all of them
+        self.assertEqual(w.valid_by_phase(job).get("copying-disk", {True}), {True})
+        self.assertEqual(w.props[job]["BytesDone"], w.props[job]["BytesTotal"])
+        self.assertEqual(w.completed[job], (True, ""))
+        self.assertEqual((env.vm_state("held-1"), env.vm_state("free-1")),
+                         ("running", "running"))
+        self.assertEqual(env.snap_prop("s1", "Clones"), [vm_path("free-1"), vm_path("held-1")])
+
+        # a Cancel while held-2 loads: free-2, running already, is kept
+        w2 = JobWatch(env)
+        self.addCleanup(w2.close)
+        w2.call(st.MANAGER_PATH, st.MANAGER_IFACE, "CloneSnapshot", GLib.Variant(
+            "(sa{sv})", ("s1", {"vm-ids": GLib.Variant("as", ["held-2", "free-2"])})))
+        w2.run_until(lambda: "free-2" in env.list_vms(), "free-2 to be made")
+        job = w2.only_job()
+        self.assertIsNone(w2.cancel(job))
+        reply = w2.wait_reply()
+        self.assertEqual(reply[:2], ("error", st.ERROR_PREFIX + "Cancelled"), reply)
+        self.assertTrue(reply[2].startswith(
+            "Cancelled: Cloned snapshot 's1' into 1 of 2 VMs ('free-2', kept); VM 'held-2': "),
+            reply)
+        self.assertEqual(w2.completed[job], (False, reply[2]))
+        self.assertEqual(sorted(env.list_vms()), ["free-1", "free-2", "held-1", "src"])
+        self.assertEqual(env.vm_state("free-2"), "paused")
+        self.assertFalse(os.path.exists(os.path.join(env.state_dir, "vms", "held-2")))
+        # its VMM is gone too (the wrapper, before it became the emulator)
+        st.wait_for(lambda: not any("held-2" in cmd for cmd in self.commands(env)),
+                    "held-2's VMM to go")
+        self.assertEqual(env.snap_prop("s1", "Clones"),
+                         [vm_path(v) for v in ("free-1", "free-2", "held-1")])
+
+    def commands(self, env):
+        out = []
+        for pid in env.our_pids():
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    out.append(f.read().decode(errors="replace"))
+            except OSError:
+                pass
+        return out
 
     def test_damaged_snapshot(self):
         """A mem.bin of the wrong size, or a damaged vmstate.bin, is refused

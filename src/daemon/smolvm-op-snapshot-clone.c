@@ -224,6 +224,7 @@ on_clone_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
   SnapshotClone *op = clone->op;
   GError *error = NULL;
 
+  smolvm_vm_end_op (clone->vm);
   if (!smolvm_vm_op_finish (SMOLVM_VM (source), result, &error)) {
     clone_failed (clone, error);
     return;
@@ -252,6 +253,12 @@ on_clone_disk_copied (GObject *source, GAsyncResult *result, gpointer user_data)
   pump (op);
   if (!smolvm_copy_file_sparse_finish (result, &error) ||
       !smolvm_call_check_cancelled (&op->call, &error)) {
+    clone_failed (clone, error);
+    return;
+  }
+  /* the VM's own: nothing else knows it yet; held so that an exit of its
+   * VMM during the load is the load's to handle */
+  if (!smolvm_vm_begin_op (clone->vm, "clone", &error)) {
     clone_failed (clone, error);
     return;
   }
