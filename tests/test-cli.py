@@ -606,37 +606,47 @@ class TestProgressAndCancel(CliCase):
         self.assertEqual(env.vm_state("big"), "running")
 
     def test_ctrl_c_clone(self):
-        """Ctrl-C during the first clone: none is left. During the second
-        (the first VM is there): the first is kept, the error names it, and
-        --json lists it in the error's details."""
+        """Ctrl-C while the clones copy their disks: none is left. Once
+        some are made: those are kept, the error names them, and --json
+        lists them in the error's details; the others are undone."""
         env = self.env
         env.create_snapshot("big", "s4", **{"resume-source": True})
         run = self.pty("snapshot", "clone", "s4", "--count", "3")
-        run.wait_for(lambda: any(b.startswith("copying-disk") for b in bars(run.out)),
-                     "the bar of the disk copy")
+        # the bytes of the copies, made together, are counted: a percentage
+        run.wait_for(lambda: any(b.startswith("copying-disk") and "%" in b
+                                 for b in bars(run.out)), "the bar of the disk copies")
         run.ctrl_c()
         run.finish()
         self.assertEqual(run.rc, 1, repr(run.out) + run.err)
         self.assertTrue(run.err.startswith(
             "Error: Cancelled: Cloned snapshot 's4' into 0 of 3 VMs; VM 'big-1': "), run.err)
+        self.assertIn("VM 'big-3': ", run.err)
         self.assertTrue(run.out.endswith(ERASE), repr(run.out[-300:]))
-        # the clone under way was undone, the others never made
+        # the clones under way were undone
         self.assertEqual(sorted(env.list_vms()), ["big"])
         self.assertEqual(sorted(os.listdir(os.path.join(env.state_dir, "vms"))), ["big"])
 
-        run = self.pty("snapshot", "clone", "s4", "--count", "3", "--json")
+        # smolvmd copies four disks at once: the fifth clone begins when one
+        # of those copies is over, and copies 1.5 GiB; the Ctrl-C comes
+        # during it, once big-1 is made
+        run = self.pty("snapshot", "clone", "s4", "--count", "5", "--json")
         st.wait_for(lambda: "big-1" in env.list_vms(), "the first clone")
         run.ctrl_c()
         run.finish()
         self.assertEqual((run.rc, run.err), (1, ""), run.out)
         error = json.loads(run.out.replace("^C", ""))["error"]
         self.assertEqual(error["name"], "Cancelled", error)
-        self.assertIn("Cloned snapshot 's4' into 1 of 3 VMs ('big-1', kept)", error["message"])
-        # the second clone copies 1.5 GiB: the Cancel comes during it
+        kept = sorted(v for v in env.list_vms() if v != "big")
+        self.assertIn("big-1", kept)
+        self.assertNotIn("big-5", kept)
+        self.assertIn("Cloned snapshot 's4' into %d of 5 VMs (%s, kept)"
+                      % (len(kept), ", ".join("'%s'" % v for v in kept)), error["message"])
+        self.assertIn("VM 'big-5': ", error["message"])
         self.assertEqual(error["details"], {"snapshot_id": "s4", "vms": [
-            {"name": "big-1", "vm_id": "big-1", "status": "paused", "ip_address": None,
-             "ssh_port": None}]})
-        self.assertEqual(sorted(env.list_vms()), ["big", "big-1"])
+            {"name": v, "vm_id": v, "status": "paused", "ip_address": None, "ssh_port": None}
+            for v in kept]})
+        self.assertEqual(sorted(os.listdir(os.path.join(env.state_dir, "vms"))),
+                         sorted(["big"] + kept))
 
     def test_job_list_and_cancel(self):
         env = self.env
