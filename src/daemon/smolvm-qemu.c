@@ -57,6 +57,16 @@ binary_maps_readonly (SmolvmQemu *self)
          g_hash_table_contains (readonly_ram_binaries, smolvm_vmm_get_binary (SMOLVM_VMM (self)));
 }
 
+/* mem.bin files whose owner write permission is lent to QEMUs starting on
+ * them (step_check_mem), by path: clones of one snapshot load at once and
+ * share one loan, which ends when the last of them is up (or has failed).
+ * Main thread only. */
+typedef struct {
+  guint holders;
+  mode_t mode; /* the mode before the loan */
+} MemLoan;
+static GHashTable *mem_loans;
+
 static void
 smolvm_qemu_finalize (GObject *object)
 {
@@ -258,9 +268,8 @@ typedef struct {
   /* waiting for QEMU to leave finish-migrate */
   guint settle_tries;
   void (*settled) (SmolvmSteps *steps);
-  /* a load: the mode mem.bin had before step_check_mem lent it to QEMU */
+  /* a load: holds a share of mem.bin's loan (mem_loans) */
   gboolean mem_mode_lent;
-  mode_t mem_mode;
   /* a save of privately mapped RAM: the stream is split as it comes */
   GCancellable *split_cancellable; /* stops the split of a failed save */
   gboolean split_running;
@@ -296,11 +305,17 @@ qemu_op_free (QemuOp *op)
 static void
 return_mem_mode (QemuOp *op)
 {
+  MemLoan *loan;
+
   if (!op->mem_mode_lent)
     return;
   op->mem_mode_lent = FALSE;
-  if (chmod (op->mem_path, op->mem_mode) != 0)
+  loan = g_hash_table_lookup (mem_loans, op->mem_path);
+  if (--loan->holders > 0)
+    return;
+  if (chmod (op->mem_path, loan->mode) != 0)
     g_warning ("Cannot make %s read-only again: %s", op->mem_path, g_strerror (errno));
+  g_hash_table_remove (mem_loans, op->mem_path);
 }
 
 static void
@@ -925,6 +940,7 @@ step_check_mem (SmolvmSteps *steps, gpointer step_data)
   const SmolvmVmConfig *config = smolvm_vmm_get_config (SMOLVM_VMM (self));
   goffset expected = (goffset) config->mem_size_mib * MIB;
   GError *error = NULL;
+  MemLoan *loan;
   struct stat st;
 
   /* QEMU would silently grow a short file, and then fail to load */
@@ -943,14 +959,27 @@ step_check_mem (SmolvmSteps *steps, gpointer step_data)
   }
   /* A QEMU that cannot open it read-only (7.2) opens it read-write, which
    * a 0400 file refuses unless QEMU runs as root: a daemon that is not
-   * (--session) lends the owner write permission until QEMU is up. */
-  if (!binary_maps_readonly (self) && faccessat (AT_FDCWD, op->mem_path, W_OK, AT_EACCESS) != 0) {
+   * (--session) lends the owner write permission until QEMU is up; a
+   * loan made for another QEMU still starting on it is shared. */
+  if (binary_maps_readonly (self)) {
+    smolvm_steps_next (steps);
+    return;
+  }
+  loan = mem_loans != NULL ? g_hash_table_lookup (mem_loans, op->mem_path) : NULL;
+  if (loan == NULL && faccessat (AT_FDCWD, op->mem_path, W_OK, AT_EACCESS) != 0) {
     if (chmod (op->mem_path, (st.st_mode & 07777) | S_IWUSR) != 0) {
       smolvm_error_set_errno (&error, errno, "Cannot let QEMU open %s", op->mem_path);
       smolvm_steps_fail (steps, error);
       return;
     }
-    op->mem_mode = st.st_mode & 07777;
+    if (mem_loans == NULL)
+      mem_loans = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+    loan = g_new0 (MemLoan, 1);
+    loan->mode = st.st_mode & 07777;
+    g_hash_table_insert (mem_loans, g_strdup (op->mem_path), loan);
+  }
+  if (loan != NULL) {
+    loan->holders++;
     op->mem_mode_lent = TRUE;
   }
   smolvm_steps_next (steps);
