@@ -726,7 +726,7 @@ class TestQemuClones(QemuTestCase):
         self.assertEqual(sorted(self.qemu_pids(env)), sorted(pids + [env.vm_prop(vm, "Pid")]))
         # each clone's QEMU maps the snapshot's mem.bin privately: no RAM file
         # of its own in its runtime dir, and mem.bin read-only again after
-        # the loads one after the other
+        # the loads, made at the same time
         for clone in clones:
             self.assertMapsSnapshot(env, clone, "t1")
             self.assertNotIn("ram", self.runtime_files(env, clone))
