@@ -505,10 +505,101 @@ test_readonly_rom (Fixture *f, gconstpointer data)
   wait_for (&gone);
 }
 
+/* A QEMU that, for a load (-incoming), starts only once the file @release
+ * exists; probes pass through. */
+static const gchar held_wrapper[] =
+  "#!/bin/sh\n"
+  "case \"$*\" in\n"
+  "*-incoming*) while [ ! -e '%s' ]; do sleep 0.05; done ;;\n"
+  "esac\n"
+  "exec '%s' \"$@\"\n";
+
+typedef struct {
+  SmolvmVmm *vmm;
+  const gchar *vmstate, *mem;
+  Result *result;
+} LoadLater;
+
+/* The first load has checked mem.bin and started its QEMU: the second
+ * begins. */
+static void
+on_first_loading (SmolvmProgress *progress, gpointer user_data)
+{
+  LoadLater *later = user_data;
+
+  if (later->vmm == NULL || !g_str_equal (smolvm_progress_get_phase (progress), "loading-state"))
+    return;
+  smolvm_vmm_snapshot_load_async (g_steal_pointer (&later->vmm), later->vmstate, later->mem, TRUE,
+                                  NULL, NULL, NULL, on_op, later->result);
+}
+
+/* Clones: two loads of one 0400 mem.bin at the same time, the second
+ * begun once the first has checked it, and its QEMU held until the first
+ * is up. Both map it, and it is 0400 again at the end. As nobody (see
+ * unprivileged), QEMU 7.2 opens it read-write on a loan of the owner's
+ * write permission: the first one up must not end the loan while the
+ * second QEMU has still to open the file. */
+static void
+test_loads_at_once (Fixture *f, gconstpointer data)
+{
+  g_autoptr(SmolvmProgress) progress = smolvm_progress_new ();
+  g_autoptr(SmolvmVmm) first = NULL, second = NULL;
+  g_autofree gchar *vmstate = NULL, *mem = NULL, *release = NULL, *wrapper = NULL;
+  g_autofree gchar *script = NULL;
+  g_auto(GStrv) dirs = g_new0 (gchar *, 3);
+  g_autoptr(GError) error = NULL;
+  Result loads[2] = { { 0 } };
+  LoadLater later = { 0 };
+  gboolean gone[2] = { FALSE };
+
+  if (f->vmm == NULL)
+    return;
+  vmstate = g_build_filename (f->dir, "vmstate.bin", NULL);
+  mem = g_build_filename (f->dir, "mem.bin", NULL);
+  release = g_build_filename (f->dir, "release", NULL);
+  wrapper = g_build_filename (f->dir, "qemu-held", NULL);
+  script = g_strdup_printf (held_wrapper, release, smolvm_vmm_get_binary (f->vmm));
+  g_assert_true (g_file_set_contents (wrapper, script, -1, &error));
+  g_assert_cmpint (g_chmod (wrapper, 0755), ==, 0);
+  save_booted (f, vmstate, mem);
+  g_assert_cmpint (chmod (mem, 0400), ==, 0);
+  for (guint i = 0; i < 2; i++) {
+    g_autofree gchar *name = g_strdup_printf ("clone%u", i);
+    g_autofree gchar *disk = g_build_filename (f->dir, "disk.ext4", NULL);
+    g_autofree gchar *own_disk = NULL;
+
+    dirs[i] = g_build_filename (f->dir, name, NULL);
+    own_disk = g_build_filename (dirs[i], "disk.ext4", NULL);
+    g_assert_cmpint (g_mkdir (dirs[i], 0700), ==, 0);
+    g_assert_true (smolvm_copy_file_sparse (disk, own_disk, NULL, NULL, &error));
+    g_assert_no_error (error);
+  }
+  first = new_vmm_in (dirs[0], smolvm_vmm_get_binary (f->vmm));
+  second = new_vmm_in (dirs[1], wrapper);
+  later = (LoadLater){ g_object_ref (second), vmstate, mem, &loads[1] };
+  g_signal_connect (progress, "phase-changed", G_CALLBACK (on_first_loading), &later);
+  smolvm_vmm_snapshot_load_async (first, vmstate, mem, TRUE, NULL, progress, NULL, on_op,
+                                  &loads[0]);
+  run_op (&loads[0]);
+  g_assert_no_error (loads[0].error);
+  g_assert_null (later.vmm);
+  g_assert_true (g_file_set_contents (release, "", 0, &error));
+  run_op (&loads[1]);
+  g_assert_no_error (loads[1].error);
+  g_assert_true (maps_file (smolvm_vmm_get_pid (first), mem));
+  g_assert_true (maps_file (smolvm_vmm_get_pid (second), mem));
+  assert_mode (mem, 0400);
+  smolvm_vmm_terminate_async (first, on_terminated, &gone[0]);
+  smolvm_vmm_terminate_async (second, on_terminated, &gone[1]);
+  wait_for (&gone[0]);
+  wait_for (&gone[1]);
+}
+
 static const gchar *self_path;
 
-/* restored-save again as nobody (smolvmd --session of a user): QEMU 7.2
- * must open the 0400 mem.bin read-write, which only root may as it is. */
+/* restored-save and loads-at-once again as nobody (smolvmd --session of a
+ * user): QEMU 7.2 must open the 0400 mem.bin read-write, which only root
+ * may as it is. */
 static void
 test_unprivileged (Fixture *f, gconstpointer data)
 {
@@ -526,13 +617,15 @@ test_unprivileged (Fixture *f, gconstpointer data)
   g_assert_true (g_spawn_sync (NULL,
                                (gchar *[]){ setpriv, "--reuid=65534", "--regid=65534",
                                             "--clear-groups", (gchar *) self_path, "-p",
-                                            "/vmm-qemu/restored-save", NULL },
+                                            "/vmm-qemu/restored-save", "-p",
+                                            "/vmm-qemu/loads-at-once", NULL },
                                NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out, NULL, &status,
                                &error));
   g_assert_no_error (error);
   g_test_message ("as nobody:\n%s", out);
   g_assert_true (g_spawn_check_wait_status (status, NULL));
   g_assert_nonnull (strstr (out, "ok 1 /vmm-qemu/restored-save"));
+  g_assert_nonnull (strstr (out, "ok 2 /vmm-qemu/loads-at-once"));
 }
 
 int
@@ -547,6 +640,7 @@ main (int argc, char **argv)
   ADD ("/vmm-qemu/cancel-load", test_cancel_load);
   ADD ("/vmm-qemu/restored-save", test_restored_save);
   ADD ("/vmm-qemu/readonly-rom", test_readonly_rom);
+  ADD ("/vmm-qemu/loads-at-once", test_loads_at_once);
   ADD ("/vmm-qemu/unprivileged", test_unprivileged);
 #undef ADD
   return g_test_run ();
