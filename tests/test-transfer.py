@@ -282,6 +282,38 @@ class TestCancel(TransferCase):
         self.assertEqual(sorted(os.listdir(self.snapshots_dir())), ["snap"])
 
 
+    def test_cancelled_export_cleans_up(self):
+        """An export into a pipe nobody reads, cancelled while smolvmd waits
+        to write: the call fails Cancelled and the blobs go."""
+        env = self.env
+        rootfs = os.path.join(self.tmp, "random.ext4")
+        with open(rootfs, "wb") as f:
+            f.write(os.urandom(8 * MIB))
+            f.truncate(64 * MIB)
+        env.running_vm("xvm", rootfs=rootfs)
+        env.create_snapshot("xvm", "big", **{"resume-source": True})
+        argv = [st.CLI, "--session", "snapshot", "export", "big", "-", "--json"]
+        proc = env.adopt(subprocess.Popen(argv, env=env.client_env(), stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE))
+
+        def job():
+            r = env.cli("job", "list", "--json")
+            jobs = [j for j in r.json()["data"]["jobs"] if j["operation"] == "snapshot-export"]
+            # the pipe (64 KiB) is full: smolvmd waits for a reader
+            return jobs[0] if jobs and jobs[0]["bytes_done"] > 8 * MIB else None
+        found = st.wait_for(job, "the export's job, blocked on the pipe")
+        self.assertEqual(found["objects"], [st.snapshot_path("big")])
+        self.assertCli(env.cli("job", "cancel", str(found["job"])), 0)
+        out, err = proc.communicate(timeout=st.DEADLINE)
+        self.assertEqual(proc.returncode, 1, err)
+        self.assertEqual(json.loads(err)["error"]["name"], "Cancelled")
+        self.assertLess(len(out), 8 * MIB)
+        st.wait_for(lambda: self.leftovers() == [], "the export's layout dir to go")
+        # the snapshot itself is untouched and free again
+        self.assertIn("big", env.snapshot_ids())
+        self.assertCli(env.cli("snapshot", "export", "big", os.path.join(self.tmp, "x.tar")), 0)
+
+
 class TestCliStreams(TransferCase):
     def test_export_to_stdout_and_import_from_stdin(self):
         env = self.env
