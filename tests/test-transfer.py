@@ -11,6 +11,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -273,14 +274,45 @@ class TestCancel(TransferCase):
         self.assertEqual(found["phase"], "receiving")
         self.assertTrue(found["cancelable"])
         self.assertCli(env.cli("job", "cancel", str(found["job"])), 0)
-        out, err = proc.communicate(timeout=st.DEADLINE)
+        # the archive stays open until the end, so only the Cancel ends it
+        proc.wait(timeout=st.DEADLINE)
         proc.stdin.close()
+        out, err = proc.stdout.read(), proc.stderr.read()
         self.assertEqual(proc.returncode, 1, err)
         self.assertEqual(json.loads(out)["error"]["name"], "Cancelled")
         self.assertNotIn("cancelled", env.snapshot_ids())
         st.wait_for(lambda: self.leftovers() == [], "the import's layout dir to go")
         self.assertEqual(sorted(os.listdir(self.snapshots_dir())), ["snap"])
 
+
+    def test_ctrl_c_cancels_an_import(self):
+        """SIGINT to `smolvm snapshot import -` cancels its job, as for the
+        other long verbs: exit 1 with Cancelled, nothing left."""
+        env = self.env
+        self.snapshot_with_data()
+        with open(self.export("snap"), "rb") as f:
+            data = f.read()
+        argv = [st.CLI, "--session", "snapshot", "import", "-", "--snapshot-id", "interrupted"]
+        proc = env.adopt(subprocess.Popen(argv, env=env.client_env(), stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        proc.stdin.write(data[:len(data) // 2])
+        proc.stdin.flush()
+
+        def job():
+            r = env.cli("job", "list", "--json")
+            return [j for j in r.json()["data"]["jobs"]
+                    if j["operation"] == "snapshot-import" and j["bytes_done"] > 0]
+        st.wait_for(job, "the import's job, reading")
+        proc.send_signal(signal.SIGINT)
+        # the archive stays open meanwhile: its end would fail the import
+        # before the Cancel lands
+        proc.wait(timeout=st.DEADLINE)
+        proc.stdin.close()
+        err = proc.stderr.read().decode(errors="replace")
+        self.assertEqual(proc.returncode, 1, err)
+        self.assertTrue(err.startswith("Error: Cancelled"), err)
+        self.assertNotIn("interrupted", env.snapshot_ids())
+        st.wait_for(lambda: self.leftovers() == [], "the import's layout dir to go")
 
     def test_cancelled_export_cleans_up(self):
         """An export into a pipe nobody reads, cancelled while smolvmd waits
