@@ -193,6 +193,34 @@ class TestBadArchives(TransferCase):
         self.assertNotIn("snap", env.snapshot_ids())
         self.assertEqual(os.listdir(self.snapshots_dir()), [])
 
+    def test_backend_this_daemon_lacks_is_unsupported(self):
+        env = self.env
+        self.snapshot_with_data()
+        members = read_archive(self.export("snap"))
+        env.delete_snapshot("snap")
+        _, manifest = manifest_of(members)
+
+        def put(data):
+            h = hashlib.sha256(data).hexdigest()
+            members["blobs/sha256/" + h] = data
+            return "sha256:" + h
+
+        config = json.loads(members["blobs/sha256/" + manifest["config"]["digest"][7:]])
+        config["backend"] = "cloud-hypervisor"
+        data = json.dumps(config).encode()
+        manifest["config"].update(digest=put(data), size=len(data))
+        data = json.dumps(manifest).encode()
+        index = json.loads(members["index.json"])
+        index["manifests"][0].update(digest=put(data), size=len(data))
+        members["index.json"] = json.dumps(index).encode()
+        other = os.path.join(self.tmp, "other-backend.tar")
+        write_archive(other, members)
+
+        err = self.cli_error(env.cli("snapshot", "import", other, "--json"))
+        self.assertEqual(err["name"], "Unsupported")
+        self.assertIn("cloud-hypervisor", err["message"])
+        self.assertEqual(os.listdir(self.snapshots_dir()), [])
+
     def test_missing_blob_is_corrupt(self):
         env = self.env
         self.snapshot_with_data()
