@@ -13,6 +13,7 @@ packages=(
   btrfs-progs xfsprogs
   scdoc bash-completion polkitd nodejs
   clang libclang-rt-14-dev
+  libarchive-dev libzstd-dev skopeo docker-registry
 )
 
 missing=()
