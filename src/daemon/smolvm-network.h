@@ -33,7 +33,9 @@ GVariant *smolvm_network_allocate_clone (SmolvmNetwork *self, const gchar *vm_id
 
 /* Marks @config as held by @vm_id (loading records, restoring). InUse if
  * another VM holds the same identity; InvalidArgument if it is not from
- * this pool. An empty @config is accepted and claims nothing. */
+ * this pool, or names host devices (TAP; namespace and host veth of a
+ * clone) other than the ones its slot and @vm_id have. An empty @config
+ * is accepted and claims nothing. */
 gboolean smolvm_network_claim (SmolvmNetwork *self, const gchar *vm_id, GVariant *config,
                                GError **error);
 void smolvm_network_release (SmolvmNetwork *self, const gchar *vm_id, GVariant *config);

@@ -100,6 +100,34 @@ test_claim (void)
   g_assert_false (smolvm_network_claim (net, "vm-c", config, &error));
   g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
+  /* a record from elsewhere (an imported snapshot) that names a host
+   * device not of its slot: a restore would bring it up, a stop delete it */
+  {
+    const gchar *crafted[] = {
+      "{'guest_ip': <'172.16.0.22'>, 'gateway_ip': <'172.16.0.21'>, 'tap_device': <'eth0'>}",
+      "{'guest_ip': <'172.16.0.22'>, 'gateway_ip': <'172.16.0.21'>, 'tap_device': <'smolvm2'>}",
+      "{'guest_ip': <'172.16.0.10'>, 'gateway_ip': <'172.16.0.9'>, 'tap_device': <'smolvm2'>,"
+      " 'host_ip': <'172.16.0.22'>, 'namespace': <'smolvm-vm-g'>, 'host_veth': <'eth0'>}",
+      "{'guest_ip': <'172.16.0.10'>, 'gateway_ip': <'172.16.0.9'>, 'tap_device': <'smolvm2'>,"
+      " 'host_ip': <'172.16.0.22'>, 'namespace': <'smolvm-vm-a'>, 'host_veth': <'smolvmv5'>}",
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS (crafted); i++) {
+      g_autoptr(GVariant) v = g_variant_ref_sink (g_variant_new_parsed (crafted[i]));
+      g_test_message ("%s", crafted[i]);
+      g_assert_false (smolvm_network_claim (net, "vm-g", v, &error));
+      g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT);
+      g_clear_error (&error);
+    }
+    /* the slot of 172.16.0.22 stays free */
+    {
+      g_autoptr(GVariant) right = g_variant_ref_sink (g_variant_new_parsed (
+        "{'guest_ip': <'172.16.0.10'>, 'gateway_ip': <'172.16.0.9'>, 'tap_device': <'smolvm2'>,"
+        " 'host_ip': <'172.16.0.22'>, 'namespace': <'smolvm-vm-g'>, 'host_veth': <'smolvmv5'>}"));
+      g_assert_true (smolvm_network_claim (net, "vm-g", right, &error));
+      g_assert_no_error (error);
+      smolvm_network_release (net, "vm-g", right);
+    }
+  }
   /* nothing to claim */
   g_assert_true (smolvm_network_claim (net, "vm-d", empty, &error));
   g_assert_true (smolvm_network_claim (net, "vm-d", NULL, &error));
@@ -191,7 +219,11 @@ test_clone (void)
   g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_IN_USE);
   g_clear_error (&error);
   smolvm_network_release (restarted, "c1", c1);
-  g_assert_true (smolvm_network_claim (restarted, "c9", c1, &error));
+  /* free now, but its namespace is c1's: not c9's to claim */
+  g_assert_false (smolvm_network_claim (restarted, "c9", c1, &error));
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_true (smolvm_network_claim (restarted, "c1", c1, &error));
   g_assert_no_error (error);
 
   /* nothing to clone without a NIC */
