@@ -321,6 +321,15 @@ read_entries (struct archive *a, Stream *stream, const gchar *layout_dir, GError
       name += 2;
     if (archive_entry_filetype (entry) != AE_IFREG)
       continue;
+    /* libarchive makes a sparse entry's holes up as zeros without reading
+     * the stream: a few bytes could stand for terabytes written here, and
+     * no Cancel would be seen meanwhile. OCI tools write no sparse
+     * entries. */
+    if (archive_entry_sparse_count (entry) > 0) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT,
+                   "The archive holds %s as a sparse file", name);
+      return FALSE;
+    }
     if (g_str_equal (name, "index.json")) {
       if (!read_index (a, stream, entry, layout_dir, error))
         return FALSE;

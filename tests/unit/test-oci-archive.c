@@ -5,8 +5,11 @@
 #define _GNU_SOURCE /* memmem */
 #include "config.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -166,6 +169,54 @@ test_damaged (Fixture *f, gconstpointer data)
                  g_error_matches (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_A_SNAPSHOT));
 }
 
+/* A blob stored as a sparse entry of all holes, named after the sha256 of
+ * its zeros: libarchive would make up 64 MiB from a few hundred bytes
+ * (terabytes as easily, without a read the Cancel could end), so it is
+ * refused before anything is written. */
+static void
+test_sparse_entry (Fixture *f, gconstpointer data)
+{
+  const gsize size = 64 * 1024 * 1024, chunk = 1024 * 1024;
+  g_autoptr(GChecksum) sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autoptr(GError) error = NULL;
+  g_autofree guchar *zeros = g_malloc0 (chunk);
+  g_autofree gchar *name = NULL;
+  g_autoptr(GDir) dir = NULL;
+  struct archive *a = archive_write_new ();
+  struct archive_entry *entry = archive_entry_new ();
+  struct stat st;
+
+  for (gsize done = 0; done < size; done += chunk)
+    g_checksum_update (sum, zeros, chunk);
+  name = g_strconcat ("blobs/sha256/", g_checksum_get_string (sum), NULL);
+  g_assert_cmpint (archive_write_set_format_pax_restricted (a), ==, ARCHIVE_OK);
+  g_assert_cmpint (archive_write_open_filename (a, f->archive), ==, ARCHIVE_OK);
+  archive_entry_set_pathname (entry, name);
+  archive_entry_set_filetype (entry, AE_IFREG);
+  archive_entry_set_perm (entry, 0644);
+  archive_entry_set_size (entry, size);
+  archive_entry_sparse_add_entry (entry, size, 0);
+  g_assert_cmpint (archive_write_header (a, entry), ==, ARCHIVE_OK);
+  for (gsize done = 0; done < size; done += chunk)
+    g_assert_cmpint (archive_write_data (a, zeros, chunk), >=, 0);
+  archive_entry_free (entry);
+  g_assert_cmpint (archive_write_close (a), ==, ARCHIVE_OK);
+  archive_write_free (a);
+  g_assert_cmpint (g_stat (f->archive, &st), ==, 0);
+  g_assert_cmpint (st.st_size, <, 64 * 1024);
+
+  g_assert_null (read_archive (f, &error));
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, "sparse"));
+  /* nothing was written: no blob, no temp file */
+  {
+    g_autofree gchar *blobs = g_build_filename (f->received, "blobs", "sha256", NULL);
+    dir = g_dir_open (blobs, 0, NULL);
+    g_assert_nonnull (dir);
+    g_assert_null (g_dir_read_name (dir));
+  }
+}
+
 static gpointer
 cancel_soon (gpointer cancellable)
 {
@@ -198,6 +249,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/oci-archive/round-trip", Fixture, NULL, setup, test_round_trip, teardown);
   g_test_add ("/oci-archive/damaged", Fixture, NULL, setup, test_damaged, teardown);
+  g_test_add ("/oci-archive/sparse-entry", Fixture, NULL, setup, test_sparse_entry, teardown);
   g_test_add ("/oci-archive/cancel-while-waiting", Fixture, NULL, setup,
               test_cancel_while_waiting, teardown);
   return g_test_run ();
