@@ -1179,9 +1179,26 @@ typedef struct {
   gboolean frame_done;
   GChecksum *tar_sum;
   guint64 tar_size;
+  guint64 tar_limit; /* what tar_size may reach (see tar_limits()) */
   GCancellable *cancellable;
   GError *error;
 } LayerSource;
+
+/* The tar stream is untrusted and zstd shrinks repetition to nothing:
+ * libarchive keeps a sparse map in memory as it reads the entry's header
+ * (tens of bytes per line of "offset\nlength\n"), and anything after the
+ * entry would only be hashed. So a layer's tar may be only as long as its
+ * file makes sense of: up to its header, a map of at most one extent per
+ * 512 bytes of data (a filesystem block is no smaller) and some slack; then
+ * the data, the padding and end blocks. */
+#define TAR_SLACK (1024 * 1024)
+#define TAR_MAP_BYTES_PER_EXTENT 48
+
+static guint64
+tar_header_limit (const LayerFile *file)
+{
+  return TAR_SLACK + (file->data_size / 512 + 1) * TAR_MAP_BYTES_PER_EXTENT;
+}
 
 static la_ssize_t
 source_read_cb (struct archive *a, void *user_data, const void **buffer)
@@ -1221,6 +1238,11 @@ source_read_cb (struct archive *a, void *user_data, const void **buffer)
     }
     src->frame_done = ret == 0;
     if (out.pos > 0) {
+      if (src->tar_size + out.pos > src->tar_limit) {
+        g_set_error_literal (&src->error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT,
+                             "its tar is longer than its file's header and data");
+        return -1;
+      }
       g_checksum_update (src->tar_sum, src->out, out.pos);
       src->tar_size += out.pos;
       *buffer = src->out;
@@ -1289,6 +1311,8 @@ extract_entry (struct archive *a, LayerSource *src, const SmolvmOciDescriptor *d
       archive_entry_filetype (entry) != AE_IFREG || !archive_entry_size_is_set (entry) ||
       (guint64) archive_entry_size (entry) != file->size)
     return layer_corrupt (error, desc, name, "its tar entry is not the file");
+  /* the header is read: from here its data, padding and end blocks */
+  src->tar_limit = src->tar_size + file->data_size + TAR_SLACK;
 
   for (;;) {
     const void *buffer = NULL;
@@ -1359,6 +1383,7 @@ unpack_layer (SmolvmOciArtifact *self, guint i, const gchar *layout_dir, const g
   src.out_size = ZSTD_DStreamOutSize ();
   src.out = out = g_malloc (src.out_size);
   src.tar_sum = tar_sum;
+  src.tar_limit = tar_header_limit (file);
   src.cancellable = cancellable;
 
   a = archive_read_new ();

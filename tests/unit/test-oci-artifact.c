@@ -12,6 +12,9 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <archive.h>
+#include <archive_entry.h>
+
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
@@ -413,28 +416,145 @@ test_manifest_errors (Fixture *f, gconstpointer data)
   }
 }
 
+/* The built manifest, its config replaced by @config (added to the
+ * layout) and, unless NULL, its first layer's descriptor by @layer. */
+static GBytes *
+manifest_with (SmolvmOciArtifact *built, const gchar *layout, GBytes *config,
+               const SmolvmOciDescriptor *layer)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  GBytes *manifest = smolvm_oci_artifact_get_manifest (built);
+  g_autofree gchar *digest = NULL;
+  JsonObject *o, *desc;
+  gsize length = 0;
+  gchar *text;
+
+  g_assert_true (smolvm_oci_layout_add_bytes (layout, config, &digest, &error));
+  g_assert_no_error (error);
+  g_assert_true (json_parser_load_from_data (parser, g_bytes_get_data (manifest, NULL),
+                                             (gssize) g_bytes_get_size (manifest), NULL));
+  o = json_node_get_object (json_parser_get_root (parser));
+  desc = json_object_get_object_member (o, "config");
+  json_object_set_string_member (desc, "digest", digest);
+  json_object_set_int_member (desc, "size", (gint64) g_bytes_get_size (config));
+  if (layer != NULL) {
+    desc = json_array_get_object_element (json_object_get_array_member (o, "layers"), 0);
+    json_object_set_string_member (desc, "digest", layer->digest);
+    json_object_set_int_member (desc, "size", (gint64) layer->size);
+  }
+  json_generator_set_root (gen, json_parser_get_root (parser));
+  text = json_generator_to_data (gen, &length);
+  return g_bytes_new_take (text, length);
+}
+
 static void
 test_format_version (Fixture *f, gconstpointer data)
 {
   g_autoptr(SmolvmOciArtifact) built = build (f->snapshot, f->layout, NULL);
   g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) config = NULL;
-  g_autoptr(GBytes) manifest = NULL;
-  g_autoptr(SmolvmOciArtifact) parsed = NULL;
-  g_autofree gchar *digest = NULL;
-  g_autofree gchar *descriptor = NULL;
-  g_autofree gchar *text = g_strdup_printf (
-    "{\"format_version\": 2, \"snapshot_id\": \"snap-a\", \"backend\": \"firecracker\"}");
+  static const gchar text[] =
+    "{\"format_version\": 2, \"snapshot_id\": \"snap-a\", \"backend\": \"firecracker\"}";
+  g_autoptr(GBytes) config = g_bytes_new_static (text, strlen (text));
+  g_autoptr(GBytes) manifest = manifest_with (built, f->layout, config, NULL);
+  g_autoptr(SmolvmOciArtifact) parsed = smolvm_oci_artifact_new_from_manifest (manifest, &error);
 
-  config = g_bytes_new (text, strlen (text));
-  g_assert_true (smolvm_oci_layout_add_bytes (f->layout, config, &digest, &error));
-  descriptor = g_strdup_printf ("{\"mediaType\": \"%s\", \"digest\": \"%s\", \"size\": %zu}",
-                                SMOLVM_OCI_MEDIA_TYPE_CONFIG, digest, strlen (text));
-  manifest = edited_manifest (built, "config", descriptor);
-  parsed = smolvm_oci_artifact_new_from_manifest (manifest, &error);
   g_assert_no_error (error);
   g_assert_false (smolvm_oci_artifact_load_config (parsed, f->layout, &error));
   g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_A_SNAPSHOT);
+}
+
+static la_ssize_t
+append_cb (struct archive *a, void *user_data, const void *buffer, size_t length)
+{
+  g_byte_array_append (user_data, buffer, length);
+  return (la_ssize_t) length;
+}
+
+/* vmstate.bin as a layer whose sparse map has 200000 one-byte extents:
+ * no filesystem makes such a file, and zstd makes the map a few KiB
+ * while libarchive would hold all of it in memory (scaled up, gigabytes).
+ * A map that long for its data is refused before the data is read. */
+#define MAP_EXTENTS 200000
+static void
+test_sparse_map_bomb (Fixture *f, gconstpointer data)
+{
+  g_autoptr(SmolvmOciArtifact) built = build (f->snapshot, f->layout, NULL);
+  g_autoptr(GByteArray) tar = g_byte_array_new ();
+  g_autofree guchar *content = g_malloc0 (2 * MAP_EXTENTS);
+  g_autofree gchar *tar_sha256 = NULL;
+  g_autofree gchar *tar_digest = NULL;
+  g_autofree gchar *layer_digest = NULL;
+  g_autofree gchar *compressed = NULL;
+  g_autofree gchar *target = g_build_filename (f->root, "target", NULL);
+  g_autoptr(GBytes) layer = NULL;
+  g_autoptr(GBytes) config = NULL;
+  g_autoptr(GBytes) manifest = NULL;
+  g_autoptr(SmolvmOciDescriptor) desc = NULL;
+  g_autoptr(SmolvmOciArtifact) parsed = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autoptr(GError) error = NULL;
+  struct archive *a = archive_write_new ();
+  struct archive_entry *entry = archive_entry_new ();
+  JsonObject *file;
+  gsize bound, length;
+  gchar *text;
+
+  archive_write_set_format_pax_restricted (a);
+  g_assert_cmpint (archive_write_open (a, tar, NULL, append_cb, NULL), ==, ARCHIVE_OK);
+  archive_entry_set_pathname (entry, "vmstate.bin");
+  archive_entry_set_filetype (entry, AE_IFREG);
+  archive_entry_set_perm (entry, 0644);
+  archive_entry_set_size (entry, 2 * MAP_EXTENTS);
+  for (guint i = 0; i < MAP_EXTENTS; i++) {
+    archive_entry_sparse_add_entry (entry, 2 * i, 1);
+    content[2 * i] = 'x';
+  }
+  g_assert_cmpint (archive_write_header (a, entry), ==, ARCHIVE_OK);
+  g_assert_cmpint (archive_write_data (a, content, 2 * MAP_EXTENTS), >=, 0);
+  archive_entry_free (entry);
+  g_assert_cmpint (archive_write_close (a), ==, ARCHIVE_OK);
+  archive_write_free (a);
+  tar_sha256 = g_compute_checksum_for_data (G_CHECKSUM_SHA256, tar->data, tar->len);
+  tar_digest = g_strconcat ("sha256:", tar_sha256, NULL);
+  bound = ZSTD_compressBound (tar->len);
+  compressed = g_malloc (bound);
+  length = ZSTD_compress (compressed, bound, tar->data, tar->len, 3);
+  g_assert_false (ZSTD_isError (length));
+  layer = g_bytes_new_static (compressed, length);
+  g_assert_true (smolvm_oci_layout_add_bytes (f->layout, layer, &layer_digest, &error));
+  desc = smolvm_oci_descriptor_new (SMOLVM_OCI_MEDIA_TYPE_LAYER, layer_digest, length);
+
+  /* the config says what the file is */
+  config = smolvm_oci_layout_read_blob (f->layout, blob (built, 0)->digest, -1, &error);
+  g_assert_no_error (error);
+  g_assert_true (json_parser_load_from_data (parser, g_bytes_get_data (config, NULL),
+                                             (gssize) g_bytes_get_size (config), NULL));
+  file = json_array_get_object_element (
+    json_object_get_array_member (json_node_get_object (json_parser_get_root (parser)), "files"),
+    0);
+  json_object_set_int_member (file, "size", 2 * MAP_EXTENTS);
+  json_object_set_int_member (file, "data_size", MAP_EXTENTS);
+  json_object_set_string_member (file, "tar_digest", tar_digest);
+  json_generator_set_root (gen, json_parser_get_root (parser));
+  text = json_generator_to_data (gen, &length);
+  g_clear_pointer (&config, g_bytes_unref);
+  config = g_bytes_new_take (text, length);
+  manifest = manifest_with (built, f->layout, config, desc);
+
+  parsed = smolvm_oci_artifact_new_from_manifest (manifest, &error);
+  g_assert_no_error (error);
+  g_assert_true (smolvm_oci_artifact_load_config (parsed, f->layout, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (g_mkdir (target, 0700), ==, 0);
+  g_assert_false (smolvm_oci_artifact_unpack (parsed, f->layout, target, "snap-a", NULL, NULL,
+                                              &error));
+  g_test_message ("%s", error != NULL ? error->message : "unpacked");
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, "vmstate.bin"));
+  g_assert_nonnull (strstr (error->message, "longer"));
 }
 
 static void
@@ -517,6 +637,8 @@ main (int argc, char **argv)
   g_test_add ("/oci-artifact/manifest-errors", Fixture, NULL, setup, test_manifest_errors,
               teardown);
   g_test_add ("/oci-artifact/format-version", Fixture, NULL, setup, test_format_version, teardown);
+  g_test_add ("/oci-artifact/sparse-map-bomb", Fixture, NULL, setup, test_sparse_map_bomb,
+              teardown);
   g_test_add ("/oci-artifact/layout-index", Fixture, NULL, setup, test_layout_index, teardown);
   g_test_add ("/oci-artifact/cancel", Fixture, NULL, setup, test_cancel, teardown);
   return g_test_run ();
