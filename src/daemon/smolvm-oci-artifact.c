@@ -629,15 +629,26 @@ static const gchar *const host_members[] = {
   SMOLVM_INFO_RESTORED,      SMOLVM_INFO_RESTORED_VM_ID,
 };
 
+/* The JSON @b built, compact, its members in the order they were added:
+ * the same content gives the same bytes. */
+static GBytes *
+builder_to_bytes (JsonBuilder *b)
+{
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autoptr(JsonNode) root = json_builder_get_root (b);
+  gsize length = 0;
+  gchar *data;
+
+  json_generator_set_root (gen, root);
+  data = json_generator_to_data (gen, &length);
+  return g_bytes_new_take (data, length);
+}
+
 static GBytes *
 build_config (SmolvmOciArtifact *self)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(JsonNode) root = NULL;
   g_autoptr(JsonNode) snapshot = json_node_new (JSON_NODE_OBJECT);
-  gsize length = 0;
-  gchar *data;
 
   json_node_set_object (snapshot, self->snapshot);
   json_builder_begin_object (b);
@@ -665,10 +676,7 @@ build_config (SmolvmOciArtifact *self)
   }
   json_builder_end_array (b);
   json_builder_end_object (b);
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  data = json_generator_to_data (gen, &length);
-  return g_bytes_new_take (data, length);
+  return builder_to_bytes (b);
 }
 
 static gboolean
@@ -802,10 +810,6 @@ static GBytes *
 build_manifest (SmolvmOciArtifact *self)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(JsonNode) root = NULL;
-  gsize length = 0;
-  gchar *data;
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "schemaVersion");
@@ -840,10 +844,7 @@ build_manifest (SmolvmOciArtifact *self)
   }
   json_builder_end_array (b);
   json_builder_end_object (b);
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  data = json_generator_to_data (gen, &length);
-  return g_bytes_new_take (data, length);
+  return builder_to_bytes (b);
 }
 
 static gboolean
@@ -1019,10 +1020,8 @@ smolvm_oci_artifact_write_index (SmolvmOciArtifact *self, const gchar *layout_di
                                  GError **error)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(JsonNode) root = NULL;
   g_autofree gchar *path = g_build_filename (layout_dir, "index.json", NULL);
-  g_autofree gchar *data = NULL;
+  g_autoptr(GBytes) index = NULL;
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "schemaVersion");
@@ -1043,10 +1042,9 @@ smolvm_oci_artifact_write_index (SmolvmOciArtifact *self, const gchar *layout_di
   json_builder_end_object (b);
   json_builder_end_array (b);
   json_builder_end_object (b);
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  data = json_generator_to_data (gen, NULL);
-  return smolvm_write_file_atomic (path, data, -1, error);
+  index = builder_to_bytes (b);
+  return smolvm_write_file_atomic (path, g_bytes_get_data (index, NULL),
+                                   (gssize) g_bytes_get_size (index), error);
 }
 
 /* ---- build ---- */
