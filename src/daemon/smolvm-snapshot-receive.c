@@ -13,7 +13,7 @@
  * unpack into STATE/snapshots/.tmp-ID (worker), commit (one rename), load
  * and publish. Before the commit, the rollback removes the staging dir;
  * after it, a snapshot that cannot be loaded goes as a whole. */
-typedef struct {
+typedef struct _Receive {
   SmolvmContext *ctx;
   SmolvmJob *job;
   SmolvmOciArtifact *artifact;
@@ -23,6 +23,8 @@ typedef struct {
   gchar *tmp_dir;
   gchar *final_dir;
   GError *error; /* the failure a rollback reports at its end */
+  /* the step running in a worker thread */
+  gboolean (*work) (struct _Receive *r, GCancellable *cancellable, GError **error);
 } Receive;
 
 static void
@@ -82,6 +84,35 @@ rollback (GTask *task, GError *error)
 /* ---- steps ---- */
 
 static void
+work_thread (GTask *worker, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  Receive *r = task_data;
+  GError *error = NULL;
+
+  if (!r->work (r, cancellable, &error)) {
+    g_task_return_error (worker, error);
+    return;
+  }
+  g_task_return_boolean (worker, TRUE);
+}
+
+/* Runs @work in a worker thread, then @done with @task (whose reference
+ * it takes) on the main thread. */
+static void
+run_work (GTask *task, gboolean (*work) (Receive *, GCancellable *, GError **),
+          GAsyncReadyCallback done)
+{
+  Receive *r = g_task_get_task_data (task);
+  g_autoptr(GTask) worker = g_task_new (NULL, smolvm_job_get_cancellable (r->job), done, task);
+
+  r->work = work;
+  g_task_set_task_data (worker, r, NULL);
+  /* a Cancel is the work's own error, SMOLVM_ERROR_CANCELLED */
+  g_task_set_check_cancellable (worker, FALSE);
+  g_task_run_in_thread (worker, work_thread);
+}
+
+static void
 on_committed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
@@ -106,18 +137,11 @@ on_committed (GObject *source, GAsyncResult *result, gpointer user_data)
   g_object_unref (task);
 }
 
-static void
-unpack_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+static gboolean
+unpack_work (Receive *r, GCancellable *cancellable, GError **error)
 {
-  Receive *r = task_data;
-  GError *error = NULL;
-
-  if (!smolvm_oci_artifact_unpack (r->artifact, r->layout_dir, r->tmp_dir, r->snapshot_id,
-                                   smolvm_job_get_progress (r->job), cancellable, &error)) {
-    g_task_return_error (task, error);
-    return;
-  }
-  g_task_return_boolean (task, TRUE);
+  return smolvm_oci_artifact_unpack (r->artifact, r->layout_dir, r->tmp_dir, r->snapshot_id,
+                                     smolvm_job_get_progress (r->job), cancellable, error);
 }
 
 static void
@@ -147,7 +171,6 @@ unpack (GTask *task)
   Receive *r = g_task_get_task_data (task);
   SmolvmContext *ctx = r->ctx;
   const gchar *backend = smolvm_oci_artifact_get_backend (r->artifact);
-  g_autoptr(GTask) worker = NULL;
   g_autofree gchar *object_path = NULL;
   GError *error = NULL;
   guint64 layers_size;
@@ -191,24 +214,13 @@ unpack (GTask *task)
   smolvm_progress_expect (smolvm_job_get_progress (r->job),
                           layers_size + smolvm_oci_artifact_get_data_size (r->artifact));
   smolvm_progress_set_phase (smolvm_job_get_progress (r->job), "unpacking", TRUE);
-  worker = g_task_new (NULL, smolvm_job_get_cancellable (r->job), on_unpacked, task);
-  g_task_set_task_data (worker, r, NULL);
-  /* a Cancel is the unpack's own error, SMOLVM_ERROR_CANCELLED */
-  g_task_set_check_cancellable (worker, FALSE);
-  g_task_run_in_thread (worker, unpack_thread);
+  run_work (task, unpack_work, on_unpacked);
 }
 
-static void
-config_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+static gboolean
+config_work (Receive *r, GCancellable *cancellable, GError **error)
 {
-  Receive *r = task_data;
-  GError *error = NULL;
-
-  if (!smolvm_oci_artifact_load_config (r->artifact, r->layout_dir, &error)) {
-    g_task_return_error (task, error);
-    return;
-  }
-  g_task_return_boolean (task, TRUE);
+  return smolvm_oci_artifact_load_config (r->artifact, r->layout_dir, error);
 }
 
 static void
@@ -231,7 +243,6 @@ smolvm_snapshot_receive_async (SmolvmContext *ctx, SmolvmJob *job, SmolvmOciArti
                                GAsyncReadyCallback callback, gpointer user_data)
 {
   GTask *task = g_task_new (NULL, NULL, callback, user_data);
-  g_autoptr(GTask) worker = NULL;
   Receive *r = g_new0 (Receive, 1);
   GError *error = NULL;
 
@@ -248,11 +259,7 @@ smolvm_snapshot_receive_async (SmolvmContext *ctx, SmolvmJob *job, SmolvmOciArti
     r->snapshot_id = g_strdup (snapshot_id);
   }
   smolvm_job_set_phase (job, "verifying");
-  worker = g_task_new (NULL, smolvm_job_get_cancellable (job), on_config_loaded, task);
-  g_task_set_task_data (worker, r, NULL);
-  /* a Cancel is the unpack's own error, SMOLVM_ERROR_CANCELLED */
-  g_task_set_check_cancellable (worker, FALSE);
-  g_task_run_in_thread (worker, config_thread);
+  run_work (task, config_work, on_config_loaded);
 }
 
 gchar *
