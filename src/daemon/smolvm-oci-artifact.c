@@ -1139,12 +1139,22 @@ smolvm_oci_artifact_get_manifest_digest (SmolvmOciArtifact *self)
 
 GPtrArray *smolvm_oci_artifact_get_blobs (SmolvmOciArtifact *self) { return self->blobs; }
 
+/* Sizes come from a manifest or config of elsewhere: a sum that would
+ * wrap (to a small number a free-space check lets pass) is G_MAXUINT64. */
+static guint64
+add_saturated (guint64 a, guint64 b)
+{
+  guint64 sum;
+  return g_uint64_checked_add (&sum, a, b) ? sum : G_MAXUINT64;
+}
+
 guint64
 smolvm_oci_artifact_get_blobs_size (SmolvmOciArtifact *self)
 {
   guint64 total = 0;
   for (guint i = 0; i < self->blobs->len; i++)
-    total += ((SmolvmOciDescriptor *) g_ptr_array_index (self->blobs, i))->size;
+    total = add_saturated (total,
+                           ((SmolvmOciDescriptor *) g_ptr_array_index (self->blobs, i))->size);
   return total;
 }
 
@@ -1157,7 +1167,7 @@ smolvm_oci_artifact_get_data_size (SmolvmOciArtifact *self)
 {
   guint64 total = 0;
   for (gsize i = 0; i < N_LAYERS; i++)
-    total += self->files[i].data_size;
+    total = add_saturated (total, self->files[i].data_size);
   return total;
 }
 

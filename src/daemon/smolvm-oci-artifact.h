@@ -108,7 +108,7 @@ GBytes *smolvm_oci_artifact_get_manifest (SmolvmOciArtifact *self);
 const gchar *smolvm_oci_artifact_get_manifest_digest (SmolvmOciArtifact *self);
 /* Of SmolvmOciDescriptor (transfer none): the config, then the layers. */
 GPtrArray *smolvm_oci_artifact_get_blobs (SmolvmOciArtifact *self);
-/* The total size of the blobs. */
+/* The total size of the blobs (G_MAXUINT64 if it does not fit). */
 guint64 smolvm_oci_artifact_get_blobs_size (SmolvmOciArtifact *self);
 
 /* Verifies the config blob in @layout_dir (sha256, size) and parses it:
@@ -119,7 +119,8 @@ gboolean smolvm_oci_artifact_load_config (SmolvmOciArtifact *self, const gchar *
 const gchar *smolvm_oci_artifact_get_snapshot_id (SmolvmOciArtifact *self);
 const gchar *smolvm_oci_artifact_get_vm_id (SmolvmOciArtifact *self);
 const gchar *smolvm_oci_artifact_get_backend (SmolvmOciArtifact *self);
-/* The files' bytes of data (holes excluded), what unpack() writes. */
+/* The files' bytes of data (holes excluded), what unpack() writes
+ * (G_MAXUINT64 if the config's sizes add up to more). */
 guint64 smolvm_oci_artifact_get_data_size (SmolvmOciArtifact *self);
 
 /* Worker thread, after load_config(). Verifies every layer's sha256 and

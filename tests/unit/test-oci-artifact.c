@@ -465,6 +465,36 @@ test_format_version (Fixture *f, gconstpointer data)
   g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_A_SNAPSHOT);
 }
 
+/* A config whose data sizes add up past 2^64: the total does not wrap to
+ * a small number that a free-space check would let pass. */
+static void
+test_size_overflow (Fixture *f, gconstpointer data)
+{
+  g_autoptr(SmolvmOciArtifact) built = build (f->snapshot, f->layout, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *text = NULL;
+  g_autoptr(GBytes) config = NULL;
+  g_autoptr(GBytes) manifest = NULL;
+  g_autoptr(SmolvmOciArtifact) parsed = NULL;
+#define FILE_ENTRY(name, size)                                                              \
+  "{\"name\": \"" name "\", \"size\": " size ", \"data_size\": " size ", \"tar_digest\": "      \
+  "\"sha256:0000000000000000000000000000000000000000000000000000000000000000\"}"
+  static const gchar files[] = FILE_ENTRY ("vmstate.bin", "9223372036854775807") ", "
+    FILE_ENTRY ("mem.bin", "9223372036854775807") ", " FILE_ENTRY ("disk.ext4", "3");
+#undef FILE_ENTRY
+
+  text = g_strdup_printf ("{\"format_version\": 1, \"snapshot_id\": \"snap-a\", "
+                          "\"backend\": \"firecracker\", \"snapshot\": {\"vm_id\": \"vm-a\"}, "
+                          "\"files\": [%s]}", files);
+  config = g_bytes_new (text, strlen (text));
+  manifest = manifest_with (built, f->layout, config, NULL);
+  parsed = smolvm_oci_artifact_new_from_manifest (manifest, &error);
+  g_assert_no_error (error);
+  g_assert_true (smolvm_oci_artifact_load_config (parsed, f->layout, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (smolvm_oci_artifact_get_data_size (parsed), ==, G_MAXUINT64);
+}
+
 static la_ssize_t
 append_cb (struct archive *a, void *user_data, const void *buffer, size_t length)
 {
@@ -637,6 +667,7 @@ main (int argc, char **argv)
   g_test_add ("/oci-artifact/manifest-errors", Fixture, NULL, setup, test_manifest_errors,
               teardown);
   g_test_add ("/oci-artifact/format-version", Fixture, NULL, setup, test_format_version, teardown);
+  g_test_add ("/oci-artifact/size-overflow", Fixture, NULL, setup, test_size_overflow, teardown);
   g_test_add ("/oci-artifact/sparse-map-bomb", Fixture, NULL, setup, test_sparse_map_bomb,
               teardown);
   g_test_add ("/oci-artifact/layout-index", Fixture, NULL, setup, test_layout_index, teardown);
