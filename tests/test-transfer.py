@@ -307,16 +307,15 @@ class TestBadArchives(TransferCase):
 
 
 class TestCancel(TransferCase):
-    def test_cancelled_import_leaves_nothing(self):
-        """An import from a pipe that stalls half-way, cancelled with
-        `smolvm job cancel`: no snapshot, no temporary file."""
+    def stalled_import(self, snapshot_id, *args):
+        """`smolvm snapshot import -` of half an archive, its stdin kept
+        open: the process and its job, once it has read some."""
         env = self.env
         self.snapshot_with_data()
-        archive = self.export("snap")
-        with open(archive, "rb") as f:
+        with open(self.export("snap"), "rb") as f:
             data = f.read()
-        argv = [st.CLI, "--session", "snapshot", "import", "-", "--snapshot-id", "cancelled",
-                "--json"]
+        argv = [st.CLI, "--session", "snapshot", "import", "-", "--snapshot-id", snapshot_id,
+                *args]
         proc = env.adopt(subprocess.Popen(argv, env=env.client_env(), stdin=subprocess.PIPE,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE))
         proc.stdin.write(data[:len(data) // 2])
@@ -324,9 +323,16 @@ class TestCancel(TransferCase):
 
         def job():
             r = env.cli("job", "list", "--json")
-            jobs = [j for j in r.json()["data"]["jobs"] if j["operation"] == "snapshot-import"]
-            return jobs[0] if jobs and jobs[0]["bytes_done"] > 0 else None
-        found = st.wait_for(job, "the import's job, reading")
+            jobs = [j for j in r.json()["data"]["jobs"]
+                    if j["operation"] == "snapshot-import" and j["bytes_done"] > 0]
+            return jobs[0] if jobs else None
+        return proc, st.wait_for(job, "the import's job, reading")
+
+    def test_cancelled_import_leaves_nothing(self):
+        """An import from a pipe that stalls half-way, cancelled with
+        `smolvm job cancel`: no snapshot, no temporary file."""
+        env = self.env
+        proc, found = self.stalled_import("cancelled", "--json")
         self.assertEqual(found["phase"], "receiving")
         self.assertTrue(found["cancelable"])
         self.assertCli(env.cli("job", "cancel", str(found["job"])), 0)
@@ -345,20 +351,7 @@ class TestCancel(TransferCase):
         """SIGINT to `smolvm snapshot import -` cancels its job, as for the
         other long verbs: exit 1 with Cancelled, nothing left."""
         env = self.env
-        self.snapshot_with_data()
-        with open(self.export("snap"), "rb") as f:
-            data = f.read()
-        argv = [st.CLI, "--session", "snapshot", "import", "-", "--snapshot-id", "interrupted"]
-        proc = env.adopt(subprocess.Popen(argv, env=env.client_env(), stdin=subprocess.PIPE,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-        proc.stdin.write(data[:len(data) // 2])
-        proc.stdin.flush()
-
-        def job():
-            r = env.cli("job", "list", "--json")
-            return [j for j in r.json()["data"]["jobs"]
-                    if j["operation"] == "snapshot-import" and j["bytes_done"] > 0]
-        st.wait_for(job, "the import's job, reading")
+        proc, _ = self.stalled_import("interrupted")
         proc.send_signal(signal.SIGINT)
         # the archive stays open meanwhile: its end would fail the import
         # before the Cancel lands
