@@ -715,6 +715,12 @@ parse_object (GBytes *bytes, GError **error)
   const gchar *data = g_bytes_get_data (bytes, &length);
   JsonNode *root;
 
+  /* an empty GBytes has no data pointer, which json-glib refuses with a
+   * CRITICAL and no error */
+  if (length == 0) {
+    g_set_error_literal (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT, "empty");
+    return NULL;
+  }
   if (!json_parser_load_from_data (parser, data, (gssize) length, error))
     return NULL;
   root = json_parser_get_root (parser);

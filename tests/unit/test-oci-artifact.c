@@ -378,6 +378,39 @@ edited_manifest (SmolvmOciArtifact *artifact, const gchar *member, const gchar *
   return g_bytes_new_take (text, length);
 }
 
+/* The built manifest, its config replaced by @config (added to the
+ * layout) and, unless NULL, its first layer's descriptor by @layer. */
+static GBytes *
+manifest_with (SmolvmOciArtifact *built, const gchar *layout, GBytes *config,
+               const SmolvmOciDescriptor *layer)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  GBytes *manifest = smolvm_oci_artifact_get_manifest (built);
+  g_autofree gchar *digest = NULL;
+  JsonObject *o, *desc;
+  gsize length = 0;
+  gchar *text;
+
+  g_assert_true (smolvm_oci_layout_add_bytes (layout, config, &digest, &error));
+  g_assert_no_error (error);
+  g_assert_true (json_parser_load_from_data (parser, g_bytes_get_data (manifest, NULL),
+                                             (gssize) g_bytes_get_size (manifest), NULL));
+  o = json_node_get_object (json_parser_get_root (parser));
+  desc = json_object_get_object_member (o, "config");
+  json_object_set_string_member (desc, "digest", digest);
+  json_object_set_int_member (desc, "size", (gint64) g_bytes_get_size (config));
+  if (layer != NULL) {
+    desc = json_array_get_object_element (json_object_get_array_member (o, "layers"), 0);
+    json_object_set_string_member (desc, "digest", layer->digest);
+    json_object_set_int_member (desc, "size", (gint64) layer->size);
+  }
+  json_generator_set_root (gen, json_parser_get_root (parser));
+  text = json_generator_to_data (gen, &length);
+  return g_bytes_new_take (text, length);
+}
+
 static void
 test_manifest_errors (Fixture *f, gconstpointer data)
 {
@@ -414,39 +447,21 @@ test_manifest_errors (Fixture *f, gconstpointer data)
     g_assert_null (smolvm_oci_artifact_new_from_manifest (garbage, &error));
     g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT);
   }
-}
+  /* empty: a manifest, and a config (found by fuzz-oci-manifest) */
+  {
+    g_autoptr(GBytes) empty = g_bytes_new (NULL, 0);
+    g_autoptr(GBytes) manifest = manifest_with (built, f->layout, empty, NULL);
+    g_autoptr(SmolvmOciArtifact) parsed = NULL;
+    g_autoptr(GError) error = NULL;
 
-/* The built manifest, its config replaced by @config (added to the
- * layout) and, unless NULL, its first layer's descriptor by @layer. */
-static GBytes *
-manifest_with (SmolvmOciArtifact *built, const gchar *layout, GBytes *config,
-               const SmolvmOciDescriptor *layer)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  GBytes *manifest = smolvm_oci_artifact_get_manifest (built);
-  g_autofree gchar *digest = NULL;
-  JsonObject *o, *desc;
-  gsize length = 0;
-  gchar *text;
-
-  g_assert_true (smolvm_oci_layout_add_bytes (layout, config, &digest, &error));
-  g_assert_no_error (error);
-  g_assert_true (json_parser_load_from_data (parser, g_bytes_get_data (manifest, NULL),
-                                             (gssize) g_bytes_get_size (manifest), NULL));
-  o = json_node_get_object (json_parser_get_root (parser));
-  desc = json_object_get_object_member (o, "config");
-  json_object_set_string_member (desc, "digest", digest);
-  json_object_set_int_member (desc, "size", (gint64) g_bytes_get_size (config));
-  if (layer != NULL) {
-    desc = json_array_get_object_element (json_object_get_array_member (o, "layers"), 0);
-    json_object_set_string_member (desc, "digest", layer->digest);
-    json_object_set_int_member (desc, "size", (gint64) layer->size);
+    g_assert_null (smolvm_oci_artifact_new_from_manifest (empty, &error));
+    g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT);
+    g_clear_error (&error);
+    parsed = smolvm_oci_artifact_new_from_manifest (manifest, &error);
+    g_assert_no_error (error);
+    g_assert_false (smolvm_oci_artifact_load_config (parsed, f->layout, &error));
+    g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT);
   }
-  json_generator_set_root (gen, json_parser_get_root (parser));
-  text = json_generator_to_data (gen, &length);
-  return g_bytes_new_take (text, length);
 }
 
 static void
