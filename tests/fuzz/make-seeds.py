@@ -145,3 +145,45 @@ write("qemu-stream", "all-subsections", qemu_stream(subsections=("bits", "caps",
 write("qemu-stream", "no-configuration", qemu_stream(config=False, subsections=()))
 write("qemu-stream", "page-missing", qemu_stream(pages=15))
 write("qemu-stream", "truncated", qemu_stream(truncate=200))
+
+
+# oci-manifest: a manifest, a NUL, a config (fuzz-oci-manifest.c)
+def oci_manifest(**over):
+    layer = "sha256:" + "ab" * 32
+    m = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+         "artifactType": "application/vnd.smolvm.snapshot.v1",
+         "config": {"mediaType": "application/vnd.smolvm.snapshot.config.v1+json",
+                    "digest": "sha256:" + "cd" * 32, "size": 100},
+         "layers": [{"mediaType": "application/vnd.smolvm.snapshot.layer.v1.tar+zstd",
+                     "digest": layer, "size": 10 + i,
+                     "annotations": {"org.opencontainers.image.title": name}}
+                    for i, name in enumerate(("vmstate.bin", "mem.bin", "disk.ext4"))]}
+    m.update(over)
+    return json.dumps(m)
+
+
+def oci_config(**over):
+    c = {"format_version": 1, "snapshot_id": "fuzz", "backend": "firecracker",
+         "snapshot": json.loads(snapshot()),
+         "files": [{"name": name, "size": 4096 * (i + 1), "data_size": 4096,
+                    "tar_digest": "sha256:" + "ef" * 32}
+                   for i, name in enumerate(("vmstate.bin", "mem.bin", "disk.ext4"))]}
+    c.update(over)
+    return json.dumps(c)
+
+
+write("oci-manifest", "valid", oci_manifest() + "\0" + oci_config())
+write("oci-manifest", "other-artifact", oci_manifest(artifactType="application/x") + "\0{}")
+write("oci-manifest", "two-layers", oci_manifest(layers=[]) + "\0"
+      + oci_config(files=[{"name": "vmstate.bin"}]))
+write("oci-manifest", "format-2", "{}\0" + oci_config(format_version=2))
+write("oci-manifest", "data-over-size", "[]\0" + oci_config(files=[
+    {"name": n, "size": 1, "data_size": 2, "tar_digest": "sha256:" + "ef" * 32}
+    for n in ("vmstate.bin", "mem.bin", "disk.ext4")]))
+write("oci-manifest", "huge-sizes", oci_manifest(config={
+    "mediaType": "application/vnd.smolvm.snapshot.config.v1+json",
+    "digest": "sha256:" + "cd" * 32, "size": 2 ** 63 - 1}) + "\0" + oci_config(files=[
+        {"name": n, "size": 2 ** 63 - 1, "data_size": 2 ** 63 - 1,
+         "tar_digest": "sha256:" + "ef" * 32} for n in ("vmstate.bin", "mem.bin", "disk.ext4")]))
+write("oci-manifest", "empty-manifest", "")
+write("oci-manifest", "empty-both", "\0")
