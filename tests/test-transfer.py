@@ -249,6 +249,32 @@ class TestBadArchives(TransferCase):
         self.assertIn("cloud-hypervisor", err["message"])
         self.assertEqual(os.listdir(self.snapshots_dir()), [])
 
+    def test_empty_metadata_is_corrupt(self):
+        """An empty index.json, and an empty config named by a manifest:
+        Corrupt, and nothing is left."""
+        env = self.env
+        bad = os.path.join(self.tmp, "empty-index.tar")
+        write_archive(bad, {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": b""})
+        err = self.cli_error(env.cli("snapshot", "import", bad, "--json"))
+        self.assertEqual(err["name"], "Corrupt")
+        self.snapshot_with_data()
+        members = read_archive(self.export("snap"))
+        _, manifest = manifest_of(members)
+        empty = hashlib.sha256(b"").hexdigest()
+        members["blobs/sha256/" + empty] = b""
+        manifest["config"].update(digest="sha256:" + empty, size=0)
+        data = json.dumps(manifest).encode()
+        digest = hashlib.sha256(data).hexdigest()
+        members["blobs/sha256/" + digest] = data
+        index = json.loads(members["index.json"])
+        index["manifests"][0].update(digest="sha256:" + digest, size=len(data))
+        members["index.json"] = json.dumps(index).encode()
+        write_archive(bad, members)
+        err = self.cli_error(env.cli("snapshot", "import", bad, "--snapshot-id", "x", "--json"))
+        self.assertEqual(err["name"], "Corrupt")
+        self.assertEqual(self.leftovers(), [])
+        self.assertEqual(env.snapshot_ids(), ["snap"])
+
     def test_missing_blob_is_corrupt(self):
         env = self.env
         self.snapshot_with_data()
