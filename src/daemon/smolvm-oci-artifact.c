@@ -1369,6 +1369,7 @@ unpack_layer (SmolvmOciArtifact *self, guint i, const gchar *layout_dir, const g
   g_autofree guchar *in = NULL;
   g_autofree guchar *out = NULL;
   g_autoptr(GChecksum) tar_sum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autoptr(GError) local_error = NULL;
   LayerSource src = { 0 };
   struct archive *a;
   gboolean ok;
@@ -1377,10 +1378,11 @@ unpack_layer (SmolvmOciArtifact *self, guint i, const gchar *layout_dir, const g
   if (blob == NULL)
     return FALSE;
   /* first the blob as a whole, so nothing of a damaged one is unpacked */
-  if (!smolvm_oci_layout_blob_verify (layout_dir, desc, progress, cancellable, error)) {
-    if (g_error_matches (*error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT) ||
-        g_error_matches (*error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND))
-      g_prefix_error (error, "%s: ", name);
+  if (!smolvm_oci_layout_blob_verify (layout_dir, desc, progress, cancellable, &local_error)) {
+    if (g_error_matches (local_error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT) ||
+        g_error_matches (local_error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND))
+      g_prefix_error (&local_error, "%s: ", name);
+    g_propagate_error (error, g_steal_pointer (&local_error));
     return FALSE;
   }
   src.fd = open (blob, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
