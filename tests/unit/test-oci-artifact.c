@@ -672,6 +672,53 @@ test_cancel (Fixture *f, gconstpointer data)
   g_assert_null (g_dir_read_name (blobs));
 }
 
+typedef struct {
+  SmolvmProgress *progress;
+  GCancellable *cancellable;
+} CancelAt;
+
+/* Cancels once the build is into the disk's data (1 MiB past the rest). */
+static gpointer
+cancel_in_disk (gpointer data)
+{
+  CancelAt *at = data;
+
+  while (smolvm_progress_get_done (at->progress) < VMSTATE_SIZE + MiB)
+    g_usleep (200);
+  g_cancellable_cancel (at->cancellable);
+  return NULL;
+}
+
+/* A Cancel in the middle of a layer: the build stops there, and neither
+ * the layer's temp file nor any blob of it stays. */
+static void
+test_cancel_midway (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(SmolvmProgress) progress = smolvm_progress_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *dir = g_build_filename (f->layout, "blobs", "sha256", NULL);
+  g_autoptr(GDir) blobs = NULL;
+  CancelAt at = { progress, cancellable };
+  GThread *thread = g_thread_new ("cancel", cancel_in_disk, &at);
+  const gchar *name;
+  guint n = 0;
+
+  g_assert_null (smolvm_oci_artifact_build (f->snapshot, f->layout, progress, cancellable,
+                                            &error));
+  g_thread_join (thread);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED);
+  g_assert_cmpuint (smolvm_progress_get_done (progress), <, VMSTATE_SIZE + 3 * EXTENT_SIZE);
+  /* the two layers done before it stay (a later build skips them); no
+   * temp file, no third layer, no config or manifest */
+  blobs = g_dir_open (dir, 0, NULL);
+  while ((name = g_dir_read_name (blobs)) != NULL) {
+    g_assert_false (g_str_has_prefix (name, ".tmp-"));
+    n++;
+  }
+  g_assert_cmpuint (n, ==, 2);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -687,5 +734,6 @@ main (int argc, char **argv)
               teardown);
   g_test_add ("/oci-artifact/layout-index", Fixture, NULL, setup, test_layout_index, teardown);
   g_test_add ("/oci-artifact/cancel", Fixture, NULL, setup, test_cancel, teardown);
+  g_test_add ("/oci-artifact/cancel-midway", Fixture, NULL, setup, test_cancel_midway, teardown);
   return g_test_run ();
 }
