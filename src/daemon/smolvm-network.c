@@ -200,32 +200,37 @@ config_slot (SmolvmNetwork *self, GVariant *config, gboolean *empty)
   return (ip - self->base) / SLOT_SIZE;
 }
 
-/* The host's devices that @config names are those of @slot and @vm_id,
- * what allocate() and allocate_clone() give: a record that came from
+/* The host's devices (and a TAP's address) that @config names are those
+ * of @slot and @vm_id, what allocate() and allocate_clone() give: a record that came from
  * elsewhere (an imported or pulled snapshot) could otherwise have a
  * restore bring up, and a stop delete, a host interface or another VM's
  * namespace or veth. A clone's TAP is in its own namespace: any name. */
 static gboolean
-check_devices (guint slot, const gchar *vm_id, GVariant *config, GError **error)
+check_devices (SmolvmNetwork *self, guint slot, const gchar *vm_id, GVariant *config,
+               GError **error)
 {
   g_autoptr(SmolvmNetConfig) net = smolvm_net_config_new_from_variant (config, NULL);
   g_autofree gchar *tap = g_strdup_printf ("smolvm%u", slot);
   g_autofree gchar *veth = g_strdup_printf ("smolvmv%u", slot);
   g_autofree gchar *ns = g_strconcat ("smolvm-", vm_id, NULL);
+  g_autofree gchar *gateway = ip_to_string (self->base + slot * SLOT_SIZE + 1);
   gboolean ok;
 
   if (net->namespace != NULL)
     ok = g_strcmp0 (net->namespace, ns) == 0 && g_strcmp0 (net->host_veth, veth) == 0;
   else
-    ok = net->tap_device == NULL || g_str_equal (net->tap_device, tap);
+    /* the TAP and its address are on the host: both the slot's */
+    ok = net->host_ip == NULL && (net->tap_device == NULL || g_str_equal (net->tap_device, tap)) &&
+         (net->gateway_ip == NULL || g_str_equal (net->gateway_ip, gateway));
   if (!ok)
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
-                 "The network identity of VM '%s' names host devices (%s, %s, %s) other than "
-                 "its address's (%s)", vm_id,
+                 "The network identity of VM '%s' names host devices or addresses (%s, %s, %s, "
+                 "%s) other than its slot's (%s, %s)", vm_id,
                  net->tap_device != NULL ? net->tap_device : "-",
+                 net->gateway_ip != NULL ? net->gateway_ip : "-",
                  net->namespace != NULL ? net->namespace : "-",
                  net->host_veth != NULL ? net->host_veth : "-",
-                 net->namespace != NULL ? veth : tap);
+                 net->namespace != NULL ? veth : tap, net->namespace != NULL ? ns : gateway);
   return ok;
 }
 
@@ -251,7 +256,7 @@ smolvm_network_claim (SmolvmNetwork *self, const gchar *vm_id, GVariant *config,
                  vm_id, owner);
     return FALSE;
   }
-  if (!check_devices (slot, vm_id, config, error))
+  if (!check_devices (self, slot, vm_id, config, error))
     return FALSE;
   g_hash_table_insert (self->slot_owner, GUINT_TO_POINTER (slot), g_strdup (vm_id));
   return TRUE;

@@ -106,6 +106,10 @@ test_claim (void)
     const gchar *crafted[] = {
       "{'guest_ip': <'172.16.0.22'>, 'gateway_ip': <'172.16.0.21'>, 'tap_device': <'eth0'>}",
       "{'guest_ip': <'172.16.0.22'>, 'gateway_ip': <'172.16.0.21'>, 'tap_device': <'smolvm2'>}",
+      /* the slot's TAP, with another network's address on the host */
+      "{'guest_ip': <'172.16.0.22'>, 'gateway_ip': <'10.0.0.1'>, 'tap_device': <'smolvm5'>}",
+      "{'guest_ip': <'10.0.0.2'>, 'gateway_ip': <'172.16.0.21'>, 'tap_device': <'smolvm5'>,"
+      " 'host_ip': <'172.16.0.22'>}",
       "{'guest_ip': <'172.16.0.10'>, 'gateway_ip': <'172.16.0.9'>, 'tap_device': <'smolvm2'>,"
       " 'host_ip': <'172.16.0.22'>, 'namespace': <'smolvm-vm-g'>, 'host_veth': <'eth0'>}",
       "{'guest_ip': <'172.16.0.10'>, 'gateway_ip': <'172.16.0.9'>, 'tap_device': <'smolvm2'>,"
