@@ -14,6 +14,7 @@ packages=(
   scdoc bash-completion polkitd nodejs
   docker-registry skopeo apache2-utils openssl
   clang libclang-rt-14-dev
+  libarchive-dev libzstd-dev skopeo docker-registry
 )
 
 missing=()
