@@ -22,9 +22,24 @@ matches (const gchar *pattern, const gchar *text)
 }
 
 gboolean
-smolvm_oci_digest_is_valid (const gchar *digest)
+smolvm_oci_ref_digest_is_valid (const gchar *digest)
 {
   return digest != NULL && matches ("^" DIGEST_RE "$", digest);
+}
+
+gboolean
+smolvm_oci_registry_name_is_valid (const gchar *name)
+{
+  return name != NULL && matches ("^" HOST_RE "$", name);
+}
+
+gboolean
+smolvm_oci_registry_is_insecure (const gchar *const *insecure, const gchar *registry)
+{
+  for (gsize i = 0; insecure != NULL && insecure[i] != NULL; i++)
+    if (g_ascii_strcasecmp (insecure[i], registry) == 0)
+      return TRUE;
+  return FALSE;
 }
 
 void
@@ -72,7 +87,7 @@ smolvm_oci_ref_parse (const gchar *text, GError **error)
   at = strchr (rest, '@');
   if (at != NULL) {
     *at = '\0';
-    if (!smolvm_oci_digest_is_valid (at + 1)) {
+    if (!smolvm_oci_ref_digest_is_valid (at + 1)) {
       g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
                    "Reference '%s': '%s' is not a digest (sha256: and 64 lower-case hex digits)",
                    text, at + 1);

@@ -25,8 +25,12 @@ void smolvm_oci_ref_free (SmolvmOciRef *ref);
 const gchar *smolvm_oci_ref_get_reference (const SmolvmOciRef *ref);
 /* The canonical text form */
 gchar *smolvm_oci_ref_to_string (const SmolvmOciRef *ref);
+/* Whether @name is a registry "host" or "host:port" as a reference has it */
+gboolean smolvm_oci_registry_name_is_valid (const gchar *name);
+/* Whether @registry is one of @insecure (NULL-terminated, may be NULL) */
+gboolean smolvm_oci_registry_is_insecure (const gchar *const *insecure, const gchar *registry);
 /* Whether @digest is "sha256:" and 64 lower-case hex digits */
-gboolean smolvm_oci_digest_is_valid (const gchar *digest);
+gboolean smolvm_oci_ref_digest_is_valid (const gchar *digest);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SmolvmOciRef, smolvm_oci_ref_free)
 

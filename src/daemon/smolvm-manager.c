@@ -43,6 +43,8 @@ smolvm_manager_finalize (GObject *object)
   g_free (self->ctx.default_rootfs);
   g_free (self->ctx.default_backend);
   g_free (self->ctx.default_accel);
+  g_free (self->ctx.registry_auth_file);
+  g_strfreev (self->ctx.insecure_registries);
   G_OBJECT_CLASS (smolvm_manager_parent_class)->finalize (object);
 }
 
@@ -297,6 +299,8 @@ smolvm_manager_new (const SmolvmManagerOptions *options, GError **error)
   ctx->default_rootfs = g_strdup (options->default_rootfs);
   ctx->default_backend = g_strdup (options->default_backend);
   ctx->default_accel = g_strdup (options->default_accel);
+  ctx->registry_auth_file = g_strdup (options->registry_auth_file);
+  ctx->insecure_registries = g_strdupv (options->insecure_registries);
   ctx->store = smolvm_store_new (options->state_dir, options->runtime_dir);
   ctx->registry = smolvm_registry_new (SMOLVM_MANAGER_PATH);
   ctx->authority = smolvm_authority_new (options->session);

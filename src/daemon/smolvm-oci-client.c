@@ -927,8 +927,9 @@ on_blob_checked (GObject *source, GAsyncResult *result, gpointer user_data)
     g_object_unref (task);
     return;
   }
-  /* a name of its own: two pulls of one blob never share a temp file */
-  temp_name = g_strdup_printf ("%s.partial-%08x%08x", fetch->path, g_random_int (), g_random_int ());
+  /* a name of its own (the layout's .tmp-* for unfinished writes): two
+   * pulls of one blob never share a temp file */
+  temp_name = g_strdup_printf ("%s/.tmp-%08x%08x", fetch->dir, g_random_int (), g_random_int ());
   fetch->temp = g_file_new_for_path (temp_name);
   g_file_create_async (fetch->temp, G_FILE_CREATE_PRIVATE, G_PRIORITY_DEFAULT,
                        g_task_get_cancellable (task), on_temp_created, task);
@@ -944,7 +945,7 @@ smolvm_oci_client_blob_fetch_async (SmolvmOciClient *self, const gchar *digest, 
   g_autoptr(GTask) check = NULL;
   BlobFetch *fetch;
 
-  if (!smolvm_oci_digest_is_valid (digest)) {
+  if (!smolvm_oci_ref_digest_is_valid (digest)) {
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT,
                              "Registry %s: '%s' is not a sha256 digest", self->registry, digest);
     g_object_unref (task);

@@ -32,10 +32,21 @@ handle_delete (SmolvmDbusSnapshot *object, GDBusMethodInvocation *invocation, GV
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+static gboolean
+handle_push (SmolvmDbusSnapshot *object, GDBusMethodInvocation *invocation,
+             const gchar *reference, GVariant *options)
+{
+  SmolvmSnapshot *snapshot = SMOLVM_SNAPSHOT (object);
+  smolvm_op_snapshot_push (smolvm_snapshot_get_context (snapshot), invocation,
+                           smolvm_snapshot_get_id (snapshot), reference, options);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 void
 smolvm_snapshot_dbus_iface_init (SmolvmDbusSnapshotIface *iface)
 {
   iface->handle_restore = handle_restore;
   iface->handle_clone = handle_clone;
   iface->handle_delete = handle_delete;
+  iface->handle_push = handle_push;
 }
