@@ -588,13 +588,14 @@ def check_dbus(destdir, opts, prefix):
             text = open(smolvmd_conf).read()
             values = {"state-dir": state, "runtime-dir": runtime,
                       "firecracker-bin": shutil.which("true"), "qemu-bin": shutil.which("true")}
-            keys = re.findall(r"^#([a-z-]+)=", text, re.M)
+            keys = re.findall(r"^#([a-z_-]+)=", text, re.M)
             check(sorted(keys) == sorted(["firecracker-bin", "qemu-bin", "state-dir",
                                           "runtime-dir", "network-pool", "vmm-timeout",
                                           "default-kernel", "default-initrd", "default-rootfs",
-                                          "default-backend", "default-accel"]),
-                  "smolvmd.conf documents the eleven keys", keys)
-            uncommented = re.sub(r"^#([a-z-]+)=(.*)$",
+                                          "default-backend", "default-accel",
+                                          "registry-auth-file", "insecure_registries"]),
+                  "smolvmd.conf documents the thirteen keys", keys)
+            uncommented = re.sub(r"^#([a-z_-]+)=(.*)$",
                                  lambda m: f"{m.group(1)}={values.get(m.group(1), m.group(2))}",
                                  text, flags=re.M)
             parser = configparser.ConfigParser(interpolation=None)
