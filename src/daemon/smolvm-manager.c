@@ -103,6 +103,14 @@ handle_delete_snapshot (SmolvmDbusManager *object, GDBusMethodInvocation *invoca
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+static gboolean
+handle_pull_snapshot (SmolvmDbusManager *object, GDBusMethodInvocation *invocation,
+                      const gchar *reference, GVariant *options)
+{
+  smolvm_op_snapshot_pull (&SMOLVM_MANAGER (object)->ctx, invocation, reference, options);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 /* ---- reads ---- */
 
 /* A ListSnapshots answer, taken on the main loop and sent from a worker:
@@ -223,6 +231,7 @@ smolvm_manager_iface_init (SmolvmDbusManagerIface *iface)
   iface->handle_restore_snapshot = handle_restore_snapshot;
   iface->handle_clone_snapshot = handle_clone_snapshot;
   iface->handle_delete_snapshot = handle_delete_snapshot;
+  iface->handle_pull_snapshot = handle_pull_snapshot;
   iface->handle_list_snapshots = handle_list_snapshots;
   iface->handle_get_snapshot = handle_get_snapshot;
   iface->handle_create_vm = handle_create_vm;

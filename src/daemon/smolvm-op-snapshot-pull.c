@@ -62,6 +62,16 @@ snapshot_pull_clear (SnapshotPull *op)
 /* ---- the end ---- */
 
 static void
+reply (SnapshotPull *op)
+{
+  if (op->error != NULL) {
+    smolvm_call_fail (&op->call, g_steal_pointer (&op->error));
+    return;
+  }
+  smolvm_call_return (&op->call, g_variant_new ("(o)", op->object_path));
+}
+
+static void
 on_cache_removed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotPull *op = user_data;
@@ -69,11 +79,7 @@ on_cache_removed (GObject *source, GAsyncResult *result, gpointer user_data)
 
   if (!smolvm_rm_rf_finish (result, &error))
     g_warning ("Cannot remove %s: %s", op->layout_dir, error->message);
-  if (op->error != NULL) {
-    smolvm_call_fail (&op->call, g_steal_pointer (&op->error));
-    return;
-  }
-  smolvm_call_return (&op->call, g_variant_new ("(o)", op->object_path));
+  reply (op);
 }
 
 /* Takes @error (NULL: success). */
@@ -94,7 +100,7 @@ finish (SnapshotPull *op, GError *error)
     if (op->layout_dir != NULL)
       g_message ("Pull of %s failed; its verified blobs stay in %s for the next try",
                  smolvm_oci_artifact_get_manifest_digest (op->artifact), op->layout_dir);
-    on_cache_removed (NULL, NULL, op);
+    reply (op);
     return;
   }
   smolvm_rm_rf_async (op->layout_dir, on_cache_removed, op);

@@ -68,6 +68,16 @@ snapshot_push_clear (SnapshotPush *op)
 /* ---- the end: the layout dir goes, then the reply ---- */
 
 static void
+reply (SnapshotPush *op)
+{
+  if (op->error != NULL) {
+    smolvm_call_fail (&op->call, g_steal_pointer (&op->error));
+    return;
+  }
+  smolvm_call_return (&op->call, NULL);
+}
+
+static void
 on_layout_removed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotPush *op = user_data;
@@ -75,11 +85,7 @@ on_layout_removed (GObject *source, GAsyncResult *result, gpointer user_data)
 
   if (!smolvm_rm_rf_finish (result, &error))
     g_warning ("Cannot remove %s: %s", op->layout_dir, error->message);
-  if (op->error != NULL) {
-    smolvm_call_fail (&op->call, g_steal_pointer (&op->error));
-    return;
-  }
-  smolvm_call_return (&op->call, NULL);
+  reply (op);
 }
 
 /* Takes @error (NULL: success). */
@@ -93,7 +99,7 @@ finish (SnapshotPush *op, GError *error)
   }
   op->error = error;
   if (op->layout_dir == NULL) {
-    on_layout_removed (NULL, NULL, op);
+    reply (op);
     return;
   }
   smolvm_call_set_phase (&op->call, error != NULL ? "rolling-back" : "cleaning-up");
