@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* smolvm snapshot create|restore|clone|delete|list */
+/* smolvm snapshot create|restore|clone|delete|list|export|import */
 #include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <unistd.h>
 
 #include "smolvm-id.h"
 #include "smolvm-info.h"
@@ -10,11 +15,11 @@
 #include "cli-verbs.h"
 
 typedef struct {
-  gchar *snapshot_id;     /* create */
+  gchar *snapshot_id;     /* create, import */
   gboolean resume_source; /* create */
   gboolean resume;        /* restore, clone */
   gboolean force;         /* restore */
-  gboolean no_progress;   /* create, restore, clone */
+  gboolean no_progress;   /* create, restore, clone, export, import */
   gchar *vm_id;           /* list */
   gchar *count;           /* clone */
   gchar **vm_ids;         /* clone */
@@ -81,6 +86,30 @@ cli_snapshot_clone_options (gpointer options, GOptionContext *context)
       "Id of a new VM, once per clone; generated if omitted", "ID" },
     { "resume", 0, 0, G_OPTION_ARG_NONE, &opts->resume,
       "Resume the clones; without it they stay paused", NULL },
+    CLI_NO_PROGRESS_ENTRY (&opts->no_progress),
+    G_OPTION_ENTRY_NULL
+  };
+  g_option_context_add_main_entries (context, entries, NULL);
+}
+
+void
+cli_snapshot_export_options (gpointer options, GOptionContext *context)
+{
+  CliSnapshotOptions *opts = options;
+  const GOptionEntry entries[] = {
+    CLI_NO_PROGRESS_ENTRY (&opts->no_progress),
+    G_OPTION_ENTRY_NULL
+  };
+  g_option_context_add_main_entries (context, entries, NULL);
+}
+
+void
+cli_snapshot_import_options (gpointer options, GOptionContext *context)
+{
+  CliSnapshotOptions *opts = options;
+  const GOptionEntry entries[] = {
+    { "snapshot-id", 0, 0, G_OPTION_ARG_STRING, &opts->snapshot_id,
+      "Store the snapshot under this id instead of the archive's own", "ID" },
     CLI_NO_PROGRESS_ENTRY (&opts->no_progress),
     G_OPTION_ENTRY_NULL
   };
@@ -454,5 +483,141 @@ cli_snapshot_list (Cli *cli, GError **error)
   empty = vm_id != NULL ? g_strdup_printf ("No snapshots found for VM '%s'.", vm_id)
                         : g_strdup ("No snapshots found.");
   cli_finish_list (cli, snapshots, &snapshot_listing, extra, empty);
+  return TRUE;
+}
+
+/* The archive goes to a descriptor the CLI opens with the user's rights
+ * (smolvmd never opens a caller's path): FILE, created or truncated, or
+ * for "-" standard output, which then carries nothing else: the messages,
+ * --json's envelope and errors go to standard error. */
+gboolean
+cli_snapshot_export (Cli *cli, GError **error)
+{
+  CliSnapshotOptions *opts = cli->options;
+  const gchar *snapshot_id = cli->args[0];
+  const gchar *target = cli->args[1];
+  gboolean to_stdout = g_str_equal (target, "-");
+  g_autoptr(CliJobWatch) watch = NULL;
+  g_autofree gchar *snapshot_path = NULL;
+  g_autoptr(SmolvmSnapshotInfo) info = NULL;
+  g_autoptr(JsonObject) data = json_object_new ();
+  g_autofree gchar *text = NULL;
+  SmolvmClient *smolvm;
+  gboolean ok;
+  int fd;
+
+  if (!smolvm_id_validate (snapshot_id, "snapshot id", error))
+    return FALSE;
+  if (to_stdout) {
+    if (isatty (STDOUT_FILENO)) {
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           "Standard output is a terminal; redirect it or name a file");
+      return FALSE;
+    }
+    fd = dup (STDOUT_FILENO);
+    if (fd < 0 || dup2 (STDERR_FILENO, STDOUT_FILENO) < 0) {
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno),
+                   "Cannot use standard output: %s", g_strerror (errno));
+      return FALSE;
+    }
+  } else {
+    fd = open (target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+    if (fd < 0) {
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "Cannot open %s: %s",
+                   target, g_strerror (errno));
+      return FALSE;
+    }
+  }
+  if (!cli_connect (cli, error)) {
+    close (fd);
+    return FALSE;
+  }
+  smolvm = cli_client_get_smolvm (cli->client);
+
+  snapshot_path = smolvm_id_object_path ("snapshot", snapshot_id);
+  watch = cli_job_watch_new (cli->client, "snapshot-export", snapshot_path,
+                             !cli->json && !opts->no_progress);
+  smolvm_client_export_snapshot (smolvm, snapshot_id, fd, NULL, cli_job_watch_reply, watch);
+  ok = smolvm_client_export_snapshot_finish (smolvm, cli_job_watch_wait (watch), error);
+  close (fd);
+  if (!ok) {
+    /* half an archive is no archive */
+    if (!to_stdout)
+      g_unlink (target);
+    cli_error_mark_cancelled (error != NULL ? *error : NULL);
+    return FALSE;
+  }
+  info = smolvm_client_get_snapshot_sync (smolvm, snapshot_id, NULL, error);
+  if (info == NULL)
+    return FALSE;
+
+  json_object_set_object_member (data, "snapshot", snapshot_info_to_json (info));
+  json_object_set_string_member (data, "file", target);
+  text = g_strdup_printf ("Exported snapshot '%s' to %s.\n", snapshot_id,
+                          to_stdout ? "standard output" : target);
+  cli_finish (cli, data, text);
+  return TRUE;
+}
+
+/* The archive comes from FILE, or for "-" from standard input. */
+gboolean
+cli_snapshot_import (Cli *cli, GError **error)
+{
+  CliSnapshotOptions *opts = cli->options;
+  const gchar *source = cli->args[0];
+  gboolean from_stdin = g_str_equal (source, "-");
+  const gchar *snapshot_id =
+    opts->snapshot_id != NULL && opts->snapshot_id[0] != '\0' ? opts->snapshot_id : NULL;
+  g_autoptr(CliJobWatch) watch = NULL;
+  g_autofree gchar *snapshot_path = NULL;
+  g_autoptr(SmolvmSnapshotInfo) info = NULL;
+  g_autoptr(JsonObject) data = json_object_new ();
+  g_autofree gchar *text = NULL;
+  SmolvmClient *smolvm;
+  int fd;
+
+  if (snapshot_id != NULL && !smolvm_id_validate (snapshot_id, "snapshot id", error))
+    return FALSE;
+  if (from_stdin) {
+    if (isatty (STDIN_FILENO)) {
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           "Standard input is a terminal; redirect it or name a file");
+      return FALSE;
+    }
+    fd = STDIN_FILENO;
+  } else {
+    fd = open (source, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "Cannot open %s: %s",
+                   source, g_strerror (errno));
+      return FALSE;
+    }
+  }
+  if (!cli_connect (cli, error)) {
+    if (!from_stdin)
+      close (fd);
+    return FALSE;
+  }
+  smolvm = cli_client_get_smolvm (cli->client);
+
+  /* the archive's own id is known only once smolvmd has read it */
+  if (snapshot_id != NULL)
+    snapshot_path = smolvm_id_object_path ("snapshot", snapshot_id);
+  watch = cli_job_watch_new (cli->client, "snapshot-import", snapshot_path,
+                             !cli->json && !opts->no_progress);
+  smolvm_client_import_snapshot (smolvm, fd, snapshot_id, NULL, cli_job_watch_reply, watch);
+  info = smolvm_client_import_snapshot_finish (smolvm, cli_job_watch_wait (watch), error);
+  if (!from_stdin)
+    close (fd);
+  if (info == NULL) {
+    cli_error_mark_cancelled (error != NULL ? *error : NULL);
+    return FALSE;
+  }
+
+  json_object_set_object_member (data, "snapshot", snapshot_info_to_json (info));
+  text = g_strdup_printf ("Imported snapshot '%s' of VM '%s'.\n",
+                          smolvm_snapshot_info_get_snapshot_id (info),
+                          smolvm_snapshot_info_get_vm_id (info));
+  cli_finish (cli, data, text);
   return TRUE;
 }

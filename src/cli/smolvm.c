@@ -28,7 +28,8 @@
 
 static const CliGroup cli_groups[] = {
   { "snapshot",
-    "Manage VM snapshots (Firecracker and QEMU): create, restore, clone, delete, list." },
+    "Manage VM snapshots (Firecracker and QEMU): create, restore, clone, delete, list, "
+    "export, import." },
   { "job", "Show and cancel the long operations under way: list, cancel." },
 };
 
@@ -67,6 +68,12 @@ static const CliVerb cli_verbs[] = {
   { "snapshot", "list", "snapshot.list", "", 0,
     "List all snapshots, optionally filtered by source VM.", CLI_VERB_READ_ONLY,
     SNAPSHOT_OPTIONS, cli_snapshot_list_options, cli_snapshot_list },
+  { "snapshot", "export", "snapshot.export", "SNAPSHOT_ID FILE|-", 2,
+    "Write a snapshot as an OCI archive (oci-archive) to FILE or standard output.", 0,
+    SNAPSHOT_OPTIONS, cli_snapshot_export_options, cli_snapshot_export },
+  { "snapshot", "import", "snapshot.import", "FILE|-", 1,
+    "Make a snapshot of an OCI archive read from FILE or standard input.", 0,
+    SNAPSHOT_OPTIONS, cli_snapshot_import_options, cli_snapshot_import },
   { "job", "list", "job.list", "", 0,
     "List the jobs under way: operation, phase, progress, who started them.",
     CLI_VERB_READ_ONLY, NO_OPTIONS, cli_job_list },

@@ -9,6 +9,7 @@ G_BEGIN_DECLS
 #define SMOLVM_ACTION_SNAPSHOT_RESTORE "org.smolvm.snapshot.restore"
 #define SMOLVM_ACTION_SNAPSHOT_DELETE "org.smolvm.snapshot.delete"
 #define SMOLVM_ACTION_SNAPSHOT_CLONE "org.smolvm.snapshot.clone"
+/* Export and Push; Import and Pull */
 #define SMOLVM_ACTION_SNAPSHOT_PUSH "org.smolvm.snapshot.push"
 #define SMOLVM_ACTION_SNAPSHOT_PULL "org.smolvm.snapshot.pull"
 #define SMOLVM_ACTION_VM_MANAGE "org.smolvm.vm.manage"

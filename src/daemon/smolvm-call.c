@@ -258,3 +258,16 @@ smolvm_call_return (SmolvmCall *call, GVariant *value)
   g_dbus_method_invocation_return_value (g_steal_pointer (&call->invocation), value);
   call_free (call);
 }
+
+int
+smolvm_call_take_fd (GUnixFDList *fd_list, GVariant *handle, const gchar *what, GError **error)
+{
+  gint32 index = g_variant_get_handle (handle);
+
+  if (fd_list == NULL || index < 0 || index >= g_unix_fd_list_get_length (fd_list)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                 "%s: the message has no descriptor %d", what, index);
+    return -1;
+  }
+  return g_unix_fd_list_get (fd_list, index, error);
+}

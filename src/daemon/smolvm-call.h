@@ -42,6 +42,11 @@ typedef struct {
 gboolean smolvm_call_check_typed_options (GVariant *options, const SmolvmCallOption *known,
                                           GError **error);
 gboolean smolvm_call_option_bool (GVariant *options, const gchar *key);
+/* The descriptor a handle (h) @handle names in the message's @fd_list, as
+ * a new descriptor the caller owns; -1 and InvalidArgument naming @what if
+ * there is none. */
+int smolvm_call_take_fd (GUnixFDList *fd_list, GVariant *handle, const gchar *what,
+                         GError **error);
 
 /* The single authorization point of every state-changing call: polkit
  * (through the authority) with the details, then the caller's uid; @run

@@ -71,6 +71,14 @@ handle_create_vm (SmolvmDbusManager *object, GDBusMethodInvocation *invocation,
 }
 
 static gboolean
+handle_import_snapshot (SmolvmDbusManager *object, GDBusMethodInvocation *invocation,
+                        GUnixFDList *fd_list, GVariant *fd, GVariant *options)
+{
+  smolvm_op_snapshot_import (&SMOLVM_MANAGER (object)->ctx, invocation, fd_list, fd, options);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
 handle_create_snapshot (SmolvmDbusManager *object, GDBusMethodInvocation *invocation,
                         const gchar *vm_id, const gchar *snapshot_id, GVariant *options)
 {
@@ -232,6 +240,7 @@ smolvm_manager_iface_init (SmolvmDbusManagerIface *iface)
   iface->handle_clone_snapshot = handle_clone_snapshot;
   iface->handle_delete_snapshot = handle_delete_snapshot;
   iface->handle_pull_snapshot = handle_pull_snapshot;
+  iface->handle_import_snapshot = handle_import_snapshot;
   iface->handle_list_snapshots = handle_list_snapshots;
   iface->handle_get_snapshot = handle_get_snapshot;
   iface->handle_create_vm = handle_create_vm;

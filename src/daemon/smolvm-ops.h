@@ -52,4 +52,13 @@ void smolvm_op_snapshot_push (SmolvmContext *ctx, GDBusMethodInvocation *invocat
 void smolvm_op_snapshot_pull (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
                               const gchar *reference, GVariant *options);
 
+/* smolvm-op-snapshot-export.c: Snapshot.Export; @fd the handle (h) */
+void smolvm_op_snapshot_export (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
+                                const gchar *snapshot_id, GUnixFDList *fd_list, GVariant *fd,
+                                GVariant *options);
+
+/* smolvm-op-snapshot-import.c: Manager.ImportSnapshot */
+void smolvm_op_snapshot_import (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
+                                GUnixFDList *fd_list, GVariant *fd, GVariant *options);
+
 G_END_DECLS

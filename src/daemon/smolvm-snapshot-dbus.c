@@ -42,6 +42,16 @@ handle_push (SmolvmDbusSnapshot *object, GDBusMethodInvocation *invocation,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+static gboolean
+handle_export (SmolvmDbusSnapshot *object, GDBusMethodInvocation *invocation,
+               GUnixFDList *fd_list, GVariant *fd, GVariant *options)
+{
+  SmolvmSnapshot *snapshot = SMOLVM_SNAPSHOT (object);
+  smolvm_op_snapshot_export (smolvm_snapshot_get_context (snapshot), invocation,
+                             smolvm_snapshot_get_id (snapshot), fd_list, fd, options);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 void
 smolvm_snapshot_dbus_iface_init (SmolvmDbusSnapshotIface *iface)
 {
@@ -49,4 +59,5 @@ smolvm_snapshot_dbus_iface_init (SmolvmDbusSnapshotIface *iface)
   iface->handle_clone = handle_clone;
   iface->handle_delete = handle_delete;
   iface->handle_push = handle_push;
+  iface->handle_export = handle_export;
 }

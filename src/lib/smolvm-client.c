@@ -1664,6 +1664,211 @@ smolvm_client_delete_snapshot_finish (SmolvmClient *self, GAsyncResult *result, 
   return client_propagate_boolean (self, result, smolvm_client_delete_snapshot, error);
 }
 
+/* ImportSnapshot's finish with the signature of the others. */
+static gboolean
+import_snapshot_finish (SmolvmDbusManager *manager, gchar **out_path, GAsyncResult *result,
+                        GError **error)
+{
+  return smolvm_dbus_manager_call_import_snapshot_finish (manager, out_path, NULL, result, error);
+}
+
+/* A GUnixFDList holding a copy of @fd (the caller keeps @fd). */
+static GUnixFDList *
+fd_list_of (gint fd, GError **error)
+{
+  g_autoptr(GUnixFDList) list = g_unix_fd_list_new ();
+
+  if (g_unix_fd_list_append (list, fd, error) < 0)
+    return NULL;
+  return g_steal_pointer (&list);
+}
+
+static void
+on_snapshot_exported (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_finish (
+    G_DBUS_CONNECTION (source), NULL, result, &error);
+
+  if (reply == NULL) {
+    task_return_error (task, g_steal_pointer (&error));
+    return;
+  }
+  g_task_return_boolean (task, TRUE);
+}
+
+/**
+ * smolvm_client_export_snapshot_sync:
+ * @self: a #SmolvmClient
+ * @snapshot_id: the snapshot to export
+ * @fd: a descriptor open for writing (a file, a pipe, a socket); the
+ *   caller keeps it and closes it
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Writes the snapshot as an OCI archive (skopeo's oci-archive: an OCI
+ * image layout in a tar, the snapshot as an artifact of type
+ * application/vnd.smolvm.snapshot.v1) to @fd (Snapshot.Export). smolvmd
+ * writes to the descriptor itself; it never opens a path of the caller's.
+ *
+ * Returns: %TRUE once the whole archive was written
+ */
+gboolean
+smolvm_client_export_snapshot_sync (SmolvmClient *self, const gchar *snapshot_id, gint fd,
+                                    GCancellable *cancellable, GError **error)
+{
+  g_auto(SyncCall) call = { 0 };
+
+  g_return_val_if_fail (SMOLVM_IS_CLIENT (self), FALSE);
+  g_return_val_if_fail (snapshot_id != NULL, FALSE);
+  sync_call_begin (&call);
+  smolvm_client_export_snapshot (self, snapshot_id, fd, cancellable, sync_call_ready, &call);
+  return smolvm_client_export_snapshot_finish (self, sync_call_wait (&call), error);
+}
+
+/**
+ * smolvm_client_export_snapshot:
+ * @self: a #SmolvmClient
+ * @snapshot_id: the snapshot to export
+ * @fd: a descriptor open for writing; the caller keeps it
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the result
+ * @user_data: data for @callback
+ *
+ * The asynchronous version of smolvm_client_export_snapshot_sync().
+ */
+void
+smolvm_client_export_snapshot (SmolvmClient *self, const gchar *snapshot_id, gint fd,
+                               GCancellable *cancellable, GAsyncReadyCallback callback,
+                               gpointer user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GUnixFDList) fd_list = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *escaped = NULL;
+  g_autofree gchar *path = NULL;
+
+  g_return_if_fail (SMOLVM_IS_CLIENT (self));
+  g_return_if_fail (snapshot_id != NULL);
+  task = client_task_new (self, cancellable, callback, user_data, smolvm_client_export_snapshot);
+  if (task == NULL)
+    return;
+  fd_list = fd_list_of (fd, &error);
+  if (fd_list == NULL) {
+    g_task_return_error (task, g_steal_pointer (&error));
+    return;
+  }
+  escaped = g_dbus_escape_object_path (snapshot_id);
+  path = g_strconcat ("/org/smolvm/Manager/snapshot/", escaped, NULL);
+  g_dbus_connection_call_with_unix_fd_list (
+    self->connection, self->name_owner, path, "org.smolvm.Snapshot", "Export",
+    g_variant_new ("(h@a{sv})", 0, g_variant_new ("a{sv}", NULL)), G_VARIANT_TYPE ("()"),
+    call_flags (self), CALL_TIMEOUT, fd_list, cancellable, on_snapshot_exported,
+    g_steal_pointer (&task));
+}
+
+/**
+ * smolvm_client_export_snapshot_finish:
+ * @self: a #SmolvmClient
+ * @result: the #GAsyncResult given to the callback
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE once the whole archive was written
+ */
+gboolean
+smolvm_client_export_snapshot_finish (SmolvmClient *self, GAsyncResult *result, GError **error)
+{
+  return client_propagate_boolean (self, result, smolvm_client_export_snapshot, error);
+}
+
+/**
+ * smolvm_client_import_snapshot_sync:
+ * @self: a #SmolvmClient
+ * @fd: a descriptor open for reading at the start of an OCI archive; the
+ *   caller keeps it
+ * @snapshot_id: (nullable): the id to store it under; %NULL or "" for the
+ *   archive's own
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Reads an OCI archive of a snapshot from @fd (Manager.ImportSnapshot),
+ * verifies every blob and publishes the snapshot. Fails with
+ * %SMOLVM_ERROR_CORRUPT for a damaged archive, %SMOLVM_ERROR_NOT_A_SNAPSHOT
+ * for an archive of something else, %SMOLVM_ERROR_ALREADY_EXISTS when the
+ * id is taken.
+ *
+ * Returns: (transfer full): the new snapshot, or %NULL
+ */
+SmolvmSnapshotInfo *
+smolvm_client_import_snapshot_sync (SmolvmClient *self, gint fd, const gchar *snapshot_id,
+                                    GCancellable *cancellable, GError **error)
+{
+  g_auto(SyncCall) call = { 0 };
+
+  g_return_val_if_fail (SMOLVM_IS_CLIENT (self), NULL);
+  sync_call_begin (&call);
+  smolvm_client_import_snapshot (self, fd, snapshot_id, cancellable, sync_call_ready, &call);
+  return smolvm_client_import_snapshot_finish (self, sync_call_wait (&call), error);
+}
+
+/**
+ * smolvm_client_import_snapshot:
+ * @self: a #SmolvmClient
+ * @fd: a descriptor open for reading; the caller keeps it
+ * @snapshot_id: (nullable): the id to store it under, or %NULL
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the result
+ * @user_data: data for @callback
+ *
+ * The asynchronous version of smolvm_client_import_snapshot_sync().
+ */
+void
+smolvm_client_import_snapshot (SmolvmClient *self, gint fd, const gchar *snapshot_id,
+                               GCancellable *cancellable, GAsyncReadyCallback callback,
+                               gpointer user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GUnixFDList) fd_list = NULL;
+  g_autoptr(GError) error = NULL;
+  g_auto(GVariantBuilder) options = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  CallData *data;
+
+  g_return_if_fail (SMOLVM_IS_CLIENT (self));
+  task = client_task_new (self, cancellable, callback, user_data, smolvm_client_import_snapshot);
+  if (task == NULL)
+    return;
+  fd_list = fd_list_of (fd, &error);
+  if (fd_list == NULL) {
+    g_task_return_error (task, g_steal_pointer (&error));
+    return;
+  }
+  data = task_data (task);
+  if (snapshot_id != NULL && snapshot_id[0] != '\0')
+    g_variant_builder_add (&options, "{sv}", "snapshot-id", g_variant_new_string (snapshot_id));
+  data->options = g_variant_ref_sink (g_variant_builder_end (&options));
+  data->path_finish = import_snapshot_finish;
+  data->list = &snapshot_list;
+  smolvm_dbus_manager_call_import_snapshot (self->manager, g_variant_new_handle (0),
+                                            data->options, call_flags (self), CALL_TIMEOUT,
+                                            fd_list, cancellable, on_path_returned,
+                                            g_steal_pointer (&task));
+}
+
+/**
+ * smolvm_client_import_snapshot_finish:
+ * @self: a #SmolvmClient
+ * @result: the #GAsyncResult given to the callback
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full): the new snapshot, or %NULL
+ */
+SmolvmSnapshotInfo *
+smolvm_client_import_snapshot_finish (SmolvmClient *self, GAsyncResult *result, GError **error)
+{
+  return client_propagate_pointer (self, result, smolvm_client_import_snapshot, error);
+}
+
 /* ---- VMs ---- */
 
 /**

@@ -156,6 +156,24 @@ void smolvm_client_delete_snapshot (SmolvmClient *self, const gchar *snapshot_id
 gboolean smolvm_client_delete_snapshot_finish (SmolvmClient *self, GAsyncResult *result,
                                                GError **error);
 
+gboolean smolvm_client_export_snapshot_sync (SmolvmClient *self, const gchar *snapshot_id,
+                                             gint fd, GCancellable *cancellable, GError **error);
+void smolvm_client_export_snapshot (SmolvmClient *self, const gchar *snapshot_id, gint fd,
+                                    GCancellable *cancellable, GAsyncReadyCallback callback,
+                                    gpointer user_data);
+gboolean smolvm_client_export_snapshot_finish (SmolvmClient *self, GAsyncResult *result,
+                                               GError **error);
+
+SmolvmSnapshotInfo *smolvm_client_import_snapshot_sync (SmolvmClient *self, gint fd,
+                                                        const gchar *snapshot_id,
+                                                        GCancellable *cancellable,
+                                                        GError **error);
+void smolvm_client_import_snapshot (SmolvmClient *self, gint fd, const gchar *snapshot_id,
+                                    GCancellable *cancellable, GAsyncReadyCallback callback,
+                                    gpointer user_data);
+SmolvmSnapshotInfo *smolvm_client_import_snapshot_finish (SmolvmClient *self,
+                                                          GAsyncResult *result, GError **error);
+
 /* ---- VMs ---- */
 
 SmolvmVmInfo *smolvm_client_create_vm_sync (SmolvmClient *self, GVariant *config,

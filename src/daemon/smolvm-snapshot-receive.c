@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "smolvm-error.h"
+#include "smolvm-fileutil.h"
+#include "smolvm-id.h"
+#include "smolvm-registry.h"
+#include "smolvm-snapshot-receive.h"
+#include "smolvm-snapshot.h"
+#include "smolvm-store.h"
+
+/* Steps: read the config (worker), check backend and id and hold the id,
+ * unpack into STATE/snapshots/.tmp-ID (worker), commit (one rename), load
+ * and publish. Before the commit, the rollback removes the staging dir;
+ * after it, a snapshot that cannot be loaded goes as a whole. */
+typedef struct {
+  SmolvmContext *ctx;
+  SmolvmJob *job;
+  SmolvmOciArtifact *artifact;
+  gchar *layout_dir;
+  gchar *snapshot_id; /* asked for, then the one used */
+  gboolean holds_snapshot;
+  gchar *tmp_dir;
+  gchar *final_dir;
+  GError *error; /* the failure a rollback reports at its end */
+} Receive;
+
+static void
+receive_free (Receive *r)
+{
+  if (r->holds_snapshot)
+    smolvm_registry_release_snapshot (r->ctx->registry, r->snapshot_id);
+  g_clear_object (&r->job);
+  g_clear_object (&r->artifact);
+  g_free (r->layout_dir);
+  g_free (r->snapshot_id);
+  g_free (r->tmp_dir);
+  g_free (r->final_dir);
+  g_clear_error (&r->error);
+  g_free (r);
+}
+
+static gboolean
+check_cancelled (Receive *r, GError **error)
+{
+  if (!g_cancellable_is_cancelled (smolvm_job_get_cancellable (r->job)))
+    return TRUE;
+  g_set_error_literal (error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED, "Cancelled");
+  return FALSE;
+}
+
+/* ---- rollback ---- */
+
+static void
+on_rollback_removed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  Receive *r = g_task_get_task_data (task);
+  g_autoptr(GError) error = NULL;
+
+  if (!smolvm_store_discard_finish (SMOLVM_STORE (source), result, &error))
+    g_warning ("%s", error->message);
+  g_task_return_error (task, g_steal_pointer (&r->error));
+}
+
+/* Takes @task and @error. */
+static void
+rollback (GTask *task, GError *error)
+{
+  Receive *r = g_task_get_task_data (task);
+  const gchar *dir = r->final_dir != NULL ? r->final_dir : r->tmp_dir;
+
+  r->error = error;
+  if (dir == NULL) {
+    g_task_return_error (task, g_steal_pointer (&r->error));
+    g_object_unref (task);
+    return;
+  }
+  smolvm_store_discard_async (r->ctx->store, dir, on_rollback_removed, task);
+}
+
+/* ---- steps ---- */
+
+static void
+on_committed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  Receive *r = g_task_get_task_data (task);
+  g_autoptr(SmolvmSnapshot) snapshot = NULL;
+  GError *error = NULL;
+
+  if (!smolvm_store_commit_snapshot_finish (SMOLVM_STORE (source), result, &error)) {
+    rollback (task, error);
+    return;
+  }
+  r->final_dir = smolvm_store_snapshot_dir (r->ctx->store, r->snapshot_id);
+  snapshot = smolvm_snapshot_load (r->ctx, r->final_dir, &error);
+  /* written again with this host's paths */
+  if (snapshot == NULL || !smolvm_snapshot_save (snapshot, &error)) {
+    g_prefix_error (&error, "The snapshot's record is not valid: ");
+    rollback (task, error);
+    return;
+  }
+  smolvm_registry_add_snapshot (r->ctx->registry, snapshot);
+  g_task_return_pointer (task, g_strdup (smolvm_snapshot_get_object_path (snapshot)), g_free);
+  g_object_unref (task);
+}
+
+static void
+unpack_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  Receive *r = task_data;
+  GError *error = NULL;
+
+  if (!smolvm_oci_artifact_unpack (r->artifact, r->layout_dir, r->tmp_dir, r->snapshot_id,
+                                   smolvm_job_get_progress (r->job), cancellable, &error)) {
+    g_task_return_error (task, error);
+    return;
+  }
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+on_unpacked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  Receive *r = g_task_get_task_data (task);
+  g_autofree gchar *record_path = g_build_filename (r->tmp_dir, SMOLVM_SNAPSHOT_METADATA, NULL);
+  g_autofree gchar *metadata = NULL;
+  GError *error = NULL;
+
+  if (!g_task_propagate_boolean (G_TASK (result), &error) || !check_cancelled (r, &error) ||
+      !g_file_get_contents (record_path, &metadata, NULL, &error)) {
+    rollback (task, error);
+    return;
+  }
+  /* from here the result is being made final */
+  smolvm_job_set_cancelable (r->job, FALSE);
+  smolvm_job_set_phase (r->job, "committing");
+  smolvm_store_commit_snapshot_async (r->ctx->store, r->tmp_dir, r->snapshot_id, metadata,
+                                      on_committed, task);
+}
+
+static void
+unpack (GTask *task)
+{
+  Receive *r = g_task_get_task_data (task);
+  SmolvmContext *ctx = r->ctx;
+  const gchar *backend = smolvm_oci_artifact_get_backend (r->artifact);
+  g_autoptr(GTask) worker = NULL;
+  g_autofree gchar *object_path = NULL;
+  GError *error = NULL;
+  guint64 layers_size;
+
+  if (!g_hash_table_contains (ctx->binaries, backend)) {
+    g_set_error (&error, SMOLVM_ERROR, SMOLVM_ERROR_UNSUPPORTED,
+                 "Snapshot '%s' is of backend '%s', which this smolvmd does not have",
+                 smolvm_oci_artifact_get_snapshot_id (r->artifact), backend);
+    rollback (task, error);
+    return;
+  }
+  if (r->snapshot_id == NULL)
+    r->snapshot_id = g_strdup (smolvm_oci_artifact_get_snapshot_id (r->artifact));
+  if (smolvm_registry_snapshot_id_taken (r->snapshot_id, ctx->registry)) {
+    g_set_error (&error, SMOLVM_ERROR, SMOLVM_ERROR_ALREADY_EXISTS,
+                 "Snapshot '%s' already exists", r->snapshot_id);
+    rollback (task, error);
+    return;
+  }
+  if (!smolvm_registry_hold_snapshot (ctx->registry, r->snapshot_id, "receive", &error)) {
+    rollback (task, error);
+    return;
+  }
+  r->holds_snapshot = TRUE;
+  layers_size = smolvm_oci_artifact_get_blobs_size (r->artifact);
+  if (!smolvm_check_free_space (smolvm_store_get_snapshots_dir (ctx->store),
+                                smolvm_oci_artifact_get_data_size (r->artifact),
+                                "The snapshot's files", &error)) {
+    rollback (task, error);
+    return;
+  }
+  r->tmp_dir = smolvm_store_snapshot_tmp_dir (ctx->store, r->snapshot_id);
+  if (!smolvm_store_make_record_dir (ctx->store, r->tmp_dir, &error)) {
+    g_clear_pointer (&r->tmp_dir, g_free);
+    rollback (task, error);
+    return;
+  }
+  object_path = smolvm_id_object_path ("snapshot", r->snapshot_id);
+  smolvm_job_add_object (r->job, object_path);
+  /* the layers are read twice: verified whole, then unpacked */
+  smolvm_progress_expect (smolvm_job_get_progress (r->job),
+                          layers_size + smolvm_oci_artifact_get_data_size (r->artifact));
+  smolvm_progress_set_phase (smolvm_job_get_progress (r->job), "unpacking", TRUE);
+  worker = g_task_new (NULL, smolvm_job_get_cancellable (r->job), on_unpacked, task);
+  g_task_set_task_data (worker, r, NULL);
+  /* a Cancel is the unpack's own error, SMOLVM_ERROR_CANCELLED */
+  g_task_set_check_cancellable (worker, FALSE);
+  g_task_run_in_thread (worker, unpack_thread);
+}
+
+static void
+config_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  Receive *r = task_data;
+  GError *error = NULL;
+
+  if (!smolvm_oci_artifact_load_config (r->artifact, r->layout_dir, &error)) {
+    g_task_return_error (task, error);
+    return;
+  }
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+on_config_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  Receive *r = g_task_get_task_data (task);
+  GError *error = NULL;
+
+  if (!g_task_propagate_boolean (G_TASK (result), &error) || !check_cancelled (r, &error)) {
+    rollback (task, error);
+    return;
+  }
+  unpack (task);
+}
+
+void
+smolvm_snapshot_receive_async (SmolvmContext *ctx, SmolvmJob *job, SmolvmOciArtifact *artifact,
+                               const gchar *layout_dir, const gchar *snapshot_id,
+                               GAsyncReadyCallback callback, gpointer user_data)
+{
+  GTask *task = g_task_new (NULL, NULL, callback, user_data);
+  g_autoptr(GTask) worker = NULL;
+  Receive *r = g_new0 (Receive, 1);
+  GError *error = NULL;
+
+  r->ctx = ctx;
+  r->job = g_object_ref (job);
+  r->artifact = g_object_ref (artifact);
+  r->layout_dir = g_strdup (layout_dir);
+  g_task_set_task_data (task, r, (GDestroyNotify) receive_free);
+  if (snapshot_id != NULL) {
+    if (!smolvm_id_validate (snapshot_id, "snapshot id", &error)) {
+      rollback (task, error);
+      return;
+    }
+    r->snapshot_id = g_strdup (snapshot_id);
+  }
+  smolvm_job_set_phase (job, "verifying");
+  worker = g_task_new (NULL, smolvm_job_get_cancellable (job), on_config_loaded, task);
+  g_task_set_task_data (worker, r, NULL);
+  /* a Cancel is the unpack's own error, SMOLVM_ERROR_CANCELLED */
+  g_task_set_check_cancellable (worker, FALSE);
+  g_task_run_in_thread (worker, config_thread);
+}
+
+gchar *
+smolvm_snapshot_receive_finish (GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
