@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -250,6 +251,164 @@ class PushPull(RegistryCase):
         self.assertEqual([blob_gets(reg, d) for d in digests], [1, 1, 1, 1])
         self.assertIn("snap", env.snapshot_ids())
         self.assertEqual(self.oci_cache(env), [])
+
+
+class JobsAndCli(RegistryCase):
+    def watched_call(self, env, path, iface, method, args, on_props=None):
+        import jobwatch
+        from gi.repository import GLib
+        watch = jobwatch.JobWatch(env)
+        self.addCleanup(watch.close)
+        watch.on_props = on_props
+        watch.call(path, iface, method, GLib.Variant(*args))
+        return watch
+
+    def test_jobs_show_bytes_and_phases(self):
+        reg = self.start_registry()
+        env = self.new_daemon(reg)
+        self.made_snapshot(env)
+        ref = reg.host + "/smolvm/guest:v1"
+        watch = self.watched_call(env, snapshot_path("snap"), st.SNAPSHOT_IFACE, "Push",
+                                  ("(sa{sv})", (ref, {})))
+        self.assertEqual(watch.wait_reply(), ("ok", ()))
+        job = watch.only_job()
+        self.assertEqual(watch.props[job]["Operation"], "snapshot-push")
+        self.assertEqual(watch.props[job]["Objects"], [snapshot_path("snap")])
+        phases = watch.phases(job)
+        for phase in ("packing", "connecting", "checking-blobs", "uploading", "publishing"):
+            self.assertIn(phase, phases)
+        self.assertEqual(watch.completed[job][0], True)
+        done = watch.values(job, "BytesDone")
+        self.assertGreater(max(done), 0)
+        self.assertEqual(done, sorted(done))  # never goes back
+
+        env.vm("guest", "Stop", gv_dict())
+        env.delete_snapshot("snap")
+        watch = self.watched_call(env, st.MANAGER_PATH, st.MANAGER_IFACE, "PullSnapshot",
+                                  ("(sa{sv})", (ref, {})))
+        self.assertEqual(watch.wait_reply(), ("ok", (snapshot_path("snap"),)))
+        job = watch.only_job()
+        self.assertEqual(watch.props[job]["Operation"], "snapshot-pull")
+        self.assertIn("downloading", watch.phases(job))
+        self.assertGreater(max(watch.values(job, "BytesTotal")), 0)
+
+    def test_cancel_pull_leaves_no_snapshot_and_resumes(self):
+        reg = self.start_registry()
+        env = self.new_daemon(reg)
+        self.made_snapshot(env)
+        ref = reg.host + "/smolvm/guest:v1"
+        self.push(env, "snap", ref)
+        env.vm("guest", "Stop", gv_dict())
+        env.delete_snapshot("snap")
+        manifest = json.loads(skopeo("inspect", "--tls-verify=false", "--raw",
+                                     "docker://" + ref).stdout)
+        config = manifest["config"]["digest"]
+
+        # the registry freezes once the layers are being fetched: the
+        # Cancel comes while a GET hangs
+        outcome = []
+        watch = None
+
+        def on_props(path, changed):
+            if not outcome and changed.get("Phase") == "downloading":
+                os.kill(reg.proc.pid, signal.SIGSTOP)
+                outcome.append(watch.cancel(path))
+        try:
+            watch = self.watched_call(env, st.MANAGER_PATH, st.MANAGER_IFACE, "PullSnapshot",
+                                      ("(sa{sv})", (ref, {})), on_props)
+            reply = watch.wait_reply()
+        finally:
+            os.kill(reg.proc.pid, signal.SIGCONT)
+        self.assertEqual(outcome, [None])
+        self.assertEqual(reply[:2], ("error", "org.smolvm.Error.Cancelled"), reply)
+        self.assertNothingLeft(env, "snap")
+        # the verified config stays, nothing half-written does
+        cache = self.oci_cache(env)
+        self.assertEqual(len(cache), 1)
+        blobs = os.path.join(env.state_dir, "oci-cache", cache[0], "blobs", "sha256")
+        self.assertIn(config.split(":")[1], os.listdir(blobs))
+        self.assertEqual([n for n in os.listdir(blobs) if n.startswith(".")], [])
+
+        self.pull(env, ref)
+        self.assertIn("snap", env.snapshot_ids())
+        self.assertEqual(blob_gets(reg, config), 1)  # not fetched again
+
+    def test_cancel_push_publishes_nothing(self):
+        reg = self.start_registry()
+        env = self.new_daemon(reg)
+        self.made_snapshot(env)
+        ref = reg.host + "/smolvm/guest:v1"
+        outcome = []
+        watch = None
+
+        def on_props(path, changed):
+            if not outcome and changed.get("Phase") == "connecting":
+                os.kill(reg.proc.pid, signal.SIGSTOP)
+                outcome.append(watch.cancel(path))
+        try:
+            watch = self.watched_call(env, snapshot_path("snap"), st.SNAPSHOT_IFACE, "Push",
+                                      ("(sa{sv})", (ref, {})), on_props)
+            reply = watch.wait_reply()
+        finally:
+            os.kill(reg.proc.pid, signal.SIGCONT)
+        self.assertEqual(outcome, [None])
+        self.assertEqual(reply[:2], ("error", "org.smolvm.Error.Cancelled"), reply)
+        self.assertEqual(self.oci_cache(env), [])
+        r = skopeo("inspect", "--tls-verify=false", "--raw", "docker://" + ref)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("snap", env.snapshot_ids())
+
+    def test_cli(self):
+        reg = self.start_registry()
+        env = self.new_daemon(reg)
+        self.made_snapshot(env)
+        ref = reg.host + "/smolvm/guest"
+        r = env.cli("--json", "snapshot", "push", "snap", ref)
+        self.assertCli(r, 0)
+        self.assertEqual(r.json()["data"], {"snapshot_id": "snap", "reference": ref + ":latest"})
+        r = env.cli("snapshot", "push", "snap", ref + ":v2")
+        self.assertCli(r, 0)
+        self.assertIn("Pushed snapshot 'snap' to %s:v2." % ref, r.out)
+        r = env.cli("--json", "snapshot", "pull", ref + ":v2", "--snapshot-id", "copy")
+        self.assertCli(r, 0)
+        data = r.json()["data"]
+        self.assertEqual(data["snapshot"]["snapshot_id"], "copy")
+        self.assertEqual(data["reference"], ref + ":v2")
+        r = env.cli("snapshot", "pull", ref + ":v2", "--snapshot-id", "copy2")
+        self.assertCli(r, 0)
+        self.assertIn("Pulled snapshot 'copy2' of VM 'guest' from %s:v2." % ref, r.out)
+        # errors: a malformed reference never reaches smolvmd; smolvmd's own
+        r = env.cli("--json", "snapshot", "pull", "not-a-reference")
+        self.assertNotEqual(r.rc, 0)
+        r = env.cli("--json", "snapshot", "pull", ref + ":nope")
+        self.assertCli(r, 1)
+        self.assertEqual(r.json()["error"]["name"], "NotFound")
+
+    def test_pull_what_skopeo_copied_from_an_export(self):
+        reg = self.start_registry()
+        env = self.new_daemon(reg)
+        self.made_snapshot(env)
+        info = env.snapshot_info("snap")
+        files = self.snapshot_files(env, "snap")
+        archive = os.path.join(self.tmp, "snap.oci.tar")
+        r = env.cli("snapshot", "export", "snap", archive)
+        self.assertCli(r, 0)
+        ref = reg.host + "/copied/by-skopeo:v1"
+        r = skopeo("copy", "--dest-tls-verify=false", "oci-archive:" + archive, "docker://" + ref)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+        out = self.pull(env, ref, **{"snapshot-id": "copied"})
+        self.assertEqual(out, "(objectpath '%s',)" % snapshot_path("copied"))
+        copied = env.snapshot_info("copied")
+        for k in ("vm_id", "vm_config", "network_config", "created_at", "backend"):
+            self.assertEqual(copied[k], info[k], k)
+        self.assertEqual(self.snapshot_files(env, "copied"), files)
+        # and what smolvmd pushes itself is the same artifact, blob for blob
+        self.push(env, "snap", reg.host + "/copied/by-smolvm:v1")
+        a = json.loads(skopeo("inspect", "--tls-verify=false", "--raw", "docker://" + ref).stdout)
+        b = json.loads(skopeo("inspect", "--tls-verify=false", "--raw",
+                              "docker://%s/copied/by-smolvm:v1" % reg.host).stdout)
+        self.assertEqual([l["digest"] for l in a["layers"]], [l["digest"] for l in b["layers"]])
 
 
 class Errors(RegistryCase):
