@@ -6,6 +6,7 @@ basic auth, and with the Bearer token flow (Distribution's "auth: token"
 and registry.py's token server)."""
 
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,9 @@ def main():
                    SMOLVM_TEST_REGISTRY=anonymous.host,
                    SMOLVM_TEST_REGISTRY_BASIC=basic.host,
                    SMOLVM_TEST_REGISTRY_BEARER=bearer.host)
-        rc = subprocess.run([test_bin, "--tap"] + sys.argv[2:], env=env).returncode
+        # under meson test --setup valgrind the C test runs in valgrind too
+        wrapper = shlex.split(os.environ.get("SMOLVM_TEST_DAEMON_WRAPPER", ""))
+        rc = subprocess.run(wrapper + [test_bin, "--tap"] + sys.argv[2:], env=env).returncode
         if rc != 0:
             for name, reg in (("anonymous", anonymous), ("basic", basic), ("bearer", bearer)):
                 sys.stderr.write("---- %s registry log (tail) ----\n%s\n"

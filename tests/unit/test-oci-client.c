@@ -328,6 +328,7 @@ round_trip (Fixture *f, SmolvmOciClient *client, const gchar *tag)
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) manifest = NULL;
   g_autoptr(GBytes) got = NULL;
+  g_autofree gchar *manifest_hex = NULL;
   g_autofree gchar *manifest_digest = NULL;
   g_autofree gchar *fetched_small = NULL;
   g_autofree gchar *fetched_big = NULL;
@@ -360,8 +361,8 @@ round_trip (Fixture *f, SmolvmOciClient *client, const gchar *tag)
   g_assert_no_error (error);
   g_assert_true (g_bytes_equal (got, manifest));
   g_clear_pointer (&got, g_bytes_unref);
-  manifest_digest = g_strconcat ("sha256:",
-                                 g_compute_checksum_for_bytes (G_CHECKSUM_SHA256, manifest), NULL);
+  manifest_hex = g_compute_checksum_for_bytes (G_CHECKSUM_SHA256, manifest);
+  manifest_digest = g_strconcat ("sha256:", manifest_hex, NULL);
   got = manifest_get (client, manifest_digest, &error);
   g_assert_no_error (error);
   g_assert_true (g_bytes_equal (got, manifest));
