@@ -19,6 +19,8 @@
 #define MAX_SMALL_BODY (4 * 1024 * 1024)
 /* How much of a blob one read takes from the network or the disk. */
 #define READ_SIZE (256 * 1024)
+/* Redirects of one blob GET smolvmd follows. */
+#define MAX_REDIRECTS 5
 /* Seconds of silence on a connection before a request fails. */
 #define IO_TIMEOUT_S 120
 
@@ -198,6 +200,8 @@ typedef struct {
   gchar *content_range;
   GBytes *body; /* NULL: none */
   gboolean stream; /* hand back the open response stream, unread */
+  gboolean no_redirect; /* hand back a 3xx instead of following it */
+  gboolean foreign;     /* to another host than the registry's: no credentials */
   gboolean retried_auth;
   SoupMessage *msg;
   GInputStream *response_stream;
@@ -424,7 +428,7 @@ on_call_sent (GObject *source, GAsyncResult *result, gpointer user_data)
     on_call_done (self, task, error);
     return;
   }
-  if (soup_message_get_status (call->msg) == SOUP_STATUS_UNAUTHORIZED) {
+  if (soup_message_get_status (call->msg) == SOUP_STATUS_UNAUTHORIZED && !call->foreign) {
     g_clear_object (&call->response_stream);
     answer_challenge (task);
     return;
@@ -449,9 +453,10 @@ oci_call_send (GTask *task)
     return;
   }
   headers = soup_message_get_request_headers (call->msg);
-  /* soup strips it on a redirect to another host (a blob store) */
-  if (self->authorization != NULL)
+  if (self->authorization != NULL && !call->foreign)
     soup_message_headers_replace (headers, "Authorization", self->authorization);
+  if (call->no_redirect)
+    soup_message_add_flags (call->msg, SOUP_MESSAGE_NO_REDIRECT);
   if (call->accept != NULL)
     soup_message_headers_replace (headers, "Accept", call->accept);
   if (call->content_range != NULL)
@@ -601,6 +606,17 @@ smolvm_oci_client_blob_exists_finish (SmolvmOciClient *self, GAsyncResult *resul
   return TRUE;
 }
 
+/* The Location of @call's answer, resolved against its URI. */
+static gchar *
+response_location (OciCall *call)
+{
+  const gchar *location =
+    soup_message_headers_get_one (soup_message_get_response_headers (call->msg), "Location");
+  if (location == NULL)
+    return NULL;
+  return g_uri_resolve_relative (call->uri, location, G_URI_FLAGS_ENCODED, NULL);
+}
+
 /* ---- blobs on disk ---- */
 
 gboolean
@@ -672,6 +688,7 @@ typedef struct {
   GOutputStream *out;
   GChecksum *checksum;
   guint64 received;
+  guint redirects;
   GError *error;     /* kept while the temp file goes */
 } BlobFetch;
 
@@ -834,6 +851,25 @@ blob_fetch_read (GTask *task)
                                    g_task_get_cancellable (task), on_blob_data, task);
 }
 
+/* A GET of the blob at @uri, following no redirect itself. */
+static OciCall *
+blob_get_call (SmolvmOciClient *self, BlobFetch *fetch, gchar *uri)
+{
+  OciCall *call = oci_call_new ("GET", uri, g_strdup_printf ("GET blob %s", fetch->digest));
+  g_autoptr(GUri) parsed = g_uri_parse (uri, G_URI_FLAGS_ENCODED, NULL);
+  g_autoptr(GUri) base = g_uri_parse (self->base_uri, G_URI_FLAGS_ENCODED, NULL);
+
+  call->stream = TRUE;
+  call->no_redirect = TRUE;
+  /* a registry may send blobs from a store elsewhere (S3, a CDN), with a
+   * signed URL: the registry's credentials are not for it */
+  call->foreign = parsed == NULL || base == NULL ||
+                  g_ascii_strcasecmp (g_uri_get_host (parsed), g_uri_get_host (base)) != 0 ||
+                  g_uri_get_port (parsed) != g_uri_get_port (base) ||
+                  g_strcmp0 (g_uri_get_scheme (parsed), g_uri_get_scheme (base)) != 0;
+  return call;
+}
+
 static void
 on_blob_get (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -842,9 +878,29 @@ on_blob_get (GObject *source, GAsyncResult *result, gpointer user_data)
   BlobFetch *fetch = g_task_get_task_data (task);
   GError *error = NULL;
   OciCall *call = oci_call_finish (result, &error);
+  guint status;
 
   if (call == NULL) {
     blob_fetch_fail (task, error);
+    return;
+  }
+  status = soup_message_get_status (call->msg);
+  if (SOUP_STATUS_IS_REDIRECTION (status) &&
+      soup_message_headers_get_one (soup_message_get_response_headers (call->msg), "Location")) {
+    g_autofree gchar *location = response_location (call);
+    OciCall *next;
+
+    if (location == NULL || ++fetch->redirects > MAX_REDIRECTS ||
+        (!g_str_has_prefix (location, "https://") &&
+         !(self->insecure && g_str_has_prefix (location, "http://")))) {
+      blob_fetch_fail (task, g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_UNAVAILABLE,
+                                          "Registry %s: GET blob %s: a redirect smolvmd does not "
+                                          "follow (too many, or not to https)",
+                                          self->registry, fetch->digest));
+      return;
+    }
+    next = blob_get_call (self, fetch, g_steal_pointer (&location));
+    oci_call_async (self, next, g_task_get_cancellable (task), on_blob_get, task);
     return;
   }
   if (!SOUP_STATUS_IS_SUCCESSFUL (soup_message_get_status (call->msg))) {
@@ -872,9 +928,7 @@ on_temp_created (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   fetch->out = G_OUTPUT_STREAM (out);
-  call = oci_call_new ("GET", repo_uri (self, "blobs", fetch->digest),
-                       g_strdup_printf ("GET blob %s", fetch->digest));
-  call->stream = TRUE;
+  call = blob_get_call (self, fetch, repo_uri (self, "blobs", fetch->digest));
   oci_call_async (self, call, g_task_get_cancellable (task), on_blob_get, task);
 }
 
@@ -1006,17 +1060,6 @@ blob_upload_free (BlobUpload *upload)
   g_free (upload);
 }
 
-/* The Location of @call's answer, resolved against its URI. */
-static gchar *
-upload_location (OciCall *call)
-{
-  const gchar *location =
-    soup_message_headers_get_one (soup_message_get_response_headers (call->msg), "Location");
-  if (location == NULL)
-    return NULL;
-  return g_uri_resolve_relative (call->uri, location, G_URI_FLAGS_ENCODED, NULL);
-}
-
 /* @location with "digest=@digest" added to its query. */
 static gchar *
 with_digest (const gchar *location, const gchar *digest)
@@ -1068,7 +1111,7 @@ on_upload_step (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   g_free (upload->location);
-  upload->location = upload_location (call);
+  upload->location = response_location (call);
   if (upload->location == NULL) {
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_UNAVAILABLE,
                              "Registry %s: %s: the answer has no Location", self->registry,

@@ -520,6 +520,38 @@ test_bearer (Fixture *f, gconstpointer data)
   round_trip (f, right, "bearer");
 }
 
+/* A blob GET redirected to a store on another host:port: followed, and the
+ * wrapper checks that the store never saw the credentials. */
+static void
+test_redirect (Fixture *f, gconstpointer data)
+{
+  const gchar *host = registry_or_skip ("SMOLVM_TEST_REGISTRY_REDIRECT");
+  const gchar *digest = g_getenv ("SMOLVM_TEST_REDIRECT_DIGEST");
+  guint64 size = g_ascii_strtoull (g_getenv ("SMOLVM_TEST_REDIRECT_SIZE") ?: "0", NULL, 10);
+  g_autoptr(SmolvmOciClient) client = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *path = NULL;
+  g_autofree gchar *contents = NULL;
+  g_autofree gchar *hex = NULL;
+  gsize len = 0;
+  gboolean fetched = FALSE;
+
+  if (host == NULL)
+    return;
+  client = smolvm_oci_client_new (host, "smolvm/test", TRUE, FALSE);
+  smolvm_oci_client_set_credentials (client, USER, PASSWORD);
+  g_assert_true (ping (client, &error));
+  g_assert_no_error (error);
+  g_assert_true (fetch (client, digest, size, f->layout, NULL, &fetched, &error));
+  g_assert_no_error (error);
+  g_assert_true (fetched);
+  path = blob_path (f->layout, digest);
+  g_assert_true (g_file_get_contents (path, &contents, &len, NULL));
+  g_assert_cmpuint (len, ==, size);
+  hex = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) contents, len);
+  g_assert_cmpstr (hex, ==, digest + strlen ("sha256:"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -530,5 +562,6 @@ main (int argc, char **argv)
   g_test_add ("/oci/anonymous", Fixture, NULL, fixture_set_up, test_anonymous, fixture_tear_down);
   g_test_add ("/oci/basic", Fixture, NULL, fixture_set_up, test_basic, fixture_tear_down);
   g_test_add ("/oci/bearer", Fixture, NULL, fixture_set_up, test_bearer, fixture_tear_down);
+  g_test_add ("/oci/redirect", Fixture, NULL, fixture_set_up, test_redirect, fixture_tear_down);
   return g_test_run ();
 }
