@@ -195,8 +195,8 @@ def installed_files(destdir):
 # ---- polkit ----
 
 ACTIONS = ("org.smolvm.snapshot.create", "org.smolvm.snapshot.restore",
-           "org.smolvm.snapshot.clone", "org.smolvm.snapshot.delete", "org.smolvm.vm.manage",
-           "org.smolvm.vm.console")
+           "org.smolvm.snapshot.clone", "org.smolvm.snapshot.delete", "org.smolvm.snapshot.push",
+           "org.smolvm.snapshot.pull", "org.smolvm.vm.manage", "org.smolvm.vm.console")
 
 
 def check_policy(path):
@@ -213,7 +213,7 @@ def check_policy(path):
     root = ET.parse(path).getroot()
     check(root.findtext("vendor") == "smolvm", "polkit vendor is smolvm")
     actions = {a.get("id"): a for a in root.findall("action")}
-    check(sorted(actions) == sorted(ACTIONS), "polkit actions are exactly the five",
+    check(sorted(actions) == sorted(ACTIONS), f"polkit actions are exactly the {len(ACTIONS)}",
           sorted(actions))
     for action_id, action in actions.items():
         defaults = action.find("defaults")
@@ -790,7 +790,8 @@ def check_man(destdir, mandir, smolvm, smolvmd):
 
     verbs = [["create"], ["list"], ["start"], ["pause"], ["resume"], ["stop"], ["delete"],
              ["console-log"], ["snapshot", "create"], ["snapshot", "restore"], ["snapshot", "clone"],
-             ["snapshot", "delete"], ["snapshot", "list"], ["job", "list"], ["job", "cancel"]]
+             ["snapshot", "delete"], ["snapshot", "list"], ["snapshot", "push"],
+             ["snapshot", "pull"], ["job", "list"], ["job", "cancel"]]
     cli = set()
     for verb in [[]] + verbs:
         cli |= help_options([smolvm] + verb)
@@ -864,8 +865,13 @@ def check_completion(script, smolvm):
             ("smolvm job cancel ", {"3", "12"}),
             ("smolvm job cancel 1", {"12"}),
             ("smolvm job list ", set()),
-            ("smolvm snapshot ", {"create", "restore", "clone", "delete", "list"}),
-            ("smolvm --json snapshot ", {"create", "restore", "clone", "delete", "list"}),
+            ("smolvm snapshot ", {"create", "restore", "clone", "delete", "list", "push",
+                                  "pull"}),
+            ("smolvm --json snapshot ", {"create", "restore", "clone", "delete", "list", "push",
+                                         "pull"}),
+            ("smolvm snapshot push ", {"snap-one"}),
+            # a reference: nothing to offer
+            ("smolvm snapshot pull ", set()),
             ("smolvm start ", {"vm-one", "vm-two"}),
             ("smolvm stop vm-t", {"vm-two"}),
             ("smolvm snapshot create ", {"vm-one", "vm-two"}),
@@ -883,6 +889,7 @@ def check_completion(script, smolvm):
         # every command's options, as its --help lists them
         for verb in (["create"], ["delete"], ["snapshot", "create"], ["snapshot", "restore"],
                      ["snapshot", "clone"], ["snapshot", "list"], ["snapshot", "delete"],
+                     ["snapshot", "push"], ["snapshot", "pull"],
                      ["start"], ["job", "list"], ["job", "cancel"]):
             cases.append((f"smolvm {' '.join(verb)} --",
                           help_options([smolvm] + verb) | {"--help"}))

@@ -226,6 +226,7 @@ oci_call_free (OciCall *call)
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OciCall, oci_call_free)
 
+/* Takes @uri and @what. */
 static OciCall *
 oci_call_new (const gchar *method, gchar *uri, gchar *what)
 {
@@ -836,11 +837,12 @@ on_blob_data (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   g_checksum_update (fetch->checksum, bytes, len);
-  /* the write (a thread of GIO's) holds its own reference to the data */
-  g_output_stream_write_all_async (fetch->out, bytes, len, G_PRIORITY_DEFAULT,
-                                   g_task_get_cancellable (task), on_blob_written, task);
+  /* the task keeps the chunk alive until the next one replaces it, after
+   * the write (in a thread of GIO's) is done with it */
   g_object_set_data_full (G_OBJECT (task), "chunk", g_steal_pointer (&data),
                           (GDestroyNotify) g_bytes_unref);
+  g_output_stream_write_all_async (fetch->out, bytes, len, G_PRIORITY_DEFAULT,
+                                   g_task_get_cancellable (task), on_blob_written, task);
 }
 
 static void
