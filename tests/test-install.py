@@ -195,8 +195,9 @@ def installed_files(destdir):
 # ---- polkit ----
 
 ACTIONS = ("org.smolvm.snapshot.create", "org.smolvm.snapshot.restore",
-           "org.smolvm.snapshot.clone", "org.smolvm.snapshot.delete", "org.smolvm.snapshot.push",
-           "org.smolvm.snapshot.pull", "org.smolvm.vm.manage", "org.smolvm.vm.console")
+           "org.smolvm.snapshot.clone", "org.smolvm.snapshot.delete",
+           "org.smolvm.snapshot.push", "org.smolvm.snapshot.pull", "org.smolvm.vm.manage",
+           "org.smolvm.vm.console")
 
 
 def check_policy(path):
@@ -213,7 +214,7 @@ def check_policy(path):
     root = ET.parse(path).getroot()
     check(root.findtext("vendor") == "smolvm", "polkit vendor is smolvm")
     actions = {a.get("id"): a for a in root.findall("action")}
-    check(sorted(actions) == sorted(ACTIONS), f"polkit actions are exactly the {len(ACTIONS)}",
+    check(sorted(actions) == sorted(ACTIONS), "polkit actions are exactly those smolvmd checks",
           sorted(actions))
     for action_id, action in actions.items():
         defaults = action.find("defaults")
@@ -271,6 +272,8 @@ console.log(JSON.stringify({
   restore: decide("org.smolvm.snapshot.restore", ["smolvm"], { verb: "restore", snapshot_id: "s" }),
   delete: decide("org.smolvm.snapshot.delete", ["smolvm"], { verb: "delete", snapshot_id: "s" }),
   clone: decide("org.smolvm.snapshot.clone", ["smolvm"], { verb: "clone", snapshot_id: "s" }),
+  push: decide("org.smolvm.snapshot.push", ["smolvm"], { verb: "export", snapshot_id: "s" }),
+  pull: decide("org.smolvm.snapshot.pull", ["smolvm"], { verb: "import" }),
   vm: decide("org.smolvm.vm.manage", ["smolvm"], { verb: "start", vm_id: "a" }),
   console: decide("org.smolvm.vm.console", ["smolvm"], { verb: "console", vm_id: "a" }),
   other: decide("org.smolvm.snapshot.create", ["users"], { verb: "create", vm_id: "a" }),
@@ -305,10 +308,10 @@ def check_rules(path):
         got = json.loads(r.stdout) if ok else {}
         check(ok and got.get("rules") == 1 and got["create"] == "yes" and
               got["restore"] == "yes" and got["delete"] == "yes" and got["console"] == "yes" and
-              got["clone"] == "yes" and
+              got["clone"] == "yes" and got["push"] == "yes" and got["pull"] == "yes" and
               got["vm"] == "not-handled" and got["other"] == "not-handled",
-              "rules example: group smolvm may create/restore/clone/delete snapshots and read "
-              "consoles, nothing else",
+              "rules example: group smolvm may create/restore/clone/delete/export/import "
+              "snapshots and read consoles, nothing else",
               r.stderr + r.stdout)
 
         # the commented-out example, uncommented
@@ -790,8 +793,9 @@ def check_man(destdir, mandir, smolvm, smolvmd):
 
     verbs = [["create"], ["list"], ["start"], ["pause"], ["resume"], ["stop"], ["delete"],
              ["console-log"], ["snapshot", "create"], ["snapshot", "restore"], ["snapshot", "clone"],
-             ["snapshot", "delete"], ["snapshot", "list"], ["snapshot", "push"],
-             ["snapshot", "pull"], ["job", "list"], ["job", "cancel"]]
+             ["snapshot", "delete"], ["snapshot", "list"], ["snapshot", "export"],
+             ["snapshot", "import"], ["snapshot", "push"], ["snapshot", "pull"], ["job", "list"],
+             ["job", "cancel"]]
     cli = set()
     for verb in [[]] + verbs:
         cli |= help_options([smolvm] + verb)
@@ -865,10 +869,11 @@ def check_completion(script, smolvm):
             ("smolvm job cancel ", {"3", "12"}),
             ("smolvm job cancel 1", {"12"}),
             ("smolvm job list ", set()),
-            ("smolvm snapshot ", {"create", "restore", "clone", "delete", "list", "push",
-                                  "pull"}),
-            ("smolvm --json snapshot ", {"create", "restore", "clone", "delete", "list", "push",
-                                         "pull"}),
+            ("smolvm snapshot ", {"create", "restore", "clone", "delete", "list", "export",
+                                  "import", "push", "pull"}),
+            ("smolvm --json snapshot ", {"create", "restore", "clone", "delete", "list",
+                                         "export", "import", "push", "pull"}),
+            ("smolvm snapshot export ", {"snap-one"}),
             ("smolvm snapshot push ", {"snap-one"}),
             # a reference: nothing to offer
             ("smolvm snapshot pull ", set()),
@@ -889,6 +894,7 @@ def check_completion(script, smolvm):
         # every command's options, as its --help lists them
         for verb in (["create"], ["delete"], ["snapshot", "create"], ["snapshot", "restore"],
                      ["snapshot", "clone"], ["snapshot", "list"], ["snapshot", "delete"],
+                     ["snapshot", "export"], ["snapshot", "import"],
                      ["snapshot", "push"], ["snapshot", "pull"],
                      ["start"], ["job", "list"], ["job", "cancel"]):
             cases.append((f"smolvm {' '.join(verb)} --",

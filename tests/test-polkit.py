@@ -55,6 +55,8 @@ CREATE = "org.smolvm.snapshot.create"
 RESTORE = "org.smolvm.snapshot.restore"
 DELETE = "org.smolvm.snapshot.delete"
 CLONE = "org.smolvm.snapshot.clone"
+PUSH = "org.smolvm.snapshot.push"
+PULL = "org.smolvm.snapshot.pull"
 MANAGE = "org.smolvm.vm.manage"
 ACTIONS = (CREATE, RESTORE, DELETE, MANAGE)
 MIB = 1024 * 1024
@@ -766,6 +768,55 @@ class TestRecorder(PolkitCase):
                 self.assertEqual(check["cancellation_id"], "")
         self.assertEqual(env.list_vms(), {})
         self.assertEqual(env.snapshot_ids(), [])
+
+    def test_export_and_import(self):
+        """Export needs org.smolvm.snapshot.push, ImportSnapshot
+        org.smolvm.snapshot.pull, with the snapshot (and VM) as details; a
+        refusal leaves no file and no snapshot."""
+        env, client, mock = self.system_env()
+        mock.answer("yes")
+        self.create_vm(env, client, "x-vm")
+        self.start_vm(env, client, "x-vm")
+        client.smolvm(st.MANAGER_PATH, "CreateSnapshot",
+                      v("ssa{sv}", "x-vm", "x-s", asv(resume_source=True)))
+        tmp = tempfile.mkdtemp(prefix="smolvm-polkit-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        archive = os.path.join(tmp, "x.tar")
+
+        def cli_sys(*args):
+            return subprocess.run([st.CLI, "--no-ask-password"] + list(args),
+                                  env=env.client_env(system=True), stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True, timeout=st.DEADLINE)
+
+        mock.answer("no", **{PUSH: "yes"})
+        mock.clear()
+        r = cli_sys("snapshot", "export", "x-s", archive)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        check = self.one_check(mock)
+        self.assertEqual(check["action_id"], PUSH)
+        self.assertEqual(check["details"],
+                         {"vm_id": "x-vm", "snapshot_id": "x-s", "verb": "export"})
+
+        mock.answer("no", **{PULL: "yes"})
+        r = cli_sys("snapshot", "export", "x-s", archive + ".2")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn(PUSH, r.stderr)
+        self.assertFalse(os.path.exists(archive + ".2"))
+        mock.clear()
+        r = cli_sys("snapshot", "import", archive, "--snapshot-id", "x-copy")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        check = self.one_check(mock)
+        self.assertEqual(check["action_id"], PULL)
+        self.assertEqual(check["details"], {"snapshot_id": "x-copy", "verb": "import"})
+        self.assertIn("x-copy", env.snapshot_ids())
+
+        mock.answer("no", **{PUSH: "yes"})
+        r = cli_sys("snapshot", "import", archive, "--snapshot-id", "x-refused")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn(PULL, r.stderr)
+        self.assertNotIn("x-refused", env.snapshot_ids())
+        self.assertEqual([e for e in os.listdir(os.path.join(env.state_dir, "snapshots"))
+                          if e.startswith(".")], [])
 
     def test_interactive_flag_by_client(self):
         """`auth` answers yes only when the caller allows interaction."""

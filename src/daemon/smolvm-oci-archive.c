@@ -54,6 +54,9 @@ stream_write_cb (struct archive *a, void *user_data, const void *buffer, size_t 
   const guchar *data = buffer;
   size_t done = 0;
 
+  /* libarchive flushes again on close: the first failure stands */
+  if (stream->error != NULL)
+    return -1;
   while (done < length) {
     ssize_t n;
 
@@ -77,6 +80,8 @@ stream_read_cb (struct archive *a, void *user_data, const void **buffer)
 {
   Stream *stream = user_data;
 
+  if (stream->error != NULL)
+    return -1;
   for (;;) {
     ssize_t n;
 

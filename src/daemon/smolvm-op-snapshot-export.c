@@ -162,6 +162,7 @@ smolvm_op_snapshot_export (SmolvmContext *ctx, GDBusMethodInvocation *invocation
 {
   SnapshotExport *op =
     smolvm_call_new0 (SnapshotExport, ctx, invocation, snapshot_export_clear);
+  SmolvmSnapshot *snapshot;
   GError *error = NULL;
 
   op->fd = -1;
@@ -171,6 +172,9 @@ smolvm_op_snapshot_export (SmolvmContext *ctx, GDBusMethodInvocation *invocation
     smolvm_call_fail (&op->call, error);
     return;
   }
-  smolvm_call_authorize (&op->call, SMOLVM_ACTION_SNAPSHOT_PUSH, NULL, op->snapshot_id,
-                         "export", snapshot_export_run);
+  /* polkit hears of the snapshot's VM too, as for a restore or a delete */
+  snapshot = smolvm_registry_get_snapshot (ctx->registry, op->snapshot_id, NULL);
+  smolvm_call_authorize (&op->call, SMOLVM_ACTION_SNAPSHOT_PUSH,
+                         snapshot != NULL ? smolvm_snapshot_get_vm_id (snapshot) : NULL,
+                         op->snapshot_id, "export", snapshot_export_run);
 }

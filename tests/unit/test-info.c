@@ -392,7 +392,7 @@ test_types (void)
   g_assert_cmpuint (clone->mask, ==, SMOLVM_SNAPSHOT_CLONE_FLAGS_RESUME);
   g_assert_cmpstr (g_flags_get_first_value (clone, SMOLVM_SNAPSHOT_CLONE_FLAGS_RESUME)
                      ->value_nick, ==, "resume");
-  g_assert_cmpuint (errors->n_values, ==, SMOLVM_ERROR_AUTHORIZATION_DISMISSED + 1);
+  g_assert_cmpuint (errors->n_values, ==, SMOLVM_ERROR_REGISTRY_AUTH_FAILED + 1);
   g_assert_cmpstr (smolvm_error_to_dbus_name (SMOLVM_ERROR_IN_USE), ==, "org.smolvm.Error.InUse");
 }
 

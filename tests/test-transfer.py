@@ -1,0 +1,373 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Snapshot.Export and Manager.ImportSnapshot through the CLI (which opens
+the files and passes descriptors): OCI archives, round trips, damaged and
+foreign archives, a cancelled import, and interoperability with skopeo and
+a docker-registry (CNCF Distribution) started on a free port.
+"""
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import smolvmtest as st  # noqa: E402
+from smolvmtest import MIB  # noqa: E402
+
+ARTIFACT_TYPE = "application/vnd.smolvm.snapshot.v1"
+LAYER_TYPE = "application/vnd.smolvm.snapshot.layer.v1.tar+zstd"
+CONFIG_TYPE = "application/vnd.smolvm.snapshot.config.v1+json"
+MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+FILES = ("vmstate.bin", "mem.bin", "disk.ext4")
+
+
+def read_archive(path):
+    """{member name: bytes} of a tar."""
+    with tarfile.open(path) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def write_archive(path, members):
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def manifest_of(members):
+    index = json.loads(members["index.json"])
+    digest = index["manifests"][0]["digest"]
+    return digest, json.loads(members["blobs/sha256/" + digest[len("sha256:"):]])
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TransferCase(st.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.tmp = tempfile.mkdtemp(prefix="smolvm-transfer-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def snapshots_dir(self):
+        return os.path.join(self.env.state_dir, "snapshots")
+
+    def snapshot_file(self, snapshot_id, name):
+        return os.path.join(self.snapshots_dir(), snapshot_id, name)
+
+    def files_of(self, snapshot_id):
+        """Per file: sha256, length, allocated bytes."""
+        out = {}
+        for name in FILES:
+            path = self.snapshot_file(snapshot_id, name)
+            out[name] = (st.file_sha256(path), os.path.getsize(path), st.allocated_bytes(path))
+        return out
+
+    def leftovers(self):
+        return [e for e in os.listdir(self.snapshots_dir()) if e.startswith(".")]
+
+    def snapshot_with_data(self, vm_id="tvm", snapshot_id="snap"):
+        env = self.env
+        env.running_vm(vm_id)
+        env.create_snapshot(vm_id, snapshot_id, **{"resume-source": True})
+        return env.snapshot_info(snapshot_id)
+
+    def export(self, snapshot_id, name="snap.tar"):
+        path = os.path.join(self.tmp, name)
+        r = self.env.cli("snapshot", "export", snapshot_id, path, "--json")
+        self.assertCli(r, 0)
+        self.assertEqual(r.json()["data"]["file"], path)
+        return path
+
+    def cli_error(self, r):
+        self.assertCli(r, 1)
+        return r.json()["error"]
+
+
+class TestRoundTrip(TransferCase):
+    def test_export_delete_import_restore(self):
+        env = self.env
+        before = self.snapshot_with_data()
+        files = self.files_of("snap")
+        # the rootfs copy is sparse: holes must survive
+        self.assertTrue(st.is_sparse(self.snapshot_file("snap", "disk.ext4")))
+        archive = self.export("snap")
+        # holes are neither read nor shipped: the archive is far smaller
+        # than the disk alone
+        self.assertLess(os.path.getsize(archive), st.ROOTFS_SIZE // 16)
+        env.delete_snapshot("snap")
+
+        r = env.cli("snapshot", "import", archive, "--json")
+        self.assertCli(r, 0)
+        self.assertEqual(r.json()["command"], "snapshot.import")
+        self.assertEqual(r.json()["data"]["snapshot"]["snapshot_id"], "snap")
+        after = env.snapshot_info("snap")
+        self.assertEqual(after, before)
+        self.assertEqual(self.files_of("snap"), files)
+        self.assertEqual(self.leftovers(), [])
+        # mem.bin is read-only once committed, as after a create
+        self.assertEqual(os.stat(self.snapshot_file("snap", "mem.bin")).st_mode & 0o777, 0o400)
+
+        # and it restores: the guest goes on counting
+        env.vm("tvm", "Delete", st.gv_dict({"force": True}))
+        since = env.console_size("tvm")
+        env.restore("snap", resume=True)
+        env.wait_loaded_tick("tvm", since)
+
+    def test_import_under_another_id_and_already_exists(self):
+        env = self.env
+        before = self.snapshot_with_data()
+        files = self.files_of("snap")
+        archive = self.export("snap")
+
+        err = self.cli_error(env.cli("snapshot", "import", archive, "--json"))
+        self.assertEqual(err["name"], "AlreadyExists")
+        self.assertEqual(self.leftovers(), [])
+
+        r = env.cli("snapshot", "import", archive, "--snapshot-id", "copy")
+        self.assertCli(r, 0)
+        self.assertEqual(r.out, "Imported snapshot 'copy' of VM 'tvm'.\n")
+        copy = env.snapshot_info("copy")
+        for key in ("vm_id", "vm_config", "network_config", "created_at", "backend", "restored"):
+            self.assertEqual(copy[key], before[key], key)
+        self.assertEqual(copy["disk_path"], self.snapshot_file("copy", "disk.ext4"))
+        self.assertEqual(self.files_of("copy"), files)
+
+        err = self.cli_error(env.cli("snapshot", "import", archive, "--snapshot-id", "copy",
+                                     "--json"))
+        self.assertEqual(err["name"], "AlreadyExists")
+        err = self.cli_error(env.cli("snapshot", "import", archive, "--snapshot-id", "Bad_Id",
+                                     "--json"))
+        self.assertEqual(err["name"], "InvalidArgument")
+        self.assertEqual(self.leftovers(), [])
+
+    def test_same_snapshot_same_archive(self):
+        self.snapshot_with_data()
+        a = read_archive(self.export("snap", "a.tar"))
+        b = read_archive(self.export("snap", "b.tar"))
+        self.assertEqual(a, b)
+        digest, manifest = manifest_of(a)
+        self.assertEqual(manifest["artifactType"], ARTIFACT_TYPE)
+        self.assertEqual(manifest["config"]["mediaType"], CONFIG_TYPE)
+        self.assertEqual([layer["annotations"]["org.opencontainers.image.title"]
+                          for layer in manifest["layers"]], list(FILES))
+        self.assertEqual({layer["mediaType"] for layer in manifest["layers"]}, {LAYER_TYPE})
+        # every blob is named by its sha256
+        for name, data in a.items():
+            if name.startswith("blobs/sha256/"):
+                self.assertEqual(hashlib.sha256(data).hexdigest(), name.split("/")[-1])
+        # the export's temporary layout is gone
+        self.assertEqual(self.leftovers(), [])
+
+
+class TestBadArchives(TransferCase):
+    def test_tampered_blob_is_corrupt_and_leaves_nothing(self):
+        env = self.env
+        self.snapshot_with_data()
+        members = read_archive(self.export("snap"))
+        env.delete_snapshot("snap")
+        _, manifest = manifest_of(members)
+        disk = manifest["layers"][2]["digest"]
+        name = "blobs/sha256/" + disk[len("sha256:"):]
+        data = bytearray(members[name])
+        data[len(data) // 2] ^= 0x01
+        members[name] = bytes(data)
+        bad = os.path.join(self.tmp, "bad.tar")
+        write_archive(bad, members)
+
+        err = self.cli_error(env.cli("snapshot", "import", bad, "--json"))
+        self.assertEqual(err["name"], "Corrupt")
+        self.assertIn(disk, err["message"])
+        self.assertNotIn("snap", env.snapshot_ids())
+        self.assertEqual(os.listdir(self.snapshots_dir()), [])
+
+    def test_missing_blob_is_corrupt(self):
+        env = self.env
+        self.snapshot_with_data()
+        members = read_archive(self.export("snap"))
+        _, manifest = manifest_of(members)
+        del members["blobs/sha256/" + manifest["layers"][1]["digest"][len("sha256:"):]]
+        bad = os.path.join(self.tmp, "bad.tar")
+        write_archive(bad, members)
+        err = self.cli_error(env.cli("snapshot", "import", bad, "--snapshot-id", "x", "--json"))
+        self.assertEqual(err["name"], "Corrupt")
+        self.assertEqual(self.leftovers(), [])
+
+    def test_other_artifact_is_not_a_snapshot(self):
+        env = self.env
+        config = b"{}"
+        layer = b"hello"
+        blobs = {hashlib.sha256(b).hexdigest(): b for b in (config, layer)}
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
+            "artifactType": "application/vnd.example.thing.v1",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                       "digest": "sha256:" + hashlib.sha256(config).hexdigest(), "size": 2},
+            "layers": [{"mediaType": "application/octet-stream",
+                        "digest": "sha256:" + hashlib.sha256(layer).hexdigest(), "size": 5}],
+        }).encode()
+        mdigest = hashlib.sha256(manifest).hexdigest()
+        blobs[mdigest] = manifest
+        members = {"oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
+                   "index.json": json.dumps({"schemaVersion": 2, "manifests": [
+                       {"mediaType": MANIFEST_TYPE, "digest": "sha256:" + mdigest,
+                        "size": len(manifest)}]}).encode()}
+        members.update({"blobs/sha256/" + h: b for h, b in blobs.items()})
+        other = os.path.join(self.tmp, "other.tar")
+        write_archive(other, members)
+        err = self.cli_error(env.cli("snapshot", "import", other, "--json"))
+        self.assertEqual(err["name"], "NotASnapshot")
+        self.assertEqual(env.snapshot_ids(), [])
+        self.assertEqual(self.leftovers(), [])
+
+    def test_not_an_archive(self):
+        env = self.env
+        junk = os.path.join(self.tmp, "junk")
+        with open(junk, "wb") as f:
+            f.write(os.urandom(100000))
+        err = self.cli_error(env.cli("snapshot", "import", junk, "--json"))
+        self.assertIn(err["name"], ("Corrupt", "NotASnapshot"))
+        self.assertEqual(self.leftovers(), [])
+
+    def test_export_of_a_missing_snapshot(self):
+        env = self.env
+        target = os.path.join(self.tmp, "none.tar")
+        err = self.cli_error(env.cli("snapshot", "export", "nope", target, "--json"))
+        self.assertEqual(err["name"], "NotFound")
+        # no half-written file stays behind
+        self.assertFalse(os.path.exists(target))
+
+
+class TestCancel(TransferCase):
+    def test_cancelled_import_leaves_nothing(self):
+        """An import from a pipe that stalls half-way, cancelled with
+        `smolvm job cancel`: no snapshot, no temporary file."""
+        env = self.env
+        self.snapshot_with_data()
+        archive = self.export("snap")
+        with open(archive, "rb") as f:
+            data = f.read()
+        argv = [st.CLI, "--session", "snapshot", "import", "-", "--snapshot-id", "cancelled",
+                "--json"]
+        proc = env.adopt(subprocess.Popen(argv, env=env.client_env(), stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        proc.stdin.write(data[:len(data) // 2])
+        proc.stdin.flush()
+
+        def job():
+            r = env.cli("job", "list", "--json")
+            jobs = [j for j in r.json()["data"]["jobs"] if j["operation"] == "snapshot-import"]
+            return jobs[0] if jobs and jobs[0]["bytes_done"] > 0 else None
+        found = st.wait_for(job, "the import's job, reading")
+        self.assertEqual(found["phase"], "receiving")
+        self.assertTrue(found["cancelable"])
+        self.assertCli(env.cli("job", "cancel", str(found["job"])), 0)
+        out, err = proc.communicate(timeout=st.DEADLINE)
+        proc.stdin.close()
+        self.assertEqual(proc.returncode, 1, err)
+        self.assertEqual(json.loads(out)["error"]["name"], "Cancelled")
+        self.assertNotIn("cancelled", env.snapshot_ids())
+        st.wait_for(lambda: self.leftovers() == [], "the import's layout dir to go")
+        self.assertEqual(sorted(os.listdir(self.snapshots_dir())), ["snap"])
+
+
+class TestCliStreams(TransferCase):
+    def test_export_to_stdout_and_import_from_stdin(self):
+        env = self.env
+        self.snapshot_with_data()
+        files = self.files_of("snap")
+        target = os.path.join(self.tmp, "piped.tar")
+        with open(target, "wb") as out:
+            proc = subprocess.run([st.CLI, "--session", "snapshot", "export", "snap", "-",
+                                   "--json"], env=env.client_env(), stdout=out,
+                                  stderr=subprocess.PIPE, text=False, timeout=st.DEADLINE)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        # the envelope went to stderr, the archive alone to stdout
+        self.assertEqual(json.loads(proc.stderr)["data"]["file"], "-")
+        self.assertEqual(read_archive(target), read_archive(self.export("snap")))
+
+        with open(target, "rb") as src:
+            proc = subprocess.run([st.CLI, "--session", "snapshot", "import", "-",
+                                   "--snapshot-id", "piped"], env=env.client_env(),
+                                  stdin=src, capture_output=True, text=True,
+                                  timeout=st.DEADLINE)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(proc.stdout, "Imported snapshot 'piped' of VM 'tvm'.\n")
+        self.assertEqual(self.files_of("piped"), files)
+
+    def test_usage(self):
+        env = self.env
+        r = env.cli("snapshot", "export", "snap")
+        self.assertCli(r, 2)
+        r = env.cli("snapshot", "import")
+        self.assertCli(r, 2)
+        r = env.cli("snapshot", "import", os.path.join(self.tmp, "absent.tar"), "--json")
+        self.assertCli(r, 1)
+
+
+@st.unittest.skipUnless(shutil.which("skopeo") and shutil.which("docker-registry"),
+                        "skopeo and docker-registry are needed")
+class TestInterop(TransferCase):
+    def start_registry(self):
+        root = os.path.join(self.tmp, "registry")
+        os.makedirs(root)
+        port = free_port()
+        config = os.path.join(self.tmp, "registry.yml")
+        with open(config, "w") as f:
+            f.write("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+                    "    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%d\n" % (root, port))
+        log = open(os.path.join(self.tmp, "registry.log"), "w")
+        self.addCleanup(log.close)
+        proc = self.env.adopt(subprocess.Popen(["docker-registry", "serve", config],
+                                               stdout=log, stderr=subprocess.STDOUT))
+
+        def up():
+            if proc.poll() is not None:
+                raise AssertionError("docker-registry exited")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        st.wait_for(up, "docker-registry on port %d" % port)
+        return "127.0.0.1:%d" % port
+
+    def skopeo(self, *args):
+        proc = subprocess.run(["skopeo"] + list(args), capture_output=True,
+                              timeout=st.DEADLINE * 2)
+        self.assertEqual(proc.returncode, 0, proc.stderr.decode(errors="replace"))
+        return proc.stdout
+
+    def test_skopeo_reads_and_copies_the_archive(self):
+        self.snapshot_with_data()
+        archive = self.export("snap")
+        digest, _ = manifest_of(read_archive(archive))
+
+        raw = self.skopeo("inspect", "--raw", "oci-archive:" + archive)
+        manifest = json.loads(raw)
+        self.assertEqual(manifest["artifactType"], ARTIFACT_TYPE)
+        self.assertEqual(len(manifest["layers"]), 3)
+        self.assertEqual("sha256:" + hashlib.sha256(raw).hexdigest(), digest)
+
+        registry = self.start_registry()
+        ref = "docker://%s/smolvm/snap:v1" % registry
+        self.skopeo("copy", "--dest-tls-verify=false", "oci-archive:" + archive, ref)
+        pushed = self.skopeo("inspect", "--raw", "--tls-verify=false", ref)
+        # the registry holds the very same manifest, so the same digest
+        self.assertEqual("sha256:" + hashlib.sha256(pushed).hexdigest(), digest)
+        self.assertEqual(json.loads(pushed)["artifactType"], ARTIFACT_TYPE)
+
+
+if __name__ == "__main__":
+    st.main("transfer")
