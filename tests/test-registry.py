@@ -384,6 +384,37 @@ class JobsAndCli(RegistryCase):
         self.assertCli(r, 1)
         self.assertEqual(r.json()["error"]["name"], "NotFound")
 
+    def test_ctrl_c_of_the_cli(self):
+        from ptyrun import PtyRun, bars
+        reg = self.start_registry()
+        env = self.new_daemon(reg)
+        self.made_snapshot(env)
+        ref = reg.host + "/smolvm/guest:v1"
+        self.push(env, "snap", ref)
+        # the registry freezes: the pull waits, its bar showing, for Ctrl-C
+        os.kill(reg.proc.pid, signal.SIGSTOP)
+        try:
+            run = PtyRun([st.CLI, "--session", "snapshot", "pull", ref, "--snapshot-id", "copy"],
+                         env.client_env())
+            self.addCleanup(run.kill)
+            run.wait_for(lambda: bars(run.out), "the bar of the pull")
+            run.ctrl_c()
+            run.finish()
+        finally:
+            os.kill(reg.proc.pid, signal.SIGCONT)
+        self.assertEqual(run.rc, 1, repr(run.out) + run.err)
+        self.assertTrue(run.err.startswith("Error: Cancelled"), run.err)
+        self.assertNothingLeft(env, "copy")
+
+        # and with the registry there, the bar, then the message
+        run = PtyRun([st.CLI, "--session", "snapshot", "pull", ref, "--snapshot-id", "copy"],
+                     env.client_env())
+        self.addCleanup(run.kill)
+        run.finish()
+        self.assertEqual((run.rc, run.err), (0, ""), run.out)
+        self.assertTrue(bars(run.out), run.out)
+        self.assertIn("Pulled snapshot 'copy' of VM 'guest' from %s." % ref, run.out)
+
     def test_pull_what_skopeo_copied_from_an_export(self):
         reg = self.start_registry()
         env = self.new_daemon(reg)
