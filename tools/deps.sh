@@ -12,9 +12,9 @@ packages=(
   iproute2 nftables procps util-linux libxml2-utils e2fsprogs bc qemu-system-x86 busybox-static
   btrfs-progs xfsprogs
   scdoc bash-completion polkitd nodejs
-  docker-registry skopeo apache2-utils openssl
   clang libclang-rt-14-dev
-  libarchive-dev libzstd-dev skopeo docker-registry
+  libarchive-dev libzstd-dev zstd
+  docker-registry skopeo apache2-utils openssl ca-certificates
 )
 
 missing=()
