@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -417,6 +418,48 @@ class TestSnapshots(LibraryCase):
 
     def test_snapshots_async(self):
         self.snapshots("lib-snap-async", self.call_async)
+
+
+class TestExportImport(LibraryCase):
+    def export_import(self, vm_id, call):
+        config, fds = self.vm_config(vm_id)
+        call("create_vm", config, fds)
+        call("start_vm", vm_id)
+        ENV.wait_tick(vm_id, 1)
+        snap = call("create_snapshot", vm_id, vm_id + "-s", Smolvm.SnapshotCreateFlags.NONE)
+        with tempfile.TemporaryFile() as f:
+            # the caller keeps its descriptor: smolvmd writes through a copy
+            self.assertTrue(call("export_snapshot", snap.props.snapshot_id, f.fileno()))
+            self.assertGreater(os.fstat(f.fileno()).st_size, 0)
+            f.seek(0)
+            copy = call("import_snapshot", f.fileno(), vm_id + "-copy")
+            self.assertIsInstance(copy, Smolvm.SnapshotInfo)
+            self.assertEqual(copy.props.snapshot_id, vm_id + "-copy")
+            self.assertEqual(copy.props.vm_id, vm_id)
+            self.assertEqual(copy.props.created_at.to_unix(), snap.props.created_at.to_unix())
+            self.assertFalse(copy.props.restored)
+            f.seek(0)
+            # under its own id, which is taken
+            self.assertSmolvmError(Smolvm.Error.ALREADY_EXISTS, call, "import_snapshot",
+                                   f.fileno(), None)
+        with tempfile.TemporaryFile() as f:
+            f.write(b"not an archive" * 1000)
+            f.seek(0)
+            self.assertSmolvmError(Smolvm.Error.CORRUPT, call, "import_snapshot", f.fileno(),
+                                   vm_id + "-junk")
+        with tempfile.TemporaryFile() as f:
+            self.assertSmolvmError(Smolvm.Error.NOT_FOUND, call, "export_snapshot",
+                                   vm_id + "-none", f.fileno())
+        call("delete_vm", vm_id, Smolvm.VmDeleteFlags.FORCE)
+        for snapshot_id in (vm_id + "-s", vm_id + "-copy"):
+            call("delete_snapshot", snapshot_id)
+
+    def test_export_import_sync(self):
+        self.export_import("lib-xfer-sync",
+                           lambda name, *args: getattr(self.client, name + "_sync")(*args, None))
+
+    def test_export_import_async(self):
+        self.export_import("lib-xfer-async", self.call_async)
 
 
 class TestClones(LibraryCase):

@@ -556,11 +556,13 @@ build_layer (const gchar *snapshot_dir, const gchar *name, const gchar *layout_d
     smolvm_error_set_errno (error, errno, "Cannot open %s", path);
     return NULL;
   }
-  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode)) {
-    if (S_ISREG (st.st_mode))
-      smolvm_error_set_errno (error, errno, "Cannot read %s", path);
-    else
-      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "%s is not a regular file", path);
+  if (fstat (fd, &st) < 0) {
+    smolvm_error_set_errno (error, errno, "Cannot read %s", path);
+    close (fd);
+    return NULL;
+  }
+  if (!S_ISREG (st.st_mode)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "%s is not a regular file", path);
     close (fd);
     return NULL;
   }
