@@ -36,7 +36,8 @@ typedef struct {
   SmolvmOciRef *ref;
   gboolean holds_snapshot;
   gchar *snapshot_dir;
-  gchar *layout_dir;
+  gchar *cache_dir;  /* STATE/oci-cache */
+  gchar *layout_dir; /* made in it by the build thread */
   gchar *username;
   gchar *password;
   SmolvmOciArtifact *artifact;
@@ -56,6 +57,7 @@ snapshot_push_clear (SnapshotPush *op)
   g_free (op->vm_id);
   g_clear_pointer (&op->ref, smolvm_oci_ref_free);
   g_free (op->snapshot_dir);
+  g_free (op->cache_dir);
   g_free (op->layout_dir);
   g_free (op->username);
   g_free (op->password);
@@ -248,12 +250,22 @@ build_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *ca
   SmolvmOciArtifact *artifact;
   guint64 data = 0;
   const gchar *files[] = { SMOLVM_SNAPSHOT_VMSTATE, SMOLVM_SNAPSHOT_MEM, SMOLVM_SNAPSHOT_DISK };
+  g_autofree gchar *template = g_build_filename (op->cache_dir, "push-XXXXXX", NULL);
 
   if (!smolvm_oci_credentials_lookup (op->call.ctx->registry_auth_file, op->ref->registry,
-                                      &op->username, &op->password, &error)) {
+                                      &op->username, &op->password, &error) ||
+      !smolvm_mkdir_p (op->cache_dir, 0700, &error)) {
     g_task_return_error (task, error);
     return;
   }
+  if (g_mkdtemp_full (template, 0700) == NULL) {
+    int errsv = errno;
+    g_task_return_new_error (task, SMOLVM_ERROR, smolvm_error_code_from_errno (errsv),
+                             "Cannot create %s: %s", template, g_strerror (errsv));
+    return;
+  }
+  /* read by the main thread only once this task is done */
+  op->layout_dir = g_steal_pointer (&template);
   /* the bytes of data the build reads: holes are never read */
   for (gsize i = 0; i < G_N_ELEMENTS (files); i++) {
     g_autofree gchar *path = g_build_filename (op->snapshot_dir, files[i], NULL);
@@ -311,8 +323,6 @@ snapshot_push_run (SmolvmCall *call)
   SmolvmContext *ctx = call->ctx;
   GError *error = NULL;
   g_autoptr(GTask) task = NULL;
-  g_autofree gchar *cache = NULL;
-  g_autofree gchar *template = NULL;
   SmolvmSnapshot *snapshot = smolvm_registry_get_snapshot (ctx->registry, op->snapshot_id, &error);
 
   if (snapshot == NULL ||
@@ -322,19 +332,7 @@ snapshot_push_run (SmolvmCall *call)
   }
   op->holds_snapshot = TRUE;
   op->snapshot_dir = g_strdup (smolvm_snapshot_get_dir (snapshot));
-  cache = smolvm_store_oci_cache_dir (ctx->store, NULL);
-  template = g_build_filename (cache, "push-XXXXXX", NULL);
-  if (!smolvm_mkdir_p (cache, 0700, &error)) {
-    smolvm_call_fail (call, error);
-    return;
-  }
-  if (g_mkdtemp_full (template, 0700) == NULL) {
-    int errsv = errno;
-    smolvm_call_fail_literal (call, smolvm_error_code_from_errno (errsv), "Cannot create %s: %s",
-                              template, g_strerror (errsv));
-    return;
-  }
-  op->layout_dir = g_steal_pointer (&template);
+  op->cache_dir = smolvm_store_oci_cache_dir (ctx->store, NULL);
   smolvm_call_start_job (call, SMOLVM_JOB_SNAPSHOT_PUSH, SMOLVM_ACTION_SNAPSHOT_PUSH, TRUE,
                          smolvm_snapshot_get_object_path (snapshot), NULL);
   call->cancelled_summary = g_strdup_printf ("snapshot '%s' was not pushed", op->snapshot_id);
