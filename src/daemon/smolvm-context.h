@@ -29,6 +29,11 @@ typedef struct {
   gchar *default_rootfs;
   gchar *default_backend;
   gchar *default_accel;
+  /* OCI registries: the admin's credentials file (containers auth.json
+   * format; NULL: anonymous only) and the registries ("host:port") reached
+   * over plain HTTP instead of TLS */
+  gchar *registry_auth_file;
+  gchar **insecure_registries;
 } SmolvmContext;
 
 G_END_DECLS

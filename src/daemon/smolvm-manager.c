@@ -43,6 +43,8 @@ smolvm_manager_finalize (GObject *object)
   g_free (self->ctx.default_rootfs);
   g_free (self->ctx.default_backend);
   g_free (self->ctx.default_accel);
+  g_free (self->ctx.registry_auth_file);
+  g_strfreev (self->ctx.insecure_registries);
   G_OBJECT_CLASS (smolvm_manager_parent_class)->finalize (object);
 }
 
@@ -106,6 +108,14 @@ handle_delete_snapshot (SmolvmDbusManager *object, GDBusMethodInvocation *invoca
                         const gchar *snapshot_id, GVariant *options)
 {
   smolvm_op_snapshot_delete (&SMOLVM_MANAGER (object)->ctx, invocation, snapshot_id, options);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+handle_pull_snapshot (SmolvmDbusManager *object, GDBusMethodInvocation *invocation,
+                      const gchar *reference, GVariant *options)
+{
+  smolvm_op_snapshot_pull (&SMOLVM_MANAGER (object)->ctx, invocation, reference, options);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -229,6 +239,7 @@ smolvm_manager_iface_init (SmolvmDbusManagerIface *iface)
   iface->handle_restore_snapshot = handle_restore_snapshot;
   iface->handle_clone_snapshot = handle_clone_snapshot;
   iface->handle_delete_snapshot = handle_delete_snapshot;
+  iface->handle_pull_snapshot = handle_pull_snapshot;
   iface->handle_import_snapshot = handle_import_snapshot;
   iface->handle_list_snapshots = handle_list_snapshots;
   iface->handle_get_snapshot = handle_get_snapshot;
@@ -305,6 +316,8 @@ smolvm_manager_new (const SmolvmManagerOptions *options, GError **error)
   ctx->default_rootfs = g_strdup (options->default_rootfs);
   ctx->default_backend = g_strdup (options->default_backend);
   ctx->default_accel = g_strdup (options->default_accel);
+  ctx->registry_auth_file = g_strdup (options->registry_auth_file);
+  ctx->insecure_registries = g_strdupv (options->insecure_registries);
   ctx->store = smolvm_store_new (options->state_dir, options->runtime_dir);
   ctx->registry = smolvm_registry_new (SMOLVM_MANAGER_PATH);
   ctx->authority = smolvm_authority_new (options->session);

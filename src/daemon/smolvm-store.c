@@ -103,6 +103,12 @@ smolvm_store_snapshot_tmp_dir (SmolvmStore *self, const gchar *snapshot_id)
 }
 
 gchar *
+smolvm_store_oci_cache_dir (SmolvmStore *self, const gchar *name)
+{
+  return g_build_filename (self->state_dir, "oci-cache", name, NULL);
+}
+
+gchar *
 smolvm_store_vm_file (SmolvmStore *self, const gchar *vm_id, const gchar *name)
 {
   return g_build_filename (self->vms_dir, vm_id, name, NULL);

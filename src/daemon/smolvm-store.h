@@ -14,6 +14,7 @@ G_DECLARE_FINAL_TYPE (SmolvmStore, smolvm_store, SMOLVM, STORE, GObject)
  *   STATE/snapshots/ID/{vmstate.bin,mem.bin,disk.ext4,snapshot.json}
  *   STATE/{vms,snapshots}/.tmp-ID     a snapshot (or VM) being built
  *   STATE/{vms,snapshots}/.trash-XXXXXX  something being removed
+ *   STATE/oci-cache/{push-XXXXXX,pull-HEX}  OCI layouts of pushes and pulls
  *   RUNTIME/vms/ID/                   a VM's runtime files (console, sockets)
  *
  * Dot-entries are never records; start-up removes what a crash left. */
@@ -43,6 +44,11 @@ gchar *smolvm_store_vm_dir (SmolvmStore *self, const gchar *vm_id);
 gchar *smolvm_store_vm_runtime_dir (SmolvmStore *self, const gchar *vm_id);
 gchar *smolvm_store_snapshot_dir (SmolvmStore *self, const gchar *snapshot_id);
 gchar *smolvm_store_snapshot_tmp_dir (SmolvmStore *self, const gchar *snapshot_id);
+/* STATE/oci-cache/@name: OCI image layouts of transfers. A push builds its
+ * artifact in push-XXXXXX (removed after); a pull fetches blobs into
+ * pull-<manifest hex> and keeps them until it succeeds, so that a pull
+ * started again fetches only what it lacks. */
+gchar *smolvm_store_oci_cache_dir (SmolvmStore *self, const gchar *name);
 /* A file @name (one of the names above) of a record, of a snapshot being
  * built, or in a VM's runtime directory. */
 gchar *smolvm_store_vm_file (SmolvmStore *self, const gchar *vm_id, const gchar *name);
