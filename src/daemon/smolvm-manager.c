@@ -9,6 +9,7 @@
 #include "smolvm-manager.h"
 #include "smolvm-network.h"
 #include "smolvm-ops.h"
+#include "smolvm-record-writer.h"
 #include "smolvm-registry.h"
 #include "smolvm-store.h"
 
@@ -33,6 +34,8 @@ smolvm_manager_finalize (GObject *object)
   if (self->ctx.registry != NULL)
     g_object_run_dispose (G_OBJECT (self->ctx.registry));
   g_clear_object (&self->ctx.registry);
+  /* after the registry, whose objects may still queue a write: waits for them */
+  g_clear_object (&self->ctx.records);
   g_clear_object (&self->ctx.store);
   g_clear_object (&self->ctx.authority);
   g_clear_object (&self->ctx.network);
@@ -298,6 +301,7 @@ smolvm_manager_new (const SmolvmManagerOptions *options, GError **error)
   ctx->default_backend = g_strdup (options->default_backend);
   ctx->default_accel = g_strdup (options->default_accel);
   ctx->store = smolvm_store_new (options->state_dir, options->runtime_dir);
+  ctx->records = smolvm_record_writer_new ();
   ctx->registry = smolvm_registry_new (SMOLVM_MANAGER_PATH);
   ctx->authority = smolvm_authority_new (options->session);
   ctx->network = smolvm_network_new (options->network_pool, error);

@@ -10,6 +10,7 @@
 #include "smolvm-firecracker.h"
 #include "smolvm-qemu.h"
 #include "smolvm-id.h"
+#include "smolvm-record-writer.h"
 #include "smolvm-store.h"
 #include "smolvm-vm-dbus.h"
 #include "smolvm-vm.h"
@@ -193,15 +194,12 @@ smolvm_vm_is_busy (SmolvmVm *self)
   return self->busy_with != NULL;
 }
 
-gboolean
-smolvm_vm_save (SmolvmVm *self, GError **error)
+static gchar *
+vm_to_json (SmolvmVm *self)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
   g_autoptr(JsonGenerator) gen = json_generator_new ();
   g_autoptr(JsonNode) root = NULL;
-  g_autofree gchar *json = NULL;
-  g_autofree gchar *path =
-    smolvm_store_vm_file (self->ctx->store, smolvm_vm_get_id (self), SMOLVM_VM_METADATA);
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "vm_id");
@@ -226,8 +224,17 @@ smolvm_vm_save (SmolvmVm *self, GError **error)
   root = json_builder_get_root (b);
   json_generator_set_root (gen, root);
   json_generator_set_pretty (gen, TRUE);
-  json = json_generator_to_data (gen, NULL);
-  if (!smolvm_write_file_atomic (path, json, -1, error)) {
+  return json_generator_to_data (gen, NULL);
+}
+
+gboolean
+smolvm_vm_save (SmolvmVm *self, GError **error)
+{
+  g_autofree gchar *json = vm_to_json (self);
+  g_autofree gchar *path =
+    smolvm_store_vm_file (self->ctx->store, smolvm_vm_get_id (self), SMOLVM_VM_METADATA);
+
+  if (!smolvm_record_writer_write_sync (self->ctx->records, path, json, error)) {
     g_prefix_error (error, "Cannot save VM '%s': ", smolvm_vm_get_id (self));
     return FALSE;
   }
@@ -235,14 +242,17 @@ smolvm_vm_save (SmolvmVm *self, GError **error)
 }
 
 /* State changes are persisted at once so that a restarted daemon knows
- * which VMs had a VMM. A failed write is logged: the live state is right,
+ * which VMs had a VMM: queued to the record writer, which a reply flushes
+ * first (smolvm-call.c). A failed write is logged: the live state is right,
  * and the next change writes again. */
 static void
 save_or_warn (SmolvmVm *self)
 {
-  g_autoptr(GError) error = NULL;
-  if (!smolvm_vm_save (self, &error))
-    g_warning ("%s", error->message);
+  g_autofree gchar *json = vm_to_json (self);
+  g_autofree gchar *path =
+    smolvm_store_vm_file (self->ctx->store, smolvm_vm_get_id (self), SMOLVM_VM_METADATA);
+
+  smolvm_record_writer_write (self->ctx->records, path, json);
 }
 
 void
@@ -259,6 +269,13 @@ gboolean
 smolvm_vm_set_paused_by_snapshot (SmolvmVm *self, gboolean paused_by_snapshot, GError **error)
 {
   self->paused_by_snapshot = paused_by_snapshot;
+  /* Setting the mark must be on disk before the pause it announces; a
+   * cleared mark goes with the next reply's flush: at worst a crash keeps
+   * it, and start-up resumes a VM the snapshot had paused. */
+  if (!paused_by_snapshot) {
+    save_or_warn (self);
+    return TRUE;
+  }
   if (!smolvm_vm_save (self, error)) {
     self->paused_by_snapshot = !paused_by_snapshot;
     return FALSE;

@@ -52,7 +52,8 @@ gboolean smolvm_vm_is_busy (SmolvmVm *self);
 void smolvm_vm_set_state (SmolvmVm *self, const gchar *state);
 /* Records durably (in vm.json) that a snapshot pauses the VM only for the
  * time it takes: a daemon that dies before clearing it finds the VM paused
- * at start-up and resumes it. */
+ * at start-up and resumes it. Clearing it is queued to the record writer
+ * (the reply flushes it) and cannot fail here. */
 gboolean smolvm_vm_set_paused_by_snapshot (SmolvmVm *self, gboolean paused_by_snapshot,
                                            GError **error);
 /* A restore (@snapshot_id) or a fresh boot (NULL): RestoredFrom, and the

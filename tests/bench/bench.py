@@ -466,6 +466,102 @@ def empty_daemon_rss():
         env.cleanup()
 
 
+# ---- create and restore overhead on the emulator -----------------------------
+
+def read_timing(path, offset):
+    """The emulator's timing lines (FC_EMULATOR_TIMING_LOG) after byte @offset."""
+    try:
+        with open(path) as f:
+            f.seek(offset)
+            return [json.loads(line) for line in f.read().splitlines() if line]
+    except FileNotFoundError:
+        return []
+
+
+def timed_vmm_call(conn, timing_log, expect, method, params):
+    """(D-Bus ms, the emulator's own ms) of one Manager call; @expect(lines)
+    says when the emulator has logged all of the call's work (it writes a
+    line once an answer is out, which may be after the daemon's reply)."""
+    offset = os.path.getsize(timing_log) if os.path.exists(timing_log) else 0
+    ms, _ = call_ms(conn, T.BUS_NAME, T.MANAGER_PATH, T.MANAGER_IFACE, method, params)
+    lines = T.wait_for(lambda: (lambda ls: ls if expect(ls) else None)(
+        read_timing(timing_log, offset)), "the emulator's timing lines", interval=0.005)
+    return ms, sum(line["us"] for line in lines) / 1000, lines
+
+
+def opts(**kw):
+    return GLib.Variant("(a{sv})", ({k: GLib.Variant("b", v) for k, v in kw.items()},))
+
+
+def bench_vmm_overhead():
+    """CreateSnapshot and RestoreSnapshot over D-Bus against the emulator's own
+    time for the same calls: the VMM's process start (main() to listening)
+    and each API request (headers read to answer written)."""
+    timing_log = os.path.join(tempfile.gettempdir(), "smolvm-bench-timing-%d.log" % os.getpid())
+    env = T.Env(start=False)
+    env.daemon.extra_env["FC_EMULATOR_TIMING_LOG"] = timing_log
+    try:
+        # a small disk: the copies each call makes are the daemon's work, kept small
+        T.make_rootfs(env.rootfs, size=8 * MIB, marks=(0, 4 * MIB))
+        env.daemon.start()
+        conn = connect(env.bus.address)
+        env.running_vm("bench")
+        vm = T.vm_path("bench")
+
+        def is_create(lines):
+            return any(ln.get("path") == "/snapshot/create" for ln in lines) and \
+                len([ln for ln in lines if ln.get("path") == "/vm"]) >= 2
+
+        def create():
+            ms, emu, _ = timed_vmm_call(
+                conn, timing_log, is_create, "CreateSnapshot",
+                GLib.Variant("(ssa{sv})", ("bench", "", {"resume-source": GLib.Variant("b", True)})))
+            for sid in env.snapshot_ids("bench"):
+                if sid != "bench-snap":
+                    env.delete_snapshot(sid)
+            return ms, emu
+
+        def is_restore(lines):
+            return any(ln.get("event") == "listening" for ln in lines) and \
+                any(ln.get("path") == "/snapshot/load" for ln in lines)
+
+        env.create_snapshot("bench", "bench-snap", **{"resume-source": True})
+
+        def restore():
+            # a restore into the stopped VM: stopping a running one is the old VMM's exit
+            env.gdbus(vm, "Stop", "{}")
+            ms, emu, _ = timed_vmm_call(
+                conn, timing_log, is_restore, "RestoreSnapshot",
+                GLib.Variant("(sa{sv})", ("bench-snap", {"resume": GLib.Variant("b", True),
+                                                          "force": GLib.Variant("b", True)})))
+            return ms, emu
+
+        def exec_only():
+            # the emulator's process start as seen from outside: exec, dynamic
+            # linking, exit -- part of what the overhead figure holds
+            t0 = time.perf_counter()
+            subprocess.run([T.EMULATOR, "--version"], check=True, stdout=subprocess.DEVNULL)
+            return (time.perf_counter() - t0) * 1000
+
+        runs = max(RUNS, 5) * 2
+        for name, fn, goal in (("CreateSnapshot", create, 2), ("RestoreSnapshot", restore, 3)):
+            fn()  # warm-up
+            res, ex = interleave(runs, fn, exec_only)
+            over = [ms - emu for ms, emu in res]
+            emu = [e for _, e in res]
+            row("emulator", "%s overhead (D-Bus minus the VMM's own time)" % name,
+                median(over), median(emu), "the emulator's own time for the call", "ms",
+                goal=(goal, "<= %d ms" % goal),
+                note="D-Bus call median %.2f ms; `fc-emulator --version` (exec + link + exit, "
+                     "in the overhead of a restore) %.2f ms" % (
+                         median([ms for ms, _ in res]), median(ex)))
+        conn.close_sync(None)
+    finally:
+        env.cleanup()
+        if os.path.exists(timing_log):
+            os.unlink(timing_log)
+
+
 # ---- the table ---------------------------------------------------------------
 
 def print_table():
@@ -494,6 +590,9 @@ def main():
             bench_reflink_copies()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+    if ONLY in ("", "emulator"):
+        print("create and restore overhead on the emulator", flush=True)
+        bench_vmm_overhead()
     empty = empty_daemon_rss() if ONLY in ("", "snapshots") else 0
     for n in () if ONLY not in ("", "snapshots") else (1000,) if QUICK else (1000, 10000):
         print("%d snapshots" % n, flush=True)
