@@ -268,6 +268,9 @@ smolvm_vm_set_state (SmolvmVm *self, const gchar *state)
 gboolean
 smolvm_vm_set_paused_by_snapshot (SmolvmVm *self, gboolean paused_by_snapshot, GError **error)
 {
+  /* cleared already with a resume's state: nothing to write */
+  if (!paused_by_snapshot && !self->paused_by_snapshot)
+    return TRUE;
   self->paused_by_snapshot = paused_by_snapshot;
   /* Setting the mark must be on disk before the pause it announces; a
    * cleared mark goes with the next reply's flush: at worst a crash keeps
@@ -713,6 +716,9 @@ on_set_paused_done (GObject *source, GAsyncResult *result, gpointer user_data)
     g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
+  /* running again: a snapshot's pause is over, in the same write */
+  if (!paused)
+    self->paused_by_snapshot = FALSE;
   smolvm_vm_set_state (self, paused ? SMOLVM_VM_STATE_PAUSED : SMOLVM_VM_STATE_RUNNING);
   g_task_return_boolean (task, TRUE);
 }
