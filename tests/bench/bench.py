@@ -637,6 +637,108 @@ def bench_vmm_overhead():
             b.cleanup()
 
 
+# ---- QEMU create and restore -------------------------------------------------
+
+QEMU = shutil.which("qemu-system-x86_64")
+GUEST_CACHE = os.environ.get("SMOLVM_GUEST_CACHE") or os.path.join(T.BUILD_DIR, "guest-cache")
+QEMU_BOOT_ARGS = "console=ttyS0 panic=-1 quiet"
+
+
+def qemu_guest():
+    """(vmlinuz, initramfs, rootfs) of tests/build-guest.sh (cached)."""
+    out = subprocess.run([os.path.join(T.SOURCE_DIR, "tests", "build-guest.sh"), GUEST_CACHE],
+                         check=True, capture_output=True, text=True, timeout=900).stdout.split()
+    return tuple(out)
+
+
+def qemu_boot(env, base_id, mem_mib):
+    """A running QEMU (TCG) guest of @mem_mib showing `tick 2`; a boot that
+    hangs (TCG here, about one in ten) is tried again with a fresh VM."""
+    kernel, initrd, rootfs = qemu_guest()
+    for attempt in range(3):
+        vm_id = "%s-%d" % (base_id, attempt)
+        r = env.cli("create", "--vm-id", vm_id, "--backend", "qemu", "--accel", "tcg",
+                    "--kernel", kernel, "--initrd", initrd, "--rootfs", rootfs,
+                    "--boot-args", QEMU_BOOT_ARGS, "--vcpus", "1", "--mem", str(mem_mib),
+                    "--no-network")
+        if r.rc != 0:
+            raise AssertionError("cannot create a QEMU VM: %r" % r)
+        env.cli("start", vm_id)
+        try:
+            T.wait_for(lambda: 2 in T.ticks(env.console(vm_id)), "tick 2 of %s" % vm_id,
+                       timeout=120)
+            return vm_id
+        except AssertionError:
+            env.cli("delete", vm_id, "--force")
+    raise AssertionError("three QEMU boots in a row hung")
+
+
+def ram_copy_ms(src, dst):
+    """The anchor: a plain copy of the guest's RAM file, made durable."""
+    t0 = time.perf_counter()
+    subprocess.run(["cp", "--sparse=always", "--reflink=auto", src, dst], check=True)
+    durable(dst)
+    ms = (time.perf_counter() - t0) * 1000
+    os.unlink(dst)
+    return ms
+
+
+def bench_qemu():
+    """CreateSnapshot (resume-source) and RestoreSnapshot (resume, into the
+    stopped VM) of 256 MiB and 1 GiB TCG guests, against a plain copy of a
+    RAM file of the guest's size, interleaved."""
+    if QEMU is None:
+        print("  (skipping QEMU: no qemu-system-x86_64)")
+        return
+    for mem_mib in (256,) if QUICK else (256, 1024):
+        env = T.Env(start=False, qemu_bin=QEMU)
+        try:
+            env.daemon.start()
+            conn = connect(env.bus.address)
+            vm_id = qemu_boot(env, "q%d" % mem_mib, mem_mib)
+            ram = os.path.join(env.runtime_dir, "vms", vm_id, "ram")
+            # the anchor copies a file of the RAM's size and data: the guest's own
+            ram_file = os.path.join(env.root, "ram-anchor")
+            subprocess.run(["cp", "--sparse=always", ram, ram_file], check=True)
+            counter = iter(range(1000))
+
+            def create():
+                sid = "q-%d" % next(counter)
+                ms, _ = call_ms(conn, T.BUS_NAME, T.MANAGER_PATH, T.MANAGER_IFACE,
+                                "CreateSnapshot", GLib.Variant("(ssa{sv})", (
+                                    vm_id, sid, {"resume-source": GLib.Variant("b", True)})))
+                env.delete_snapshot(sid)
+                return ms
+
+            def anchor():
+                return ram_copy_ms(ram_file, ram_file + ".copy")
+
+            runs = max(3, RUNS)
+            c, a = interleave(runs, create, anchor)
+            note = "TCG guest of %d MiB; RAM file data %d MiB" % (
+                mem_mib, os.stat(ram_file).st_blocks * 512 // MIB)
+            row("QEMU %d MiB" % mem_mib, "CreateSnapshot (resume-source)", median(c), median(a),
+                "cp of its RAM file + fsync", "ms", note=note)
+
+            env.create_snapshot(vm_id, "q-keep", **{"resume-source": True})
+
+            def restore():
+                env.gdbus(T.vm_path(vm_id), "Stop", "{}")
+                ms, _ = call_ms(conn, T.BUS_NAME, T.MANAGER_PATH, T.MANAGER_IFACE,
+                                "RestoreSnapshot", GLib.Variant("(sa{sv})", (
+                                    "q-keep", {"resume": GLib.Variant("b", True),
+                                               "force": GLib.Variant("b", True)})))
+                return ms
+
+            r, a = interleave(runs, restore, anchor)
+            row("QEMU %d MiB" % mem_mib, "RestoreSnapshot (resume)", median(r), median(a),
+                "cp of its RAM file + fsync", "ms",
+                note=note + "; a restore maps mem.bin, it copies no RAM")
+            conn.close_sync(None)
+        finally:
+            env.cleanup()
+
+
 # ---- main-loop latency during a multi-GiB snapshot ---------------------------
 
 def bench_mainloop():
@@ -722,6 +824,9 @@ def main():
     if ONLY in ("", "emulator"):
         print("create and restore overhead on the emulator", flush=True)
         bench_vmm_overhead()
+    if ONLY in ("", "qemu"):
+        print("QEMU create and restore", flush=True)
+        bench_qemu()
     if ONLY in ("", "mainloop"):
         print("main-loop latency during a multi-GiB snapshot", flush=True)
         bench_mainloop()
