@@ -40,6 +40,7 @@ typedef struct {
   GError *error; /* the failure a rollback reports at its end */
   gboolean was_restored; /* the snapshot's Restored and RestoredVmId before */
   gchar *was_vm;
+  gchar *was_restored_from; /* the VM's RestoredFrom before */
 } SnapshotRestore;
 
 static void
@@ -59,6 +60,7 @@ snapshot_restore_clear (SnapshotRestore *op)
   g_free (op->incoming_disk);
   g_free (op->backup_disk);
   g_free (op->was_vm);
+  g_free (op->was_restored_from);
   g_clear_error (&op->error);
 }
 
@@ -186,12 +188,12 @@ on_snapshot_saved (GObject *source, GAsyncResult *result, gpointer user_data)
   GError *error = NULL;
 
   if (!smolvm_snapshot_save_finish (SMOLVM_SNAPSHOT (source), result, &error)) {
-    /* what is on disk still says the old values; so must the object */
+    /* what is on disk still says the old values; so must the objects */
     smolvm_snapshot_mark_restored (op->snapshot, op->was_restored, op->was_vm);
+    smolvm_vm_set_restored_from (op->vm, op->was_restored_from);
     rollback (op, error);
     return;
   }
-  smolvm_vm_set_restored_from (op->vm, op->snapshot_id);
   if (op->backup_disk != NULL) {
     g_autoptr(GError) discard_error = NULL;
     if (!smolvm_store_discard (ctx->store, op->backup_disk, &discard_error))
@@ -217,8 +219,12 @@ on_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
   smolvm_call_set_phase (&op->call, "committing");
   op->was_restored = smolvm_dbus_snapshot_get_restored (snapshot_iface (op));
   op->was_vm = g_strdup (smolvm_dbus_snapshot_get_restored_vm_id (snapshot_iface (op)));
+  op->was_restored_from = g_strdup (smolvm_vm_get_restored_from (op->vm));
   smolvm_snapshot_mark_restored (op->snapshot, TRUE, op->vm_id);
-  /* in the record writer's worker, queued after the VM's new state */
+  /* the guest maps mem.bin from now on; recorded in the same vm.json write
+   * as its new state (the record writer merges the two), undone if the
+   * snapshot's record cannot be written */
+  smolvm_vm_set_restored_from (op->vm, op->snapshot_id);
   smolvm_snapshot_save_async (op->snapshot, on_snapshot_saved, op);
 }
 

@@ -17,7 +17,13 @@ struct _SmolvmRecordWriter {
   GMutex lock;
   GCond idle_cond;
   GHashTable *queued; /* path -> the fire-and-forget Item not started yet */
-  guint pending;      /* items pushed and not finished */
+  guint pending;      /* items queued and not finished */
+  /* Fire-and-forget writes wait for the end of the main loop's current
+   * iteration before they go to the worker: the changes one event makes to
+   * a record (a restored VM's state, then what it was restored from) are
+   * then one write, not two. Main thread only. */
+  GPtrArray *deferred;
+  guint deferred_source;
 };
 
 G_DEFINE_TYPE (SmolvmRecordWriter, smolvm_record_writer, G_TYPE_OBJECT)
@@ -69,11 +75,38 @@ run_item (gpointer data, gpointer user_data)
 }
 
 static void
-push (SmolvmRecordWriter *self, Item *item)
+count_in (SmolvmRecordWriter *self)
 {
   g_mutex_lock (&self->lock);
   self->pending++;
   g_mutex_unlock (&self->lock);
+}
+
+/* The deferred writes go first: whatever is queued after them comes after. */
+static void
+push_deferred (SmolvmRecordWriter *self)
+{
+  g_clear_handle_id (&self->deferred_source, g_source_remove);
+  for (guint i = 0; i < self->deferred->len; i++)
+    g_thread_pool_push (self->pool, g_ptr_array_index (self->deferred, i), NULL);
+  g_ptr_array_set_size (self->deferred, 0);
+}
+
+static gboolean
+on_push_deferred (gpointer user_data)
+{
+  SmolvmRecordWriter *self = user_data;
+
+  self->deferred_source = 0;
+  push_deferred (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+push (SmolvmRecordWriter *self, Item *item)
+{
+  push_deferred (self);
+  count_in (self);
   /* a pool of one exclusive thread cannot fail to take an item */
   g_thread_pool_push (self->pool, item, NULL);
 }
@@ -100,7 +133,10 @@ smolvm_record_writer_write (SmolvmRecordWriter *self, const gchar *path, const g
   item->contents = g_strdup (contents);
   g_hash_table_insert (self->queued, item->path, item);
   g_mutex_unlock (&self->lock);
-  push (self, item);
+  count_in (self);
+  g_ptr_array_add (self->deferred, item);
+  if (self->deferred_source == 0)
+    self->deferred_source = g_idle_add_full (G_PRIORITY_HIGH, on_push_deferred, self, NULL);
 }
 
 void
@@ -148,6 +184,7 @@ void
 smolvm_record_writer_settle (SmolvmRecordWriter *self)
 {
   g_return_if_fail (SMOLVM_IS_RECORD_WRITER (self));
+  push_deferred (self);
   wait_idle (self);
 }
 
@@ -159,6 +196,7 @@ smolvm_record_writer_write_sync (SmolvmRecordWriter *self, const gchar *path,
   g_return_val_if_fail (path != NULL && contents != NULL, FALSE);
 
   /* the main loop pushes every item: nothing new arrives while it waits */
+  push_deferred (self);
   wait_idle (self);
   return smolvm_write_file_atomic (path, contents, -1, error);
 }
@@ -207,7 +245,9 @@ smolvm_record_writer_finalize (GObject *object)
   SmolvmRecordWriter *self = SMOLVM_RECORD_WRITER (object);
 
   /* what was asked for is written before the daemon goes */
+  push_deferred (self);
   g_thread_pool_free (self->pool, FALSE, TRUE);
+  g_ptr_array_unref (self->deferred);
   g_hash_table_unref (self->queued);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->idle_cond);
@@ -230,6 +270,7 @@ smolvm_record_writer_init (SmolvmRecordWriter *self)
   /* exclusive, one thread: order is kept; creating it cannot fail then
    * except for lack of threads, which GLib aborts on anyway */
   self->pool = g_thread_pool_new (run_item, self, 1, TRUE, NULL);
+  self->deferred = g_ptr_array_new ();
 }
 
 SmolvmRecordWriter *

@@ -265,25 +265,54 @@ smolvm_vm_set_state (SmolvmVm *self, const gchar *state)
   g_signal_emit (self, signals[SIGNAL_MAPPING_CHANGED], 0);
 }
 
+static void
+on_mark_written (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  SmolvmVm *self = g_task_get_source_object (task);
+  GError *error = NULL;
+
+  if (!smolvm_record_writer_write_finish (SMOLVM_RECORD_WRITER (source), result, &error)) {
+    self->paused_by_snapshot = FALSE;
+    g_prefix_error (&error, "Cannot save VM '%s': ", smolvm_vm_get_id (self));
+    g_task_return_error (task, error);
+    return;
+  }
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+smolvm_vm_mark_paused_by_snapshot_async (SmolvmVm *self, GAsyncReadyCallback callback,
+                                         gpointer user_data)
+{
+  GTask *task = g_task_new (self, NULL, callback, user_data);
+  g_autofree gchar *json = NULL;
+  g_autofree gchar *path =
+    smolvm_store_vm_file (self->ctx->store, smolvm_vm_get_id (self), SMOLVM_VM_METADATA);
+
+  self->paused_by_snapshot = TRUE;
+  json = vm_to_json (self);
+  /* in the record writer's worker: on disk before the pause it announces */
+  smolvm_record_writer_write_async (self->ctx->records, path, json, on_mark_written, task);
+}
+
 gboolean
-smolvm_vm_set_paused_by_snapshot (SmolvmVm *self, gboolean paused_by_snapshot, GError **error)
+smolvm_vm_mark_paused_by_snapshot_finish (SmolvmVm *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+void
+smolvm_vm_clear_paused_by_snapshot (SmolvmVm *self)
 {
   /* cleared already with a resume's state: nothing to write */
-  if (!paused_by_snapshot && !self->paused_by_snapshot)
-    return TRUE;
-  self->paused_by_snapshot = paused_by_snapshot;
-  /* Setting the mark must be on disk before the pause it announces; a
-   * cleared mark goes with the next reply's flush: at worst a crash keeps
-   * it, and start-up resumes a VM the snapshot had paused. */
-  if (!paused_by_snapshot) {
-    save_or_warn (self);
-    return TRUE;
-  }
-  if (!smolvm_vm_save (self, error)) {
-    self->paused_by_snapshot = !paused_by_snapshot;
-    return FALSE;
-  }
-  return TRUE;
+  if (!self->paused_by_snapshot)
+    return;
+  self->paused_by_snapshot = FALSE;
+  /* goes with the next reply's flush: at worst a crash keeps the mark, and
+   * start-up resumes a VM that the snapshot had paused */
+  save_or_warn (self);
 }
 
 static void
@@ -835,8 +864,7 @@ on_resumed_after_crash (GObject *source, GAsyncResult *result, gpointer user_dat
 
   if (!smolvm_vm_op_finish (self, result, &error))
     g_warning ("%s", error->message);
-  if (!smolvm_vm_set_paused_by_snapshot (self, FALSE, &error))
-    g_warning ("%s", error->message);
+  smolvm_vm_clear_paused_by_snapshot (self);
   smolvm_vm_end_op (self);
   g_task_return_boolean (task, TRUE);
 }
