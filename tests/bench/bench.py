@@ -7,11 +7,26 @@ with smolvm's) and the goal of issue 11 -- and writes the same rows to
 <build dir>/bench-results.json.  Every figure is a median of several runs.
 
 Rows:
-  * disk copy: the daemon's copy function (bench-copy, smolvm_copy_file_sparse)
-    against `cp --sparse=always --reflink=auto` followed by fsync, and Python's
-    shutil.copy2 (what SmolVM does), on a sparse (2 GiB holding 60 MiB) and a
-    dense image, on the build dir's filesystem and, as root, on a loop-mounted
-    btrfs (FICLONE);
+  * disk copy: the daemon's copy function (bench-copy, smolvm_copy_file_sparse,
+    timed from inside: the daemon starts no process for it) against
+    `cp --sparse=always --reflink=auto` (its wall time minus that of cp on an
+    empty file, taken in the same run) and Python's shutil.copy2 (what SmolVM
+    does), each followed by an fsync of the file and of its directory, as
+    smolvm's copy does; on a sparse (2 GiB holding 60 MiB) and a dense image,
+    on the build dir's filesystem and, as root, on a loop-mounted btrfs and
+    xfs (reflink=1), where the copy is a FICLONE;
+  * create and restore overhead on the emulator: CreateSnapshot and
+    RestoreSnapshot over D-Bus minus the emulator's own time for the same call
+    (FC_EMULATOR_TIMING_LOG: its process start from exec, and each request
+    from its headers read to its answer written), the anchor being that own
+    time; SMOLVM_BENCH_BASELINE=/path/to/another/smolvmd adds the same rows
+    for that daemon, its runs interleaved (a before/after in one run);
+  * QEMU (TCG) CreateSnapshot and RestoreSnapshot of 256 MiB and 1 GiB
+    guests (tests/build-guest.sh) against a copy of a file holding the
+    guest's RAM;
+  * main-loop latency: p50, p99 and max of Get(Version) from another client
+    while CreateSnapshot and DeleteSnapshot of a VM with a dense 2 GiB disk
+    run, against the same probe on the idle daemon;
   * 1k and 10k snapshots, written straight into a state dir in the layout the
     daemon reads: start-up to owning the bus name (anchor: Python reading and
     parsing the same records), ListSnapshots, a filtered ListSnapshots and
@@ -22,9 +37,10 @@ Rows:
     on an idle daemon).
 
 SMOLVM_BENCH_RUNS (default 5) sets the runs per figure; SMOLVM_BENCH_QUICK=1
-leaves out the 10k rows and the dense copy; SMOLVM_BENCH_ONLY=copies or
-=snapshots runs only that part.  Uses python3-gi (run it with
-/usr/bin/python3).
+leaves out the 10k rows, the dense copy and the 1 GiB guest, and uses a
+512 MiB disk for the main-loop rows; SMOLVM_BENCH_ONLY=copies, =emulator,
+=qemu, =mainloop or =snapshots runs only that part.  Uses python3-gi (run it
+with /usr/bin/python3).
 """
 
 import json
