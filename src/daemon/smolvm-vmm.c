@@ -735,7 +735,9 @@ on_socket_dir_changed (GFileMonitor *monitor, GFile *file, GFile *other, GFileMo
   SocketWait *wait = user_data;
   g_autofree gchar *name = g_file_get_basename (file);
 
-  if (event != G_FILE_MONITOR_EVENT_CREATED || g_strcmp0 (name, wait->basename) != 0)
+  /* bound in place (CREATED), or bound elsewhere and renamed in (MOVED_IN) */
+  if ((event != G_FILE_MONITOR_EVENT_CREATED && event != G_FILE_MONITOR_EVENT_MOVED_IN) ||
+      g_strcmp0 (name, wait->basename) != 0)
     return;
   if (wait->trying) {
     wait->appeared = TRUE;
