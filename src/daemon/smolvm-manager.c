@@ -9,6 +9,7 @@
 #include "smolvm-manager.h"
 #include "smolvm-network.h"
 #include "smolvm-ops.h"
+#include "smolvm-record-writer.h"
 #include "smolvm-registry.h"
 #include "smolvm-store.h"
 
@@ -33,6 +34,8 @@ smolvm_manager_finalize (GObject *object)
   if (self->ctx.registry != NULL)
     g_object_run_dispose (G_OBJECT (self->ctx.registry));
   g_clear_object (&self->ctx.registry);
+  /* after the registry, whose objects may still queue a write: waits for them */
+  g_clear_object (&self->ctx.records);
   g_clear_object (&self->ctx.store);
   g_clear_object (&self->ctx.authority);
   g_clear_object (&self->ctx.network);
@@ -319,6 +322,7 @@ smolvm_manager_new (const SmolvmManagerOptions *options, GError **error)
   ctx->registry_auth_file = g_strdup (options->registry_auth_file);
   ctx->insecure_registries = g_strdupv (options->insecure_registries);
   ctx->store = smolvm_store_new (options->state_dir, options->runtime_dir);
+  ctx->records = smolvm_record_writer_new ();
   ctx->registry = smolvm_registry_new (SMOLVM_MANAGER_PATH);
   ctx->authority = smolvm_authority_new (options->session);
   ctx->network = smolvm_network_new (options->network_pool, error);
