@@ -552,6 +552,59 @@ test_redirect (Fixture *f, gconstpointer data)
   g_assert_cmpstr (hex, ==, digest + strlen ("sha256:"));
 }
 
+/* A registry whose manifests, token answer and error body are endless or
+ * too large (tests/test-oci-client.py): each is refused with a clear error,
+ * and the wrapper checks that no endless body was read to its end. */
+static void
+test_hostile (void)
+{
+  const gchar *host = registry_or_skip ("SMOLVM_TEST_REGISTRY_HOSTILE");
+  g_autoptr(SmolvmOciClient) client = NULL;
+  g_autoptr(SmolvmOciClient) token = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) manifest = NULL;
+
+  if (host == NULL)
+    return;
+  client = smolvm_oci_client_new (host, "smolvm/test", TRUE, FALSE);
+
+  /* no Content-Length, no end: the read stops past the limit */
+  manifest = manifest_get (client, "endless", &error);
+  g_assert_null (manifest);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, "GET manifest smolvm/test:endless"));
+  g_assert_nonnull (strstr (error->message, "larger than 4194304 bytes"));
+  g_clear_error (&error);
+
+  /* a Content-Length past the limit: refused before reading */
+  manifest = manifest_get (client, "oversized", &error);
+  g_assert_null (manifest);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, "larger than 4194304 bytes"));
+  g_clear_error (&error);
+
+  /* an endless error body: the status is the error, the body is dropped */
+  manifest = manifest_get (client, "error", &error);
+  g_assert_null (manifest);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_UNAVAILABLE);
+  g_assert_nonnull (strstr (error->message, "HTTP 500"));
+  g_clear_error (&error);
+
+  /* the client still works after those connections were dropped */
+  manifest = manifest_get (client, "absent", &error);
+  g_assert_null (manifest);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  /* a token server whose answer never ends */
+  token = smolvm_oci_client_new (host, "smolvm/token", TRUE, FALSE);
+  manifest = manifest_get (token, "x", &error);
+  g_assert_null (manifest);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, "token request"));
+  g_assert_nonnull (strstr (error->message, "larger than 4194304 bytes"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -563,5 +616,6 @@ main (int argc, char **argv)
   g_test_add ("/oci/basic", Fixture, NULL, fixture_set_up, test_basic, fixture_tear_down);
   g_test_add ("/oci/bearer", Fixture, NULL, fixture_set_up, test_bearer, fixture_tear_down);
   g_test_add ("/oci/redirect", Fixture, NULL, fixture_set_up, test_redirect, fixture_tear_down);
+  g_test_add_func ("/oci/hostile", test_hostile);
   return g_test_run ();
 }
