@@ -756,64 +756,6 @@ response_location (OciCall *call)
   return g_uri_resolve_relative (call->uri, location, G_URI_FLAGS_ENCODED, NULL);
 }
 
-/* ---- blobs on disk ---- */
-
-gboolean
-smolvm_oci_blob_file_verify (const gchar *path, const gchar *digest, guint64 size,
-                             GCancellable *cancellable, GError **error)
-{
-  g_autoptr(GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
-  g_autofree guchar *buffer = NULL;
-  g_autofree gchar *actual = NULL;
-  struct stat st;
-  int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-
-  if (fd < 0) {
-    int errsv = errno;
-    if (errsv == ENOENT)
-      return FALSE;
-    g_set_error (error, SMOLVM_ERROR, smolvm_error_code_from_errno (errsv), "Cannot open %s: %s",
-                 path, g_strerror (errsv));
-    return FALSE;
-  }
-  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || (guint64) st.st_size != size) {
-    close (fd);
-    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT,
-                 "Blob %s: %s is not a file of %" G_GUINT64_FORMAT " bytes", digest, path, size);
-    return FALSE;
-  }
-  buffer = g_malloc (READ_SIZE);
-  for (;;) {
-    ssize_t n = read (fd, buffer, READ_SIZE);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      int errsv = errno;
-      close (fd);
-      g_set_error (error, SMOLVM_ERROR, smolvm_error_code_from_errno (errsv), "Cannot read %s: %s",
-                   path, g_strerror (errsv));
-      return FALSE;
-    }
-    if (n == 0)
-      break;
-    g_checksum_update (checksum, buffer, n);
-    if (g_cancellable_is_cancelled (cancellable)) {
-      close (fd);
-      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED, "Cancelled while checking %s",
-                   digest);
-      return FALSE;
-    }
-  }
-  close (fd);
-  actual = g_strconcat ("sha256:", g_checksum_get_string (checksum), NULL);
-  if (!g_str_equal (actual, digest)) {
-    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT, "Blob %s: %s has sha256 %s", digest,
-                 path, actual);
-    return FALSE;
-  }
-  return TRUE;
-}
-
 /* ---- blob GET ---- */
 
 typedef struct {
@@ -1086,15 +1028,20 @@ blob_check_thread (GTask *task, gpointer source, gpointer task_data, GCancellabl
                              "Cannot create %s: %s", fetch->dir, g_strerror (errsv));
     return;
   }
-  if (smolvm_oci_blob_file_verify (fetch->path, fetch->digest, fetch->size, cancellable, &error)) {
+  if (smolvm_oci_blob_file_verify (fetch->path, fetch->digest, fetch->size, NULL, cancellable,
+                                   &error)) {
     g_task_return_int (task, TRUE);
     return;
   }
-  if (error != NULL && error->code != SMOLVM_ERROR_CORRUPT) {
+  if (g_error_matches (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND)) {
+    g_task_return_int (task, FALSE);
+    return;
+  }
+  if (error->code != SMOLVM_ERROR_CORRUPT) {
     g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
-  if (error != NULL && g_unlink (fetch->path) < 0 && errno != ENOENT) {
+  if (g_unlink (fetch->path) < 0 && errno != ENOENT) {
     int errsv = errno;
     g_task_return_new_error (task, SMOLVM_ERROR, smolvm_error_code_from_errno (errsv),
                              "Cannot remove the bad copy %s: %s", fetch->path, g_strerror (errsv));
