@@ -95,7 +95,10 @@ class Hostile:
     """A registry whose answers are too large. Repository "smolvm/test":
     manifest "endless" has no Content-Length and never ends (until
     ENDLESS_CAP), "oversized" declares and sends OVERSIZED bytes, "error"
-    is a 500 with an endless body. Repository "smolvm/token" needs a
+    is a 500 with an endless body, "unauthorized" a 401 (Basic) with one,
+    "redirect" a 302 with one to "small" (a 2-byte manifest), "loop" a
+    307 with one to itself.
+    Repository "smolvm/token" needs a
     Bearer token from a token server whose answer never ends."""
 
     def __init__(self):
@@ -107,8 +110,12 @@ class Hostile:
             def log_message(self, *args):
                 pass
 
-            def endless(self, status, name):
+            def endless(self, status, name, challenge=None, location=None):
                 self.send_response(status)
+                if challenge:
+                    self.send_header("WWW-Authenticate", challenge)
+                if location:
+                    self.send_header("Location", location)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
                 chunk = b"{" + b" " * 65535
@@ -137,6 +144,18 @@ class Hostile:
                     self.endless(200, "endless")
                 elif self.path == "/v2/smolvm/test/manifests/error":
                     self.endless(500, "error")
+                elif self.path == "/v2/smolvm/test/manifests/unauthorized":
+                    self.endless(401, "unauthorized", 'Basic realm="hostile"')
+                elif self.path == "/v2/smolvm/test/manifests/redirect":
+                    self.endless(302, "redirect", location="/v2/smolvm/test/manifests/small")
+                elif self.path == "/v2/smolvm/test/manifests/loop":
+                    self.endless(307, "loop", location="/v2/smolvm/test/manifests/loop")
+                elif self.path == "/v2/smolvm/test/manifests/small":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
                 elif self.path == "/v2/smolvm/test/manifests/oversized":
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")

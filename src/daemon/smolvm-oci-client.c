@@ -71,8 +71,19 @@ smolvm_oci_client_init (SmolvmOciClient *self)
   self->chunk_size = SMOLVM_OCI_CHUNK_SIZE;
   self->session = soup_session_new_with_options ("timeout", IO_TIMEOUT_S, "user-agent",
                                                  "smolvmd/" PACKAGE_VERSION, NULL);
-  /* challenges are answered below, Bearer included, which soup lacks */
-  soup_session_remove_feature_by_type (self->session, SOUP_TYPE_AUTH_MANAGER);
+}
+
+/* Challenges are answered below, Bearer included, which soup lacks, and
+ * redirects followed below: soup would read the whole body of a 401 or a
+ * redirect into memory before handing back the answer (it expects to send
+ * the request again), which a registry must not be able to make unbounded.
+ * Its auth manager stays in the session, disabled for each message: a
+ * session without one counts every 401 as one to retry. */
+static void
+message_prepare (SoupMessage *msg)
+{
+  soup_message_add_flags (msg, SOUP_MESSAGE_NO_REDIRECT);
+  soup_message_disable_feature (msg, SOUP_TYPE_AUTH_MANAGER);
 }
 
 SmolvmOciClient *
@@ -323,6 +334,7 @@ typedef struct {
   gboolean no_redirect; /* hand back a 3xx instead of following it */
   gboolean foreign;     /* to another host than the registry's: no credentials */
   gboolean retried_auth;
+  guint redirects;
   SoupMessage *msg;
   GInputStream *response_stream;
   GBytes *response_body;
@@ -358,6 +370,22 @@ oci_call_new (const gchar *method, gchar *uri, gchar *what)
 }
 
 static void oci_call_send (GTask *task);
+static gchar *response_location (OciCall *call);
+
+/* Whether @uri is on another host, port or scheme than the registry: a
+ * registry may send blobs from a store elsewhere (S3, a CDN), with a
+ * signed URL, and the registry's credentials are not for it. */
+static gboolean
+uri_is_foreign (SmolvmOciClient *self, const gchar *uri)
+{
+  g_autoptr(GUri) parsed = g_uri_parse (uri, G_URI_FLAGS_ENCODED, NULL);
+  g_autoptr(GUri) base = g_uri_parse (self->base_uri, G_URI_FLAGS_ENCODED, NULL);
+
+  return parsed == NULL || base == NULL ||
+         g_ascii_strcasecmp (g_uri_get_host (parsed), g_uri_get_host (base)) != 0 ||
+         g_uri_get_port (parsed) != g_uri_get_port (base) ||
+         g_strcmp0 (g_uri_get_scheme (parsed), g_uri_get_scheme (base)) != 0;
+}
 
 static void
 on_call_done (SmolvmOciClient *self, GTask *task, GError *error)
@@ -479,6 +507,7 @@ fetch_token (GTask *task, GHashTable *params)
   query = soup_form_encode_hash (form);
   uri = soup_uri_copy (realm_uri, SOUP_URI_QUERY, query, SOUP_URI_NONE);
   msg = soup_message_new_from_uri ("GET", uri);
+  message_prepare (msg);
   if (self->username != NULL) {
     g_autofree gchar *basic = basic_authorization (msg, self->username, self->password);
     soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", basic);
@@ -552,6 +581,55 @@ on_call_read (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static void
+on_challenge_read (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) body = read_answer_finish (result, &error);
+
+  if (error != NULL) {
+    g_task_return_error (task, g_steal_pointer (&error));
+    g_object_unref (task);
+    return;
+  }
+  answer_challenge (task);
+}
+
+/* A redirect of a GET or HEAD, its body read (64 KiB at most): the same
+ * request to its Location, https only unless the registry is insecure. */
+static void
+on_redirect_read (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  SmolvmOciClient *self = g_task_get_source_object (task);
+  OciCall *call = g_task_get_task_data (task);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) body = read_answer_finish (result, &error);
+  g_autofree gchar *location = NULL;
+
+  if (error != NULL) {
+    g_task_return_error (task, g_steal_pointer (&error));
+    g_object_unref (task);
+    return;
+  }
+  location = response_location (call);
+  if (location == NULL || ++call->redirects > MAX_REDIRECTS ||
+      (!g_str_has_prefix (location, "https://") &&
+       !(self->insecure && g_str_has_prefix (location, "http://")))) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_UNAVAILABLE,
+                             "Registry %s: %s: a redirect smolvmd does not follow (too many, "
+                             "or not to https)",
+                             self->registry, call->what);
+    g_object_unref (task);
+    return;
+  }
+  g_free (call->uri);
+  call->uri = g_steal_pointer (&location);
+  call->foreign = uri_is_foreign (self, call->uri);
+  oci_call_send (task);
+}
+
+static void
 on_call_sent (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
@@ -564,9 +642,25 @@ on_call_sent (GObject *source, GAsyncResult *result, gpointer user_data)
     on_call_done (self, task, error);
     return;
   }
-  if (soup_message_get_status (call->msg) == SOUP_STATUS_UNAUTHORIZED && !call->foreign) {
+  if (!call->no_redirect && SOUP_STATUS_IS_REDIRECTION (soup_message_get_status (call->msg)) &&
+      (g_str_equal (call->method, "GET") || g_str_equal (call->method, "HEAD")) &&
+      soup_message_headers_get_one (soup_message_get_response_headers (call->msg), "Location")) {
+    read_answer_async (self, call->msg, call->response_stream, call->what,
+                       g_task_get_cancellable (task), on_redirect_read, task);
+    g_clear_object (&call->response_stream);
+    return;
+  }
+  if (soup_message_get_status (call->msg) == SOUP_STATUS_UNAUTHORIZED && !call->foreign &&
+      call->stream) {
     g_clear_object (&call->response_stream);
     answer_challenge (task);
+    return;
+  }
+  if (soup_message_get_status (call->msg) == SOUP_STATUS_UNAUTHORIZED && !call->foreign) {
+    /* read (64 KiB at most) so that the connection serves the retry */
+    read_answer_async (self, call->msg, call->response_stream, call->what,
+                       g_task_get_cancellable (task), on_challenge_read, task);
+    g_clear_object (&call->response_stream);
     return;
   }
   if (call->stream) {
@@ -598,8 +692,7 @@ oci_call_send (GTask *task)
   headers = soup_message_get_request_headers (call->msg);
   if (self->authorization != NULL && !call->foreign)
     soup_message_headers_replace (headers, "Authorization", self->authorization);
-  if (call->no_redirect)
-    soup_message_add_flags (call->msg, SOUP_MESSAGE_NO_REDIRECT);
+  message_prepare (call->msg);
   if (call->accept != NULL)
     soup_message_headers_replace (headers, "Accept", call->accept);
   if (call->content_range != NULL)
@@ -938,17 +1031,10 @@ static OciCall *
 blob_get_call (SmolvmOciClient *self, BlobFetch *fetch, gchar *uri)
 {
   OciCall *call = oci_call_new ("GET", uri, g_strdup_printf ("GET blob %s", fetch->digest));
-  g_autoptr(GUri) parsed = g_uri_parse (uri, G_URI_FLAGS_ENCODED, NULL);
-  g_autoptr(GUri) base = g_uri_parse (self->base_uri, G_URI_FLAGS_ENCODED, NULL);
 
   call->stream = TRUE;
   call->no_redirect = TRUE;
-  /* a registry may send blobs from a store elsewhere (S3, a CDN), with a
-   * signed URL: the registry's credentials are not for it */
-  call->foreign = parsed == NULL || base == NULL ||
-                  g_ascii_strcasecmp (g_uri_get_host (parsed), g_uri_get_host (base)) != 0 ||
-                  g_uri_get_port (parsed) != g_uri_get_port (base) ||
-                  g_strcmp0 (g_uri_get_scheme (parsed), g_uri_get_scheme (base)) != 0;
+  call->foreign = uri_is_foreign (self, uri);
   return call;
 }
 

@@ -489,9 +489,14 @@ smolvm_store_clean_oci_cache (SmolvmStore *self, gint64 now, gint64 max_age)
 {
   g_autofree gchar *top = smolvm_store_oci_cache_dir (self, NULL);
   g_autoptr(GDir) dir = g_dir_open (top, 0, NULL);
-  const gchar *name;
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  const gchar *entry;
 
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
+  /* listed first: the .trash- dirs made below must not be seen again */
+  while (dir != NULL && (entry = g_dir_read_name (dir)) != NULL)
+    g_ptr_array_add (names, g_strdup (entry));
+  for (guint i = 0; i < names->len; i++) {
+    const gchar *name = g_ptr_array_index (names, i);
     g_autofree gchar *path = g_build_filename (top, name, NULL);
     gint64 changed;
 

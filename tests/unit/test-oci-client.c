@@ -640,6 +640,23 @@ test_hostile (void)
   g_assert_nonnull (strstr (error->message, "HTTP 500"));
   g_clear_error (&error);
 
+  /* an endless 401: the challenge is answered (here: no credentials) */
+  manifest = manifest_get (client, "unauthorized", &error);
+  g_assert_null (manifest);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED);
+  g_clear_error (&error);
+
+  /* a redirect with an endless body: followed, its body left */
+  manifest = manifest_get (client, "redirect", &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (g_bytes_get_data (manifest, NULL), g_bytes_get_size (manifest), "{}", 2);
+  g_clear_pointer (&manifest, g_bytes_unref);
+  manifest = manifest_get (client, "loop", &error);
+  g_assert_null (manifest);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_UNAVAILABLE);
+  g_assert_nonnull (strstr (error->message, "redirect"));
+  g_clear_error (&error);
+
   /* the client still works after those connections were dropped */
   manifest = manifest_get (client, "absent", &error);
   g_assert_null (manifest);
