@@ -23,7 +23,7 @@
 #define MAX_ERROR_BODY (64 * 1024)
 /* How much of a blob one read takes from the network or the disk. */
 #define READ_SIZE (256 * 1024)
-/* Redirects of one blob GET smolvmd follows. */
+/* Redirects of one request (a GET or HEAD) smolvmd follows. */
 #define MAX_REDIRECTS 5
 /* Seconds of silence on a connection before a request fails. */
 #define IO_TIMEOUT_S 120
