@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "smolvm-error-map.h"
 #include "smolvm-error.h"
+#include "smolvm-fileutil.h"
 #include "smolvm-oci-ref.h"
 
 /* The grammar of the OCI distribution spec (and of Docker's reference
@@ -25,6 +29,42 @@ gboolean
 smolvm_oci_ref_digest_is_valid (const gchar *digest)
 {
   return digest != NULL && matches ("^" DIGEST_RE "$", digest);
+}
+
+gboolean
+smolvm_oci_blob_file_verify (const gchar *path, const gchar *digest, guint64 size,
+                             SmolvmProgress *progress, GCancellable *cancellable, GError **error)
+{
+  g_autofree gchar *sha256 = NULL;
+  struct stat st;
+
+  if (lstat (path, &st) < 0) {
+    if (errno == ENOENT) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND, "Blob %s is missing", digest);
+      return FALSE;
+    }
+    return smolvm_error_set_errno (error, errno, "Cannot read blob %s", digest);
+  }
+  if (!S_ISREG (st.st_mode)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT,
+                 "Blob %s is corrupt: not a regular file", digest);
+    return FALSE;
+  }
+  if ((guint64) st.st_size != size) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT,
+                 "Blob %s is corrupt: %" G_GUINT64_FORMAT " bytes instead of %" G_GUINT64_FORMAT,
+                 digest, (guint64) st.st_size, size);
+    return FALSE;
+  }
+  sha256 = smolvm_file_sha256 (path, progress, cancellable, error);
+  if (sha256 == NULL)
+    return FALSE;
+  if (!g_str_has_prefix (digest, "sha256:") || !g_str_equal (sha256, digest + strlen ("sha256:"))) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT,
+                 "Blob %s is corrupt: its sha256 does not match", digest);
+    return FALSE;
+  }
+  return TRUE;
 }
 
 gboolean

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
+
+#include "smolvm-progress.h"
 
 G_BEGIN_DECLS
 
@@ -29,8 +31,17 @@ gchar *smolvm_oci_ref_to_string (const SmolvmOciRef *ref);
 gboolean smolvm_oci_registry_name_is_valid (const gchar *name);
 /* Whether @registry is one of @insecure (NULL-terminated, may be NULL) */
 gboolean smolvm_oci_registry_is_insecure (const gchar *const *insecure, const gchar *registry);
-/* Whether @digest is "sha256:" and 64 lower-case hex digits */
+/* Whether @digest is "sha256:" and 64 lower-case hex digits: safe as a
+ * file name too. The one digest check of the CLI and the daemon. */
 gboolean smolvm_oci_ref_digest_is_valid (const gchar *digest);
+/* Blocking (a worker thread): whether @path is blob @digest, a regular file
+ * (never through a symlink) of @size bytes with that sha256. NOT_FOUND when
+ * it is missing, CORRUPT naming the blob on any mismatch, CANCELLED; adds
+ * the bytes read to @progress. The one blob check of the artifact's layout
+ * dirs and of the registry client's downloads. */
+gboolean smolvm_oci_blob_file_verify (const gchar *path, const gchar *digest, guint64 size,
+                                      SmolvmProgress *progress, GCancellable *cancellable,
+                                      GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SmolvmOciRef, smolvm_oci_ref_free)
 

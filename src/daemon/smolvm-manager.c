@@ -274,6 +274,8 @@ load_state (SmolvmManager *self, GError **error)
       (snapshots = smolvm_store_list_records (ctx->store, "snapshots", error)) == NULL ||
       (vms = smolvm_store_list_records (ctx->store, "vms", error)) == NULL)
     return FALSE;
+  smolvm_store_clean_oci_cache (ctx->store, g_get_real_time () / G_USEC_PER_SEC,
+                                SMOLVM_STORE_PULL_CACHE_MAX_AGE);
 
   for (guint i = 0; i < snapshots->len; i++) {
     g_autoptr(GError) local_error = NULL;

@@ -15,11 +15,15 @@
 #include "smolvm-oci-client.h"
 #include "smolvm-oci-ref.h"
 
-/* A registry's answers other than blobs are small; more is an error. */
+/* A registry's answers other than blobs (manifests, tokens) are small:
+ * a larger one is refused as Corrupt, and never read whole into memory.
+ * The same limit as SMOLVM_OCI_MAX_METADATA_SIZE of the artifact. */
 #define MAX_SMALL_BODY (4 * 1024 * 1024)
+/* Of an error answer only this much is read, for its message. */
+#define MAX_ERROR_BODY (64 * 1024)
 /* How much of a blob one read takes from the network or the disk. */
 #define READ_SIZE (256 * 1024)
-/* Redirects of one blob GET smolvmd follows. */
+/* Redirects of one request (a GET or HEAD) smolvmd follows. */
 #define MAX_REDIRECTS 5
 /* Seconds of silence on a connection before a request fails. */
 #define IO_TIMEOUT_S 120
@@ -67,8 +71,19 @@ smolvm_oci_client_init (SmolvmOciClient *self)
   self->chunk_size = SMOLVM_OCI_CHUNK_SIZE;
   self->session = soup_session_new_with_options ("timeout", IO_TIMEOUT_S, "user-agent",
                                                  "smolvmd/" PACKAGE_VERSION, NULL);
-  /* challenges are answered below, Bearer included, which soup lacks */
-  soup_session_remove_feature_by_type (self->session, SOUP_TYPE_AUTH_MANAGER);
+}
+
+/* Challenges are answered below, Bearer included, which soup lacks, and
+ * redirects followed below: soup would read the whole body of a 401 or a
+ * redirect into memory before handing back the answer (it expects to send
+ * the request again), which a registry must not be able to make unbounded.
+ * Its auth manager stays in the session, disabled for each message: a
+ * session without one counts every 401 as one to retry. */
+static void
+message_prepare (SoupMessage *msg)
+{
+  soup_message_add_flags (msg, SOUP_MESSAGE_NO_REDIRECT);
+  soup_message_disable_feature (msg, SOUP_TYPE_AUTH_MANAGER);
 }
 
 SmolvmOciClient *
@@ -189,6 +204,122 @@ transport_error (SmolvmOciClient *self, const GError *error, const gchar *what)
                       "Registry %s is unavailable: %s: %s", self->registry, what, error->message);
 }
 
+/* ---- bounded reads of a registry's small answers ---- */
+
+typedef struct {
+  GInputStream *in;
+  GByteArray *data;
+  gsize limit;
+  gboolean truncate; /* past the limit: keep nothing rather than fail */
+  gchar *what;
+} BoundedRead;
+
+static void
+bounded_read_free (BoundedRead *read)
+{
+  g_clear_object (&read->in);
+  g_clear_pointer (&read->data, g_byte_array_unref);
+  g_free (read->what);
+  g_free (read);
+}
+
+static void bounded_read_next (GTask *task);
+
+static void
+bounded_read_too_large (GTask *task)
+{
+  SmolvmOciClient *self = g_task_get_source_object (task);
+  BoundedRead *read = g_task_get_task_data (task);
+
+  /* the stream goes unread to its end: libsoup drops the connection */
+  if (read->truncate)
+    g_task_return_pointer (task, NULL, NULL);
+  else
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT,
+                             "Registry %s: %s: the answer is larger than %" G_GSIZE_FORMAT
+                             " bytes",
+                             self->registry, read->what, read->limit);
+  g_object_unref (task);
+}
+
+static void
+on_bounded_data (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  SmolvmOciClient *self = g_task_get_source_object (task);
+  BoundedRead *read = g_task_get_task_data (task);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) data = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), result,
+                                                             &error);
+  gsize len;
+  const guint8 *bytes;
+
+  if (data == NULL) {
+    g_task_return_error (task, transport_error (self, error, read->what));
+    g_object_unref (task);
+    return;
+  }
+  bytes = g_bytes_get_data (data, &len);
+  if (len == 0) {
+    g_task_return_pointer (task, g_byte_array_free_to_bytes (g_steal_pointer (&read->data)),
+                           (GDestroyNotify) g_bytes_unref);
+    g_object_unref (task);
+    return;
+  }
+  if (len > read->limit - read->data->len) {
+    bounded_read_too_large (task);
+    return;
+  }
+  g_byte_array_append (read->data, bytes, (guint) len);
+  bounded_read_next (task);
+}
+
+static void
+bounded_read_next (GTask *task)
+{
+  BoundedRead *read = g_task_get_task_data (task);
+  /* one byte past the limit at most: enough to know it is too large */
+  gsize want = MIN ((gsize) READ_SIZE, read->limit - read->data->len + 1);
+  g_input_stream_read_bytes_async (read->in, want, G_PRIORITY_DEFAULT,
+                                   g_task_get_cancellable (task), on_bounded_data, task);
+}
+
+/* Reads the body of @msg from @in, at most MAX_SMALL_BODY of a success and
+ * MAX_ERROR_BODY of an error answer: a larger success is Corrupt, a larger
+ * error answer gives NULL (its status says enough). The Content-Length, when
+ * there is one, is checked first; the read stops past the limit either way
+ * (a body without one, or one that the content decoder inflates). */
+static void
+read_answer_async (SmolvmOciClient *self, SoupMessage *msg, GInputStream *in, const gchar *what,
+                   GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  GTask *task = client_task_new (self, cancellable, callback, user_data);
+  BoundedRead *read = g_new0 (BoundedRead, 1);
+  SoupMessageHeaders *headers = soup_message_get_response_headers (msg);
+
+  read->in = g_object_ref (in);
+  read->data = g_byte_array_new ();
+  read->truncate = !SOUP_STATUS_IS_SUCCESSFUL (soup_message_get_status (msg));
+  read->limit = read->truncate ? MAX_ERROR_BODY : MAX_SMALL_BODY;
+  read->what = g_strdup (what);
+  g_task_set_task_data (task, read, (GDestroyNotify) bounded_read_free);
+  /* a HEAD's Content-Length is the size of what it did not send */
+  if (g_strcmp0 (soup_message_get_method (msg), SOUP_METHOD_HEAD) != 0 &&
+      soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH &&
+      soup_message_headers_get_content_length (headers) > (goffset) read->limit) {
+    bounded_read_too_large (task);
+    return;
+  }
+  bounded_read_next (task);
+}
+
+/* The body, or NULL: an error answer too large to keep, or @error. */
+static GBytes *
+read_answer_finish (GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
 /* ---- one request, with its authentication ---- */
 
 typedef struct {
@@ -203,6 +334,7 @@ typedef struct {
   gboolean no_redirect; /* hand back a 3xx instead of following it */
   gboolean foreign;     /* to another host than the registry's: no credentials */
   gboolean retried_auth;
+  guint redirects;
   SoupMessage *msg;
   GInputStream *response_stream;
   GBytes *response_body;
@@ -238,6 +370,22 @@ oci_call_new (const gchar *method, gchar *uri, gchar *what)
 }
 
 static void oci_call_send (GTask *task);
+static gchar *response_location (OciCall *call);
+
+/* Whether @uri is on another host, port or scheme than the registry: a
+ * registry may send blobs from a store elsewhere (S3, a CDN), with a
+ * signed URL, and the registry's credentials are not for it. */
+static gboolean
+uri_is_foreign (SmolvmOciClient *self, const gchar *uri)
+{
+  g_autoptr(GUri) parsed = g_uri_parse (uri, G_URI_FLAGS_ENCODED, NULL);
+  g_autoptr(GUri) base = g_uri_parse (self->base_uri, G_URI_FLAGS_ENCODED, NULL);
+
+  return parsed == NULL || base == NULL ||
+         g_ascii_strcasecmp (g_uri_get_host (parsed), g_uri_get_host (base)) != 0 ||
+         g_uri_get_port (parsed) != g_uri_get_port (base) ||
+         g_strcmp0 (g_uri_get_scheme (parsed), g_uri_get_scheme (base)) != 0;
+}
 
 static void
 on_call_done (SmolvmOciClient *self, GTask *task, GError *error)
@@ -266,16 +414,16 @@ on_token_read (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
   SmolvmOciClient *self = g_task_get_source_object (task);
-  SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (source), result);
+  SoupMessage *msg = g_object_get_data (G_OBJECT (task), "token-message");
   g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (source), result,
-                                                              &error);
+  g_autoptr(GBytes) body = read_answer_finish (result, &error);
   g_autoptr(JsonParser) parser = json_parser_new ();
   JsonNode *root;
   const gchar *token = NULL;
 
-  if (body == NULL) {
-    on_call_done (self, task, g_steal_pointer (&error));
+  if (error != NULL) {
+    g_task_return_error (task, g_steal_pointer (&error));
+    g_object_unref (task);
     return;
   }
   if (!SOUP_STATUS_IS_SUCCESSFUL (soup_message_get_status (msg))) {
@@ -286,8 +434,8 @@ on_token_read (GObject *source, GAsyncResult *result, gpointer user_data)
     g_object_unref (task);
     return;
   }
-  if (json_parser_load_from_data (parser, g_bytes_get_data (body, NULL),
-                                  (gssize) g_bytes_get_size (body), NULL)) {
+  if (body != NULL && json_parser_load_from_data (parser, g_bytes_get_data (body, NULL),
+                                                  (gssize) g_bytes_get_size (body), NULL)) {
     root = json_parser_get_root (parser);
     if (JSON_NODE_HOLDS_OBJECT (root)) {
       JsonObject *object = json_node_get_object (root);
@@ -306,6 +454,23 @@ on_token_read (GObject *source, GAsyncResult *result, gpointer user_data)
   g_free (self->authorization);
   self->authorization = g_strdup_printf ("Bearer %s", token);
   oci_call_send (task);
+}
+
+static void
+on_token_sent (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  SmolvmOciClient *self = g_task_get_source_object (task);
+  SoupMessage *msg = g_object_get_data (G_OBJECT (task), "token-message");
+  GError *error = NULL;
+  g_autoptr(GInputStream) in = soup_session_send_finish (SOUP_SESSION (source), result, &error);
+
+  if (in == NULL) {
+    on_call_done (self, task, error);
+    return;
+  }
+  read_answer_async (self, msg, in, "token request", g_task_get_cancellable (task), on_token_read,
+                     task);
 }
 
 /* The Bearer flow: a token for @params' scope from @params' realm, with
@@ -342,12 +507,15 @@ fetch_token (GTask *task, GHashTable *params)
   query = soup_form_encode_hash (form);
   uri = soup_uri_copy (realm_uri, SOUP_URI_QUERY, query, SOUP_URI_NONE);
   msg = soup_message_new_from_uri ("GET", uri);
+  message_prepare (msg);
   if (self->username != NULL) {
     g_autofree gchar *basic = basic_authorization (msg, self->username, self->password);
     soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", basic);
   }
-  soup_session_send_and_read_async (self->session, msg, G_PRIORITY_DEFAULT,
-                                    g_task_get_cancellable (task), on_token_read, task);
+  /* the task keeps the token request until its answer is read */
+  g_object_set_data_full (G_OBJECT (task), "token-message", g_object_ref (msg), g_object_unref);
+  soup_session_send_async (self->session, msg, G_PRIORITY_DEFAULT, g_task_get_cancellable (task),
+                           on_token_sent, task);
 }
 
 /* A 401: answers its challenge and sends @task's request again, once. */
@@ -399,21 +567,66 @@ static void
 on_call_read (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
-  SmolvmOciClient *self = g_task_get_source_object (task);
   OciCall *call = g_task_get_task_data (task);
   GError *error = NULL;
 
-  call->response_body = soup_session_send_and_read_finish (SOUP_SESSION (source), result, &error);
-  if (call->response_body == NULL) {
-    on_call_done (self, task, error);
+  call->response_body = read_answer_finish (result, &error);
+  if (error != NULL) {
+    g_task_return_error (task, error);
+    g_object_unref (task);
     return;
   }
-  if (soup_message_get_status (call->msg) == SOUP_STATUS_UNAUTHORIZED) {
-    g_clear_pointer (&call->response_body, g_bytes_unref);
-    answer_challenge (task);
+  g_task_return_boolean (task, TRUE);
+  g_object_unref (task);
+}
+
+static void
+on_challenge_read (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) body = read_answer_finish (result, &error);
+
+  if (error != NULL) {
+    g_task_return_error (task, g_steal_pointer (&error));
+    g_object_unref (task);
     return;
   }
-  on_call_done (self, task, NULL);
+  answer_challenge (task);
+}
+
+/* A redirect of a GET or HEAD, its body read (64 KiB at most): the same
+ * request to its Location, https only unless the registry is insecure. */
+static void
+on_redirect_read (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  SmolvmOciClient *self = g_task_get_source_object (task);
+  OciCall *call = g_task_get_task_data (task);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) body = read_answer_finish (result, &error);
+  g_autofree gchar *location = NULL;
+
+  if (error != NULL) {
+    g_task_return_error (task, g_steal_pointer (&error));
+    g_object_unref (task);
+    return;
+  }
+  location = response_location (call);
+  if (location == NULL || ++call->redirects > MAX_REDIRECTS ||
+      (!g_str_has_prefix (location, "https://") &&
+       !(self->insecure && g_str_has_prefix (location, "http://")))) {
+    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_UNAVAILABLE,
+                             "Registry %s: %s: a redirect smolvmd does not follow (too many, "
+                             "or not to https)",
+                             self->registry, call->what);
+    g_object_unref (task);
+    return;
+  }
+  g_free (call->uri);
+  call->uri = g_steal_pointer (&location);
+  call->foreign = uri_is_foreign (self, call->uri);
+  oci_call_send (task);
 }
 
 static void
@@ -429,12 +642,35 @@ on_call_sent (GObject *source, GAsyncResult *result, gpointer user_data)
     on_call_done (self, task, error);
     return;
   }
-  if (soup_message_get_status (call->msg) == SOUP_STATUS_UNAUTHORIZED && !call->foreign) {
+  if (!call->no_redirect && SOUP_STATUS_IS_REDIRECTION (soup_message_get_status (call->msg)) &&
+      (g_str_equal (call->method, "GET") || g_str_equal (call->method, "HEAD")) &&
+      soup_message_headers_get_one (soup_message_get_response_headers (call->msg), "Location")) {
+    read_answer_async (self, call->msg, call->response_stream, call->what,
+                       g_task_get_cancellable (task), on_redirect_read, task);
+    g_clear_object (&call->response_stream);
+    return;
+  }
+  if (soup_message_get_status (call->msg) == SOUP_STATUS_UNAUTHORIZED && !call->foreign &&
+      call->stream) {
     g_clear_object (&call->response_stream);
     answer_challenge (task);
     return;
   }
-  on_call_done (self, task, NULL);
+  if (soup_message_get_status (call->msg) == SOUP_STATUS_UNAUTHORIZED && !call->foreign) {
+    /* read (64 KiB at most) so that the connection serves the retry */
+    read_answer_async (self, call->msg, call->response_stream, call->what,
+                       g_task_get_cancellable (task), on_challenge_read, task);
+    g_clear_object (&call->response_stream);
+    return;
+  }
+  if (call->stream) {
+    on_call_done (self, task, NULL);
+    return;
+  }
+  /* a registry's small answers are read whole, but never past a limit */
+  read_answer_async (self, call->msg, call->response_stream, call->what,
+                     g_task_get_cancellable (task), on_call_read, task);
+  g_clear_object (&call->response_stream);
 }
 
 static void
@@ -456,8 +692,7 @@ oci_call_send (GTask *task)
   headers = soup_message_get_request_headers (call->msg);
   if (self->authorization != NULL && !call->foreign)
     soup_message_headers_replace (headers, "Authorization", self->authorization);
-  if (call->no_redirect)
-    soup_message_add_flags (call->msg, SOUP_MESSAGE_NO_REDIRECT);
+  message_prepare (call->msg);
   if (call->accept != NULL)
     soup_message_headers_replace (headers, "Accept", call->accept);
   if (call->content_range != NULL)
@@ -466,12 +701,8 @@ oci_call_send (GTask *task)
     soup_message_set_request_body_from_bytes (call->msg, call->content_type, call->body);
   else if (g_str_equal (call->method, "PUT") || g_str_equal (call->method, "POST"))
     soup_message_headers_set_content_length (headers, 0);
-  if (call->stream)
-    soup_session_send_async (self->session, call->msg, G_PRIORITY_DEFAULT,
-                             g_task_get_cancellable (task), on_call_sent, task);
-  else
-    soup_session_send_and_read_async (self->session, call->msg, G_PRIORITY_DEFAULT,
-                                      g_task_get_cancellable (task), on_call_read, task);
+  soup_session_send_async (self->session, call->msg, G_PRIORITY_DEFAULT,
+                           g_task_get_cancellable (task), on_call_sent, task);
 }
 
 /* Sends @call (taken); completes with the answer whatever its status
@@ -616,64 +847,6 @@ response_location (OciCall *call)
   if (location == NULL)
     return NULL;
   return g_uri_resolve_relative (call->uri, location, G_URI_FLAGS_ENCODED, NULL);
-}
-
-/* ---- blobs on disk ---- */
-
-gboolean
-smolvm_oci_blob_file_verify (const gchar *path, const gchar *digest, guint64 size,
-                             GCancellable *cancellable, GError **error)
-{
-  g_autoptr(GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
-  g_autofree guchar *buffer = NULL;
-  g_autofree gchar *actual = NULL;
-  struct stat st;
-  int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-
-  if (fd < 0) {
-    int errsv = errno;
-    if (errsv == ENOENT)
-      return FALSE;
-    g_set_error (error, SMOLVM_ERROR, smolvm_error_code_from_errno (errsv), "Cannot open %s: %s",
-                 path, g_strerror (errsv));
-    return FALSE;
-  }
-  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || (guint64) st.st_size != size) {
-    close (fd);
-    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT,
-                 "Blob %s: %s is not a file of %" G_GUINT64_FORMAT " bytes", digest, path, size);
-    return FALSE;
-  }
-  buffer = g_malloc (READ_SIZE);
-  for (;;) {
-    ssize_t n = read (fd, buffer, READ_SIZE);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      int errsv = errno;
-      close (fd);
-      g_set_error (error, SMOLVM_ERROR, smolvm_error_code_from_errno (errsv), "Cannot read %s: %s",
-                   path, g_strerror (errsv));
-      return FALSE;
-    }
-    if (n == 0)
-      break;
-    g_checksum_update (checksum, buffer, n);
-    if (g_cancellable_is_cancelled (cancellable)) {
-      close (fd);
-      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED, "Cancelled while checking %s",
-                   digest);
-      return FALSE;
-    }
-  }
-  close (fd);
-  actual = g_strconcat ("sha256:", g_checksum_get_string (checksum), NULL);
-  if (!g_str_equal (actual, digest)) {
-    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT, "Blob %s: %s has sha256 %s", digest,
-                 path, actual);
-    return FALSE;
-  }
-  return TRUE;
 }
 
 /* ---- blob GET ---- */
@@ -858,17 +1031,10 @@ static OciCall *
 blob_get_call (SmolvmOciClient *self, BlobFetch *fetch, gchar *uri)
 {
   OciCall *call = oci_call_new ("GET", uri, g_strdup_printf ("GET blob %s", fetch->digest));
-  g_autoptr(GUri) parsed = g_uri_parse (uri, G_URI_FLAGS_ENCODED, NULL);
-  g_autoptr(GUri) base = g_uri_parse (self->base_uri, G_URI_FLAGS_ENCODED, NULL);
 
   call->stream = TRUE;
   call->no_redirect = TRUE;
-  /* a registry may send blobs from a store elsewhere (S3, a CDN), with a
-   * signed URL: the registry's credentials are not for it */
-  call->foreign = parsed == NULL || base == NULL ||
-                  g_ascii_strcasecmp (g_uri_get_host (parsed), g_uri_get_host (base)) != 0 ||
-                  g_uri_get_port (parsed) != g_uri_get_port (base) ||
-                  g_strcmp0 (g_uri_get_scheme (parsed), g_uri_get_scheme (base)) != 0;
+  call->foreign = uri_is_foreign (self, uri);
   return call;
 }
 
@@ -948,15 +1114,20 @@ blob_check_thread (GTask *task, gpointer source, gpointer task_data, GCancellabl
                              "Cannot create %s: %s", fetch->dir, g_strerror (errsv));
     return;
   }
-  if (smolvm_oci_blob_file_verify (fetch->path, fetch->digest, fetch->size, cancellable, &error)) {
+  if (smolvm_oci_blob_file_verify (fetch->path, fetch->digest, fetch->size, NULL, cancellable,
+                                   &error)) {
     g_task_return_int (task, TRUE);
     return;
   }
-  if (error != NULL && error->code != SMOLVM_ERROR_CORRUPT) {
+  if (g_error_matches (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND)) {
+    g_task_return_int (task, FALSE);
+    return;
+  }
+  if (error->code != SMOLVM_ERROR_CORRUPT) {
     g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
-  if (error != NULL && g_unlink (fetch->path) < 0 && errno != ENOENT) {
+  if (g_unlink (fetch->path) < 0 && errno != ENOENT) {
     int errsv = errno;
     g_task_return_new_error (task, SMOLVM_ERROR, smolvm_error_code_from_errno (errsv),
                              "Cannot remove the bad copy %s: %s", fetch->path, g_strerror (errsv));
@@ -1316,12 +1487,6 @@ on_manifest_get (GObject *source, GAsyncResult *result, gpointer user_data)
   }
   if (!SOUP_STATUS_IS_SUCCESSFUL (status)) {
     g_task_return_error (task, status_error (self, call->msg, call->response_body, call->what));
-    return;
-  }
-  if (g_bytes_get_size (call->response_body) > MAX_SMALL_BODY) {
-    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT,
-                             "Registry %s: manifest %s is larger than %d bytes", self->registry,
-                             reference, MAX_SMALL_BODY);
     return;
   }
   if (g_str_has_prefix (reference, "sha256:")) {

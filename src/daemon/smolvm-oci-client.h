@@ -93,9 +93,4 @@ GBytes *smolvm_oci_client_manifest_get_finish (SmolvmOciClient *self, GAsyncResu
 gboolean smolvm_oci_credentials_lookup (const gchar *path, const gchar *registry,
                                         gchar **username, gchar **password, GError **error);
 
-/* Blocking (a worker thread): whether @path is blob @digest of @size. A
- * missing file is FALSE without error; a mismatch is CORRUPT. */
-gboolean smolvm_oci_blob_file_verify (const gchar *path, const gchar *digest, guint64 size,
-                                      GCancellable *cancellable, GError **error);
-
 G_END_DECLS

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "smolvm-authority.h"
 #include "smolvm-call.h"
@@ -259,6 +262,10 @@ manifest_thread (GTask *task, gpointer source, gpointer task_data, GCancellable 
     g_task_return_error (task, error);
     return;
   }
+  /* the cache is in use again: start-up removes only pull caches
+   * untouched for a week (smolvm_store_clean_oci_cache) */
+  if (utimensat (AT_FDCWD, layout_dir, NULL, AT_SYMLINK_NOFOLLOW) != 0)
+    g_warning ("Cannot touch %s: %s", layout_dir, g_strerror (errno));
   op->layout_dir = g_steal_pointer (&layout_dir);
   g_task_return_pointer (task, g_steal_pointer (&artifact), g_object_unref);
 }

@@ -76,6 +76,16 @@ gboolean smolvm_store_discard_finish (SmolvmStore *self, GAsyncResult *result, G
 /* Removal of a tree in a worker thread, failures logged. */
 void smolvm_store_remove_later (const gchar *path);
 
+/* Start-up, before any call is served (so no transfer uses the cache):
+ * clears STATE/oci-cache of what no transfer will use. A push-* directory
+ * never outlives its push, so any found now goes; a pull-* directory goes
+ * when neither it (a pull touches it when it starts) nor its blobs changed
+ * for more than @max_age seconds before @now (seconds since the epoch),
+ * as the pull that left it was given up on. Each is renamed into a .trash-
+ * directory at once and removed in a worker thread, like .trash- leftovers. */
+#define SMOLVM_STORE_PULL_CACHE_MAX_AGE (7 * 24 * 3600)
+void smolvm_store_clean_oci_cache (SmolvmStore *self, gint64 now, gint64 max_age);
+
 /* Makes the directory of a new record: removes a leftover of a crash at
  * @path first. */
 gboolean smolvm_store_make_record_dir (SmolvmStore *self, const gchar *path, GError **error);

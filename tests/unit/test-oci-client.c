@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -207,6 +208,55 @@ test_ref_parse (void)
     g_assert_null (ref);
     g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT);
   }
+}
+
+/* The one digest check and the one blob check (src/common), which the
+ * artifact's layout dirs and the client's downloads both use. */
+static void
+test_digest_and_blob_check (void)
+{
+  const gchar *hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  g_autofree gchar *good = g_strconcat ("sha256:", hex, NULL);
+  g_autofree gchar *upper_hex = g_ascii_strup (hex, -1);
+  g_autofree gchar *upper = g_strconcat ("sha256:", upper_hex, NULL);
+  g_autofree gchar *newline = g_strconcat (good, "\n", NULL);
+  g_autofree gchar *dir = g_dir_make_tmp ("oci-blob-XXXXXX", NULL);
+  g_autofree gchar *digest = NULL;
+  g_autofree gchar *path = make_blob (dir, "blob", 300000, 7, &digest);
+  g_autofree gchar *link = g_build_filename (dir, "link", NULL);
+  g_autofree gchar *missing = g_build_filename (dir, "missing", NULL);
+  g_autoptr(SmolvmProgress) progress = smolvm_progress_new ();
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (smolvm_oci_ref_digest_is_valid (good));
+  g_assert_false (smolvm_oci_ref_digest_is_valid (NULL));
+  g_assert_false (smolvm_oci_ref_digest_is_valid (upper));
+  g_assert_false (smolvm_oci_ref_digest_is_valid (newline));
+  g_assert_false (smolvm_oci_ref_digest_is_valid ("sha256:../../etc/passwd"));
+  g_assert_false (smolvm_oci_ref_digest_is_valid ("sha512:0123"));
+
+  g_assert_true (smolvm_oci_blob_file_verify (path, digest, 300000, progress, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (smolvm_progress_get_done (progress), ==, 300000);
+  g_assert_false (smolvm_oci_blob_file_verify (missing, digest, 300000, NULL, NULL, &error));
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_false (smolvm_oci_blob_file_verify (path, digest, 299999, NULL, NULL, &error));
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, digest));
+  g_clear_error (&error);
+  g_assert_false (smolvm_oci_blob_file_verify (path, good, 300000, NULL, NULL, &error));
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, "sha256 does not match"));
+  g_clear_error (&error);
+  g_assert_cmpint (symlink (path, link), ==, 0);
+  g_assert_false (smolvm_oci_blob_file_verify (link, digest, 300000, NULL, NULL, &error));
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT);
+  g_clear_error (&error);
+
+  g_unlink (link);
+  g_unlink (path);
+  g_rmdir (dir);
 }
 
 static void
@@ -552,16 +602,88 @@ test_redirect (Fixture *f, gconstpointer data)
   g_assert_cmpstr (hex, ==, digest + strlen ("sha256:"));
 }
 
+/* A registry whose manifests, token answer and error body are endless or
+ * too large (tests/test-oci-client.py): each is refused with a clear error,
+ * and the wrapper checks that no endless body was read to its end. */
+static void
+test_hostile (void)
+{
+  const gchar *host = registry_or_skip ("SMOLVM_TEST_REGISTRY_HOSTILE");
+  g_autoptr(SmolvmOciClient) client = NULL;
+  g_autoptr(SmolvmOciClient) token = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) manifest = NULL;
+
+  if (host == NULL)
+    return;
+  client = smolvm_oci_client_new (host, "smolvm/test", TRUE, FALSE);
+
+  /* no Content-Length, no end: the read stops past the limit */
+  manifest = manifest_get (client, "endless", &error);
+  g_assert_null (manifest);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, "GET manifest smolvm/test:endless"));
+  g_assert_nonnull (strstr (error->message, "larger than 4194304 bytes"));
+  g_clear_error (&error);
+
+  /* a Content-Length past the limit: refused before reading */
+  manifest = manifest_get (client, "oversized", &error);
+  g_assert_null (manifest);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, "larger than 4194304 bytes"));
+  g_clear_error (&error);
+
+  /* an endless error body: the status is the error, the body is dropped */
+  manifest = manifest_get (client, "error", &error);
+  g_assert_null (manifest);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_UNAVAILABLE);
+  g_assert_nonnull (strstr (error->message, "HTTP 500"));
+  g_clear_error (&error);
+
+  /* an endless 401: the challenge is answered (here: no credentials) */
+  manifest = manifest_get (client, "unauthorized", &error);
+  g_assert_null (manifest);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED);
+  g_clear_error (&error);
+
+  /* a redirect with an endless body: followed, its body left */
+  manifest = manifest_get (client, "redirect", &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (g_bytes_get_data (manifest, NULL), g_bytes_get_size (manifest), "{}", 2);
+  g_clear_pointer (&manifest, g_bytes_unref);
+  manifest = manifest_get (client, "loop", &error);
+  g_assert_null (manifest);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_UNAVAILABLE);
+  g_assert_nonnull (strstr (error->message, "redirect"));
+  g_clear_error (&error);
+
+  /* the client still works after those connections were dropped */
+  manifest = manifest_get (client, "absent", &error);
+  g_assert_null (manifest);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  /* a token server whose answer never ends */
+  token = smolvm_oci_client_new (host, "smolvm/token", TRUE, FALSE);
+  manifest = manifest_get (token, "x", &error);
+  g_assert_null (manifest);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT);
+  g_assert_nonnull (strstr (error->message, "token request"));
+  g_assert_nonnull (strstr (error->message, "larger than 4194304 bytes"));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/oci/ref-parse", test_ref_parse);
+  g_test_add_func ("/oci/digest-and-blob-check", test_digest_and_blob_check);
   g_test_add_func ("/oci/credentials", test_credentials);
   g_test_add_func ("/oci/unavailable", test_unavailable);
   g_test_add ("/oci/anonymous", Fixture, NULL, fixture_set_up, test_anonymous, fixture_tear_down);
   g_test_add ("/oci/basic", Fixture, NULL, fixture_set_up, test_basic, fixture_tear_down);
   g_test_add ("/oci/bearer", Fixture, NULL, fixture_set_up, test_bearer, fixture_tear_down);
   g_test_add ("/oci/redirect", Fixture, NULL, fixture_set_up, test_redirect, fixture_tear_down);
+  g_test_add_func ("/oci/hostile", test_hostile);
   return g_test_run ();
 }
