@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -421,6 +422,9 @@ typedef struct {
   SoupServer *server;
   int exit_code;
   FILE *request_log;
+  FILE *timing_log; /* FC_EMULATOR_TIMING_LOG: the emulator's own time, per request */
+  gint64 main_started; /* monotonic, at main()'s start */
+  gint64 exec_cpu_us;  /* CPU time of the process before main(): exec and dynamic linking */
   guint tick_ms;
   guint tick_source;
   guint snapshot_delay_ms; /* FC_EMULATOR_SNAPSHOT_DELAY_MS: hold snapshot/create answers */
@@ -1830,6 +1834,69 @@ handle_request (Emulator *emu, SoupServerMessage *msg, const gchar *method, cons
   }
 }
 
+/* ---- the emulator's own time (FC_EMULATOR_TIMING_LOG) ----
+ * One JSON line per event in a file of its own, never in an answer: what the
+ * VMM itself spends, for the benchmark to subtract from a client's figure.
+ * A request counts from its headers read to its answer written. */
+
+static void
+timing_write (Emulator *emu, JsonObject *obj)
+{
+  g_autoptr(JsonNode) node = json_node_init_object (json_node_alloc (), obj);
+  g_autofree gchar *line = json_to_string (node, FALSE);
+
+  fprintf (emu->timing_log, "%s\n", line);
+  fflush (emu->timing_log);
+}
+
+static void
+on_timed_got_headers (SoupServerMessage *msg, G_GNUC_UNUSED gpointer user_data)
+{
+  gint64 *started = g_new (gint64, 1);
+
+  *started = g_get_monotonic_time ();
+  g_object_set_data_full (G_OBJECT (msg), "fc-emulator-started", started, g_free);
+}
+
+static void
+on_timed_finished (SoupServerMessage *msg, gpointer user_data)
+{
+  Emulator *emu = user_data;
+  gint64 *started = g_object_get_data (G_OBJECT (msg), "fc-emulator-started");
+  JsonObject *obj;
+
+  if (started == NULL)
+    return; /* the connection closed before a request came in */
+  obj = json_object_new ();
+  json_object_set_string_member (obj, "event", "request");
+  json_object_set_string_member (obj, "method", soup_server_message_get_method (msg));
+  json_object_set_string_member (obj, "path", g_uri_get_path (soup_server_message_get_uri (msg)));
+  json_object_set_int_member (obj, "status", soup_server_message_get_status (msg));
+  json_object_set_int_member (obj, "us", g_get_monotonic_time () - *started);
+  timing_write (emu, obj);
+  json_object_unref (obj);
+}
+
+static void
+on_request_started (G_GNUC_UNUSED SoupServer *server, SoupServerMessage *msg, gpointer user_data)
+{
+  g_signal_connect (msg, "got-headers", G_CALLBACK (on_timed_got_headers), NULL);
+  g_signal_connect (msg, "finished", G_CALLBACK (on_timed_finished), user_data);
+}
+
+static void
+timing_log_listening (Emulator *emu)
+{
+  JsonObject *obj = json_object_new ();
+
+  json_object_set_string_member (obj, "event", "listening");
+  json_object_set_int_member (obj, "pid", getpid ());
+  json_object_set_int_member (obj, "us", g_get_monotonic_time () - emu->main_started);
+  json_object_set_int_member (obj, "exec_cpu_us", emu->exec_cpu_us);
+  timing_write (emu, obj);
+  json_object_unref (obj);
+}
+
 static void
 server_callback (G_GNUC_UNUSED SoupServer *server, SoupServerMessage *msg, const char *path,
                  G_GNUC_UNUSED GHashTable *query, gpointer user_data)
@@ -1885,6 +1952,7 @@ usage (FILE *out)
   fprintf (out, "Usage: fc-emulator --api-sock PATH [--id ID]\n"
                 "Emulates the Firecracker v" EMU_VMM_VERSION " HTTP API on a Unix socket.\n"
                 "Environment: FC_EMULATOR_REQUEST_LOG=FILE  FC_EMULATOR_TICK_MS=N (default 200)\n"
+                "             FC_EMULATOR_TIMING_LOG=FILE (one JSON line per request: its time in us)\n"
                 "             FC_EMULATOR_SNAPSHOT_DELAY_MS=N (answer PUT /snapshot/create N ms late)\n");
 }
 
@@ -2010,7 +2078,10 @@ main (int argc, char **argv)
   g_autoptr(GSocket) sock = NULL;
   g_autofree gchar *api_sock = NULL;
   g_autofree gchar *id = NULL;
+  gint64 main_started = g_get_monotonic_time ();
+  struct rusage ru;
   const gchar *log_path = g_getenv ("FC_EMULATOR_REQUEST_LOG");
+  const gchar *timing_path = g_getenv ("FC_EMULATOR_TIMING_LOG");
   const gchar *tick_env = g_getenv ("FC_EMULATOR_TICK_MS");
   const gchar *delay_env = g_getenv ("FC_EMULATOR_SNAPSHOT_DELAY_MS");
   gboolean exit_now;
@@ -2053,10 +2124,25 @@ main (int argc, char **argv)
     }
   }
 
+  if (timing_path != NULL && *timing_path != '\0') {
+    emu.timing_log = fopen (timing_path, "ae");
+    if (emu.timing_log == NULL) {
+      fprintf (stderr, "fc-emulator: cannot open timing log '%s': %s\n", timing_path, g_strerror (errno));
+      g_clear_pointer (&emu.request_log, fclose);
+      return 1;
+    }
+  }
+  emu.main_started = main_started;
+  /* the wall time before main() is out of reach; its CPU time is not */
+  if (getrusage (RUSAGE_SELF, &ru) == 0)
+    emu.exec_cpu_us = (gint64) ru.ru_utime.tv_sec * G_USEC_PER_SEC + ru.ru_utime.tv_usec +
+                      (gint64) ru.ru_stime.tv_sec * G_USEC_PER_SEC + ru.ru_stime.tv_usec;
+
   sock = bind_api_socket (api_sock, &error);
   if (sock == NULL) {
     fprintf (stderr, "fc-emulator: %s\n", error->message);
     g_clear_pointer (&emu.request_log, fclose);
+    g_clear_pointer (&emu.timing_log, fclose);
     return 1;
   }
 
@@ -2070,6 +2156,8 @@ main (int argc, char **argv)
   emu.loop = g_main_loop_new (NULL, FALSE);
   emu.server = soup_server_new ("server-header", "Firecracker API", NULL);
   soup_server_add_handler (emu.server, NULL, server_callback, &emu, NULL);
+  if (emu.timing_log != NULL)
+    g_signal_connect (emu.server, "request-started", G_CALLBACK (on_request_started), &emu);
 
   if (!soup_server_listen_socket (emu.server, sock, 0, &error)) {
     fprintf (stderr, "fc-emulator: cannot serve on %s: %s\n", api_sock, error->message);
@@ -2078,6 +2166,8 @@ main (int argc, char **argv)
   } else {
     g_unix_signal_add (SIGTERM, on_signal, &emu);
     g_unix_signal_add (SIGINT, on_signal, &emu);
+    if (emu.timing_log != NULL)
+      timing_log_listening (&emu);
     g_main_loop_run (emu.loop);
     soup_server_disconnect (emu.server);
     unlink (api_sock);
@@ -2100,5 +2190,6 @@ main (int argc, char **argv)
   g_clear_pointer (&emu.id, g_free);
   g_clear_pointer (&emu.socket_path, g_free);
   g_clear_pointer (&emu.request_log, fclose);
+  g_clear_pointer (&emu.timing_log, fclose);
   return emu.exit_code;
 }

@@ -75,12 +75,15 @@ class Response:
 class Emulator:
     """One fc-emulator process; stdout is collected by a reader thread."""
 
-    def __init__(self, binary, workdir, name, log=None, args=None):
+    def __init__(self, binary, workdir, name, log=None, args=None, timing_log=None):
         self.sock = os.path.join(workdir, name + ".sock")
         env = dict(os.environ, FC_EMULATOR_TICK_MS=TICK_MS)
         env.pop("FC_EMULATOR_REQUEST_LOG", None)
+        env.pop("FC_EMULATOR_TIMING_LOG", None)
         if log:
             env["FC_EMULATOR_REQUEST_LOG"] = log
+        if timing_log:
+            env["FC_EMULATOR_TIMING_LOG"] = timing_log
         cmd = [binary, "--api-sock", self.sock] + (args if args is not None else ["--id", name])
         self.proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
@@ -210,10 +213,10 @@ def mappings(pid, path):
     return out
 
 
-def run_cli(binary, args, workdir):
+def run_cli(binary, args, workdir, env=None):
     try:
         p = subprocess.run([binary] + args, cwd=workdir, capture_output=True, text=True,
-                           timeout=DEADLINE)
+                           timeout=DEADLINE, env=dict(os.environ, **(env or {})))
         return p.returncode, p.stderr
     except subprocess.TimeoutExpired:
         return None, "timed out"
@@ -263,8 +266,8 @@ def run_tests(binary, swagger, checker, work, emus):
     bad_log = os.path.join(work, "negative.log")
     good_log = os.path.join(work, "good.log")
 
-    def start(name, log=good_log, args=None):
-        e = Emulator(binary, work, name, log=log, args=args)
+    def start(name, log=good_log, args=None, timing_log=None):
+        e = Emulator(binary, work, name, log=log, args=args, timing_log=timing_log)
         emus.append(e)
         return e
 
@@ -699,6 +702,53 @@ def run_tests(binary, swagger, checker, work, emus):
     check(rc is not None and rc != 0, "process exits non-zero after failed load (drive missing)", rc)
     e.stop()
     os.rename(moved, rootfs)
+
+    # ---- the timing log (FC_EMULATOR_TIMING_LOG) ---------------------------------
+    # The emulator's own time per request, for the benchmark: a file of its
+    # own; the answers are the same as without it.
+    timing = os.path.join(work, "timing.log")
+    plain = start("untimed", log=bad_log, args=["--id", "twin"])
+    timed = start("timed", log=bad_log, args=["--id", "twin"], timing_log=timing)
+    asked = [("GET", "/", None), ("PUT", "/logger", {"nope": 1}),
+             ("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 128})]
+    same = True
+    for method, path, body in asked:
+        a = plain.request(method, path, body)
+        b = timed.request(method, path, body)
+        same = same and (a.status, sorted(k for k in a.headers.keys() if k != "Date"), a.raw) == \
+            (b.status, sorted(k for k in b.headers.keys() if k != "Date"), b.raw)
+    check(same, "a timing log changes no answer (status, headers, body)")
+
+    def timing_lines():
+        try:
+            with open(timing) as f:
+                return [json.loads(line) for line in f.read().splitlines()]
+        except (OSError, ValueError):
+            return []
+
+    deadline = time.monotonic() + DEADLINE
+    while len(timing_lines()) < 1 + len(asked) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lines = timing_lines()
+    check(len(lines) == 1 + len(asked), "one timing line at start-up and one per request", lines)
+    if lines:
+        first = lines[0]
+        check(first.get("event") == "listening" and first.get("pid") == timed.proc.pid and
+              isinstance(first.get("us"), int) and first["us"] >= 0 and
+              isinstance(first.get("exec_cpu_us"), int) and first["exec_cpu_us"] >= 0,
+              "the first timing line: listening, its pid, its start-up time", first)
+        got = [(ln.get("event"), ln.get("method"), ln.get("path"), ln.get("status"))
+               for ln in lines[1:]]
+        want = [("request", m, p, st) for (m, p, _), st in zip(asked, (200, 400, 204))]
+        check(got == want, "a timing line per request: method, path, status, in order", got)
+        check(all(isinstance(ln.get("us"), int) and ln["us"] >= 0 for ln in lines[1:]),
+              "each request's time is a count of microseconds", lines[1:])
+    plain.stop()
+    timed.stop()
+    rc, err = run_cli(binary, ["--api-sock", os.path.join(work, "t.sock")], work,
+                      env={"FC_EMULATOR_TIMING_LOG": os.path.join(work, "no", "such", "dir")})
+    check(rc == 1 and "timing log" in err, "an unopenable timing log: exit 1 with a message",
+          (rc, err))
 
     # GLib criticals/warnings would mean an emulator bug even when answers look right.
     noisy = [(e.sock, e.stderr) for e in emus

@@ -591,13 +591,14 @@ def check_dbus(destdir, opts, prefix):
             text = open(smolvmd_conf).read()
             values = {"state-dir": state, "runtime-dir": runtime,
                       "firecracker-bin": shutil.which("true"), "qemu-bin": shutil.which("true")}
-            keys = re.findall(r"^#([a-z-]+)=", text, re.M)
+            keys = re.findall(r"^#([a-z_-]+)=", text, re.M)
             check(sorted(keys) == sorted(["firecracker-bin", "qemu-bin", "state-dir",
                                           "runtime-dir", "network-pool", "vmm-timeout",
                                           "default-kernel", "default-initrd", "default-rootfs",
-                                          "default-backend", "default-accel"]),
-                  "smolvmd.conf documents the eleven keys", keys)
-            uncommented = re.sub(r"^#([a-z-]+)=(.*)$",
+                                          "default-backend", "default-accel",
+                                          "registry-auth-file", "insecure_registries"]),
+                  "smolvmd.conf documents the thirteen keys", keys)
+            uncommented = re.sub(r"^#([a-z_-]+)=(.*)$",
                                  lambda m: f"{m.group(1)}={values.get(m.group(1), m.group(2))}",
                                  text, flags=re.M)
             parser = configparser.ConfigParser(interpolation=None)
@@ -793,7 +794,8 @@ def check_man(destdir, mandir, smolvm, smolvmd):
     verbs = [["create"], ["list"], ["start"], ["pause"], ["resume"], ["stop"], ["delete"],
              ["console-log"], ["snapshot", "create"], ["snapshot", "restore"], ["snapshot", "clone"],
              ["snapshot", "delete"], ["snapshot", "list"], ["snapshot", "export"],
-             ["snapshot", "import"], ["job", "list"], ["job", "cancel"]]
+             ["snapshot", "import"], ["snapshot", "push"], ["snapshot", "pull"], ["job", "list"],
+             ["job", "cancel"]]
     cli = set()
     for verb in [[]] + verbs:
         cli |= help_options([smolvm] + verb)
@@ -868,10 +870,13 @@ def check_completion(script, smolvm):
             ("smolvm job cancel 1", {"12"}),
             ("smolvm job list ", set()),
             ("smolvm snapshot ", {"create", "restore", "clone", "delete", "list", "export",
-                                  "import"}),
+                                  "import", "push", "pull"}),
             ("smolvm --json snapshot ", {"create", "restore", "clone", "delete", "list",
-                                         "export", "import"}),
+                                         "export", "import", "push", "pull"}),
             ("smolvm snapshot export ", {"snap-one"}),
+            ("smolvm snapshot push ", {"snap-one"}),
+            # a reference: nothing to offer
+            ("smolvm snapshot pull ", set()),
             ("smolvm start ", {"vm-one", "vm-two"}),
             ("smolvm stop vm-t", {"vm-two"}),
             ("smolvm snapshot create ", {"vm-one", "vm-two"}),
@@ -890,6 +895,7 @@ def check_completion(script, smolvm):
         for verb in (["create"], ["delete"], ["snapshot", "create"], ["snapshot", "restore"],
                      ["snapshot", "clone"], ["snapshot", "list"], ["snapshot", "delete"],
                      ["snapshot", "export"], ["snapshot", "import"],
+                     ["snapshot", "push"], ["snapshot", "pull"],
                      ["start"], ["job", "list"], ["job", "cancel"]):
             cases.append((f"smolvm {' '.join(verb)} --",
                           help_options([smolvm] + verb) | {"--help"}))

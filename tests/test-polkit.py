@@ -818,6 +818,44 @@ class TestRecorder(PolkitCase):
         self.assertEqual([e for e in os.listdir(os.path.join(env.state_dir, "snapshots"))
                           if e.startswith(".")], [])
 
+    def test_push_and_pull(self):
+        """Push needs org.smolvm.snapshot.push with the snapshot and its VM
+        as details, PullSnapshot org.smolvm.snapshot.pull with the
+        snapshot id it asks for; a refusal reaches no registry (none
+        listens here: an allowed call fails later, RegistryUnavailable)."""
+        env, client, mock = self.system_env()
+        mock.answer("yes")
+        self.create_vm(env, client, "p-vm")
+        self.start_vm(env, client, "p-vm")
+        client.smolvm(st.MANAGER_PATH, "CreateSnapshot",
+                      v("ssa{sv}", "p-vm", "p-s", asv(resume_source=True)))
+        ref = "127.0.0.1:9/smolvm/p:v1"  # the discard port: nobody answers
+
+        def cli_sys(*args):
+            return subprocess.run([st.CLI, "--no-ask-password", "--json"] + list(args),
+                                  env=env.client_env(system=True), stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True, timeout=st.DEADLINE)
+
+        for answer, error in (("no", "NotAuthorized"), ("yes", "RegistryUnavailable")):
+            with self.subTest(answer=answer):
+                mock.answer("no", **{PUSH: answer})
+                mock.clear()
+                r = cli_sys("snapshot", "push", "p-s", ref)
+                self.assertEqual(json.loads(r.stdout)["error"]["name"], error, r.stdout)
+                check = self.one_check(mock)
+                self.assertEqual(check["action_id"], PUSH)
+                self.assertEqual(check["details"],
+                                 {"vm_id": "p-vm", "snapshot_id": "p-s", "verb": "push"})
+
+                mock.answer("no", **{PULL: answer})
+                mock.clear()
+                r = cli_sys("snapshot", "pull", ref, "--snapshot-id", "p-copy")
+                self.assertEqual(json.loads(r.stdout)["error"]["name"], error, r.stdout)
+                check = self.one_check(mock)
+                self.assertEqual(check["action_id"], PULL)
+                self.assertEqual(check["details"], {"snapshot_id": "p-copy", "verb": "pull"})
+        self.assertNotIn("p-copy", env.snapshot_ids())
+
     def test_interactive_flag_by_client(self):
         """`auth` answers yes only when the caller allows interaction."""
         env, client, mock = self.system_env()

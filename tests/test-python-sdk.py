@@ -8,11 +8,14 @@ Needs GI_TYPELIB_PATH and LD_LIBRARY_PATH pointing at the built library
 (tests/meson.build sets them); the SDK is imported from the source tree."""
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import registry  # noqa: E402
 import smolvmtest as st  # noqa: E402
 
 PYTHON_DIR = os.path.join(st.SOURCE_DIR, "python")
@@ -239,6 +242,97 @@ print("ok")
 """
 
 
+# Snapshots between hosts through the SDK: OCI archives (a path, a file
+# object, a descriptor) and a registry (T_REGISTRY, listed as insecure).
+TRANSFER_CHECKS = r"""
+import os
+import smolvm
+
+kernel, rootfs, root = os.environ["T_KERNEL"], os.environ["T_ROOTFS"], os.environ["T_ROOT"]
+registry = os.environ["T_REGISTRY"]
+
+def raises(cls, fn, *args, **kw):
+    try:
+        fn(*args, **kw)
+    except cls as e:
+        return e
+    raise AssertionError("%s not raised by %s" % (cls.__name__, fn))
+
+def same(a, b):
+    # what travels with a snapshot; its files' paths are this host's
+    keys = ("snapshot_id", "vm_id", "vm_config", "network_config", "created_at", "backend")
+    return all(getattr(a, k) == getattr(b, k) for k in keys)
+
+vm = smolvm.SmolVM(config={"vm_id": "xfer", "kernel_path": kernel, "rootfs_path": rootfs,
+                           "network": False, "mem_size_mib": 128})
+snap = vm.start().snapshot("xsnap", resume_source=True)
+vm.delete(force=True)
+vm.close()
+archive = os.path.join(root, "xsnap.tar")
+
+with smolvm.SmolVMManager() as sdk:
+    # a path, opened by the SDK; import under another id from a file object
+    assert sdk.export_snapshot("xsnap", archive) is None
+    assert os.path.getsize(archive) > 0
+    with open(archive, "rb") as f:
+        copy = sdk.import_snapshot(f, snapshot_id="xcopy")
+    assert isinstance(copy, smolvm.SnapshotInfo)
+    assert copy.snapshot_id == "xcopy" and copy.vm_id == "xfer", copy
+    assert (copy.vm_config, copy.backend) == (snap.vm_config, snap.backend), copy
+    # the archive's own id, from a path, once the original is gone
+    sdk.delete_snapshot("xsnap")
+    back = sdk.import_snapshot(archive)
+    assert same(back, snap), (back, snap)
+    assert sdk.get_snapshot("xsnap") == back
+    # a descriptor the caller keeps, written and read again
+    fd = os.open(os.path.join(root, "by-fd.tar"), os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+    sdk.export_snapshot("xcopy", fd)
+    os.lseek(fd, 0, os.SEEK_SET)
+    by_fd = sdk.import_snapshot(fd, "xfd")
+    os.close(fd)
+    assert by_fd.snapshot_id == "xfd" and by_fd.vm_id == "xfer", by_fd
+
+    # errors: an unknown snapshot (the file made for it goes), a taken id,
+    # an archive that is not one, a file this process cannot open
+    missing = os.path.join(root, "missing.tar")
+    e = raises(smolvm.SnapshotNotFoundError, sdk.export_snapshot, "nope", missing)
+    assert e.details == {"snapshot_id": "nope"}, e.details
+    assert not os.path.exists(missing)
+    e = raises(smolvm.SnapshotAlreadyExistsError, sdk.import_snapshot, archive)
+    assert e.name == "AlreadyExists", e.name
+    junk = os.path.join(root, "junk.tar")
+    with open(junk, "wb") as f:
+        f.write(b"not an archive\n" * 100)
+    e = raises(smolvm.CorruptSnapshotError, sdk.import_snapshot, junk, "xjunk")
+    assert e.name == "Corrupt", e.name
+    raises(FileNotFoundError, sdk.import_snapshot, os.path.join(root, "absent.tar"))
+    assert sorted(s.snapshot_id for s in sdk.list_snapshots()) == ["xcopy", "xfd", "xsnap"]
+
+    # push, delete, pull: the same snapshot; pull again under another id
+    ref = registry + "/sdk/xfer:v1"
+    assert sdk.push_snapshot("xsnap", ref) is None
+    sdk.delete_snapshot("xsnap")
+    pulled = sdk.pull_snapshot(ref)
+    assert same(pulled, snap), (pulled, snap)
+    other = sdk.pull_snapshot(ref, snapshot_id="xpulled")
+    assert other.snapshot_id == "xpulled" and other.vm_id == "xfer", other
+
+    # errors: an unknown tag, a taken id, an unknown snapshot, a registry
+    # that is not there (not listed as insecure: TLS to a closed port)
+    e = raises(smolvm.RegistryError, sdk.pull_snapshot, registry + "/sdk/xfer:nope")
+    assert e.name == "NotFound" and e.details == {"reference": registry + "/sdk/xfer:nope"}, \
+        (e.name, e.details)
+    e = raises(smolvm.SnapshotAlreadyExistsError, sdk.pull_snapshot, ref, "xpulled")
+    e = raises(smolvm.SnapshotNotFoundError, sdk.push_snapshot, "nope", ref)
+    assert e.details == {"snapshot_id": "nope"}, e.details
+    e = raises(smolvm.RegistryError, sdk.push_snapshot, "xsnap", "127.0.0.1:9/sdk/x:v1")
+    assert e.name == "RegistryUnavailable", e.name
+    assert sorted(s.snapshot_id for s in sdk.list_snapshots()) == \
+        ["xcopy", "xfd", "xpulled", "xsnap"]
+print("ok")
+"""
+
+
 class TestSdk(st.TestCase):
     """The SDK's types and errors, against a daemon without default images."""
 
@@ -247,6 +341,21 @@ class TestSdk(st.TestCase):
         os.environ.update(T_KERNEL=env.kernel, T_ROOTFS=env.rootfs, T_ROOT=env.root)
         self.assertEqual(run_block(self, env, SDK_CHECKS, "sdk-checks"), "ok\n")
         self.assertEqual(sorted(env.list_vms()), ["fd-vm"])
+
+    def test_transfers(self):
+        if not registry.available():
+            self.skipTest("docker-registry is not installed (tools/deps.sh)")
+        tmp = tempfile.mkdtemp(prefix="test-python-sdk-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        reg = registry.Registry(tmp).start()
+        self.addCleanup(reg.remove)
+        env = self.new_env(daemon_args=["--insecure-registry", reg.host])
+        os.environ.update(T_KERNEL=env.kernel, T_ROOTFS=env.rootfs, T_ROOT=env.root,
+                          T_REGISTRY=reg.host)
+        self.assertEqual(run_block(self, env, TRANSFER_CHECKS, "sdk-transfers"), "ok\n")
+        # the push reached the registry: its manifest is there under the tag
+        self.assertTrue(any(r.method == "PUT" and "/manifests/v1" in r.uri
+                            for r in reg.requests()), reg.requests())
 
 
 if __name__ == "__main__":

@@ -132,6 +132,30 @@ class TestRestart(st.TestCase):
         env.create_snapshot("v", "half")
         self.assertEqual(env.snapshot_ids(), ["done", "half"])
 
+    def test_abandoned_transfer_caches_are_cleared(self):
+        """At start-up a push's leftover goes, and so does a pull cache
+        untouched for more than a week; a recent pull cache stays for the
+        same pull started again."""
+        env = self.env
+        env.daemon.kill()
+        cache = os.path.join(env.state_dir, "oci-cache")
+        day = 24 * 3600
+        dirs = {"push-Ab12Cd": 0, "pull-" + "a" * 64: 8 * day, "pull-" + "b" * 64: day}
+        for name, age in dirs.items():
+            blobs = os.path.join(cache, name, "blobs", "sha256")
+            os.makedirs(blobs)
+            with open(os.path.join(blobs, "c" * 64), "w") as f:
+                f.write("a verified blob")
+            when = os.stat(blobs).st_mtime - age
+            for path in (blobs, os.path.join(cache, name)):
+                os.utime(path, (when, when))
+        env.daemon.start()
+        st.wait_for(lambda: sorted(os.listdir(cache)) == ["pull-" + "b" * 64],
+                    "the abandoned caches to be removed")
+        log = env.daemon_log()
+        self.assertIn("push-Ab12Cd, left by a push that did not end", log)
+        self.assertRegex(log, r"pull-a{64}, the blobs of a pull given up on \(untouched for 8 days\)")
+
     def test_restore_cut_short_is_undone(self):
         """A crash between setting a VM's disk aside and the end of the restore:
         the next start puts the VM's own disk back, unless the VM already runs

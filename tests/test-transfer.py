@@ -12,13 +12,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import registry  # noqa: E402
 import smolvmtest as st  # noqa: E402
 from smolvmtest import MIB  # noqa: E402
 
@@ -65,12 +65,6 @@ def data_extents(path):
             out.append((data, hole - data))
             pos = hole
     return out
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class TransferCase(st.TestCase):
@@ -455,32 +449,14 @@ class TestCliStreams(TransferCase):
         self.assertCli(r, 1)
 
 
-@st.unittest.skipUnless(shutil.which("skopeo") and shutil.which("docker-registry"),
+@st.unittest.skipUnless(shutil.which("skopeo") and registry.available(),
                         "skopeo and docker-registry are needed")
 class TestInterop(TransferCase):
     def start_registry(self):
-        root = os.path.join(self.tmp, "registry")
-        os.makedirs(root)
-        port = free_port()
-        config = os.path.join(self.tmp, "registry.yml")
-        with open(config, "w") as f:
-            f.write("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-                    "    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%d\n" % (root, port))
-        log = open(os.path.join(self.tmp, "registry.log"), "w")
-        self.addCleanup(log.close)
-        proc = self.env.adopt(subprocess.Popen(["docker-registry", "serve", config],
-                                               stdout=log, stderr=subprocess.STDOUT))
-
-        def up():
-            if proc.poll() is not None:
-                raise AssertionError("docker-registry exited")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        st.wait_for(up, "docker-registry on port %d" % port)
-        return "127.0.0.1:%d" % port
+        # the harness of test-registry.py (tests/registry.py)
+        reg = registry.Registry(self.tmp).start()
+        self.addCleanup(reg.remove)
+        return reg.host
 
     def skopeo(self, *args):
         proc = subprocess.run(["skopeo"] + list(args), capture_output=True,

@@ -13,7 +13,8 @@ packages=(
   btrfs-progs xfsprogs
   scdoc bash-completion polkitd nodejs
   clang libclang-rt-14-dev
-  libarchive-dev libzstd-dev skopeo docker-registry
+  libarchive-dev libzstd-dev zstd
+  docker-registry skopeo apache2-utils openssl ca-certificates
 )
 
 missing=()

@@ -52,8 +52,9 @@ class SnapshotAlreadyRestoredError(SmolVMError):
 
 
 class RegistryError(SmolVMError):
-    """An OCI registry could not be reached, or refused the configured
-    credentials (RegistryUnavailable, RegistryAuthFailed)."""
+    """An OCI registry could not be reached, refused the configured
+    credentials (RegistryUnavailable, RegistryAuthFailed), or has no such
+    repository or tag to pull (NotFound)."""
 
 
 class CorruptSnapshotError(SmolVMError):
@@ -80,6 +81,7 @@ _CLASSES = {
     ("NoSpace", None): HostError,
     ("RegistryUnavailable", None): RegistryError,
     ("RegistryAuthFailed", None): RegistryError,
+    ("NotFound", "reference"): RegistryError,
     ("Corrupt", None): CorruptSnapshotError,
     ("NotASnapshot", None): CorruptSnapshotError,
 }

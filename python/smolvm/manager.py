@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """SmolVMManager: snapshots and VMs of smolvmd, as SmolVM's manager has them."""
 
+import contextlib
 import os
 
 from ._client import Connection, Gio, GLib, Smolvm, calls_daemon
@@ -39,6 +40,36 @@ def config_variant(config):
         else:
             raise ValueError("unknown VMConfig field %r" % key)
     return GLib.Variant("a{sv}", out), fds
+
+
+@contextlib.contextmanager
+def _descriptor(file, writing):
+    """The descriptor for @file: an int is one, an object with fileno() has
+    one (flushed first), anything else is a path opened here, with this
+    process's rights, since smolvmd never opens a caller's path. A path
+    opened for writing that the call fails on is removed: half an archive
+    is no archive."""
+    if isinstance(file, int):
+        yield file
+        return
+    if hasattr(file, "fileno"):
+        if hasattr(file, "flush"):
+            file.flush()
+        yield file.fileno()
+        return
+    path = os.fspath(file)
+    flags = os.O_CLOEXEC | os.O_NOCTTY
+    flags |= os.O_WRONLY | os.O_CREAT | os.O_TRUNC if writing else os.O_RDONLY
+    fd = os.open(path, flags, 0o644)
+    try:
+        yield fd
+    except BaseException:
+        if writing:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        raise
+    finally:
+        os.close(fd)
 
 
 class SmolVMManager:
@@ -114,6 +145,46 @@ class SmolVMManager:
                  else Smolvm.SnapshotCloneFlags.NONE)
         return [VMInfo._from_lib(i) for i in self._client.clone_snapshot_sync(
             snapshot_id, count or 0, list(vm_ids) if vm_ids else None, flags, None)]
+
+    # -- snapshots between hosts: OCI archives and registries
+
+    @calls_daemon("snapshot", "snapshot_id")
+    def export_snapshot(self, snapshot_id, file):
+        """Write the snapshot as an OCI archive (an image layout in a tar,
+        skopeo's oci-archive) to @file: a path (created or truncated, and
+        removed if the export fails), a file object open for writing, or a
+        descriptor (the caller keeps it)."""
+        with _descriptor(file, writing=True) as fd:
+            self._client.export_snapshot_sync(snapshot_id, fd, None)
+
+    # AlreadyExists: the snapshot's id is taken here
+    @calls_daemon({"AlreadyExists": "snapshot", None: None})
+    def import_snapshot(self, file, snapshot_id=None):
+        """Store the snapshot of an OCI archive read from @file (a path, a
+        file object open for reading, or a descriptor), under @snapshot_id
+        or the archive's own id; returns its SnapshotInfo. A bad archive is
+        a CorruptSnapshotError."""
+        with _descriptor(file, writing=False) as fd:
+            return SnapshotInfo._from_lib(
+                self._client.import_snapshot_sync(fd, snapshot_id or None, None))
+
+    @calls_daemon("snapshot", "snapshot_id")
+    def push_snapshot(self, snapshot_id, reference):
+        """Push the snapshot to an OCI registry as @reference
+        (registry/repository:tag); blobs the registry has are not sent
+        again. Registry errors are RegistryErrors."""
+        self._client.push_snapshot_sync(snapshot_id, reference, None)
+
+    # NotFound: no such repository or tag in the registry
+    @calls_daemon({"AlreadyExists": "snapshot", "NotFound": "reference", None: None},
+                  "reference")
+    def pull_snapshot(self, reference, snapshot_id=None):
+        """Pull the snapshot at @reference (registry/repository:tag or
+        @sha256:...) and store it under @snapshot_id or its own id; returns
+        its SnapshotInfo. Every blob is checked on the way
+        (CorruptSnapshotError)."""
+        return SnapshotInfo._from_lib(
+            self._client.pull_snapshot_sync(reference, snapshot_id or None, None))
 
     # -- VMs
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* smolvm snapshot create|restore|clone|delete|list|export|import */
+/* smolvm snapshot create|restore|clone|delete|list|export|import|push|pull */
 #include "config.h"
 
 #include <errno.h>
@@ -9,17 +9,18 @@
 
 #include "smolvm-id.h"
 #include "smolvm-info.h"
+#include "smolvm-oci-ref.h"
 
 #include "cli-job-watch.h"
 #include "cli-output.h"
 #include "cli-verbs.h"
 
 typedef struct {
-  gchar *snapshot_id;     /* create, import */
+  gchar *snapshot_id;     /* create, import, pull */
   gboolean resume_source; /* create */
   gboolean resume;        /* restore, clone */
   gboolean force;         /* restore */
-  gboolean no_progress;   /* create, restore, clone, export, import */
+  gboolean no_progress;   /* create, restore, clone, export, import, push, pull */
   gchar *vm_id;           /* list */
   gchar *count;           /* clone */
   gchar **vm_ids;         /* clone */
@@ -110,6 +111,30 @@ cli_snapshot_import_options (gpointer options, GOptionContext *context)
   const GOptionEntry entries[] = {
     { "snapshot-id", 0, 0, G_OPTION_ARG_STRING, &opts->snapshot_id,
       "Store the snapshot under this id instead of the archive's own", "ID" },
+    CLI_NO_PROGRESS_ENTRY (&opts->no_progress),
+    G_OPTION_ENTRY_NULL
+  };
+  g_option_context_add_main_entries (context, entries, NULL);
+}
+
+void
+cli_snapshot_push_options (gpointer options, GOptionContext *context)
+{
+  CliSnapshotOptions *opts = options;
+  const GOptionEntry entries[] = {
+    CLI_NO_PROGRESS_ENTRY (&opts->no_progress),
+    G_OPTION_ENTRY_NULL
+  };
+  g_option_context_add_main_entries (context, entries, NULL);
+}
+
+void
+cli_snapshot_pull_options (gpointer options, GOptionContext *context)
+{
+  CliSnapshotOptions *opts = options;
+  const GOptionEntry entries[] = {
+    { "snapshot-id", 0, 0, G_OPTION_ARG_STRING, &opts->snapshot_id,
+      "Store the snapshot under this id instead of the one it was pushed with", "ID" },
     CLI_NO_PROGRESS_ENTRY (&opts->no_progress),
     G_OPTION_ENTRY_NULL
   };
@@ -618,6 +643,91 @@ cli_snapshot_import (Cli *cli, GError **error)
   text = g_strdup_printf ("Imported snapshot '%s' of VM '%s'.\n",
                           smolvm_snapshot_info_get_snapshot_id (info),
                           smolvm_snapshot_info_get_vm_id (info));
+  cli_finish (cli, data, text);
+  return TRUE;
+}
+
+gboolean
+cli_snapshot_push (Cli *cli, GError **error)
+{
+  CliSnapshotOptions *opts = cli->options;
+  const gchar *snapshot_id = cli->args[0];
+  const gchar *reference = cli->args[1];
+  g_autoptr(SmolvmOciRef) ref = NULL;
+  g_autoptr(CliJobWatch) watch = NULL;
+  g_autofree gchar *snapshot_path = NULL;
+  g_autofree gchar *canonical = NULL;
+  g_autoptr(JsonObject) data = json_object_new ();
+  g_autofree gchar *text = NULL;
+  SmolvmClient *smolvm;
+
+  /* smolvmd checks both too; failing here saves a round trip */
+  if (!smolvm_id_validate (snapshot_id, "snapshot id", error))
+    return FALSE;
+  ref = smolvm_oci_ref_parse (reference, error);
+  if (ref == NULL)
+    return FALSE;
+  if (!cli_connect (cli, error))
+    return FALSE;
+  smolvm = cli_client_get_smolvm (cli->client);
+
+  snapshot_path = smolvm_id_object_path ("snapshot", snapshot_id);
+  watch = cli_job_watch_new (cli->client, "snapshot-push", snapshot_path,
+                             !cli->json && !opts->no_progress);
+  smolvm_client_push_snapshot (smolvm, snapshot_id, reference, NULL, cli_job_watch_reply, watch);
+  if (!smolvm_client_push_snapshot_finish (smolvm, cli_job_watch_wait (watch), error)) {
+    cli_error_mark_cancelled (error != NULL ? *error : NULL);
+    return FALSE;
+  }
+
+  canonical = smolvm_oci_ref_to_string (ref);
+  json_object_set_string_member (data, "snapshot_id", snapshot_id);
+  json_object_set_string_member (data, "reference", canonical);
+  text = g_strdup_printf ("Pushed snapshot '%s' to %s.\n", snapshot_id, canonical);
+  cli_finish (cli, data, text);
+  return TRUE;
+}
+
+gboolean
+cli_snapshot_pull (Cli *cli, GError **error)
+{
+  CliSnapshotOptions *opts = cli->options;
+  const gchar *reference = cli->args[0];
+  const gchar *snapshot_id =
+    opts->snapshot_id != NULL && opts->snapshot_id[0] != '\0' ? opts->snapshot_id : NULL;
+  g_autoptr(SmolvmOciRef) ref = NULL;
+  g_autoptr(CliJobWatch) watch = NULL;
+  g_autoptr(SmolvmSnapshotInfo) info = NULL;
+  g_autofree gchar *canonical = NULL;
+  g_autoptr(JsonObject) data = json_object_new ();
+  g_autofree gchar *text = NULL;
+  SmolvmClient *smolvm;
+
+  if (snapshot_id != NULL && !smolvm_id_validate (snapshot_id, "snapshot id", error))
+    return FALSE;
+  ref = smolvm_oci_ref_parse (reference, error);
+  if (ref == NULL)
+    return FALSE;
+  if (!cli_connect (cli, error))
+    return FALSE;
+  smolvm = cli_client_get_smolvm (cli->client);
+
+  /* the pull's Job works on no object until the snapshot exists */
+  watch = cli_job_watch_new (cli->client, "snapshot-pull", NULL,
+                             !cli->json && !opts->no_progress);
+  smolvm_client_pull_snapshot (smolvm, reference, snapshot_id, NULL, cli_job_watch_reply, watch);
+  info = smolvm_client_pull_snapshot_finish (smolvm, cli_job_watch_wait (watch), error);
+  if (info == NULL) {
+    cli_error_mark_cancelled (error != NULL ? *error : NULL);
+    return FALSE;
+  }
+
+  canonical = smolvm_oci_ref_to_string (ref);
+  json_object_set_object_member (data, "snapshot", snapshot_info_to_json (info));
+  json_object_set_string_member (data, "reference", canonical);
+  text = g_strdup_printf ("Pulled snapshot '%s' of VM '%s' from %s.\n",
+                          smolvm_snapshot_info_get_snapshot_id (info),
+                          smolvm_snapshot_info_get_vm_id (info), canonical);
   cli_finish (cli, data, text);
   return TRUE;
 }

@@ -24,7 +24,7 @@ gboolean cli_vm_stop (Cli *cli, GError **error);
 gboolean cli_vm_delete (Cli *cli, GError **error);
 gboolean cli_vm_console_log (Cli *cli, GError **error);
 
-/* cli-snapshot.c: snapshot create, restore, clone, delete, list, export, import */
+/* cli-snapshot.c: snapshot create, restore, clone, delete, list, export, import, push, pull */
 gpointer cli_snapshot_options_new (void);
 void cli_snapshot_options_free (gpointer options);
 void cli_snapshot_create_options (gpointer options, GOptionContext *context);
@@ -33,6 +33,8 @@ void cli_snapshot_clone_options (gpointer options, GOptionContext *context);
 void cli_snapshot_list_options (gpointer options, GOptionContext *context);
 void cli_snapshot_export_options (gpointer options, GOptionContext *context);
 void cli_snapshot_import_options (gpointer options, GOptionContext *context);
+void cli_snapshot_push_options (gpointer options, GOptionContext *context);
+void cli_snapshot_pull_options (gpointer options, GOptionContext *context);
 gboolean cli_snapshot_create (Cli *cli, GError **error);
 gboolean cli_snapshot_restore (Cli *cli, GError **error);
 gboolean cli_snapshot_clone (Cli *cli, GError **error);
@@ -40,6 +42,8 @@ gboolean cli_snapshot_delete (Cli *cli, GError **error);
 gboolean cli_snapshot_list (Cli *cli, GError **error);
 gboolean cli_snapshot_export (Cli *cli, GError **error);
 gboolean cli_snapshot_import (Cli *cli, GError **error);
+gboolean cli_snapshot_push (Cli *cli, GError **error);
+gboolean cli_snapshot_pull (Cli *cli, GError **error);
 
 /* cli-job.c: job list, cancel */
 gboolean cli_job_list (Cli *cli, GError **error);

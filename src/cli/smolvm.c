@@ -29,7 +29,7 @@
 static const CliGroup cli_groups[] = {
   { "snapshot",
     "Manage VM snapshots (Firecracker and QEMU): create, restore, clone, delete, list, "
-    "export, import." },
+    "export, import, push, pull." },
   { "job", "Show and cancel the long operations under way: list, cancel." },
 };
 
@@ -74,6 +74,12 @@ static const CliVerb cli_verbs[] = {
   { "snapshot", "import", "snapshot.import", "FILE|-", 1,
     "Make a snapshot of an OCI archive read from FILE or standard input.", 0,
     SNAPSHOT_OPTIONS, cli_snapshot_import_options, cli_snapshot_import },
+  { "snapshot", "push", "snapshot.push", "SNAPSHOT_ID REFERENCE", 2,
+    "Upload a snapshot to an OCI registry (REGISTRY/REPOSITORY[:TAG]).", 0,
+    SNAPSHOT_OPTIONS, cli_snapshot_push_options, cli_snapshot_push },
+  { "snapshot", "pull", "snapshot.pull", "REFERENCE", 1,
+    "Download a snapshot from an OCI registry.", 0,
+    SNAPSHOT_OPTIONS, cli_snapshot_pull_options, cli_snapshot_pull },
   { "job", "list", "job.list", "", 0,
     "List the jobs under way: operation, phase, progress, who started them.",
     CLI_VERB_READ_ONLY, NO_OPTIONS, cli_job_list },

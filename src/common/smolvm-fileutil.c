@@ -244,8 +244,10 @@ copy_contents (CopyState *cs, off_t size, GError **error)
   /* a reflink, or extents that came out smaller than the blocks counted */
   copy_report (cs, cs->expected);
 
-  /* Extends the destination over a trailing hole, which no extent covers. */
-  if (ftruncate (cs->dst_fd, size) < 0)
+  /* Extends the destination over a trailing hole, which no extent covers;
+   * a clone has the source's size already (and a truncate would only give
+   * the fsync below one more change to log). */
+  if (!cloned && ftruncate (cs->dst_fd, size) < 0)
     return copy_set_errno (cs, error, errno, "cannot set the size of the destination");
   /* Delayed allocation can make fsync the first to report ENOSPC. */
   if (fsync (cs->dst_fd) < 0)

@@ -4,6 +4,7 @@
 #include "smolvm-authority.h"
 #include "smolvm-call.h"
 #include "smolvm-error-map.h"
+#include "smolvm-record-writer.h"
 #include "smolvm-registry.h"
 
 gpointer
@@ -35,7 +36,43 @@ call_free (SmolvmCall *call)
   g_clear_object (&call->invocation);
   g_clear_object (&call->job);
   g_free (call->cancelled_summary);
+  g_clear_pointer (&call->reply, g_variant_unref);
+  g_clear_error (&call->reply_error);
   g_free (call);
+}
+
+/* The job completes and the caller hears (a reply, or an error, or nothing
+ * for a call that answered early) once the writes queued so far are on
+ * disk: what a reply reports survives a crash that follows it. */
+static void
+call_end_now (SmolvmCall *call)
+{
+  if (call->job != NULL)
+    smolvm_job_complete (call->job, call->reply_error);
+  if (call->reply_error != NULL)
+    g_dbus_method_invocation_return_gerror (g_steal_pointer (&call->invocation),
+                                            call->reply_error);
+  else if (call->invocation != NULL)
+    g_dbus_method_invocation_return_value (g_steal_pointer (&call->invocation), call->reply);
+  call_free (call);
+}
+
+static void
+on_records_flushed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  smolvm_record_writer_flush_finish (SMOLVM_RECORD_WRITER (source), result);
+  call_end_now (user_data);
+}
+
+static void
+call_end (SmolvmCall *call)
+{
+  call_release (call);
+  if (smolvm_record_writer_is_busy (call->ctx->records)) {
+    smolvm_record_writer_flush_async (call->ctx->records, on_records_flushed, call);
+    return;
+  }
+  call_end_now (call);
 }
 
 gboolean
@@ -213,12 +250,9 @@ smolvm_call_fail (SmolvmCall *call, GError *error)
     mapped = smolvm_error_normalize (error);
   g_debug ("%s failed: %s", g_dbus_method_invocation_get_method_name (call->invocation),
            mapped->message);
-  call_release (call);
-  if (call->job != NULL)
-    smolvm_job_complete (call->job, mapped);
-  g_dbus_method_invocation_return_gerror (g_steal_pointer (&call->invocation), mapped);
   g_error_free (error);
-  call_free (call);
+  call->reply_error = g_steal_pointer (&mapped);
+  call_end (call);
 }
 
 void
@@ -243,20 +277,15 @@ void
 smolvm_call_done (SmolvmCall *call)
 {
   g_return_if_fail (call->invocation == NULL);
-  call_release (call);
-  if (call->job != NULL)
-    smolvm_job_complete (call->job, NULL);
-  call_free (call);
+  call_end (call);
 }
 
 void
 smolvm_call_return (SmolvmCall *call, GVariant *value)
 {
-  call_release (call);
-  if (call->job != NULL)
-    smolvm_job_complete (call->job, NULL);
-  g_dbus_method_invocation_return_value (g_steal_pointer (&call->invocation), value);
-  call_free (call);
+  /* floating values are sunk here, as return_value() would */
+  call->reply = value != NULL ? g_variant_ref_sink (value) : NULL;
+  call_end (call);
 }
 
 int

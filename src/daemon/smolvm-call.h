@@ -24,6 +24,9 @@ struct _SmolvmCall {
   gchar *cancelled_summary;          /* what a cancelled call tells, e.g. "... not created" */
   SmolvmCallFunc run;
   SmolvmCallFunc clear;
+  /* the end, held while the record writer flushes (see smolvm-call.c) */
+  GVariant *reply;
+  GError *reply_error;
 };
 
 gpointer smolvm_call_new (gsize size, SmolvmContext *ctx, GDBusMethodInvocation *invocation,

@@ -9,6 +9,7 @@ typedef struct _SmolvmStore SmolvmStore;
 typedef struct _SmolvmRegistry SmolvmRegistry;
 typedef struct _SmolvmAuthority SmolvmAuthority;
 typedef struct _SmolvmNetwork SmolvmNetwork;
+typedef struct _SmolvmRecordWriter SmolvmRecordWriter;
 
 /* What every operation works with: the daemon's parts, set up once at
  * start-up by the manager, which owns them and outlives every VM, snapshot
@@ -17,6 +18,7 @@ typedef struct {
   gboolean session;        /* a per-user --session daemon */
   gboolean network_default; /* VMs get networking unless they say otherwise */
   SmolvmStore *store;
+  SmolvmRecordWriter *records; /* vm.json and snapshot.json, off the main loop */
   SmolvmRegistry *registry;
   SmolvmAuthority *authority;
   SmolvmNetwork *network;
@@ -29,6 +31,11 @@ typedef struct {
   gchar *default_rootfs;
   gchar *default_backend;
   gchar *default_accel;
+  /* OCI registries: the admin's credentials file (containers auth.json
+   * format; NULL: anonymous only) and the registries ("host:port") reached
+   * over plain HTTP instead of TLS */
+  gchar *registry_auth_file;
+  gchar **insecure_registries;
 } SmolvmContext;
 
 G_END_DECLS

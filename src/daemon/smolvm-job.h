@@ -14,6 +14,8 @@ G_DECLARE_FINAL_TYPE (SmolvmJob, smolvm_job, SMOLVM, JOB, SmolvmDbusJobSkeleton)
 #define SMOLVM_JOB_SNAPSHOT_RESTORE "snapshot-restore"
 #define SMOLVM_JOB_SNAPSHOT_DELETE "snapshot-delete"
 #define SMOLVM_JOB_SNAPSHOT_CLONE "snapshot-clone"
+#define SMOLVM_JOB_SNAPSHOT_PUSH "snapshot-push"
+#define SMOLVM_JOB_SNAPSHOT_PULL "snapshot-pull"
 #define SMOLVM_JOB_SNAPSHOT_EXPORT "snapshot-export"
 #define SMOLVM_JOB_SNAPSHOT_IMPORT "snapshot-import"
 #define SMOLVM_JOB_VM_CREATE "vm-create"

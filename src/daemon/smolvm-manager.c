@@ -9,6 +9,7 @@
 #include "smolvm-manager.h"
 #include "smolvm-network.h"
 #include "smolvm-ops.h"
+#include "smolvm-record-writer.h"
 #include "smolvm-registry.h"
 #include "smolvm-store.h"
 
@@ -33,6 +34,8 @@ smolvm_manager_finalize (GObject *object)
   if (self->ctx.registry != NULL)
     g_object_run_dispose (G_OBJECT (self->ctx.registry));
   g_clear_object (&self->ctx.registry);
+  /* after the registry, whose objects may still queue a write: waits for them */
+  g_clear_object (&self->ctx.records);
   g_clear_object (&self->ctx.store);
   g_clear_object (&self->ctx.authority);
   g_clear_object (&self->ctx.network);
@@ -43,6 +46,8 @@ smolvm_manager_finalize (GObject *object)
   g_free (self->ctx.default_rootfs);
   g_free (self->ctx.default_backend);
   g_free (self->ctx.default_accel);
+  g_free (self->ctx.registry_auth_file);
+  g_strfreev (self->ctx.insecure_registries);
   G_OBJECT_CLASS (smolvm_manager_parent_class)->finalize (object);
 }
 
@@ -106,6 +111,14 @@ handle_delete_snapshot (SmolvmDbusManager *object, GDBusMethodInvocation *invoca
                         const gchar *snapshot_id, GVariant *options)
 {
   smolvm_op_snapshot_delete (&SMOLVM_MANAGER (object)->ctx, invocation, snapshot_id, options);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+handle_pull_snapshot (SmolvmDbusManager *object, GDBusMethodInvocation *invocation,
+                      const gchar *reference, GVariant *options)
+{
+  smolvm_op_snapshot_pull (&SMOLVM_MANAGER (object)->ctx, invocation, reference, options);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -229,6 +242,7 @@ smolvm_manager_iface_init (SmolvmDbusManagerIface *iface)
   iface->handle_restore_snapshot = handle_restore_snapshot;
   iface->handle_clone_snapshot = handle_clone_snapshot;
   iface->handle_delete_snapshot = handle_delete_snapshot;
+  iface->handle_pull_snapshot = handle_pull_snapshot;
   iface->handle_import_snapshot = handle_import_snapshot;
   iface->handle_list_snapshots = handle_list_snapshots;
   iface->handle_get_snapshot = handle_get_snapshot;
@@ -260,6 +274,8 @@ load_state (SmolvmManager *self, GError **error)
       (snapshots = smolvm_store_list_records (ctx->store, "snapshots", error)) == NULL ||
       (vms = smolvm_store_list_records (ctx->store, "vms", error)) == NULL)
     return FALSE;
+  smolvm_store_clean_oci_cache (ctx->store, g_get_real_time () / G_USEC_PER_SEC,
+                                SMOLVM_STORE_PULL_CACHE_MAX_AGE);
 
   for (guint i = 0; i < snapshots->len; i++) {
     g_autoptr(GError) local_error = NULL;
@@ -305,7 +321,10 @@ smolvm_manager_new (const SmolvmManagerOptions *options, GError **error)
   ctx->default_rootfs = g_strdup (options->default_rootfs);
   ctx->default_backend = g_strdup (options->default_backend);
   ctx->default_accel = g_strdup (options->default_accel);
+  ctx->registry_auth_file = g_strdup (options->registry_auth_file);
+  ctx->insecure_registries = g_strdupv (options->insecure_registries);
   ctx->store = smolvm_store_new (options->state_dir, options->runtime_dir);
+  ctx->records = smolvm_record_writer_new ();
   ctx->registry = smolvm_registry_new (SMOLVM_MANAGER_PATH);
   ctx->authority = smolvm_authority_new (options->session);
   ctx->network = smolvm_network_new (options->network_pool, error);

@@ -21,6 +21,8 @@ typedef struct {
   gchar *default_rootfs;
   gchar *default_backend;
   gchar *default_accel;
+  gchar *registry_auth_file;         /* NULL: none */
+  gchar **insecure_registries;       /* NULL-terminated, may be NULL */
 } SmolvmManagerOptions;
 
 /* Loads every VM and snapshot record from the state directory. */

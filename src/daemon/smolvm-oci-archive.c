@@ -15,6 +15,7 @@
 #include "smolvm-error-map.h"
 #include "smolvm-error.h"
 #include "smolvm-oci-archive.h"
+#include "smolvm-oci-ref.h"
 
 #define CHUNK_SIZE (256 * 1024)
 
@@ -335,7 +336,7 @@ read_entries (struct archive *a, Stream *stream, const gchar *layout_dir, GError
         return FALSE;
     } else if (g_str_has_prefix (name, "blobs/sha256/")) {
       g_autofree gchar *digest = g_strconcat ("sha256:", name + strlen ("blobs/sha256/"), NULL);
-      if (!smolvm_oci_digest_is_valid (digest)) {
+      if (!smolvm_oci_ref_digest_is_valid (digest)) {
         g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT,
                      "The archive holds a blob of an invalid name: %s", name);
         return FALSE;

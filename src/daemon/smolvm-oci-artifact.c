@@ -20,6 +20,7 @@
 #include "smolvm-id.h"
 #include "smolvm-info.h"
 #include "smolvm-oci-artifact.h"
+#include "smolvm-oci-ref.h"
 
 /* The layers are built to be reproducible: a pax tar with every header
  * field fixed (mtime 0, uid/gid 0, no names, mode 0644), one zstd frame of
@@ -116,17 +117,6 @@ smolvm_oci_descriptor_free (SmolvmOciDescriptor *self)
 G_DEFINE_BOXED_TYPE (SmolvmOciDescriptor, smolvm_oci_descriptor, smolvm_oci_descriptor_copy,
                      smolvm_oci_descriptor_free)
 
-gboolean
-smolvm_oci_digest_is_valid (const gchar *digest)
-{
-  if (digest == NULL || !g_str_has_prefix (digest, "sha256:") || strlen (digest) != 7 + 64)
-    return FALSE;
-  for (const gchar *p = digest + 7; *p != '\0'; p++)
-    if (!g_ascii_isdigit (*p) && !(*p >= 'a' && *p <= 'f'))
-      return FALSE;
-  return TRUE;
-}
-
 static gboolean
 set_cancelled (GCancellable *cancellable, GError **error)
 {
@@ -160,7 +150,7 @@ smolvm_oci_layout_prepare (const gchar *layout_dir, GError **error)
 gchar *
 smolvm_oci_layout_blob_path (const gchar *layout_dir, const gchar *digest, GError **error)
 {
-  if (!smolvm_oci_digest_is_valid (digest)) {
+  if (!smolvm_oci_ref_digest_is_valid (digest)) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT, "Invalid digest '%s'",
                  digest != NULL ? digest : "");
     return NULL;
@@ -206,33 +196,9 @@ smolvm_oci_layout_blob_verify (const gchar *layout_dir, const SmolvmOciDescripto
                                GError **error)
 {
   g_autofree gchar *path = smolvm_oci_layout_blob_path (layout_dir, desc->digest, error);
-  g_autofree gchar *sha256 = NULL;
-  struct stat st;
 
-  if (path == NULL)
-    return FALSE;
-  if (lstat (path, &st) < 0) {
-    if (errno == ENOENT) {
-      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND, "Blob %s is missing",
-                   desc->digest);
-      return FALSE;
-    }
-    return smolvm_error_set_errno (error, errno, "Cannot read blob %s", desc->digest);
-  }
-  if (!S_ISREG (st.st_mode))
-    return blob_corrupt (error, desc->digest, "not a regular file");
-  if ((guint64) st.st_size != desc->size) {
-    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT,
-                 "Blob %s is corrupt: %" G_GUINT64_FORMAT " bytes instead of %" G_GUINT64_FORMAT,
-                 desc->digest, (guint64) st.st_size, desc->size);
-    return FALSE;
-  }
-  sha256 = smolvm_file_sha256 (path, progress, cancellable, error);
-  if (sha256 == NULL)
-    return FALSE;
-  if (!g_str_equal (sha256, desc->digest + 7))
-    return blob_corrupt (error, desc->digest, "its sha256 does not match");
-  return TRUE;
+  return path != NULL && smolvm_oci_blob_file_verify (path, desc->digest, desc->size, progress,
+                                                      cancellable, error);
 }
 
 gboolean
@@ -782,7 +748,7 @@ parse_config (SmolvmOciArtifact *self, GBytes *bytes, GError **error)
     tar_digest = get_str (f, "tar_digest");
     if (g_strcmp0 (name, layer_names[i]) != 0 || !get_uint (f, "size", &file->size) ||
         !get_uint (f, "data_size", &file->data_size) || file->data_size > file->size ||
-        !smolvm_oci_digest_is_valid (tar_digest))
+        !smolvm_oci_ref_digest_is_valid (tar_digest))
       return config_error (error, "a file's entry is malformed");
     g_free (file->tar_digest);
     file->tar_digest = g_strdup (tar_digest);
@@ -872,7 +838,8 @@ parse_descriptor (JsonNode *node)
   o = json_node_get_object (node);
   media_type = get_str (o, "mediaType");
   digest = get_str (o, "digest");
-  if (media_type == NULL || !smolvm_oci_digest_is_valid (digest) || !get_uint (o, "size", &size))
+  if (media_type == NULL || !smolvm_oci_ref_digest_is_valid (digest) ||
+      !get_uint (o, "size", &size))
     return NULL;
   return smolvm_oci_descriptor_new (media_type, digest, size);
 }
@@ -1193,7 +1160,7 @@ typedef struct {
   gboolean frame_done;
   GChecksum *tar_sum;
   guint64 tar_size;
-  guint64 tar_limit; /* what tar_size may reach (see tar_limits()) */
+  guint64 tar_limit; /* what tar_size may reach (tar_header_limit(), then the data) */
   GCancellable *cancellable;
   GError *error;
 } LayerSource;

@@ -39,8 +39,7 @@ SmolvmOciDescriptor *smolvm_oci_descriptor_copy (const SmolvmOciDescriptor *self
 void smolvm_oci_descriptor_free (SmolvmOciDescriptor *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SmolvmOciDescriptor, smolvm_oci_descriptor_free)
 
-/* "sha256:" and 64 lowercase hex digits: safe as a file name too. */
-gboolean smolvm_oci_digest_is_valid (const gchar *digest);
+/* A digest's check is smolvm_oci_ref_digest_is_valid() (smolvm-oci-ref.h). */
 
 /* ---- layout dirs ----
  * A directory in OCI image-layout form: oci-layout, blobs/sha256/<hex>,

@@ -12,6 +12,7 @@
 #include "smolvm-id.h"
 #include "smolvm-network.h"
 #include "smolvm-ops.h"
+#include "smolvm-record-writer.h"
 #include "smolvm-registry.h"
 #include "smolvm-store.h"
 
@@ -212,6 +213,7 @@ clone_failed (Clone *clone, GError *error)
     clone_ended (clone);
     return;
   }
+  smolvm_record_writer_settle (op->call.ctx->records);
   smolvm_store_discard_async (op->call.ctx->store, clone->dir, on_failed_clone_removed, clone);
 }
 

@@ -34,11 +34,10 @@ static void
 snapshot_create_clear (SnapshotCreate *op)
 {
   SmolvmContext *ctx = op->call.ctx;
-  g_autoptr(GError) error = NULL;
 
   /* however it ended, the pause is no longer this snapshot's to undo */
-  if (op->marked_paused && !smolvm_vm_set_paused_by_snapshot (op->vm, FALSE, &error))
-    g_warning ("%s", error->message);
+  if (op->marked_paused)
+    smolvm_vm_clear_paused_by_snapshot (op->vm);
   if (op->holds_vm)
     smolvm_vm_end_op (op->vm);
   if (op->holds_snapshot)
@@ -233,6 +232,26 @@ on_paused (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static void
+on_marked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SnapshotCreate *op = user_data;
+  GError *error = NULL;
+
+  if (!smolvm_vm_mark_paused_by_snapshot_finish (SMOLVM_VM (source), result, &error)) {
+    op->was_running = FALSE; /* not paused: nothing to resume */
+    rollback (op, error);
+    return;
+  }
+  op->marked_paused = TRUE;
+  if (!smolvm_call_check_cancelled (&op->call, &error)) {
+    op->was_running = FALSE;
+    rollback (op, error);
+    return;
+  }
+  smolvm_vm_set_paused_async (op->vm, TRUE, on_paused, op);
+}
+
+static void
 snapshot_create_run (SmolvmCall *call)
 {
   SnapshotCreate *op = (SnapshotCreate *) call;
@@ -302,14 +321,8 @@ snapshot_create_run (SmolvmCall *call)
   if (op->was_running) {
     /* before the pause: a daemon killed while the VM is paused must find
      * out at start-up that the pause was only ours */
-    if (!smolvm_vm_set_paused_by_snapshot (op->vm, TRUE, &error)) {
-      op->was_running = FALSE;
-      rollback (op, error);
-      return;
-    }
-    op->marked_paused = TRUE;
     smolvm_call_set_phase (call, "pausing");
-    smolvm_vm_set_paused_async (op->vm, TRUE, on_paused, op);
+    smolvm_vm_mark_paused_by_snapshot_async (op->vm, on_marked, op);
   } else {
     save_state (op);
   }

@@ -11,6 +11,7 @@
 #include "smolvm-id.h"
 #include "smolvm-network.h"
 #include "smolvm-ops.h"
+#include "smolvm-record-writer.h"
 #include "smolvm-registry.h"
 #include "smolvm-store.h"
 
@@ -37,6 +38,9 @@ typedef struct {
   gchar *incoming_disk; /* the snapshot's disk, copied beside the VM's */
   gchar *backup_disk;
   GError *error; /* the failure a rollback reports at its end */
+  gboolean was_restored; /* the snapshot's Restored and RestoredVmId before */
+  gchar *was_vm;
+  gchar *was_restored_from; /* the VM's RestoredFrom before */
 } SnapshotRestore;
 
 static void
@@ -55,6 +59,8 @@ snapshot_restore_clear (SnapshotRestore *op)
   g_clear_object (&op->vm);
   g_free (op->incoming_disk);
   g_free (op->backup_disk);
+  g_free (op->was_vm);
+  g_free (op->was_restored_from);
   g_clear_error (&op->error);
 }
 
@@ -74,6 +80,7 @@ abandon_finish (SnapshotRestore *op)
     smolvm_network_release (op->call.ctx->network, op->vm_id,
                             smolvm_vm_get_network_config (op->vm));
     /* empty again: the incoming disk is gone */
+    smolvm_record_writer_settle (op->call.ctx->records);
     if (!smolvm_rm_rf (smolvm_vm_get_dir (op->vm), &local_error))
       g_warning ("%s", local_error->message);
   }
@@ -129,6 +136,7 @@ rollback_forget_new_vm (SnapshotRestore *op)
   }
   smolvm_network_release (ctx->network, op->vm_id, smolvm_vm_get_network_config (op->vm));
   smolvm_store_remove_runtime (ctx->store, op->vm_id);
+  smolvm_record_writer_settle (ctx->records);
   smolvm_store_discard_async (ctx->store, smolvm_vm_get_dir (op->vm), on_rollback_vm_removed, op);
 }
 
@@ -173,29 +181,19 @@ rollback (SnapshotRestore *op, GError *error)
 /* ---- steps ---- */
 
 static void
-on_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
+on_snapshot_saved (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotRestore *op = user_data;
   SmolvmContext *ctx = op->call.ctx;
   GError *error = NULL;
-  gboolean was_restored = smolvm_dbus_snapshot_get_restored (snapshot_iface (op));
-  g_autofree gchar *was_vm = g_strdup (smolvm_dbus_snapshot_get_restored_vm_id (snapshot_iface (op)));
 
-  if (!smolvm_vm_op_finish (SMOLVM_VM (source), result, &error) ||
-      !smolvm_call_check_cancelled (&op->call, &error)) {
+  if (!smolvm_snapshot_save_finish (SMOLVM_SNAPSHOT (source), result, &error)) {
+    /* what is on disk still says the old values; so must the objects */
+    smolvm_snapshot_mark_restored (op->snapshot, op->was_restored, op->was_vm);
+    smolvm_vm_set_restored_from (op->vm, op->was_restored_from);
     rollback (op, error);
     return;
   }
-  smolvm_job_set_cancelable (op->call.job, FALSE);
-  smolvm_call_set_phase (&op->call, "committing");
-  smolvm_snapshot_mark_restored (op->snapshot, TRUE, op->vm_id);
-  if (!smolvm_snapshot_save (op->snapshot, &error)) {
-    /* what is on disk still says the old values; so must the object */
-    smolvm_snapshot_mark_restored (op->snapshot, was_restored, was_vm);
-    rollback (op, error);
-    return;
-  }
-  smolvm_vm_set_restored_from (op->vm, op->snapshot_id);
   if (op->backup_disk != NULL) {
     g_autoptr(GError) discard_error = NULL;
     if (!smolvm_store_discard (ctx->store, op->backup_disk, &discard_error))
@@ -204,6 +202,30 @@ on_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
   if (op->vm_is_new)
     smolvm_registry_add_vm (ctx->registry, op->vm);
   smolvm_call_return (&op->call, g_variant_new ("(o)", smolvm_vm_get_object_path (op->vm)));
+}
+
+static void
+on_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SnapshotRestore *op = user_data;
+  GError *error = NULL;
+
+  if (!smolvm_vm_op_finish (SMOLVM_VM (source), result, &error) ||
+      !smolvm_call_check_cancelled (&op->call, &error)) {
+    rollback (op, error);
+    return;
+  }
+  smolvm_job_set_cancelable (op->call.job, FALSE);
+  smolvm_call_set_phase (&op->call, "committing");
+  op->was_restored = smolvm_dbus_snapshot_get_restored (snapshot_iface (op));
+  op->was_vm = g_strdup (smolvm_dbus_snapshot_get_restored_vm_id (snapshot_iface (op)));
+  op->was_restored_from = g_strdup (smolvm_vm_get_restored_from (op->vm));
+  smolvm_snapshot_mark_restored (op->snapshot, TRUE, op->vm_id);
+  /* the guest maps mem.bin from now on; recorded in the same vm.json write
+   * as its new state (the record writer merges the two), undone if the
+   * snapshot's record cannot be written */
+  smolvm_vm_set_restored_from (op->vm, op->snapshot_id);
+  smolvm_snapshot_save_async (op->snapshot, on_snapshot_saved, op);
 }
 
 static void

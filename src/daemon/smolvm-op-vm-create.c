@@ -11,6 +11,7 @@
 #include "smolvm-network.h"
 #include "smolvm-open-as.h"
 #include "smolvm-ops.h"
+#include "smolvm-record-writer.h"
 #include "smolvm-registry.h"
 #include "smolvm-store.h"
 
@@ -89,6 +90,7 @@ vm_create_rollback (VmCreate *op, GError *error)
   g_prefix_error (&error, "Cannot create VM '%s': ", op->vm_id);
   op->error = error;
   smolvm_call_begin_rollback (&op->call);
+  smolvm_record_writer_settle (ctx->records);
   smolvm_store_discard_async (ctx->store, op->dir, on_rollback_removed, op);
 }
 

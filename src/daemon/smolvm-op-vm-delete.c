@@ -7,6 +7,7 @@
 #include "smolvm-fileutil.h"
 #include "smolvm-network.h"
 #include "smolvm-ops.h"
+#include "smolvm-record-writer.h"
 #include "smolvm-registry.h"
 #include "smolvm-store.h"
 
@@ -53,7 +54,9 @@ on_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
   GError *error = NULL;
 
   smolvm_vm_op_finish (op->vm, result, NULL);
-  /* moved first, so that the record is gone at once and atomically */
+  /* moved first, so that the record is gone at once and atomically; a
+   * queued write of its vm.json must not land in the trash meanwhile */
+  smolvm_record_writer_settle (ctx->records);
   trash = smolvm_store_move_aside (ctx->store, smolvm_vm_get_dir (op->vm), &error);
   if (trash == NULL) {
     g_prefix_error (&error, "Cannot delete VM '%s': ", id);

@@ -44,6 +44,14 @@ void smolvm_op_snapshot_restore (SmolvmContext *ctx, GDBusMethodInvocation *invo
 void smolvm_op_snapshot_delete (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
                                 const gchar *snapshot_id, GVariant *options);
 
+/* smolvm-op-snapshot-push.c: Snapshot.Push */
+void smolvm_op_snapshot_push (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
+                              const gchar *snapshot_id, const gchar *reference, GVariant *options);
+
+/* smolvm-op-snapshot-pull.c: Manager.PullSnapshot */
+void smolvm_op_snapshot_pull (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
+                              const gchar *reference, GVariant *options);
+
 /* smolvm-op-snapshot-export.c: Snapshot.Export; @fd the handle (h) */
 void smolvm_op_snapshot_export (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
                                 const gchar *snapshot_id, GUnixFDList *fd_list, GVariant *fd,

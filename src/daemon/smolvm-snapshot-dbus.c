@@ -33,6 +33,16 @@ handle_delete (SmolvmDbusSnapshot *object, GDBusMethodInvocation *invocation, GV
 }
 
 static gboolean
+handle_push (SmolvmDbusSnapshot *object, GDBusMethodInvocation *invocation,
+             const gchar *reference, GVariant *options)
+{
+  SmolvmSnapshot *snapshot = SMOLVM_SNAPSHOT (object);
+  smolvm_op_snapshot_push (smolvm_snapshot_get_context (snapshot), invocation,
+                           smolvm_snapshot_get_id (snapshot), reference, options);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
 handle_export (SmolvmDbusSnapshot *object, GDBusMethodInvocation *invocation,
                GUnixFDList *fd_list, GVariant *fd, GVariant *options)
 {
@@ -48,5 +58,6 @@ smolvm_snapshot_dbus_iface_init (SmolvmDbusSnapshotIface *iface)
   iface->handle_restore = handle_restore;
   iface->handle_clone = handle_clone;
   iface->handle_delete = handle_delete;
+  iface->handle_push = handle_push;
   iface->handle_export = handle_export;
 }

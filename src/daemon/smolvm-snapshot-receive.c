@@ -113,6 +113,24 @@ run_work (GTask *task, gboolean (*work) (Receive *, GCancellable *, GError **),
 }
 
 static void
+on_saved (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  Receive *r = g_task_get_task_data (task);
+  SmolvmSnapshot *snapshot = SMOLVM_SNAPSHOT (source);
+  GError *error = NULL;
+
+  if (!smolvm_snapshot_save_finish (snapshot, result, &error)) {
+    g_prefix_error (&error, "The snapshot's record could not be written: ");
+    rollback (task, error);
+    return;
+  }
+  smolvm_registry_add_snapshot (r->ctx->registry, snapshot);
+  g_task_return_pointer (task, g_strdup (smolvm_snapshot_get_object_path (snapshot)), g_free);
+  g_object_unref (task);
+}
+
+static void
 on_committed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
@@ -126,15 +144,13 @@ on_committed (GObject *source, GAsyncResult *result, gpointer user_data)
   }
   r->final_dir = smolvm_store_snapshot_dir (r->ctx->store, r->snapshot_id);
   snapshot = smolvm_snapshot_load (r->ctx, r->final_dir, &error);
-  /* written again with this host's paths */
-  if (snapshot == NULL || !smolvm_snapshot_save (snapshot, &error)) {
+  if (snapshot == NULL) {
     g_prefix_error (&error, "The snapshot's record is not valid: ");
     rollback (task, error);
     return;
   }
-  smolvm_registry_add_snapshot (r->ctx->registry, snapshot);
-  g_task_return_pointer (task, g_strdup (smolvm_snapshot_get_object_path (snapshot)), g_free);
-  g_object_unref (task);
+  /* written again with this host's paths; the callback keeps @snapshot */
+  smolvm_snapshot_save_async (snapshot, on_saved, task);
 }
 
 static gboolean

@@ -10,6 +10,7 @@
 #include "smolvm-fileutil.h"
 #include "smolvm-id.h"
 #include "smolvm-info.h"
+#include "smolvm-record-writer.h"
 #include "smolvm-snapshot-dbus.h"
 #include "smolvm-snapshot.h"
 #include "smolvm-store.h"
@@ -276,18 +277,38 @@ smolvm_snapshot_to_json (SmolvmSnapshot *self)
   return json_generator_to_data (gen, NULL);
 }
 
-gboolean
-smolvm_snapshot_save (SmolvmSnapshot *self, GError **error)
+static void
+on_snapshot_saved (GObject *source, GAsyncResult *result, gpointer user_data)
 {
+  g_autoptr(GTask) task = user_data;
+  SmolvmSnapshot *self = g_task_get_source_object (task);
+  GError *error = NULL;
+
+  if (!smolvm_record_writer_write_finish (SMOLVM_RECORD_WRITER (source), result, &error)) {
+    g_prefix_error (&error, "Cannot save snapshot '%s': ", smolvm_snapshot_get_id (self));
+    g_task_return_error (task, error);
+    return;
+  }
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+smolvm_snapshot_save_async (SmolvmSnapshot *self, GAsyncReadyCallback callback,
+                            gpointer user_data)
+{
+  GTask *task = g_task_new (self, NULL, callback, user_data);
   g_autofree gchar *json = smolvm_snapshot_to_json (self);
   g_autofree gchar *path = smolvm_store_snapshot_file (
     self->ctx->store, smolvm_snapshot_get_id (self), SMOLVM_SNAPSHOT_METADATA);
 
-  if (!smolvm_write_file_atomic (path, json, -1, error)) {
-    g_prefix_error (error, "Cannot save snapshot '%s': ", smolvm_snapshot_get_id (self));
-    return FALSE;
-  }
-  return TRUE;
+  smolvm_record_writer_write_async (self->ctx->records, path, json, on_snapshot_saved, task);
+}
+
+gboolean
+smolvm_snapshot_save_finish (SmolvmSnapshot *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 static const gchar *

@@ -22,8 +22,12 @@ SmolvmSnapshot *smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GErr
 /* The snapshot.json text. */
 gchar *smolvm_snapshot_to_json (SmolvmSnapshot *self);
 
-/* Writes its snapshot.json atomically. */
-gboolean smolvm_snapshot_save (SmolvmSnapshot *self, GError **error);
+/* Writes its snapshot.json atomically and durably, off the main loop
+ * (through the context's record writer, in order with other records). */
+void smolvm_snapshot_save_async (SmolvmSnapshot *self, GAsyncReadyCallback callback,
+                                 gpointer user_data);
+gboolean smolvm_snapshot_save_finish (SmolvmSnapshot *self, GAsyncResult *result,
+                                      GError **error);
 
 /* The SnapshotInfo dictionary of org.smolvm.Manager.ListSnapshots, built
  * once and kept until a property changes (transfer none; take a reference

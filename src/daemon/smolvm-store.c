@@ -103,6 +103,12 @@ smolvm_store_snapshot_tmp_dir (SmolvmStore *self, const gchar *snapshot_id)
 }
 
 gchar *
+smolvm_store_oci_cache_dir (SmolvmStore *self, const gchar *name)
+{
+  return g_build_filename (self->state_dir, "oci-cache", name, NULL);
+}
+
+gchar *
 smolvm_store_vm_file (SmolvmStore *self, const gchar *vm_id, const gchar *name)
 {
   return g_build_filename (self->vms_dir, vm_id, name, NULL);
@@ -456,6 +462,57 @@ remove_leftovers (const gchar *top, GPtrArray *records)
     } else if (g_str_has_prefix (name, TMP_PREFIX)) {
       /* renamed first: a new .tmp- of the same id must not be removed */
       g_message ("Removing leftover %s", path);
+      discard_into (top, path);
+    }
+  }
+}
+
+/* The newest change of a pull cache: its directory (touched by each pull
+ * that starts) and the blobs it received; -1 if it is not a directory. */
+static gint64
+pull_cache_changed (const gchar *path)
+{
+  g_autofree gchar *blobs = g_build_filename (path, "blobs", "sha256", NULL);
+  struct stat st;
+  gint64 newest;
+
+  if (lstat (path, &st) != 0 || !S_ISDIR (st.st_mode))
+    return -1;
+  newest = st.st_mtime;
+  if (lstat (blobs, &st) == 0 && S_ISDIR (st.st_mode))
+    newest = MAX (newest, (gint64) st.st_mtime);
+  return newest;
+}
+
+void
+smolvm_store_clean_oci_cache (SmolvmStore *self, gint64 now, gint64 max_age)
+{
+  g_autofree gchar *top = smolvm_store_oci_cache_dir (self, NULL);
+  g_autoptr(GDir) dir = g_dir_open (top, 0, NULL);
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  const gchar *entry;
+
+  /* listed first: the .trash- dirs made below must not be seen again */
+  while (dir != NULL && (entry = g_dir_read_name (dir)) != NULL)
+    g_ptr_array_add (names, g_strdup (entry));
+  for (guint i = 0; i < names->len; i++) {
+    const gchar *name = g_ptr_array_index (names, i);
+    g_autofree gchar *path = g_build_filename (top, name, NULL);
+    gint64 changed;
+
+    if (g_str_has_prefix (name, TRASH_PREFIX)) {
+      g_message ("Removing leftover %s", path);
+      smolvm_store_remove_later (path);
+    } else if (g_str_has_prefix (name, "push-")) {
+      g_message ("Removing %s, left by a push that did not end", path);
+      discard_into (top, path);
+    } else if (g_str_has_prefix (name, "pull-")) {
+      changed = pull_cache_changed (path);
+      if (changed < 0 || now - changed <= max_age)
+        continue;
+      g_message ("Removing %s, the blobs of a pull given up on (untouched for %" G_GINT64_FORMAT
+                 " days)",
+                 path, (now - changed) / (24 * 3600));
       discard_into (top, path);
     }
   }

@@ -14,6 +14,7 @@ G_DECLARE_FINAL_TYPE (SmolvmStore, smolvm_store, SMOLVM, STORE, GObject)
  *   STATE/snapshots/ID/{vmstate.bin,mem.bin,disk.ext4,snapshot.json}
  *   STATE/{vms,snapshots}/.tmp-ID     a snapshot (or VM) being built
  *   STATE/{vms,snapshots}/.trash-XXXXXX  something being removed
+ *   STATE/oci-cache/{push-XXXXXX,pull-HEX}  OCI layouts of pushes and pulls
  *   RUNTIME/vms/ID/                   a VM's runtime files (console, sockets)
  *
  * Dot-entries are never records; start-up removes what a crash left. */
@@ -43,6 +44,11 @@ gchar *smolvm_store_vm_dir (SmolvmStore *self, const gchar *vm_id);
 gchar *smolvm_store_vm_runtime_dir (SmolvmStore *self, const gchar *vm_id);
 gchar *smolvm_store_snapshot_dir (SmolvmStore *self, const gchar *snapshot_id);
 gchar *smolvm_store_snapshot_tmp_dir (SmolvmStore *self, const gchar *snapshot_id);
+/* STATE/oci-cache/@name: OCI image layouts of transfers. A push builds its
+ * artifact in push-XXXXXX (removed after); a pull fetches blobs into
+ * pull-<manifest hex> and keeps them until it succeeds, so that a pull
+ * started again fetches only what it lacks. */
+gchar *smolvm_store_oci_cache_dir (SmolvmStore *self, const gchar *name);
 /* A file @name (one of the names above) of a record, of a snapshot being
  * built, or in a VM's runtime directory. */
 gchar *smolvm_store_vm_file (SmolvmStore *self, const gchar *vm_id, const gchar *name);
@@ -69,6 +75,16 @@ void smolvm_store_discard_async (SmolvmStore *self, const gchar *path,
 gboolean smolvm_store_discard_finish (SmolvmStore *self, GAsyncResult *result, GError **error);
 /* Removal of a tree in a worker thread, failures logged. */
 void smolvm_store_remove_later (const gchar *path);
+
+/* Start-up, before any call is served (so no transfer uses the cache):
+ * clears STATE/oci-cache of what no transfer will use. A push-* directory
+ * never outlives its push, so any found now goes; a pull-* directory goes
+ * when neither it (a pull touches it when it starts) nor its blobs changed
+ * for more than @max_age seconds before @now (seconds since the epoch),
+ * as the pull that left it was given up on. Each is renamed into a .trash-
+ * directory at once and removed in a worker thread, like .trash- leftovers. */
+#define SMOLVM_STORE_PULL_CACHE_MAX_AGE (7 * 24 * 3600)
+void smolvm_store_clean_oci_cache (SmolvmStore *self, gint64 now, gint64 max_age);
 
 /* Makes the directory of a new record: removes a leftover of a crash at
  * @path first. */

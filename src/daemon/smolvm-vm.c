@@ -10,6 +10,7 @@
 #include "smolvm-firecracker.h"
 #include "smolvm-qemu.h"
 #include "smolvm-id.h"
+#include "smolvm-record-writer.h"
 #include "smolvm-store.h"
 #include "smolvm-vm-dbus.h"
 #include "smolvm-vm.h"
@@ -193,15 +194,12 @@ smolvm_vm_is_busy (SmolvmVm *self)
   return self->busy_with != NULL;
 }
 
-gboolean
-smolvm_vm_save (SmolvmVm *self, GError **error)
+static gchar *
+vm_to_json (SmolvmVm *self)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
   g_autoptr(JsonGenerator) gen = json_generator_new ();
   g_autoptr(JsonNode) root = NULL;
-  g_autofree gchar *json = NULL;
-  g_autofree gchar *path =
-    smolvm_store_vm_file (self->ctx->store, smolvm_vm_get_id (self), SMOLVM_VM_METADATA);
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "vm_id");
@@ -226,8 +224,17 @@ smolvm_vm_save (SmolvmVm *self, GError **error)
   root = json_builder_get_root (b);
   json_generator_set_root (gen, root);
   json_generator_set_pretty (gen, TRUE);
-  json = json_generator_to_data (gen, NULL);
-  if (!smolvm_write_file_atomic (path, json, -1, error)) {
+  return json_generator_to_data (gen, NULL);
+}
+
+gboolean
+smolvm_vm_save (SmolvmVm *self, GError **error)
+{
+  g_autofree gchar *json = vm_to_json (self);
+  g_autofree gchar *path =
+    smolvm_store_vm_file (self->ctx->store, smolvm_vm_get_id (self), SMOLVM_VM_METADATA);
+
+  if (!smolvm_record_writer_write_sync (self->ctx->records, path, json, error)) {
     g_prefix_error (error, "Cannot save VM '%s': ", smolvm_vm_get_id (self));
     return FALSE;
   }
@@ -235,14 +242,17 @@ smolvm_vm_save (SmolvmVm *self, GError **error)
 }
 
 /* State changes are persisted at once so that a restarted daemon knows
- * which VMs had a VMM. A failed write is logged: the live state is right,
+ * which VMs had a VMM: queued to the record writer, which a reply flushes
+ * first (smolvm-call.c). A failed write is logged: the live state is right,
  * and the next change writes again. */
 static void
 save_or_warn (SmolvmVm *self)
 {
-  g_autoptr(GError) error = NULL;
-  if (!smolvm_vm_save (self, &error))
-    g_warning ("%s", error->message);
+  g_autofree gchar *json = vm_to_json (self);
+  g_autofree gchar *path =
+    smolvm_store_vm_file (self->ctx->store, smolvm_vm_get_id (self), SMOLVM_VM_METADATA);
+
+  smolvm_record_writer_write (self->ctx->records, path, json);
 }
 
 void
@@ -255,15 +265,54 @@ smolvm_vm_set_state (SmolvmVm *self, const gchar *state)
   g_signal_emit (self, signals[SIGNAL_MAPPING_CHANGED], 0);
 }
 
-gboolean
-smolvm_vm_set_paused_by_snapshot (SmolvmVm *self, gboolean paused_by_snapshot, GError **error)
+static void
+on_mark_written (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  self->paused_by_snapshot = paused_by_snapshot;
-  if (!smolvm_vm_save (self, error)) {
-    self->paused_by_snapshot = !paused_by_snapshot;
-    return FALSE;
+  g_autoptr(GTask) task = user_data;
+  SmolvmVm *self = g_task_get_source_object (task);
+  GError *error = NULL;
+
+  if (!smolvm_record_writer_write_finish (SMOLVM_RECORD_WRITER (source), result, &error)) {
+    self->paused_by_snapshot = FALSE;
+    g_prefix_error (&error, "Cannot save VM '%s': ", smolvm_vm_get_id (self));
+    g_task_return_error (task, error);
+    return;
   }
-  return TRUE;
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+smolvm_vm_mark_paused_by_snapshot_async (SmolvmVm *self, GAsyncReadyCallback callback,
+                                         gpointer user_data)
+{
+  GTask *task = g_task_new (self, NULL, callback, user_data);
+  g_autofree gchar *json = NULL;
+  g_autofree gchar *path =
+    smolvm_store_vm_file (self->ctx->store, smolvm_vm_get_id (self), SMOLVM_VM_METADATA);
+
+  self->paused_by_snapshot = TRUE;
+  json = vm_to_json (self);
+  /* in the record writer's worker: on disk before the pause it announces */
+  smolvm_record_writer_write_async (self->ctx->records, path, json, on_mark_written, task);
+}
+
+gboolean
+smolvm_vm_mark_paused_by_snapshot_finish (SmolvmVm *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+void
+smolvm_vm_clear_paused_by_snapshot (SmolvmVm *self)
+{
+  /* cleared already with a resume's state: nothing to write */
+  if (!self->paused_by_snapshot)
+    return;
+  self->paused_by_snapshot = FALSE;
+  /* goes with the next reply's flush: at worst a crash keeps the mark, and
+   * start-up resumes a VM that the snapshot had paused */
+  save_or_warn (self);
 }
 
 static void
@@ -696,6 +745,9 @@ on_set_paused_done (GObject *source, GAsyncResult *result, gpointer user_data)
     g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
+  /* running again: a snapshot's pause is over, in the same write */
+  if (!paused)
+    self->paused_by_snapshot = FALSE;
   smolvm_vm_set_state (self, paused ? SMOLVM_VM_STATE_PAUSED : SMOLVM_VM_STATE_RUNNING);
   g_task_return_boolean (task, TRUE);
 }
@@ -812,8 +864,7 @@ on_resumed_after_crash (GObject *source, GAsyncResult *result, gpointer user_dat
 
   if (!smolvm_vm_op_finish (self, result, &error))
     g_warning ("%s", error->message);
-  if (!smolvm_vm_set_paused_by_snapshot (self, FALSE, &error))
-    g_warning ("%s", error->message);
+  smolvm_vm_clear_paused_by_snapshot (self);
   smolvm_vm_end_op (self);
   g_task_return_boolean (task, TRUE);
 }

@@ -50,11 +50,17 @@ gboolean smolvm_vm_is_busy (SmolvmVm *self);
 
 /* Sets State (and persists it); records the snapshot a restore came from. */
 void smolvm_vm_set_state (SmolvmVm *self, const gchar *state);
-/* Records durably (in vm.json) that a snapshot pauses the VM only for the
- * time it takes: a daemon that dies before clearing it finds the VM paused
- * at start-up and resumes it. */
-gboolean smolvm_vm_set_paused_by_snapshot (SmolvmVm *self, gboolean paused_by_snapshot,
-                                           GError **error);
+/* Records durably (in vm.json, off the main loop) that a snapshot pauses
+ * the VM only for the time it takes: a daemon that dies before clearing it
+ * finds the VM paused at start-up and resumes it. A failed write leaves the
+ * mark unset. */
+void smolvm_vm_mark_paused_by_snapshot_async (SmolvmVm *self, GAsyncReadyCallback callback,
+                                              gpointer user_data);
+gboolean smolvm_vm_mark_paused_by_snapshot_finish (SmolvmVm *self, GAsyncResult *result,
+                                                   GError **error);
+/* Clears the mark; queued to the record writer (a reply flushes it). A
+ * resume clears it too, in the write of the VM's new state. */
+void smolvm_vm_clear_paused_by_snapshot (SmolvmVm *self);
 /* A restore (@snapshot_id) or a fresh boot (NULL): RestoredFrom, and the
  * snapshot whose mem.bin the guest maps. */
 void smolvm_vm_set_restored_from (SmolvmVm *self, const gchar *snapshot_id);

@@ -24,8 +24,10 @@
 #include "smolvm-vmm.h"
 
 #define TERMINATE_GRACE_MS 3000
-/* a fresh VMM binds its socket within milliseconds: retry soon, then
- * less often, never more than this far apart */
+/* A fresh VMM binds its socket within milliseconds: a directory monitor
+ * says when it appears; retries, soon and then less often (never more than
+ * this far apart), cover a monitor that cannot watch the directory or an
+ * event that comes before the socket listens. */
 #define SOCKET_RETRY_FIRST_MS 1
 #define SOCKET_RETRY_MAX_MS 50
 
@@ -614,11 +616,22 @@ typedef struct {
   guint delay_ms;
   guint timeout_ms;
   GSource *retry;
+  GTask *task;            /* the wait's own task: unowned */
+  GFileMonitor *monitor;  /* of the socket's directory; NULL if it cannot be watched */
+  gchar *basename;
+  gboolean trying;        /* a connect is under way */
+  gboolean appeared;      /* the monitor saw the socket during that connect */
 } SocketWait;
 
 static void
 socket_wait_free (SocketWait *wait)
 {
+  if (wait->monitor != NULL) {
+    g_signal_handlers_disconnect_by_data (wait->monitor, wait);
+    g_file_monitor_cancel (wait->monitor);
+    g_clear_object (&wait->monitor);
+  }
+  g_free (wait->basename);
   if (wait->retry != NULL) {
     g_source_destroy (wait->retry);
     g_source_unref (wait->retry);
@@ -651,7 +664,10 @@ on_socket_connected (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(GError) error = NULL;
   g_autoptr(GSocketConnection) connection =
     g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
+  gboolean appeared = wait->appeared;
 
+  wait->trying = FALSE;
+  wait->appeared = FALSE;
   if (connection != NULL) {
     g_task_return_pointer (task, g_steal_pointer (&connection), g_object_unref);
     return;
@@ -663,6 +679,11 @@ on_socket_connected (GObject *source, GAsyncResult *result, gpointer user_data)
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_BACKEND,
                              "Cannot connect to %s of %s: %s", wait->path,
                              smolvm_vmm_get_binary (self), error->message);
+    return;
+  }
+  /* the socket appeared while this attempt ran: try again at once */
+  if (appeared) {
+    socket_wait_try (g_steal_pointer (&task));
     return;
   }
   wait->retry = g_timeout_source_new (wait->delay_ms);
@@ -700,8 +721,50 @@ socket_wait_try (GTask *task)
     return;
   }
   client = g_socket_client_new ();
+  wait->trying = TRUE;
   g_socket_client_connect_async (client, G_SOCKET_CONNECTABLE (wait->address), cancellable,
                                  on_socket_connected, task);
+}
+
+/* Something changed in the socket's directory: if it is the socket, try
+ * now rather than when the next retry is due. */
+static void
+on_socket_dir_changed (GFileMonitor *monitor, GFile *file, GFile *other, GFileMonitorEvent event,
+                       gpointer user_data)
+{
+  SocketWait *wait = user_data;
+  g_autofree gchar *name = g_file_get_basename (file);
+
+  /* bound in place (CREATED), or bound elsewhere and renamed in (MOVED_IN) */
+  if ((event != G_FILE_MONITOR_EVENT_CREATED && event != G_FILE_MONITOR_EVENT_MOVED_IN) ||
+      g_strcmp0 (name, wait->basename) != 0)
+    return;
+  if (wait->trying) {
+    wait->appeared = TRUE;
+    return;
+  }
+  if (wait->retry == NULL)
+    return;
+  /* the pending retry held the task's reference: it passes to this try */
+  g_source_destroy (wait->retry);
+  g_clear_pointer (&wait->retry, g_source_unref);
+  socket_wait_try (wait->task);
+}
+
+static void
+socket_wait_watch (SocketWait *wait, const gchar *path)
+{
+  g_autofree gchar *dir = g_path_get_dirname (path);
+  g_autoptr(GFile) file = g_file_new_for_path (dir);
+  g_autoptr(GError) error = NULL;
+
+  wait->basename = g_path_get_basename (path);
+  wait->monitor = g_file_monitor_directory (file, G_FILE_MONITOR_WATCH_MOVES, NULL, &error);
+  if (wait->monitor == NULL) {
+    g_debug ("Cannot watch %s, retrying connects only: %s", dir, error->message);
+    return;
+  }
+  g_signal_connect (wait->monitor, "changed", G_CALLBACK (on_socket_dir_changed), wait);
 }
 
 void
@@ -715,6 +778,7 @@ smolvm_vmm_wait_socket_async (SmolvmVmm *self, const gchar *path, guint timeout_
   /* the check is ours: a cancel must read SMOLVM_ERROR_CANCELLED */
   g_task_set_check_cancellable (task, FALSE);
   g_task_set_task_data (task, wait, (GDestroyNotify) socket_wait_free);
+  wait->task = task;
   wait->path = g_strdup (path);
   wait->timeout_ms = timeout_ms;
   wait->delay_ms = SOCKET_RETRY_FIRST_MS;
@@ -729,6 +793,8 @@ smolvm_vmm_wait_socket_async (SmolvmVmm *self, const gchar *path, guint timeout_
     return;
   }
   wait->address = g_unix_socket_address_new (path);
+  /* watched before the first try: an appearance between the two is seen */
+  socket_wait_watch (wait, path);
   socket_wait_try (task);
 }
 

@@ -10,6 +10,7 @@
 #include "smolvm-error.h"
 #include "smolvm-id.h"
 #include "smolvm-manager.h"
+#include "smolvm-oci-ref.h"
 #include "smolvm-qemu.h"
 #include "smolvm-vmm.h"
 
@@ -52,10 +53,12 @@ on_name_lost (GDBusConnection *connection, const gchar *name, gpointer user_data
   g_main_loop_quit (daemon->loop);
 }
 
-/* [daemon] keys of smolvmd.conf, each the twin of a command-line option. */
+/* [daemon] keys of smolvmd.conf, each the twin of a command-line option:
+ * a string (@value) or a list (@list). */
 typedef struct {
   const gchar *key;
   gchar **value;
+  gchar ***list;
 } ConfigKey;
 
 /* Fills every value the command line left unset from @path. A missing
@@ -83,6 +86,16 @@ load_config (const gchar *path, gboolean explicit, ConfigKey *keys, GError **err
       g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND,
                    "%s: unknown key '%s' in [daemon]", path, present[i]);
       return FALSE;
+    }
+    if (key->list != NULL) {
+      if (*key->list != NULL)
+        continue; /* the command line wins */
+      *key->list = g_key_file_get_string_list (file, "daemon", key->key, NULL, error);
+      if (*key->list == NULL) {
+        g_prefix_error (error, "%s: ", path);
+        return FALSE;
+      }
+      continue;
     }
     if (*key->value != NULL)
       continue; /* the command line wins */
@@ -122,6 +135,8 @@ main (int argc, char **argv)
   g_autofree gchar *default_rootfs = NULL;
   g_autofree gchar *default_backend = NULL;
   g_autofree gchar *default_accel = NULL;
+  g_autofree gchar *registry_auth_file = NULL;
+  g_auto(GStrv) insecure_registries = NULL;
   /* a string until the config file is read: unset means "not given" there
    * too, and one parser checks both sources */
   g_autofree gchar *vmm_timeout = NULL;
@@ -163,6 +178,12 @@ main (int argc, char **argv)
       "Backend of a VM created without one: firecracker (the default) or qemu", "NAME" },
     { "default-accel", 0, 0, G_OPTION_ARG_STRING, &default_accel,
       "QEMU accelerator of a VM created without one: kvm, tcg or auto (the default)", "ACCEL" },
+    { "registry-auth-file", 0, 0, G_OPTION_ARG_FILENAME, &registry_auth_file,
+      "Credentials for OCI registries, in the containers auth.json format (default "
+      SMOLVM_SYSCONFDIR "/smolvm/registries-auth.json, none with --session)",
+      "FILE" },
+    { "insecure-registry", 0, 0, G_OPTION_ARG_STRING_ARRAY, &insecure_registries,
+      "An OCI registry to reach over plain HTTP instead of TLS (repeatable)", "HOST:PORT" },
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
       "Configuration file (default " SMOLVM_SYSCONFDIR "/smolvm/smolvmd.conf; command-line "
       "options override it)",
@@ -200,6 +221,8 @@ main (int argc, char **argv)
                          { "default-rootfs", &default_rootfs },
                          { "default-backend", &default_backend },
                          { "default-accel", &default_accel },
+                         { "registry-auth-file", &registry_auth_file },
+                         { "insecure_registries", NULL, &insecure_registries },
                          { NULL, NULL } };
     gboolean explicit = config_path != NULL;
     /* the system's file configures the system daemon, not per-user ones */
@@ -272,10 +295,25 @@ main (int argc, char **argv)
     return EXIT_FAILURE;
   }
 
+  /* the system daemon's credentials are the admin's file; a session
+   * daemon's only what its user names */
+  if (registry_auth_file == NULL && !session)
+    registry_auth_file =
+      g_build_filename (SMOLVM_SYSCONFDIR, "smolvm", "registries-auth.json", NULL);
+  else if (registry_auth_file != NULL && registry_auth_file[0] == '\0')
+    g_clear_pointer (&registry_auth_file, g_free);
+  for (gsize i = 0; insecure_registries != NULL && insecure_registries[i] != NULL; i++) {
+    if (!smolvm_oci_registry_name_is_valid (insecure_registries[i])) {
+      g_printerr ("smolvmd: insecure registry '%s' is not HOST or HOST:PORT\n",
+                  insecure_registries[i]);
+      return EXIT_FAILURE;
+    }
+  }
+
   /* VMMs run with their runtime directory as working directory */
   {
     gchar **paths[] = { &state_dir,      &runtime_dir,    &firecracker_bin, &qemu_bin,
-                        &default_kernel, &default_initrd, &default_rootfs };
+                        &default_kernel, &default_initrd, &default_rootfs, &registry_auth_file };
     for (gsize i = 0; i < G_N_ELEMENTS (paths); i++) {
       if (*paths[i] != NULL && !g_path_is_absolute (*paths[i])) {
         gchar *absolute = g_canonicalize_filename (*paths[i], NULL);
@@ -302,6 +340,8 @@ main (int argc, char **argv)
   options.default_rootfs = default_rootfs;
   options.default_backend = default_backend;
   options.default_accel = default_accel;
+  options.registry_auth_file = registry_auth_file;
+  options.insecure_registries = insecure_registries;
 
   daemon.manager = smolvm_manager_new (&options, &error);
   if (daemon.manager == NULL) {

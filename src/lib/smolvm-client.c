@@ -1869,6 +1869,186 @@ smolvm_client_import_snapshot_finish (SmolvmClient *self, GAsyncResult *result, 
   return client_propagate_pointer (self, result, smolvm_client_import_snapshot, error);
 }
 
+static void
+on_snapshot_pushed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
+                                                             &error);
+
+  if (reply == NULL) {
+    task_return_error (task, g_steal_pointer (&error));
+    return;
+  }
+  g_task_return_boolean (task, TRUE);
+}
+
+/**
+ * smolvm_client_push_snapshot_sync:
+ * @self: a #SmolvmClient
+ * @snapshot_id: the snapshot to push
+ * @reference: where to: REGISTRY/REPOSITORY[:TAG] or
+ *   REGISTRY/REPOSITORY@sha256:HEX, REGISTRY being HOST or HOST:PORT
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Uploads the snapshot to an OCI registry as an artifact of type
+ * application/vnd.smolvm.snapshot.v1 (Snapshot.Push), sending only the
+ * blobs the registry lacks. smolvmd uses the credentials its
+ * administrator configured for the registry, never the caller's. Fails
+ * with %SMOLVM_ERROR_REGISTRY_UNAVAILABLE, %SMOLVM_ERROR_REGISTRY_AUTH_FAILED
+ * or %SMOLVM_ERROR_INVALID_ARGUMENT (a malformed reference).
+ *
+ * Returns: %TRUE once the manifest is in the registry
+ */
+gboolean
+smolvm_client_push_snapshot_sync (SmolvmClient *self, const gchar *snapshot_id,
+                                  const gchar *reference, GCancellable *cancellable,
+                                  GError **error)
+{
+  g_auto(SyncCall) call = { 0 };
+
+  g_return_val_if_fail (SMOLVM_IS_CLIENT (self), FALSE);
+  g_return_val_if_fail (snapshot_id != NULL, FALSE);
+  g_return_val_if_fail (reference != NULL, FALSE);
+  sync_call_begin (&call);
+  smolvm_client_push_snapshot (self, snapshot_id, reference, cancellable, sync_call_ready, &call);
+  return smolvm_client_push_snapshot_finish (self, sync_call_wait (&call), error);
+}
+
+/**
+ * smolvm_client_push_snapshot:
+ * @self: a #SmolvmClient
+ * @snapshot_id: the snapshot to push
+ * @reference: where to
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the result
+ * @user_data: data for @callback
+ *
+ * The asynchronous version of smolvm_client_push_snapshot_sync().
+ */
+void
+smolvm_client_push_snapshot (SmolvmClient *self, const gchar *snapshot_id,
+                             const gchar *reference, GCancellable *cancellable,
+                             GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autofree gchar *escaped = NULL;
+  g_autofree gchar *path = NULL;
+
+  g_return_if_fail (SMOLVM_IS_CLIENT (self));
+  g_return_if_fail (snapshot_id != NULL);
+  g_return_if_fail (reference != NULL);
+  task = client_task_new (self, cancellable, callback, user_data, smolvm_client_push_snapshot);
+  if (task == NULL)
+    return;
+  escaped = g_dbus_escape_object_path (snapshot_id);
+  path = g_strconcat ("/org/smolvm/Manager/snapshot/", escaped, NULL);
+  g_dbus_connection_call (self->connection, self->name_owner, path, "org.smolvm.Snapshot", "Push",
+                          g_variant_new ("(s@a{sv})", reference, g_variant_new ("a{sv}", NULL)),
+                          G_VARIANT_TYPE ("()"), call_flags (self), CALL_TIMEOUT, cancellable,
+                          on_snapshot_pushed, g_steal_pointer (&task));
+}
+
+/**
+ * smolvm_client_push_snapshot_finish:
+ * @self: a #SmolvmClient
+ * @result: the #GAsyncResult given to the callback
+ * @error: return location for a #GError
+ *
+ * Returns: %TRUE once the manifest is in the registry
+ */
+gboolean
+smolvm_client_push_snapshot_finish (SmolvmClient *self, GAsyncResult *result, GError **error)
+{
+  return client_propagate_boolean (self, result, smolvm_client_push_snapshot, error);
+}
+
+/**
+ * smolvm_client_pull_snapshot_sync:
+ * @self: a #SmolvmClient
+ * @reference: what to pull: REGISTRY/REPOSITORY[:TAG] or
+ *   REGISTRY/REPOSITORY@sha256:HEX
+ * @snapshot_id: (nullable): the id to store it under; %NULL or "" for the
+ *   id it was pushed with
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Downloads a snapshot from an OCI registry (Manager.PullSnapshot),
+ * verifying every blob, and publishes it. Fails with
+ * %SMOLVM_ERROR_NOT_FOUND (no such repository or tag),
+ * %SMOLVM_ERROR_NOT_A_SNAPSHOT, %SMOLVM_ERROR_CORRUPT,
+ * %SMOLVM_ERROR_UNSUPPORTED (a backend this smolvmd lacks),
+ * %SMOLVM_ERROR_ALREADY_EXISTS, %SMOLVM_ERROR_REGISTRY_UNAVAILABLE or
+ * %SMOLVM_ERROR_REGISTRY_AUTH_FAILED.
+ *
+ * Returns: (transfer full): the new snapshot, or %NULL
+ */
+SmolvmSnapshotInfo *
+smolvm_client_pull_snapshot_sync (SmolvmClient *self, const gchar *reference,
+                                  const gchar *snapshot_id, GCancellable *cancellable,
+                                  GError **error)
+{
+  g_auto(SyncCall) call = { 0 };
+
+  g_return_val_if_fail (SMOLVM_IS_CLIENT (self), NULL);
+  g_return_val_if_fail (reference != NULL, NULL);
+  sync_call_begin (&call);
+  smolvm_client_pull_snapshot (self, reference, snapshot_id, cancellable, sync_call_ready, &call);
+  return smolvm_client_pull_snapshot_finish (self, sync_call_wait (&call), error);
+}
+
+/**
+ * smolvm_client_pull_snapshot:
+ * @self: a #SmolvmClient
+ * @reference: what to pull
+ * @snapshot_id: (nullable): the id to store it under, or %NULL
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the result
+ * @user_data: data for @callback
+ *
+ * The asynchronous version of smolvm_client_pull_snapshot_sync().
+ */
+void
+smolvm_client_pull_snapshot (SmolvmClient *self, const gchar *reference,
+                             const gchar *snapshot_id, GCancellable *cancellable,
+                             GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_auto(GVariantBuilder) options = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  CallData *data;
+
+  g_return_if_fail (SMOLVM_IS_CLIENT (self));
+  g_return_if_fail (reference != NULL);
+  task = client_task_new (self, cancellable, callback, user_data, smolvm_client_pull_snapshot);
+  if (task == NULL)
+    return;
+  data = task_data (task);
+  if (snapshot_id != NULL && snapshot_id[0] != '\0')
+    g_variant_builder_add (&options, "{sv}", "snapshot-id", g_variant_new_string (snapshot_id));
+  data->options = g_variant_ref_sink (g_variant_builder_end (&options));
+  data->path_finish = smolvm_dbus_manager_call_pull_snapshot_finish;
+  data->list = &snapshot_list;
+  smolvm_dbus_manager_call_pull_snapshot (self->manager, reference, data->options,
+                                          call_flags (self), CALL_TIMEOUT, cancellable,
+                                          on_path_returned, g_steal_pointer (&task));
+}
+
+/**
+ * smolvm_client_pull_snapshot_finish:
+ * @self: a #SmolvmClient
+ * @result: the #GAsyncResult given to the callback
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full): the new snapshot, or %NULL
+ */
+SmolvmSnapshotInfo *
+smolvm_client_pull_snapshot_finish (SmolvmClient *self, GAsyncResult *result, GError **error)
+{
+  return client_propagate_pointer (self, result, smolvm_client_pull_snapshot, error);
+}
+
 /* ---- VMs ---- */
 
 /**

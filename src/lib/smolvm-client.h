@@ -174,6 +174,25 @@ void smolvm_client_import_snapshot (SmolvmClient *self, gint fd, const gchar *sn
 SmolvmSnapshotInfo *smolvm_client_import_snapshot_finish (SmolvmClient *self,
                                                           GAsyncResult *result, GError **error);
 
+gboolean smolvm_client_push_snapshot_sync (SmolvmClient *self, const gchar *snapshot_id,
+                                           const gchar *reference, GCancellable *cancellable,
+                                           GError **error);
+void smolvm_client_push_snapshot (SmolvmClient *self, const gchar *snapshot_id,
+                                  const gchar *reference, GCancellable *cancellable,
+                                  GAsyncReadyCallback callback, gpointer user_data);
+gboolean smolvm_client_push_snapshot_finish (SmolvmClient *self, GAsyncResult *result,
+                                             GError **error);
+
+SmolvmSnapshotInfo *smolvm_client_pull_snapshot_sync (SmolvmClient *self,
+                                                      const gchar *reference,
+                                                      const gchar *snapshot_id,
+                                                      GCancellable *cancellable, GError **error);
+void smolvm_client_pull_snapshot (SmolvmClient *self, const gchar *reference,
+                                  const gchar *snapshot_id, GCancellable *cancellable,
+                                  GAsyncReadyCallback callback, gpointer user_data);
+SmolvmSnapshotInfo *smolvm_client_pull_snapshot_finish (SmolvmClient *self,
+                                                        GAsyncResult *result, GError **error);
+
 /* ---- VMs ---- */
 
 SmolvmVmInfo *smolvm_client_create_vm_sync (SmolvmClient *self, GVariant *config,

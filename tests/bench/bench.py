@@ -7,11 +7,26 @@ with smolvm's) and the goal of issue 11 -- and writes the same rows to
 <build dir>/bench-results.json.  Every figure is a median of several runs.
 
 Rows:
-  * disk copy: the daemon's copy function (bench-copy, smolvm_copy_file_sparse)
-    against `cp --sparse=always --reflink=auto` followed by fsync, and Python's
-    shutil.copy2 (what SmolVM does), on a sparse (2 GiB holding 60 MiB) and a
-    dense image, on the build dir's filesystem and, as root, on a loop-mounted
-    btrfs (FICLONE);
+  * disk copy: the daemon's copy function (bench-copy, smolvm_copy_file_sparse,
+    timed from inside: the daemon starts no process for it) against
+    `cp --sparse=always --reflink=auto` (its wall time minus that of cp on an
+    empty file, taken in the same run) and Python's shutil.copy2 (what SmolVM
+    does), each followed by an fsync of the file and of its directory, as
+    smolvm's copy does; on a sparse (2 GiB holding 60 MiB) and a dense image,
+    on the build dir's filesystem and, as root, on a loop-mounted btrfs and
+    xfs (reflink=1), where the copy is a FICLONE;
+  * create and restore overhead on the emulator: CreateSnapshot and
+    RestoreSnapshot over D-Bus minus the emulator's own time for the same call
+    (FC_EMULATOR_TIMING_LOG: its process start from exec, and each request
+    from its headers read to its answer written), the anchor being that own
+    time; SMOLVM_BENCH_BASELINE=/path/to/another/smolvmd adds the same rows
+    for that daemon, its runs interleaved (a before/after in one run);
+  * QEMU (TCG) CreateSnapshot and RestoreSnapshot of 256 MiB and 1 GiB
+    guests (tests/build-guest.sh) against a copy of a file holding the
+    guest's RAM;
+  * main-loop latency: p50, p99 and max of Get(Version) from another client
+    while CreateSnapshot and DeleteSnapshot of a VM with a dense 2 GiB disk
+    run, against the same probe on the idle daemon;
   * 1k and 10k snapshots, written straight into a state dir in the layout the
     daemon reads: start-up to owning the bus name (anchor: Python reading and
     parsing the same records), ListSnapshots, a filtered ListSnapshots and
@@ -22,9 +37,10 @@ Rows:
     on an idle daemon).
 
 SMOLVM_BENCH_RUNS (default 5) sets the runs per figure; SMOLVM_BENCH_QUICK=1
-leaves out the 10k rows and the dense copy; SMOLVM_BENCH_ONLY=copies or
-=snapshots runs only that part.  Uses python3-gi (run it with
-/usr/bin/python3).
+leaves out the 10k rows, the dense copy and the 1 GiB guest, and uses a
+512 MiB disk for the main-loop rows; SMOLVM_BENCH_ONLY=copies, =emulator,
+=qemu, =mainloop or =snapshots runs only that part.  Uses python3-gi (run it
+with /usr/bin/python3).
 """
 
 import json
@@ -126,23 +142,63 @@ def fsync_path(path):
         os.close(fd)
 
 
+def durable(path):
+    """What smolvm's copy promises after it: the file and its name on disk."""
+    fsync_path(path)
+    fsync_path(os.path.dirname(os.path.abspath(path)))
+
+
+def settle_fs(path):
+    """syncfs() of @path's filesystem, outside any timed region."""
+    subprocess.run(["sync", "--file-system", os.path.dirname(os.path.abspath(path))], check=True)
+
+
+def run_ms(argv):
+    t0 = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    return (time.perf_counter() - t0) * 1000
+
+
+def cp_start_ms(where):
+    """cp's own process start, exit and file creation: `cp` of an empty file."""
+    src = os.path.join(where, "empty")
+    dst = os.path.join(where, "empty.copy")
+    open(src, "wb").close()
+    try:
+        return run_ms(["cp", "--sparse=always", "--reflink=auto", src, dst])
+    finally:
+        os.unlink(src)
+        os.unlink(dst)
+
+
 def timed_copy(kind, src, dst):
-    """Wall time in ms of one copy, fsync included; allocated bytes of @dst."""
+    """ms of one copy made durable (the file and its directory entry, as
+    smolvm's copy does): smolvm's copy runs inside the daemon, so bench-copy
+    times it from inside; cp's figure is its wall time, from which the
+    caller takes the median of cp_start_ms(), taken in the same run.
+    Returns (ms, allocated bytes of @dst)."""
     if os.path.exists(dst):
         os.unlink(dst)
-    t0 = time.perf_counter()
     if kind == "smolvm":
-        # the copy fsyncs; a process start is in its figure as in cp's
-        subprocess.run([BENCH_COPY, src, dst], check=True, stdout=subprocess.DEVNULL)
+        out = subprocess.run([BENCH_COPY, src, dst], check=True, stdout=subprocess.PIPE,
+                             text=True).stdout
+        ms = int(out.strip()) / 1e6
     elif kind == "cp":
+        t0 = time.perf_counter()
         subprocess.run(["cp", "--sparse=always", "--reflink=auto", src, dst], check=True)
-        fsync_path(dst)
+        durable(dst)
+        ms = (time.perf_counter() - t0) * 1000
     else:
+        t0 = time.perf_counter()
         shutil.copy2(src, dst)
-        fsync_path(dst)
-    ms = (time.perf_counter() - t0) * 1000
+        durable(dst)
+        ms = (time.perf_counter() - t0) * 1000
     alloc = os.stat(dst).st_blocks * 512
     os.unlink(dst)
+    # the removal settled before the next copy: otherwise that copy's fsync
+    # pays for freeing this one's blocks (a fully allocated shutil.copy2
+    # result on btrfs: hundreds of ms), and which method follows which decides
+    settle_fs(dst)
     return ms, alloc
 
 
@@ -154,42 +210,54 @@ def bench_copies(where, label):
         src = os.path.join(where, fname)
         dst = os.path.join(where, fname + ".copy")
         make(src)
+        settle_fs(src)
         res = interleave(RUNS, lambda: timed_copy("smolvm", src, dst),
                          lambda: timed_copy("cp", src, dst),
+                         lambda: (cp_start_ms(where), 0),
                          lambda: timed_copy("copy2", src, dst))
-        s, c, p = ([r[0] for r in x] for x in res)
-        sa, ca, pa = (x[-1][1] for x in res)
-        note = "allocated: smolvm %d MiB, cp %d MiB, shutil.copy2 %d MiB" % (
-            sa // MIB, ca // MIB, pa // MIB)
+        s, c, start, p = ([r[0] for r in x] for x in res)
+        sa, ca, _, pa = (x[-1][1] for x in res)
+        # cp without its process start (exec, exit, creating a file)
+        c = [ms - median(start) for ms in c]
+        note = "allocated: smolvm %d MiB, cp %d MiB, shutil.copy2 %d MiB; cp's start %.1f ms" % (
+            sa // MIB, ca // MIB, pa // MIB, median(start))
         row("disk copy (%s)" % label, "copy %s" % name, median(s), median(c),
-            "cp --sparse=always --reflink=auto + fsync", "ms",
+            "cp --sparse=always --reflink=auto + fsync (file, dir); process start out", "ms",
             goal=(1.1 * median(c), "<= 1.1x cp, same allocation") if sa <= ca * 1.01 + MIB
             else (-1, "<= 1.1x cp, same allocation"), note=note)
         row("disk copy (%s)" % label, "copy %s vs shutil.copy2" % name, median(s), median(p),
-            "Python shutil.copy2 + fsync (SmolVM)", "ms", note=note)
+            "Python shutil.copy2 + fsync (file, dir) (SmolVM)", "ms", note=note)
         os.unlink(src)
 
 
+REFLINK_FILESYSTEMS = (
+    ("btrfs", ["mkfs.btrfs", "-q"]),
+    ("xfs", ["mkfs.xfs", "-q", "-m", "reflink=1"]),
+)
+
+
 def bench_reflink_copies():
-    """As root: the same copies on a loop-mounted btrfs, where FICLONE works."""
-    if os.geteuid() != 0 or shutil.which("mkfs.btrfs") is None:
-        print("  (skipping the btrfs copies: needs root and mkfs.btrfs)")
-        return
-    top = tempfile.mkdtemp(prefix="smolvm-bench-btrfs-", dir="/var/tmp")
-    image = os.path.join(top, "fs.img")
-    mnt = os.path.join(top, "mnt")
-    os.mkdir(mnt)
-    try:
-        with open(image, "wb") as f:
-            f.truncate(4 * GIB)
-        subprocess.run(["mkfs.btrfs", "-q", image], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["mount", "-o", "loop", image, mnt], check=True)
+    """As root: the same copies on a loop-mounted btrfs and xfs (reflink=1),
+    where FICLONE works."""
+    for fs, mkfs in REFLINK_FILESYSTEMS:
+        if os.geteuid() != 0 or shutil.which(mkfs[0]) is None:
+            print("  (skipping the %s copies: needs root and %s)" % (fs, mkfs[0]))
+            continue
+        top = tempfile.mkdtemp(prefix="smolvm-bench-%s-" % fs, dir="/var/tmp")
+        image = os.path.join(top, "fs.img")
+        mnt = os.path.join(top, "mnt")
+        os.mkdir(mnt)
         try:
-            bench_copies(mnt, "btrfs, FICLONE")
+            with open(image, "wb") as f:
+                f.truncate(4 * GIB)
+            subprocess.run(mkfs + [image], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(["mount", "-o", "loop", image, mnt], check=True)
+            try:
+                bench_copies(mnt, "%s, FICLONE" % fs)
+            finally:
+                subprocess.run(["umount", mnt], check=False)
         finally:
-            subprocess.run(["umount", mnt], check=False)
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
+            shutil.rmtree(top, ignore_errors=True)
 
 
 # ---- many snapshots ---------------------------------------------------------
@@ -342,17 +410,23 @@ def echo_main(address, list_file, objects_file):
     GLib.MainLoop().run()
 
 
-def probe_main(address, seconds):
-    """Get(Version) in a loop for @seconds; prints the latencies (ms) as JSON."""
+def probe_main(address, seconds, stamped=False):
+    """Get(Version) in a loop for @seconds (or, for 0, until stdin closes);
+    prints the latencies (ms) as JSON, @stamped: [time.monotonic(), ms] each."""
+    import select
     conn = connect(address)
     out = []
-    end = time.perf_counter() + float(seconds)
-    while time.perf_counter() < end:
+    seconds = float(seconds)
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end if seconds > 0 else \
+            not select.select([sys.stdin], [], [], 0)[0]:
         t0 = time.perf_counter()
+        at = time.monotonic()
         conn.call_sync(T.BUS_NAME, T.MANAGER_PATH, "org.freedesktop.DBus.Properties", "Get",
                        GLib.Variant("(ss)", (T.MANAGER_IFACE, "Version")), None,
                        Gio.DBusCallFlags.NONE, -1, None)
-        out.append((time.perf_counter() - t0) * 1000)
+        ms = (time.perf_counter() - t0) * 1000
+        out.append([at, ms] if stamped else ms)
         time.sleep(0.002)
     print(json.dumps(out))
 
@@ -466,6 +540,288 @@ def empty_daemon_rss():
         env.cleanup()
 
 
+# ---- create and restore overhead on the emulator -----------------------------
+
+def read_timing(path, offset):
+    """The emulator's timing lines (FC_EMULATOR_TIMING_LOG) after byte @offset."""
+    try:
+        with open(path) as f:
+            f.seek(offset)
+            return [json.loads(line) for line in f.read().splitlines() if line]
+    except FileNotFoundError:
+        return []
+
+
+def timed_vmm_call(conn, timing_log, expect, method, params):
+    """(D-Bus ms, the emulator's own ms) of one Manager call; @expect(lines)
+    says when the emulator has logged all of the call's work (it writes a
+    line once an answer is out, which may be after the daemon's reply)."""
+    offset = os.path.getsize(timing_log) if os.path.exists(timing_log) else 0
+    ms, _ = call_ms(conn, T.BUS_NAME, T.MANAGER_PATH, T.MANAGER_IFACE, method, params)
+    lines = T.wait_for(lambda: (lambda ls: ls if expect(ls) else None)(
+        read_timing(timing_log, offset)), "the emulator's timing lines", interval=0.005)
+    # the process start counts from exec: its CPU time before main() (exec,
+    # dynamic linking) is added to the wall time from main() to listening
+    return ms, sum(line["us"] + line.get("exec_cpu_us", 0) for line in lines) / 1000, lines
+
+
+def opts(**kw):
+    return GLib.Variant("(a{sv})", ({k: GLib.Variant("b", v) for k, v in kw.items()},))
+
+
+class VmmBench:
+    """A daemon on the emulator, with a running VM "bench" and its snapshot
+    "bench-snap": CreateSnapshot and RestoreSnapshot against the emulator's
+    own time for the same calls -- the VMM's process start (its CPU time
+    before main(), then main() to listening) and each API request (headers
+    read to answer written). @smolvmd: another daemon binary (a baseline)."""
+
+    def __init__(self, smolvmd=None):
+        self.timing_log = os.path.join(tempfile.gettempdir(), "smolvm-bench-timing-%d-%d.log" % (
+            os.getpid(), id(self)))
+        self.env = T.Env(start=False)
+        self.env.daemon.extra_env["FC_EMULATOR_TIMING_LOG"] = self.timing_log
+        if smolvmd is not None:
+            argv = self.env.daemon.argv
+            self.env.daemon.argv = lambda: [smolvmd if a == T.SMOLVMD else a for a in argv()]
+        try:
+            # a small disk: the copies each call makes are the daemon's work, kept small
+            T.make_rootfs(self.env.rootfs, size=8 * MIB, marks=(0, 4 * MIB))
+            self.env.daemon.start()
+            self.conn = connect(self.env.bus.address)
+            self.env.running_vm("bench")
+            self.env.create_snapshot("bench", "bench-snap", **{"resume-source": True})
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def create(self):
+        def complete(lines):
+            return any(ln.get("path") == "/snapshot/create" for ln in lines) and \
+                len([ln for ln in lines if ln.get("path") == "/vm"]) >= 2
+
+        ms, emu, _ = timed_vmm_call(
+            self.conn, self.timing_log, complete, "CreateSnapshot",
+            GLib.Variant("(ssa{sv})", ("bench", "", {"resume-source": GLib.Variant("b", True)})))
+        for sid in self.env.snapshot_ids("bench"):
+            if sid != "bench-snap":
+                self.env.delete_snapshot(sid)
+        return ms, emu
+
+    def restore(self):
+        def complete(lines):
+            return any(ln.get("event") == "listening" for ln in lines) and \
+                any(ln.get("path") == "/snapshot/load" for ln in lines)
+
+        # into the stopped VM: stopping a running one is the old VMM's exit
+        self.env.gdbus(T.vm_path("bench"), "Stop", "{}")
+        ms, emu, _ = timed_vmm_call(
+            self.conn, self.timing_log, complete, "RestoreSnapshot",
+            GLib.Variant("(sa{sv})", ("bench-snap", {"resume": GLib.Variant("b", True),
+                                                      "force": GLib.Variant("b", True)})))
+        return ms, emu
+
+    def cleanup(self):
+        if getattr(self, "conn", None) is not None:
+            self.conn.close_sync(None)
+        self.env.cleanup()
+        if os.path.exists(self.timing_log):
+            os.unlink(self.timing_log)
+
+
+def exec_only():
+    """The emulator's process start as seen from outside: exec, dynamic
+    linking, exit."""
+    t0 = time.perf_counter()
+    subprocess.run([T.EMULATOR, "--version"], check=True, stdout=subprocess.DEVNULL)
+    return (time.perf_counter() - t0) * 1000
+
+
+def bench_vmm_overhead():
+    """Create and restore overhead. SMOLVM_BENCH_BASELINE=/path/to/smolvmd
+    adds the same rows for that daemon, its runs interleaved with these."""
+    baseline = os.environ.get("SMOLVM_BENCH_BASELINE")
+    benches = [VmmBench()]
+    try:
+        if baseline:
+            benches.append(VmmBench(baseline))
+        runs = max(RUNS, 5) * 2
+        for name, goal in (("CreateSnapshot", 2), ("RestoreSnapshot", 3)):
+            fns = [getattr(b, name[:-8].lower()) for b in benches]
+            for fn in fns:
+                fn()  # warm-up
+            res = interleave(runs, exec_only, *fns)
+            ex = res[0]
+            for label, r in zip(("", ", baseline smolvmd"), res[1:]):
+                over = [ms - emu for ms, emu in r]
+                emu = [e for _, e in r]
+                row("emulator", "%s overhead%s" % (name, label), median(over), median(emu),
+                    "the emulator's own time for the call", "ms",
+                    goal=(goal, "<= %d ms" % goal),
+                    note="D-Bus call median %.2f ms; overhead min %.2f ms; "
+                         "`fc-emulator --version` from Python (exec + link + exit) %.2f ms" % (
+                             median([ms for ms, _ in r]), min(over), median(ex)))
+    finally:
+        for b in benches:
+            b.cleanup()
+
+
+# ---- QEMU create and restore -------------------------------------------------
+
+QEMU = shutil.which("qemu-system-x86_64")
+GUEST_CACHE = os.environ.get("SMOLVM_GUEST_CACHE") or os.path.join(T.BUILD_DIR, "guest-cache")
+QEMU_BOOT_ARGS = "console=ttyS0 panic=-1 quiet"
+
+
+def qemu_guest():
+    """(vmlinuz, initramfs, rootfs) of tests/build-guest.sh (cached)."""
+    out = subprocess.run([os.path.join(T.SOURCE_DIR, "tests", "build-guest.sh"), GUEST_CACHE],
+                         check=True, capture_output=True, text=True, timeout=900).stdout.split()
+    return tuple(out)
+
+
+def qemu_boot(env, base_id, mem_mib):
+    """A running QEMU (TCG) guest of @mem_mib showing `tick 2`; a boot that
+    hangs (TCG here, about one in ten) is tried again with a fresh VM."""
+    kernel, initrd, rootfs = qemu_guest()
+    for attempt in range(3):
+        vm_id = "%s-%d" % (base_id, attempt)
+        r = env.cli("create", "--vm-id", vm_id, "--backend", "qemu", "--accel", "tcg",
+                    "--kernel", kernel, "--initrd", initrd, "--rootfs", rootfs,
+                    "--boot-args", QEMU_BOOT_ARGS, "--vcpus", "1", "--mem", str(mem_mib),
+                    "--no-network")
+        if r.rc != 0:
+            raise AssertionError("cannot create a QEMU VM: %r" % r)
+        env.cli("start", vm_id)
+        try:
+            T.wait_for(lambda: 2 in T.ticks(env.console(vm_id)), "tick 2 of %s" % vm_id,
+                       timeout=120)
+            return vm_id
+        except AssertionError:
+            env.cli("delete", vm_id, "--force")
+    raise AssertionError("three QEMU boots in a row hung")
+
+
+def ram_copy_ms(src, dst):
+    """The anchor: a plain copy of the guest's RAM file, made durable."""
+    t0 = time.perf_counter()
+    subprocess.run(["cp", "--sparse=always", "--reflink=auto", src, dst], check=True)
+    durable(dst)
+    ms = (time.perf_counter() - t0) * 1000
+    os.unlink(dst)
+    return ms
+
+
+def bench_qemu():
+    """CreateSnapshot (resume-source) and RestoreSnapshot (resume, into the
+    stopped VM) of 256 MiB and 1 GiB TCG guests, against a plain copy of a
+    RAM file of the guest's size, interleaved."""
+    if QEMU is None:
+        print("  (skipping QEMU: no qemu-system-x86_64)")
+        return
+    for mem_mib in (256,) if QUICK else (256, 1024):
+        env = T.Env(start=False, qemu_bin=QEMU)
+        try:
+            env.daemon.start()
+            conn = connect(env.bus.address)
+            vm_id = qemu_boot(env, "q%d" % mem_mib, mem_mib)
+            ram = os.path.join(env.runtime_dir, "vms", vm_id, "ram")
+            # the anchor copies a file of the RAM's size and data: the guest's own
+            ram_file = os.path.join(env.root, "ram-anchor")
+            subprocess.run(["cp", "--sparse=always", ram, ram_file], check=True)
+            counter = iter(range(1000))
+
+            def create():
+                sid = "q-%d" % next(counter)
+                ms, _ = call_ms(conn, T.BUS_NAME, T.MANAGER_PATH, T.MANAGER_IFACE,
+                                "CreateSnapshot", GLib.Variant("(ssa{sv})", (
+                                    vm_id, sid, {"resume-source": GLib.Variant("b", True)})))
+                env.delete_snapshot(sid)
+                return ms
+
+            def anchor():
+                return ram_copy_ms(ram_file, ram_file + ".copy")
+
+            runs = max(3, RUNS)
+            c, a = interleave(runs, create, anchor)
+            note = "TCG guest of %d MiB; RAM file data %d MiB" % (
+                mem_mib, os.stat(ram_file).st_blocks * 512 // MIB)
+            row("QEMU %d MiB" % mem_mib, "CreateSnapshot (resume-source)", median(c), median(a),
+                "cp of its RAM file + fsync", "ms", note=note)
+
+            env.create_snapshot(vm_id, "q-keep", **{"resume-source": True})
+
+            def restore():
+                env.gdbus(T.vm_path(vm_id), "Stop", "{}")
+                ms, _ = call_ms(conn, T.BUS_NAME, T.MANAGER_PATH, T.MANAGER_IFACE,
+                                "RestoreSnapshot", GLib.Variant("(sa{sv})", (
+                                    "q-keep", {"resume": GLib.Variant("b", True),
+                                               "force": GLib.Variant("b", True)})))
+                return ms
+
+            r, a = interleave(runs, restore, anchor)
+            row("QEMU %d MiB" % mem_mib, "RestoreSnapshot (resume)", median(r), median(a),
+                "cp of its RAM file + fsync", "ms",
+                note=note + "; a restore maps mem.bin, it copies no RAM")
+            conn.close_sync(None)
+        finally:
+            env.cleanup()
+
+
+# ---- main-loop latency during a multi-GiB snapshot ---------------------------
+
+def bench_mainloop():
+    """Get(Version) from another client, in a loop, while CreateSnapshot and
+    DeleteSnapshot of a VM with a dense multi-GiB disk run (the copy, the
+    checksum, the commit and the removal are the daemon's long work); anchor:
+    the same probe before, on the idle daemon. Samples are sorted into the
+    windows of the calls by their start time."""
+    size = (512 if QUICK else 2048) * MIB
+    env = T.Env(start=False)
+    try:
+        T.make_dense_file(env.rootfs, size)
+        env.daemon.start()
+        env.running_vm("bench")
+        proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--probe",
+                                 env.bus.address, "0", "stamped"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        env.adopted.append(proc)
+        windows = {"idle": [], "create": [], "delete": []}
+        t0 = time.monotonic()
+        time.sleep(3)
+        windows["idle"].append((t0, time.monotonic()))
+        for i in range(max(2, RUNS // 2)):
+            t0 = time.monotonic()
+            env.create_snapshot("bench", "big-%d" % i, **{"resume-source": True})
+            windows["create"].append((t0, time.monotonic()))
+            t0 = time.monotonic()
+            env.delete_snapshot("big-%d" % i)
+            windows["delete"].append((t0, time.monotonic()))
+        out, _ = proc.communicate("")
+        samples = json.loads(out)
+
+        def within(kind):
+            return [ms for at, ms in samples
+                    if any(a <= at <= b for a, b in windows[kind])]
+
+        idle = within("idle")
+        for kind, what in (("create", "CreateSnapshot"), ("delete", "DeleteSnapshot")):
+            busy = within(kind)
+            if not busy:
+                continue
+            calls = [b - a for a, b in windows[kind]]
+            note = "%d probes during %d calls of %.0f ms (median) on a %d MiB dense disk" % (
+                len(busy), len(calls), median(calls) * 1000, size // MIB)
+            row("main loop", "Get(Version) p50 during %s" % what, median(busy), median(idle),
+                "the same probe on the idle daemon", "ms", note=note)
+            row("main loop", "Get(Version) p99 during %s" % what, p99(busy), p99(idle),
+                "the same probe on the idle daemon", "ms", note=note)
+            row("main loop", "Get(Version) max during %s" % what, max(busy), max(idle),
+                "the same probe on the idle daemon", "ms", note=note)
+    finally:
+        env.cleanup()
+
+
 # ---- the table ---------------------------------------------------------------
 
 def print_table():
@@ -494,6 +850,15 @@ def main():
             bench_reflink_copies()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+    if ONLY in ("", "emulator"):
+        print("create and restore overhead on the emulator", flush=True)
+        bench_vmm_overhead()
+    if ONLY in ("", "qemu"):
+        print("QEMU create and restore", flush=True)
+        bench_qemu()
+    if ONLY in ("", "mainloop"):
+        print("main-loop latency during a multi-GiB snapshot", flush=True)
+        bench_mainloop()
     empty = empty_daemon_rss() if ONLY in ("", "snapshots") else 0
     for n in () if ONLY not in ("", "snapshots") else (1000,) if QUICK else (1000, 10000):
         print("%d snapshots" % n, flush=True)
@@ -513,6 +878,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--echo":
         echo_main(*sys.argv[2:5])
     elif len(sys.argv) > 1 and sys.argv[1] == "--probe":
-        probe_main(*sys.argv[2:4])
+        probe_main(*sys.argv[2:4], stamped=sys.argv[4:5] == ["stamped"])
     else:
         sys.exit(main())

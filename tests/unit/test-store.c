@@ -3,6 +3,7 @@
  * start-up recovery. */
 #include "config.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <glib/gstdio.h>
@@ -355,6 +356,61 @@ test_make_record_dir (Fixture *f, gconstpointer data)
   drain (smolvm_store_get_vms_dir (f->store), "a");
 }
 
+/* Sets the modification time of @path to @when (seconds since the epoch). */
+static void
+set_mtime (const gchar *path, gint64 when)
+{
+  struct timespec times[2] = { { .tv_sec = when }, { .tv_sec = when } };
+  g_assert_cmpint (utimensat (AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW), ==, 0);
+}
+
+static void
+test_clean_oci_cache (Fixture *f, gconstpointer data)
+{
+  const gint64 now = 2000000000;
+  const gint64 day = 24 * 3600;
+  const gint64 week = SMOLVM_STORE_PULL_CACHE_MAX_AGE;
+  g_autofree gchar *top = smolvm_store_oci_cache_dir (f->store, NULL);
+  const gchar *pulls[] = { "pull-old", "pull-recent", "pull-old-blob", "pull-week" };
+  const gint64 dir_times[] = { now - week - day, now - day, now - week - day, now - week };
+  const gint64 blob_times[] = { now - week - day, now - week - day, now - 1, now - week };
+  g_autofree gchar *push = g_build_filename (top, "push-Ab12Cd", "blobs", "sha256", "x", NULL);
+  g_autofree gchar *trash = g_build_filename (top, ".trash-Zz99Yy", "blobs", "sha256", "x", NULL);
+  g_autofree gchar *other = g_build_filename (top, "not-ours", "keep", NULL);
+  g_autofree gchar *file = g_build_filename (top, "pull-file", NULL);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (pulls); i++) {
+    g_autofree gchar *dir = g_build_filename (top, pulls[i], NULL);
+    g_autofree gchar *blobs = g_build_filename (dir, "blobs", "sha256", NULL);
+    g_autofree gchar *blob = g_build_filename (blobs, "abc", NULL);
+    write_file (blob, "a verified blob");
+    set_mtime (blobs, blob_times[i]);
+    set_mtime (dir, dir_times[i]);
+  }
+  write_file (push, "a push's blob");
+  write_file (trash, "a removal cut short");
+  write_file (other, "not a transfer's");
+  write_file (file, "not a directory");
+
+  smolvm_store_clean_oci_cache (f->store, now, week);
+  /* a push dir and a pull untouched for more than a week go at once (they
+   * are renamed before the removal); a recent pull cache, one whose blobs
+   * changed lately, one exactly a week old, and what is not a transfer's
+   * stay */
+  {
+    g_autofree gchar *old = g_build_filename (top, "pull-old", NULL);
+    g_autofree gchar *push_dir = g_build_filename (top, "push-Ab12Cd", NULL);
+    g_assert_false (g_file_test (old, G_FILE_TEST_EXISTS));
+    g_assert_false (g_file_test (push_dir, G_FILE_TEST_EXISTS));
+  }
+  drain (top, "not-ours pull-file pull-old-blob pull-recent pull-week");
+
+  /* a later start: what was recent is old now, but for the blob received
+   * a second before the first start, a week ago less a second */
+  smolvm_store_clean_oci_cache (f->store, now + week - 2, week);
+  drain (top, "not-ours pull-file pull-old-blob");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -368,5 +424,6 @@ main (int argc, char **argv)
   ADD ("/store/recover-restore", test_recover_restore);
   ADD ("/store/remove-runtime", test_remove_runtime);
   ADD ("/store/make-record-dir", test_make_record_dir);
+  ADD ("/store/clean-oci-cache", test_clean_oci_cache);
   return g_test_run ();
 }

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define SMOLVM_TYPE_RECORD_WRITER (smolvm_record_writer_get_type ())
+G_DECLARE_FINAL_TYPE (SmolvmRecordWriter, smolvm_record_writer, SMOLVM, RECORD_WRITER, GObject)
+
+/* Writes record files (vm.json, snapshot.json) atomically and durably
+ * (smolvm_write_file_atomic) in one worker thread, in the order they were
+ * asked for, so that the main loop never waits for an fsync and a later
+ * state of a record never loses to an earlier one. A reply that reports a
+ * change flushes first: what it reports is then on disk. */
+SmolvmRecordWriter *smolvm_record_writer_new (void);
+
+/* Queues a write of @contents to @path; a failure is logged (the live
+ * state is right, and the next change writes again). A queued write of the
+ * same @path that has not started yet is replaced: only the last state of a
+ * record matters. */
+void smolvm_record_writer_write (SmolvmRecordWriter *self, const gchar *path,
+                                 const gchar *contents);
+
+/* The same, for a caller that must know that the write succeeded. */
+void smolvm_record_writer_write_async (SmolvmRecordWriter *self, const gchar *path,
+                                       const gchar *contents, GAsyncReadyCallback callback,
+                                       gpointer user_data);
+gboolean smolvm_record_writer_write_finish (SmolvmRecordWriter *self, GAsyncResult *result,
+                                            GError **error);
+
+/* Writes now, on the calling thread, after every write queued before it;
+ * for callers that cannot go on without the result. */
+gboolean smolvm_record_writer_write_sync (SmolvmRecordWriter *self, const gchar *path,
+                                          const gchar *contents, GError **error);
+
+/* Completes once every write queued before it is done. Never fails: a
+ * failed write is logged, or reported to its own caller. */
+void smolvm_record_writer_flush_async (SmolvmRecordWriter *self, GAsyncReadyCallback callback,
+                                       gpointer user_data);
+void smolvm_record_writer_flush_finish (SmolvmRecordWriter *self, GAsyncResult *result);
+
+/* Waits, blocking, until every queued write is done: before a record's
+ * directory is removed, so that no write of it lands there meanwhile. Only
+ * writes that came without a reply (a VMM that exited) can be queued then:
+ * a reply flushes. */
+void smolvm_record_writer_settle (SmolvmRecordWriter *self);
+
+/* Whether writes are queued or under way. */
+gboolean smolvm_record_writer_is_busy (SmolvmRecordWriter *self);
+
+G_END_DECLS
