@@ -14,6 +14,7 @@
 #include "fuzz-common.h"
 #include "smolvm-id.h"
 #include "smolvm-oci-artifact.h"
+#include "smolvm-oci-ref.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
@@ -39,7 +40,7 @@ check_blobs (SmolvmOciArtifact *artifact)
     fuzz_finding ("a parsed manifest has not a config and three layers", "%u\n", blobs->len);
   for (guint i = 0; i < blobs->len; i++) {
     SmolvmOciDescriptor *desc = g_ptr_array_index (blobs, i);
-    if (!smolvm_oci_digest_is_valid (desc->digest))
+    if (!smolvm_oci_ref_digest_is_valid (desc->digest))
       fuzz_finding ("a parsed manifest names an invalid digest", "%s\n", desc->digest);
   }
 }
