@@ -281,6 +281,29 @@ class TestBadArchives(TransferCase):
         self.assertEqual(err["name"], "Corrupt")
         self.assertEqual(self.leftovers(), [])
 
+    def test_archive_of_too_many_blobs_is_corrupt(self):
+        # Blobs the manifest never names are still written until index.json
+        # is read, so their number is bounded.
+        env = self.env
+        self.snapshot_with_data()
+        members = read_archive(self.export("snap"))
+        for i in range(16):
+            extra = b"extra %d" % i
+            members["blobs/sha256/" + hashlib.sha256(extra).hexdigest()] = extra
+        padded = os.path.join(self.tmp, "padded.tar")
+        write_archive(padded, members)
+        err = self.cli_error(env.cli("snapshot", "import", padded, "--snapshot-id", "x", "--json"))
+        self.assertEqual(err["name"], "Corrupt")
+        self.assertIn("more than 16 blobs", err["message"])
+        self.assertEqual(self.leftovers(), [])
+        # five blobs more than a snapshot's are still read
+        members = read_archive(self.export("snap"))
+        for i in range(5):
+            extra = b"extra %d" % i
+            members["blobs/sha256/" + hashlib.sha256(extra).hexdigest()] = extra
+        write_archive(padded, members)
+        self.assertCli(env.cli("snapshot", "import", padded, "--snapshot-id", "y"), 0)
+
     def test_other_artifact_is_not_a_snapshot(self):
         env = self.env
         config = b"{}"

@@ -13,11 +13,14 @@
 #include <glib/gstdio.h>
 
 #include "smolvm-error-map.h"
+#include "smolvm-fileutil.h"
 #include "smolvm-error.h"
 #include "smolvm-oci-archive.h"
 #include "smolvm-oci-ref.h"
 
 #define CHUNK_SIZE (256 * 1024)
+/* More blobs than a snapshot's artifact could ever need (it has five). */
+#define ARCHIVE_BLOBS_MAX 16
 
 /* The caller's descriptor, watched together with the cancellable, so a
  * Cancel ends a wait for a reader or writer that is stalled. */
@@ -305,6 +308,8 @@ read_index (struct archive *a, Stream *stream, struct archive_entry *entry,
 static gboolean
 read_entries (struct archive *a, Stream *stream, const gchar *layout_dir, GError **error)
 {
+  guint n_blobs = 0;
+
   for (;;) {
     struct archive_entry *entry = NULL;
     const gchar *name;
@@ -341,6 +346,17 @@ read_entries (struct archive *a, Stream *stream, const gchar *layout_dir, GError
                      "The archive holds a blob of an invalid name: %s", name);
         return FALSE;
       }
+      /* Which blobs the manifest names is known only at the end (index.json
+       * may come last), so bound what an archive can make us write: a
+       * snapshot has five blobs, and each must fit on the disk. */
+      if (++n_blobs > ARCHIVE_BLOBS_MAX) {
+        g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT,
+                     "The archive holds more than %d blobs; a snapshot has 5",
+                     ARCHIVE_BLOBS_MAX);
+        return FALSE;
+      }
+      if (!smolvm_check_free_space (layout_dir, MAX (archive_entry_size (entry), 0), name, error))
+        return FALSE;
       if (!read_blob (a, stream, layout_dir, digest, error))
         return FALSE;
     }

@@ -28,6 +28,8 @@
  * content gives the same blob and a registry that has it is not sent it
  * again. */
 #define ZSTD_LEVEL 3
+/* The largest zstd window a layer may use: 16 MiB (zstd -19 uses 8 MiB). */
+#define LAYER_WINDOW_LOG_MAX 24
 #define CHUNK_SIZE (1024 * 1024)
 #define LAYOUT_VERSION "{\"imageLayoutVersion\":\"1.0.0\"}"
 
@@ -1361,6 +1363,9 @@ unpack_layer (SmolvmOciArtifact *self, guint i, const gchar *layout_dir, const g
     return smolvm_error_set_errno (error, errno, "Cannot create %s", path);
   }
   src.dctx = ZSTD_createDCtx ();
+  /* Our layers use a 2 MiB window (level 3); a blob from elsewhere asking
+   * for libzstd's default limit of 128 MiB would cost that much memory. */
+  ZSTD_DCtx_setParameter (src.dctx, ZSTD_d_windowLogMax, LAYER_WINDOW_LOG_MAX);
   src.in_size = ZSTD_DStreamInSize ();
   src.in = in = g_malloc (src.in_size);
   src.out_size = ZSTD_DStreamOutSize ();
