@@ -194,6 +194,75 @@ class TestRoundTrip(TransferCase):
         self.assertEqual(self.leftovers(), [])
 
 
+def with_config(members, change):
+    """The archive @members with its config blob changed by @change(config),
+    the manifest and index.json updated to name the new blobs."""
+    members = dict(members)
+    _, manifest = manifest_of(members)
+    old_config = manifest["config"]["digest"][len("sha256:"):]
+    config = json.loads(members.pop("blobs/sha256/" + old_config))
+    change(config)
+    config = json.dumps(config).encode()
+    members["blobs/sha256/" + hashlib.sha256(config).hexdigest()] = config
+    manifest["config"]["digest"] = "sha256:" + hashlib.sha256(config).hexdigest()
+    manifest["config"]["size"] = len(config)
+    index = json.loads(members["index.json"])
+    del members["blobs/sha256/" + index["manifests"][0]["digest"][len("sha256:"):]]
+    manifest = json.dumps(manifest).encode()
+    members["blobs/sha256/" + hashlib.sha256(manifest).hexdigest()] = manifest
+    index["manifests"][0]["digest"] = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    index["manifests"][0]["size"] = len(manifest)
+    members["index.json"] = json.dumps(index).encode()
+    return members
+
+
+class TestBootImages(TransferCase):
+    """The record names its kernel and initrd by paths on the host that made
+    it: they are read as the caller into the snapshot's own copies, never
+    booted from the record's paths with the daemon's rights."""
+
+    def test_imported_snapshot_owns_copies_of_its_images(self):
+        env = self.env
+        info = self.snapshot_with_data()
+        archive = self.export("snap")
+        r = env.cli("snapshot", "import", archive, "--snapshot-id", "copy")
+        self.assertCli(r, 0)
+        kernel = info["vm_config"]["kernel_path"]
+        own = self.snapshot_file("copy", "kernel")
+        self.assertEqual(st.file_sha256(own), st.file_sha256(kernel))
+        self.assertNotEqual(os.stat(own).st_ino, os.stat(kernel).st_ino)
+
+    def test_a_kernel_missing_here_is_refused(self):
+        env = self.env
+        self.snapshot_with_data()
+        members = read_archive(self.export("snap"))
+        missing = os.path.join(self.tmp, "no-such-kernel")
+
+        def change(config):
+            config["snapshot"]["vm_config"]["kernel_path"] = missing
+        bad = os.path.join(self.tmp, "bad.tar")
+        write_archive(bad, with_config(members, change))
+        err = self.cli_error(env.cli("snapshot", "import", bad, "--snapshot-id", "x", "--json"))
+        self.assertEqual(err["name"], "InvalidArgument")
+        self.assertIn("no-such-kernel", err["message"])
+        self.assertNotIn("x", env.snapshot_ids())
+        self.assertEqual(self.leftovers(), [])
+
+    def test_a_kernel_that_is_no_regular_file_is_refused(self):
+        # e.g. a record naming a device or a directory of this host
+        env = self.env
+        self.snapshot_with_data()
+        members = read_archive(self.export("snap"))
+
+        def change(config):
+            config["snapshot"]["vm_config"]["initrd_path"] = "/dev/zero"
+        bad = os.path.join(self.tmp, "bad.tar")
+        write_archive(bad, with_config(members, change))
+        err = self.cli_error(env.cli("snapshot", "import", bad, "--snapshot-id", "x", "--json"))
+        self.assertEqual(err["name"], "InvalidArgument")
+        self.assertEqual(self.leftovers(), [])
+
+
 class TestBadArchives(TransferCase):
     def test_tampered_blob_is_corrupt_and_leaves_nothing(self):
         env = self.env

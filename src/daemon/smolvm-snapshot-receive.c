@@ -1,18 +1,34 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <json-glib/json-glib.h>
+#include <unistd.h>
+
 #include "smolvm-error.h"
 #include "smolvm-fileutil.h"
 #include "smolvm-id.h"
+#include "smolvm-open-as.h"
 #include "smolvm-registry.h"
 #include "smolvm-snapshot-receive.h"
 #include "smolvm-snapshot.h"
 #include "smolvm-store.h"
 
 /* Steps: read the config (worker), check backend and id and hold the id,
- * unpack into STATE/snapshots/.tmp-ID (worker), commit (one rename), load
- * and publish. Before the commit, the rollback removes the staging dir;
- * after it, a snapshot that cannot be loaded goes as a whole. */
+ * unpack into STATE/snapshots/.tmp-ID (worker), copy the kernel and initrd
+ * the record names, opened with the caller's rights (worker), commit (one
+ * rename), load and publish. Before the commit, the rollback removes the
+ * staging dir; after it, a snapshot that cannot be loaded goes as a whole.
+ *
+ * The artifact carries no kernel or initrd: the record names them by their
+ * paths on the host that made it. Those paths come from elsewhere, so the
+ * daemon must never boot them with its own rights: they are read here as
+ * the caller, like CreateVM's paths, into the snapshot's own copies, which
+ * is what a restore or clone of it boots. */
+
+static const gchar *const image_keys[] = { "kernel_path", "initrd_path" };
+static const gchar *const image_names[] = { SMOLVM_VM_KERNEL, SMOLVM_VM_INITRD };
+#define N_IMAGES G_N_ELEMENTS (image_keys)
+
 typedef struct _Receive {
   SmolvmContext *ctx;
   SmolvmJob *job;
@@ -23,6 +39,9 @@ typedef struct _Receive {
   gchar *tmp_dir;
   gchar *final_dir;
   GError *error; /* the failure a rollback reports at its end */
+  gchar *metadata;              /* the unpacked snapshot.json */
+  gchar *image_paths[N_IMAGES]; /* as the record names them; NULL: none */
+  int image_fds[N_IMAGES];      /* opened as the caller; -1: none */
   /* the step running in a worker thread */
   gboolean (*work) (struct _Receive *r, GCancellable *cancellable, GError **error);
 } Receive;
@@ -39,6 +58,12 @@ receive_free (Receive *r)
   g_free (r->tmp_dir);
   g_free (r->final_dir);
   g_clear_error (&r->error);
+  g_free (r->metadata);
+  for (gsize i = 0; i < N_IMAGES; i++) {
+    g_free (r->image_paths[i]);
+    if (r->image_fds[i] >= 0)
+      close (r->image_fds[i]);
+  }
   g_free (r);
 }
 
@@ -153,11 +178,98 @@ on_committed (GObject *source, GAsyncResult *result, gpointer user_data)
   smolvm_snapshot_save_async (snapshot, on_saved, task);
 }
 
+/* The boot images the unpacked record names, from its vm_config. */
+static gboolean
+read_image_paths (Receive *r, GError **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  JsonNode *root;
+  JsonObject *config;
+
+  if (!json_parser_load_from_data (parser, r->metadata, -1, error))
+    return FALSE;
+  root = json_parser_get_root (parser);
+  config = root != NULL && JSON_NODE_HOLDS_OBJECT (root)
+             ? json_object_get_object_member (json_node_get_object (root), "vm_config")
+             : NULL;
+  for (gsize i = 0; config != NULL && i < N_IMAGES; i++) {
+    const gchar *path = json_object_get_string_member_with_default (config, image_keys[i], "");
+    if (path != NULL && *path != '\0')
+      r->image_paths[i] = g_strdup (path);
+  }
+  return TRUE;
+}
+
 static gboolean
 unpack_work (Receive *r, GCancellable *cancellable, GError **error)
 {
+  g_autofree gchar *record_path = g_build_filename (r->tmp_dir, SMOLVM_SNAPSHOT_METADATA, NULL);
+
   return smolvm_oci_artifact_unpack (r->artifact, r->layout_dir, r->tmp_dir, r->snapshot_id,
-                                     smolvm_job_get_progress (r->job), cancellable, error);
+                                     smolvm_job_get_progress (r->job), cancellable, error) &&
+         g_file_get_contents (record_path, &r->metadata, NULL, error) &&
+         read_image_paths (r, error);
+}
+
+static void
+commit (GTask *task)
+{
+  Receive *r = g_task_get_task_data (task);
+
+  /* from here the result is being made final */
+  smolvm_job_set_cancelable (r->job, FALSE);
+  smolvm_job_set_phase (r->job, "committing");
+  smolvm_store_commit_snapshot_async (r->ctx->store, r->tmp_dir, r->snapshot_id, r->metadata,
+                                      on_committed, task);
+}
+
+static gboolean
+images_work (Receive *r, GCancellable *cancellable, GError **error)
+{
+  for (gsize i = 0; i < N_IMAGES; i++) {
+    g_autofree gchar *dst = NULL;
+    if (r->image_fds[i] < 0)
+      continue;
+    dst = g_build_filename (r->tmp_dir, image_names[i], NULL);
+    if (!smolvm_copy_fd_sparse (r->image_fds[i], r->image_paths[i], dst, NULL, cancellable,
+                                error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+on_images_copied (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  Receive *r = g_task_get_task_data (task);
+  GError *error = NULL;
+
+  if (!g_task_propagate_boolean (G_TASK (result), &error) || !check_cancelled (r, &error)) {
+    rollback (task, error);
+    return;
+  }
+  commit (task);
+}
+
+static void
+on_images_opened (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  Receive *r = g_task_get_task_data (task);
+  GError *error = NULL;
+
+  if (!smolvm_open_as_finish (result, r->image_fds, NULL, &error)) {
+    g_prefix_error (&error, "The snapshot boots a kernel and initrd that must exist on this host "
+                            "and be readable by the caller: ");
+    rollback (task, error);
+    return;
+  }
+  if (!check_cancelled (r, &error)) {
+    rollback (task, error);
+    return;
+  }
+  run_work (task, images_work, on_images_copied);
 }
 
 static void
@@ -165,20 +277,23 @@ on_unpacked (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
   Receive *r = g_task_get_task_data (task);
-  g_autofree gchar *record_path = g_build_filename (r->tmp_dir, SMOLVM_SNAPSHOT_METADATA, NULL);
-  g_autofree gchar *metadata = NULL;
   GError *error = NULL;
+  gboolean has_images = FALSE;
 
-  if (!g_task_propagate_boolean (G_TASK (result), &error) || !check_cancelled (r, &error) ||
-      !g_file_get_contents (record_path, &metadata, NULL, &error)) {
+  if (!g_task_propagate_boolean (G_TASK (result), &error) || !check_cancelled (r, &error)) {
     rollback (task, error);
     return;
   }
-  /* from here the result is being made final */
-  smolvm_job_set_cancelable (r->job, FALSE);
-  smolvm_job_set_phase (r->job, "committing");
-  smolvm_store_commit_snapshot_async (r->ctx->store, r->tmp_dir, r->snapshot_id, metadata,
-                                      on_committed, task);
+  for (gsize i = 0; i < N_IMAGES; i++)
+    has_images |= r->image_paths[i] != NULL;
+  if (!has_images) {
+    commit (task);
+    return;
+  }
+  smolvm_job_set_phase (r->job, "copying-images");
+  smolvm_open_as_async (smolvm_dbus_job_get_started_by_uid (SMOLVM_DBUS_JOB (r->job)),
+                        (const gchar *const *) r->image_paths, image_names, N_IMAGES,
+                        on_images_opened, task);
 }
 
 static void
@@ -262,6 +377,8 @@ smolvm_snapshot_receive_async (SmolvmContext *ctx, SmolvmJob *job, SmolvmOciArti
   Receive *r = g_new0 (Receive, 1);
   GError *error = NULL;
 
+  for (gsize i = 0; i < N_IMAGES; i++)
+    r->image_fds[i] = -1;
   r->ctx = ctx;
   r->job = g_object_ref (job);
   r->artifact = g_object_ref (artifact);
