@@ -242,23 +242,27 @@ smolvm_vm_config_new_from_json (JsonObject *object, GError **error)
 GVariant *
 smolvm_vm_config_to_variant (const SmolvmVmConfig *c)
 {
-  g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  /* The entries made directly, not through a builder's format strings:
+   * every snapshot builds one at start-up. */
+  GVariant *entries[G_N_ELEMENTS (fields)];
   for (gsize i = 0; i < G_N_ELEMENTS (fields); i++) {
     const Field *f = &fields[i];
+    GVariant *value = NULL;
     switch (f->kind) {
     case FIELD_STRING:
-      g_variant_builder_add (&b, "{sv}", f->key,
-                             g_variant_new_string (FIELD_STR (c, f) ? FIELD_STR (c, f) : ""));
+      value = g_variant_new_string (FIELD_STR (c, f) ? FIELD_STR (c, f) : "");
       break;
     case FIELD_UINT:
-      g_variant_builder_add (&b, "{sv}", f->key, g_variant_new_uint32 (FIELD_UINT (c, f)));
+      value = g_variant_new_uint32 (FIELD_UINT (c, f));
       break;
     case FIELD_BOOL:
-      g_variant_builder_add (&b, "{sv}", f->key, g_variant_new_boolean (FIELD_BOOL (c, f)));
+      value = g_variant_new_boolean (FIELD_BOOL (c, f));
       break;
     }
+    entries[i] = g_variant_new_dict_entry (g_variant_new_string (f->key),
+                                           g_variant_new_variant (value));
   }
-  return g_variant_builder_end (&b);
+  return g_variant_new_array (G_VARIANT_TYPE ("{sv}"), entries, G_N_ELEMENTS (entries));
 }
 
 JsonNode *
