@@ -281,11 +281,12 @@ static gpointer
 load_range (gpointer data)
 {
   LoadRange *range = data;
+  g_autoptr(GHashTable) configs = smolvm_snapshot_new_config_table ();
 
   for (guint i = range->first; i < range->end; i++) {
     LoadedSnapshot *one = &g_array_index (range->out, LoadedSnapshot, i);
     one->snapshot = smolvm_snapshot_load (range->ctx, g_ptr_array_index (range->dirs, i),
-                                          &one->error);
+                                          configs, &one->error);
   }
   return NULL;
 }

@@ -93,19 +93,16 @@ smolvm_snapshot_init (SmolvmSnapshot *self)
 {
 }
 
-SmolvmSnapshot *
-smolvm_snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id,
-                     const SmolvmVmConfig *vm_config, GVariant *network_config, gint64 created_at,
-                     const gchar *backend)
+/* @config: the VmConfig value of @vm_config, serialized */
+static SmolvmSnapshot *
+snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id,
+              const SmolvmVmConfig *vm_config, GVariant *config, GVariant *network_config,
+              gint64 created_at, const gchar *backend)
 {
   g_autofree gchar *dir = smolvm_store_snapshot_dir (ctx->store, id);
   g_autofree gchar *vmstate = smolvm_store_snapshot_file (ctx->store, id, SMOLVM_SNAPSHOT_VMSTATE);
   g_autofree gchar *mem = smolvm_store_snapshot_file (ctx->store, id, SMOLVM_SNAPSHOT_MEM);
   g_autofree gchar *disk = smolvm_store_snapshot_file (ctx->store, id, SMOLVM_SNAPSHOT_DISK);
-  /* Flat, not a tree of one GVariant (and GBytes) per value: with 10,000
-   * snapshots the trees of the two dictionaries were most of the daemon's
-   * memory. The info and the properties copy their bytes. */
-  g_autoptr(GVariant) config = serialized (smolvm_vm_config_to_variant (vm_config));
   g_autoptr(GVariant) network =
     serialized (network_config != NULL ? network_config : g_variant_new ("a{sv}", NULL));
   /* every property in one construction: one set at a time was a sixth of
@@ -123,6 +120,46 @@ smolvm_snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id,
   /* only now: the sets above had nothing cached to drop */
   g_signal_connect (self, "notify", G_CALLBACK (drop_cached), NULL);
   return self;
+}
+
+/* Flat, not a tree of one GVariant (and GBytes) per value: with 10,000
+ * snapshots the trees of the two dictionaries were most of the daemon's
+ * memory. The info and the properties copy their bytes. */
+static GVariant *
+config_variant (const SmolvmVmConfig *vm_config)
+{
+  return serialized (smolvm_vm_config_to_variant (vm_config));
+}
+
+SmolvmSnapshot *
+smolvm_snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id,
+                     const SmolvmVmConfig *vm_config, GVariant *network_config, gint64 created_at,
+                     const gchar *backend)
+{
+  g_autoptr(GVariant) config = config_variant (vm_config);
+  return snapshot_new (ctx, id, vm_id, vm_config, config, network_config, created_at, backend);
+}
+
+GHashTable *
+smolvm_snapshot_new_config_table (void)
+{
+  return g_hash_table_new_full (smolvm_vm_config_hash, smolvm_vm_config_equal,
+                                (GDestroyNotify) smolvm_vm_config_free,
+                                (GDestroyNotify) g_variant_unref);
+}
+
+/* Building and serializing a VmConfig was a quarter of a record's load */
+static GVariant *
+shared_config_variant (GHashTable *configs, const SmolvmVmConfig *vm_config)
+{
+  GVariant *config = configs != NULL ? g_hash_table_lookup (configs, vm_config) : NULL;
+
+  if (config != NULL)
+    return g_variant_ref (config);
+  config = config_variant (vm_config);
+  if (configs != NULL)
+    g_hash_table_insert (configs, smolvm_vm_config_copy (vm_config), g_variant_ref (config));
+  return config;
 }
 
 const gchar *smolvm_snapshot_get_id (SmolvmSnapshot *self)
@@ -323,7 +360,7 @@ get_string (JsonObject *o, const gchar *key, GError **error)
 }
 
 SmolvmSnapshot *
-smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GError **error)
+smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GHashTable *configs, GError **error)
 {
   g_autofree gchar *dirname = g_path_get_basename (dir);
   g_autofree gchar *path =
@@ -334,6 +371,7 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GError **error)
   gsize length = 0;
   g_autoptr(SmolvmVmConfig) vm_config = NULL;
   g_autoptr(GVariant) network = NULL;
+  g_autoptr(GVariant) config = NULL;
   g_autoptr(GDateTime) created = NULL;
   SmolvmSnapshot *self;
   JsonObject *o;
@@ -408,8 +446,9 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GError **error)
                  "Invalid %s: restored_vm_id is not a VM id", path);
     return NULL;
   }
-  self = smolvm_snapshot_new (
-    ctx, id, vm_id, vm_config, network, g_date_time_to_unix (created) * G_USEC_PER_SEC + g_date_time_get_microsecond (created),
+  config = shared_config_variant (configs, vm_config);
+  self = snapshot_new (
+    ctx, id, vm_id, vm_config, config, network, g_date_time_to_unix (created) * G_USEC_PER_SEC + g_date_time_get_microsecond (created),
     json_object_get_string_member_with_default (o, SMOLVM_INFO_BACKEND, "firecracker"));
   smolvm_snapshot_set_vmstate_sha256 (
     self, json_object_get_string_member_with_default (o, "vmstate_sha256", NULL));

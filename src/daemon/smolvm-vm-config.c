@@ -80,6 +80,50 @@ smolvm_vm_config_copy (const SmolvmVmConfig *config)
   return copy;
 }
 
+guint
+smolvm_vm_config_hash (gconstpointer config)
+{
+  guint hash = 17;
+  for (gsize i = 0; i < G_N_ELEMENTS (fields); i++) {
+    const Field *f = &fields[i];
+    switch (f->kind) {
+    case FIELD_STRING:
+      hash = hash * 31 + (FIELD_STR (config, f) != NULL ? g_str_hash (FIELD_STR (config, f)) : 0);
+      break;
+    case FIELD_UINT:
+      hash = hash * 31 + FIELD_UINT (config, f);
+      break;
+    case FIELD_BOOL:
+      hash = hash * 31 + (FIELD_BOOL (config, f) ? 1 : 0);
+      break;
+    }
+  }
+  return hash;
+}
+
+gboolean
+smolvm_vm_config_equal (gconstpointer a, gconstpointer b)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (fields); i++) {
+    const Field *f = &fields[i];
+    gboolean same = FALSE;
+    switch (f->kind) {
+    case FIELD_STRING:
+      same = g_strcmp0 (FIELD_STR (a, f), FIELD_STR (b, f)) == 0;
+      break;
+    case FIELD_UINT:
+      same = FIELD_UINT (a, f) == FIELD_UINT (b, f);
+      break;
+    case FIELD_BOOL:
+      same = !FIELD_BOOL (a, f) == !FIELD_BOOL (b, f);
+      break;
+    }
+    if (!same)
+      return FALSE;
+  }
+  return TRUE;
+}
+
 static gboolean
 check_absolute (const gchar *key, const gchar *path, GError **error)
 {
