@@ -134,12 +134,14 @@ typedef struct {
   GDBusMethodInvocation *invocation;
   GPtrArray *paths;
   GPtrArray *infos;
+  SmolvmRegistry *registry; /* told when the reply is on its way */
 } ListReply;
 
 static void
 list_reply_free (ListReply *reply)
 {
   g_clear_object (&reply->invocation);
+  g_clear_object (&reply->registry);
   g_ptr_array_unref (reply->paths);
   g_ptr_array_unref (reply->infos);
   g_free (reply);
@@ -158,6 +160,8 @@ list_reply_thread (GTask *task, gpointer source, gpointer task_data, GCancellabl
   smolvm_dbus_manager_complete_list_snapshots (SMOLVM_DBUS_MANAGER (source),
                                                g_steal_pointer (&reply->invocation),
                                                g_variant_builder_end (&b));
+  /* queued: signals sent from now on follow it */
+  smolvm_registry_reply_end (reply->registry);
   g_task_return_boolean (task, TRUE);
 }
 
@@ -187,6 +191,8 @@ handle_list_snapshots (SmolvmDbusManager *object, GDBusMethodInvocation *invocat
     g_ptr_array_add (reply->paths, g_strdup (smolvm_snapshot_get_object_path (snapshot)));
     g_ptr_array_add (reply->infos, g_variant_ref (smolvm_snapshot_to_info (snapshot)));
   }
+  reply->registry = g_object_ref (self->ctx.registry);
+  smolvm_registry_reply_begin (reply->registry);
   task = g_task_new (object, NULL, NULL, NULL);
   g_task_set_task_data (task, g_steal_pointer (&reply), (GDestroyNotify) list_reply_free);
   g_task_run_in_thread (task, list_reply_thread);

@@ -11,6 +11,7 @@
 #include "smolvm-id.h"
 #include "smolvm-info.h"
 #include "smolvm-record-writer.h"
+#include "smolvm-registry.h"
 #include "smolvm-snapshot-dbus.h"
 #include "smolvm-snapshot.h"
 #include "smolvm-store.h"
@@ -51,6 +52,11 @@ static void
 drop_cached (GObject *object, GParamSpec *pspec, gpointer user_data)
 {
   SmolvmSnapshot *self = SMOLVM_SNAPSHOT (object);
+
+  /* its PropertiesChanged (emitted from an idle) must follow any
+   * ListSnapshots reply that holds the old info */
+  if (self->ctx->registry != NULL)
+    smolvm_registry_wait_replies (self->ctx->registry);
   g_clear_pointer (&self->info, g_variant_unref);
   g_clear_pointer (&self->properties, g_variant_unref);
 }
