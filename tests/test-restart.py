@@ -7,6 +7,7 @@ running, and marks the VMs whose emulator died meanwhile as stopped."""
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 
@@ -259,6 +260,56 @@ class TestRestart(st.TestCase):
         log = env.daemon_log()
         for path in paths:
             self.assertRegex(log, r"WARNING.*Skipping.*%s" % re.escape(path))
+        self.assertNotIn("CRITICAL", log)
+
+    def test_many_records(self):
+        """Enough records that start-up reads them in several threads: every
+        valid one is there with its own info (records of two configs, which
+        the daemon shares between the records that have the same), in
+        creation order; the invalid ones, wherever they fall, are skipped
+        with a warning each."""
+        env = self.env
+        env.running_vm("many")
+        env.create_snapshot("many", "seed", **{"resume-source": True})
+        env.daemon.kill()
+        top = os.path.join(env.state_dir, "snapshots")
+        with open(os.path.join(top, "seed", "snapshot.json")) as f:
+            seed = json.load(f)
+        shutil.rmtree(os.path.join(top, "seed"))
+
+        n, bad = 700, {0, 349, 350, 699}
+        expected = []
+        for i in range(n):
+            sid = "rec-%04d" % i
+            record = json.loads(json.dumps(seed))
+            record["snapshot_id"] = sid
+            record["vm_config"]["vcpu_count"] = 1 + i % 2
+            # creation order is the reverse of the names'
+            record["created_at"] = "2026-01-01T00:%02d:%02d.%06d+00:00" % (
+                (n - i) // 60, (n - i) % 60, i)
+            if i in bad:
+                record["vm_config"] = "x"
+            else:
+                expected.append(sid)
+            os.mkdir(os.path.join(top, sid))
+            with open(os.path.join(top, sid, "snapshot.json"), "w") as f:
+                json.dump(record, f)
+        env.daemon.start()
+
+        listed = env.list_snapshots()
+        self.assertEqual([info["snapshot_id"] for _, info in listed], expected[::-1])
+        for path, info in listed:
+            i = int(info["snapshot_id"][4:])
+            self.assertEqual(path, st.snapshot_path(info["snapshot_id"]))
+            self.assertEqual(info["vm_config"]["vcpu_count"], 1 + i % 2)
+            self.assertEqual(info["vm_config"]["mem_size_mib"], seed["vm_config"]["mem_size_mib"])
+            self.assertEqual(os.path.dirname(info["snapshot_path"]),
+                             os.path.join(top, info["snapshot_id"]))
+        self.assertEqual(env.snap_prop("rec-0001", "VmConfig")["vcpu_count"], 2)
+        self.assertEqual(len(env.snapshot_ids("many")), len(expected))
+        log = env.daemon_log()
+        for i in bad:
+            self.assertRegex(log, r"WARNING.*Skipping.*rec-%04d" % i)
         self.assertNotIn("CRITICAL", log)
 
     def test_kill_mid_snapshot_does_not_strand_the_vm(self):

@@ -19,6 +19,10 @@ struct _SmolvmRegistry {
   GHashTable *reserved_vm_ids;
   GHashTable *busy_snapshots; /* id -> what is under way */
   guint last_job;
+  /* ListSnapshots replies being sent from workers */
+  GMutex replies_lock;
+  GCond replies_done;
+  guint replies_in_flight;
   GDBusConnection *connection; /* where the fallbacks are registered */
   struct FallbackSite {
     SmolvmRegistry *registry;
@@ -56,6 +60,8 @@ smolvm_registry_finalize (GObject *object)
   g_hash_table_unref (self->jobs);
   g_hash_table_unref (self->reserved_vm_ids);
   g_hash_table_unref (self->busy_snapshots);
+  g_mutex_clear (&self->replies_lock);
+  g_cond_clear (&self->replies_done);
   G_OBJECT_CLASS (smolvm_registry_parent_class)->finalize (object);
 }
 
@@ -76,6 +82,8 @@ smolvm_registry_init (SmolvmRegistry *self)
   self->jobs = g_hash_table_new_full (g_direct_hash, g_direct_equal, g_object_unref, NULL);
   self->reserved_vm_ids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->busy_snapshots = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_mutex_init (&self->replies_lock);
+  g_cond_init (&self->replies_done);
 }
 
 SmolvmRegistry *
@@ -279,6 +287,33 @@ smolvm_registry_list_vms (SmolvmRegistry *self)
 /* ---- snapshots ---- */
 
 void
+smolvm_registry_reply_begin (SmolvmRegistry *self)
+{
+  g_mutex_lock (&self->replies_lock);
+  self->replies_in_flight++;
+  g_mutex_unlock (&self->replies_lock);
+}
+
+void
+smolvm_registry_reply_end (SmolvmRegistry *self)
+{
+  g_mutex_lock (&self->replies_lock);
+  g_assert (self->replies_in_flight > 0);
+  if (--self->replies_in_flight == 0)
+    g_cond_broadcast (&self->replies_done);
+  g_mutex_unlock (&self->replies_lock);
+}
+
+void
+smolvm_registry_wait_replies (SmolvmRegistry *self)
+{
+  g_mutex_lock (&self->replies_lock);
+  while (self->replies_in_flight > 0)
+    g_cond_wait (&self->replies_done, &self->replies_lock);
+  g_mutex_unlock (&self->replies_lock);
+}
+
+void
 smolvm_registry_add_snapshot (SmolvmRegistry *self, SmolvmSnapshot *snapshot)
 {
   const gchar *vm_id = smolvm_snapshot_get_vm_id (snapshot);
@@ -300,6 +335,7 @@ smolvm_registry_add_snapshot (SmolvmRegistry *self, SmolvmSnapshot *snapshot)
     g_hash_table_insert (self->snapshots_by_vm, g_strdup (vm_id), of_vm);
   }
   g_hash_table_add (of_vm, snapshot);
+  smolvm_registry_wait_replies (self); /* before InterfacesAdded */
   export (self, smolvm_snapshot_get_object_path (snapshot), G_DBUS_INTERFACE_SKELETON (snapshot));
   smolvm_registry_update_clones (self, smolvm_snapshot_get_id (snapshot));
 }
@@ -313,6 +349,7 @@ smolvm_registry_remove_snapshot (SmolvmRegistry *self, SmolvmSnapshot *snapshot)
 
   if (g_hash_table_lookup (self->snapshots, id) != snapshot)
     return;
+  smolvm_registry_wait_replies (self); /* before InterfacesRemoved */
   g_dbus_object_manager_server_unexport (self->object_manager,
                                          smolvm_snapshot_get_object_path (snapshot));
   if (of_vm != NULL && g_hash_table_remove (of_vm, snapshot) && g_hash_table_size (of_vm) == 0)

@@ -37,6 +37,17 @@ SmolvmSnapshot *smolvm_registry_get_snapshot (SmolvmRegistry *self, const gchar 
 /* Those of @vm_id (all when NULL or ""), by creation time then id. */
 GPtrArray *smolvm_registry_list_snapshots (SmolvmRegistry *self, const gchar *vm_id);
 
+/* ListSnapshots replies are built and sent in a worker. A snapshot's
+ * signals must not overtake a reply taken before them: a client that
+ * mirrors the list (list, then apply the signals that follow) would keep a
+ * deleted snapshot or a stale Restored. So whatever adds, removes or changes
+ * a snapshot first waits for the replies in flight (at most one reply's
+ * marshalling, and only when the two meet). begin and wait on the main
+ * thread, end from any. */
+void smolvm_registry_reply_begin (SmolvmRegistry *self);
+void smolvm_registry_reply_end (SmolvmRegistry *self);
+void smolvm_registry_wait_replies (SmolvmRegistry *self);
+
 /* Jobs are numbered from 1 for the daemon's lifetime. */
 guint smolvm_registry_next_job_number (SmolvmRegistry *self);
 void smolvm_registry_add_job (SmolvmRegistry *self, SmolvmJob *job);

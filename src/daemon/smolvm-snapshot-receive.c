@@ -168,7 +168,7 @@ on_committed (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   r->final_dir = smolvm_store_snapshot_dir (r->ctx->store, r->snapshot_id);
-  snapshot = smolvm_snapshot_load (r->ctx, r->final_dir, &error);
+  snapshot = smolvm_snapshot_load (r->ctx, r->final_dir, NULL, &error);
   if (snapshot == NULL) {
     g_prefix_error (&error, "The snapshot's record is not valid: ");
     rollback (task, error);

@@ -11,6 +11,7 @@
 #include "smolvm-id.h"
 #include "smolvm-info.h"
 #include "smolvm-record-writer.h"
+#include "smolvm-registry.h"
 #include "smolvm-snapshot-dbus.h"
 #include "smolvm-snapshot.h"
 #include "smolvm-store.h"
@@ -51,6 +52,11 @@ static void
 drop_cached (GObject *object, GParamSpec *pspec, gpointer user_data)
 {
   SmolvmSnapshot *self = SMOLVM_SNAPSHOT (object);
+
+  /* its PropertiesChanged (emitted from an idle) must follow any
+   * ListSnapshots reply that holds the old info */
+  if (self->ctx->registry != NULL)
+    smolvm_registry_wait_replies (self->ctx->registry);
   g_clear_pointer (&self->info, g_variant_unref);
   g_clear_pointer (&self->properties, g_variant_unref);
 }
@@ -91,7 +97,44 @@ smolvm_snapshot_class_init (SmolvmSnapshotClass *klass)
 static void
 smolvm_snapshot_init (SmolvmSnapshot *self)
 {
+}
+
+/* @config: the VmConfig value of @vm_config, serialized */
+static SmolvmSnapshot *
+snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id,
+              const SmolvmVmConfig *vm_config, GVariant *config, GVariant *network_config,
+              gint64 created_at, const gchar *backend)
+{
+  g_autofree gchar *dir = smolvm_store_snapshot_dir (ctx->store, id);
+  g_autofree gchar *vmstate = smolvm_store_snapshot_file (ctx->store, id, SMOLVM_SNAPSHOT_VMSTATE);
+  g_autofree gchar *mem = smolvm_store_snapshot_file (ctx->store, id, SMOLVM_SNAPSHOT_MEM);
+  g_autofree gchar *disk = smolvm_store_snapshot_file (ctx->store, id, SMOLVM_SNAPSHOT_DISK);
+  g_autoptr(GVariant) network =
+    serialized (network_config != NULL ? network_config : g_variant_new ("a{sv}", NULL));
+  /* every property in one construction: one set at a time was a sixth of
+   * the start-up */
+  SmolvmSnapshot *self = g_object_new (
+    SMOLVM_TYPE_SNAPSHOT, "id", id, "vm-id", vm_id, "snapshot-path", vmstate, "mem-file-path", mem,
+    "disk-path", disk, "vm-config", config, "network-config", network, "created-at",
+    (guint64) created_at, "restored", FALSE, "restored-vm-id", "", "backend", backend, "clones",
+    (const gchar *const[]){ NULL }, NULL);
+
+  self->ctx = ctx;
+  self->object_path = smolvm_id_object_path ("snapshot", id);
+  self->dir = g_steal_pointer (&dir);
+  self->vm_config = smolvm_vm_config_copy (vm_config);
+  /* only now: the sets above had nothing cached to drop */
   g_signal_connect (self, "notify", G_CALLBACK (drop_cached), NULL);
+  return self;
+}
+
+/* Flat, not a tree of one GVariant (and GBytes) per value: with 10,000
+ * snapshots the trees of the two dictionaries were most of the daemon's
+ * memory. The info and the properties copy their bytes. */
+static GVariant *
+config_variant (const SmolvmVmConfig *vm_config)
+{
+  return serialized (smolvm_vm_config_to_variant (vm_config));
 }
 
 SmolvmSnapshot *
@@ -99,31 +142,30 @@ smolvm_snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id,
                      const SmolvmVmConfig *vm_config, GVariant *network_config, gint64 created_at,
                      const gchar *backend)
 {
-  SmolvmSnapshot *self = g_object_new (SMOLVM_TYPE_SNAPSHOT, NULL);
-  SmolvmDbusSnapshot *iface = SMOLVM_DBUS_SNAPSHOT (self);
-  g_autofree gchar *dir = smolvm_store_snapshot_dir (ctx->store, id);
-  g_autofree gchar *vmstate = smolvm_store_snapshot_file (ctx->store, id, SMOLVM_SNAPSHOT_VMSTATE);
-  g_autofree gchar *mem = smolvm_store_snapshot_file (ctx->store, id, SMOLVM_SNAPSHOT_MEM);
-  g_autofree gchar *disk = smolvm_store_snapshot_file (ctx->store, id, SMOLVM_SNAPSHOT_DISK);
+  g_autoptr(GVariant) config = config_variant (vm_config);
+  return snapshot_new (ctx, id, vm_id, vm_config, config, network_config, created_at, backend);
+}
 
-  self->ctx = ctx;
-  self->object_path = smolvm_id_object_path ("snapshot", id);
-  self->dir = g_steal_pointer (&dir);
-  self->vm_config = smolvm_vm_config_copy (vm_config);
-  smolvm_dbus_snapshot_set_id (iface, id);
-  smolvm_dbus_snapshot_set_vm_id (iface, vm_id);
-  smolvm_dbus_snapshot_set_snapshot_path (iface, vmstate);
-  smolvm_dbus_snapshot_set_mem_file_path (iface, mem);
-  smolvm_dbus_snapshot_set_disk_path (iface, disk);
-  smolvm_dbus_snapshot_set_vm_config (iface, smolvm_vm_config_to_variant (vm_config));
-  smolvm_dbus_snapshot_set_network_config (
-    iface, network_config != NULL ? network_config : g_variant_new ("a{sv}", NULL));
-  smolvm_dbus_snapshot_set_created_at (iface, (guint64) created_at);
-  smolvm_dbus_snapshot_set_restored (iface, FALSE);
-  smolvm_dbus_snapshot_set_restored_vm_id (iface, "");
-  smolvm_dbus_snapshot_set_backend (iface, backend);
-  smolvm_dbus_snapshot_set_clones (iface, (const gchar *const[]){ NULL });
-  return self;
+GHashTable *
+smolvm_snapshot_new_config_table (void)
+{
+  return g_hash_table_new_full (smolvm_vm_config_hash, smolvm_vm_config_equal,
+                                (GDestroyNotify) smolvm_vm_config_free,
+                                (GDestroyNotify) g_variant_unref);
+}
+
+/* Building and serializing a VmConfig was a quarter of a record's load */
+static GVariant *
+shared_config_variant (GHashTable *configs, const SmolvmVmConfig *vm_config)
+{
+  GVariant *config = configs != NULL ? g_hash_table_lookup (configs, vm_config) : NULL;
+
+  if (config != NULL)
+    return g_variant_ref (config);
+  config = config_variant (vm_config);
+  if (configs != NULL)
+    g_hash_table_insert (configs, smolvm_vm_config_copy (vm_config), g_variant_ref (config));
+  return config;
 }
 
 const gchar *smolvm_snapshot_get_id (SmolvmSnapshot *self)
@@ -324,7 +366,7 @@ get_string (JsonObject *o, const gchar *key, GError **error)
 }
 
 SmolvmSnapshot *
-smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GError **error)
+smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GHashTable *configs, GError **error)
 {
   g_autofree gchar *dirname = g_path_get_basename (dir);
   g_autofree gchar *path =
@@ -335,6 +377,7 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GError **error)
   gsize length = 0;
   g_autoptr(SmolvmVmConfig) vm_config = NULL;
   g_autoptr(GVariant) network = NULL;
+  g_autoptr(GVariant) config = NULL;
   g_autoptr(GDateTime) created = NULL;
   SmolvmSnapshot *self;
   JsonObject *o;
@@ -409,8 +452,9 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GError **error)
                  "Invalid %s: restored_vm_id is not a VM id", path);
     return NULL;
   }
-  self = smolvm_snapshot_new (
-    ctx, id, vm_id, vm_config, network, g_date_time_to_unix (created) * G_USEC_PER_SEC + g_date_time_get_microsecond (created),
+  config = shared_config_variant (configs, vm_config);
+  self = snapshot_new (
+    ctx, id, vm_id, vm_config, config, network, g_date_time_to_unix (created) * G_USEC_PER_SEC + g_date_time_get_microsecond (created),
     json_object_get_string_member_with_default (o, SMOLVM_INFO_BACKEND, "firecracker"));
   smolvm_snapshot_set_vmstate_sha256 (
     self, json_object_get_string_member_with_default (o, "vmstate_sha256", NULL));

@@ -16,8 +16,13 @@ SmolvmSnapshot *smolvm_snapshot_new (SmolvmContext *ctx, const gchar *id, const 
                                      const SmolvmVmConfig *vm_config, GVariant *network_config,
                                      gint64 created_at, const gchar *backend);
 
-/* Reads DIR/snapshot.json. */
-SmolvmSnapshot *smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GError **error);
+/* Reads DIR/snapshot.json. @configs (nullable): a table of
+ * smolvm_snapshot_new_config_table(), shared by the records read one after
+ * another (not thread-safe): those whose vm_config is the same share one
+ * VmConfig value (the snapshots of a VM, at start-up). */
+SmolvmSnapshot *smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GHashTable *configs,
+                                      GError **error);
+GHashTable *smolvm_snapshot_new_config_table (void);
 
 /* The snapshot.json text. */
 gchar *smolvm_snapshot_to_json (SmolvmSnapshot *self);

@@ -80,6 +80,50 @@ smolvm_vm_config_copy (const SmolvmVmConfig *config)
   return copy;
 }
 
+guint
+smolvm_vm_config_hash (gconstpointer config)
+{
+  guint hash = 17;
+  for (gsize i = 0; i < G_N_ELEMENTS (fields); i++) {
+    const Field *f = &fields[i];
+    switch (f->kind) {
+    case FIELD_STRING:
+      hash = hash * 31 + (FIELD_STR (config, f) != NULL ? g_str_hash (FIELD_STR (config, f)) : 0);
+      break;
+    case FIELD_UINT:
+      hash = hash * 31 + FIELD_UINT (config, f);
+      break;
+    case FIELD_BOOL:
+      hash = hash * 31 + (FIELD_BOOL (config, f) ? 1 : 0);
+      break;
+    }
+  }
+  return hash;
+}
+
+gboolean
+smolvm_vm_config_equal (gconstpointer a, gconstpointer b)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (fields); i++) {
+    const Field *f = &fields[i];
+    gboolean same = FALSE;
+    switch (f->kind) {
+    case FIELD_STRING:
+      same = g_strcmp0 (FIELD_STR (a, f), FIELD_STR (b, f)) == 0;
+      break;
+    case FIELD_UINT:
+      same = FIELD_UINT (a, f) == FIELD_UINT (b, f);
+      break;
+    case FIELD_BOOL:
+      same = !FIELD_BOOL (a, f) == !FIELD_BOOL (b, f);
+      break;
+    }
+    if (!same)
+      return FALSE;
+  }
+  return TRUE;
+}
+
 static gboolean
 check_absolute (const gchar *key, const gchar *path, GError **error)
 {
@@ -242,23 +286,27 @@ smolvm_vm_config_new_from_json (JsonObject *object, GError **error)
 GVariant *
 smolvm_vm_config_to_variant (const SmolvmVmConfig *c)
 {
-  g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  /* The entries made directly, not through a builder's format strings:
+   * every snapshot builds one at start-up. */
+  GVariant *entries[G_N_ELEMENTS (fields)];
   for (gsize i = 0; i < G_N_ELEMENTS (fields); i++) {
     const Field *f = &fields[i];
+    GVariant *value = NULL;
     switch (f->kind) {
     case FIELD_STRING:
-      g_variant_builder_add (&b, "{sv}", f->key,
-                             g_variant_new_string (FIELD_STR (c, f) ? FIELD_STR (c, f) : ""));
+      value = g_variant_new_string (FIELD_STR (c, f) ? FIELD_STR (c, f) : "");
       break;
     case FIELD_UINT:
-      g_variant_builder_add (&b, "{sv}", f->key, g_variant_new_uint32 (FIELD_UINT (c, f)));
+      value = g_variant_new_uint32 (FIELD_UINT (c, f));
       break;
     case FIELD_BOOL:
-      g_variant_builder_add (&b, "{sv}", f->key, g_variant_new_boolean (FIELD_BOOL (c, f)));
+      value = g_variant_new_boolean (FIELD_BOOL (c, f));
       break;
     }
+    entries[i] = g_variant_new_dict_entry (g_variant_new_string (f->key),
+                                           g_variant_new_variant (value));
   }
-  return g_variant_builder_end (&b);
+  return g_variant_new_array (G_VARIANT_TYPE ("{sv}"), entries, G_N_ELEMENTS (entries));
 }
 
 JsonNode *

@@ -36,6 +36,10 @@ void smolvm_vm_config_free (SmolvmVmConfig *config);
 SmolvmVmConfig *smolvm_vm_config_copy (const SmolvmVmConfig *config);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SmolvmVmConfig, smolvm_vm_config_free)
 
+/* Every field, for tables keyed by configs (GHashFunc, GEqualFunc). */
+guint smolvm_vm_config_hash (gconstpointer config);
+gboolean smolvm_vm_config_equal (gconstpointer a, gconstpointer b);
+
 /* Parses and validates a VMConfig a{sv}. Missing keys take their defaults;
  * unknown keys, wrongly typed values and relative image paths are
  * InvalidArgument. The host files are not looked at (CreateVM opens them

@@ -33,7 +33,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   if (ctx == NULL)
     init ();
   fuzz_write_file (path, data, size);
-  snapshot = smolvm_snapshot_load (ctx, dir, &error);
+  snapshot = smolvm_snapshot_load (ctx, dir, NULL, &error);
   if (snapshot == NULL) {
     g_assert_nonnull (error);
     return 0;
@@ -41,7 +41,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   info = g_variant_ref_sink (smolvm_snapshot_to_info (snapshot));
   json = smolvm_snapshot_to_json (snapshot);
   fuzz_write_file (path, (const uint8_t *) json, strlen (json));
-  again = smolvm_snapshot_load (ctx, dir, &error);
+  again = smolvm_snapshot_load (ctx, dir, NULL, &error);
   if (again == NULL) {
     fuzz_finding ("a loaded snapshot.json does not load once saved", "%s\n%s", error->message, json);
     return 0;

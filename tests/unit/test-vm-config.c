@@ -193,6 +193,42 @@ test_string_dicts (void)
   }
 }
 
+/* Records share one VmConfig value by these: every field must count. */
+static void
+test_hash_equal (void)
+{
+  g_autoptr(GVariant) v = dict (
+    "{'vm_id': <'my-vm'>, 'backend': <'qemu'>, 'vcpu_count': <uint32 4>,"
+    " 'mem_size_mib': <uint32 1024>, 'kernel_path': <'/k'>, 'initrd_path': <'/i'>,"
+    " 'rootfs_path': <'/r'>, 'boot_args': <''>, 'network': <false>, 'accel': <'tcg'>,"
+    " 'machine': <'pc-q35-7.2'>}");
+  g_autoptr(SmolvmVmConfig) a = smolvm_vm_config_new_from_variant (v, TRUE, NULL);
+  g_autoptr(SmolvmVmConfig) b = smolvm_vm_config_copy (a);
+  g_autoptr(GHashTable) table = g_hash_table_new (smolvm_vm_config_hash, smolvm_vm_config_equal);
+
+  g_assert_true (smolvm_vm_config_equal (a, b));
+  g_assert_cmpuint (smolvm_vm_config_hash (a), ==, smolvm_vm_config_hash (b));
+  g_hash_table_add (table, a);
+  g_assert_true (g_hash_table_contains (table, b));
+
+  /* a change in any one field makes another config */
+  b->mem_size_mib = 2048;
+  g_assert_false (smolvm_vm_config_equal (a, b));
+  b->mem_size_mib = a->mem_size_mib;
+  b->network = TRUE;
+  g_assert_false (smolvm_vm_config_equal (a, b));
+  b->network = FALSE;
+  g_free (b->machine);
+  b->machine = g_strdup ("pc-q35-8.0");
+  g_assert_false (smolvm_vm_config_equal (a, b));
+  g_assert_false (g_hash_table_contains (table, b));
+  g_free (b->machine);
+  b->machine = g_strdup (a->machine);
+  g_free (b->initrd_path);
+  b->initrd_path = NULL; /* unset is not "" */
+  g_assert_false (smolvm_vm_config_equal (a, b));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -204,5 +240,6 @@ main (int argc, char **argv)
   g_test_add_func ("/vm-config/relative-paths", test_relative_paths);
   g_test_add_func ("/vm-config/round-trips", test_round_trips);
   g_test_add_func ("/vm-config/string-dicts", test_string_dicts);
+  g_test_add_func ("/vm-config/hash-equal", test_hash_equal);
   return g_test_run ();
 }
