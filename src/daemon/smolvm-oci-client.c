@@ -725,6 +725,39 @@ oci_call_finish (GAsyncResult *result, GError **error)
   return g_task_get_task_data (G_TASK (result));
 }
 
+/* The call of a finished oci_call_async() answered with a 2xx status or
+ * with @also (0: none); otherwise NULL, @task having been returned the
+ * transport or status error.  @task's reference stays the caller's. */
+static OciCall *
+oci_call_finish_ok (GTask *task, GAsyncResult *result, guint also)
+{
+  SmolvmOciClient *self = g_task_get_source_object (G_TASK (result));
+  GError *error = NULL;
+  OciCall *call = oci_call_finish (result, &error);
+  guint status;
+
+  if (call == NULL) {
+    g_task_return_error (task, error);
+    return NULL;
+  }
+  status = soup_message_get_status (call->msg);
+  if (!SOUP_STATUS_IS_SUCCESSFUL (status) && (also == 0 || status != also)) {
+    g_task_return_error (task, status_error (self, call->msg, call->response_body, call->what));
+    return NULL;
+  }
+  return call;
+}
+
+/* Completes @user_data, a boolean task, with TRUE on a 2xx answer. */
+static void
+on_call_ok (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+
+  if (oci_call_finish_ok (task, result, 0) != NULL)
+    g_task_return_boolean (task, TRUE);
+}
+
 static gchar *
 repo_uri (SmolvmOciClient *self, const gchar *kind, const gchar *tail)
 {
@@ -733,32 +766,13 @@ repo_uri (SmolvmOciClient *self, const gchar *kind, const gchar *tail)
 
 /* ---- ping ---- */
 
-static void
-on_ping (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr(GTask) task = user_data;
-  SmolvmOciClient *self = SMOLVM_OCI_CLIENT (source);
-  GError *error = NULL;
-  OciCall *call = oci_call_finish (result, &error);
-
-  if (call == NULL) {
-    g_task_return_error (task, error);
-    return;
-  }
-  if (!SOUP_STATUS_IS_SUCCESSFUL (soup_message_get_status (call->msg))) {
-    g_task_return_error (task, status_error (self, call->msg, call->response_body, call->what));
-    return;
-  }
-  g_task_return_boolean (task, TRUE);
-}
-
 void
 smolvm_oci_client_ping_async (SmolvmOciClient *self, GCancellable *cancellable,
                               GAsyncReadyCallback callback, gpointer user_data)
 {
   GTask *task = client_task_new (self, cancellable, callback, user_data);
   OciCall *call = oci_call_new ("GET", g_strdup (self->base_uri), g_strdup ("GET /v2/"));
-  oci_call_async (self, call, cancellable, on_ping, task);
+  oci_call_async (self, call, cancellable, on_call_ok, task);
 }
 
 gboolean
@@ -785,23 +799,13 @@ static void
 on_blob_head (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(GTask) task = user_data;
-  SmolvmOciClient *self = SMOLVM_OCI_CLIENT (source);
   BlobHead *head = g_task_get_task_data (task);
-  GError *error = NULL;
-  OciCall *call = oci_call_finish (result, &error);
-  guint status;
+  OciCall *call = oci_call_finish_ok (task, result, SOUP_STATUS_NOT_FOUND);
 
-  if (call == NULL) {
-    g_task_return_error (task, error);
+  if (call == NULL)
     return;
-  }
-  status = soup_message_get_status (call->msg);
-  if (status == SOUP_STATUS_NOT_FOUND) {
+  if (soup_message_get_status (call->msg) == SOUP_STATUS_NOT_FOUND) {
     g_task_return_int (task, FALSE);
-    return;
-  }
-  if (!SOUP_STATUS_IS_SUCCESSFUL (status)) {
-    g_task_return_error (task, status_error (self, call->msg, NULL, call->what));
     return;
   }
   /* a blob of another size under this digest is not ours: send ours */
@@ -1259,21 +1263,14 @@ on_upload_step (GObject *source, GAsyncResult *result, gpointer user_data)
   GTask *task = user_data;
   SmolvmOciClient *self = SMOLVM_OCI_CLIENT (source);
   BlobUpload *upload = g_task_get_task_data (task);
-  GError *error = NULL;
-  OciCall *call = oci_call_finish (result, &error);
+  OciCall *call = oci_call_finish_ok (task, result, 0);
   gboolean closing;
 
   if (call == NULL) {
-    g_task_return_error (task, error);
     g_object_unref (task);
     return;
   }
   closing = g_str_equal (call->method, "PUT");
-  if (!SOUP_STATUS_IS_SUCCESSFUL (soup_message_get_status (call->msg))) {
-    g_task_return_error (task, status_error (self, call->msg, call->response_body, call->what));
-    g_object_unref (task);
-    return;
-  }
   if (call->body != NULL) {
     upload->sent += g_bytes_get_size (call->body);
     smolvm_progress_add (upload->progress, g_bytes_get_size (call->body));
@@ -1410,25 +1407,6 @@ smolvm_oci_client_blob_upload_finish (SmolvmOciClient *self, GAsyncResult *resul
 
 /* ---- manifests ---- */
 
-static void
-on_manifest_put (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr(GTask) task = user_data;
-  SmolvmOciClient *self = SMOLVM_OCI_CLIENT (source);
-  GError *error = NULL;
-  OciCall *call = oci_call_finish (result, &error);
-
-  if (call == NULL) {
-    g_task_return_error (task, error);
-    return;
-  }
-  if (!SOUP_STATUS_IS_SUCCESSFUL (soup_message_get_status (call->msg))) {
-    g_task_return_error (task, status_error (self, call->msg, call->response_body, call->what));
-    return;
-  }
-  g_task_return_boolean (task, TRUE);
-}
-
 void
 smolvm_oci_client_manifest_put_async (SmolvmOciClient *self, const gchar *reference,
                                       GBytes *manifest, const gchar *media_type,
@@ -1440,7 +1418,7 @@ smolvm_oci_client_manifest_put_async (SmolvmOciClient *self, const gchar *refere
                                 g_strdup_printf ("PUT manifest %s:%s", self->repository, reference));
   call->content_type = g_strdup (media_type);
   call->body = g_bytes_ref (manifest);
-  oci_call_async (self, call, cancellable, on_manifest_put, task);
+  oci_call_async (self, call, cancellable, on_call_ok, task);
 }
 
 gboolean
@@ -1469,24 +1447,15 @@ on_manifest_get (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(GTask) task = user_data;
   SmolvmOciClient *self = SMOLVM_OCI_CLIENT (source);
   const gchar *reference = g_task_get_task_data (task);
-  GError *error = NULL;
-  OciCall *call = oci_call_finish (result, &error);
+  OciCall *call = oci_call_finish_ok (task, result, SOUP_STATUS_NOT_FOUND);
   ManifestAnswer *answer;
-  guint status;
 
-  if (call == NULL) {
-    g_task_return_error (task, error);
+  if (call == NULL)
     return;
-  }
-  status = soup_message_get_status (call->msg);
-  if (status == SOUP_STATUS_NOT_FOUND) {
+  if (soup_message_get_status (call->msg) == SOUP_STATUS_NOT_FOUND) {
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND,
                              "Registry %s has no manifest %s in repository %s", self->registry,
                              reference, self->repository);
-    return;
-  }
-  if (!SOUP_STATUS_IS_SUCCESSFUL (status)) {
-    g_task_return_error (task, status_error (self, call->msg, call->response_body, call->what));
     return;
   }
   if (g_str_has_prefix (reference, "sha256:")) {
