@@ -87,6 +87,19 @@ class RegistryCase(st.TestCase):
                        os.stat(os.path.join(d, name)).st_size,
                        st.allocated_bytes(os.path.join(d, name))) for name in FILES}
 
+    def registry_and_snapshot(self):
+        """A registry, and a daemon with snapshot 'snap' of VM 'guest' (running)."""
+        reg = self.start_registry()
+        env = self.new_daemon(reg)
+        self.made_snapshot(env)
+        return reg, env
+
+    def raw_manifest(self, ref):
+        """The manifest the registry holds under @ref, as skopeo reads it."""
+        r = skopeo("inspect", "--tls-verify=false", "--raw", "docker://" + ref)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
     def made_snapshot(self, env, vm_id="guest", snapshot_id="snap"):
         env.running_vm(vm_id)
         env.create_snapshot(vm_id, snapshot_id, **{"resume-source": True})
@@ -114,9 +127,7 @@ class PushPull(RegistryCase):
         self.assertEqual(self.push(env, "snap", ref), "()")
 
         # what any OCI tool sees: the artifact type, the config, three layers
-        r = skopeo("inspect", "--tls-verify=false", "--raw", "docker://" + ref)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        manifest = json.loads(r.stdout)
+        manifest = self.raw_manifest(ref)
         self.assertEqual(manifest["artifactType"], ARTIFACT_TYPE)
         self.assertEqual(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json")
         self.assertEqual([layer["annotations"]["org.opencontainers.image.title"]
@@ -158,9 +169,7 @@ class PushPull(RegistryCase):
         self.assertNotIn(st.BOOT_BANNER, after_load)
 
     def test_second_push_uploads_nothing_again(self):
-        reg = self.start_registry()
-        env = self.new_daemon(reg)
-        self.made_snapshot(env)
+        reg, env = self.registry_and_snapshot()
         self.push(env, "snap", reg.host + "/smolvm/guest:v1")
         first = uploaded_digests(reg)
         self.assertEqual(len(first), 4)  # config and three layers
@@ -170,23 +179,17 @@ class PushPull(RegistryCase):
         self.push(env, "snap", reg.host + "/smolvm/guest:v2")
         self.assertEqual(uploaded_digests(reg), first)
         self.assertEqual(reg.count_requests("HEAD", "/blobs/") - heads, 4)
-        r = skopeo("inspect", "--tls-verify=false", "--raw",
-                   "docker://%s/smolvm/guest:v2" % reg.host)
-        self.assertEqual(r.returncode, 0, r.stderr)
+        self.raw_manifest(reg.host + "/smolvm/guest:v2")
 
         # a new snapshot of the same VM: its disk has not changed, so its
         # disk layer is not sent again
         env.create_snapshot("guest", "later", **{"resume-source": True})
         self.push(env, "later", reg.host + "/smolvm/guest:v3")
-        r = skopeo("inspect", "--tls-verify=false", "--raw",
-                   "docker://%s/smolvm/guest:v3" % reg.host)
-        disk = json.loads(r.stdout)["layers"][2]["digest"]
+        disk = self.raw_manifest(reg.host + "/smolvm/guest:v3")["layers"][2]["digest"]
         self.assertEqual(uploaded_digests(reg).count(disk), 1)
 
     def test_pull_under_another_id(self):
-        reg = self.start_registry()
-        env = self.new_daemon(reg)
-        self.made_snapshot(env)
+        reg, env = self.registry_and_snapshot()
         ref = reg.host + "/smolvm/guest:v1"
         self.push(env, "snap", ref)
         files = self.snapshot_files(env, "snap")
@@ -201,13 +204,10 @@ class PushPull(RegistryCase):
         self.assertDBusError("InvalidArgument", self.pull, env, ref, colour="red")
 
     def test_corrupt_blob_in_registry(self):
-        reg = self.start_registry()
-        env = self.new_daemon(reg)
-        self.made_snapshot(env)
+        reg, env = self.registry_and_snapshot()
         ref = reg.host + "/smolvm/guest:v1"
         self.push(env, "snap", ref)
-        manifest = json.loads(skopeo("inspect", "--tls-verify=false", "--raw",
-                                     "docker://" + ref).stdout)
+        manifest = self.raw_manifest(ref)
         # one byte of the disk layer changes in the registry's storage
         path = reg.blob_data_path(manifest["layers"][2]["digest"])
         with open(path, "r+b") as f:
@@ -224,13 +224,10 @@ class PushPull(RegistryCase):
         self.assertEqual(self.oci_cache(env), [])
 
     def test_interrupted_pull_resumes(self):
-        reg = self.start_registry()
-        env = self.new_daemon(reg)
-        self.made_snapshot(env)
+        reg, env = self.registry_and_snapshot()
         ref = reg.host + "/smolvm/guest:v1"
         self.push(env, "snap", ref)
-        manifest = json.loads(skopeo("inspect", "--tls-verify=false", "--raw",
-                                     "docker://" + ref).stdout)
+        manifest = self.raw_manifest(ref)
         digests = [manifest["config"]["digest"]] + [l["digest"] for l in manifest["layers"]]
         env.vm("guest", "Stop", gv_dict())
         env.delete_snapshot("snap")
@@ -264,9 +261,7 @@ class JobsAndCli(RegistryCase):
         return watch
 
     def test_jobs_show_bytes_and_phases(self):
-        reg = self.start_registry()
-        env = self.new_daemon(reg)
-        self.made_snapshot(env)
+        reg, env = self.registry_and_snapshot()
         ref = reg.host + "/smolvm/guest:v1"
         watch = self.watched_call(env, snapshot_path("snap"), st.SNAPSHOT_IFACE, "Push",
                                   ("(sa{sv})", (ref, {})))
@@ -293,15 +288,12 @@ class JobsAndCli(RegistryCase):
         self.assertGreater(max(watch.values(job, "BytesTotal")), 0)
 
     def test_cancel_pull_leaves_no_snapshot_and_resumes(self):
-        reg = self.start_registry()
-        env = self.new_daemon(reg)
-        self.made_snapshot(env)
+        reg, env = self.registry_and_snapshot()
         ref = reg.host + "/smolvm/guest:v1"
         self.push(env, "snap", ref)
         env.vm("guest", "Stop", gv_dict())
         env.delete_snapshot("snap")
-        manifest = json.loads(skopeo("inspect", "--tls-verify=false", "--raw",
-                                     "docker://" + ref).stdout)
+        manifest = self.raw_manifest(ref)
         config = manifest["config"]["digest"]
 
         # the registry freezes once the layers are being fetched: the
@@ -334,9 +326,7 @@ class JobsAndCli(RegistryCase):
         self.assertEqual(blob_gets(reg, config), 1)  # not fetched again
 
     def test_cancel_push_publishes_nothing(self):
-        reg = self.start_registry()
-        env = self.new_daemon(reg)
-        self.made_snapshot(env)
+        reg, env = self.registry_and_snapshot()
         ref = reg.host + "/smolvm/guest:v1"
         outcome = []
         watch = None
@@ -359,9 +349,7 @@ class JobsAndCli(RegistryCase):
         self.assertIn("snap", env.snapshot_ids())
 
     def test_cli(self):
-        reg = self.start_registry()
-        env = self.new_daemon(reg)
-        self.made_snapshot(env)
+        reg, env = self.registry_and_snapshot()
         ref = reg.host + "/smolvm/guest"
         r = env.cli("--json", "snapshot", "push", "snap", ref)
         self.assertCli(r, 0)
@@ -386,9 +374,7 @@ class JobsAndCli(RegistryCase):
 
     def test_ctrl_c_of_the_cli(self):
         from ptyrun import PtyRun, bars
-        reg = self.start_registry()
-        env = self.new_daemon(reg)
-        self.made_snapshot(env)
+        reg, env = self.registry_and_snapshot()
         ref = reg.host + "/smolvm/guest:v1"
         self.push(env, "snap", ref)
         # the registry freezes: the pull waits, its bar showing, for Ctrl-C
@@ -416,9 +402,7 @@ class JobsAndCli(RegistryCase):
         self.assertIn("Pulled snapshot 'copy' of VM 'guest' from %s." % ref, run.out)
 
     def test_pull_what_skopeo_copied_from_an_export(self):
-        reg = self.start_registry()
-        env = self.new_daemon(reg)
-        self.made_snapshot(env)
+        reg, env = self.registry_and_snapshot()
         info = env.snapshot_info("snap")
         files = self.snapshot_files(env, "snap")
         archive = os.path.join(self.tmp, "snap.oci.tar")
@@ -436,9 +420,8 @@ class JobsAndCli(RegistryCase):
         self.assertEqual(self.snapshot_files(env, "copied"), files)
         # and what smolvmd pushes itself is the same artifact, blob for blob
         self.push(env, "snap", reg.host + "/copied/by-smolvm:v1")
-        a = json.loads(skopeo("inspect", "--tls-verify=false", "--raw", "docker://" + ref).stdout)
-        b = json.loads(skopeo("inspect", "--tls-verify=false", "--raw",
-                              "docker://%s/copied/by-smolvm:v1" % reg.host).stdout)
+        a = self.raw_manifest(ref)
+        b = self.raw_manifest(reg.host + "/copied/by-smolvm:v1")
         self.assertEqual([l["digest"] for l in a["layers"]], [l["digest"] for l in b["layers"]])
 
 
@@ -474,9 +457,7 @@ class Errors(RegistryCase):
                              **{"snapshot-id": "copy2"})
 
     def test_registry_down(self):
-        reg = self.start_registry()
-        env = self.new_daemon(reg)
-        self.made_snapshot(env)
+        reg, env = self.registry_and_snapshot()
         reg.stop()
         e = self.assertDBusError("RegistryUnavailable", self.push, env, "snap",
                                  reg.host + "/smolvm/guest:v1")
@@ -486,9 +467,7 @@ class Errors(RegistryCase):
         self.assertEqual(self.oci_cache(env), [])
 
     def test_unknown_tag_and_repository(self):
-        reg = self.start_registry()
-        env = self.new_daemon(reg)
-        self.made_snapshot(env)
+        reg, env = self.registry_and_snapshot()
         self.push(env, "snap", reg.host + "/smolvm/guest:v1")
         e = self.assertDBusError("NotFound", self.pull, env, reg.host + "/smolvm/guest:nope")
         self.assertIn("nope", e.message)

@@ -93,52 +93,44 @@ cli_snapshot_clone_options (gpointer options, GOptionContext *context)
   g_option_context_add_main_entries (context, entries, NULL);
 }
 
-void
-cli_snapshot_export_options (gpointer options, GOptionContext *context)
+/* --no-progress, and --snapshot-id described by @id_help unless it is NULL:
+ * the options of export, import, push and pull. */
+static void
+add_transfer_options (CliSnapshotOptions *opts, GOptionContext *context, const gchar *id_help)
 {
-  CliSnapshotOptions *opts = options;
   const GOptionEntry entries[] = {
+    { "snapshot-id", 0, 0, G_OPTION_ARG_STRING, &opts->snapshot_id, id_help, "ID" },
     CLI_NO_PROGRESS_ENTRY (&opts->no_progress),
     G_OPTION_ENTRY_NULL
   };
-  g_option_context_add_main_entries (context, entries, NULL);
+  /* without a help text, the entries from the one after --snapshot-id */
+  g_option_context_add_main_entries (context, id_help != NULL ? entries : entries + 1, NULL);
+}
+
+void
+cli_snapshot_export_options (gpointer options, GOptionContext *context)
+{
+  add_transfer_options (options, context, NULL);
 }
 
 void
 cli_snapshot_import_options (gpointer options, GOptionContext *context)
 {
-  CliSnapshotOptions *opts = options;
-  const GOptionEntry entries[] = {
-    { "snapshot-id", 0, 0, G_OPTION_ARG_STRING, &opts->snapshot_id,
-      "Store the snapshot under this id instead of the archive's own", "ID" },
-    CLI_NO_PROGRESS_ENTRY (&opts->no_progress),
-    G_OPTION_ENTRY_NULL
-  };
-  g_option_context_add_main_entries (context, entries, NULL);
+  add_transfer_options (options, context,
+                        "Store the snapshot under this id instead of the archive's own");
 }
 
 void
 cli_snapshot_push_options (gpointer options, GOptionContext *context)
 {
-  CliSnapshotOptions *opts = options;
-  const GOptionEntry entries[] = {
-    CLI_NO_PROGRESS_ENTRY (&opts->no_progress),
-    G_OPTION_ENTRY_NULL
-  };
-  g_option_context_add_main_entries (context, entries, NULL);
+  add_transfer_options (options, context, NULL);
 }
 
 void
 cli_snapshot_pull_options (gpointer options, GOptionContext *context)
 {
-  CliSnapshotOptions *opts = options;
-  const GOptionEntry entries[] = {
-    { "snapshot-id", 0, 0, G_OPTION_ARG_STRING, &opts->snapshot_id,
-      "Store the snapshot under this id instead of the one it was pushed with", "ID" },
-    CLI_NO_PROGRESS_ENTRY (&opts->no_progress),
-    G_OPTION_ENTRY_NULL
-  };
-  g_option_context_add_main_entries (context, entries, NULL);
+  add_transfer_options (options, context,
+                        "Store the snapshot under this id instead of the one it was pushed with");
 }
 
 void

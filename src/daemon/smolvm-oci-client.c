@@ -147,6 +147,14 @@ static const struct {
   { 429 /* Too Many Requests */, SMOLVM_ERROR_REGISTRY_UNAVAILABLE },
 };
 
+/* Completes @task, a callback's own reference, with @error (taken). */
+static void
+task_fail (GTask *task, GError *error)
+{
+  g_task_return_error (task, error);
+  g_object_unref (task);
+}
+
 /* The first message of the registry's {"errors": [{"code", "message"}]}. */
 static gchar *
 registry_error_message (GBytes *body)
@@ -255,8 +263,7 @@ on_bounded_data (GObject *source, GAsyncResult *result, gpointer user_data)
   const guint8 *bytes;
 
   if (data == NULL) {
-    g_task_return_error (task, transport_error (self, error, read->what));
-    g_object_unref (task);
+    task_fail (task, transport_error (self, error, read->what));
     return;
   }
   bytes = g_bytes_get_data (data, &len);
@@ -422,16 +429,14 @@ on_token_read (GObject *source, GAsyncResult *result, gpointer user_data)
   const gchar *token = NULL;
 
   if (error != NULL) {
-    g_task_return_error (task, g_steal_pointer (&error));
-    g_object_unref (task);
+    task_fail (task, g_steal_pointer (&error));
     return;
   }
   if (!SOUP_STATUS_IS_SUCCESSFUL (soup_message_get_status (msg))) {
     g_autoptr(GError) status = status_error (self, msg, body, "token request");
     if (status->code == SMOLVM_ERROR_FAILED && soup_message_get_status (msg) < 500)
       status->code = SMOLVM_ERROR_REGISTRY_AUTH_FAILED;
-    g_task_return_error (task, g_steal_pointer (&status));
-    g_object_unref (task);
+    task_fail (task, g_steal_pointer (&status));
     return;
   }
   if (body != NULL && json_parser_load_from_data (parser, g_bytes_get_data (body, NULL),
@@ -445,10 +450,9 @@ on_token_read (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   }
   if (token == NULL || token[0] == '\0') {
-    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED,
-                             "Registry %s: its token server answered without a token",
-                             self->registry);
-    g_object_unref (task);
+    task_fail (task, g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED,
+                                  "Registry %s: its token server answered without a token",
+                                  self->registry));
     return;
   }
   g_free (self->authorization);
@@ -494,11 +498,11 @@ fetch_token (GTask *task, GHashTable *params)
   if (realm_uri == NULL ||
       (g_strcmp0 (g_uri_get_scheme (realm_uri), "https") != 0 &&
        !(self->insecure && g_strcmp0 (g_uri_get_scheme (realm_uri), "http") == 0))) {
-    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED,
-                             "Registry %s: %s: its Bearer challenge names no usable token realm "
-                             "('%s')",
-                             self->registry, call->what, realm != NULL ? realm : "");
-    g_object_unref (task);
+    task_fail (task,
+               g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED,
+                            "Registry %s: %s: its Bearer challenge names no usable token realm "
+                            "('%s')",
+                            self->registry, call->what, realm != NULL ? realm : ""));
     return;
   }
   if (service != NULL)
@@ -531,13 +535,13 @@ answer_challenge (GTask *task)
   g_autoptr(GHashTable) params = NULL;
 
   if (call->retried_auth || challenge == NULL) {
-    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED,
-                             "Registry %s refused %s: %s", self->registry,
-                             self->username != NULL ? "the configured credentials"
-                                                    : "anonymous access and no credentials are "
-                                                      "configured for it",
-                             call->what);
-    g_object_unref (task);
+    task_fail (task,
+               g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED,
+                            "Registry %s refused %s: %s", self->registry,
+                            self->username != NULL ? "the configured credentials"
+                                                   : "anonymous access and no credentials are "
+                                                     "configured for it",
+                            call->what));
     return;
   }
   call->retried_auth = TRUE;
@@ -554,13 +558,12 @@ answer_challenge (GTask *task)
     oci_call_send (task);
     return;
   }
-  g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED,
-                           "Registry %s wants %s authentication for %s%s", self->registry, scheme,
-                           call->what,
-                           g_ascii_strcasecmp (scheme, "Basic") == 0
-                             ? " and no credentials are configured for it"
-                             : ", which smolvmd does not speak");
-  g_object_unref (task);
+  task_fail (task, g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED,
+                                "Registry %s wants %s authentication for %s%s", self->registry,
+                                scheme, call->what,
+                                g_ascii_strcasecmp (scheme, "Basic") == 0
+                                  ? " and no credentials are configured for it"
+                                  : ", which smolvmd does not speak"));
 }
 
 static void
@@ -572,8 +575,7 @@ on_call_read (GObject *source, GAsyncResult *result, gpointer user_data)
 
   call->response_body = read_answer_finish (result, &error);
   if (error != NULL) {
-    g_task_return_error (task, error);
-    g_object_unref (task);
+    task_fail (task, error);
     return;
   }
   g_task_return_boolean (task, TRUE);
@@ -588,8 +590,7 @@ on_challenge_read (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(GBytes) body = read_answer_finish (result, &error);
 
   if (error != NULL) {
-    g_task_return_error (task, g_steal_pointer (&error));
-    g_object_unref (task);
+    task_fail (task, g_steal_pointer (&error));
     return;
   }
   answer_challenge (task);
@@ -608,19 +609,17 @@ on_redirect_read (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autofree gchar *location = NULL;
 
   if (error != NULL) {
-    g_task_return_error (task, g_steal_pointer (&error));
-    g_object_unref (task);
+    task_fail (task, g_steal_pointer (&error));
     return;
   }
   location = response_location (call);
   if (location == NULL || ++call->redirects > MAX_REDIRECTS ||
       (!g_str_has_prefix (location, "https://") &&
        !(self->insecure && g_str_has_prefix (location, "http://")))) {
-    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_UNAVAILABLE,
-                             "Registry %s: %s: a redirect smolvmd does not follow (too many, "
-                             "or not to https)",
-                             self->registry, call->what);
-    g_object_unref (task);
+    task_fail (task, g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_UNAVAILABLE,
+                                  "Registry %s: %s: a redirect smolvmd does not follow (too many, "
+                                  "or not to https)",
+                                  self->registry, call->what));
     return;
   }
   g_free (call->uri);
@@ -683,10 +682,9 @@ oci_call_send (GTask *task)
   g_clear_object (&call->msg);
   call->msg = soup_message_new (call->method, call->uri);
   if (call->msg == NULL) {
-    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_UNAVAILABLE,
-                             "Registry %s: %s: bad URI '%s'", self->registry, call->what,
-                             call->uri);
-    g_object_unref (task);
+    task_fail (task, g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_UNAVAILABLE,
+                                  "Registry %s: %s: bad URI '%s'", self->registry, call->what,
+                                  call->uri));
     return;
   }
   headers = soup_message_get_request_headers (call->msg);
@@ -725,6 +723,39 @@ oci_call_finish (GAsyncResult *result, GError **error)
   return g_task_get_task_data (G_TASK (result));
 }
 
+/* The call of a finished oci_call_async() answered with a 2xx status or
+ * with @also (0: none); otherwise NULL, @task having been returned the
+ * transport or status error.  @task's reference stays the caller's. */
+static OciCall *
+oci_call_finish_ok (GTask *task, GAsyncResult *result, guint also)
+{
+  SmolvmOciClient *self = g_task_get_source_object (G_TASK (result));
+  GError *error = NULL;
+  OciCall *call = oci_call_finish (result, &error);
+  guint status;
+
+  if (call == NULL) {
+    g_task_return_error (task, error);
+    return NULL;
+  }
+  status = soup_message_get_status (call->msg);
+  if (!SOUP_STATUS_IS_SUCCESSFUL (status) && (also == 0 || status != also)) {
+    g_task_return_error (task, status_error (self, call->msg, call->response_body, call->what));
+    return NULL;
+  }
+  return call;
+}
+
+/* Completes @user_data, a boolean task, with TRUE on a 2xx answer. */
+static void
+on_call_ok (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+
+  if (oci_call_finish_ok (task, result, 0) != NULL)
+    g_task_return_boolean (task, TRUE);
+}
+
 static gchar *
 repo_uri (SmolvmOciClient *self, const gchar *kind, const gchar *tail)
 {
@@ -733,32 +764,13 @@ repo_uri (SmolvmOciClient *self, const gchar *kind, const gchar *tail)
 
 /* ---- ping ---- */
 
-static void
-on_ping (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr(GTask) task = user_data;
-  SmolvmOciClient *self = SMOLVM_OCI_CLIENT (source);
-  GError *error = NULL;
-  OciCall *call = oci_call_finish (result, &error);
-
-  if (call == NULL) {
-    g_task_return_error (task, error);
-    return;
-  }
-  if (!SOUP_STATUS_IS_SUCCESSFUL (soup_message_get_status (call->msg))) {
-    g_task_return_error (task, status_error (self, call->msg, call->response_body, call->what));
-    return;
-  }
-  g_task_return_boolean (task, TRUE);
-}
-
 void
 smolvm_oci_client_ping_async (SmolvmOciClient *self, GCancellable *cancellable,
                               GAsyncReadyCallback callback, gpointer user_data)
 {
   GTask *task = client_task_new (self, cancellable, callback, user_data);
   OciCall *call = oci_call_new ("GET", g_strdup (self->base_uri), g_strdup ("GET /v2/"));
-  oci_call_async (self, call, cancellable, on_ping, task);
+  oci_call_async (self, call, cancellable, on_call_ok, task);
 }
 
 gboolean
@@ -785,23 +797,13 @@ static void
 on_blob_head (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(GTask) task = user_data;
-  SmolvmOciClient *self = SMOLVM_OCI_CLIENT (source);
   BlobHead *head = g_task_get_task_data (task);
-  GError *error = NULL;
-  OciCall *call = oci_call_finish (result, &error);
-  guint status;
+  OciCall *call = oci_call_finish_ok (task, result, SOUP_STATUS_NOT_FOUND);
 
-  if (call == NULL) {
-    g_task_return_error (task, error);
+  if (call == NULL)
     return;
-  }
-  status = soup_message_get_status (call->msg);
-  if (status == SOUP_STATUS_NOT_FOUND) {
+  if (soup_message_get_status (call->msg) == SOUP_STATUS_NOT_FOUND) {
     g_task_return_int (task, FALSE);
-    return;
-  }
-  if (!SOUP_STATUS_IS_SUCCESSFUL (status)) {
-    g_task_return_error (task, status_error (self, call->msg, NULL, call->what));
     return;
   }
   /* a blob of another size under this digest is not ours: send ours */
@@ -915,8 +917,7 @@ blob_fetch_fail (GTask *task, GError *error)
     g_file_delete_async (fetch->temp, G_PRIORITY_DEFAULT, NULL, on_temp_deleted, task);
     return;
   }
-  g_task_return_error (task, g_steal_pointer (&fetch->error));
-  g_object_unref (task);
+  task_fail (task, g_steal_pointer (&fetch->error));
 }
 
 static void
@@ -1173,9 +1174,9 @@ smolvm_oci_client_blob_fetch_async (SmolvmOciClient *self, const gchar *digest, 
   BlobFetch *fetch;
 
   if (!smolvm_oci_ref_digest_is_valid (digest)) {
-    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT,
-                             "Registry %s: '%s' is not a sha256 digest", self->registry, digest);
-    g_object_unref (task);
+    task_fail (task,
+               g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT,
+                            "Registry %s: '%s' is not a sha256 digest", self->registry, digest));
     return;
   }
   fetch = g_new0 (BlobFetch, 1);
@@ -1259,21 +1260,14 @@ on_upload_step (GObject *source, GAsyncResult *result, gpointer user_data)
   GTask *task = user_data;
   SmolvmOciClient *self = SMOLVM_OCI_CLIENT (source);
   BlobUpload *upload = g_task_get_task_data (task);
-  GError *error = NULL;
-  OciCall *call = oci_call_finish (result, &error);
+  OciCall *call = oci_call_finish_ok (task, result, 0);
   gboolean closing;
 
   if (call == NULL) {
-    g_task_return_error (task, error);
     g_object_unref (task);
     return;
   }
   closing = g_str_equal (call->method, "PUT");
-  if (!SOUP_STATUS_IS_SUCCESSFUL (soup_message_get_status (call->msg))) {
-    g_task_return_error (task, status_error (self, call->msg, call->response_body, call->what));
-    g_object_unref (task);
-    return;
-  }
   if (call->body != NULL) {
     upload->sent += g_bytes_get_size (call->body);
     smolvm_progress_add (upload->progress, g_bytes_get_size (call->body));
@@ -1286,10 +1280,9 @@ on_upload_step (GObject *source, GAsyncResult *result, gpointer user_data)
   g_free (upload->location);
   upload->location = response_location (call);
   if (upload->location == NULL) {
-    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_UNAVAILABLE,
-                             "Registry %s: %s: the answer has no Location", self->registry,
-                             call->what);
-    g_object_unref (task);
+    task_fail (task, g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_UNAVAILABLE,
+                                  "Registry %s: %s: the answer has no Location", self->registry,
+                                  call->what));
     return;
   }
   blob_upload_next (task);
@@ -1317,10 +1310,9 @@ on_chunk_read (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   if (len != upload->buffer_size) {
-    g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT,
-                             "%s changed while it was uploaded as blob %s", upload->path,
-                             upload->digest);
-    g_object_unref (task);
+    task_fail (task, g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT,
+                                  "%s changed while it was uploaded as blob %s", upload->path,
+                                  upload->digest));
     return;
   }
   chunk = g_bytes_new_take (g_steal_pointer (&upload->buffer), len);
@@ -1410,25 +1402,6 @@ smolvm_oci_client_blob_upload_finish (SmolvmOciClient *self, GAsyncResult *resul
 
 /* ---- manifests ---- */
 
-static void
-on_manifest_put (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr(GTask) task = user_data;
-  SmolvmOciClient *self = SMOLVM_OCI_CLIENT (source);
-  GError *error = NULL;
-  OciCall *call = oci_call_finish (result, &error);
-
-  if (call == NULL) {
-    g_task_return_error (task, error);
-    return;
-  }
-  if (!SOUP_STATUS_IS_SUCCESSFUL (soup_message_get_status (call->msg))) {
-    g_task_return_error (task, status_error (self, call->msg, call->response_body, call->what));
-    return;
-  }
-  g_task_return_boolean (task, TRUE);
-}
-
 void
 smolvm_oci_client_manifest_put_async (SmolvmOciClient *self, const gchar *reference,
                                       GBytes *manifest, const gchar *media_type,
@@ -1440,7 +1413,7 @@ smolvm_oci_client_manifest_put_async (SmolvmOciClient *self, const gchar *refere
                                 g_strdup_printf ("PUT manifest %s:%s", self->repository, reference));
   call->content_type = g_strdup (media_type);
   call->body = g_bytes_ref (manifest);
-  oci_call_async (self, call, cancellable, on_manifest_put, task);
+  oci_call_async (self, call, cancellable, on_call_ok, task);
 }
 
 gboolean
@@ -1469,24 +1442,15 @@ on_manifest_get (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(GTask) task = user_data;
   SmolvmOciClient *self = SMOLVM_OCI_CLIENT (source);
   const gchar *reference = g_task_get_task_data (task);
-  GError *error = NULL;
-  OciCall *call = oci_call_finish (result, &error);
+  OciCall *call = oci_call_finish_ok (task, result, SOUP_STATUS_NOT_FOUND);
   ManifestAnswer *answer;
-  guint status;
 
-  if (call == NULL) {
-    g_task_return_error (task, error);
+  if (call == NULL)
     return;
-  }
-  status = soup_message_get_status (call->msg);
-  if (status == SOUP_STATUS_NOT_FOUND) {
+  if (soup_message_get_status (call->msg) == SOUP_STATUS_NOT_FOUND) {
     g_task_return_new_error (task, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND,
                              "Registry %s has no manifest %s in repository %s", self->registry,
                              reference, self->repository);
-    return;
-  }
-  if (!SOUP_STATUS_IS_SUCCESSFUL (status)) {
-    g_task_return_error (task, status_error (self, call->msg, call->response_body, call->what));
     return;
   }
   if (g_str_has_prefix (reference, "sha256:")) {

@@ -85,6 +85,16 @@ on_cache_removed (GObject *source, GAsyncResult *result, gpointer user_data)
   reply (op);
 }
 
+/* Runs @func with @op in a worker thread, then @done on the main thread. */
+static void
+run_in_thread (SnapshotPull *op, GTaskThreadFunc func, GAsyncReadyCallback done)
+{
+  g_autoptr(GTask) task = g_task_new (NULL, smolvm_call_get_cancellable (&op->call), done, op);
+
+  g_task_set_task_data (task, op, NULL);
+  g_task_run_in_thread (task, func);
+}
+
 /* Takes @error (NULL: success). */
 static void
 finish (SnapshotPull *op, GError *error)
@@ -225,16 +235,13 @@ on_config_fetched (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotPull *op = user_data;
   GError *error = NULL;
-  g_autoptr(GTask) task = NULL;
 
   if (!smolvm_oci_client_blob_fetch_finish (SMOLVM_OCI_CLIENT (source), result, NULL, &error)) {
     finish (op, error);
     return;
   }
   op->next = 1; /* the layers follow the config */
-  task = g_task_new (NULL, smolvm_call_get_cancellable (&op->call), on_config_loaded, op);
-  g_task_set_task_data (task, op, NULL);
-  g_task_run_in_thread (task, load_config_thread);
+  run_in_thread (op, load_config_thread, on_config_loaded);
 }
 
 /* ---- the manifest ---- */
@@ -295,7 +302,6 @@ on_manifest (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotPull *op = user_data;
   GError *error = NULL;
-  g_autoptr(GTask) task = NULL;
 
   op->manifest = smolvm_oci_client_manifest_get_finish (SMOLVM_OCI_CLIENT (source), result, NULL,
                                                         &error);
@@ -303,9 +309,7 @@ on_manifest (GObject *source, GAsyncResult *result, gpointer user_data)
     finish (op, error);
     return;
   }
-  task = g_task_new (NULL, smolvm_call_get_cancellable (&op->call), on_manifest_parsed, op);
-  g_task_set_task_data (task, op, NULL);
-  g_task_run_in_thread (task, manifest_thread);
+  run_in_thread (op, manifest_thread, on_manifest_parsed);
 }
 
 /* ---- credentials ---- */
@@ -351,15 +355,12 @@ static void
 snapshot_pull_run (SmolvmCall *call)
 {
   SnapshotPull *op = (SnapshotPull *) call;
-  g_autoptr(GTask) task = NULL;
   g_autofree gchar *ref = smolvm_oci_ref_to_string (op->ref);
 
   smolvm_call_start_job (call, SMOLVM_JOB_SNAPSHOT_PULL, SMOLVM_ACTION_SNAPSHOT_PULL, TRUE, NULL);
   call->cancelled_summary = g_strdup_printf ("%s was not pulled", ref);
   smolvm_call_set_phase (call, "connecting");
-  task = g_task_new (NULL, smolvm_call_get_cancellable (call), on_credentials, op);
-  g_task_set_task_data (task, op, NULL);
-  g_task_run_in_thread (task, credentials_thread);
+  run_in_thread (op, credentials_thread, on_credentials);
 }
 
 void

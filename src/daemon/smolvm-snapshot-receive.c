@@ -42,8 +42,9 @@ typedef struct _Receive {
   gchar *metadata;              /* the unpacked snapshot.json */
   gchar *image_paths[N_IMAGES]; /* as the record names them; NULL: none */
   int image_fds[N_IMAGES];      /* opened as the caller; -1: none */
-  /* the step running in a worker thread */
+  /* the step running in a worker thread, and the one after it */
   gboolean (*work) (struct _Receive *r, GCancellable *cancellable, GError **error);
+  void (*then) (GTask *task);
 } Receive;
 
 static void
@@ -121,16 +122,33 @@ work_thread (GTask *worker, gpointer source, gpointer task_data, GCancellable *c
   g_task_return_boolean (worker, TRUE);
 }
 
-/* Runs @work in a worker thread, then @done with @task (whose reference
- * it takes) on the main thread. */
+static void
+on_work_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  Receive *r = g_task_get_task_data (task);
+  GError *error = NULL;
+
+  if (!g_task_propagate_boolean (G_TASK (result), &error) || !check_cancelled (r, &error)) {
+    rollback (task, error);
+    return;
+  }
+  r->then (task);
+}
+
+/* Runs @work in a worker thread, then on the main thread @then with @task
+ * (whose reference it takes), or a rollback if @work failed or the job
+ * was cancelled meanwhile. */
 static void
 run_work (GTask *task, gboolean (*work) (Receive *, GCancellable *, GError **),
-          GAsyncReadyCallback done)
+          void (*then) (GTask *task))
 {
   Receive *r = g_task_get_task_data (task);
-  g_autoptr(GTask) worker = g_task_new (NULL, smolvm_job_get_cancellable (r->job), done, task);
+  g_autoptr(GTask) worker =
+    g_task_new (NULL, smolvm_job_get_cancellable (r->job), on_work_done, task);
 
   r->work = work;
+  r->then = then;
   g_task_set_task_data (worker, r, NULL);
   /* a Cancel is the work's own error, SMOLVM_ERROR_CANCELLED */
   g_task_set_check_cancellable (worker, FALSE);
@@ -239,20 +257,6 @@ images_work (Receive *r, GCancellable *cancellable, GError **error)
 }
 
 static void
-on_images_copied (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  GTask *task = user_data;
-  Receive *r = g_task_get_task_data (task);
-  GError *error = NULL;
-
-  if (!g_task_propagate_boolean (G_TASK (result), &error) || !check_cancelled (r, &error)) {
-    rollback (task, error);
-    return;
-  }
-  commit (task);
-}
-
-static void
 on_images_opened (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
@@ -269,21 +273,16 @@ on_images_opened (GObject *source, GAsyncResult *result, gpointer user_data)
     rollback (task, error);
     return;
   }
-  run_work (task, images_work, on_images_copied);
+  run_work (task, images_work, commit);
 }
 
+/* The record is unpacked: its boot images next, if it names any. */
 static void
-on_unpacked (GObject *source, GAsyncResult *result, gpointer user_data)
+open_images (GTask *task)
 {
-  GTask *task = user_data;
   Receive *r = g_task_get_task_data (task);
-  GError *error = NULL;
   gboolean has_images = FALSE;
 
-  if (!g_task_propagate_boolean (G_TASK (result), &error) || !check_cancelled (r, &error)) {
-    rollback (task, error);
-    return;
-  }
   for (gsize i = 0; i < N_IMAGES; i++)
     has_images |= r->image_paths[i] != NULL;
   if (!has_images) {
@@ -345,27 +344,13 @@ unpack (GTask *task)
   smolvm_progress_expect (smolvm_job_get_progress (r->job),
                           layers_size + smolvm_oci_artifact_get_data_size (r->artifact));
   smolvm_progress_set_phase (smolvm_job_get_progress (r->job), "unpacking", TRUE);
-  run_work (task, unpack_work, on_unpacked);
+  run_work (task, unpack_work, open_images);
 }
 
 static gboolean
 config_work (Receive *r, GCancellable *cancellable, GError **error)
 {
   return smolvm_oci_artifact_load_config (r->artifact, r->layout_dir, error);
-}
-
-static void
-on_config_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  GTask *task = user_data;
-  Receive *r = g_task_get_task_data (task);
-  GError *error = NULL;
-
-  if (!g_task_propagate_boolean (G_TASK (result), &error) || !check_cancelled (r, &error)) {
-    rollback (task, error);
-    return;
-  }
-  unpack (task);
 }
 
 void
@@ -392,7 +377,7 @@ smolvm_snapshot_receive_async (SmolvmContext *ctx, SmolvmJob *job, SmolvmOciArti
     r->snapshot_id = g_strdup (snapshot_id);
   }
   smolvm_job_set_phase (job, "verifying");
-  run_work (task, config_work, on_config_loaded);
+  run_work (task, config_work, unpack);
 }
 
 gchar *

@@ -517,15 +517,43 @@ test_anonymous (Fixture *f, gconstpointer data)
   }
 }
 
+/* A client for pushing to smolvm/test on @host, as USER with @password. */
+static SmolvmOciClient *
+client_as (const gchar *host, const gchar *password)
+{
+  SmolvmOciClient *client = smolvm_oci_client_new (host, "smolvm/test", TRUE, TRUE);
+
+  smolvm_oci_client_set_credentials (client, USER, password);
+  return client;
+}
+
+/* The registry on @host, behind @scheme authentication: refuses a wrong
+ * password (on a ping and a manifest GET) and serves the right one. */
+static void
+check_password (Fixture *f, const gchar *host, const gchar *scheme)
+{
+  g_autoptr(SmolvmOciClient) wrong = client_as (host, "wrong");
+  g_autoptr(SmolvmOciClient) right = client_as (host, PASSWORD);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) got = NULL;
+
+  g_assert_false (ping (wrong, &error));
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED);
+  g_clear_error (&error);
+  got = manifest_get (wrong, "latest", &error);
+  g_assert_null (got);
+  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED);
+  g_clear_error (&error);
+
+  round_trip (f, right, scheme);
+}
+
 static void
 test_basic (Fixture *f, gconstpointer data)
 {
   const gchar *host = registry_or_skip ("SMOLVM_TEST_REGISTRY_BASIC");
   g_autoptr(SmolvmOciClient) anonymous = NULL;
-  g_autoptr(SmolvmOciClient) wrong = NULL;
-  g_autoptr(SmolvmOciClient) right = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) got = NULL;
 
   if (host == NULL)
     return;
@@ -533,41 +561,18 @@ test_basic (Fixture *f, gconstpointer data)
   g_assert_false (ping (anonymous, &error));
   g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED);
   g_assert_nonnull (strstr (error->message, "no credentials"));
-  g_clear_error (&error);
 
-  wrong = smolvm_oci_client_new (host, "smolvm/test", TRUE, TRUE);
-  smolvm_oci_client_set_credentials (wrong, USER, "wrong");
-  g_assert_false (ping (wrong, &error));
-  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED);
-  g_clear_error (&error);
-  got = manifest_get (wrong, "latest", &error);
-  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED);
-  g_clear_error (&error);
-
-  right = smolvm_oci_client_new (host, "smolvm/test", TRUE, TRUE);
-  smolvm_oci_client_set_credentials (right, USER, PASSWORD);
-  round_trip (f, right, "basic");
+  check_password (f, host, "basic");
 }
 
 static void
 test_bearer (Fixture *f, gconstpointer data)
 {
   const gchar *host = registry_or_skip ("SMOLVM_TEST_REGISTRY_BEARER");
-  g_autoptr(SmolvmOciClient) wrong = NULL;
-  g_autoptr(SmolvmOciClient) right = NULL;
-  g_autoptr(GError) error = NULL;
 
   if (host == NULL)
     return;
-  wrong = smolvm_oci_client_new (host, "smolvm/test", TRUE, TRUE);
-  smolvm_oci_client_set_credentials (wrong, USER, "wrong");
-  g_assert_false (ping (wrong, &error));
-  g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED);
-  g_clear_error (&error);
-
-  right = smolvm_oci_client_new (host, "smolvm/test", TRUE, TRUE);
-  smolvm_oci_client_set_credentials (right, USER, PASSWORD);
-  round_trip (f, right, "bearer");
+  check_password (f, host, "bearer");
 }
 
 /* A blob GET redirected to a store on another host:port: followed, and the
