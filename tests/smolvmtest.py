@@ -777,6 +777,25 @@ class TestCase(unittest.TestCase):
         self.addCleanup(env.cleanup)
         return env
 
+    def net_namespaced_env(self, setup="", **options):
+        """A system-bus smolvmd in network and mount namespaces of its own,
+        held by a process of the test, with a sysfs of that network
+        namespace and a /run/netns of its own, so that its TAP devices,
+        clones' namespaces and veths stay off the host. @setup: shell
+        commands run in there first."""
+        script = ("mount -t sysfs sysfs /sys && mkdir -p /run/netns && "
+                  "mount -t tmpfs tmpfs /run/netns && %s echo ready && exec sleep infinity"
+                  % (setup + " &&" if setup else ""))
+        holder = subprocess.Popen(["unshare", "--net", "--mount", "--propagation", "private",
+                                   "sh", "-c", script], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(holder.wait)
+        self.addCleanup(holder.kill)
+        self.assertEqual(holder.stdout.readline().strip(), "ready")
+        holder.stdout.close()
+        wrapper = ["nsenter", "--net=/proc/%d/ns/net" % holder.pid,
+                   "--mount=/proc/%d/ns/mnt" % holder.pid, "--"]
+        return self.new_env(session=False, wrapper=wrapper, **options)
+
     @property
     def env(self):
         if not self._envs:

@@ -269,12 +269,8 @@ class TestClones(st.TestCase):
 # the test (so that a restarted smolvmd finds them again), with a sysfs of
 # that network namespace and a /run/netns of its own: the clones'
 # namespaces, veths and TAPs never touch the host or another test's daemon.
-# Two namespaces of other programs are there before it starts, one named
+# Two namespaces of other programs are made in there before it starts, one named
 # like a clone's: it must leave both alone.
-NET_HOLDER = ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c",
-              "mount -t sysfs sysfs /sys && mkdir -p /run/netns && "
-              "mount -t tmpfs tmpfs /run/netns && ip netns add smolvm-stale && "
-              "ip netns add other-ns && echo ready && exec sleep infinity"]
 FOREIGN = ["other-ns", "smolvm-stale"]
 
 
@@ -298,14 +294,7 @@ class TestCloneNetwork(st.TestCase):
     from the host at its own address through a veth pair and NAT."""
 
     def net_env(self):
-        holder = subprocess.Popen(NET_HOLDER, stdout=subprocess.PIPE, text=True)
-        self.addCleanup(holder.wait)
-        self.addCleanup(holder.kill)
-        self.assertEqual(holder.stdout.readline().strip(), "ready")
-        holder.stdout.close()
-        wrapper = ["nsenter", "--net=/proc/%d/ns/net" % holder.pid,
-                   "--mount=/proc/%d/ns/mnt" % holder.pid, "--"]
-        return self.new_env(session=False, wrapper=wrapper)
+        return self.net_namespaced_env(" && ".join("ip netns add " + n for n in FOREIGN))
 
     def mac(self, env, dev, ns=None):
         argv = ["ip", "-o", "link", "show", "dev", dev]

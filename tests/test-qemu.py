@@ -790,12 +790,6 @@ class TestQemuClones(QemuTestCase):
         self.cli_ok(env, "snapshot", "delete", "c1")
 
 
-# smolvmd in network and mount namespaces of their own (held by a process
-# of the test), with a sysfs of that network namespace and a /run/netns of
-# its own: the TAP devices, clones' namespaces and veths stay off the host.
-NET_HOLDER = ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c",
-              "mount -t sysfs sysfs /sys && mkdir -p /run/netns && "
-              "mount -t tmpfs tmpfs /run/netns && echo ready && exec sleep infinity"]
 PING_TTL_RE = re.compile(r"ttl=(\d+)")
 
 
@@ -806,14 +800,7 @@ class TestQemuCloneNetwork(QemuTestCase):
     PING_TRIES = 10
 
     def net_env(self):
-        holder = subprocess.Popen(NET_HOLDER, stdout=subprocess.PIPE, text=True)
-        self.addCleanup(holder.wait)
-        self.addCleanup(holder.kill)
-        self.assertEqual(holder.stdout.readline().strip(), "ready")
-        holder.stdout.close()
-        wrapper = ["nsenter", "--net=/proc/%d/ns/net" % holder.pid,
-                   "--mount=/proc/%d/ns/mnt" % holder.pid, "--"]
-        return self.new_env(session=False, wrapper=wrapper)
+        return self.net_namespaced_env()
 
     def ping(self, env, ip, tries=None):
         """Pings @ip from smolvmd's network namespace (the host, to its
