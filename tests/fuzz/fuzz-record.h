@@ -9,6 +9,7 @@
 #include "fuzz-common.h"
 #include "smolvm-context.h"
 #include "smolvm-network.h"
+#include "smolvm-record-writer.h"
 #include "smolvm-store.h"
 
 #define FUZZ_RECORD_ID "fuzz"
@@ -30,6 +31,8 @@ fuzz_context_new (void)
   ctx->network = smolvm_network_new ("172.16.0.0/16", &error);
   if (ctx->network == NULL)
     g_error ("%s", error->message);
+  /* smolvm_vm_save() writes through it, as in smolvmd */
+  ctx->records = smolvm_record_writer_new ();
   ctx->binaries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   vm_dir = smolvm_store_vm_dir (ctx->store, FUZZ_RECORD_ID);
   snapshot_dir = smolvm_store_snapshot_dir (ctx->store, FUZZ_RECORD_ID);
