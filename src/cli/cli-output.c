@@ -189,6 +189,13 @@ cli_report_error (Cli *cli, const GError *error)
   return exit_code;
 }
 
+gboolean
+cli_job_failed (GError **error)
+{
+  cli_error_mark_cancelled (error != NULL ? *error : NULL);
+  return FALSE;
+}
+
 void
 cli_error_mark_cancelled (GError *error)
 {

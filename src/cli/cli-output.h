@@ -25,6 +25,9 @@ gint cli_report_error (Cli *cli, const GError *error);
  * "Cancelled: " in front, so that "Error: Cancelled..." is what the user
  * reads. */
 void cli_error_mark_cancelled (GError *error);
+/* The end of a verb whose call failed: marks @error as above and returns
+ * FALSE. */
+gboolean cli_job_failed (GError **error);
 
 typedef struct {
   const gchar *member; /* of the JSON data, an array */

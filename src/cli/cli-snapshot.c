@@ -266,10 +266,8 @@ cli_snapshot_create (Cli *cli, GError **error)
   smolvm_client_create_snapshot (smolvm, vm_id, snapshot_id, flags, NULL, cli_job_watch_reply,
                                  watch);
   info = smolvm_client_create_snapshot_finish (smolvm, cli_job_watch_wait (watch), error);
-  if (info == NULL) {
-    cli_error_mark_cancelled (error != NULL ? *error : NULL);
-    return FALSE;
-  }
+  if (info == NULL)
+    return cli_job_failed (error);
 
   json_object_set_object_member (data, "snapshot", snapshot_info_to_json (info));
   text = g_strdup_printf ("Created snapshot '%s' from VM '%s'.\n",
@@ -306,10 +304,8 @@ cli_snapshot_restore (Cli *cli, GError **error)
                              !cli->json && !opts->no_progress);
   smolvm_client_restore_snapshot (smolvm, snapshot_id, flags, NULL, cli_job_watch_reply, watch);
   vm_info = smolvm_client_restore_snapshot_finish (smolvm, cli_job_watch_wait (watch), error);
-  if (vm_info == NULL) {
-    cli_error_mark_cancelled (error != NULL ? *error : NULL);
-    return FALSE;
-  }
+  if (vm_info == NULL)
+    return cli_job_failed (error);
   /* now marked restored */
   info = smolvm_client_get_snapshot_sync (smolvm, snapshot_id, NULL, error);
   if (info == NULL)
@@ -561,8 +557,7 @@ cli_snapshot_export (Cli *cli, GError **error)
     /* half an archive is no archive */
     if (!to_stdout)
       g_unlink (target);
-    cli_error_mark_cancelled (error != NULL ? *error : NULL);
-    return FALSE;
+    return cli_job_failed (error);
   }
   info = smolvm_client_get_snapshot_sync (smolvm, snapshot_id, NULL, error);
   if (info == NULL)
@@ -626,10 +621,8 @@ cli_snapshot_import (Cli *cli, GError **error)
   info = smolvm_client_import_snapshot_finish (smolvm, cli_job_watch_wait (watch), error);
   if (!from_stdin)
     close (fd);
-  if (info == NULL) {
-    cli_error_mark_cancelled (error != NULL ? *error : NULL);
-    return FALSE;
-  }
+  if (info == NULL)
+    return cli_job_failed (error);
 
   json_object_set_object_member (data, "snapshot", snapshot_info_to_json (info));
   text = g_strdup_printf ("Imported snapshot '%s' of VM '%s'.\n",
@@ -667,10 +660,8 @@ cli_snapshot_push (Cli *cli, GError **error)
   watch = cli_job_watch_new (cli->client, "snapshot-push", snapshot_path,
                              !cli->json && !opts->no_progress);
   smolvm_client_push_snapshot (smolvm, snapshot_id, reference, NULL, cli_job_watch_reply, watch);
-  if (!smolvm_client_push_snapshot_finish (smolvm, cli_job_watch_wait (watch), error)) {
-    cli_error_mark_cancelled (error != NULL ? *error : NULL);
-    return FALSE;
-  }
+  if (!smolvm_client_push_snapshot_finish (smolvm, cli_job_watch_wait (watch), error))
+    return cli_job_failed (error);
 
   canonical = smolvm_oci_ref_to_string (ref);
   json_object_set_string_member (data, "snapshot_id", snapshot_id);
@@ -709,10 +700,8 @@ cli_snapshot_pull (Cli *cli, GError **error)
                              !cli->json && !opts->no_progress);
   smolvm_client_pull_snapshot (smolvm, reference, snapshot_id, NULL, cli_job_watch_reply, watch);
   info = smolvm_client_pull_snapshot_finish (smolvm, cli_job_watch_wait (watch), error);
-  if (info == NULL) {
-    cli_error_mark_cancelled (error != NULL ? *error : NULL);
-    return FALSE;
-  }
+  if (info == NULL)
+    return cli_job_failed (error);
 
   canonical = smolvm_oci_ref_to_string (ref);
   json_object_set_object_member (data, "snapshot", snapshot_info_to_json (info));

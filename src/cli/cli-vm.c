@@ -259,10 +259,8 @@ cli_vm_delete (Cli *cli, GError **error)
   smolvm_client_delete_vm (smolvm, vm_id,
                            opts->force ? SMOLVM_VM_DELETE_FLAGS_FORCE : SMOLVM_VM_DELETE_FLAGS_NONE,
                            NULL, cli_job_watch_reply, watch);
-  if (!smolvm_client_delete_vm_finish (smolvm, cli_job_watch_wait (watch), error)) {
-    cli_error_mark_cancelled (error != NULL ? *error : NULL);
-    return FALSE;
-  }
+  if (!smolvm_client_delete_vm_finish (smolvm, cli_job_watch_wait (watch), error))
+    return cli_job_failed (error);
 
   json_object_set_string_member (data, "vm_id", vm_id);
   json_object_set_boolean_member (data, "deleted", TRUE);
@@ -450,10 +448,8 @@ cli_vm_create (Cli *cli, GError **error)
   smolvm_client_create_vm (smolvm, g_variant_dict_end (&config), fds, NULL, cli_job_watch_reply,
                            watch);
   info = smolvm_client_create_vm_finish (smolvm, cli_job_watch_wait (watch), error);
-  if (info == NULL) {
-    cli_error_mark_cancelled (error != NULL ? *error : NULL);
-    return FALSE;
-  }
+  if (info == NULL)
+    return cli_job_failed (error);
 
   /* The id may have been generated. */
   vm_id = smolvm_vm_info_get_vm_id (info);
