@@ -404,6 +404,9 @@ get_string (JsonObject *o, const gchar *key, GError **error)
   return value;
 }
 
+/* 9999-12-31T23:59:59Z, the last second a GDateTime holds */
+#define CREATED_AT_MAX G_GINT64_CONSTANT (253402300799)
+
 /* What a snapshot record holds, however it was read (strings borrowed). */
 typedef struct {
   const gchar *id, *vm_id, *backend, *vmstate_sha256, *restored_vm_id;
@@ -434,10 +437,10 @@ snapshot_from_record (SmolvmContext *ctx, const gchar *dirname, const gchar *pat
                  r->vm_id);
     return NULL;
   }
-  /* before the epoch it could not be written back as it was read */
-  if (r->created_at < 0) {
-    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid %s: created_at is before 1970",
-                 path);
+  /* before the epoch, or after 9999, it could not be written back as read */
+  if (r->created_at < 0 || r->created_at / G_USEC_PER_SEC > CREATED_AT_MAX) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                 "Invalid %s: created_at is not between 1970 and 9999", path);
     return NULL;
   }
   if (r->restored_vm_id != NULL && r->restored_vm_id[0] != '\0' &&

@@ -236,3 +236,6 @@ write("snapshot-index", "index-valid", b"\0" + index_bytes([("fuzz", valid_recor
 write("snapshot-index", "index-hint-missed", b"\0" + index_bytes(
     [("other", valid_record), ("another", record_variant(vm_id="x")), ("fuzz", valid_record)]))
 write("snapshot-index", "index-empty", b"\0" + index_bytes([]))
+# found by fuzzing: a time GDateTime cannot hold (after 9999) was accepted
+write("snapshot-index", "record-after-9999", b"\1" + record_variant(
+    created=2 ** 62).get_data_as_bytes().get_data())
