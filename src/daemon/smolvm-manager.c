@@ -25,6 +25,9 @@
 struct _SmolvmManager {
   SmolvmDbusManagerSkeleton parent_instance;
   SmolvmContext ctx;
+  /* writing the snapshot index; a daemon stopped right after its start
+   * waits for it, or the next start would find no index again */
+  GThread *index_writer;
 };
 
 static void smolvm_manager_iface_init (SmolvmDbusManagerIface *iface);
@@ -37,6 +40,8 @@ static void
 smolvm_manager_finalize (GObject *object)
 {
   SmolvmManager *self = SMOLVM_MANAGER (object);
+  if (self->index_writer != NULL)
+    g_thread_join (g_steal_pointer (&self->index_writer));
   /* the registry first: its objects point at the context */
   if (self->ctx.registry != NULL)
     g_object_run_dispose (G_OBJECT (self->ctx.registry));
@@ -422,10 +427,10 @@ index_write_free (IndexWrite *write)
   g_free (write);
 }
 
-static void
-write_index_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+static gpointer
+write_index_thread (gpointer data)
 {
-  IndexWrite *write = task_data;
+  IndexWrite *write = data;
   g_autoptr(GError) error = NULL;
 
   /* only start-up is slower without it */
@@ -436,14 +441,15 @@ write_index_thread (GTask *task, gpointer source, gpointer task_data, GCancellab
     g_warning ("%s", error->message);
   else
     g_message ("Wrote the snapshot index (%u records)", write->ids->len);
+  index_write_free (write);
+  return NULL;
 }
 
-/* A new index when the records are not those of the last one. Written
- * after start-up, in a worker: nobody waits for a cache. */
-static void
+/* A new index when the records are not those of the last one, written
+ * by the thread this returns: nobody waits for a cache. */
+static GThread *
 update_index (const gchar *path, SmolvmSnapshotIndex *index, GArray *loaded)
 {
-  g_autoptr(GTask) task = NULL;
   IndexWrite *write;
   guint from_index = 0, indexed = 0;
 
@@ -457,10 +463,10 @@ update_index (const gchar *path, SmolvmSnapshotIndex *index, GArray *loaded)
   if (loaded->len < LOAD_MANY) {
     if (unlink (path) != 0 && errno != ENOENT)
       g_warning ("Cannot remove %s: %s", path, g_strerror (errno));
-    return;
+    return NULL;
   }
   if (from_index == indexed && from_index == smolvm_snapshot_index_get_size (index))
-    return;
+    return NULL;
   write = g_new0 (IndexWrite, 1);
   write->path = g_strdup (path);
   write->ids = g_ptr_array_new_full (indexed, g_free);
@@ -474,10 +480,7 @@ update_index (const gchar *path, SmolvmSnapshotIndex *index, GArray *loaded)
     g_array_append_val (write->stamps, one->stamp);
     g_ptr_array_add (write->records, g_steal_pointer (&one->record));
   }
-  task = g_task_new (NULL, NULL, NULL, NULL);
-  g_task_set_source_tag (task, update_index);
-  g_task_set_task_data (task, write, (GDestroyNotify) index_write_free);
-  g_task_run_in_thread (task, write_index_thread);
+  return g_thread_new ("smolvm-index", write_index_thread, write);
 }
 
 static void
@@ -511,7 +514,7 @@ load_state (SmolvmManager *self, GError **error)
     g_build_filename (smolvm_store_get_snapshots_dir (ctx->store), SMOLVM_SNAPSHOT_INDEX_NAME, NULL);
   index = smolvm_snapshot_index_read (index_path);
   loaded = load_snapshots (ctx, index, snapshots);
-  update_index (index_path, index, loaded);
+  self->index_writer = update_index (index_path, index, loaded);
   for (guint i = 0; i < vms->len; i++) {
     g_autoptr(GError) local_error = NULL;
     g_autoptr(SmolvmVm) vm = smolvm_vm_load (ctx, g_ptr_array_index (vms, i), &local_error);
