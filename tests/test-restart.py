@@ -312,6 +312,102 @@ class TestRestart(st.TestCase):
             self.assertRegex(log, r"WARNING.*Skipping.*rec-%04d" % i)
         self.assertNotIn("CRITICAL", log)
 
+    def test_index_follows_the_records(self):
+        """Start-up reads a record from the snapshot index only while its
+        snapshot.json is the file the index was made from: edited, replaced,
+        removed, added or symlinked records are read (or refused) as their
+        files say, a damaged index is ignored, and each start-up that found
+        the index out of date writes it again."""
+        env = self.env
+        env.running_vm("idx")
+        env.create_snapshot("idx", "seed", **{"resume-source": True})
+        env.daemon.kill()
+        top = os.path.join(env.state_dir, "snapshots")
+        index = os.path.join(top, ".index")
+        with open(os.path.join(top, "seed", "snapshot.json")) as f:
+            seed = json.load(f)
+        shutil.rmtree(os.path.join(top, "seed"))
+
+        def write(sid, i, **change):
+            record = json.loads(json.dumps(seed))
+            record.update(snapshot_id=sid, created_at="2026-01-01T00:%02d:%02d.%06d+00:00" % (
+                i // 60, i % 60, i), **change)
+            record["vm_config"]["vcpu_count"] = 1 + i % 2
+            os.makedirs(os.path.join(top, sid), exist_ok=True)
+            with open(os.path.join(top, sid, "snapshot.json"), "w") as f:
+                json.dump(record, f)
+
+        n = 600  # enough for start-up to read them in several threads
+        for i in range(n):
+            write("rec-%04d" % i, i)
+
+        def start(from_index=None, writes=True):
+            """Starts the daemon; returns its list, once the index it writes
+            (@writes: it must, or must not, write one) is there."""
+            wrote = env.daemon_log().count("Wrote the snapshot index")
+            env.daemon.start()
+            listed = env.list_snapshots()
+            m = re.findall(r"Read (\d+) snapshot records, (\d+) of them from the index",
+                           env.daemon_log())
+            if from_index is not None:
+                self.assertEqual(int(m[-1][1]), from_index, m[-1])
+            if writes:
+                st.wait_for(lambda: env.daemon_log().count("Wrote the snapshot index") > wrote,
+                            what="a new index")
+            env.daemon.kill()
+            if not writes:
+                self.assertEqual(env.daemon_log().count("Wrote the snapshot index"), wrote)
+            return {info["snapshot_id"]: info for _, info in listed}
+
+        first = start(0)
+        self.assertEqual(len(first), n)
+        # the same records again: all of them from the index, with the same infos
+        self.assertEqual(start(n, writes=False), first)
+
+        # edited (restored flag, config), replaced by a symlink, removed, added
+        write("rec-0007", 7, restored=True, restored_vm_id="idx")
+        with open(os.path.join(top, "rec-0008", "snapshot.json")) as f:
+            edited = json.load(f)
+        edited["vm_config"]["mem_size_mib"] = 256
+        with open(os.path.join(top, "rec-0008", "snapshot.json"), "w") as f:
+            json.dump(edited, f)
+        linked = os.path.join(top, "rec-0009", "snapshot.json")
+        os.rename(linked, os.path.join(env.root, "rec-0009.json"))
+        os.symlink(os.path.join(env.root, "rec-0009.json"), linked)
+        shutil.rmtree(os.path.join(top, "rec-0010"))
+        write("rec-new", n)
+        second = start(n - 4)
+        self.assertEqual(set(second), set(first) - {"rec-0009", "rec-0010"} | {"rec-new"})
+        self.assertTrue(second["rec-0007"]["restored"])
+        self.assertEqual(second["rec-0007"]["restored_vm_id"], "idx")
+        self.assertEqual(second["rec-0008"]["vm_config"]["mem_size_mib"], 256)
+        for sid in set(second) - {"rec-0007", "rec-0008", "rec-new"}:
+            self.assertEqual(second[sid], first[sid])
+        self.assertRegex(env.daemon_log(), r"WARNING.*%s.*symbolic link" % re.escape(linked))
+        # (the symlinked one has no entry: it is read, and refused, each time)
+        self.assertEqual(start(n - 1, writes=False), second)
+
+        # a damaged index, then one that is not an index at all
+        with open(index, "r+b") as f:
+            f.seek(os.path.getsize(index) // 2)
+            f.write(os.urandom(4096))
+        self.assertEqual(start(), second)
+        self.assertLess(int(re.findall(r"(\d+) of them from the index", env.daemon_log())[-1]),
+                        n - 1)
+        with open(index, "w") as f:
+            f.write("not an index")
+        self.assertEqual(start(0), second)
+        self.assertEqual(start(n - 1, writes=False), second)
+        self.assertNotIn("CRITICAL", env.daemon_log())
+
+        # with few snapshots there is no index
+        for i in range(n):
+            if i > 100:
+                shutil.rmtree(os.path.join(top, "rec-%04d" % i), ignore_errors=True)
+        few = start(writes=False)
+        self.assertEqual(len(few), 100)
+        self.assertFalse(os.path.exists(index))
+
     def test_kill_mid_snapshot_does_not_strand_the_vm(self):
         """smolvmd killed while a CreateSnapshot copies the disk of a paused
         guest: after the restart a VM that the snapshot paused runs again, one

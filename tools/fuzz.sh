@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
-targets=(snapshot-json vm-json config vm-config qmp qemu-stream oci-manifest)
+targets=(snapshot-json vm-json config vm-config qmp qemu-stream oci-manifest snapshot-index)
 [ $# -gt 0 ] && targets=("$@")
 
 if [ ! -f build-fuzz/build.ninja ]; then

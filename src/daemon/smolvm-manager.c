@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 #if HAVE_GLIBC_MALLOC
 #include <malloc.h>
@@ -14,6 +16,8 @@
 #include "smolvm-ops.h"
 #include "smolvm-record-writer.h"
 #include "smolvm-registry.h"
+#include "smolvm-snapshot-index.h"
+#include "smolvm-snapshot.h"
 #include "smolvm-store.h"
 
 /* org.smolvm.Manager: the reads, the entry points of the operations that
@@ -21,6 +25,9 @@
 struct _SmolvmManager {
   SmolvmDbusManagerSkeleton parent_instance;
   SmolvmContext ctx;
+  /* writing the snapshot index; a daemon stopped right after its start
+   * waits for it, or the next start would find no index again */
+  GThread *index_writer;
 };
 
 static void smolvm_manager_iface_init (SmolvmDbusManagerIface *iface);
@@ -33,6 +40,8 @@ static void
 smolvm_manager_finalize (GObject *object)
 {
   SmolvmManager *self = SMOLVM_MANAGER (object);
+  if (self->index_writer != NULL)
+    g_thread_join (g_steal_pointer (&self->index_writer));
   /* the registry first: its objects point at the context */
   if (self->ctx.registry != NULL)
     g_object_run_dispose (G_OBJECT (self->ctx.registry));
@@ -262,10 +271,14 @@ smolvm_manager_iface_init (SmolvmDbusManagerIface *iface)
 
 /* ---- start-up ---- */
 
-/* One snapshot record read at start-up: the snapshot, or why not. */
+/* One snapshot record read at start-up: the snapshot, or why not, and
+ * what the next start-up's index keeps of it. */
 typedef struct {
   SmolvmSnapshot *snapshot;
   GError *error;
+  GVariant *record; /* NULL: not indexed (no stamp) */
+  SmolvmRecordStamp stamp;
+  gboolean from_index;
 } LoadedSnapshot;
 
 static void
@@ -273,56 +286,201 @@ loaded_snapshot_clear (LoadedSnapshot *one)
 {
   g_clear_object (&one->snapshot);
   g_clear_error (&one->error);
+  g_clear_pointer (&one->record, g_variant_unref);
 }
 
-/* Records [first, end) of dirs, each into its own slot of out. */
+/* The records of dirs, each into its own slot of out, read by workers a
+ * chunk at a time, in order. */
 typedef struct {
   SmolvmContext *ctx;
+  SmolvmSnapshotIndex *index;
+  int dir_fd; /* the snapshots directory: stamps need no walk of the whole path */
   GPtrArray *dirs;
   GArray *out;
-  guint first, end;
-} LoadRange;
+  guint n_chunks;
+  gint next_chunk; /* atomic */
+  GMutex lock;
+  GCond chunk_done;
+  gboolean *done; /* per chunk */
+} Loader;
+
+#define LOAD_CHUNK 64
+/* Below some hundreds of records, threads and the index cost more than
+ * they save. */
+#define LOAD_MANY 256
+
+static void
+load_one (Loader *loader, guint i, SmolvmSnapshotConfigs *configs)
+{
+  LoadedSnapshot *one = &g_array_index (loader->out, LoadedSnapshot, i);
+  const gchar *dir = g_ptr_array_index (loader->dirs, i);
+  g_autofree gchar *id = g_path_get_basename (dir);
+  g_autofree gchar *path = g_build_filename (id, SMOLVM_SNAPSHOT_METADATA, NULL);
+  /* taken before the record is read: if it changes meanwhile, its stamp
+   * will not match this record next time */
+  gboolean stamped =
+    loader->dir_fd >= 0 && smolvm_record_stamp_read (loader->dir_fd, path, &one->stamp);
+
+  if (stamped &&
+      (one->record = smolvm_snapshot_index_lookup (loader->index, i, id, &one->stamp)) != NULL) {
+    g_autoptr(GError) error = NULL;
+    one->snapshot =
+      smolvm_snapshot_new_from_record (loader->ctx, dir, one->record, configs, &error);
+    if (one->snapshot != NULL) {
+      one->from_index = TRUE;
+      return;
+    }
+    g_debug ("Not using the index for %s: %s", dir, error->message);
+    g_clear_pointer (&one->record, g_variant_unref);
+  }
+  one->snapshot = smolvm_snapshot_load (loader->ctx, dir, configs, &one->error);
+  if (one->snapshot != NULL && stamped)
+    one->record = smolvm_snapshot_to_record (one->snapshot);
+}
 
 static gpointer
-load_range (gpointer data)
+load_chunks (gpointer data)
 {
-  LoadRange *range = data;
-  g_autoptr(GHashTable) configs = smolvm_snapshot_new_config_table ();
+  Loader *loader = data;
+  g_autoptr(SmolvmSnapshotConfigs) configs = smolvm_snapshot_configs_new ();
+  guint chunk;
 
-  for (guint i = range->first; i < range->end; i++) {
-    LoadedSnapshot *one = &g_array_index (range->out, LoadedSnapshot, i);
-    one->snapshot = smolvm_snapshot_load (range->ctx, g_ptr_array_index (range->dirs, i),
-                                          configs, &one->error);
+  while ((chunk = (guint) g_atomic_int_add (&loader->next_chunk, 1)) < loader->n_chunks) {
+    guint end = MIN ((chunk + 1) * LOAD_CHUNK, loader->dirs->len);
+    for (guint i = chunk * LOAD_CHUNK; i < end; i++)
+      load_one (loader, i, configs);
+    g_mutex_lock (&loader->lock);
+    loader->done[chunk] = TRUE;
+    g_cond_broadcast (&loader->chunk_done);
+    g_mutex_unlock (&loader->lock);
   }
   return NULL;
 }
 
-/* Reading and parsing the records is most of the start-up (10,000
- * snapshots: some half a second on one core), and each is independent:
- * they are read in as many threads as there are processors, before the
- * main loop runs, and added in the listing's order by the caller. */
+/* Reading the records was most of the start-up with 10,000 snapshots, and
+ * each is independent: workers (one per processor) read them while this
+ * thread adds those read, in the listing's order. Records unchanged since
+ * the index was written are taken from it, unparsed. */
 static GArray *
-load_snapshots (SmolvmContext *ctx, GPtrArray *dirs)
+load_snapshots (SmolvmContext *ctx, SmolvmSnapshotIndex *index, GPtrArray *dirs)
 {
-  /* below some hundreds of records a thread costs more than it saves */
-  guint n_ranges = CLAMP (MIN (g_get_num_processors (), dirs->len / 256), 1, 8);
+  guint n_threads = MIN (MIN (g_get_num_processors (), dirs->len / LOAD_MANY), 8);
+  g_autofree GThread **threads = g_new0 (GThread *, MAX (n_threads, 1));
+  g_autofree gboolean *done = NULL;
   GArray *out = g_array_sized_new (FALSE, TRUE, sizeof (LoadedSnapshot), dirs->len);
-  g_autofree LoadRange *ranges = g_new0 (LoadRange, n_ranges);
-  g_autofree GThread **threads = g_new0 (GThread *, n_ranges);
+  Loader loader = {
+    .ctx = ctx,
+    .index = index,
+    .dir_fd = open (smolvm_store_get_snapshots_dir (ctx->store),
+                    O_RDONLY | O_DIRECTORY | O_CLOEXEC),
+    .dirs = dirs,
+    .out = out,
+    .n_chunks = (dirs->len + LOAD_CHUNK - 1) / LOAD_CHUNK,
+  };
 
   g_array_set_size (out, dirs->len);
   g_array_set_clear_func (out, (GDestroyNotify) loaded_snapshot_clear);
-  for (guint r = 0; r < n_ranges; r++) {
-    ranges[r] = (LoadRange){ ctx, dirs, out, (guint) ((guint64) dirs->len * r / n_ranges),
-                             (guint) ((guint64) dirs->len * (r + 1) / n_ranges) };
-    /* the first range on this thread */
-    if (r > 0)
-      threads[r] = g_thread_new ("smolvm-load", load_range, &ranges[r]);
+  loader.done = done = g_new0 (gboolean, loader.n_chunks);
+  g_mutex_init (&loader.lock);
+  g_cond_init (&loader.chunk_done);
+  for (guint t = 0; t < n_threads; t++)
+    threads[t] = g_thread_new ("smolvm-load", load_chunks, &loader);
+  if (n_threads == 0)
+    load_chunks (&loader);
+  for (guint chunk = 0; chunk < loader.n_chunks; chunk++) {
+    guint end = MIN ((chunk + 1) * LOAD_CHUNK, dirs->len);
+    g_mutex_lock (&loader.lock);
+    while (!loader.done[chunk])
+      g_cond_wait (&loader.chunk_done, &loader.lock);
+    g_mutex_unlock (&loader.lock);
+    for (guint i = chunk * LOAD_CHUNK; i < end; i++) {
+      LoadedSnapshot *one = &g_array_index (out, LoadedSnapshot, i);
+      if (one->snapshot == NULL)
+        g_warning ("Skipping snapshot: %s", one->error->message);
+      else
+        smolvm_registry_add_snapshot (ctx->registry, one->snapshot);
+    }
   }
-  load_range (&ranges[0]);
-  for (guint r = 1; r < n_ranges; r++)
-    g_thread_join (threads[r]);
+  for (guint t = 0; t < n_threads; t++)
+    g_thread_join (threads[t]);
+  g_cond_clear (&loader.chunk_done);
+  g_mutex_clear (&loader.lock);
+  if (loader.dir_fd >= 0)
+    close (loader.dir_fd);
   return out;
+}
+
+typedef struct {
+  gchar *path;
+  GPtrArray *ids;
+  GArray *stamps;
+  GPtrArray *records;
+} IndexWrite;
+
+static void
+index_write_free (IndexWrite *write)
+{
+  g_free (write->path);
+  g_ptr_array_unref (write->ids);
+  g_array_unref (write->stamps);
+  g_ptr_array_unref (write->records);
+  g_free (write);
+}
+
+static gpointer
+write_index_thread (gpointer data)
+{
+  IndexWrite *write = data;
+  g_autoptr(GError) error = NULL;
+
+  /* only start-up is slower without it */
+  if (!smolvm_snapshot_index_write (write->path, write->ids->len,
+                                    (const gchar *const *) write->ids->pdata,
+                                    (const SmolvmRecordStamp *) (gpointer) write->stamps->data,
+                                    (GVariant *const *) write->records->pdata, &error))
+    g_warning ("%s", error->message);
+  else
+    g_message ("Wrote the snapshot index (%u records)", write->ids->len);
+  index_write_free (write);
+  return NULL;
+}
+
+/* A new index when the records are not those of the last one, written
+ * by the thread this returns: nobody waits for a cache. */
+static GThread *
+update_index (const gchar *path, SmolvmSnapshotIndex *index, GArray *loaded)
+{
+  IndexWrite *write;
+  guint from_index = 0, indexed = 0;
+
+  for (guint i = 0; i < loaded->len; i++) {
+    LoadedSnapshot *one = &g_array_index (loaded, LoadedSnapshot, i);
+    from_index += one->from_index ? 1 : 0;
+    indexed += one->record != NULL ? 1 : 0;
+  }
+  if (loaded->len > 0)
+    g_message ("Read %u snapshot records, %u of them from the index", loaded->len, from_index);
+  if (loaded->len < LOAD_MANY) {
+    if (unlink (path) != 0 && errno != ENOENT)
+      g_warning ("Cannot remove %s: %s", path, g_strerror (errno));
+    return NULL;
+  }
+  if (from_index == indexed && from_index == smolvm_snapshot_index_get_size (index))
+    return NULL;
+  write = g_new0 (IndexWrite, 1);
+  write->path = g_strdup (path);
+  write->ids = g_ptr_array_new_full (indexed, g_free);
+  write->stamps = g_array_sized_new (FALSE, FALSE, sizeof (SmolvmRecordStamp), indexed);
+  write->records = g_ptr_array_new_full (indexed, (GDestroyNotify) g_variant_unref);
+  for (guint i = 0; i < loaded->len; i++) {
+    LoadedSnapshot *one = &g_array_index (loaded, LoadedSnapshot, i);
+    if (one->record == NULL)
+      continue;
+    g_ptr_array_add (write->ids, g_strdup (smolvm_snapshot_get_id (one->snapshot)));
+    g_array_append_val (write->stamps, one->stamp);
+    g_ptr_array_add (write->records, g_steal_pointer (&one->record));
+  }
+  return g_thread_new ("smolvm-index", write_index_thread, write);
 }
 
 static void
@@ -341,6 +499,8 @@ load_state (SmolvmManager *self, GError **error)
   g_autoptr(GPtrArray) snapshots = NULL;
   g_autoptr(GPtrArray) vms = NULL;
   g_autoptr(GArray) loaded = NULL;
+  g_autoptr(SmolvmSnapshotIndex) index = NULL;
+  g_autofree gchar *index_path = NULL;
   g_autoptr(GHashTable) namespaces = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 
   if (!smolvm_store_prepare (ctx->store, error) ||
@@ -350,15 +510,11 @@ load_state (SmolvmManager *self, GError **error)
   smolvm_store_clean_oci_cache (ctx->store, g_get_real_time () / G_USEC_PER_SEC,
                                 SMOLVM_STORE_PULL_CACHE_MAX_AGE);
 
-  loaded = load_snapshots (ctx, snapshots);
-  for (guint i = 0; i < snapshots->len; i++) {
-    LoadedSnapshot *one = &g_array_index (loaded, LoadedSnapshot, i);
-    if (one->snapshot == NULL) {
-      g_warning ("Skipping snapshot: %s", one->error->message);
-      continue;
-    }
-    smolvm_registry_add_snapshot (ctx->registry, one->snapshot);
-  }
+  index_path =
+    g_build_filename (smolvm_store_get_snapshots_dir (ctx->store), SMOLVM_SNAPSHOT_INDEX_NAME, NULL);
+  index = smolvm_snapshot_index_read (index_path);
+  loaded = load_snapshots (ctx, index, snapshots);
+  self->index_writer = update_index (index_path, index, loaded);
   for (guint i = 0; i < vms->len; i++) {
     g_autoptr(GError) local_error = NULL;
     g_autoptr(SmolvmVm) vm = smolvm_vm_load (ctx, g_ptr_array_index (vms, i), &local_error);

@@ -103,7 +103,8 @@ smolvm_snapshot_init (SmolvmSnapshot *self)
 static SmolvmSnapshot *
 snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id,
               const SmolvmVmConfig *vm_config, GVariant *config, GVariant *network_config,
-              gint64 created_at, const gchar *backend)
+              gint64 created_at, const gchar *backend, gboolean restored,
+              const gchar *restored_vm_id)
 {
   g_autofree gchar *dir = smolvm_store_snapshot_dir (ctx->store, id);
   g_autofree gchar *vmstate = smolvm_store_snapshot_file (ctx->store, id, SMOLVM_SNAPSHOT_VMSTATE);
@@ -116,7 +117,8 @@ snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id,
   SmolvmSnapshot *self = g_object_new (
     SMOLVM_TYPE_SNAPSHOT, "id", id, "vm-id", vm_id, "snapshot-path", vmstate, "mem-file-path", mem,
     "disk-path", disk, "vm-config", config, "network-config", network, "created-at",
-    (guint64) created_at, "restored", FALSE, "restored-vm-id", "", "backend", backend, "clones",
+    (guint64) created_at, "restored", restored, "restored-vm-id",
+    restored_vm_id != NULL ? restored_vm_id : "", "backend", backend, "clones",
     (const gchar *const[]){ NULL }, NULL);
 
   self->ctx = ctx;
@@ -143,29 +145,66 @@ smolvm_snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id,
                      const gchar *backend)
 {
   g_autoptr(GVariant) config = config_variant (vm_config);
-  return snapshot_new (ctx, id, vm_id, vm_config, config, network_config, created_at, backend);
+  return snapshot_new (ctx, id, vm_id, vm_config, config, network_config, created_at, backend,
+                       FALSE, NULL);
 }
 
-GHashTable *
-smolvm_snapshot_new_config_table (void)
+struct _SmolvmSnapshotConfigs {
+  GHashTable *values; /* SmolvmVmConfig -> its VmConfig value, serialized */
+  GHashTable *parsed; /* such a value's bytes (GBytes) -> SmolvmVmConfig */
+};
+
+SmolvmSnapshotConfigs *
+smolvm_snapshot_configs_new (void)
 {
-  return g_hash_table_new_full (smolvm_vm_config_hash, smolvm_vm_config_equal,
-                                (GDestroyNotify) smolvm_vm_config_free,
-                                (GDestroyNotify) g_variant_unref);
+  SmolvmSnapshotConfigs *self = g_new0 (SmolvmSnapshotConfigs, 1);
+  self->values = g_hash_table_new_full (smolvm_vm_config_hash, smolvm_vm_config_equal,
+                                        (GDestroyNotify) smolvm_vm_config_free,
+                                        (GDestroyNotify) g_variant_unref);
+  self->parsed = g_hash_table_new_full (g_bytes_hash, g_bytes_equal,
+                                        (GDestroyNotify) g_bytes_unref,
+                                        (GDestroyNotify) smolvm_vm_config_free);
+  return self;
+}
+
+void
+smolvm_snapshot_configs_free (SmolvmSnapshotConfigs *self)
+{
+  g_hash_table_unref (self->values);
+  g_hash_table_unref (self->parsed);
+  g_free (self);
 }
 
 /* Building and serializing a VmConfig was a quarter of a record's load */
 static GVariant *
-shared_config_variant (GHashTable *configs, const SmolvmVmConfig *vm_config)
+shared_config_variant (SmolvmSnapshotConfigs *configs, const SmolvmVmConfig *vm_config)
 {
-  GVariant *config = configs != NULL ? g_hash_table_lookup (configs, vm_config) : NULL;
+  GVariant *config = configs != NULL ? g_hash_table_lookup (configs->values, vm_config) : NULL;
 
   if (config != NULL)
     return g_variant_ref (config);
   config = config_variant (vm_config);
   if (configs != NULL)
-    g_hash_table_insert (configs, smolvm_vm_config_copy (vm_config), g_variant_ref (config));
+    g_hash_table_insert (configs->values, smolvm_vm_config_copy (vm_config),
+                         g_variant_ref (config));
   return config;
+}
+
+/* and parsing one read from the index, a quarter of that */
+static SmolvmVmConfig *
+shared_parsed_config (SmolvmSnapshotConfigs *configs, GVariant *value, GError **error)
+{
+  g_autoptr(GBytes) bytes = g_variant_get_data_as_bytes (value);
+  SmolvmVmConfig *vm_config = configs != NULL ? g_hash_table_lookup (configs->parsed, bytes) : NULL;
+
+  if (vm_config != NULL)
+    return smolvm_vm_config_copy (vm_config);
+  vm_config = smolvm_vm_config_new_from_variant (value, FALSE, error);
+  if (vm_config != NULL && configs != NULL)
+    g_hash_table_insert (configs->parsed, g_bytes_new (g_bytes_get_data (bytes, NULL),
+                                                       g_bytes_get_size (bytes)),
+                         smolvm_vm_config_copy (vm_config));
+  return vm_config;
 }
 
 const gchar *smolvm_snapshot_get_id (SmolvmSnapshot *self)
@@ -365,8 +404,60 @@ get_string (JsonObject *o, const gchar *key, GError **error)
   return value;
 }
 
+/* 9999-12-31T23:59:59Z, the last second a GDateTime holds */
+#define CREATED_AT_MAX G_GINT64_CONSTANT (253402300799)
+
+/* What a snapshot record holds, however it was read (strings borrowed). */
+typedef struct {
+  const gchar *id, *vm_id, *backend, *vmstate_sha256, *restored_vm_id;
+  const SmolvmVmConfig *vm_config;
+  GVariant *config; /* the VmConfig value of vm_config, serialized */
+  GVariant *network;
+  gint64 created_at;
+  gboolean restored;
+} SnapshotRecord;
+
+/* The checks every record passes, read from its JSON or from the index. */
+static SmolvmSnapshot *
+snapshot_from_record (SmolvmContext *ctx, const gchar *dirname, const gchar *path,
+                      const SnapshotRecord *r, GError **error)
+{
+  SmolvmSnapshot *self;
+
+  /* the directory name is what makes paths safe; the two must agree */
+  if (!smolvm_id_is_valid (r->id) || g_strcmp0 (r->id, dirname) != 0) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                 "Invalid %s: snapshot id '%s' does not match its directory", path, r->id);
+    return NULL;
+  }
+  /* a restore builds vms/<vm_id> from it and names the VM after the config */
+  if (!smolvm_id_is_valid (r->vm_id) || g_strcmp0 (r->vm_config->vm_id, r->vm_id) != 0) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                 "Invalid %s: VM id '%s' is not valid or does not match its vm_config", path,
+                 r->vm_id);
+    return NULL;
+  }
+  /* before the epoch, or after 9999, it could not be written back as read */
+  if (r->created_at < 0 || r->created_at / G_USEC_PER_SEC > CREATED_AT_MAX) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                 "Invalid %s: created_at is not between 1970 and 9999", path);
+    return NULL;
+  }
+  if (r->restored_vm_id != NULL && r->restored_vm_id[0] != '\0' &&
+      !smolvm_id_is_valid (r->restored_vm_id)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                 "Invalid %s: restored_vm_id is not a VM id", path);
+    return NULL;
+  }
+  self = snapshot_new (ctx, r->id, r->vm_id, r->vm_config, r->config, r->network, r->created_at,
+                       r->backend, r->restored, r->restored_vm_id);
+  smolvm_snapshot_set_vmstate_sha256 (self, r->vmstate_sha256);
+  return self;
+}
+
 SmolvmSnapshot *
-smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GHashTable *configs, GError **error)
+smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, SmolvmSnapshotConfigs *configs,
+                      GError **error)
 {
   g_autofree gchar *dirname = g_path_get_basename (dir);
   g_autofree gchar *path =
@@ -379,9 +470,9 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GHashTable *configs,
   g_autoptr(GVariant) network = NULL;
   g_autoptr(GVariant) config = NULL;
   g_autoptr(GDateTime) created = NULL;
-  SmolvmSnapshot *self;
+  SnapshotRecord r = { 0 };
   JsonObject *o;
-  const gchar *id, *vm_id, *created_str, *restored_vm;
+  const gchar *created_str;
   JsonNode *config_node;
 
   data = smolvm_store_read_record (path, &length, error);
@@ -395,17 +486,11 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GHashTable *configs,
     return NULL;
   }
   o = json_node_get_object (json_parser_get_root (parser));
-  if ((id = get_string (o, SMOLVM_INFO_SNAPSHOT_ID, &local_error)) == NULL ||
-      (vm_id = get_string (o, SMOLVM_INFO_VM_ID, &local_error)) == NULL ||
+  if ((r.id = get_string (o, SMOLVM_INFO_SNAPSHOT_ID, &local_error)) == NULL ||
+      (r.vm_id = get_string (o, SMOLVM_INFO_VM_ID, &local_error)) == NULL ||
       (created_str = get_string (o, SMOLVM_INFO_CREATED_AT, &local_error)) == NULL) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid %s: %s", path,
                  local_error->message);
-    return NULL;
-  }
-  /* the directory name is what makes paths safe; the two must agree */
-  if (!smolvm_id_is_valid (id) || g_strcmp0 (id, dirname) != 0) {
-    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
-                 "Invalid %s: snapshot id '%s' does not match its directory", path, id);
     return NULL;
   }
   config_node = json_object_get_member (o, SMOLVM_INFO_VM_CONFIG);
@@ -416,15 +501,7 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GHashTable *configs,
                  local_error != NULL ? local_error->message : "missing or not an object");
     return NULL;
   }
-  /* a restore builds vms/<vm_id> from it and names the VM after the config */
-  if (!smolvm_id_is_valid (vm_id) || g_strcmp0 (vm_config->vm_id, vm_id) != 0) {
-    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
-                 "Invalid %s: VM id '%s' is not valid or does not match its vm_config", path,
-                 vm_id);
-    return NULL;
-  }
   created = g_date_time_new_from_iso8601 (created_str, NULL);
-  /* before the epoch it could not be written back as it was read */
   if (created == NULL || g_date_time_to_unix (created) < 0) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid created_at '%s' in %s",
                  created_str, path);
@@ -446,22 +523,89 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GHashTable *configs,
                  "type", path);
     return NULL;
   }
-  restored_vm = json_object_get_string_member_with_default (o, SMOLVM_INFO_RESTORED_VM_ID, NULL);
-  if (restored_vm != NULL && restored_vm[0] != '\0' && !smolvm_id_is_valid (restored_vm)) {
-    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
-                 "Invalid %s: restored_vm_id is not a VM id", path);
+  config = shared_config_variant (configs, vm_config);
+  r.vm_config = vm_config;
+  r.config = config;
+  r.network = network;
+  r.created_at = g_date_time_to_unix (created) * G_USEC_PER_SEC +
+                 g_date_time_get_microsecond (created);
+  r.backend = json_object_get_string_member_with_default (o, SMOLVM_INFO_BACKEND, "firecracker");
+  r.vmstate_sha256 = json_object_get_string_member_with_default (o, "vmstate_sha256", NULL);
+  r.restored = json_object_get_boolean_member_with_default (o, SMOLVM_INFO_RESTORED, FALSE);
+  r.restored_vm_id =
+    json_object_get_string_member_with_default (o, SMOLVM_INFO_RESTORED_VM_ID, NULL);
+  return snapshot_from_record (ctx, dirname, path, &r, error);
+}
+
+GVariant *
+smolvm_snapshot_to_record (SmolvmSnapshot *self)
+{
+  SmolvmDbusSnapshot *iface = SMOLVM_DBUS_SNAPSHOT (self);
+
+  return g_variant_ref_sink (g_variant_new (
+    SMOLVM_SNAPSHOT_RECORD_TYPE_FORMAT, smolvm_snapshot_get_vm_id (self),
+    smolvm_dbus_snapshot_get_vm_config (iface), smolvm_snapshot_get_network_config (self),
+    smolvm_snapshot_get_created_at (self), smolvm_dbus_snapshot_get_backend (iface),
+    self->vmstate_sha256, smolvm_dbus_snapshot_get_restored (iface),
+    smolvm_dbus_snapshot_get_restored_vm_id (iface)));
+}
+
+/* Only string values, as in a record's JSON */
+static gboolean
+is_string_dict (GVariant *asv)
+{
+  GVariantIter iter;
+  GVariant *value;
+
+  g_variant_iter_init (&iter, asv);
+  while (g_variant_iter_next (&iter, "{&sv}", NULL, &value)) {
+    g_autoptr(GVariant) owned = value;
+    if (!g_variant_is_of_type (owned, G_VARIANT_TYPE_STRING))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+SmolvmSnapshot *
+smolvm_snapshot_new_from_record (SmolvmContext *ctx, const gchar *dir, GVariant *record,
+                                 SmolvmSnapshotConfigs *configs, GError **error)
+{
+  g_autofree gchar *dirname = g_path_get_basename (dir);
+  g_autofree gchar *path =
+    smolvm_store_snapshot_file (ctx->store, dirname, SMOLVM_SNAPSHOT_METADATA);
+  g_autoptr(GError) local_error = NULL;
+  g_autoptr(GVariant) config_value = NULL;
+  g_autoptr(GVariant) network_value = NULL;
+  g_autoptr(SmolvmVmConfig) vm_config = NULL;
+  g_autoptr(GVariant) config = NULL;
+  g_autoptr(GVariant) network = NULL;
+  SnapshotRecord r = { .id = dirname };
+
+  if (!g_variant_is_of_type (record, G_VARIANT_TYPE (SMOLVM_SNAPSHOT_RECORD_TYPE))) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "The record of %s has type '%s'", path,
+                 g_variant_get_type_string (record));
     return NULL;
   }
+  g_variant_get (record, "(&s@a{sv}@a{sv}x&sm&sb&s)", &r.vm_id, &config_value, &network_value,
+                 &r.created_at, &r.backend, &r.vmstate_sha256, &r.restored, &r.restored_vm_id);
+  vm_config = shared_parsed_config (configs, config_value, &local_error);
+  if (vm_config == NULL) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid vm_config in %s: %s", path,
+                 local_error->message);
+    return NULL;
+  }
+  if (!is_string_dict (network_value)) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                 "Invalid %s: network_config holds more than strings", path);
+    return NULL;
+  }
+  /* its own copy: the record's bytes may be a mapped file's */
+  network = g_variant_ref_sink (g_variant_get_normal_form (network_value));
   config = shared_config_variant (configs, vm_config);
-  self = snapshot_new (
-    ctx, id, vm_id, vm_config, config, network, g_date_time_to_unix (created) * G_USEC_PER_SEC + g_date_time_get_microsecond (created),
-    json_object_get_string_member_with_default (o, SMOLVM_INFO_BACKEND, "firecracker"));
-  smolvm_snapshot_set_vmstate_sha256 (
-    self, json_object_get_string_member_with_default (o, "vmstate_sha256", NULL));
-  smolvm_snapshot_mark_restored (
-    self, json_object_get_boolean_member_with_default (o, SMOLVM_INFO_RESTORED, FALSE),
-    restored_vm);
-  return self;
+  r.vm_config = vm_config;
+  r.config = config;
+  r.network = network;
+  return snapshot_from_record (ctx, dirname, path, &r, error);
 }
 
 static GVariant *

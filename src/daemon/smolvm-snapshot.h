@@ -16,13 +16,28 @@ SmolvmSnapshot *smolvm_snapshot_new (SmolvmContext *ctx, const gchar *id, const 
                                      const SmolvmVmConfig *vm_config, GVariant *network_config,
                                      gint64 created_at, const gchar *backend);
 
-/* Reads DIR/snapshot.json. @configs (nullable): a table of
- * smolvm_snapshot_new_config_table(), shared by the records read one after
- * another (not thread-safe): those whose vm_config is the same share one
- * VmConfig value (the snapshots of a VM, at start-up). */
-SmolvmSnapshot *smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, GHashTable *configs,
-                                      GError **error);
-GHashTable *smolvm_snapshot_new_config_table (void);
+/* Shared by records read one after another (not thread-safe): those with
+ * the same vm_config share one VmConfig value (the snapshots of a VM, at
+ * start-up), and parse it once. */
+typedef struct _SmolvmSnapshotConfigs SmolvmSnapshotConfigs;
+SmolvmSnapshotConfigs *smolvm_snapshot_configs_new (void);
+void smolvm_snapshot_configs_free (SmolvmSnapshotConfigs *self);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SmolvmSnapshotConfigs, smolvm_snapshot_configs_free)
+
+/* Reads DIR/snapshot.json. @configs: nullable. */
+SmolvmSnapshot *smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir,
+                                      SmolvmSnapshotConfigs *configs, GError **error);
+
+/* What smolvm_snapshot_load() read, as one value for the snapshot index
+ * (smolvm-snapshot-index.h): vm_id, vm_config, network_config, created_at
+ * (microseconds), backend, vmstate_sha256, restored, restored_vm_id. */
+#define SMOLVM_SNAPSHOT_RECORD_TYPE "(sa{sv}a{sv}xsmsbs)"
+#define SMOLVM_SNAPSHOT_RECORD_TYPE_FORMAT "(s@a{sv}@a{sv}xsmsbs)"
+GVariant *smolvm_snapshot_to_record (SmolvmSnapshot *self);
+/* The snapshot of DIR from such a value, checked as its JSON would be. */
+SmolvmSnapshot *smolvm_snapshot_new_from_record (SmolvmContext *ctx, const gchar *dir,
+                                                 GVariant *record, SmolvmSnapshotConfigs *configs,
+                                                 GError **error);
 
 /* The snapshot.json text. */
 gchar *smolvm_snapshot_to_json (SmolvmSnapshot *self);

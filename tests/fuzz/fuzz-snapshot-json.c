@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* snapshot.json as smolvmd reads it at start-up: smolvm_snapshot_load() on
  * STATE/snapshots/fuzz/snapshot.json. A record that loads must also save:
- * its own snapshot.json loads again to the same SnapshotInfo. */
+ * its own snapshot.json loads again to the same SnapshotInfo, and so does
+ * what the snapshot index keeps of it. */
 #include "config.h"
 
 #include "fuzz-record.h"
@@ -55,5 +56,27 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   if (g_strcmp0 (smolvm_snapshot_get_vmstate_sha256 (snapshot),
                  smolvm_snapshot_get_vmstate_sha256 (again)) != 0)
     fuzz_finding ("vmstate_sha256 does not round-trip", "%s", "");
+
+  /* the index's record, as a start-up reads it: from bytes, untrusted */
+  {
+    g_autoptr(GVariant) record = smolvm_snapshot_to_record (snapshot);
+    g_autoptr(GBytes) bytes = g_variant_get_data_as_bytes (record);
+    g_autoptr(GVariant) read = g_variant_ref_sink (
+      g_variant_new_from_bytes (G_VARIANT_TYPE (SMOLVM_SNAPSHOT_RECORD_TYPE), bytes, FALSE));
+    g_autoptr(SmolvmSnapshot) indexed = smolvm_snapshot_new_from_record (ctx, dir, read, NULL, &error);
+    g_autoptr(GVariant) info_indexed = NULL;
+    if (indexed == NULL) {
+      fuzz_finding ("a loaded snapshot's index record does not load", "%s", error->message);
+      return 0;
+    }
+    info_indexed = g_variant_ref_sink (smolvm_snapshot_to_info (indexed));
+    if (!g_variant_equal (info, info_indexed) ||
+        g_strcmp0 (smolvm_snapshot_get_vmstate_sha256 (snapshot),
+                   smolvm_snapshot_get_vmstate_sha256 (indexed)) != 0) {
+      g_autofree gchar *a = g_variant_print (info, TRUE);
+      g_autofree gchar *b = g_variant_print (info_indexed, TRUE);
+      fuzz_finding ("the index record does not round-trip", "%s\n%s", a, b);
+    }
+  }
   return 0;
 }

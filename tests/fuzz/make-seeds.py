@@ -187,3 +187,55 @@ write("oci-manifest", "huge-sizes", oci_manifest(config={
          "tar_digest": "sha256:" + "ef" * 32} for n in ("vmstate.bin", "mem.bin", "disk.ext4")]))
 write("oci-manifest", "empty-manifest", "")
 write("oci-manifest", "empty-both", "\0")
+
+
+# snapshot-index: a first byte of 1 and one record, or of 0 and an index
+def record_variant(**over):
+    r = dict(vm_id="fuzz", network={k: GLib.Variant("s", v) for k, v in NET.items()},
+             created=1775219400123456, backend="firecracker", sha="0" * 64, restored=False,
+             restored_vm_id="")
+    r.update(over)
+    types = {"vcpu_count": "u", "mem_size_mib": "u", "network": "b"}
+    config = {k: GLib.Variant(types.get(k, "s"), v) for k, v in r.get("config", CONFIG).items()}
+    return GLib.Variant("(sa{sv}a{sv}xsmsbs)", (r["vm_id"], config, r["network"], r["created"],
+                                               r["backend"], r["sha"], r["restored"],
+                                               r["restored_vm_id"]))
+
+
+def index_bytes(records):
+    """The index layout of smolvm-snapshot-index.c: entries with a zero stamp."""
+    import hashlib
+    import struct
+    blob = bytearray()
+    entries = []
+    for sid, record in records:
+        def put(data):
+            blob.extend(b"\0" * ((8 - len(blob) % 8) % 8))
+            offset = len(blob)
+            blob.extend(data)
+            return offset
+        id_data = sid.encode() + b"\0"
+        boxed = GLib.Variant("v", record).get_data_as_bytes().get_data()
+        id_offset = put(id_data)
+        record_offset = put(boxed)
+        digest = struct.unpack("<QQ", hashlib.md5(boxed).digest())
+        entries.append((0, 0, 0, 0, 0, id_offset, len(id_data), record_offset, len(boxed)) + digest)
+    index = GLib.Variant("(sua(ttttttttttt)ay)", ("smolvm-snapshot-index", 1, entries, bytes(blob)))
+    return index.get_data_as_bytes().get_data()
+
+
+valid_record = record_variant()
+write("snapshot-index", "record-valid", b"\1" + valid_record.get_data_as_bytes().get_data())
+write("snapshot-index", "record-qemu-restored", b"\1" + record_variant(
+    backend="qemu", restored=True, restored_vm_id="fuzz", network={}, sha=None,
+    config=dict(CONFIG, backend="qemu", accel="tcg", machine="pc-q35-7.2"))
+    .get_data_as_bytes().get_data())
+write("snapshot-index", "record-bad-config", b"\1" + record_variant(
+    config=dict(CONFIG, vcpu_count=0)).get_data_as_bytes().get_data())
+write("snapshot-index", "index-valid", b"\0" + index_bytes([("fuzz", valid_record)]))
+write("snapshot-index", "index-hint-missed", b"\0" + index_bytes(
+    [("other", valid_record), ("another", record_variant(vm_id="x")), ("fuzz", valid_record)]))
+write("snapshot-index", "index-empty", b"\0" + index_bytes([]))
+# found by fuzzing: a time GDateTime cannot hold (after 9999) was accepted
+write("snapshot-index", "record-after-9999", b"\1" + record_variant(
+    created=2 ** 62).get_data_as_bytes().get_data())
