@@ -1,5 +1,7 @@
 #!/bin/bash
 # Installs everything smolvm needs to build, test and run its demo on Debian 12.
+# --profile: also the profilers of tools/profile-scale.py (by hand only: no
+# test and no CI step needs them).
 set -euo pipefail
 
 packages=(
@@ -16,6 +18,9 @@ packages=(
   libarchive-dev libzstd-dev zstd
   docker-registry skopeo apache2-utils openssl ca-certificates
 )
+if [ "${1:-}" = --profile ]; then
+  packages+=(valgrind heaptrack)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -177,9 +177,13 @@ def bench_qemu(row, runs, bench_copy):
                                  text=True).stdout
             return int(out.strip()) / 1e6
         restore, copy = _interleave(runs, c.restore_ms, copy_ms)
+        # every run in the note: one full run measured this row ten times the
+        # plain restores above, which no run alone has repeated
         row("clones", "QEMU: restore (maps mem.bin)", _median(restore),
             _median(restore) + _median(copy),
-            "the same + copying mem.bin (%.0f ms, bench-copy), as before" % _median(copy), "ms")
+            "the same + copying mem.bin (%.0f ms, bench-copy), as before" % _median(copy), "ms",
+            note="restores %s ms; copies %s ms" % (" ".join("%.0f" % x for x in restore),
+                                                    " ".join("%.0f" % x for x in copy)))
         vm_dirs = [os.path.join(env.state_dir, "vms", "q"), os.path.join(env.runtime_dir, "vms",
                                                                           "q")]
         now = sum(_allocated(d) for d in vm_dirs if os.path.exists(d)) / MIB
