@@ -304,6 +304,8 @@ def python_parse_records(state_dir):
     top = os.path.join(state_dir, "snapshots")
     out = []
     for name in os.listdir(top):
+        if name.startswith("."):  # the daemon's snapshot index
+            continue
         with open(os.path.join(top, name, "snapshot.json")) as f:
             out.append(json.load(f))
     return (time.perf_counter() - t0) * 1000
