@@ -499,6 +499,24 @@ write_and_sync (int *fdp, const gchar *path, const gchar *contents, gsize length
 gboolean
 smolvm_write_file_atomic (const gchar *path, const gchar *contents, gssize length, GError **error)
 {
+  g_autofree gchar *dir = NULL;
+
+  if (!smolvm_write_file_replace (path, contents, length, error))
+    return FALSE;
+  /* @path is already replaced here; a failure only means the rename may not
+   * survive a crash, which the caller still needs to hear about. */
+  dir = g_path_get_dirname (path);
+  if (!smolvm_fsync_dir (dir, error)) {
+    g_prefix_error (error, "Cannot write %s: ", path);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+smolvm_write_file_replace (const gchar *path, const gchar *contents, gssize length,
+                           GError **error)
+{
   smolvm_autofd int fd = -1;
   g_autofree gchar *dir = NULL;
   g_autofree gchar *base = NULL;
@@ -530,13 +548,6 @@ smolvm_write_file_atomic (const gchar *path, const gchar *contents, gssize lengt
     int errsv = errno;
     (void) unlink (tmp);
     return smolvm_error_set_errno (error, errsv, "Cannot write %s", path);
-  }
-
-  /* @path is already replaced here; a failure only means the rename may not
-   * survive a crash, which the caller still needs to hear about. */
-  if (!smolvm_fsync_dir (dir, error)) {
-    g_prefix_error (error, "Cannot write %s: ", path);
-    return FALSE;
   }
   return TRUE;
 }

@@ -58,6 +58,11 @@ void smolvm_copy_fd_sparse_async (int src_fd, const gchar *src_name, const gchar
  * On failure the temp file is removed and @path is untouched. */
 gboolean smolvm_write_file_atomic (const gchar *path, const gchar *contents, gssize length,
                                    GError **error);
+/* The same up to the rename: @path holds either the old or the new contents
+ * after a crash, but which one is only sure once the caller has synced the
+ * directory. */
+gboolean smolvm_write_file_replace (const gchar *path, const gchar *contents, gssize length,
+                                    GError **error);
 
 /* Creates @path (which must not exist) with @contents, mode 0644, and syncs
  * it, but not its directory entry: for a file in a directory that nobody

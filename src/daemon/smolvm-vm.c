@@ -325,8 +325,12 @@ smolvm_vm_mark_paused_by_snapshot_async (SmolvmVm *self, GAsyncReadyCallback cal
 
   self->paused_by_snapshot = TRUE;
   json = vm_to_json (self);
-  /* in the record writer's worker: on disk before the pause it announces */
-  smolvm_record_writer_write_async (self->ctx->records, path, json, on_mark_written, task);
+  /* in the record writer's worker: in place before the pause it announces.
+   * Only a daemon killed while the VMM runs on needs it (a machine that
+   * crashes takes the VMM along, and start-up then finds the VM stopped),
+   * so the pause need not wait for the rename to be synced as well. */
+  smolvm_record_writer_write_visible_async (self->ctx->records, path, json, on_mark_written,
+                                            task);
 }
 
 gboolean
