@@ -686,6 +686,72 @@ test_fsync_dir (Fixture *f, gconstpointer data)
   g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND);
 }
 
+/* A new file in a directory nobody reads yet: contents and mode as asked,
+ * never over an existing file, nothing left when it fails. */
+static void
+test_write_new (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *path = g_build_filename (f->dir, "snapshot.json", NULL);
+  g_autofree gchar *missing = g_build_filename (f->dir, "gone", "snapshot.json", NULL);
+  g_autofree gchar *got = NULL;
+  g_autoptr(GError) error = NULL;
+  struct stat st;
+
+  g_assert_true (smolvm_write_file_new (path, "{}\n", -1, &error));
+  g_assert_no_error (error);
+  got = read_file (path);
+  g_assert_cmpstr (got, ==, "{}\n");
+  g_assert_cmpint (lstat (path, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 07777, ==, 0644);
+  /* no temp file beside it */
+  g_assert_cmpuint (count_entries (f->dir), ==, 1);
+
+  g_assert_false (smolvm_write_file_new (path, "other", -1, &error));
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+  g_clear_pointer (&got, g_free);
+  got = read_file (path);
+  g_assert_cmpstr (got, ==, "{}\n");
+
+  g_assert_false (smolvm_write_file_new (missing, "x", -1, &error));
+  g_assert_nonnull (error);
+}
+
+/* Without its directory's sync the copy is the same copy. */
+static void
+test_copy_no_dir_sync (Fixture *f, gconstpointer data)
+{
+  const goffset extents[] = { 0, 8 * MiB };
+  g_autofree gchar *src = make_file (f, "src.img", 16 * MiB, extents, 2, 64 * KiB);
+  g_autofree gchar *dst = g_build_filename (f->dir, "dst.img", NULL);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (smolvm_copy_file_sparse_full (src, dst, SMOLVM_COPY_NO_DIR_SYNC, NULL, NULL,
+                                               &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (file_size (dst), ==, 16 * MiB);
+  assert_same_content (src, dst);
+}
+
+/* Moved into a new .trash- directory at once, synced or not. */
+static void
+test_move_to_trash_unsynced (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *path = g_build_filename (f->dir, "disk.ext4.pre-restore", NULL);
+  g_autofree gchar *trash = NULL;
+  g_autofree gchar *moved = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (g_file_set_contents (path, "old disk", -1, NULL));
+  trash = smolvm_move_to_trash_unsynced (f->dir, path, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (trash);
+  g_assert_true (g_str_has_prefix (trash, f->dir));
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+  moved = g_build_filename (trash, "disk.ext4.pre-restore", NULL);
+  g_assert_true (g_file_test (moved, G_FILE_TEST_IS_REGULAR));
+}
+
 #define ADD(name, func) g_test_add (name, Fixture, NULL, fixture_setup, func, fixture_teardown)
 
 int
@@ -716,6 +782,9 @@ main (int argc, char **argv)
   ADD ("/fileutil/write-atomic/replace", test_write_atomic_replace);
   ADD ("/fileutil/write-atomic/missing-dir", test_write_atomic_missing_dir);
   ADD ("/fileutil/write-atomic/rename-fails", test_write_atomic_rename_fails);
+  ADD ("/fileutil/write-new", test_write_new);
+  ADD ("/fileutil/copy/no-dir-sync", test_copy_no_dir_sync);
+  ADD ("/fileutil/move-to-trash-unsynced", test_move_to_trash_unsynced);
   ADD ("/fileutil/rm-rf/tree", test_rm_rf_tree);
   ADD ("/fileutil/rm-rf/symlink-arg", test_rm_rf_symlink_arg);
   ADD ("/fileutil/rm-rf/refuses", test_rm_rf_refuses);

@@ -274,8 +274,8 @@ smolvm_file_data_size (const gchar *path, guint64 *size, GError **error)
 
 /* The copy from an open source; @src names it in messages. */
 static gboolean
-copy_from_fd (int src_fd, const gchar *src, const gchar *dst, SmolvmProgress *progress,
-              GCancellable *cancellable, GError **error)
+copy_from_fd (int src_fd, const gchar *src, const gchar *dst, SmolvmCopyFlags flags,
+              SmolvmProgress *progress, GCancellable *cancellable, GError **error)
 {
   smolvm_autofd int dst_fd = -1;
   CopyState cs = { .src = src, .dst = dst, .cancellable = cancellable, .progress = progress };
@@ -306,7 +306,7 @@ copy_from_fd (int src_fd, const gchar *src, const gchar *dst, SmolvmProgress *pr
   if (ok && errsv != 0)
     ok = copy_set_errno (&cs, error, errsv, NULL);
 
-  if (ok) {
+  if (ok && !(flags & SMOLVM_COPY_NO_DIR_SYNC)) {
     /* Makes the new directory entry durable too, so that metadata written
      * after the copy never points to a file a crash has lost. */
     g_autofree gchar *dir = g_path_get_dirname (dst);
@@ -321,8 +321,9 @@ copy_from_fd (int src_fd, const gchar *src, const gchar *dst, SmolvmProgress *pr
 }
 
 gboolean
-smolvm_copy_file_sparse (const gchar *src, const gchar *dst, SmolvmProgress *progress,
-                         GCancellable *cancellable, GError **error)
+smolvm_copy_file_sparse_full (const gchar *src, const gchar *dst, SmolvmCopyFlags flags,
+                              SmolvmProgress *progress, GCancellable *cancellable,
+                              GError **error)
 {
   smolvm_autofd int src_fd = -1;
 
@@ -337,7 +338,14 @@ smolvm_copy_file_sparse (const gchar *src, const gchar *dst, SmolvmProgress *pro
   if (src_fd < 0)
     return smolvm_error_set_errno (error, errno, "Cannot copy %s to %s: cannot open the source",
                                    src, dst);
-  return copy_from_fd (src_fd, src, dst, progress, cancellable, error);
+  return copy_from_fd (src_fd, src, dst, flags, progress, cancellable, error);
+}
+
+gboolean
+smolvm_copy_file_sparse (const gchar *src, const gchar *dst, SmolvmProgress *progress,
+                         GCancellable *cancellable, GError **error)
+{
+  return smolvm_copy_file_sparse_full (src, dst, 0, progress, cancellable, error);
 }
 
 gboolean
@@ -348,13 +356,14 @@ smolvm_copy_fd_sparse (int src_fd, const gchar *src_name, const gchar *dst,
   g_return_val_if_fail (dst != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  return copy_from_fd (src_fd, src_name, dst, progress, cancellable, error);
+  return copy_from_fd (src_fd, src_name, dst, 0, progress, cancellable, error);
 }
 
 typedef struct {
   gchar *src;
   int src_fd; /* -1: open @src */
   gchar *dst;
+  SmolvmCopyFlags flags;
   SmolvmProgress *progress;
 } CopyTaskData;
 
@@ -380,7 +389,8 @@ copy_file_sparse_thread (GTask *task, gpointer source_object, gpointer task_data
   gboolean ok = d->src_fd >= 0
                   ? smolvm_copy_fd_sparse (d->src_fd, d->src, d->dst, d->progress, cancellable,
                                            &error)
-                  : smolvm_copy_file_sparse (d->src, d->dst, d->progress, cancellable, &error);
+                  : smolvm_copy_file_sparse_full (d->src, d->dst, d->flags, d->progress,
+                                                  cancellable, &error);
 
   if (ok)
     g_task_return_boolean (task, TRUE);
@@ -389,8 +399,9 @@ copy_file_sparse_thread (GTask *task, gpointer source_object, gpointer task_data
 }
 
 static void
-copy_sparse_async (const gchar *src, int src_fd, const gchar *dst, SmolvmProgress *progress,
-                   GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+copy_sparse_async (const gchar *src, int src_fd, const gchar *dst, SmolvmCopyFlags flags,
+                   SmolvmProgress *progress, GCancellable *cancellable,
+                   GAsyncReadyCallback callback, gpointer user_data)
 {
   g_autoptr(GTask) task = NULL;
   CopyTaskData *d;
@@ -406,6 +417,7 @@ copy_sparse_async (const gchar *src, int src_fd, const gchar *dst, SmolvmProgres
   d->src = g_strdup (src);
   d->src_fd = src_fd;
   d->dst = g_strdup (dst);
+  d->flags = flags;
   d->progress = progress != NULL ? g_object_ref (progress) : NULL;
   g_task_set_task_data (task, d, copy_task_data_free);
   g_task_run_in_thread (task, copy_file_sparse_thread);
@@ -416,9 +428,17 @@ smolvm_copy_file_sparse_async (const gchar *src, const gchar *dst, SmolvmProgres
                                GCancellable *cancellable, GAsyncReadyCallback callback,
                                gpointer user_data)
 {
+  smolvm_copy_file_sparse_full_async (src, dst, 0, progress, cancellable, callback, user_data);
+}
+
+void
+smolvm_copy_file_sparse_full_async (const gchar *src, const gchar *dst, SmolvmCopyFlags flags,
+                                    SmolvmProgress *progress, GCancellable *cancellable,
+                                    GAsyncReadyCallback callback, gpointer user_data)
+{
   g_return_if_fail (src != NULL);
   g_return_if_fail (dst != NULL);
-  copy_sparse_async (src, -1, dst, progress, cancellable, callback, user_data);
+  copy_sparse_async (src, -1, dst, flags, progress, cancellable, callback, user_data);
 }
 
 void
@@ -428,7 +448,7 @@ smolvm_copy_fd_sparse_async (int src_fd, const gchar *src_name, const gchar *dst
 {
   g_return_if_fail (src_fd >= 0);
   g_return_if_fail (dst != NULL);
-  copy_sparse_async (src_name, src_fd, dst, progress, cancellable, callback, user_data);
+  copy_sparse_async (src_name, src_fd, dst, 0, progress, cancellable, callback, user_data);
 }
 
 gboolean
@@ -479,6 +499,24 @@ write_and_sync (int *fdp, const gchar *path, const gchar *contents, gsize length
 gboolean
 smolvm_write_file_atomic (const gchar *path, const gchar *contents, gssize length, GError **error)
 {
+  g_autofree gchar *dir = NULL;
+
+  if (!smolvm_write_file_replace (path, contents, length, error))
+    return FALSE;
+  /* @path is already replaced here; a failure only means the rename may not
+   * survive a crash, which the caller still needs to hear about. */
+  dir = g_path_get_dirname (path);
+  if (!smolvm_fsync_dir (dir, error)) {
+    g_prefix_error (error, "Cannot write %s: ", path);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+smolvm_write_file_replace (const gchar *path, const gchar *contents, gssize length,
+                           GError **error)
+{
   smolvm_autofd int fd = -1;
   g_autofree gchar *dir = NULL;
   g_autofree gchar *base = NULL;
@@ -511,11 +549,26 @@ smolvm_write_file_atomic (const gchar *path, const gchar *contents, gssize lengt
     (void) unlink (tmp);
     return smolvm_error_set_errno (error, errsv, "Cannot write %s", path);
   }
+  return TRUE;
+}
 
-  /* @path is already replaced here; a failure only means the rename may not
-   * survive a crash, which the caller still needs to hear about. */
-  if (!smolvm_fsync_dir (dir, error)) {
-    g_prefix_error (error, "Cannot write %s: ", path);
+gboolean
+smolvm_write_file_new (const gchar *path, const gchar *contents, gssize length, GError **error)
+{
+  smolvm_autofd int fd = -1;
+
+  g_return_val_if_fail (path != NULL, FALSE);
+  g_return_val_if_fail (contents != NULL || length == 0, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (length < 0)
+    length = (gssize) strlen (contents);
+  /* O_EXCL: never write into a file someone else put there */
+  fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0644);
+  if (fd < 0)
+    return smolvm_error_set_errno (error, errno, "Cannot write %s", path);
+  if (!write_and_sync (&fd, path, contents, (gsize) length, error)) {
+    (void) unlink (path);
     return FALSE;
   }
   return TRUE;
@@ -622,9 +675,19 @@ smolvm_rm_rf (const gchar *path, GError **error)
 gchar *
 smolvm_move_to_trash (const gchar *trash_parent, const gchar *path, GError **error)
 {
+  g_autofree gchar *trash = smolvm_move_to_trash_unsynced (trash_parent, path, error);
+  g_autofree gchar *parent = g_path_get_dirname (path);
+
+  if (trash != NULL)
+    smolvm_fsync_dir (parent, NULL);
+  return g_steal_pointer (&trash);
+}
+
+gchar *
+smolvm_move_to_trash_unsynced (const gchar *trash_parent, const gchar *path, GError **error)
+{
   g_autofree gchar *trash = g_build_filename (trash_parent, ".trash-XXXXXX", NULL);
   g_autofree gchar *base = g_path_get_basename (path);
-  g_autofree gchar *parent = g_path_get_dirname (path);
   g_autofree gchar *target = NULL;
 
   if (g_mkdtemp (trash) == NULL) {
@@ -637,7 +700,6 @@ smolvm_move_to_trash (const gchar *trash_parent, const gchar *path, GError **err
     rmdir (trash);
     return NULL;
   }
-  smolvm_fsync_dir (parent, NULL);
   return g_steal_pointer (&trash);
 }
 

@@ -18,7 +18,24 @@ G_BEGIN_DECLS
 gboolean smolvm_copy_file_sparse (const gchar *src, const gchar *dst, SmolvmProgress *progress,
                                   GCancellable *cancellable, GError **error);
 
+/* SMOLVM_COPY_NO_DIR_SYNC: the copy's data is synced, but not its directory
+ * entry: for a caller that syncs the directory itself before anything that
+ * depends on the file becomes durable (a snapshot's hidden directory before
+ * it is published; a restore's VM directory with the vm.json that says the
+ * restore completed). */
+typedef enum {
+  SMOLVM_COPY_NO_DIR_SYNC = 1 << 0,
+} SmolvmCopyFlags;
+
+gboolean smolvm_copy_file_sparse_full (const gchar *src, const gchar *dst, SmolvmCopyFlags flags,
+                                       SmolvmProgress *progress, GCancellable *cancellable,
+                                       GError **error);
+
 /* The same in a GTask worker thread, so the main loop never blocks. */
+void smolvm_copy_file_sparse_full_async (const gchar *src, const gchar *dst,
+                                         SmolvmCopyFlags flags, SmolvmProgress *progress,
+                                         GCancellable *cancellable, GAsyncReadyCallback callback,
+                                         gpointer user_data);
 void smolvm_copy_file_sparse_async (const gchar *src, const gchar *dst, SmolvmProgress *progress,
                                     GCancellable *cancellable, GAsyncReadyCallback callback,
                                     gpointer user_data);
@@ -41,6 +58,19 @@ void smolvm_copy_fd_sparse_async (int src_fd, const gchar *src_name, const gchar
  * On failure the temp file is removed and @path is untouched. */
 gboolean smolvm_write_file_atomic (const gchar *path, const gchar *contents, gssize length,
                                    GError **error);
+/* The same up to the rename: @path holds either the old or the new contents
+ * after a crash, but which one is only sure once the caller has synced the
+ * directory. */
+gboolean smolvm_write_file_replace (const gchar *path, const gchar *contents, gssize length,
+                                    GError **error);
+
+/* Creates @path (which must not exist) with @contents, mode 0644, and syncs
+ * it, but not its directory entry: for a file in a directory that nobody
+ * reads until it is complete and synced (a snapshot's hidden .tmp-
+ * directory), where a temp file and a rename would only add syncs. On
+ * failure @path is removed. */
+gboolean smolvm_write_file_new (const gchar *path, const gchar *contents, gssize length,
+                                GError **error);
 
 /* fsync() a directory, so a rename or unlink in it is durable. */
 gboolean smolvm_fsync_dir (const gchar *path, GError **error);
@@ -54,6 +84,11 @@ gboolean smolvm_rm_rf (const gchar *path, GError **error);
  * must be on the same filesystem. Returns that directory, for the caller to
  * remove off the main loop. A missing @path is moved trivially. */
 gchar *smolvm_move_to_trash (const gchar *trash_parent, const gchar *path, GError **error);
+/* The same without syncing @path's old directory: for a caller that syncs it
+ * later off the main loop, and for which @path coming back after a crash is
+ * harmless (start-up removes it). */
+gchar *smolvm_move_to_trash_unsynced (const gchar *trash_parent, const gchar *path,
+                                      GError **error);
 
 /* rm_rf in a GTask worker thread. */
 void smolvm_rm_rf_async (const gchar *path, GAsyncReadyCallback callback, gpointer user_data);

@@ -197,9 +197,12 @@ on_state_saved (GObject *source, GAsyncResult *result, gpointer user_data)
   smolvm_progress_expect (smolvm_call_get_progress (&op->call), vmstate_size);
   /* the guest is paused, so its disk holds still while it is copied */
   smolvm_progress_set_phase (smolvm_call_get_progress (&op->call), "copying-disk", TRUE);
-  smolvm_copy_file_sparse_async (smolvm_vm_get_disk_path (op->vm), disk,
-                                 smolvm_call_get_progress (&op->call),
-                                 smolvm_call_get_cancellable (&op->call), on_disk_copied, op);
+  /* the commit syncs the hidden directory before it publishes it */
+  smolvm_copy_file_sparse_full_async (smolvm_vm_get_disk_path (op->vm), disk,
+                                      SMOLVM_COPY_NO_DIR_SYNC,
+                                      smolvm_call_get_progress (&op->call),
+                                      smolvm_call_get_cancellable (&op->call), on_disk_copied,
+                                      op);
 }
 
 static void

@@ -194,9 +194,12 @@ on_snapshot_saved (GObject *source, GAsyncResult *result, gpointer user_data)
     rollback (op, error);
     return;
   }
+  /* vm.json, which says the restore completed, was made durable before
+   * snapshot.json (one writer, in order): a crash that brings the old disk
+   * back has start-up drop it, so its move need not be synced here */
   if (op->backup_disk != NULL) {
     g_autoptr(GError) discard_error = NULL;
-    if (!smolvm_store_discard (ctx->store, op->backup_disk, &discard_error))
+    if (!smolvm_store_discard_lazily (ctx->store, op->backup_disk, &discard_error))
       g_warning ("%s", discard_error->message);
   }
   if (op->vm_is_new)
@@ -318,9 +321,15 @@ copy_disk (SnapshotRestore *op)
     return;
   }
   smolvm_progress_set_phase (smolvm_call_get_progress (&op->call), "copying-disk", TRUE);
-  smolvm_copy_file_sparse_async (smolvm_dbus_snapshot_get_disk_path (snapshot_iface (op)),
-                                 op->incoming_disk, smolvm_call_get_progress (&op->call),
-                                 smolvm_call_get_cancellable (&op->call), on_disk_copied, op);
+  /* its data is synced; its name need not be: it is renamed into place
+   * before vm.json's write, whose sync of this directory covers both, and
+   * start-up removes a .restoring disk, or puts the VM's own back, as long
+   * as vm.json does not say the restore completed */
+  smolvm_copy_file_sparse_full_async (smolvm_dbus_snapshot_get_disk_path (snapshot_iface (op)),
+                                      op->incoming_disk, SMOLVM_COPY_NO_DIR_SYNC,
+                                      smolvm_call_get_progress (&op->call),
+                                      smolvm_call_get_cancellable (&op->call), on_disk_copied,
+                                      op);
 }
 
 static void

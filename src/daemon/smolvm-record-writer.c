@@ -9,6 +9,7 @@ typedef struct {
   gchar *path;
   gchar *contents; /* under the writer's lock while queued: a later write replaces it */
   GTask *task;     /* NULL: a write whose failure is only logged */
+  gboolean visible; /* @task completes once @path is replaced, before the sync of its directory */
 } Item;
 
 struct _SmolvmRecordWriter {
@@ -56,7 +57,19 @@ run_item (gpointer data, gpointer user_data)
   g_mutex_unlock (&self->lock);
 
   if (item->path != NULL)
-    ok = smolvm_write_file_atomic (item->path, contents, -1, &error);
+    ok = smolvm_write_file_replace (item->path, contents, -1, &error);
+  if (ok && item->visible) {
+    /* the caller goes on at once; the writer stays busy until the sync
+     * below, so a flush still waits for it */
+    g_task_return_boolean (item->task, TRUE);
+    g_clear_object (&item->task);
+  }
+  if (ok && item->path != NULL) {
+    g_autofree gchar *dir = g_path_get_dirname (item->path);
+    ok = smolvm_fsync_dir (dir, &error);
+    if (!ok)
+      g_prefix_error (&error, "Cannot write %s: ", item->path);
+  }
   if (item->task == NULL && !ok)
     g_warning ("%s", error->message);
 
@@ -156,6 +169,28 @@ smolvm_record_writer_write_async (SmolvmRecordWriter *self, const gchar *path,
   g_task_set_source_tag (item->task, smolvm_record_writer_write_async);
   /* a queued fire-and-forget write of the same path stays before this one;
    * a later one must queue after it, not merge into that older item */
+  g_mutex_lock (&self->lock);
+  g_hash_table_remove (self->queued, path);
+  g_mutex_unlock (&self->lock);
+  push (self, item);
+}
+
+void
+smolvm_record_writer_write_visible_async (SmolvmRecordWriter *self, const gchar *path,
+                                          const gchar *contents, GAsyncReadyCallback callback,
+                                          gpointer user_data)
+{
+  Item *item;
+
+  g_return_if_fail (SMOLVM_IS_RECORD_WRITER (self));
+  g_return_if_fail (path != NULL && contents != NULL);
+
+  item = g_new0 (Item, 1);
+  item->path = g_strdup (path);
+  item->contents = g_strdup (contents);
+  item->visible = TRUE;
+  item->task = g_task_new (self, NULL, callback, user_data);
+  g_task_set_source_tag (item->task, smolvm_record_writer_write_async);
   g_mutex_lock (&self->lock);
   g_hash_table_remove (self->queued, path);
   g_mutex_unlock (&self->lock);

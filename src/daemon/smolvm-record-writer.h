@@ -29,6 +29,16 @@ void smolvm_record_writer_write_async (SmolvmRecordWriter *self, const gchar *pa
 gboolean smolvm_record_writer_write_finish (SmolvmRecordWriter *self, GAsyncResult *result,
                                             GError **error);
 
+/* The same, completing once @path is replaced by @contents (a restarted
+ * daemon reads them), before the rename is synced: for a record that only
+ * a daemon killed while its VMM runs on needs (a machine that crashes
+ * takes the VMM along). The writer syncs the directory next, before any
+ * other item or flush completes; a failure of that sync is logged. */
+void smolvm_record_writer_write_visible_async (SmolvmRecordWriter *self, const gchar *path,
+                                               const gchar *contents,
+                                               GAsyncReadyCallback callback,
+                                               gpointer user_data);
+
 /* Writes now, on the calling thread, after every write queued before it;
  * for callers that cannot go on without the result. */
 gboolean smolvm_record_writer_write_sync (SmolvmRecordWriter *self, const gchar *path,

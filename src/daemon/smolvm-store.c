@@ -182,6 +182,14 @@ on_removed (GObject *source, GAsyncResult *result, gpointer user_data)
     g_warning ("%s", error->message);
 }
 
+static void
+on_lazily_removed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GError) error = NULL;
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    g_warning ("%s", error->message);
+}
+
 void
 smolvm_store_remove_later (const gchar *path)
 {
@@ -196,6 +204,52 @@ smolvm_store_discard (SmolvmStore *self, const gchar *path, GError **error)
   if (trash == NULL)
     return FALSE;
   smolvm_store_remove_later (trash);
+  return TRUE;
+}
+
+typedef struct {
+  gchar *parent; /* the directory the path left: synced first */
+  gchar *trash;
+} LazyDiscard;
+
+static void
+lazy_discard_free (LazyDiscard *lazy)
+{
+  g_free (lazy->parent);
+  g_free (lazy->trash);
+  g_free (lazy);
+}
+
+static void
+lazy_discard_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  LazyDiscard *lazy = task_data;
+  GError *error = NULL;
+
+  /* the move becomes durable here, off the main loop and after the reply;
+   * until then a crash brings the file back, which start-up removes */
+  if (!smolvm_fsync_dir (lazy->parent, &error) || !smolvm_rm_rf (lazy->trash, &error))
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+gboolean
+smolvm_store_discard_lazily (SmolvmStore *self, const gchar *path, GError **error)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autofree gchar *trash =
+    smolvm_move_to_trash_unsynced (trash_parent (self, path), path, error);
+  LazyDiscard *lazy;
+
+  if (trash == NULL)
+    return FALSE;
+  task = g_task_new (NULL, NULL, on_lazily_removed, NULL);
+  lazy = g_new0 (LazyDiscard, 1);
+  lazy->parent = g_path_get_dirname (path);
+  lazy->trash = g_steal_pointer (&trash);
+  g_task_set_task_data (task, lazy, (GDestroyNotify) lazy_discard_free);
+  g_task_run_in_thread (task, lazy_discard_thread);
   return TRUE;
 }
 
@@ -329,8 +383,12 @@ commit_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *c
   g_autofree gchar *mem = g_build_filename (commit->tmp_dir, SMOLVM_SNAPSHOT_MEM, NULL);
   GError *error = NULL;
 
+  /* Nobody reads @tmp_dir before it is published: snapshot.json needs no
+   * temp file and rename of its own, and one sync of the directory makes
+   * every entry in it (these files, the disk's copy) durable before the
+   * rename that publishes them. */
   if (!seal_file (vmstate, &error) || !seal_file (mem, &error) ||
-      !smolvm_write_file_atomic (metadata, commit->metadata, -1, &error) ||
+      !smolvm_write_file_new (metadata, commit->metadata, -1, &error) ||
       !smolvm_fsync_dir (commit->tmp_dir, &error)) {
     g_task_return_error (task, error);
     return;

@@ -68,6 +68,11 @@ gchar *smolvm_store_incoming_disk_path (const gchar *disk_path);
 gchar *smolvm_store_move_aside (SmolvmStore *self, const gchar *path, GError **error);
 /* move_aside(), then removal in a worker thread; failures are logged. */
 gboolean smolvm_store_discard (SmolvmStore *self, const gchar *path, GError **error);
+/* The same without a sync on the calling thread: the worker that removes
+ * @path syncs its old directory first. Only for a path whose return after
+ * a crash start-up undoes (a restore's .pre-restore disk once vm.json says
+ * the restore completed: smolvm_store_recover_restore() drops it). */
+gboolean smolvm_store_discard_lazily (SmolvmStore *self, const gchar *path, GError **error);
 /* The same, completing once the removal is done, so that a reply sent
  * after it finds the state directory as it will stay. */
 void smolvm_store_discard_async (SmolvmStore *self, const gchar *path,
@@ -92,7 +97,9 @@ gboolean smolvm_store_make_record_dir (SmolvmStore *self, const gchar *path, GEr
 
 /* Worker thread: makes vmstate.bin and mem.bin in @tmp_dir read-only
  * (0400: no load writes them, and clones share them) and syncs them, writes
- * snapshot.json (@metadata) atomically, then one rename publishes the
+ * snapshot.json (@metadata) and syncs it, syncs @tmp_dir (which makes the
+ * entries of these and of the disk's copy, made with
+ * SMOLVM_COPY_NO_DIR_SYNC, durable), then one rename publishes the
  * directory as the snapshot @snapshot_id. Once the rename is durable the
  * snapshot exists; if it cannot be made durable it is undone, and @tmp_dir
  * is again what the caller must remove. */

@@ -31,6 +31,7 @@ struct _SmolvmVm {
   gboolean exit_missed;       /* the VMM exited while an operation was under way */
   gboolean exit_missed_clean; /* ... and how */
   gchar *mapped_snapshot;     /* whose mem.bin the guest maps (restored or cloned from it) */
+  gchar *record_key; /* the last vm.json queued, running and paused alike (see save_or_warn) */
 };
 
 enum { SIGNAL_MAPPING_CHANGED, N_SIGNALS };
@@ -68,6 +69,7 @@ smolvm_vm_finalize (GObject *object)
   g_clear_pointer (&self->binaries, g_hash_table_unref);
   g_free (self->busy_with);
   g_free (self->mapped_snapshot);
+  g_free (self->record_key);
   G_OBJECT_CLASS (smolvm_vm_parent_class)->finalize (object);
 }
 
@@ -194,8 +196,9 @@ smolvm_vm_is_busy (SmolvmVm *self)
   return self->busy_with != NULL;
 }
 
+/* @state: what the record says the state is */
 static gchar *
-vm_to_json (SmolvmVm *self)
+vm_to_json_as (SmolvmVm *self, const gchar *state)
 {
   g_autoptr(JsonBuilder) b = json_builder_new ();
   g_autoptr(JsonGenerator) gen = json_generator_new ();
@@ -209,7 +212,7 @@ vm_to_json (SmolvmVm *self)
   json_builder_set_member_name (b, "network_config");
   json_builder_add_value (b, smolvm_string_dict_to_json (smolvm_vm_get_network_config (self)));
   json_builder_set_member_name (b, "state");
-  json_builder_add_string_value (b, smolvm_vm_get_state (self));
+  json_builder_add_string_value (b, state);
   json_builder_set_member_name (b, "pid");
   json_builder_add_int_value (b, smolvm_dbus_vm_get_pid (SMOLVM_DBUS_VM (self)));
   json_builder_set_member_name (b, "restored_from");
@@ -227,6 +230,26 @@ vm_to_json (SmolvmVm *self)
   return json_generator_to_data (gen, NULL);
 }
 
+/* The record as a restarted daemon uses it: whether a VMM ran, not whether
+ * it was paused, which it asks the VMM (smolvm_vm_reattach_async). */
+static gchar *
+vm_record_key (SmolvmVm *self)
+{
+  const gchar *state = smolvm_vm_get_state (self);
+  return vm_to_json_as (self, g_str_equal (state, SMOLVM_VM_STATE_PAUSED)
+                                ? SMOLVM_VM_STATE_RUNNING
+                                : state);
+}
+
+/* The record to write, noted as the last one queued. */
+static gchar *
+vm_to_json (SmolvmVm *self)
+{
+  g_free (self->record_key);
+  self->record_key = vm_record_key (self);
+  return vm_to_json_as (self, smolvm_vm_get_state (self));
+}
+
 gboolean
 smolvm_vm_save (SmolvmVm *self, GError **error)
 {
@@ -242,16 +265,26 @@ smolvm_vm_save (SmolvmVm *self, GError **error)
 }
 
 /* State changes are persisted at once so that a restarted daemon knows
- * which VMs had a VMM: queued to the record writer, which a reply flushes
+ * which VMs had a VMM (running or paused: vm.json's state may say either
+ * while a VMM runs): queued to the record writer, which a reply flushes
  * first (smolvm-call.c). A failed write is logged: the live state is right,
  * and the next change writes again. */
 static void
 save_or_warn (SmolvmVm *self)
 {
-  g_autofree gchar *json = vm_to_json (self);
-  g_autofree gchar *path =
-    smolvm_store_vm_file (self->ctx->store, smolvm_vm_get_id (self), SMOLVM_VM_METADATA);
+  g_autofree gchar *key = vm_record_key (self);
+  g_autofree gchar *json = NULL;
+  g_autofree gchar *path = NULL;
 
+  /* A pause or a resume of the same VMM, and nothing else: a restarted
+   * daemon reads the same from either record (it asks the VMM whether it
+   * is paused), so no write, and no reply waits for one. A snapshot's
+   * pause costs one write fewer; its mark (paused_by_snapshot) is a change
+   * and is written. */
+  if (g_strcmp0 (key, self->record_key) == 0)
+    return;
+  json = vm_to_json (self);
+  path = smolvm_store_vm_file (self->ctx->store, smolvm_vm_get_id (self), SMOLVM_VM_METADATA);
   smolvm_record_writer_write (self->ctx->records, path, json);
 }
 
@@ -292,8 +325,12 @@ smolvm_vm_mark_paused_by_snapshot_async (SmolvmVm *self, GAsyncReadyCallback cal
 
   self->paused_by_snapshot = TRUE;
   json = vm_to_json (self);
-  /* in the record writer's worker: on disk before the pause it announces */
-  smolvm_record_writer_write_async (self->ctx->records, path, json, on_mark_written, task);
+  /* in the record writer's worker: in place before the pause it announces.
+   * Only a daemon killed while the VMM runs on needs it (a machine that
+   * crashes takes the VMM along, and start-up then finds the VM stopped),
+   * so the pause need not wait for the rename to be synced as well. */
+  smolvm_record_writer_write_visible_async (self->ctx->records, path, json, on_mark_written,
+                                            task);
 }
 
 gboolean

@@ -141,6 +141,36 @@ test_write_async (Fixture *f, gconstpointer data)
 }
 
 /* A record whose directory does not exist: the caller that waits hears. */
+/* A write the caller waits for only until the record is in place: the file
+ * holds it when the callback runs; a write that cannot happen still fails;
+ * and the writer is busy until it has synced the directory, so a flush
+ * (which a reply waits for) comes after that sync. */
+static void
+test_write_visible_async (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *path = g_build_filename (f->root, "vm.json", NULL);
+  g_autofree gchar *missing = g_build_filename (f->root, "gone", "vm.json", NULL);
+  WriteResult r = { .f = f, .path = path };
+  WriteResult bad = { .f = f, .path = missing };
+
+  smolvm_record_writer_write (f->writer, path, "old");
+  smolvm_record_writer_write_visible_async (f->writer, path, "marked", on_written, &r);
+  g_main_loop_run (f->loop);
+  g_assert_no_error (r.error);
+  g_assert_true (r.ok);
+  g_assert_cmpstr (r.seen, ==, "marked");
+  flush (f);
+  g_assert_false (smolvm_record_writer_is_busy (f->writer));
+
+  smolvm_record_writer_write_visible_async (f->writer, missing, "x", on_written, &bad);
+  g_main_loop_run (f->loop);
+  g_assert_false (bad.ok);
+  g_assert_nonnull (bad.error);
+  g_assert_null (bad.seen);
+  g_clear_error (&bad.error);
+  g_free (r.seen);
+}
+
 static void
 test_write_async_fails (Fixture *f, gconstpointer data)
 {
@@ -241,6 +271,7 @@ main (int argc, char **argv)
   ADD ("/record-writer/several-records", test_several_records);
   ADD ("/record-writer/write-async", test_write_async);
   ADD ("/record-writer/write-async-fails", test_write_async_fails);
+  ADD ("/record-writer/write-visible-async", test_write_visible_async);
   ADD ("/record-writer/failure-logged", test_failure_logged);
   ADD ("/record-writer/sync-after-queued", test_sync_after_queued);
   ADD ("/record-writer/finalize-writes", test_finalize_writes);

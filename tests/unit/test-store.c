@@ -194,6 +194,31 @@ test_discard_async (Fixture *f, gconstpointer data)
   }
 }
 
+/* A restore's old disk: out of its place at once, then removed (its old
+ * directory synced first) by a worker; nothing else of the VM is touched. */
+static void
+test_discard_lazily (Fixture *f, gconstpointer data)
+{
+  g_autofree gchar *dir = smolvm_store_vm_dir (f->store, "a");
+  g_autofree gchar *record = g_build_filename (dir, "vm.json", NULL);
+  g_autofree gchar *disk = g_build_filename (dir, "disk.ext4", NULL);
+  g_autofree gchar *backup = smolvm_store_pre_restore_path (disk);
+  g_autoptr(GError) error = NULL;
+
+  write_file (record, "{}");
+  write_file (disk, "new disk");
+  write_file (backup, "old disk");
+  g_assert_true (smolvm_store_discard_lazily (f->store, backup, &error));
+  g_assert_no_error (error);
+  g_assert_false (g_file_test (backup, G_FILE_TEST_EXISTS));
+  {
+    g_autofree gchar *left = listing (dir);
+    g_assert_cmpstr (left, ==, "disk.ext4 vm.json");
+  }
+  /* the .trash- directory beside the VM goes too */
+  drain (smolvm_store_get_vms_dir (f->store), "a");
+}
+
 static void
 on_committed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -243,6 +268,11 @@ test_commit (Fixture *f, gconstpointer data)
   g_assert_false (g_file_test (tmp, G_FILE_TEST_EXISTS));
   contents = read_file (metadata);
   g_assert_cmpstr (contents, ==, "{\"snapshot_id\": \"s\"}");
+  /* snapshot.json was written in place: no temp file is left beside it */
+  {
+    g_autofree gchar *files = listing (final);
+    g_assert_cmpstr (files, ==, "mem.bin snapshot.json vmstate.bin");
+  }
   /* the state files are read-only once published (restored VMs and clones map mem.bin) */
   for (guint i = 0; i < 2; i++) {
     const gchar *name = i == 0 ? "vmstate.bin" : "mem.bin";
@@ -419,6 +449,7 @@ main (int argc, char **argv)
   ADD ("/store/paths", test_paths);
   ADD ("/store/move-aside", test_move_aside);
   ADD ("/store/discard-async", test_discard_async);
+  ADD ("/store/discard-lazily", test_discard_lazily);
   ADD ("/store/commit", test_commit);
   ADD ("/store/list-records-and-leftovers", test_list_records_and_leftovers);
   ADD ("/store/recover-restore", test_recover_restore);
