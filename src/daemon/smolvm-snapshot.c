@@ -152,13 +152,39 @@ snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id, SharedCon
   g_autoptr(GVariant) network = given != NULL && g_variant_n_children (given) > 0
                                   ? serialized (given)
                                   : g_variant_ref (empty_network_config ());
+  static const gchar *const names[] = {
+    "id",           "vm-id",      "snapshot-path", "mem-file-path",  "disk-path", "vm-config",
+    "network-config", "created-at", "restored",    "restored-vm-id", "backend",   "clones"
+  };
+  const gchar *const strings[] = { id, vm_id, vmstate, mem, disk };
+  GValue values[G_N_ELEMENTS (names)] = { G_VALUE_INIT };
+  gsize n = 0;
+  SmolvmSnapshot *self;
+
+  /* borrowed here: the object makes its own copies */
+  for (; n < G_N_ELEMENTS (strings); n++)
+    g_value_set_static_string (g_value_init (&values[n], G_TYPE_STRING), strings[n]);
+  g_value_set_variant (g_value_init (&values[n++], G_TYPE_VARIANT), config->variant);
+  g_value_set_variant (g_value_init (&values[n++], G_TYPE_VARIANT), network);
+  g_value_set_uint64 (g_value_init (&values[n++], G_TYPE_UINT64), (guint64) created_at);
+  g_value_set_boolean (g_value_init (&values[n++], G_TYPE_BOOLEAN), FALSE);
+  /* Interned strings are kept, not copied: the same few values (the
+   * backends its config allows) in 10,000 objects. */
+  g_value_set_interned_string (g_value_init (&values[n++], G_TYPE_STRING),
+                               g_intern_static_string (""));
+  if (g_str_equal (backend, config->config->backend))
+    g_value_set_interned_string (g_value_init (&values[n++], G_TYPE_STRING),
+                                 g_intern_string (backend));
+  else
+    g_value_set_static_string (g_value_init (&values[n++], G_TYPE_STRING), backend);
+  g_value_set_boxed (g_value_init (&values[n++], G_TYPE_STRV), (const gchar *const[]){ NULL });
+  g_assert (n == G_N_ELEMENTS (names));
   /* every property in one construction: one set at a time was a sixth of
    * the start-up */
-  SmolvmSnapshot *self = g_object_new (
-    SMOLVM_TYPE_SNAPSHOT, "id", id, "vm-id", vm_id, "snapshot-path", vmstate, "mem-file-path", mem,
-    "disk-path", disk, "vm-config", config->variant, "network-config", network, "created-at",
-    (guint64) created_at, "restored", FALSE, "restored-vm-id", "", "backend", backend, "clones",
-    (const gchar *const[]){ NULL }, NULL);
+  self = (SmolvmSnapshot *) g_object_new_with_properties (SMOLVM_TYPE_SNAPSHOT, n,
+                                                          (const gchar **) names, values);
+  for (gsize i = 0; i < n; i++)
+    g_value_unset (&values[i]);
 
   self->ctx = ctx;
   self->object_path = smolvm_id_object_path ("snapshot", id);
