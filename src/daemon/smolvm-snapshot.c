@@ -564,9 +564,11 @@ build_info (SmolvmSnapshot *self)
 }
 
 GVariant *
-smolvm_snapshot_to_info (SmolvmSnapshot *self)
+smolvm_snapshot_to_list_entry (SmolvmSnapshot *self)
 {
+  /* with its path: a reply of 10,000 then holds no value of its own per
+   * snapshot, only references */
   if (self->info == NULL)
-    self->info = serialized (build_info (self));
+    self->info = serialized (g_variant_new ("(o@a{sv})", self->object_path, build_info (self)));
   return self->info;
 }
