@@ -114,15 +114,14 @@ static GVariant *
 get_properties (GDBusInterfaceSkeleton *skeleton)
 {
   SmolvmSnapshot *self = SMOLVM_SNAPSHOT (skeleton);
-  g_autoptr(GBytes) bytes = NULL;
 
   if (self->properties == NULL)
     self->properties = serialized (
       G_DBUS_INTERFACE_SKELETON_CLASS (smolvm_snapshot_parent_class)->get_properties (skeleton));
-  bytes = g_variant_get_data_as_bytes (self->properties);
-
-  /* the caller wants a floating value of its own: a new one on the same bytes */
-  return g_variant_new_from_bytes (G_VARIANT_TYPE_VARDICT, bytes, TRUE);
+  /* g_dbus_interface_skeleton_get_properties() takes a full reference as it
+   * is (g_variant_take_ref), and its callers unref it: the cached value
+   * itself, not a new one per object on every call */
+  return g_variant_ref (self->properties);
 }
 
 static void
