@@ -138,11 +138,10 @@ handle_pull_snapshot (SmolvmDbusManager *object, GDBusMethodInvocation *invocati
 
 /* A ListSnapshots answer, taken on the main loop and sent from a worker:
  * with 10,000 snapshots, building and serializing the reply (some 9 MiB)
- * would keep every other client waiting. The infos are immutable. */
+ * would keep every other client waiting. The entries are immutable. */
 typedef struct {
   GDBusMethodInvocation *invocation;
-  GPtrArray *paths;
-  GPtrArray *infos;
+  GPtrArray *entries;
   SmolvmRegistry *registry; /* told when the reply is on its way */
 } ListReply;
 
@@ -151,8 +150,7 @@ list_reply_free (ListReply *reply)
 {
   g_clear_object (&reply->invocation);
   g_clear_object (&reply->registry);
-  g_ptr_array_unref (reply->paths);
-  g_ptr_array_unref (reply->infos);
+  g_ptr_array_unref (reply->entries);
   g_free (reply);
 }
 
@@ -162,9 +160,8 @@ list_reply_thread (GTask *task, gpointer source, gpointer task_data, GCancellabl
   ListReply *reply = task_data;
   g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("a(oa{sv})"));
 
-  for (guint i = 0; i < reply->paths->len; i++)
-    g_variant_builder_add (&b, "(o@a{sv})", (const gchar *) g_ptr_array_index (reply->paths, i),
-                           (GVariant *) g_ptr_array_index (reply->infos, i));
+  for (guint i = 0; i < reply->entries->len; i++)
+    g_variant_builder_add_value (&b, g_ptr_array_index (reply->entries, i));
   /* GDBus sends from any thread; the invocation's reference goes with it */
   smolvm_dbus_manager_complete_list_snapshots (SMOLVM_DBUS_MANAGER (source),
                                                g_steal_pointer (&reply->invocation),
@@ -193,13 +190,10 @@ handle_list_snapshots (SmolvmDbusManager *object, GDBusMethodInvocation *invocat
   reply = g_new0 (ListReply, 1);
   /* the handler's reference: completing the call consumes it */
   reply->invocation = invocation;
-  reply->paths = g_ptr_array_new_full (list->len, g_free);
-  reply->infos = g_ptr_array_new_full (list->len, (GDestroyNotify) g_variant_unref);
-  for (guint i = 0; i < list->len; i++) {
-    SmolvmSnapshot *snapshot = g_ptr_array_index (list, i);
-    g_ptr_array_add (reply->paths, g_strdup (smolvm_snapshot_get_object_path (snapshot)));
-    g_ptr_array_add (reply->infos, g_variant_ref (smolvm_snapshot_to_info (snapshot)));
-  }
+  reply->entries = g_ptr_array_new_full (list->len, (GDestroyNotify) g_variant_unref);
+  for (guint i = 0; i < list->len; i++)
+    g_ptr_array_add (reply->entries,
+                     g_variant_ref (smolvm_snapshot_to_list_entry (g_ptr_array_index (list, i))));
   reply->registry = g_object_ref (self->ctx.registry);
   smolvm_registry_reply_begin (reply->registry);
   task = g_task_new (object, NULL, NULL, NULL);

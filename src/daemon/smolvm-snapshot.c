@@ -16,12 +16,20 @@
 #include "smolvm-snapshot.h"
 #include "smolvm-store.h"
 
+/* A VM's config, shared by the snapshots loaded with it: a copy for each of
+ * 10,000 snapshots was 2 MB. Immutable; the last snapshot (any thread)
+ * frees it. */
+typedef struct {
+  SmolvmVmConfig *config;
+  GVariant *variant; /* its VmConfig value, serialized */
+} SharedConfig;
+
 struct _SmolvmSnapshot {
   SmolvmDbusSnapshotSkeleton parent_instance;
   SmolvmContext *ctx;
   gchar *object_path;
   gchar *dir;
-  SmolvmVmConfig *vm_config;
+  SharedConfig *config;
   gchar *vmstate_sha256;
   /* Built on first use and dropped when a property changes: with 10,000
    * snapshots, rebuilding them on every ListSnapshots and GetManagedObjects
@@ -35,30 +43,48 @@ G_DEFINE_TYPE_WITH_CODE (SmolvmSnapshot, smolvm_snapshot, SMOLVM_DBUS_TYPE_SNAPS
                                                 smolvm_snapshot_dbus_iface_init))
 
 static void
+shared_config_clear (SharedConfig *shared)
+{
+  smolvm_vm_config_free (shared->config);
+  g_variant_unref (shared->variant);
+}
+
+static void
+shared_config_release (SharedConfig *shared)
+{
+  g_atomic_rc_box_release_full (shared, (GDestroyNotify) shared_config_clear);
+}
+
+static void
 smolvm_snapshot_finalize (GObject *object)
 {
   SmolvmSnapshot *self = SMOLVM_SNAPSHOT (object);
   g_free (self->object_path);
   g_free (self->dir);
   g_free (self->vmstate_sha256);
-  smolvm_vm_config_free (self->vm_config);
+  g_clear_pointer (&self->config, shared_config_release);
   g_clear_pointer (&self->info, g_variant_unref);
   g_clear_pointer (&self->properties, g_variant_unref);
   G_OBJECT_CLASS (smolvm_snapshot_parent_class)->finalize (object);
 }
 
-/* Every property change notifies, whoever set it. */
+/* Every property change notifies, whoever set it. The class handler, not a
+ * "notify" handler on each of 10,000 instances (175 bytes each). */
 static void
-drop_cached (GObject *object, GParamSpec *pspec, gpointer user_data)
+smolvm_snapshot_notify (GObject *object, GParamSpec *pspec)
 {
   SmolvmSnapshot *self = SMOLVM_SNAPSHOT (object);
 
-  /* its PropertiesChanged (emitted from an idle) must follow any
-   * ListSnapshots reply that holds the old info */
-  if (self->ctx->registry != NULL)
-    smolvm_registry_wait_replies (self->ctx->registry);
-  g_clear_pointer (&self->info, g_variant_unref);
-  g_clear_pointer (&self->properties, g_variant_unref);
+  /* ctx is set after g_object_new, whose values had nothing cached to drop */
+  if (self->ctx != NULL) {
+    /* its PropertiesChanged (emitted from an idle) must follow any
+     * ListSnapshots reply that holds the old info */
+    if (self->ctx->registry != NULL)
+      smolvm_registry_wait_replies (self->ctx->registry);
+    g_clear_pointer (&self->info, g_variant_unref);
+    g_clear_pointer (&self->properties, g_variant_unref);
+  }
+  G_OBJECT_CLASS (smolvm_snapshot_parent_class)->notify (object, pspec);
 }
 
 static GVariant *
@@ -71,26 +97,38 @@ serialized (GVariant *value)
   return value;
 }
 
+/* Most snapshots have no network: one empty NetworkConfig serves them all
+ * (one each was 110 bytes). */
+static GVariant *
+empty_network_config (void)
+{
+  static GVariant *empty;
+
+  if (g_once_init_enter (&empty))
+    g_once_init_leave (&empty, serialized (g_variant_new ("a{sv}", NULL)));
+  return empty;
+}
+
 /* GetManagedObjects asks every object for its properties on every call. */
 static GVariant *
 get_properties (GDBusInterfaceSkeleton *skeleton)
 {
   SmolvmSnapshot *self = SMOLVM_SNAPSHOT (skeleton);
-  g_autoptr(GBytes) bytes = NULL;
 
   if (self->properties == NULL)
     self->properties = serialized (
       G_DBUS_INTERFACE_SKELETON_CLASS (smolvm_snapshot_parent_class)->get_properties (skeleton));
-  bytes = g_variant_get_data_as_bytes (self->properties);
-
-  /* the caller wants a floating value of its own: a new one on the same bytes */
-  return g_variant_new_from_bytes (G_VARIANT_TYPE_VARDICT, bytes, TRUE);
+  /* g_dbus_interface_skeleton_get_properties() takes a full reference as it
+   * is (g_variant_take_ref), and its callers unref it: the cached value
+   * itself, not a new one per object on every call */
+  return g_variant_ref (self->properties);
 }
 
 static void
 smolvm_snapshot_class_init (SmolvmSnapshotClass *klass)
 {
   G_OBJECT_CLASS (klass)->finalize = smolvm_snapshot_finalize;
+  G_OBJECT_CLASS (klass)->notify = smolvm_snapshot_notify;
   G_DBUS_INTERFACE_SKELETON_CLASS (klass)->get_properties = get_properties;
 }
 
@@ -99,44 +137,77 @@ smolvm_snapshot_init (SmolvmSnapshot *self)
 {
 }
 
-/* @config: the VmConfig value of @vm_config, serialized */
+/* @config: transfer full */
 static SmolvmSnapshot *
-snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id,
-              const SmolvmVmConfig *vm_config, GVariant *config, GVariant *network_config,
-              gint64 created_at, const gchar *backend, gboolean restored,
+snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id, SharedConfig *config,
+              GVariant *network_config, gint64 created_at, const gchar *backend, gboolean restored,
               const gchar *restored_vm_id)
 {
   g_autofree gchar *dir = smolvm_store_snapshot_dir (ctx->store, id);
   g_autofree gchar *vmstate = smolvm_store_snapshot_file (ctx->store, id, SMOLVM_SNAPSHOT_VMSTATE);
   g_autofree gchar *mem = smolvm_store_snapshot_file (ctx->store, id, SMOLVM_SNAPSHOT_MEM);
   g_autofree gchar *disk = smolvm_store_snapshot_file (ctx->store, id, SMOLVM_SNAPSHOT_DISK);
-  g_autoptr(GVariant) network =
-    serialized (network_config != NULL ? network_config : g_variant_new ("a{sv}", NULL));
+  g_autoptr(GVariant) given = network_config != NULL ? g_variant_ref_sink (network_config) : NULL;
+  /* serialized() of a value already held takes a reference of its own */
+  g_autoptr(GVariant) network = given != NULL && g_variant_n_children (given) > 0
+                                  ? serialized (given)
+                                  : g_variant_ref (empty_network_config ());
+  static const gchar *const names[] = {
+    "id",           "vm-id",      "snapshot-path", "mem-file-path",  "disk-path", "vm-config",
+    "network-config", "created-at", "restored",    "restored-vm-id", "backend",   "clones"
+  };
+  const gchar *const strings[] = { id, vm_id, vmstate, mem, disk };
+  GValue values[G_N_ELEMENTS (names)] = { G_VALUE_INIT };
+  gsize n = 0;
+  SmolvmSnapshot *self;
+
+  /* borrowed here: the object makes its own copies */
+  for (; n < G_N_ELEMENTS (strings); n++)
+    g_value_set_static_string (g_value_init (&values[n], G_TYPE_STRING), strings[n]);
+  g_value_set_variant (g_value_init (&values[n++], G_TYPE_VARIANT), config->variant);
+  g_value_set_variant (g_value_init (&values[n++], G_TYPE_VARIANT), network);
+  g_value_set_uint64 (g_value_init (&values[n++], G_TYPE_UINT64), (guint64) created_at);
+  g_value_set_boolean (g_value_init (&values[n++], G_TYPE_BOOLEAN), restored);
+  /* Interned strings are kept, not copied: the same few values (the
+   * backends its config allows) in 10,000 objects. */
+  if (restored_vm_id == NULL || restored_vm_id[0] == '\0')
+    g_value_set_interned_string (g_value_init (&values[n++], G_TYPE_STRING),
+                                 g_intern_static_string (""));
+  else
+    g_value_set_static_string (g_value_init (&values[n++], G_TYPE_STRING), restored_vm_id);
+  if (g_str_equal (backend, config->config->backend))
+    g_value_set_interned_string (g_value_init (&values[n++], G_TYPE_STRING),
+                                 g_intern_string (backend));
+  else
+    g_value_set_static_string (g_value_init (&values[n++], G_TYPE_STRING), backend);
+  g_value_set_boxed (g_value_init (&values[n++], G_TYPE_STRV), (const gchar *const[]){ NULL });
+  g_assert (n == G_N_ELEMENTS (names));
   /* every property in one construction: one set at a time was a sixth of
    * the start-up */
-  SmolvmSnapshot *self = g_object_new (
-    SMOLVM_TYPE_SNAPSHOT, "id", id, "vm-id", vm_id, "snapshot-path", vmstate, "mem-file-path", mem,
-    "disk-path", disk, "vm-config", config, "network-config", network, "created-at",
-    (guint64) created_at, "restored", restored, "restored-vm-id",
-    restored_vm_id != NULL ? restored_vm_id : "", "backend", backend, "clones",
-    (const gchar *const[]){ NULL }, NULL);
+  self = (SmolvmSnapshot *) g_object_new_with_properties (SMOLVM_TYPE_SNAPSHOT, n,
+                                                          (const gchar **) names, values);
+  for (gsize i = 0; i < n; i++)
+    g_value_unset (&values[i]);
 
   self->ctx = ctx;
   self->object_path = smolvm_id_object_path ("snapshot", id);
-  self->dir = g_steal_pointer (&dir);
-  self->vm_config = smolvm_vm_config_copy (vm_config);
-  /* only now: the sets above had nothing cached to drop */
-  g_signal_connect (self, "notify", G_CALLBACK (drop_cached), NULL);
+  /* its own size: the builder's buffer was twice that */
+  self->dir = g_strdup (dir);
+  self->config = config;
   return self;
 }
 
 /* Flat, not a tree of one GVariant (and GBytes) per value: with 10,000
  * snapshots the trees of the two dictionaries were most of the daemon's
  * memory. The info and the properties copy their bytes. */
-static GVariant *
-config_variant (const SmolvmVmConfig *vm_config)
+static SharedConfig *
+shared_config_new (const SmolvmVmConfig *vm_config)
 {
-  return serialized (smolvm_vm_config_to_variant (vm_config));
+  SharedConfig *shared = g_atomic_rc_box_new0 (SharedConfig);
+
+  shared->config = smolvm_vm_config_copy (vm_config);
+  shared->variant = serialized (smolvm_vm_config_to_variant (vm_config));
+  return shared;
 }
 
 SmolvmSnapshot *
@@ -144,67 +215,68 @@ smolvm_snapshot_new (SmolvmContext *ctx, const gchar *id, const gchar *vm_id,
                      const SmolvmVmConfig *vm_config, GVariant *network_config, gint64 created_at,
                      const gchar *backend)
 {
-  g_autoptr(GVariant) config = config_variant (vm_config);
-  return snapshot_new (ctx, id, vm_id, vm_config, config, network_config, created_at, backend,
-                       FALSE, NULL);
+  return snapshot_new (ctx, id, vm_id, shared_config_new (vm_config), network_config, created_at,
+                       backend, FALSE, NULL);
 }
 
 struct _SmolvmSnapshotConfigs {
-  GHashTable *values; /* SmolvmVmConfig -> its VmConfig value, serialized */
-  GHashTable *parsed; /* such a value's bytes (GBytes) -> SmolvmVmConfig */
+  GHashTable *shared; /* SmolvmVmConfig (the value's own) -> SharedConfig */
+  GHashTable *parsed; /* a serialized VmConfig value's bytes (GBytes) -> SharedConfig */
 };
 
 SmolvmSnapshotConfigs *
 smolvm_snapshot_configs_new (void)
 {
   SmolvmSnapshotConfigs *self = g_new0 (SmolvmSnapshotConfigs, 1);
-  self->values = g_hash_table_new_full (smolvm_vm_config_hash, smolvm_vm_config_equal,
-                                        (GDestroyNotify) smolvm_vm_config_free,
-                                        (GDestroyNotify) g_variant_unref);
+  self->shared = g_hash_table_new_full (smolvm_vm_config_hash, smolvm_vm_config_equal, NULL,
+                                        (GDestroyNotify) shared_config_release);
   self->parsed = g_hash_table_new_full (g_bytes_hash, g_bytes_equal,
                                         (GDestroyNotify) g_bytes_unref,
-                                        (GDestroyNotify) smolvm_vm_config_free);
+                                        (GDestroyNotify) shared_config_release);
   return self;
 }
 
 void
 smolvm_snapshot_configs_free (SmolvmSnapshotConfigs *self)
 {
-  g_hash_table_unref (self->values);
+  g_hash_table_unref (self->shared);
   g_hash_table_unref (self->parsed);
   g_free (self);
 }
 
 /* Building and serializing a VmConfig was a quarter of a record's load */
-static GVariant *
-shared_config_variant (SmolvmSnapshotConfigs *configs, const SmolvmVmConfig *vm_config)
+static SharedConfig *
+share_config (SmolvmSnapshotConfigs *configs, const SmolvmVmConfig *vm_config)
 {
-  GVariant *config = configs != NULL ? g_hash_table_lookup (configs->values, vm_config) : NULL;
+  SharedConfig *shared = configs != NULL ? g_hash_table_lookup (configs->shared, vm_config) : NULL;
 
-  if (config != NULL)
-    return g_variant_ref (config);
-  config = config_variant (vm_config);
+  if (shared != NULL)
+    return g_atomic_rc_box_acquire (shared);
+  shared = shared_config_new (vm_config);
   if (configs != NULL)
-    g_hash_table_insert (configs->values, smolvm_vm_config_copy (vm_config),
-                         g_variant_ref (config));
-  return config;
+    g_hash_table_insert (configs->shared, shared->config, g_atomic_rc_box_acquire (shared));
+  return shared;
 }
 
 /* and parsing one read from the index, a quarter of that */
-static SmolvmVmConfig *
-shared_parsed_config (SmolvmSnapshotConfigs *configs, GVariant *value, GError **error)
+static SharedConfig *
+share_parsed_config (SmolvmSnapshotConfigs *configs, GVariant *value, GError **error)
 {
   g_autoptr(GBytes) bytes = g_variant_get_data_as_bytes (value);
-  SmolvmVmConfig *vm_config = configs != NULL ? g_hash_table_lookup (configs->parsed, bytes) : NULL;
+  g_autoptr(SmolvmVmConfig) vm_config = NULL;
+  SharedConfig *shared = configs != NULL ? g_hash_table_lookup (configs->parsed, bytes) : NULL;
 
-  if (vm_config != NULL)
-    return smolvm_vm_config_copy (vm_config);
+  if (shared != NULL)
+    return g_atomic_rc_box_acquire (shared);
   vm_config = smolvm_vm_config_new_from_variant (value, FALSE, error);
-  if (vm_config != NULL && configs != NULL)
-    g_hash_table_insert (configs->parsed, g_bytes_new (g_bytes_get_data (bytes, NULL),
-                                                       g_bytes_get_size (bytes)),
-                         smolvm_vm_config_copy (vm_config));
-  return vm_config;
+  if (vm_config == NULL)
+    return NULL;
+  shared = share_config (configs, vm_config);
+  if (configs != NULL)
+    g_hash_table_insert (configs->parsed,
+                         g_bytes_new (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes)),
+                         g_atomic_rc_box_acquire (shared));
+  return shared;
 }
 
 const gchar *smolvm_snapshot_get_id (SmolvmSnapshot *self)
@@ -222,7 +294,7 @@ smolvm_snapshot_get_vm_id (SmolvmSnapshot *self)
   return smolvm_dbus_snapshot_get_vm_id (SMOLVM_DBUS_SNAPSHOT (self));
 }
 
-const SmolvmVmConfig *smolvm_snapshot_get_vm_config (SmolvmSnapshot *self) { return self->vm_config; }
+const SmolvmVmConfig *smolvm_snapshot_get_vm_config (SmolvmSnapshot *self) { return self->config->config; }
 
 GVariant *
 smolvm_snapshot_get_network_config (SmolvmSnapshot *self)
@@ -332,7 +404,7 @@ smolvm_snapshot_to_json (SmolvmSnapshot *self)
   json_builder_set_member_name (b, SMOLVM_INFO_DISK_PATH);
   json_builder_add_string_value (b, smolvm_dbus_snapshot_get_disk_path (iface));
   json_builder_set_member_name (b, SMOLVM_INFO_VM_CONFIG);
-  json_builder_add_value (b, smolvm_vm_config_to_json (self->vm_config));
+  json_builder_add_value (b, smolvm_vm_config_to_json (self->config->config));
   json_builder_set_member_name (b, SMOLVM_INFO_NETWORK_CONFIG);
   json_builder_add_value (b, smolvm_string_dict_to_json (smolvm_snapshot_get_network_config (self)));
   json_builder_set_member_name (b, SMOLVM_INFO_CREATED_AT);
@@ -410,8 +482,7 @@ get_string (JsonObject *o, const gchar *key, GError **error)
 /* What a snapshot record holds, however it was read (strings borrowed). */
 typedef struct {
   const gchar *id, *vm_id, *backend, *vmstate_sha256, *restored_vm_id;
-  const SmolvmVmConfig *vm_config;
-  GVariant *config; /* the VmConfig value of vm_config, serialized */
+  SharedConfig *config;
   GVariant *network;
   gint64 created_at;
   gboolean restored;
@@ -431,7 +502,7 @@ snapshot_from_record (SmolvmContext *ctx, const gchar *dirname, const gchar *pat
     return NULL;
   }
   /* a restore builds vms/<vm_id> from it and names the VM after the config */
-  if (!smolvm_id_is_valid (r->vm_id) || g_strcmp0 (r->vm_config->vm_id, r->vm_id) != 0) {
+  if (!smolvm_id_is_valid (r->vm_id) || g_strcmp0 (r->config->config->vm_id, r->vm_id) != 0) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
                  "Invalid %s: VM id '%s' is not valid or does not match its vm_config", path,
                  r->vm_id);
@@ -449,8 +520,8 @@ snapshot_from_record (SmolvmContext *ctx, const gchar *dirname, const gchar *pat
                  "Invalid %s: restored_vm_id is not a VM id", path);
     return NULL;
   }
-  self = snapshot_new (ctx, r->id, r->vm_id, r->vm_config, r->config, r->network, r->created_at,
-                       r->backend, r->restored, r->restored_vm_id);
+  self = snapshot_new (ctx, r->id, r->vm_id, g_atomic_rc_box_acquire (r->config), r->network,
+                       r->created_at, r->backend, r->restored, r->restored_vm_id);
   smolvm_snapshot_set_vmstate_sha256 (self, r->vmstate_sha256);
   return self;
 }
@@ -468,9 +539,9 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, SmolvmSnapshotConfig
   gsize length = 0;
   g_autoptr(SmolvmVmConfig) vm_config = NULL;
   g_autoptr(GVariant) network = NULL;
-  g_autoptr(GVariant) config = NULL;
   g_autoptr(GDateTime) created = NULL;
   SnapshotRecord r = { 0 };
+  SmolvmSnapshot *self;
   JsonObject *o;
   const gchar *created_str;
   JsonNode *config_node;
@@ -523,9 +594,7 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, SmolvmSnapshotConfig
                  "type", path);
     return NULL;
   }
-  config = shared_config_variant (configs, vm_config);
-  r.vm_config = vm_config;
-  r.config = config;
+  r.config = share_config (configs, vm_config);
   r.network = network;
   r.created_at = g_date_time_to_unix (created) * G_USEC_PER_SEC +
                  g_date_time_get_microsecond (created);
@@ -534,7 +603,9 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, SmolvmSnapshotConfig
   r.restored = json_object_get_boolean_member_with_default (o, SMOLVM_INFO_RESTORED, FALSE);
   r.restored_vm_id =
     json_object_get_string_member_with_default (o, SMOLVM_INFO_RESTORED_VM_ID, NULL);
-  return snapshot_from_record (ctx, dirname, path, &r, error);
+  self = snapshot_from_record (ctx, dirname, path, &r, error);
+  shared_config_release (r.config);
+  return self;
 }
 
 GVariant *
@@ -576,10 +647,9 @@ smolvm_snapshot_new_from_record (SmolvmContext *ctx, const gchar *dir, GVariant 
   g_autoptr(GError) local_error = NULL;
   g_autoptr(GVariant) config_value = NULL;
   g_autoptr(GVariant) network_value = NULL;
-  g_autoptr(SmolvmVmConfig) vm_config = NULL;
-  g_autoptr(GVariant) config = NULL;
   g_autoptr(GVariant) network = NULL;
   SnapshotRecord r = { .id = dirname };
+  SmolvmSnapshot *self;
 
   if (!g_variant_is_of_type (record, G_VARIANT_TYPE (SMOLVM_SNAPSHOT_RECORD_TYPE))) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "The record of %s has type '%s'", path,
@@ -588,24 +658,23 @@ smolvm_snapshot_new_from_record (SmolvmContext *ctx, const gchar *dir, GVariant 
   }
   g_variant_get (record, "(&s@a{sv}@a{sv}x&sm&sb&s)", &r.vm_id, &config_value, &network_value,
                  &r.created_at, &r.backend, &r.vmstate_sha256, &r.restored, &r.restored_vm_id);
-  vm_config = shared_parsed_config (configs, config_value, &local_error);
-  if (vm_config == NULL) {
-    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid vm_config in %s: %s", path,
-                 local_error->message);
-    return NULL;
-  }
   if (!is_string_dict (network_value)) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
                  "Invalid %s: network_config holds more than strings", path);
     return NULL;
   }
+  r.config = share_parsed_config (configs, config_value, &local_error);
+  if (r.config == NULL) {
+    g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Invalid vm_config in %s: %s", path,
+                 local_error->message);
+    return NULL;
+  }
   /* its own copy: the record's bytes may be a mapped file's */
   network = g_variant_ref_sink (g_variant_get_normal_form (network_value));
-  config = shared_config_variant (configs, vm_config);
-  r.vm_config = vm_config;
-  r.config = config;
   r.network = network;
-  return snapshot_from_record (ctx, dirname, path, &r, error);
+  self = snapshot_from_record (ctx, dirname, path, &r, error);
+  shared_config_release (r.config);
+  return self;
 }
 
 static GVariant *
@@ -640,9 +709,11 @@ build_info (SmolvmSnapshot *self)
 }
 
 GVariant *
-smolvm_snapshot_to_info (SmolvmSnapshot *self)
+smolvm_snapshot_to_list_entry (SmolvmSnapshot *self)
 {
+  /* with its path: a reply of 10,000 then holds no value of its own per
+   * snapshot, only references */
   if (self->info == NULL)
-    self->info = serialized (build_info (self));
+    self->info = serialized (g_variant_new ("(o@a{sv})", self->object_path, build_info (self)));
   return self->info;
 }

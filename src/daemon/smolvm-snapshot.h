@@ -49,10 +49,10 @@ void smolvm_snapshot_save_async (SmolvmSnapshot *self, GAsyncReadyCallback callb
 gboolean smolvm_snapshot_save_finish (SmolvmSnapshot *self, GAsyncResult *result,
                                       GError **error);
 
-/* The SnapshotInfo dictionary of org.smolvm.Manager.ListSnapshots, built
- * once and kept until a property changes (transfer none; take a reference
- * to keep it). */
-GVariant *smolvm_snapshot_to_info (SmolvmSnapshot *self);
+/* Its entry in org.smolvm.Manager.ListSnapshots: (object path,
+ * SnapshotInfo), built once and kept until a property changes (transfer
+ * none; take a reference to keep it). */
+GVariant *smolvm_snapshot_to_list_entry (SmolvmSnapshot *self);
 
 const gchar *smolvm_snapshot_get_id (SmolvmSnapshot *self);
 const gchar *smolvm_snapshot_get_dir (SmolvmSnapshot *self);

@@ -387,6 +387,13 @@ commit_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *c
    * temp file and rename of its own, and one sync of the directory makes
    * every entry in it (these files, the disk's copy) durable before the
    * rename that publishes them. */
+  /* an import unpacked the record there already: it is written again,
+   * as given */
+  if (unlink (metadata) != 0 && errno != ENOENT) {
+    smolvm_error_set_errno (&error, errno, "Cannot replace %s", metadata);
+    g_task_return_error (task, error);
+    return;
+  }
   if (!seal_file (vmstate, &error) || !seal_file (mem, &error) ||
       !smolvm_write_file_new (metadata, commit->metadata, -1, &error) ||
       !smolvm_fsync_dir (commit->tmp_dir, &error)) {

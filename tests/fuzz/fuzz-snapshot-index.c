@@ -47,8 +47,8 @@ check_record (GVariant *record)
   /* the second one takes its parsed config from the table */
   shared = smolvm_snapshot_new_from_record (ctx, dir, record, configs, &error);
   g_assert_nonnull (shared);
-  info = g_variant_ref_sink (smolvm_snapshot_to_info (snapshot));
-  if (!g_variant_equal (info, smolvm_snapshot_to_info (shared)))
+  info = g_variant_ref_sink (smolvm_snapshot_to_list_entry (snapshot));
+  if (!g_variant_equal (info, smolvm_snapshot_to_list_entry (shared)))
     fuzz_finding ("a record reads differently with a shared config", "%s", "");
   json = smolvm_snapshot_to_json (snapshot);
   fuzz_write_file (json_path, (const uint8_t *) json, strlen (json));
@@ -58,7 +58,7 @@ check_record (GVariant *record)
                   error->message, json);
     return;
   }
-  info_again = g_variant_ref_sink (smolvm_snapshot_to_info (again));
+  info_again = g_variant_ref_sink (smolvm_snapshot_to_list_entry (again));
   if (!g_variant_equal (info, info_again)) {
     g_autofree gchar *a = g_variant_print (info, TRUE);
     g_autofree gchar *b = g_variant_print (info_again, TRUE);

@@ -39,7 +39,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     g_assert_nonnull (error);
     return 0;
   }
-  info = g_variant_ref_sink (smolvm_snapshot_to_info (snapshot));
+  info = g_variant_ref_sink (smolvm_snapshot_to_list_entry (snapshot));
   json = smolvm_snapshot_to_json (snapshot);
   fuzz_write_file (path, (const uint8_t *) json, strlen (json));
   again = smolvm_snapshot_load (ctx, dir, NULL, &error);
@@ -47,7 +47,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     fuzz_finding ("a loaded snapshot.json does not load once saved", "%s\n%s", error->message, json);
     return 0;
   }
-  info_again = g_variant_ref_sink (smolvm_snapshot_to_info (again));
+  info_again = g_variant_ref_sink (smolvm_snapshot_to_list_entry (again));
   if (!g_variant_equal (info, info_again)) {
     g_autofree gchar *a = g_variant_print (info, TRUE);
     g_autofree gchar *b = g_variant_print (info_again, TRUE);
@@ -69,7 +69,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       fuzz_finding ("a loaded snapshot's index record does not load", "%s", error->message);
       return 0;
     }
-    info_indexed = g_variant_ref_sink (smolvm_snapshot_to_info (indexed));
+    info_indexed = g_variant_ref_sink (smolvm_snapshot_to_list_entry (indexed));
     if (!g_variant_equal (info, info_indexed) ||
         g_strcmp0 (smolvm_snapshot_get_vmstate_sha256 (snapshot),
                    smolvm_snapshot_get_vmstate_sha256 (indexed)) != 0) {
