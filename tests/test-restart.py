@@ -354,6 +354,9 @@ class TestRestart(st.TestCase):
             if writes:
                 st.wait_for(lambda: env.daemon_log().count("Wrote the snapshot index") > wrote,
                             what="a new index")
+            # the index is read at start-up, not kept (mapped) for as long as it runs
+            with open("/proc/%d/maps" % env.daemon.pid) as f:
+                self.assertNotIn(index, f.read())
             env.daemon.kill()
             if not writes:
                 self.assertEqual(env.daemon_log().count("Wrote the snapshot index"), wrote)

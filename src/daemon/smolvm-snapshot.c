@@ -613,7 +613,8 @@ smolvm_snapshot_to_record (SmolvmSnapshot *self)
 {
   SmolvmDbusSnapshot *iface = SMOLVM_DBUS_SNAPSHOT (self);
 
-  return g_variant_ref_sink (g_variant_new (
+  /* kept until the index is written: one buffer, not a tree of values */
+  return serialized (g_variant_new (
     SMOLVM_SNAPSHOT_RECORD_TYPE_FORMAT, smolvm_snapshot_get_vm_id (self),
     smolvm_dbus_snapshot_get_vm_config (iface), smolvm_snapshot_get_network_config (self),
     smolvm_snapshot_get_created_at (self), smolvm_dbus_snapshot_get_backend (iface),
@@ -647,6 +648,8 @@ smolvm_snapshot_new_from_record (SmolvmContext *ctx, const gchar *dir, GVariant 
   g_autoptr(GError) local_error = NULL;
   g_autoptr(GVariant) config_value = NULL;
   g_autoptr(GVariant) network_value = NULL;
+  g_autoptr(GVariant) normal = NULL;
+  g_autoptr(GBytes) bytes = NULL;
   g_autoptr(GVariant) network = NULL;
   SnapshotRecord r = { .id = dirname };
   SmolvmSnapshot *self;
@@ -669,8 +672,11 @@ smolvm_snapshot_new_from_record (SmolvmContext *ctx, const gchar *dir, GVariant 
                  local_error->message);
     return NULL;
   }
-  /* its own copy: the record's bytes may be a mapped file's */
-  network = g_variant_ref_sink (g_variant_get_normal_form (network_value));
+  /* its own copy: the record's bytes are the index's mapped file, which
+   * must not stay mapped for as long as the snapshot lives */
+  normal = g_variant_get_normal_form (network_value);
+  bytes = g_bytes_new (g_variant_get_data (normal), g_variant_get_size (normal));
+  network = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE_VARDICT, bytes, TRUE));
   r.network = network;
   self = snapshot_from_record (ctx, dirname, path, &r, error);
   shared_config_release (r.config);
