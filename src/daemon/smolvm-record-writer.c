@@ -152,10 +152,10 @@ smolvm_record_writer_write (SmolvmRecordWriter *self, const gchar *path, const g
     self->deferred_source = g_idle_add_full (G_PRIORITY_HIGH, on_push_deferred, self, NULL);
 }
 
-void
-smolvm_record_writer_write_async (SmolvmRecordWriter *self, const gchar *path,
-                                  const gchar *contents, GAsyncReadyCallback callback,
-                                  gpointer user_data)
+/* @visible: the task completes once the file is in place, before its sync */
+static void
+write_async (SmolvmRecordWriter *self, const gchar *path, const gchar *contents, gboolean visible,
+             GAsyncReadyCallback callback, gpointer user_data)
 {
   Item *item;
 
@@ -165,6 +165,7 @@ smolvm_record_writer_write_async (SmolvmRecordWriter *self, const gchar *path,
   item = g_new0 (Item, 1);
   item->path = g_strdup (path);
   item->contents = g_strdup (contents);
+  item->visible = visible;
   item->task = g_task_new (self, NULL, callback, user_data);
   g_task_set_source_tag (item->task, smolvm_record_writer_write_async);
   /* a queued fire-and-forget write of the same path stays before this one;
@@ -176,25 +177,19 @@ smolvm_record_writer_write_async (SmolvmRecordWriter *self, const gchar *path,
 }
 
 void
+smolvm_record_writer_write_async (SmolvmRecordWriter *self, const gchar *path,
+                                  const gchar *contents, GAsyncReadyCallback callback,
+                                  gpointer user_data)
+{
+  write_async (self, path, contents, FALSE, callback, user_data);
+}
+
+void
 smolvm_record_writer_write_visible_async (SmolvmRecordWriter *self, const gchar *path,
                                           const gchar *contents, GAsyncReadyCallback callback,
                                           gpointer user_data)
 {
-  Item *item;
-
-  g_return_if_fail (SMOLVM_IS_RECORD_WRITER (self));
-  g_return_if_fail (path != NULL && contents != NULL);
-
-  item = g_new0 (Item, 1);
-  item->path = g_strdup (path);
-  item->contents = g_strdup (contents);
-  item->visible = TRUE;
-  item->task = g_task_new (self, NULL, callback, user_data);
-  g_task_set_source_tag (item->task, smolvm_record_writer_write_async);
-  g_mutex_lock (&self->lock);
-  g_hash_table_remove (self->queued, path);
-  g_mutex_unlock (&self->lock);
-  push (self, item);
+  write_async (self, path, contents, TRUE, callback, user_data);
 }
 
 gboolean
