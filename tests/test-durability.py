@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""What CreateSnapshot and RestoreSnapshot make durable, and in which order.
+"""What CreateSnapshot, RestoreSnapshot and the deletes make durable, and in
+which order.
 
 smolvmd runs with tests/fsync-log.c preloaded, which logs its fsync() and
 rename() calls in the order they return. The checks are the rules a crash
@@ -12,6 +13,8 @@ vm.json says the restore completed):
 - a restore's disk is synced before it is renamed into place, vm.json is
   synced (file and directory) after that rename and before the VM's own disk
   goes to the trash, and the reply waits for vm.json and snapshot.json;
+- a deleted snapshot's or VM's move to the trash is synced before the reply
+  (a crash must not bring back what a reply said was gone);
 - the main thread never syncs (the main loop must not wait for the disk);
 - nothing is synced twice, and a snapshot's pause costs no vm.json write of
   its own (the syncs this work removed stay removed).
@@ -179,6 +182,31 @@ class TestRestore(DurabilityCase):
         self.assert_not_on_main_thread(events, env.daemon.pid)
         self.assertFalse(os.path.exists(backup))
         self.assertEqual(env.vm_state("vm"), "running")
+
+
+class TestDelete(DurabilityCase):
+    def check_delete(self, env, log, start, top, name):
+        events = log.since(start)
+        moved = [i for i, (k, _, p) in enumerate(events)
+                 if k == "rename" and p[0] == os.path.join(top, name)]
+        self.assertEqual(len(moved), 1, events)
+        self.assertTrue(os.path.basename(os.path.dirname(events[moved[0]][2][1]))
+                        .startswith(".trash-"), events)
+        # synced by the time the reply came, and not by the main thread
+        index(events, "fsync", top, start=moved[0])
+        self.assert_not_on_main_thread(events, env.daemon.pid)
+        self.assertFalse(os.path.exists(os.path.join(top, name)))
+
+    def test_deleted_is_durably_gone_before_the_reply(self):
+        env, log = self.start()
+        env.running_vm("vm")
+        env.create_snapshot("vm", "s1", **{"resume-source": True})
+        start = log.offset()
+        env.delete_snapshot("s1")
+        self.check_delete(env, log, start, os.path.join(env.state_dir, "snapshots"), "s1")
+        start = log.offset()
+        env.vm("vm", "Delete", st.gv_dict({"force": True}))
+        self.check_delete(env, log, start, os.path.join(env.state_dir, "vms"), "vm")
 
 
 if __name__ == "__main__":

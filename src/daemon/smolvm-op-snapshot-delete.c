@@ -36,7 +36,7 @@ on_files_removed (GObject *source, GAsyncResult *result, gpointer user_data)
   SnapshotDelete *op = user_data;
   GError *error = NULL;
 
-  if (!smolvm_rm_rf_finish (result, &error)) {
+  if (!smolvm_store_remove_finish (SMOLVM_STORE (source), result, &error)) {
     g_prefix_error (&error, "Snapshot '%s' was deleted, but its files were not all removed: ",
                     op->snapshot_id);
     smolvm_call_fail (&op->call, error);
@@ -51,7 +51,6 @@ snapshot_delete_run (SmolvmCall *call)
   SnapshotDelete *op = (SnapshotDelete *) call;
   SmolvmContext *ctx = call->ctx;
   GError *error = NULL;
-  g_autofree gchar *trash = NULL;
   SmolvmSnapshot *snapshot = smolvm_registry_get_snapshot (ctx->registry, op->snapshot_id, &error);
 
   if (snapshot == NULL) {
@@ -67,14 +66,14 @@ snapshot_delete_run (SmolvmCall *call)
   smolvm_call_start_job (call, SMOLVM_JOB_SNAPSHOT_DELETE, SMOLVM_ACTION_SNAPSHOT_DELETE, FALSE,
                          smolvm_snapshot_get_object_path (snapshot), NULL);
   smolvm_call_set_phase (call, "removing");
-  trash = smolvm_store_move_aside (ctx->store, smolvm_snapshot_get_dir (snapshot), &error);
-  if (trash == NULL) {
+  /* the reply (from on_files_removed) waits until the move is durable */
+  if (!smolvm_store_remove_async (ctx->store, smolvm_snapshot_get_dir (snapshot),
+                                  on_files_removed, op, &error)) {
     g_prefix_error (&error, "Cannot delete snapshot '%s': ", op->snapshot_id);
     smolvm_call_fail (call, error);
     return;
   }
   smolvm_registry_remove_snapshot (ctx->registry, snapshot);
-  smolvm_rm_rf_async (trash, on_files_removed, op);
 }
 
 void

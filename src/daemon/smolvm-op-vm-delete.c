@@ -35,7 +35,7 @@ on_files_removed (GObject *source, GAsyncResult *result, gpointer user_data)
   VmDelete *op = user_data;
   GError *error = NULL;
 
-  if (!smolvm_rm_rf_finish (result, &error)) {
+  if (!smolvm_store_remove_finish (SMOLVM_STORE (source), result, &error)) {
     g_prefix_error (&error, "VM '%s' was deleted, but its files were not all removed: ",
                     smolvm_vm_get_id (op->vm));
     smolvm_call_fail (&op->call, error);
@@ -50,15 +50,15 @@ on_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
   VmDelete *op = user_data;
   SmolvmContext *ctx = op->call.ctx;
   const gchar *id = smolvm_vm_get_id (op->vm);
-  g_autofree gchar *trash = NULL;
   GError *error = NULL;
 
   smolvm_vm_op_finish (op->vm, result, NULL);
   /* moved first, so that the record is gone at once and atomically; a
    * queued write of its vm.json must not land in the trash meanwhile */
   smolvm_record_writer_settle (ctx->records);
-  trash = smolvm_store_move_aside (ctx->store, smolvm_vm_get_dir (op->vm), &error);
-  if (trash == NULL) {
+  /* the reply (from on_files_removed) waits until the move is durable */
+  if (!smolvm_store_remove_async (ctx->store, smolvm_vm_get_dir (op->vm), on_files_removed, op,
+                                  &error)) {
     g_prefix_error (&error, "Cannot delete VM '%s': ", id);
     smolvm_call_fail (&op->call, error);
     return;
@@ -69,7 +69,6 @@ on_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
   smolvm_network_release (ctx->network, id, smolvm_vm_get_network_config (op->vm));
   smolvm_registry_remove_vm (ctx->registry, op->vm);
   smolvm_store_remove_runtime (ctx->store, id);
-  smolvm_rm_rf_async (trash, on_files_removed, op);
 }
 
 static void

@@ -161,12 +161,14 @@ smolvm_store_move_aside (SmolvmStore *self, const gchar *path, GError **error)
 }
 
 /* move_to_trash into @trash_parent, then removal in a worker; failures are
- * logged (start-up and clean-up paths, where nobody waits for an answer) */
+ * logged (start-up and clean-up paths, where nobody waits for an answer).
+ * Not synced: what a crash brings back (a leftover, a runtime directory) is
+ * cleared again at the next start-up. */
 static void
 discard_into (const gchar *trash_parent, const gchar *path)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree gchar *trash = smolvm_move_to_trash (trash_parent, path, &error);
+  g_autofree gchar *trash = smolvm_move_to_trash_unsynced (trash_parent, path, &error);
 
   if (trash == NULL)
     g_warning ("%s", error->message);
@@ -226,8 +228,9 @@ lazy_discard_thread (GTask *task, gpointer source, gpointer task_data, GCancella
   LazyDiscard *lazy = task_data;
   GError *error = NULL;
 
-  /* the move becomes durable here, off the main loop and after the reply;
-   * until then a crash brings the file back, which start-up removes */
+  /* the move becomes durable here, off the main loop; until then a crash
+   * brings the file back (a caller that replies from the task's completion
+   * has not said it was gone) */
   if (!smolvm_fsync_dir (lazy->parent, &error) || !smolvm_rm_rf (lazy->trash, &error))
     g_task_return_error (task, error);
   else
@@ -235,7 +238,8 @@ lazy_discard_thread (GTask *task, gpointer source, gpointer task_data, GCancella
 }
 
 gboolean
-smolvm_store_discard_lazily (SmolvmStore *self, const gchar *path, GError **error)
+smolvm_store_remove_async (SmolvmStore *self, const gchar *path, GAsyncReadyCallback callback,
+                           gpointer user_data, GError **error)
 {
   g_autoptr(GTask) task = NULL;
   g_autofree gchar *trash =
@@ -244,7 +248,8 @@ smolvm_store_discard_lazily (SmolvmStore *self, const gchar *path, GError **erro
 
   if (trash == NULL)
     return FALSE;
-  task = g_task_new (NULL, NULL, on_lazily_removed, NULL);
+  task = g_task_new (self, NULL, callback, user_data);
+  g_task_set_source_tag (task, smolvm_store_remove_async);
   lazy = g_new0 (LazyDiscard, 1);
   lazy->parent = g_path_get_dirname (path);
   lazy->trash = g_steal_pointer (&trash);
@@ -253,37 +258,39 @@ smolvm_store_discard_lazily (SmolvmStore *self, const gchar *path, GError **erro
   return TRUE;
 }
 
-static void
-on_discarded (GObject *source, GAsyncResult *result, gpointer user_data)
+gboolean
+smolvm_store_remove_finish (SmolvmStore *self, GAsyncResult *result, GError **error)
 {
-  g_autoptr(GTask) task = user_data;
-  GError *error = NULL;
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
 
-  if (!smolvm_rm_rf_finish (result, &error))
-    g_task_return_error (task, error);
-  else
-    g_task_return_boolean (task, TRUE);
+gboolean
+smolvm_store_discard_lazily (SmolvmStore *self, const gchar *path, GError **error)
+{
+  return smolvm_store_remove_async (self, path, on_lazily_removed, NULL, error);
 }
 
 void
 smolvm_store_discard_async (SmolvmStore *self, const gchar *path, GAsyncReadyCallback callback,
                             gpointer user_data)
 {
-  g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
   GError *error = NULL;
-  g_autofree gchar *trash = smolvm_store_move_aside (self, path, &error);
 
-  if (trash == NULL) {
+  /* the move's sync in the worker too: a rollback's caller has been told
+   * nothing yet, and a crash that brings @path back leaves what start-up
+   * clears */
+  if (!smolvm_store_remove_async (self, path, callback, user_data, &error)) {
+    g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
+    g_task_set_source_tag (task, smolvm_store_remove_async);
     g_task_return_error (task, error);
-    return;
   }
-  smolvm_rm_rf_async (trash, on_discarded, g_steal_pointer (&task));
 }
 
 gboolean
 smolvm_store_discard_finish (SmolvmStore *self, GAsyncResult *result, GError **error)
 {
-  return g_task_propagate_boolean (G_TASK (result), error);
+  return smolvm_store_remove_finish (self, result, error);
 }
 
 gboolean

@@ -78,6 +78,16 @@ gboolean smolvm_store_discard_lazily (SmolvmStore *self, const gchar *path, GErr
 void smolvm_store_discard_async (SmolvmStore *self, const gchar *path,
                                  GAsyncReadyCallback callback, gpointer user_data);
 gboolean smolvm_store_discard_finish (SmolvmStore *self, GAsyncResult *result, GError **error);
+/* Takes @path out of the way at once (the rename of move_aside(), not yet
+ * synced: nothing on the calling thread waits for the disk); FALSE and
+ * @error when that fails. Then, in a worker, syncs the directory @path left
+ * (the move is durable from there: until then a crash brings @path back)
+ * and removes the files, and completes. For a caller whose reply reports
+ * @path gone: it replies from @callback. */
+gboolean smolvm_store_remove_async (SmolvmStore *self, const gchar *path,
+                                    GAsyncReadyCallback callback, gpointer user_data,
+                                    GError **error);
+gboolean smolvm_store_remove_finish (SmolvmStore *self, GAsyncResult *result, GError **error);
 /* Removal of a tree in a worker thread, failures logged. */
 void smolvm_store_remove_later (const gchar *path);
 
