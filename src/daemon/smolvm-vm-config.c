@@ -32,6 +32,8 @@ static const Field fields[] = {
   { "machine", FIELD_STRING, G_STRUCT_OFFSET (SmolvmVmConfig, machine) },
 };
 
+static gboolean node_is_text (JsonNode *node);
+
 #define FIELD_STR(c, f) G_STRUCT_MEMBER (gchar *, c, (f)->offset)
 #define FIELD_UINT(c, f) G_STRUCT_MEMBER (guint, c, (f)->offset)
 #define FIELD_BOOL(c, f) G_STRUCT_MEMBER (gboolean, c, (f)->offset)
@@ -268,6 +270,11 @@ smolvm_vm_config_new_from_json (JsonObject *object, GError **error)
       continue;
     switch (f->kind) {
     case FIELD_STRING:
+      if (json_node_get_value_type (node) == G_TYPE_STRING && !node_is_text (node)) {
+        g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_INVALID_ARGUMENT,
+                     "VM config key '%s' is not UTF-8 text", f->key);
+        return NULL;
+      }
       FIELD_STR (c, f) = g_strdup (json_node_get_string (node));
       break;
     case FIELD_UINT:
@@ -363,7 +370,8 @@ smolvm_string_dict_from_json (JsonObject *object)
   g_autoptr(GList) members = object != NULL ? json_object_get_members (object) : NULL;
 
   for (GList *l = members; l != NULL; l = l->next) {
-    const gchar *value = smolvm_json_member_is (object, l->data, G_TYPE_STRING)
+    const gchar *value = g_utf8_validate (l->data, -1, NULL) &&
+                             smolvm_json_member_is (object, l->data, G_TYPE_STRING)
                            ? json_object_get_string_member_with_default (object, l->data, NULL)
                            : NULL;
     if (value != NULL)
@@ -372,12 +380,25 @@ smolvm_string_dict_from_json (JsonObject *object)
   return g_variant_builder_end (&b);
 }
 
+/* json-glib's parser takes escapes such as "\255" that make bytes which are
+ * not UTF-8: such a string reaches no GVariant (g_variant_new_string would
+ * refuse it) */
+static gboolean
+node_is_text (JsonNode *node)
+{
+  return JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING &&
+         g_utf8_validate (json_node_get_string (node), -1, NULL);
+}
+
 gboolean
 smolvm_json_member_is (JsonObject *record, const gchar *key, GType type)
 {
   JsonNode *node = json_object_get_member (record, key);
-  return node == NULL || JSON_NODE_HOLDS_NULL (node) ||
-         (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == type);
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (type == G_TYPE_STRING)
+    return node_is_text (node);
+  return JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == type;
 }
 
 GVariant *
@@ -397,9 +418,15 @@ smolvm_string_dict_from_json_member (JsonObject *record, const gchar *key, GErro
   members = json_object_get_members (object);
   for (GList *l = members; l != NULL; l = l->next) {
     JsonNode *value = json_object_get_member (object, l->data);
-    if (!JSON_NODE_HOLDS_VALUE (value) || json_node_get_value_type (value) != G_TYPE_STRING) {
-      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "'%s' of '%s' is not a string",
-                   (const gchar *) l->data, key);
+    /* the name is not quoted: it may not be text */
+    if (!g_utf8_validate (l->data, -1, NULL)) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "a name in '%s' is not UTF-8 text",
+                   key);
+      return NULL;
+    }
+    if (!node_is_text (value)) {
+      g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
+                   "'%s' of '%s' is not a string of UTF-8 text", (const gchar *) l->data, key);
       return NULL;
     }
   }
