@@ -19,7 +19,7 @@ packages=(
   docker-registry skopeo apache2-utils openssl ca-certificates
 )
 if [ "${1:-}" = --profile ]; then
-  packages+=(valgrind heaptrack)
+  packages+=(valgrind heaptrack linux-perf)
 fi
 
 missing=()

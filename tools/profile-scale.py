@@ -6,8 +6,8 @@
 
     /usr/bin/python3 tools/profile-scale.py [OUTDIR [PART...]]
 
-OUTDIR defaults to <build dir>/profile-scale; PART is plain, callgrind or
-heaptrack (default: all three).
+OUTDIR defaults to <build dir>/profile-scale; PART is plain, callgrind,
+heaptrack or calls (default: all four).
 
 Writes 1k and 10k snapshot records as the benchmark does (bench.py's
 write_snapshots), then, each on a private bus:
@@ -23,9 +23,13 @@ write_snapshots), then, each on a private bus:
                     GetManagedObjects), and callgrind_annotate's top
                     inclusive and self entries of each (*.txt);
   heaptrack-10k.*   smolvmd under heaptrack at 10k (start-up, then lists and
-                    GetManagedObjects), heaptrack_print's peak consumers.
+                    GetManagedObjects), heaptrack_print's peak consumers;
+  calls.txt         CreateSnapshot and RestoreSnapshot on the emulator: their
+                    overhead (the benchmark's), then per call the file
+                    syscalls of each smolvmd thread under `perf trace -s`
+                    (counts, and wall time: what a reply waits for).
 
-Needs valgrind and heaptrack (tools/deps.sh --profile) and python3-gi; SMOLVM_BUILD_DIR
+Needs valgrind, heaptrack and perf (tools/deps.sh --profile) and python3-gi; SMOLVM_BUILD_DIR
 (default ./build) holds a build (tools/build.sh).
 """
 
@@ -262,8 +266,76 @@ def summarize_peaks(text):
     return "\n".join(out + [""] + totals) + "\n"
 
 
+CALL_RUNS = 30
+# the syscalls whose wall time a call waits for (files written, synced, renamed)
+FILE_SYSCALLS = ("fsync", "fdatasync", "rename", "renameat2", "openat", "mkdir", "write",
+                 "close", "unlink", "fchmod", "link", "copy_file_range", "ioctl", "lseek")
+
+
+def perf_trace_summary(text):
+    """{thread: {syscall: (calls, total ms)}} of `perf trace -s` output."""
+    out, thread = {}, None
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[-1].endswith("%") and words[-2] == "events,":
+            thread = words[0]
+            out.setdefault(thread, {})
+        elif thread and len(words) >= 4 and words[0].isidentifier() and words[1].isdigit():
+            calls, total = int(words[1]), float(words[3])
+            old = out[thread].get(words[0], (0, 0.0))
+            out[thread][words[0]] = (old[0] + calls, old[1] + total)
+    return out
+
+
+def calls(out):
+    """CreateSnapshot and RestoreSnapshot on the emulator (the benchmark's
+    VmmBench: a VM with an 8 MiB disk): the overhead of each (the D-Bus call
+    minus the emulator's own time), then the same calls under `perf trace -s`
+    on smolvmd: per call, how many of each file syscall each thread made and
+    how long they took (wall time: an fsync's wait for the disk included).
+    The traced calls are slower than untraced ones; the counts are exact."""
+    vb = bench.VmmBench()
+    lines = []
+    try:
+        pid = vb.env.daemon.pid
+        for name in ("create", "restore"):
+            fn = getattr(vb, name)
+            fn()  # warm-up
+            plain_runs = [fn() for _ in range(CALL_RUNS)]
+            trace_file = os.path.join(out, "calls-%s-perf-trace.txt" % name)
+            tracer = subprocess.Popen(["perf", "trace", "-s", "-p", str(pid), "-o", trace_file],
+                                      stderr=subprocess.DEVNULL)
+            time.sleep(1.0)  # attached
+            traced_runs = [fn() for _ in range(CALL_RUNS)]
+            tracer.send_signal(2)
+            tracer.wait()
+            with open(trace_file) as f:
+                summary = perf_trace_summary(f.read())
+            over = sorted(ms - emu for ms, emu in plain_runs)
+            traced = sorted(ms - emu for ms, emu in traced_runs)
+            lines.append("%s: overhead median %.2f ms (min %.2f), the emulator's own time "
+                         "median %.2f ms; under perf trace: overhead median %.2f ms" % (
+                             name, over[len(over) // 2], over[0],
+                             sorted(e for _, e in plain_runs)[len(plain_runs) // 2],
+                             traced[len(traced) // 2]))
+            for thread, calls_ in sorted(summary.items()):
+                rows = [(sc, n, ms) for sc, (n, ms) in calls_.items() if sc in FILE_SYSCALLS]
+                if not rows:
+                    continue
+                lines.append("  %s, per call:" % thread)
+                for sc, n, ms in sorted(rows, key=lambda r: -r[2]):
+                    lines.append("    %-16s %5.1f calls %8.2f ms" % (
+                        sc, n / CALL_RUNS, ms / CALL_RUNS))
+    finally:
+        vb.cleanup()
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(out, "calls.txt"), "w") as f:
+        f.write(text)
+    log(text)
+
+
 def main():
-    for tool in ("valgrind", "callgrind_annotate", "heaptrack", "heaptrack_print"):
+    for tool in ("valgrind", "callgrind_annotate", "heaptrack", "heaptrack_print", "perf"):
         if subprocess.run(["which", tool], stdout=subprocess.DEVNULL).returncode != 0:
             sys.exit("profile-scale: %s is missing (tools/deps.sh --profile installs it)" % tool)
     for path in (T.SMOLVMD, bench.BENCH_MARSHAL):
@@ -276,10 +348,10 @@ def main():
         f.write("tools/profile-scale.py on %s, %s\n" % (
             commit, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
     log("profiles of %s into %s" % (commit, OUT))
-    parts = sys.argv[2:] or ["plain", "callgrind", "heaptrack"]
+    parts = sys.argv[2:] or ["plain", "callgrind", "heaptrack", "calls"]
     for part in parts:
-        if part not in ("plain", "callgrind", "heaptrack"):
-            sys.exit("profile-scale: no part %r (plain, callgrind, heaptrack)" % part)
+        if part not in ("plain", "callgrind", "heaptrack", "calls"):
+            sys.exit("profile-scale: no part %r (plain, callgrind, heaptrack, calls)" % part)
     for part in parts:
         globals()[part](OUT)
     log("written to %s" % OUT)
