@@ -622,17 +622,21 @@ smolvm_snapshot_to_record (SmolvmSnapshot *self)
     smolvm_dbus_snapshot_get_restored_vm_id (iface)));
 }
 
-/* Only string values, as in a record's JSON */
+/* Only string values under distinct names, as a record's JSON object can
+ * hold */
 static gboolean
 is_string_dict (GVariant *asv)
 {
+  g_autoptr(GHashTable) names = g_hash_table_new (g_str_hash, g_str_equal);
   GVariantIter iter;
+  const gchar *name;
   GVariant *value;
 
   g_variant_iter_init (&iter, asv);
-  while (g_variant_iter_next (&iter, "{&sv}", NULL, &value)) {
+  while (g_variant_iter_next (&iter, "{&sv}", &name, &value)) {
     g_autoptr(GVariant) owned = value;
-    if (!g_variant_is_of_type (owned, G_VARIANT_TYPE_STRING))
+    if (!g_variant_is_of_type (owned, G_VARIANT_TYPE_STRING) ||
+        !g_hash_table_add (names, (gpointer) name))
       return FALSE;
   }
   return TRUE;
@@ -663,7 +667,7 @@ smolvm_snapshot_new_from_record (SmolvmContext *ctx, const gchar *dir, GVariant 
                  &r.created_at, &r.backend, &r.vmstate_sha256, &r.restored, &r.restored_vm_id);
   if (!is_string_dict (network_value)) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED,
-                 "Invalid %s: network_config holds more than strings", path);
+                 "Invalid %s: network_config holds more than strings, or a name twice", path);
     return NULL;
   }
   r.config = share_parsed_config (configs, config_value, &local_error);
