@@ -190,7 +190,6 @@ write_layout (struct archive *a, Stream *stream, SmolvmOciArtifact *artifact,
   GPtrArray *blobs = smolvm_oci_artifact_get_blobs (artifact);
   g_autofree gchar *marker = g_build_filename (layout_dir, "oci-layout", NULL);
   g_autofree gchar *index = g_build_filename (layout_dir, "index.json", NULL);
-  g_autofree gchar *manifest = NULL;
   const gchar *manifest_digest = smolvm_oci_artifact_get_manifest_digest (artifact);
 
   if (!write_file (a, stream, "oci-layout", marker, error) ||

@@ -202,9 +202,9 @@ clone_failed (Clone *clone, GError *error)
   SnapshotClone *op = clone->op;
   g_autoptr(GError) owned = error;
 
-  if (g_error_matches (error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED))
+  if (g_error_matches (owned, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED))
     op->cancelled = TRUE;
-  clone->failure = g_strdup (error->message);
+  clone->failure = g_strdup (owned->message);
   g_clear_object (&clone->vm);
   /* its namespace went with its failed launch */
   if (clone->net != NULL)
@@ -228,13 +228,13 @@ on_clone_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
 
   smolvm_vm_end_op (clone->vm);
   if (!smolvm_vm_op_finish (SMOLVM_VM (source), result, &error)) {
-    clone_failed (clone, error);
+    clone_failed (clone, g_steal_pointer (&error));
     return;
   }
   if (!smolvm_vm_set_cloned_from (clone->vm, op->snapshot_id, &error)) {
     /* never a VM without its record: it goes */
     smolvm_vm_stop_async (clone->vm, NULL, NULL);
-    clone_failed (clone, error);
+    clone_failed (clone, g_steal_pointer (&error));
     return;
   }
   smolvm_registry_add_vm (op->call.ctx->registry, clone->vm);
@@ -255,13 +255,13 @@ on_clone_disk_copied (GObject *source, GAsyncResult *result, gpointer user_data)
   pump (op);
   if (!smolvm_copy_file_sparse_finish (result, &error) ||
       !smolvm_call_check_cancelled (&op->call, &error)) {
-    clone_failed (clone, error);
+    clone_failed (clone, g_steal_pointer (&error));
     return;
   }
   /* the VM's own: nothing else knows it yet; held so that an exit of its
    * VMM during the load is the load's to handle */
   if (!smolvm_vm_begin_op (clone->vm, "clone", &error)) {
-    clone_failed (clone, error);
+    clone_failed (clone, g_steal_pointer (&error));
     return;
   }
   /* no progress for the load: the Job's phase is that of all clones
@@ -282,17 +282,17 @@ clone_begin (SnapshotClone *op, Clone *clone)
   if (op->cancelled || !smolvm_call_check_cancelled (&op->call, &error)) {
     if (error == NULL)
       error = g_error_new_literal (SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED, "cancelled");
-    clone_failed (clone, error);
+    clone_failed (clone, g_steal_pointer (&error));
     return;
   }
   clone->dir = smolvm_store_vm_dir (ctx->store, clone->vm_id);
   if (!smolvm_store_make_record_dir (ctx->store, clone->dir, &error)) {
     g_clear_pointer (&clone->dir, g_free);
-    clone_failed (clone, error);
+    clone_failed (clone, g_steal_pointer (&error));
     return;
   }
   if (!smolvm_store_link_images (smolvm_snapshot_get_dir (op->snapshot), clone->dir, &error)) {
-    clone_failed (clone, error);
+    clone_failed (clone, g_steal_pointer (&error));
     return;
   }
   if (op->network)
@@ -301,7 +301,7 @@ clone_begin (SnapshotClone *op, Clone *clone)
   else
     clone->net = g_variant_ref_sink (g_variant_new ("a{sv}", NULL));
   if (clone->net == NULL) {
-    clone_failed (clone, error);
+    clone_failed (clone, g_steal_pointer (&error));
     return;
   }
   config = smolvm_vm_config_copy (smolvm_snapshot_get_vm_config (op->snapshot));
