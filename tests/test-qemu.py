@@ -176,6 +176,61 @@ class QemuTestCase(st.TestCase):
         """The console log, read directly from the file (fast, for polling)."""
         return env.console(vm_id)
 
+    def guest_report(self, env, vm_id):
+        """What a guest that stopped printing is doing, for a failure
+        message: the daemon's state of the VM, each QEMU thread's CPU time
+        over one second (a spinning vCPU or an idle one), QEMU's own log and
+        the console's last lines."""
+        lines = ["VM %s: state %s" % (vm_id, env.vm_state(vm_id))]
+        pids = [pid for pid in self.qemu_pids(env)
+                if any(("/vms/%s/" % vm_id) in arg for arg in cmdline(pid))]
+
+        def cpu_ticks():
+            ticks = {}
+            for pid in pids:
+                for tid in os.listdir("/proc/%d/task" % pid):
+                    try:
+                        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                            fields = f.read().rsplit(")", 1)
+                        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                            name = f.read().strip()
+                    except OSError:
+                        continue
+                    rest = fields[1].split()
+                    ticks[(pid, tid, name)] = (rest[0], int(rest[11]) + int(rest[12]))
+            return ticks
+
+        before = cpu_ticks()
+        time.sleep(1)
+        after = cpu_ticks()
+        hz = os.sysconf("SC_CLK_TCK")
+        for key in sorted(after):
+            run_state, total = after[key]
+            spent = (total - before[key][1]) / hz if key in before else float("nan")
+            lines.append("  QEMU %d thread %s (%s): state %s, %.2f s of CPU in 1 s" % (
+                key[0], key[1], key[2], run_state, spent))
+        if not pids:
+            lines.append("  no QEMU process for this VM")
+        d = os.path.join(env.runtime_dir, "vms", vm_id)
+        for name in ("qemu.log", "console.log"):
+            try:
+                with open(os.path.join(d, name), errors="replace") as f:
+                    tail = f.read().splitlines()[-40:]
+            except OSError as e:
+                tail = ["(%s)" % e]
+            lines.append("  -- last lines of %s --" % name)
+            lines.extend("  " + line for line in tail)
+        return "\n".join(lines)
+
+    def wait_for_tick(self, env, vm_id, predicate, what):
+        """Waits BOOT_DEADLINE for @predicate over the console's ticks;
+        when it gives up, the failure says what the guest was doing."""
+        try:
+            st.wait_for(lambda: predicate(st.ticks(self.console(env, vm_id))), what,
+                        timeout=BOOT_DEADLINE)
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, self.guest_report(env, vm_id))) from None
+
     # -- VMs
 
     def create_qemu_vm(self, env, vm_id, boot_args=BOOT_ARGS, rootfs=None, network=False):
@@ -199,11 +254,11 @@ class QemuTestCase(st.TestCase):
             start = time.monotonic()
             self.cli_ok(env, "start", vm_id)
             try:
-                st.wait_for(lambda: until_tick in st.ticks(self.console(env, vm_id)),
-                            "tick %d of VM %s" % (until_tick, vm_id), timeout=BOOT_DEADLINE)
-            except AssertionError:
-                misses.append("VM %s, state %s, console:\n%s" % (
-                    vm_id, env.vm_state(vm_id), self.console(env, vm_id)))
+                self.wait_for_tick(env, vm_id, lambda ticks: until_tick in ticks,
+                                   "tick %d of VM %s" % (until_tick, vm_id))
+            except AssertionError as e:
+                misses.append(str(e))
+                print(e)
                 print("  boot of %s missed tick %d within %.0f s (try %d of %d)" %
                       (vm_id, until_tick, BOOT_DEADLINE, attempt, BOOT_TRIES))
                 self.cli_ok(env, "delete", vm_id, "--force")
@@ -226,7 +281,10 @@ class QemuTestCase(st.TestCase):
         def line():
             rest = self.console(env, vm_id)[cut:]
             return rest.split("\n", 1)[0] if "\n" in rest else None
-        return st.wait_for(line, "a console line of VM %s after byte %d" % (vm_id, cut))
+        try:
+            return st.wait_for(line, "a console line of VM %s after byte %d" % (vm_id, cut))
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, self.guest_report(env, vm_id))) from None
 
     def restore(self, env, what, *args):
         """`smolvm snapshot restore ARGS…`; returns when it returned (monotonic)."""
@@ -670,8 +728,8 @@ class TestQemuPython(QemuTestCase):
         info = env.vm_info(vm_id)
         self.assertEqual((info["backend"], info["accel"]), ("qemu", "tcg"))
         seen = len(st.ticks(self.console(env, vm_id)))
-        st.wait_for(lambda: len(st.ticks(self.console(env, vm_id))) > seen,
-                    "a tick of the restored guest", timeout=BOOT_DEADLINE)
+        self.wait_for_tick(env, vm_id, lambda ticks: len(ticks) > seen,
+                           "a tick of the restored guest")
 
 
 def smaps_kib(pid, path=None):

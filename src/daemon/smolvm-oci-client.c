@@ -587,8 +587,9 @@ on_challenge_read (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) body = read_answer_finish (result, &error);
 
+  /* a challenge's body is read only to free the connection */
+  g_bytes_unref (read_answer_finish (result, &error));
   if (error != NULL) {
     task_fail (task, g_steal_pointer (&error));
     return;
@@ -605,9 +606,10 @@ on_redirect_read (GObject *source, GAsyncResult *result, gpointer user_data)
   SmolvmOciClient *self = g_task_get_source_object (task);
   OciCall *call = g_task_get_task_data (task);
   g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) body = read_answer_finish (result, &error);
   g_autofree gchar *location = NULL;
 
+  /* a redirect's body is read only to free the connection */
+  g_bytes_unref (read_answer_finish (result, &error));
   if (error != NULL) {
     task_fail (task, g_steal_pointer (&error));
     return;

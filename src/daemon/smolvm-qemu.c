@@ -380,7 +380,8 @@ on_qmp_step_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SmolvmSteps *steps = user_data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(JsonNode) reply = smolvm_qmp_execute_finish (SMOLVM_QMP (source), result, &error);
+  g_autoptr(JsonNode) reply G_GNUC_UNUSED =
+    smolvm_qmp_execute_finish (SMOLVM_QMP (source), result, &error);
 
   if (error != NULL) {
     fail_step (steps, error);
@@ -491,7 +492,8 @@ on_migrate_reply (GObject *source, GAsyncResult *result, gpointer user_data)
   QemuOp *op = smolvm_steps_get_data (steps);
   SmolvmQemu *self = smolvm_steps_get_source_object (steps);
   g_autoptr(GError) error = NULL;
-  g_autoptr(JsonNode) reply = smolvm_qmp_execute_finish (SMOLVM_QMP (source), result, &error);
+  g_autoptr(JsonNode) reply G_GNUC_UNUSED =
+    smolvm_qmp_execute_finish (SMOLVM_QMP (source), result, &error);
 
   if (error != NULL) {
     /* refused outright: no MIGRATION event will settle it */
@@ -600,7 +602,8 @@ static void
 on_migrate_cancel_reply (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(JsonNode) reply = smolvm_qmp_execute_finish (SMOLVM_QMP (source), result, &error);
+  g_autoptr(JsonNode) reply G_GNUC_UNUSED =
+    smolvm_qmp_execute_finish (SMOLVM_QMP (source), result, &error);
 
   /* the MIGRATION event settles the step either way */
   if (error != NULL)
@@ -1031,8 +1034,10 @@ build_argv (SmolvmQemu *self, const SmolvmNetConfig *net, const gchar *mem_path)
   g_autofree gchar *qmp = opt_escape (self->qmp_socket);
 
   argv_add (argv, "%s", smolvm_vmm_get_binary (vmm));
+  /* thread names ("CPU 0/TCG") tell a stuck vCPU from a busy I/O thread
+   * in top -H or /proc; a VM id needs no option escaping */
   argv_add (argv, "-name");
-  argv_add (argv, "%s", smolvm_vmm_get_vm_id (vmm));
+  argv_add (argv, "guest=%s,debug-threads=on", smolvm_vmm_get_vm_id (vmm));
   /* An argument of its own that starts with the runtime dir: a restarted
    * daemon recognizes its VMM by one (the paths in -object, -chardev and
    * -qmp sit inside option strings). */

@@ -318,7 +318,7 @@ on_capabilities (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SmolvmQmp *self = SMOLVM_QMP (source);
   g_autoptr(GError) error = NULL;
-  g_autoptr(JsonNode) value = smolvm_qmp_execute_finish (self, result, &error);
+  g_autoptr(JsonNode) value G_GNUC_UNUSED = smolvm_qmp_execute_finish (self, result, &error);
   GTask *greeting = g_steal_pointer (&self->greeting);
 
   if (greeting == NULL)

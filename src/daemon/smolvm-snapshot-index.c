@@ -146,7 +146,7 @@ entry_id (SmolvmSnapshotIndex *self, guint i)
 static guint
 place_of (SmolvmSnapshotIndex *self, const gchar *id)
 {
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  g_autoptr(GMutexLocker) locker G_GNUC_UNUSED = g_mutex_locker_new (&self->lock);
 
   if (self->places == NULL) {
     self->places = g_hash_table_new (g_str_hash, g_str_equal);

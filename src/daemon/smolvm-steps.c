@@ -134,11 +134,11 @@ complete (SmolvmSteps *self, GError *error)
 {
   g_autoptr(SmolvmSteps) owned = self;
 
-  self->running = FALSE;
+  owned->running = FALSE;
   if (error != NULL)
-    g_task_return_error (self->task, error);
+    g_task_return_error (owned->task, error);
   else
-    g_task_return_boolean (self->task, TRUE);
+    g_task_return_boolean (owned->task, TRUE);
 }
 
 static void

@@ -58,6 +58,7 @@ test_exhaustion_and_release (void)
   g_autofree gchar *ip2 = lookup (v2, "guest_ip");
   g_autofree gchar *ip_again = NULL;
 
+  g_assert_nonnull (v1);
   g_assert_nonnull (v3);
   g_assert_null (none);
   g_assert_error (error, SMOLVM_ERROR, SMOLVM_ERROR_NO_SPACE);
@@ -139,6 +140,8 @@ test_claim (void)
   /* allocation skips the claimed slot */
   {
     g_autoptr(GVariant) first = smolvm_network_allocate (net, "vm-e", NULL);
+
+    g_assert_nonnull (first);
     next = smolvm_network_allocate (net, "vm-f", NULL);
     ip = lookup (next, "guest_ip");
     g_assert_cmpstr (ip, ==, "172.16.0.14");
