@@ -34,6 +34,8 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 
+#include "smolvm-json.h"
+
 #define EMU_VMM_VERSION "1.16.1"
 #define EMU_DEFAULT_ID "anonymous-instance"
 #define EMU_VMSTATE_MAGIC "FCEMU-VMSTATE-1\n"
@@ -1292,8 +1294,7 @@ read_vmstate (const gchar *path, LoadedState *ls, gint64 *mem_size_mib, GError *
 {
   g_autofree gchar *contents = NULL;
   gsize length;
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  JsonNode *root;
+  g_autoptr(JsonNode) root = NULL;
   JsonObject *st;
   JsonNode *node;
   const gsize magic_len = strlen (EMU_VMSTATE_MAGIC);
@@ -1304,13 +1305,11 @@ read_vmstate (const gchar *path, LoadedState *ls, gint64 *mem_size_mib, GError *
   }
   if (length < magic_len || memcmp (contents, EMU_VMSTATE_MAGIC, magic_len) != 0)
     return fail (error, "Load snapshot error: Invalid snapshot state file: bad magic.");
-  if (!json_parser_load_from_data (parser, contents + magic_len, (gssize) (length - magic_len), error)) {
+  root = smolvm_json_parse_object (contents + magic_len, (gssize) (length - magic_len), error);
+  if (root == NULL) {
     g_prefix_error (error, "Load snapshot error: Invalid snapshot state file: ");
     return FALSE;
   }
-  root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
-    return fail (error, "Load snapshot error: Invalid snapshot state file: not a JSON object.");
   st = json_node_get_object (root);
 
   node = json_object_get_member (st, "mem_size_mib");
@@ -1909,12 +1908,8 @@ server_callback (G_GNUC_UNUSED SoupServer *server, SoupServerMessage *msg, const
   gsize body_length = request_body != NULL ? (gsize) request_body->length : 0;
 
   if (body_length > 0) {
-    g_autoptr(JsonParser) parser = json_parser_new ();
-
-    if (json_parser_load_from_data (parser, request_body->data, (gssize) body_length, NULL))
-      body = json_parser_steal_root (parser);
-    else
-      body_invalid = TRUE;
+    body = smolvm_json_parse (request_body->data, (gssize) body_length, NULL);
+    body_invalid = body == NULL;
   }
 
   log_request (emu, method, path, body, body_invalid);

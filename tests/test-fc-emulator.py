@@ -332,6 +332,11 @@ def run_tests(binary, swagger, checker, work, emus):
                                              "huge_pages": "1G"}, "bad enum (huge_pages)")
     expect_400(e, "PUT", "/machine-config", None, "empty PUT body")
     expect_400(e, "PUT", "/machine-config", raw="{not json", what="invalid JSON")
+    # serde_json refuses trailing characters; json-glib alone takes the last value
+    expect_400(e, "PUT", "/machine-config",
+               raw='{"vcpu_count": 4, "mem_size_mib": 64} {"vcpu_count": 2, "mem_size_mib": 128}',
+               what="two JSON values")
+    expect_400(e, "PUT", "/machine-config", raw=" \n", what="a body of whitespace")
     expect_400(e, "PUT", "/machine-config", [1, 2], "body not an object")
     r = e.request("GET", "/machine-config")
     check(r.status == 200 and r.json.get("vcpu_count") == 2,

@@ -230,7 +230,8 @@ class TestRestart(st.TestCase):
         env.create_snapshot("good", "net-list", **{"resume-source": True})
         env.create_snapshot("good", "config-string", **{"resume-source": True})
         env.create_snapshot("good", "fine", **{"resume-source": True})
-        for vm_id in ("weird", "config-list", "net-number", "pid-string"):
+        env.create_snapshot("good", "twice", **{"resume-source": True})
+        for vm_id in ("weird", "config-list", "net-number", "pid-string", "vm-twice"):
             env.create_vm(vm_id)
         env.daemon.kill()
 
@@ -251,6 +252,15 @@ class TestRestart(st.TestCase):
             record.update(change)
             with open(path, "w") as f:
                 json.dump(record, f)
+            paths.append(path)
+        # a valid record written twice: json-glib alone would take the
+        # second and leak the first
+        for parts in (("snapshots", "twice", "snapshot.json"), ("vms", "vm-twice", "vm.json")):
+            path = os.path.join(env.state_dir, *parts)
+            with open(path) as f:
+                text = f.read()
+            with open(path, "w") as f:
+                f.write(text + "\n" + text)
             paths.append(path)
         env.daemon.start()
 

@@ -12,6 +12,7 @@
 
 #include "smolvm-error-map.h"
 #include "smolvm-firecracker.h"
+#include "smolvm-json.h"
 #include "smolvm-net-config.h"
 #include "smolvm-steps.h"
 
@@ -87,17 +88,14 @@ smolvm_firecracker_constructed (GObject *object)
 static GError *
 fault_to_error (SoupMessage *msg, GBytes *body, const gchar *method, const gchar *path)
 {
-  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(JsonNode) root = NULL;
   const gchar *fault = NULL;
   gsize len = 0;
   const gchar *data = body != NULL ? g_bytes_get_data (body, &len) : NULL;
 
-  if (data != NULL && len > 0 && json_parser_load_from_data (parser, data, (gssize) len, NULL)) {
-    JsonNode *root = json_parser_get_root (parser);
-    if (JSON_NODE_HOLDS_OBJECT (root))
-      fault = json_object_get_string_member_with_default (json_node_get_object (root),
-                                                          "fault_message", NULL);
-  }
+  if (data != NULL && (root = smolvm_json_parse_object (data, (gssize) len, NULL)) != NULL)
+    fault = json_object_get_string_member_with_default (json_node_get_object (root),
+                                                        "fault_message", NULL);
   return g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_BACKEND, "Firecracker refused %s %s (HTTP %u): %s",
                       method, path, soup_message_get_status (msg),
                       fault != NULL ? fault : soup_message_get_reason_phrase (msg));
@@ -567,7 +565,7 @@ on_attach_info (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(GTask) task = user_data;
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) body = fc_call_finish (result, &error);
-  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(JsonNode) root = NULL;
   const gchar *state = NULL;
   const gchar *data;
   gsize len = 0;
@@ -577,10 +575,9 @@ on_attach_info (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   data = g_bytes_get_data (body, &len);
-  if (json_parser_load_from_data (parser, data, (gssize) len, NULL) &&
-      JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
-    state = json_object_get_string_member_with_default (
-      json_node_get_object (json_parser_get_root (parser)), "state", NULL);
+  if (data != NULL && (root = smolvm_json_parse_object (data, (gssize) len, NULL)) != NULL)
+    state = json_object_get_string_member_with_default (json_node_get_object (root), "state",
+                                                        NULL);
   if (g_strcmp0 (state, "Running") == 0 || g_strcmp0 (state, "Paused") == 0) {
     g_task_return_int (task, g_str_equal (state, "Paused") ? 1 : 0);
     return;

@@ -19,6 +19,7 @@
 #include "smolvm-fileutil.h"
 #include "smolvm-id.h"
 #include "smolvm-info.h"
+#include "smolvm-json.h"
 #include "smolvm-oci-artifact.h"
 #include "smolvm-oci-ref.h"
 
@@ -678,22 +679,13 @@ get_str (JsonObject *o, const gchar *key)
 static JsonObject *
 parse_object (GBytes *bytes, GError **error)
 {
-  g_autoptr(JsonParser) parser = json_parser_new ();
   gsize length = 0;
   const gchar *data = g_bytes_get_data (bytes, &length);
-  JsonNode *root;
+  g_autoptr(GError) local_error = NULL;
+  g_autoptr(JsonNode) root = smolvm_json_parse_object (data, (gssize) length, &local_error);
 
-  /* an empty GBytes has no data pointer, which json-glib refuses with a
-   * CRITICAL and no error */
-  if (length == 0) {
-    g_set_error_literal (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT, "empty");
-    return NULL;
-  }
-  if (!json_parser_load_from_data (parser, data, (gssize) length, error))
-    return NULL;
-  root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root)) {
-    g_set_error_literal (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT, "not a JSON object");
+  if (root == NULL) {
+    g_set_error_literal (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT, local_error->message);
     return NULL;
   }
   return json_object_ref (json_node_get_object (root));

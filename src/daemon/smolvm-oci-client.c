@@ -12,6 +12,7 @@
 #include <libsoup/soup.h>
 
 #include "smolvm-error-map.h"
+#include "smolvm-json.h"
 #include "smolvm-oci-client.h"
 #include "smolvm-oci-ref.h"
 
@@ -159,18 +160,14 @@ task_fail (GTask *task, GError *error)
 static gchar *
 registry_error_message (GBytes *body)
 {
-  g_autoptr(JsonParser) parser = json_parser_new ();
   gsize len = 0;
   const gchar *data = body != NULL ? g_bytes_get_data (body, &len) : NULL;
-  JsonNode *root;
+  g_autoptr(JsonNode) root = NULL;
   JsonNode *node;
   JsonArray *errors;
   JsonObject *first;
 
-  if (data == NULL || len == 0 || !json_parser_load_from_data (parser, data, (gssize) len, NULL))
-    return NULL;
-  root = json_parser_get_root (parser);
-  if (!JSON_NODE_HOLDS_OBJECT (root))
+  if (data == NULL || (root = smolvm_json_parse_object (data, (gssize) len, NULL)) == NULL)
     return NULL;
   node = json_object_get_member (json_node_get_object (root), "errors");
   errors = node != NULL && JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
@@ -424,8 +421,7 @@ on_token_read (GObject *source, GAsyncResult *result, gpointer user_data)
   SoupMessage *msg = g_object_get_data (G_OBJECT (task), "token-message");
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) body = read_answer_finish (result, &error);
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  JsonNode *root;
+  g_autoptr(JsonNode) root = NULL;
   const gchar *token = NULL;
 
   if (error != NULL) {
@@ -439,15 +435,13 @@ on_token_read (GObject *source, GAsyncResult *result, gpointer user_data)
     task_fail (task, g_steal_pointer (&status));
     return;
   }
-  if (body != NULL && json_parser_load_from_data (parser, g_bytes_get_data (body, NULL),
-                                                  (gssize) g_bytes_get_size (body), NULL)) {
-    root = json_parser_get_root (parser);
-    if (JSON_NODE_HOLDS_OBJECT (root)) {
-      JsonObject *object = json_node_get_object (root);
-      token = json_object_get_string_member_with_default (object, "token", NULL);
-      if (token == NULL)
-        token = json_object_get_string_member_with_default (object, "access_token", NULL);
-    }
+  if (body != NULL && (root = smolvm_json_parse_object (g_bytes_get_data (body, NULL),
+                                                        (gssize) g_bytes_get_size (body),
+                                                        NULL)) != NULL) {
+    JsonObject *object = json_node_get_object (root);
+    token = json_object_get_string_member_with_default (object, "token", NULL);
+    if (token == NULL)
+      token = json_object_get_string_member_with_default (object, "access_token", NULL);
   }
   if (token == NULL || token[0] == '\0') {
     task_fail (task, g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED,
@@ -1505,9 +1499,10 @@ gboolean
 smolvm_oci_credentials_lookup (const gchar *path, const gchar *registry, gchar **username,
                                gchar **password, GError **error)
 {
-  g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) local_error = NULL;
-  JsonNode *root;
+  g_autofree gchar *contents = NULL;
+  gsize length = 0;
+  g_autoptr(JsonNode) root = NULL;
   JsonNode *auths_node;
   JsonObject *auths;
   JsonObject *entry = NULL;
@@ -1522,15 +1517,16 @@ smolvm_oci_credentials_lookup (const gchar *path, const gchar *registry, gchar *
   *password = NULL;
   if (path == NULL)
     return TRUE;
-  if (!json_parser_load_from_file (parser, path, &local_error)) {
-    if (g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-      return TRUE;
+  if (!g_file_get_contents (path, &contents, &length, &local_error) &&
+      g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+    return TRUE;
+  if (local_error != NULL ||
+      (root = smolvm_json_parse (contents, (gssize) length, &local_error)) == NULL) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_REGISTRY_AUTH_FAILED,
                  "Cannot read the registry credentials file %s: %s", path, local_error->message);
     return FALSE;
   }
-  root = json_parser_get_root (parser);
-  auths_node = root != NULL && JSON_NODE_HOLDS_OBJECT (root)
+  auths_node = JSON_NODE_HOLDS_OBJECT (root)
                  ? json_object_get_member (json_node_get_object (root), "auths")
                  : NULL;
   auths = auths_node != NULL && JSON_NODE_HOLDS_OBJECT (auths_node)

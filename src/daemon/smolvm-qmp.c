@@ -8,6 +8,7 @@
 #include <gio/gunixsocketaddress.h>
 
 #include "smolvm-error.h"
+#include "smolvm-json.h"
 #include "smolvm-qmp.h"
 
 struct _SmolvmQmp {
@@ -333,16 +334,14 @@ on_capabilities (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 handle_line (SmolvmQmp *self, const gchar *line)
 {
-  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(JsonNode) root = smolvm_json_parse_object (line, -1, NULL);
   JsonObject *msg;
 
-  if (!json_parser_load_from_data (parser, line, -1, NULL) ||
-      json_parser_get_root (parser) == NULL || /* an empty line */
-      !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
+  if (root == NULL) {
     g_warning ("Ignoring a malformed QMP message: %s", line);
     return;
   }
-  msg = json_node_get_object (json_parser_get_root (parser));
+  msg = json_node_get_object (root);
   if (json_object_has_member (msg, "QMP")) {
     /* the greeting: negotiate before anything else may be sent */
     GTask *task = g_task_new (self, NULL, on_capabilities, NULL);

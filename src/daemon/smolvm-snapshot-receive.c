@@ -7,6 +7,7 @@
 #include "smolvm-error.h"
 #include "smolvm-fileutil.h"
 #include "smolvm-id.h"
+#include "smolvm-json.h"
 #include "smolvm-open-as.h"
 #include "smolvm-registry.h"
 #include "smolvm-snapshot-receive.h"
@@ -200,14 +201,12 @@ on_committed (GObject *source, GAsyncResult *result, gpointer user_data)
 static gboolean
 read_image_paths (Receive *r, GError **error)
 {
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  JsonNode *root;
+  g_autoptr(JsonNode) root = smolvm_json_parse (r->metadata, -1, error);
   JsonObject *config;
 
-  if (!json_parser_load_from_data (parser, r->metadata, -1, error))
+  if (root == NULL)
     return FALSE;
-  root = json_parser_get_root (parser);
-  config = root != NULL && JSON_NODE_HOLDS_OBJECT (root)
+  config = JSON_NODE_HOLDS_OBJECT (root)
              ? json_object_get_object_member (json_node_get_object (root), "vm_config")
              : NULL;
   for (gsize i = 0; config != NULL && i < N_IMAGES; i++) {

@@ -10,6 +10,7 @@
 #include "smolvm-fileutil.h"
 #include "smolvm-id.h"
 #include "smolvm-info.h"
+#include "smolvm-json.h"
 #include "smolvm-record-writer.h"
 #include "smolvm-registry.h"
 #include "smolvm-snapshot-dbus.h"
@@ -533,9 +534,9 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, SmolvmSnapshotConfig
   g_autofree gchar *dirname = g_path_get_basename (dir);
   g_autofree gchar *path =
     smolvm_store_snapshot_file (ctx->store, dirname, SMOLVM_SNAPSHOT_METADATA);
-  g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) local_error = NULL;
   g_autofree gchar *data = NULL;
+  g_autoptr(JsonNode) root = NULL;
   gsize length = 0;
   g_autoptr(SmolvmVmConfig) vm_config = NULL;
   g_autoptr(GVariant) network = NULL;
@@ -549,14 +550,13 @@ smolvm_snapshot_load (SmolvmContext *ctx, const gchar *dir, SmolvmSnapshotConfig
   data = smolvm_store_read_record (path, &length, error);
   if (data == NULL)
     return NULL;
-  if (!json_parser_load_from_data (parser, data, (gssize) length, &local_error) ||
-      json_parser_get_root (parser) == NULL || /* an empty file */
-      !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
+  root = smolvm_json_parse_object (data, (gssize) length, &local_error);
+  if (root == NULL) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Cannot read %s: %s", path,
-                 local_error != NULL ? local_error->message : "not a JSON object");
+                 local_error->message);
     return NULL;
   }
-  o = json_node_get_object (json_parser_get_root (parser));
+  o = json_node_get_object (root);
   if ((r.id = get_string (o, SMOLVM_INFO_SNAPSHOT_ID, &local_error)) == NULL ||
       (r.vm_id = get_string (o, SMOLVM_INFO_VM_ID, &local_error)) == NULL ||
       (created_str = get_string (o, SMOLVM_INFO_CREATED_AT, &local_error)) == NULL) {

@@ -10,6 +10,7 @@
 #include "smolvm-firecracker.h"
 #include "smolvm-qemu.h"
 #include "smolvm-id.h"
+#include "smolvm-json.h"
 #include "smolvm-record-writer.h"
 #include "smolvm-store.h"
 #include "smolvm-vm-dbus.h"
@@ -406,9 +407,9 @@ smolvm_vm_load (SmolvmContext *ctx, const gchar *dir, GError **error)
 {
   g_autofree gchar *dirname = g_path_get_basename (dir);
   g_autofree gchar *path = smolvm_store_vm_file (ctx->store, dirname, SMOLVM_VM_METADATA);
-  g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) local_error = NULL;
   g_autofree gchar *data = NULL;
+  g_autoptr(JsonNode) root = NULL;
   gsize length = 0;
   g_autoptr(SmolvmVmConfig) config = NULL;
   g_autoptr(GVariant) net = NULL;
@@ -421,14 +422,13 @@ smolvm_vm_load (SmolvmContext *ctx, const gchar *dir, GError **error)
   data = smolvm_store_read_record (path, &length, error);
   if (data == NULL)
     return NULL;
-  if (!json_parser_load_from_data (parser, data, (gssize) length, &local_error) ||
-      json_parser_get_root (parser) == NULL || /* an empty file */
-      !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))) {
+  root = smolvm_json_parse_object (data, (gssize) length, &local_error);
+  if (root == NULL) {
     g_set_error (error, SMOLVM_ERROR, SMOLVM_ERROR_FAILED, "Cannot read %s: %s", path,
-                 local_error != NULL ? local_error->message : "not a JSON object");
+                 local_error->message);
     return NULL;
   }
-  o = json_node_get_object (json_parser_get_root (parser));
+  o = json_node_get_object (root);
   /* everything is checked before anything is used: a record that does not
    * validate is skipped whole, never half-loaded */
   config_node = json_object_get_member (o, "config");
