@@ -6,6 +6,7 @@
 #include "smolvm-error-map.h"
 #include "smolvm-record-writer.h"
 #include "smolvm-registry.h"
+#include "smolvm-store.h"
 
 gpointer
 smolvm_call_new (gsize size, SmolvmContext *ctx, GDBusMethodInvocation *invocation,
@@ -223,6 +224,36 @@ smolvm_call_begin_rollback (SmolvmCall *call)
   smolvm_job_set_cancelable (call->job, FALSE);
   if (!g_cancellable_is_cancelled (smolvm_job_get_cancellable (call->job)))
     smolvm_job_set_phase (call->job, "rolling-back");
+}
+
+typedef struct {
+  SmolvmStore *store;
+  gchar *dir;
+  GAsyncReadyCallback callback;
+  gpointer user_data;
+} RecordDirDiscard;
+
+static void
+on_flushed_then_discard (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autofree RecordDirDiscard *d = user_data;
+  g_autofree gchar *dir = g_steal_pointer (&d->dir);
+
+  smolvm_record_writer_flush_finish (SMOLVM_RECORD_WRITER (source), result);
+  smolvm_store_discard_async (d->store, dir, d->callback, d->user_data);
+}
+
+void
+smolvm_call_discard_record_dir (SmolvmCall *call, const gchar *dir,
+                                GAsyncReadyCallback callback, gpointer user_data)
+{
+  RecordDirDiscard *d = g_new0 (RecordDirDiscard, 1);
+
+  d->store = call->ctx->store;
+  d->dir = g_strdup (dir);
+  d->callback = callback;
+  d->user_data = user_data;
+  smolvm_record_writer_flush_async (call->ctx->records, on_flushed_then_discard, d);
 }
 
 gboolean

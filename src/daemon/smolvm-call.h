@@ -75,6 +75,12 @@ void smolvm_call_set_phase (SmolvmCall *call, const gchar *phase);
  * would only hide the real error), and its phase says so unless it is
  * cancelling already. */
 void smolvm_call_begin_rollback (SmolvmCall *call);
+/* Removes the record directory @dir (smolvm_store_discard_async) once the
+ * record writer has written what was queued before, so that no write of
+ * its record lands there meanwhile; @callback gets the store's result
+ * (smolvm_store_discard_finish). Nothing waits on the calling thread. */
+void smolvm_call_discard_record_dir (SmolvmCall *call, const gchar *dir,
+                                     GAsyncReadyCallback callback, gpointer user_data);
 /* FALSE and Cancelled once the Job was cancelled: checked between steps. */
 gboolean smolvm_call_check_cancelled (SmolvmCall *call, GError **error);
 

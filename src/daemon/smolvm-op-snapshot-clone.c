@@ -213,32 +213,41 @@ clone_failed (Clone *clone, GError *error)
     clone_ended (clone);
     return;
   }
-  smolvm_record_writer_settle (op->call.ctx->records);
-  smolvm_store_discard_async (op->call.ctx->store, clone->dir, on_failed_clone_removed, clone);
+  smolvm_call_discard_record_dir (&op->call, clone->dir, on_failed_clone_removed, clone);
 }
 
 /* ---- one clone ---- */
 
 static void
+on_clone_saved (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Clone *clone = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!smolvm_vm_save_finish (SMOLVM_VM (source), result, &error)) {
+    /* never a VM without its record: it goes */
+    smolvm_vm_stop_async (clone->vm, NULL, NULL);
+    clone_failed (clone, g_steal_pointer (&error));
+    return;
+  }
+  smolvm_registry_add_vm (clone->op->call.ctx->registry, clone->vm);
+  clone_ended (clone);
+}
+
+static void
 on_clone_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   Clone *clone = user_data;
-  SnapshotClone *op = clone->op;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   smolvm_vm_end_op (clone->vm);
   if (!smolvm_vm_op_finish (SMOLVM_VM (source), result, &error)) {
     clone_failed (clone, g_steal_pointer (&error));
     return;
   }
-  if (!smolvm_vm_set_cloned_from (clone->vm, op->snapshot_id, &error)) {
-    /* never a VM without its record: it goes */
-    smolvm_vm_stop_async (clone->vm, NULL, NULL);
-    clone_failed (clone, g_steal_pointer (&error));
-    return;
-  }
-  smolvm_registry_add_vm (op->call.ctx->registry, clone->vm);
-  clone_ended (clone);
+  /* a clone has no record before: it counts once this one is on disk */
+  smolvm_vm_set_cloned_from (clone->vm, clone->op->snapshot_id);
+  smolvm_vm_save_async (clone->vm, on_clone_saved, clone);
 }
 
 static void

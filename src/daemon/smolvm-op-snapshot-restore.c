@@ -73,16 +73,26 @@ snapshot_iface (SnapshotRestore *op)
 /* ---- rollback ---- */
 
 static void
+on_abandoned_vm_removed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SnapshotRestore *op = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!smolvm_store_discard_finish (SMOLVM_STORE (source), result, &error))
+    g_warning ("%s", error->message);
+  smolvm_call_fail (&op->call, g_steal_pointer (&op->error));
+}
+
+static void
 abandon_finish (SnapshotRestore *op)
 {
   if (op->vm_is_new) {
-    g_autoptr(GError) local_error = NULL;
     smolvm_network_release (op->call.ctx->network, op->vm_id,
                             smolvm_vm_get_network_config (op->vm));
-    /* empty again: the incoming disk is gone */
-    smolvm_record_writer_settle (op->call.ctx->records);
-    if (!smolvm_rm_rf (smolvm_vm_get_dir (op->vm), &local_error))
-      g_warning ("%s", local_error->message);
+    /* empty again (the incoming disk is gone): the directory goes too */
+    smolvm_call_discard_record_dir (&op->call, smolvm_vm_get_dir (op->vm),
+                                    on_abandoned_vm_removed, op);
+    return;
   }
   smolvm_call_fail (&op->call, g_steal_pointer (&op->error));
 }
@@ -136,8 +146,7 @@ rollback_forget_new_vm (SnapshotRestore *op)
   }
   smolvm_network_release (ctx->network, op->vm_id, smolvm_vm_get_network_config (op->vm));
   smolvm_store_remove_runtime (ctx->store, op->vm_id);
-  smolvm_record_writer_settle (ctx->records);
-  smolvm_store_discard_async (ctx->store, smolvm_vm_get_dir (op->vm), on_rollback_vm_removed, op);
+  smolvm_call_discard_record_dir (&op->call, smolvm_vm_get_dir (op->vm), on_rollback_vm_removed, op);
 }
 
 static void

@@ -90,26 +90,36 @@ vm_create_rollback (VmCreate *op, GError *error)
   g_prefix_error (&error, "Cannot create VM '%s': ", op->vm_id);
   op->error = error;
   smolvm_call_begin_rollback (&op->call);
-  smolvm_record_writer_settle (ctx->records);
-  smolvm_store_discard_async (ctx->store, op->dir, on_rollback_removed, op);
+  smolvm_call_discard_record_dir (&op->call, op->dir, on_rollback_removed, op);
 }
 
 static void
+on_vm_saved (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  VmCreate *op = user_data;
+  g_autoptr(SmolvmVm) vm = SMOLVM_VM (source);
+  g_autoptr(GError) error = NULL;
+
+  if (!smolvm_vm_save_finish (vm, result, &error)) {
+    vm_create_rollback (op, g_steal_pointer (&error));
+    return;
+  }
+  smolvm_registry_add_vm (op->call.ctx->registry, vm);
+  smolvm_call_return (&op->call, g_variant_new ("(o)", smolvm_vm_get_object_path (vm)));
+}
+
+/* Published once its record is on disk: a VM a caller sees is one a
+ * restarted daemon knows. */
+static void
 commit (VmCreate *op)
 {
-  SmolvmContext *ctx = op->call.ctx;
-  GError *error = NULL;
-  g_autoptr(SmolvmVm) vm = NULL;
+  SmolvmVm *vm;
 
   smolvm_job_set_cancelable (op->call.job, FALSE);
   smolvm_call_set_phase (&op->call, "committing");
-  vm = smolvm_vm_new (ctx, op->config, op->network_config);
-  if (!smolvm_vm_save (vm, &error)) {
-    vm_create_rollback (op, error);
-    return;
-  }
-  smolvm_registry_add_vm (ctx->registry, vm);
-  smolvm_call_return (&op->call, g_variant_new ("(o)", smolvm_vm_get_object_path (vm)));
+  vm = smolvm_vm_new (op->call.ctx, op->config, op->network_config);
+  /* the callback takes this reference */
+  smolvm_vm_save_async (vm, on_vm_saved, op);
 }
 
 static void copy_next (VmCreate *op);

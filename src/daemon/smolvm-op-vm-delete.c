@@ -44,23 +44,23 @@ on_files_removed (GObject *source, GAsyncResult *result, gpointer user_data)
   smolvm_call_return (&op->call, NULL);
 }
 
+/* Every write of its vm.json queued before is done: none lands in the
+ * trash while the directory goes. */
 static void
-on_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
+on_records_flushed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   VmDelete *op = user_data;
   SmolvmContext *ctx = op->call.ctx;
   const gchar *id = smolvm_vm_get_id (op->vm);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
-  smolvm_vm_op_finish (op->vm, result, NULL);
-  /* moved first, so that the record is gone at once and atomically; a
-   * queued write of its vm.json must not land in the trash meanwhile */
-  smolvm_record_writer_settle (ctx->records);
-  /* the reply (from on_files_removed) waits until the move is durable */
+  smolvm_record_writer_flush_finish (SMOLVM_RECORD_WRITER (source), result);
+  /* moved first, so that the record is gone at once and atomically; the
+   * reply (from on_files_removed) waits until the move is durable */
   if (!smolvm_store_remove_async (ctx->store, smolvm_vm_get_dir (op->vm), on_files_removed, op,
                                   &error)) {
     g_prefix_error (&error, "Cannot delete VM '%s': ", id);
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   smolvm_call_set_phase (&op->call, "removing");
@@ -69,6 +69,15 @@ on_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
   smolvm_network_release (ctx->network, id, smolvm_vm_get_network_config (op->vm));
   smolvm_registry_remove_vm (ctx->registry, op->vm);
   smolvm_store_remove_runtime (ctx->store, id);
+}
+
+static void
+on_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  VmDelete *op = user_data;
+
+  smolvm_vm_op_finish (op->vm, result, NULL);
+  smolvm_record_writer_flush_async (op->call.ctx->records, on_records_flushed, op);
 }
 
 static void

@@ -16,7 +16,6 @@ struct _SmolvmRecordWriter {
   GObject parent_instance;
   GThreadPool *pool; /* one thread: items run in the order they were pushed */
   GMutex lock;
-  GCond idle_cond;
   GHashTable *queued; /* path -> the fire-and-forget Item not started yet */
   guint pending;      /* items queued and not finished */
   /* Fire-and-forget writes wait for the end of the main loop's current
@@ -77,8 +76,6 @@ run_item (gpointer data, gpointer user_data)
    * writer idle if nothing else came */
   g_mutex_lock (&self->lock);
   self->pending--;
-  if (self->pending == 0)
-    g_cond_broadcast (&self->idle_cond);
   g_mutex_unlock (&self->lock);
 
   if (item->task != NULL && ok)
@@ -200,37 +197,6 @@ smolvm_record_writer_write_finish (SmolvmRecordWriter *self, GAsyncResult *resul
   return g_task_propagate_boolean (G_TASK (result), error);
 }
 
-/* Waits until the worker has finished every item pushed so far. */
-static void
-wait_idle (SmolvmRecordWriter *self)
-{
-  g_mutex_lock (&self->lock);
-  while (self->pending > 0)
-    g_cond_wait (&self->idle_cond, &self->lock);
-  g_mutex_unlock (&self->lock);
-}
-
-void
-smolvm_record_writer_settle (SmolvmRecordWriter *self)
-{
-  g_return_if_fail (SMOLVM_IS_RECORD_WRITER (self));
-  push_deferred (self);
-  wait_idle (self);
-}
-
-gboolean
-smolvm_record_writer_write_sync (SmolvmRecordWriter *self, const gchar *path,
-                                 const gchar *contents, GError **error)
-{
-  g_return_val_if_fail (SMOLVM_IS_RECORD_WRITER (self), FALSE);
-  g_return_val_if_fail (path != NULL && contents != NULL, FALSE);
-
-  /* the main loop pushes every item: nothing new arrives while it waits */
-  push_deferred (self);
-  wait_idle (self);
-  return smolvm_write_file_atomic (path, contents, -1, error);
-}
-
 void
 smolvm_record_writer_flush_async (SmolvmRecordWriter *self, GAsyncReadyCallback callback,
                                   gpointer user_data)
@@ -280,7 +246,6 @@ smolvm_record_writer_finalize (GObject *object)
   g_ptr_array_unref (self->deferred);
   g_hash_table_unref (self->queued);
   g_mutex_clear (&self->lock);
-  g_cond_clear (&self->idle_cond);
   G_OBJECT_CLASS (smolvm_record_writer_parent_class)->finalize (object);
 }
 
@@ -294,7 +259,6 @@ static void
 smolvm_record_writer_init (SmolvmRecordWriter *self)
 {
   g_mutex_init (&self->lock);
-  g_cond_init (&self->idle_cond);
   /* keys are the queued items' own paths */
   self->queued = g_hash_table_new (g_str_hash, g_str_equal);
   /* exclusive, one thread: order is kept; creating it cannot fail then

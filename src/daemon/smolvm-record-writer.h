@@ -39,22 +39,14 @@ void smolvm_record_writer_write_visible_async (SmolvmRecordWriter *self, const g
                                                GAsyncReadyCallback callback,
                                                gpointer user_data);
 
-/* Writes now, on the calling thread, after every write queued before it;
- * for callers that cannot go on without the result. */
-gboolean smolvm_record_writer_write_sync (SmolvmRecordWriter *self, const gchar *path,
-                                          const gchar *contents, GError **error);
-
 /* Completes once every write queued before it is done. Never fails: a
- * failed write is logged, or reported to its own caller. */
+ * failed write is logged, or reported to its own caller. Before a record's
+ * directory is removed: no write of it lands there meanwhile (only writes
+ * that came without a reply, from a VMM that exited, can be queued then:
+ * a reply flushes). */
 void smolvm_record_writer_flush_async (SmolvmRecordWriter *self, GAsyncReadyCallback callback,
                                        gpointer user_data);
 void smolvm_record_writer_flush_finish (SmolvmRecordWriter *self, GAsyncResult *result);
-
-/* Waits, blocking, until every queued write is done: before a record's
- * directory is removed, so that no write of it lands there meanwhile. Only
- * writes that came without a reply (a VMM that exited) can be queued then:
- * a reply flushes. */
-void smolvm_record_writer_settle (SmolvmRecordWriter *self);
 
 /* Whether writes are queued or under way. */
 gboolean smolvm_record_writer_is_busy (SmolvmRecordWriter *self);

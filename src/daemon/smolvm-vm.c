@@ -251,18 +251,39 @@ vm_to_json (SmolvmVm *self)
   return vm_to_json_as (self, smolvm_vm_get_state (self));
 }
 
-gboolean
-smolvm_vm_save (SmolvmVm *self, GError **error)
+static void
+on_vm_saved (GObject *source, GAsyncResult *result, gpointer user_data)
 {
+  g_autoptr(GTask) task = user_data;
+  SmolvmVm *self = g_task_get_source_object (task);
+  g_autoptr(GError) error = NULL;
+
+  if (!smolvm_record_writer_write_finish (SMOLVM_RECORD_WRITER (source), result, &error)) {
+    g_prefix_error (&error, "Cannot save VM '%s': ", smolvm_vm_get_id (self));
+    g_task_return_error (task, g_steal_pointer (&error));
+    return;
+  }
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+smolvm_vm_save_async (SmolvmVm *self, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
   g_autofree gchar *json = vm_to_json (self);
   g_autofree gchar *path =
     smolvm_store_vm_file (self->ctx->store, smolvm_vm_get_id (self), SMOLVM_VM_METADATA);
 
-  if (!smolvm_record_writer_write_sync (self->ctx->records, path, json, error)) {
-    g_prefix_error (error, "Cannot save VM '%s': ", smolvm_vm_get_id (self));
-    return FALSE;
-  }
-  return TRUE;
+  g_task_set_source_tag (task, smolvm_vm_save_async);
+  smolvm_record_writer_write_async (self->ctx->records, path, json, on_vm_saved,
+                                    g_steal_pointer (&task));
+}
+
+gboolean
+smolvm_vm_save_finish (SmolvmVm *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 /* State changes are persisted at once so that a restarted daemon knows
@@ -369,13 +390,12 @@ smolvm_vm_set_restored_from (SmolvmVm *self, const gchar *snapshot_id)
   g_signal_emit (self, signals[SIGNAL_MAPPING_CHANGED], 0);
 }
 
-gboolean
-smolvm_vm_set_cloned_from (SmolvmVm *self, const gchar *snapshot_id, GError **error)
+void
+smolvm_vm_set_cloned_from (SmolvmVm *self, const gchar *snapshot_id)
 {
   smolvm_dbus_vm_set_cloned_from (SMOLVM_DBUS_VM (self), snapshot_id);
   set_mapped_snapshot (self, snapshot_id);
   g_signal_emit (self, signals[SIGNAL_MAPPING_CHANGED], 0);
-  return smolvm_vm_save (self, error);
 }
 
 const gchar *

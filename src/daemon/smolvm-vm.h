@@ -27,7 +27,10 @@ SmolvmVm *smolvm_vm_new (SmolvmContext *ctx, const SmolvmVmConfig *config,
 /* Reads DIR/vm.json. The State is as saved; call smolvm_vm_reattach_async()
  * to reconcile it with the process, if any. */
 SmolvmVm *smolvm_vm_load (SmolvmContext *ctx, const gchar *dir, GError **error);
-gboolean smolvm_vm_save (SmolvmVm *self, GError **error);
+/* Writes DIR/vm.json through the record writer, after any write of it
+ * queued before; completes once it is on disk. */
+void smolvm_vm_save_async (SmolvmVm *self, GAsyncReadyCallback callback, gpointer user_data);
+gboolean smolvm_vm_save_finish (SmolvmVm *self, GAsyncResult *result, GError **error);
 
 const gchar *smolvm_vm_get_id (SmolvmVm *self);
 const gchar *smolvm_vm_get_object_path (SmolvmVm *self);
@@ -65,8 +68,9 @@ void smolvm_vm_clear_paused_by_snapshot (SmolvmVm *self);
  * snapshot whose mem.bin the guest maps. */
 void smolvm_vm_set_restored_from (SmolvmVm *self, const gchar *snapshot_id);
 /* A clone: ClonedFrom (for good) and the snapshot the guest maps (until it
- * boots afresh), saved at once: a clone has no record before. */
-gboolean smolvm_vm_set_cloned_from (SmolvmVm *self, const gchar *snapshot_id, GError **error);
+ * boots afresh). Not saved: a clone has no record before, and its maker
+ * saves it (smolvm_vm_save_async) before the clone counts. */
+void smolvm_vm_set_cloned_from (SmolvmVm *self, const gchar *snapshot_id);
 const gchar *smolvm_vm_get_cloned_from (SmolvmVm *self);
 /* "" when the guest maps no snapshot's memory */
 const gchar *smolvm_vm_get_mapped_snapshot (SmolvmVm *self);

@@ -21,6 +21,13 @@ init (void)
   path = smolvm_store_vm_file (ctx->store, FUZZ_RECORD_ID, SMOLVM_VM_METADATA);
 }
 
+static void
+on_saved (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GAsyncResult **out = user_data;
+  *out = g_object_ref (result);
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -28,6 +35,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   g_autoptr(SmolvmVm) vm = NULL;
   g_autoptr(SmolvmVm) again = NULL;
   g_autoptr(GVariant) info = NULL, info_again = NULL;
+  g_autoptr(GAsyncResult) saved = NULL;
 
   if (ctx == NULL)
     init ();
@@ -38,7 +46,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     return 0;
   }
   info = g_variant_ref_sink (smolvm_vm_to_info (vm));
-  if (!smolvm_vm_save (vm, &error))
+  /* as the daemon writes it: through the record writer's thread */
+  smolvm_vm_save_async (vm, on_saved, &saved);
+  while (saved == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  if (!smolvm_vm_save_finish (vm, saved, &error))
     g_error ("cannot save a loaded vm.json: %s", error->message);
   again = smolvm_vm_load (ctx, dir, &error);
   if (again == NULL) {
