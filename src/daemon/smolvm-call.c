@@ -132,10 +132,10 @@ static void
 on_caller_uid (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SmolvmCall *call = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_authority_get_caller_uid_finish (result, &call->uid, &error)) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   call->run (call);
@@ -145,10 +145,10 @@ static void
 on_authorized (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SmolvmCall *call = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_authority_check_finish (SMOLVM_AUTHORITY (source), result, &error)) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   smolvm_authority_get_caller_uid_async (call->invocation, on_caller_uid, call);
