@@ -239,6 +239,7 @@ smolvm_call_check_cancelled (SmolvmCall *call, GError **error)
 void
 smolvm_call_fail (SmolvmCall *call, GError *error)
 {
+  g_autoptr(GError) owned = error;
   g_autoptr(GError) mapped = NULL;
 
   /* whatever step noticed it first, a cancelled call was cancelled */
@@ -247,10 +248,9 @@ smolvm_call_fail (SmolvmCall *call, GError *error)
                           call->cancelled_summary != NULL ? call->cancelled_summary
                                                           : "nothing changed");
   else
-    mapped = smolvm_error_normalize (error);
+    mapped = smolvm_error_normalize (owned);
   g_debug ("%s failed: %s", g_dbus_method_invocation_get_method_name (call->invocation),
            mapped->message);
-  g_error_free (error);
   call->reply_error = g_steal_pointer (&mapped);
   call_end (call);
 }
