@@ -385,7 +385,7 @@ copy_file_sparse_thread (GTask *task, gpointer source_object, gpointer task_data
                          GCancellable *cancellable)
 {
   CopyTaskData *d = task_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   gboolean ok = d->src_fd >= 0
                   ? smolvm_copy_fd_sparse (d->src_fd, d->src, d->dst, d->progress, cancellable,
                                            &error)
@@ -395,7 +395,7 @@ copy_file_sparse_thread (GTask *task, gpointer source_object, gpointer task_data
   if (ok)
     g_task_return_boolean (task, TRUE);
   else
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
 }
 
 static void
@@ -706,12 +706,12 @@ smolvm_move_to_trash_unsynced (const gchar *trash_parent, const gchar *path, GEr
 static void
 rm_rf_thread (GTask *task, gpointer source_object, gpointer task_data, GCancellable *cancellable)
 {
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (smolvm_rm_rf (task_data, &error))
     g_task_return_boolean (task, TRUE);
   else
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
 }
 
 void
@@ -821,13 +821,14 @@ static void
 sha256_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
   Sha256Data *data = task_data;
-  GError *error = NULL;
-  gchar *sha256 = smolvm_file_sha256 (data->path, data->progress, cancellable, &error);
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *sha256 =
+    smolvm_file_sha256 (data->path, data->progress, cancellable, &error);
 
   if (sha256 == NULL)
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
   else
-    g_task_return_pointer (task, sha256, g_free);
+    g_task_return_pointer (task, g_steal_pointer (&sha256), g_free);
 }
 
 void

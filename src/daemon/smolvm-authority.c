@@ -93,7 +93,7 @@ static void
 on_connection_unix_user (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(GTask) task = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply =
     g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
   GHashTable *cache = uid_cache (G_DBUS_CONNECTION (source));
@@ -101,7 +101,7 @@ on_connection_unix_user (GObject *source, GAsyncResult *result, gpointer user_da
   guint32 uid;
 
   if (reply == NULL) {
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
   g_variant_get (reply, "(u)", &uid);
@@ -140,11 +140,11 @@ smolvm_authority_get_caller_uid_async (GDBusMethodInvocation *invocation,
 gboolean
 smolvm_authority_get_caller_uid_finish (GAsyncResult *result, guint32 *uid, GError **error)
 {
-  GError *local_error = NULL;
+  g_autoptr(GError) local_error = NULL;
   gssize value = g_task_propagate_int (G_TASK (result), &local_error);
 
   if (local_error != NULL) {
-    g_propagate_error (error, local_error);
+    g_propagate_error (error, g_steal_pointer (&local_error));
     return FALSE;
   }
   *uid = (guint32) value;

@@ -133,10 +133,10 @@ static void
 on_caller_uid (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SmolvmCall *call = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_authority_get_caller_uid_finish (result, &call->uid, &error)) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   call->run (call);
@@ -146,10 +146,10 @@ static void
 on_authorized (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SmolvmCall *call = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_authority_check_finish (SMOLVM_AUTHORITY (source), result, &error)) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   smolvm_authority_get_caller_uid_async (call->invocation, on_caller_uid, call);
@@ -270,6 +270,7 @@ smolvm_call_check_cancelled (SmolvmCall *call, GError **error)
 void
 smolvm_call_fail (SmolvmCall *call, GError *error)
 {
+  g_autoptr(GError) owned = error;
   g_autoptr(GError) mapped = NULL;
 
   /* whatever step noticed it first, a cancelled call was cancelled */
@@ -278,10 +279,9 @@ smolvm_call_fail (SmolvmCall *call, GError *error)
                           call->cancelled_summary != NULL ? call->cancelled_summary
                                                           : "nothing changed");
   else
-    mapped = smolvm_error_normalize (error);
+    mapped = smolvm_error_normalize (owned);
   g_debug ("%s failed: %s", g_dbus_method_invocation_get_method_name (call->invocation),
            mapped->message);
-  g_error_free (error);
   call->reply_error = g_steal_pointer (&mapped);
   call_end (call);
 }

@@ -239,11 +239,11 @@ static void
 on_request_step_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SmolvmSteps *steps = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) body = fc_call_finish (result, &error);
 
   if (body == NULL) {
-    smolvm_steps_fail (steps, error);
+    smolvm_steps_fail (steps, g_steal_pointer (&error));
     return;
   }
   smolvm_steps_next (steps);
@@ -281,7 +281,7 @@ static void
 step_spawn (SmolvmSteps *steps, gpointer step_data)
 {
   SmolvmFirecracker *self = smolvm_steps_get_source_object (steps);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   const gchar *argv[] = { smolvm_vmm_get_binary (SMOLVM_VMM (self)),
                           "--api-sock",
                           self->api_socket,
@@ -293,11 +293,11 @@ step_spawn (SmolvmSteps *steps, gpointer step_data)
    * to start ("Address in use"). */
   if (unlink (self->api_socket) != 0 && errno != ENOENT) {
     smolvm_error_set_errno (&error, errno, "Cannot remove stale API socket %s", self->api_socket);
-    smolvm_steps_fail (steps, error);
+    smolvm_steps_fail (steps, g_steal_pointer (&error));
     return;
   }
   if (!smolvm_vmm_spawn (SMOLVM_VMM (self), argv, &error)) {
-    smolvm_steps_fail (steps, error);
+    smolvm_steps_fail (steps, g_steal_pointer (&error));
     return;
   }
   smolvm_steps_next (steps);
@@ -308,13 +308,13 @@ on_socket_ready (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SmolvmSteps *steps = user_data;
   SmolvmVmm *vmm = SMOLVM_VMM (source);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autoptr(GSocketConnection) connection = smolvm_vmm_wait_socket_finish (vmm, result, &error);
 
   if (connection == NULL) {
     g_prefix_error (&error, "Firecracker did not start (see %s): ",
                     smolvm_vmm_get_console_log_path (vmm));
-    smolvm_steps_fail (steps, error);
+    smolvm_steps_fail (steps, g_steal_pointer (&error));
     return;
   }
   /* only a probe: soup makes its own connections */

@@ -200,14 +200,14 @@ static void
 cancel_call_return (CancelCall *call, GError *error)
 {
   SmolvmJob *self = call->job;
+  g_autoptr(GError) owned = error;
 
-  if (error == NULL && !smolvm_dbus_job_get_cancelable (SMOLVM_DBUS_JOB (self)))
-    error = g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_INVALID_STATE,
+  if (owned == NULL && !smolvm_dbus_job_get_cancelable (SMOLVM_DBUS_JOB (self)))
+    owned = g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_INVALID_STATE,
                          "Job %s can no longer be cancelled (%s)", self->object_path,
                          self->completed ? "it is over" : "its result is being committed");
-  if (error != NULL) {
-    g_autoptr(GError) mapped = smolvm_error_normalize (error);
-    g_error_free (error);
+  if (owned != NULL) {
+    g_autoptr(GError) mapped = smolvm_error_normalize (owned);
     g_dbus_method_invocation_return_gerror (g_steal_pointer (&call->invocation), mapped);
     return;
   }
@@ -222,10 +222,10 @@ static void
 on_cancel_authorized (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(CancelCall) call = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   smolvm_authority_check_finish (SMOLVM_AUTHORITY (source), result, &error);
-  cancel_call_return (call, error);
+  cancel_call_return (call, g_steal_pointer (&error));
 }
 
 static void
@@ -235,11 +235,11 @@ on_cancel_caller_uid (GObject *source, GAsyncResult *result, gpointer user_data)
   SmolvmJob *self = call->job;
   /* read before the call is stolen: arguments are evaluated in no set order */
   GDBusMethodInvocation *invocation = call->invocation;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   guint32 uid;
 
   if (!smolvm_authority_get_caller_uid_finish (result, &uid, &error)) {
-    cancel_call_return (call, error);
+    cancel_call_return (call, g_steal_pointer (&error));
     return;
   }
   /* its starter may always stop it; anyone else needs the operation's right */

@@ -395,9 +395,10 @@ static void
 on_call_done (SmolvmOciClient *self, GTask *task, GError *error)
 {
   OciCall *call = g_task_get_task_data (task);
-  if (error != NULL) {
-    g_task_return_error (task, transport_error (self, error, call->what));
-    g_error_free (error);
+  g_autoptr(GError) owned = error;
+
+  if (owned != NULL) {
+    g_task_return_error (task, transport_error (self, owned, call->what));
     g_object_unref (task);
     return;
   }
@@ -460,11 +461,11 @@ on_token_sent (GObject *source, GAsyncResult *result, gpointer user_data)
   GTask *task = user_data;
   SmolvmOciClient *self = g_task_get_source_object (task);
   SoupMessage *msg = g_object_get_data (G_OBJECT (task), "token-message");
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autoptr(GInputStream) in = soup_session_send_finish (SOUP_SESSION (source), result, &error);
 
   if (in == NULL) {
-    on_call_done (self, task, error);
+    on_call_done (self, task, g_steal_pointer (&error));
     return;
   }
   read_answer_async (self, msg, in, "token request", g_task_get_cancellable (task), on_token_read,
@@ -565,11 +566,11 @@ on_call_read (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
   OciCall *call = g_task_get_task_data (task);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   call->response_body = read_answer_finish (result, &error);
   if (error != NULL) {
-    task_fail (task, error);
+    task_fail (task, g_steal_pointer (&error));
     return;
   }
   g_task_return_boolean (task, TRUE);
@@ -630,11 +631,11 @@ on_call_sent (GObject *source, GAsyncResult *result, gpointer user_data)
   GTask *task = user_data;
   SmolvmOciClient *self = g_task_get_source_object (task);
   OciCall *call = g_task_get_task_data (task);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   call->response_stream = soup_session_send_finish (SOUP_SESSION (source), result, &error);
   if (call->response_stream == NULL) {
-    on_call_done (self, task, error);
+    on_call_done (self, task, g_steal_pointer (&error));
     return;
   }
   if (!call->no_redirect && SOUP_STATUS_IS_REDIRECTION (soup_message_get_status (call->msg)) &&
@@ -726,12 +727,12 @@ static OciCall *
 oci_call_finish_ok (GTask *task, GAsyncResult *result, guint also)
 {
   SmolvmOciClient *self = g_task_get_source_object (G_TASK (result));
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   OciCall *call = oci_call_finish (result, &error);
   guint status;
 
   if (call == NULL) {
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
     return NULL;
   }
   status = soup_message_get_status (call->msg);
@@ -826,10 +827,10 @@ gboolean
 smolvm_oci_client_blob_exists_finish (SmolvmOciClient *self, GAsyncResult *result,
                                       gboolean *exists, GError **error)
 {
-  GError *local_error = NULL;
+  g_autoptr(GError) local_error = NULL;
   gssize value = g_task_propagate_int (G_TASK (result), &local_error);
   if (local_error != NULL) {
-    g_propagate_error (error, local_error);
+    g_propagate_error (error, g_steal_pointer (&local_error));
     return FALSE;
   }
   *exists = value != 0;
@@ -902,9 +903,10 @@ static void
 blob_fetch_fail (GTask *task, GError *error)
 {
   BlobFetch *fetch = g_task_get_task_data (task);
+  g_autoptr(GError) owned = error;
+
   g_clear_error (&fetch->error);
-  fetch->error = smolvm_error_normalize (error);
-  g_error_free (error);
+  fetch->error = smolvm_error_normalize (owned);
   if (fetch->out != NULL) {
     g_output_stream_close_async (fetch->out, G_PRIORITY_DEFAULT, NULL, on_failed_out_closed, task);
     return;
@@ -920,9 +922,9 @@ static void
 on_blob_renamed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   if (!g_file_move_finish (G_FILE (source), result, &error)) {
-    blob_fetch_fail (task, error);
+    blob_fetch_fail (task, g_steal_pointer (&error));
     return;
   }
   g_task_return_int (task, TRUE);
@@ -935,13 +937,13 @@ on_blob_out_closed (GObject *source, GAsyncResult *result, gpointer user_data)
   GTask *task = user_data;
   SmolvmOciClient *self = g_task_get_source_object (task);
   BlobFetch *fetch = g_task_get_task_data (task);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autofree gchar *actual = NULL;
   g_autoptr(GFile) final = NULL;
 
   if (!g_output_stream_close_finish (G_OUTPUT_STREAM (source), result, &error)) {
     g_clear_object (&fetch->out);
-    blob_fetch_fail (task, error);
+    blob_fetch_fail (task, g_steal_pointer (&error));
     return;
   }
   g_clear_object (&fetch->out);
@@ -966,11 +968,11 @@ on_blob_written (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
   BlobFetch *fetch = g_task_get_task_data (task);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   gsize written = 0;
 
   if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, &written, &error)) {
-    blob_fetch_fail (task, error);
+    blob_fetch_fail (task, g_steal_pointer (&error));
     return;
   }
   smolvm_progress_add (fetch->progress, written);
@@ -983,14 +985,13 @@ on_blob_data (GObject *source, GAsyncResult *result, gpointer user_data)
   GTask *task = user_data;
   SmolvmOciClient *self = g_task_get_source_object (task);
   BlobFetch *fetch = g_task_get_task_data (task);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) data = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), result, &error);
   gsize len;
   const guchar *bytes;
 
   if (data == NULL) {
     blob_fetch_fail (task, transport_error (self, error, "GET blob"));
-    g_error_free (error);
     return;
   }
   bytes = g_bytes_get_data (data, &len);
@@ -1041,12 +1042,12 @@ on_blob_get (GObject *source, GAsyncResult *result, gpointer user_data)
   GTask *task = user_data;
   SmolvmOciClient *self = SMOLVM_OCI_CLIENT (source);
   BlobFetch *fetch = g_task_get_task_data (task);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   OciCall *call = oci_call_finish (result, &error);
   guint status;
 
   if (call == NULL) {
-    blob_fetch_fail (task, error);
+    blob_fetch_fail (task, g_steal_pointer (&error));
     return;
   }
   status = soup_message_get_status (call->msg);
@@ -1082,14 +1083,14 @@ on_temp_created (GObject *source, GAsyncResult *result, gpointer user_data)
   GTask *task = user_data;
   SmolvmOciClient *self = g_task_get_source_object (task);
   BlobFetch *fetch = g_task_get_task_data (task);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   GFileOutputStream *out = g_file_create_finish (G_FILE (source), result, &error);
   OciCall *call;
 
   if (out == NULL) {
     g_clear_object (&fetch->temp); /* not ours to remove */
     g_prefix_error (&error, "Cannot create a file for blob %s: ", fetch->digest);
-    blob_fetch_fail (task, error);
+    blob_fetch_fail (task, g_steal_pointer (&error));
     return;
   }
   fetch->out = G_OUTPUT_STREAM (out);
@@ -1138,12 +1139,12 @@ on_blob_checked (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
   BlobFetch *fetch = g_task_get_task_data (task);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   gssize present = g_task_propagate_int (G_TASK (result), &error);
   g_autofree gchar *temp_name = NULL;
 
   if (error != NULL) {
-    blob_fetch_fail (task, error);
+    blob_fetch_fail (task, g_steal_pointer (&error));
     return;
   }
   if (present) {
@@ -1193,10 +1194,10 @@ gboolean
 smolvm_oci_client_blob_fetch_finish (SmolvmOciClient *self, GAsyncResult *result,
                                      gboolean *fetched, GError **error)
 {
-  GError *local_error = NULL;
+  g_autoptr(GError) local_error = NULL;
   gssize value = g_task_propagate_int (G_TASK (result), &local_error);
   if (local_error != NULL) {
-    g_propagate_error (error, local_error);
+    g_propagate_error (error, g_steal_pointer (&local_error));
     return FALSE;
   }
   if (fetched != NULL)
@@ -1292,7 +1293,7 @@ on_chunk_read (GObject *source, GAsyncResult *result, gpointer user_data)
   GTask *task = user_data;
   SmolvmOciClient *self = g_task_get_source_object (task);
   BlobUpload *upload = g_task_get_task_data (task);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   gsize len = 0;
   OciCall *call;
   g_autoptr(GBytes) chunk = NULL;
@@ -1301,7 +1302,6 @@ on_chunk_read (GObject *source, GAsyncResult *result, gpointer user_data)
   if (!g_input_stream_read_all_finish (G_INPUT_STREAM (source), result, &len, &error)) {
     g_prefix_error (&error, "Cannot read %s: ", upload->path);
     g_task_return_error (task, smolvm_error_normalize (error));
-    g_error_free (error);
     g_object_unref (task);
     return;
   }
@@ -1354,14 +1354,13 @@ on_upload_file_open (GObject *source, GAsyncResult *result, gpointer user_data)
   GTask *task = user_data;
   SmolvmOciClient *self = g_task_get_source_object (task);
   BlobUpload *upload = g_task_get_task_data (task);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   GFileInputStream *in = g_file_read_finish (G_FILE (source), result, &error);
   OciCall *call;
 
   if (in == NULL) {
     g_prefix_error (&error, "Cannot open blob %s: ", upload->digest);
     g_task_return_error (task, smolvm_error_normalize (error));
-    g_error_free (error);
     g_object_unref (task);
     return;
   }

@@ -256,7 +256,7 @@ on_clone_disk_copied (GObject *source, GAsyncResult *result, gpointer user_data)
   Clone *clone = user_data;
   SnapshotClone *op = clone->op;
   SmolvmDbusSnapshot *iface = snapshot_iface (op);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   /* its turn to copy is over: the next clone may begin (before this one
    * can end, so that this call is not over yet) */
@@ -286,7 +286,7 @@ clone_begin (SnapshotClone *op, Clone *clone)
   SmolvmContext *ctx = op->call.ctx;
   g_autoptr(SmolvmVmConfig) config = NULL;
   g_autofree gchar *disk = NULL;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (op->cancelled || !smolvm_call_check_cancelled (&op->call, &error)) {
     if (error == NULL)
@@ -331,12 +331,12 @@ static void
 on_vmstate_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotClone *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autofree gchar *sha256 = smolvm_file_sha256_finish (result, &error);
 
   if (sha256 == NULL) {
     g_prefix_error (&error, "Cannot clone snapshot '%s': ", op->snapshot_id);
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   if (g_strcmp0 (sha256, smolvm_snapshot_get_vmstate_sha256 (op->snapshot)) != 0) {
@@ -439,16 +439,16 @@ snapshot_clone_run (SmolvmCall *call)
   SmolvmContext *ctx = call->ctx;
   g_autoptr(GPtrArray) objects = g_ptr_array_new_with_free_func (g_free);
   SmolvmProgress *progress;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   op->snapshot = smolvm_registry_get_snapshot (ctx->registry, op->snapshot_id, &error);
   if (op->snapshot == NULL) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   g_object_ref (op->snapshot);
   if (!check_network (op, &error)) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   if (!smolvm_snapshot_check_files (op->snapshot, op->sizes, &error) ||
@@ -456,16 +456,16 @@ snapshot_clone_run (SmolvmCall *call)
                                 op->sizes[SMOLVM_SNAPSHOT_FILE_DISK] * op->count,
                                 "The copies of the snapshot's disk", &error)) {
     g_prefix_error (&error, "Cannot clone snapshot '%s': ", op->snapshot_id);
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   if (!smolvm_registry_hold_snapshot (ctx->registry, op->snapshot_id, "clone", &error)) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   op->holds_snapshot = TRUE;
   if (!reserve_ids (op, &error)) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
 
@@ -551,14 +551,14 @@ smolvm_op_snapshot_clone (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
                           const gchar *snapshot_id, GVariant *options)
 {
   SnapshotClone *op = smolvm_call_new0 (SnapshotClone, ctx, invocation, snapshot_clone_clear);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   SmolvmSnapshot *snapshot;
 
   op->snapshot_id = g_strdup (snapshot_id);
   op->clones = g_ptr_array_new_with_free_func ((GDestroyNotify) clone_free);
   if (!smolvm_id_validate (snapshot_id, "snapshot id", &error) ||
       !parse_options (op, options, &error)) {
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   /* polkit rules may want the VM of a snapshot-wide action */

@@ -91,7 +91,7 @@ static void
 rollback (SnapshotCreate *op, GError *error)
 {
   g_prefix_error (&error, "Cannot create snapshot '%s' of VM '%s': ", op->snapshot_id, op->vm_id);
-  op->error = error;
+  op->error = g_steal_pointer (&error);
   smolvm_call_begin_rollback (&op->call);
   smolvm_store_discard_async (op->call.ctx->store, op->tmp_dir, on_rollback_removed, op);
 }
@@ -102,12 +102,12 @@ static void
 on_resumed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotCreate *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_vm_op_finish (SMOLVM_VM (source), result, &error)) {
     g_prefix_error (&error, "Snapshot '%s' was created, but the VM did not resume: ",
                     op->snapshot_id);
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   smolvm_call_return (&op->call,
@@ -118,10 +118,10 @@ static void
 on_committed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotCreate *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_store_commit_snapshot_finish (SMOLVM_STORE (source), result, &error)) {
-    rollback (op, error);
+    rollback (op, g_steal_pointer (&error));
     return;
   }
   smolvm_registry_add_snapshot (op->call.ctx->registry, op->snapshot);
@@ -139,13 +139,13 @@ on_vmstate_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotCreate *op = user_data;
   SmolvmContext *ctx = op->call.ctx;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autofree gchar *sha256 = smolvm_file_sha256_finish (result, &error);
   g_autofree gchar *metadata = NULL;
   const SmolvmVmConfig *config = smolvm_vm_get_config (op->vm);
 
   if (sha256 == NULL || !smolvm_call_check_cancelled (&op->call, &error)) {
-    rollback (op, error);
+    rollback (op, g_steal_pointer (&error));
     return;
   }
   /* from here the result is being made final */
@@ -165,12 +165,12 @@ on_disk_copied (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotCreate *op = user_data;
   SmolvmProgress *progress = smolvm_call_get_progress (&op->call);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autofree gchar *vmstate = tmp_file (op, SMOLVM_SNAPSHOT_VMSTATE);
 
   if (!smolvm_copy_file_sparse_finish (result, &error) ||
       !smolvm_call_check_cancelled (&op->call, &error)) {
-    rollback (op, error);
+    rollback (op, g_steal_pointer (&error));
     return;
   }
   smolvm_progress_set_phase (progress, "checksumming", TRUE);
@@ -182,7 +182,7 @@ static void
 on_state_saved (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotCreate *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autofree gchar *disk = tmp_file (op, SMOLVM_SNAPSHOT_DISK);
   g_autofree gchar *vmstate = tmp_file (op, SMOLVM_SNAPSHOT_VMSTATE);
   guint64 vmstate_size = 0;
@@ -190,7 +190,7 @@ on_state_saved (GObject *source, GAsyncResult *result, gpointer user_data)
   if (!smolvm_vm_op_finish (SMOLVM_VM (source), result, &error) ||
       !smolvm_call_check_cancelled (&op->call, &error) ||
       !smolvm_file_data_size (vmstate, &vmstate_size, &error)) {
-    rollback (op, error);
+    rollback (op, g_steal_pointer (&error));
     return;
   }
   /* expected now, before the disk's bytes count, so Progress never drops */
@@ -208,12 +208,12 @@ on_state_saved (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 save_state (SnapshotCreate *op)
 {
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autofree gchar *vmstate = tmp_file (op, SMOLVM_SNAPSHOT_VMSTATE);
   g_autofree gchar *mem = tmp_file (op, SMOLVM_SNAPSHOT_MEM);
 
   if (!smolvm_call_check_cancelled (&op->call, &error)) {
-    rollback (op, error);
+    rollback (op, g_steal_pointer (&error));
     return;
   }
   smolvm_vm_save_snapshot_async (op->vm, vmstate, mem, smolvm_call_get_progress (&op->call),
@@ -224,11 +224,11 @@ static void
 on_paused (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotCreate *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_vm_op_finish (SMOLVM_VM (source), result, &error)) {
     op->was_running = FALSE; /* it did not pause: nothing to resume */
-    rollback (op, error);
+    rollback (op, g_steal_pointer (&error));
     return;
   }
   save_state (op);
@@ -238,17 +238,17 @@ static void
 on_marked (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotCreate *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_vm_mark_paused_by_snapshot_finish (SMOLVM_VM (source), result, &error)) {
     op->was_running = FALSE; /* not paused: nothing to resume */
-    rollback (op, error);
+    rollback (op, g_steal_pointer (&error));
     return;
   }
   op->marked_paused = TRUE;
   if (!smolvm_call_check_cancelled (&op->call, &error)) {
     op->was_running = FALSE;
-    rollback (op, error);
+    rollback (op, g_steal_pointer (&error));
     return;
   }
   smolvm_vm_set_paused_async (op->vm, TRUE, on_paused, op);
@@ -259,7 +259,7 @@ snapshot_create_run (SmolvmCall *call)
 {
   SnapshotCreate *op = (SnapshotCreate *) call;
   SmolvmContext *ctx = call->ctx;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autofree gchar *snapshot_path = NULL;
   const gchar *state;
   guint64 disk_size = 0;
@@ -272,7 +272,7 @@ snapshot_create_run (SmolvmCall *call)
     g_set_error (&error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_FOUND, "VM '%s' not found", op->vm_id);
   }
   if (op->vm == NULL) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   g_object_ref (op->vm);
@@ -292,12 +292,12 @@ snapshot_create_run (SmolvmCall *call)
     return;
   }
   if (!smolvm_vm_begin_op (op->vm, "snapshot", &error)) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   op->holds_vm = TRUE;
   if (!smolvm_registry_hold_snapshot (ctx->registry, op->snapshot_id, "create", &error)) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   op->holds_snapshot = TRUE;
@@ -309,7 +309,7 @@ snapshot_create_run (SmolvmCall *call)
     g_clear_pointer (&op->tmp_dir, g_free);
     g_prefix_error (&error, "Cannot create snapshot '%s' of VM '%s': ", op->snapshot_id,
                     op->vm_id);
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
 
@@ -337,14 +337,14 @@ smolvm_op_snapshot_create (SmolvmContext *ctx, GDBusMethodInvocation *invocation
                            GVariant *options)
 {
   SnapshotCreate *op = smolvm_call_new0 (SnapshotCreate, ctx, invocation, snapshot_create_clear);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   op->vm_id = g_strdup (vm_id);
   op->expected_vm = vm != NULL ? g_object_ref (vm) : NULL;
   if (!smolvm_id_validate (vm_id, "VM id", &error) ||
       (snapshot_id[0] != '\0' && !smolvm_id_validate (snapshot_id, "snapshot id", &error)) ||
       !smolvm_call_check_options (options, (const gchar *[]){ "resume-source", NULL }, &error)) {
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   op->snapshot_id = snapshot_id[0] != '\0' ? g_strdup (snapshot_id) : NULL;

@@ -34,12 +34,12 @@ static void
 on_files_removed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotDelete *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_store_remove_finish (SMOLVM_STORE (source), result, &error)) {
     g_prefix_error (&error, "Snapshot '%s' was deleted, but its files were not all removed: ",
                     op->snapshot_id);
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   smolvm_call_return (&op->call, NULL);
@@ -50,16 +50,16 @@ snapshot_delete_run (SmolvmCall *call)
 {
   SnapshotDelete *op = (SnapshotDelete *) call;
   SmolvmContext *ctx = call->ctx;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   SmolvmSnapshot *snapshot = smolvm_registry_get_snapshot (ctx->registry, op->snapshot_id, &error);
 
   if (snapshot == NULL) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   if (!smolvm_registry_check_snapshot_unmapped (ctx->registry, op->snapshot_id, &error) ||
       !smolvm_registry_hold_snapshot (ctx->registry, op->snapshot_id, "delete", &error)) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   op->holds_snapshot = TRUE;
@@ -70,7 +70,7 @@ snapshot_delete_run (SmolvmCall *call)
   if (!smolvm_store_remove_async (ctx->store, smolvm_snapshot_get_dir (snapshot),
                                   on_files_removed, op, &error)) {
     g_prefix_error (&error, "Cannot delete snapshot '%s': ", op->snapshot_id);
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   smolvm_registry_remove_snapshot (ctx->registry, snapshot);
@@ -81,13 +81,13 @@ smolvm_op_snapshot_delete (SmolvmContext *ctx, GDBusMethodInvocation *invocation
                            const gchar *snapshot_id, GVariant *options)
 {
   SnapshotDelete *op = smolvm_call_new0 (SnapshotDelete, ctx, invocation, snapshot_delete_clear);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   SmolvmSnapshot *snapshot;
 
   op->snapshot_id = g_strdup (snapshot_id);
   if (!smolvm_id_validate (snapshot_id, "snapshot id", &error) ||
       !smolvm_call_check_options (options, (const gchar *[]){ NULL }, &error)) {
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   /* polkit rules may want the VM of a snapshot-wide action */

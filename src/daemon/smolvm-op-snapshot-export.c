@@ -50,12 +50,12 @@ export_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *c
   SnapshotExport *op = task_data;
   SmolvmProgress *progress = smolvm_call_get_progress (&op->call);
   g_autoptr(SmolvmOciArtifact) artifact = NULL;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   artifact = smolvm_oci_artifact_build (smolvm_snapshot_get_dir (op->snapshot), op->layout_dir,
                                         progress, cancellable, &error);
   if (artifact == NULL || !smolvm_oci_artifact_write_index (artifact, op->layout_dir, &error)) {
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
   /* now that the blobs' sizes are known: their bytes written */
@@ -63,7 +63,7 @@ export_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *c
                                       g_bytes_get_size (smolvm_oci_artifact_get_manifest (artifact)));
   if (!smolvm_oci_archive_write (artifact, op->layout_dir, op->fd, progress, cancellable,
                                  &error)) {
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
   g_task_return_boolean (task, TRUE);
@@ -108,18 +108,18 @@ snapshot_export_run (SmolvmCall *call)
   guint64 sizes[SMOLVM_SNAPSHOT_N_FILES] = { 0 };
   g_autoptr(GTask) task = NULL;
   const gchar *snapshots_dir = smolvm_store_get_snapshots_dir (ctx->store);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   guint64 data_size = 0;
 
   op->snapshot = smolvm_registry_get_snapshot (ctx->registry, op->snapshot_id, &error);
   if (op->snapshot == NULL) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   g_object_ref (op->snapshot);
   if (!smolvm_snapshot_check_files (op->snapshot, sizes, &error)) {
     g_prefix_error (&error, "Cannot export snapshot '%s': ", op->snapshot_id);
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   for (guint i = 0; i < SMOLVM_SNAPSHOT_N_FILES; i++)
@@ -129,7 +129,7 @@ snapshot_export_run (SmolvmCall *call)
   if (!smolvm_check_free_space (snapshots_dir, data_size, "The snapshot's blobs", &error) ||
       !smolvm_registry_hold_snapshot (ctx->registry, op->snapshot_id, "export", &error)) {
     g_prefix_error (&error, "Cannot export snapshot '%s': ", op->snapshot_id);
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   op->holds_snapshot = TRUE;
@@ -139,7 +139,7 @@ snapshot_export_run (SmolvmCall *call)
     smolvm_error_set_errno (&error, errno, "Cannot export snapshot '%s': cannot create %s",
                             op->snapshot_id, op->layout_dir);
     g_clear_pointer (&op->layout_dir, g_free);
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
 
@@ -163,13 +163,13 @@ smolvm_op_snapshot_export (SmolvmContext *ctx, GDBusMethodInvocation *invocation
   SnapshotExport *op =
     smolvm_call_new0 (SnapshotExport, ctx, invocation, snapshot_export_clear);
   SmolvmSnapshot *snapshot;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   op->fd = -1;
   op->snapshot_id = g_strdup (snapshot_id);
   if (!smolvm_call_check_options (options, (const gchar *[]){ NULL }, &error) ||
       (op->fd = smolvm_call_take_fd (fd_list, fd, "fd", &error)) < 0) {
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   /* polkit hears of the snapshot's VM too, as for a restore or a delete */

@@ -80,15 +80,15 @@ static void
 read_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
   SnapshotImport *op = task_data;
-  GError *error = NULL;
-  SmolvmOciArtifact *artifact = smolvm_oci_archive_read (
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SmolvmOciArtifact) artifact = smolvm_oci_archive_read (
     op->fd, op->layout_dir, smolvm_call_get_progress (&op->call), cancellable, &error);
 
   if (artifact == NULL) {
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
-  g_task_return_pointer (task, artifact, g_object_unref);
+  g_task_return_pointer (task, g_steal_pointer (&artifact), g_object_unref);
 }
 
 static void
@@ -114,7 +114,7 @@ snapshot_import_run (SmolvmCall *call)
   SmolvmContext *ctx = call->ctx;
   g_autofree gchar *snapshot_path = NULL;
   g_autoptr(GTask) task = NULL;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   struct stat st;
 
   /* known now: no need to read the archive to refuse it */
@@ -134,7 +134,7 @@ snapshot_import_run (SmolvmCall *call)
     smolvm_rm_rf (op->layout_dir, NULL);
     g_clear_pointer (&op->layout_dir, g_free);
     g_prefix_error (&error, "Cannot import the snapshot: ");
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
 
@@ -168,14 +168,14 @@ smolvm_op_snapshot_import (SmolvmContext *ctx, GDBusMethodInvocation *invocation
   SnapshotImport *op =
     smolvm_call_new0 (SnapshotImport, ctx, invocation, snapshot_import_clear);
   const gchar *snapshot_id = NULL;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   op->fd = -1;
   if (!smolvm_call_check_typed_options (options, import_options, &error) ||
       (g_variant_lookup (options, "snapshot-id", "&s", &snapshot_id) && snapshot_id[0] != '\0' &&
        !smolvm_id_validate (snapshot_id, "snapshot id", &error)) ||
       (op->fd = smolvm_call_take_fd (fd_list, fd, "fd", &error)) < 0) {
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   if (snapshot_id != NULL && snapshot_id[0] != '\0')

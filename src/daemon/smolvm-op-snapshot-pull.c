@@ -99,17 +99,18 @@ run_in_thread (SnapshotPull *op, GTaskThreadFunc func, GAsyncReadyCallback done)
 static void
 finish (SnapshotPull *op, GError *error)
 {
+  g_autoptr(GError) owned = error;
   gboolean bad_content = FALSE;
 
-  if (error != NULL) {
+  if (owned != NULL) {
     g_autofree gchar *ref = smolvm_oci_ref_to_string (op->ref);
-    bad_content = g_error_matches (error, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT) ||
-                  g_error_matches (error, SMOLVM_ERROR, SMOLVM_ERROR_NOT_A_SNAPSHOT);
-    g_prefix_error (&error, "Cannot pull %s: ", ref);
+    bad_content = g_error_matches (owned, SMOLVM_ERROR, SMOLVM_ERROR_CORRUPT) ||
+                  g_error_matches (owned, SMOLVM_ERROR, SMOLVM_ERROR_NOT_A_SNAPSHOT);
+    g_prefix_error (&owned, "Cannot pull %s: ", ref);
     smolvm_call_begin_rollback (&op->call);
   }
-  op->error = error;
-  if (op->layout_dir == NULL || (error != NULL && !bad_content)) {
+  op->error = g_steal_pointer (&owned);
+  if (op->layout_dir == NULL || (op->error != NULL && !bad_content)) {
     if (op->layout_dir != NULL)
       g_message ("Pull of %s failed; its verified blobs stay in %s for the next try",
                  smolvm_oci_artifact_get_manifest_digest (op->artifact), op->layout_dir);
@@ -125,10 +126,10 @@ static void
 on_received (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotPull *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   op->object_path = smolvm_snapshot_receive_finish (result, &error);
-  finish (op, op->object_path == NULL ? error : NULL);
+  finish (op, op->object_path == NULL ? g_steal_pointer (&error) : NULL);
 }
 
 /* ---- the layers ---- */
@@ -140,12 +141,12 @@ on_layer_fetched (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotPull *op = user_data;
   SmolvmOciDescriptor *desc = g_ptr_array_index (op->blobs, op->next - 1);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   gboolean fetched = FALSE;
 
   if (!smolvm_oci_client_blob_fetch_finish (SMOLVM_OCI_CLIENT (source), result, &fetched,
                                             &error)) {
-    finish (op, error);
+    finish (op, g_steal_pointer (&error));
     return;
   }
   if (!fetched) {
@@ -159,10 +160,10 @@ static void
 fetch_next (SnapshotPull *op)
 {
   SmolvmOciDescriptor *desc;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_call_check_cancelled (&op->call, &error)) {
-    finish (op, error);
+    finish (op, g_steal_pointer (&error));
     return;
   }
   if (op->next == op->blobs->len) {
@@ -184,10 +185,10 @@ static void
 load_config_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
   SnapshotPull *op = task_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_oci_artifact_load_config (op->artifact, op->layout_dir, &error)) {
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
   g_task_return_boolean (task, TRUE);
@@ -198,13 +199,13 @@ on_config_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotPull *op = user_data;
   SmolvmContext *ctx = op->call.ctx;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   const gchar *backend;
   const gchar *target;
   guint64 layers = 0;
 
   if (!g_task_propagate_boolean (G_TASK (result), &error)) {
-    finish (op, error);
+    finish (op, g_steal_pointer (&error));
     return;
   }
   backend = smolvm_oci_artifact_get_backend (op->artifact);
@@ -234,10 +235,10 @@ static void
 on_config_fetched (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotPull *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_oci_client_blob_fetch_finish (SMOLVM_OCI_CLIENT (source), result, NULL, &error)) {
-    finish (op, error);
+    finish (op, g_steal_pointer (&error));
     return;
   }
   op->next = 1; /* the layers follow the config */
@@ -251,14 +252,14 @@ static void
 manifest_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
   SnapshotPull *op = task_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autoptr(SmolvmOciArtifact) artifact = smolvm_oci_artifact_new_from_manifest (op->manifest,
                                                                                  &error);
   g_autofree gchar *name = NULL;
   g_autofree gchar *layout_dir = NULL;
 
   if (artifact == NULL) {
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
   name = g_strconcat ("pull-",
@@ -266,7 +267,7 @@ manifest_thread (GTask *task, gpointer source, gpointer task_data, GCancellable 
                       NULL);
   layout_dir = smolvm_store_oci_cache_dir (op->call.ctx->store, name);
   if (!smolvm_oci_layout_prepare (layout_dir, &error)) {
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
   /* the cache is in use again: start-up removes only pull caches
@@ -281,12 +282,12 @@ static void
 on_manifest_parsed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotPull *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   SmolvmOciDescriptor *config;
 
   op->artifact = g_task_propagate_pointer (G_TASK (result), &error);
   if (op->artifact == NULL) {
-    finish (op, error);
+    finish (op, g_steal_pointer (&error));
     return;
   }
   op->blobs = smolvm_oci_artifact_get_blobs (op->artifact);
@@ -301,12 +302,12 @@ static void
 on_manifest (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotPull *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   op->manifest = smolvm_oci_client_manifest_get_finish (SMOLVM_OCI_CLIENT (source), result, NULL,
                                                         &error);
   if (op->manifest == NULL) {
-    finish (op, error);
+    finish (op, g_steal_pointer (&error));
     return;
   }
   run_in_thread (op, manifest_thread, on_manifest_parsed);
@@ -318,11 +319,11 @@ static void
 credentials_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
   SnapshotPull *op = task_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_oci_credentials_lookup (op->call.ctx->registry_auth_file, op->ref->registry,
                                       &op->username, &op->password, &error)) {
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
   g_task_return_boolean (task, TRUE);
@@ -333,10 +334,10 @@ on_credentials (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotPull *op = user_data;
   SmolvmContext *ctx = op->call.ctx;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!g_task_propagate_boolean (G_TASK (result), &error)) {
-    finish (op, error);
+    finish (op, g_steal_pointer (&error));
     return;
   }
   op->client = smolvm_oci_client_new (
@@ -369,13 +370,13 @@ smolvm_op_snapshot_pull (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
 {
   SnapshotPull *op = smolvm_call_new0 (SnapshotPull, ctx, invocation, snapshot_pull_clear);
   static const SmolvmCallOption known[] = { { "snapshot-id", "s" }, { NULL, NULL } };
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_call_check_typed_options (options, known, &error) ||
       (g_variant_lookup (options, "snapshot-id", "s", &op->snapshot_id) &&
        !smolvm_id_validate (op->snapshot_id, "snapshot id", &error)) ||
       (op->ref = smolvm_oci_ref_parse (reference, &error)) == NULL) {
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   smolvm_call_authorize (&op->call, SMOLVM_ACTION_SNAPSHOT_PULL, NULL, op->snapshot_id, "pull",

@@ -94,17 +94,19 @@ on_layout_removed (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 finish (SnapshotPush *op, GError *error)
 {
-  if (error != NULL) {
+  g_autoptr(GError) owned = error;
+
+  if (owned != NULL) {
     g_autofree gchar *ref = smolvm_oci_ref_to_string (op->ref);
-    g_prefix_error (&error, "Cannot push snapshot '%s' to %s: ", op->snapshot_id, ref);
+    g_prefix_error (&owned, "Cannot push snapshot '%s' to %s: ", op->snapshot_id, ref);
     smolvm_call_begin_rollback (&op->call);
   }
-  op->error = error;
+  op->error = g_steal_pointer (&owned);
   if (op->layout_dir == NULL) {
     reply (op);
     return;
   }
-  smolvm_call_set_phase (&op->call, error != NULL ? "rolling-back" : "cleaning-up");
+  smolvm_call_set_phase (&op->call, op->error != NULL ? "rolling-back" : "cleaning-up");
   smolvm_rm_rf_async (op->layout_dir, on_layout_removed, op);
 }
 
@@ -114,10 +116,10 @@ static void
 on_manifest_put (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotPush *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_oci_client_manifest_put_finish (SMOLVM_OCI_CLIENT (source), result, &error)) {
-    finish (op, error);
+    finish (op, g_steal_pointer (&error));
     return;
   }
   finish (op, NULL);
@@ -126,10 +128,10 @@ on_manifest_put (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 put_manifest (SnapshotPush *op)
 {
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_call_check_cancelled (&op->call, &error)) {
-    finish (op, error);
+    finish (op, g_steal_pointer (&error));
     return;
   }
   /* the point of no return: the reference names the artifact now */
@@ -149,10 +151,10 @@ static void
 on_blob_uploaded (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotPush *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_oci_client_blob_upload_finish (SMOLVM_OCI_CLIENT (source), result, &error)) {
-    finish (op, error);
+    finish (op, g_steal_pointer (&error));
     return;
   }
   upload_next (op);
@@ -162,7 +164,7 @@ static void
 upload_next (SnapshotPush *op)
 {
   SmolvmOciDescriptor *desc;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autofree gchar *path = NULL;
 
   if (op->next == op->missing->len) {
@@ -172,7 +174,7 @@ upload_next (SnapshotPush *op)
   desc = g_ptr_array_index (op->missing, op->next++);
   path = smolvm_oci_layout_blob_path (op->layout_dir, desc->digest, &error);
   if (path == NULL) {
-    finish (op, error);
+    finish (op, g_steal_pointer (&error));
     return;
   }
   smolvm_oci_client_blob_upload_async (op->client, desc->digest, desc->size, path,
@@ -187,12 +189,12 @@ static void
 on_blob_checked (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotPush *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   gboolean exists = FALSE;
 
   if (!smolvm_oci_client_blob_exists_finish (SMOLVM_OCI_CLIENT (source), result, &exists,
                                              &error)) {
-    finish (op, error);
+    finish (op, g_steal_pointer (&error));
     return;
   }
   if (!exists)
@@ -227,10 +229,10 @@ static void
 on_pinged (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotPush *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_oci_client_ping_finish (SMOLVM_OCI_CLIENT (source), result, &error)) {
-    finish (op, error);
+    finish (op, g_steal_pointer (&error));
     return;
   }
   smolvm_call_set_phase (&op->call, "checking-blobs");
@@ -246,8 +248,8 @@ static void
 build_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
   SnapshotPush *op = task_data;
-  GError *error = NULL;
-  SmolvmOciArtifact *artifact;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SmolvmOciArtifact) artifact = NULL;
   guint64 data = 0;
   const gchar *files[] = { SMOLVM_SNAPSHOT_VMSTATE, SMOLVM_SNAPSHOT_MEM, SMOLVM_SNAPSHOT_DISK };
   g_autofree gchar *template = g_build_filename (op->cache_dir, "push-XXXXXX", NULL);
@@ -255,7 +257,7 @@ build_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *ca
   if (!smolvm_oci_credentials_lookup (op->call.ctx->registry_auth_file, op->ref->registry,
                                       &op->username, &op->password, &error) ||
       !smolvm_mkdir_p (op->cache_dir, 0700, &error)) {
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
   if (g_mkdtemp_full (template, 0700) == NULL) {
@@ -277,23 +279,22 @@ build_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *ca
   artifact = smolvm_oci_artifact_build (op->snapshot_dir, op->layout_dir,
                                         smolvm_call_get_progress (&op->call), cancellable, &error);
   if (artifact == NULL) {
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
-  g_task_return_pointer (task, artifact, g_object_unref);
+  g_task_return_pointer (task, g_steal_pointer (&artifact), g_object_unref);
 }
 
 static void
 on_built (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotPush *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   SmolvmContext *ctx = op->call.ctx;
 
   op->artifact = g_task_propagate_pointer (G_TASK (result), &error);
   if (op->artifact == NULL || !smolvm_call_check_cancelled (&op->call, &error)) {
     finish (op, error != NULL ? smolvm_error_normalize (error) : NULL);
-    g_clear_error (&error);
     return;
   }
   if (op->ref->digest != NULL &&
@@ -321,13 +322,13 @@ snapshot_push_run (SmolvmCall *call)
 {
   SnapshotPush *op = (SnapshotPush *) call;
   SmolvmContext *ctx = call->ctx;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autoptr(GTask) task = NULL;
   SmolvmSnapshot *snapshot = smolvm_registry_get_snapshot (ctx->registry, op->snapshot_id, &error);
 
   if (snapshot == NULL ||
       !smolvm_registry_hold_snapshot (ctx->registry, op->snapshot_id, "push", &error)) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   op->holds_snapshot = TRUE;
@@ -347,14 +348,14 @@ smolvm_op_snapshot_push (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
                          const gchar *snapshot_id, const gchar *reference, GVariant *options)
 {
   SnapshotPush *op = smolvm_call_new0 (SnapshotPush, ctx, invocation, snapshot_push_clear);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   SmolvmSnapshot *snapshot;
 
   op->snapshot_id = g_strdup (snapshot_id);
   if (!smolvm_id_validate (snapshot_id, "snapshot id", &error) ||
       !smolvm_call_check_options (options, (const gchar *[]){ NULL }, &error) ||
       (op->ref = smolvm_oci_ref_parse (reference, &error)) == NULL) {
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   snapshot = smolvm_registry_lookup_snapshot (ctx->registry, snapshot_id);

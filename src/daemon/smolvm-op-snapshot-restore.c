@@ -114,7 +114,7 @@ static void
 abandon (SnapshotRestore *op, GError *error)
 {
   g_prefix_error (&error, "Cannot restore snapshot '%s': ", op->snapshot_id);
-  op->error = error;
+  op->error = g_steal_pointer (&error);
   smolvm_call_begin_rollback (&op->call);
   if (op->incoming_disk != NULL && g_file_test (op->incoming_disk, G_FILE_TEST_EXISTS)) {
     smolvm_store_discard_async (op->call.ctx->store, op->incoming_disk,
@@ -182,7 +182,7 @@ static void
 rollback (SnapshotRestore *op, GError *error)
 {
   g_prefix_error (&error, "Cannot restore snapshot '%s': ", op->snapshot_id);
-  op->error = error;
+  op->error = g_steal_pointer (&error);
   smolvm_call_begin_rollback (&op->call);
   smolvm_vm_stop_async (op->vm, on_rollback_stopped, op);
 }
@@ -194,13 +194,13 @@ on_snapshot_saved (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotRestore *op = user_data;
   SmolvmContext *ctx = op->call.ctx;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_snapshot_save_finish (SMOLVM_SNAPSHOT (source), result, &error)) {
     /* what is on disk still says the old values; so must the objects */
     smolvm_snapshot_mark_restored (op->snapshot, op->was_restored, op->was_vm);
     smolvm_vm_set_restored_from (op->vm, op->was_restored_from);
-    rollback (op, error);
+    rollback (op, g_steal_pointer (&error));
     return;
   }
   /* vm.json, which says the restore completed, was made durable before
@@ -220,11 +220,11 @@ static void
 on_loaded (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotRestore *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_vm_op_finish (SMOLVM_VM (source), result, &error) ||
       !smolvm_call_check_cancelled (&op->call, &error)) {
-    rollback (op, error);
+    rollback (op, g_steal_pointer (&error));
     return;
   }
   smolvm_job_set_cancelable (op->call.job, FALSE);
@@ -256,10 +256,10 @@ static void
 swap_disks (SnapshotRestore *op)
 {
   const gchar *disk = smolvm_vm_get_disk_path (op->vm);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_call_check_cancelled (&op->call, &error)) {
-    rollback (op, error);
+    rollback (op, g_steal_pointer (&error));
     return;
   }
   if (g_file_test (disk, G_FILE_TEST_EXISTS)) {
@@ -267,12 +267,12 @@ swap_disks (SnapshotRestore *op)
     /* a leftover of an earlier restore goes first, off the main loop */
     if (g_file_test (backup, G_FILE_TEST_EXISTS) &&
         !smolvm_store_discard (op->call.ctx->store, backup, &error)) {
-      rollback (op, error);
+      rollback (op, g_steal_pointer (&error));
       return;
     }
     if (rename (disk, backup) != 0) {
       smolvm_error_set_errno (&error, errno, "Cannot set aside the disk of VM '%s'", op->vm_id);
-      rollback (op, error);
+      rollback (op, g_steal_pointer (&error));
       return;
     }
     op->backup_disk = g_steal_pointer (&backup);
@@ -280,7 +280,7 @@ swap_disks (SnapshotRestore *op)
   if (rename (op->incoming_disk, disk) != 0) {
     smolvm_error_set_errno (&error, errno, "Cannot put the snapshot's disk in place for VM '%s'",
                             op->vm_id);
-    rollback (op, error);
+    rollback (op, g_steal_pointer (&error));
     return;
   }
   load (op);
@@ -297,11 +297,11 @@ static void
 on_disk_copied (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotRestore *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_copy_file_sparse_finish (result, &error) ||
       !smolvm_call_check_cancelled (&op->call, &error)) {
-    abandon (op, error);
+    abandon (op, g_steal_pointer (&error));
     return;
   }
   /* only now, with everything in place, does a running VM go */
@@ -316,17 +316,17 @@ on_disk_copied (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 copy_disk (SnapshotRestore *op)
 {
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_call_check_cancelled (&op->call, &error)) {
-    abandon (op, error);
+    abandon (op, g_steal_pointer (&error));
     return;
   }
   op->incoming_disk = smolvm_store_incoming_disk_path (smolvm_vm_get_disk_path (op->vm));
   /* a leftover of a restore a crash cut short */
   if (g_file_test (op->incoming_disk, G_FILE_TEST_EXISTS) &&
       !smolvm_store_discard (op->call.ctx->store, op->incoming_disk, &error)) {
-    abandon (op, error);
+    abandon (op, g_steal_pointer (&error));
     return;
   }
   smolvm_progress_set_phase (smolvm_call_get_progress (&op->call), "copying-disk", TRUE);
@@ -345,11 +345,11 @@ static void
 on_vmstate_hashed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotRestore *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autofree gchar *sha256 = smolvm_file_sha256_finish (result, &error);
 
   if (sha256 == NULL) {
-    abandon (op, error);
+    abandon (op, g_steal_pointer (&error));
     return;
   }
   if (g_strcmp0 (sha256, smolvm_snapshot_get_vmstate_sha256 (op->snapshot)) != 0) {
@@ -430,12 +430,12 @@ snapshot_restore_run (SmolvmCall *call)
   SnapshotRestore *op = (SnapshotRestore *) call;
   SmolvmContext *ctx = call->ctx;
   SmolvmProgress *progress;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   const gchar *vmstate;
 
   op->snapshot = smolvm_registry_get_snapshot (ctx->registry, op->snapshot_id, &error);
   if (op->snapshot == NULL) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   g_object_ref (op->snapshot);
@@ -454,16 +454,16 @@ snapshot_restore_run (SmolvmCall *call)
   }
   if (!smolvm_registry_check_snapshot_unused (ctx->registry, op->snapshot_id, "; stop it first",
                                               &error)) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   if (!check_snapshot_files (op, &error)) {
     g_prefix_error (&error, "Cannot restore snapshot '%s': ", op->snapshot_id);
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   if (!smolvm_registry_hold_snapshot (ctx->registry, op->snapshot_id, "restore", &error)) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   op->holds_snapshot = TRUE;
@@ -474,15 +474,15 @@ snapshot_restore_run (SmolvmCall *call)
     /* the snapshot's identity or nothing: a VM re-created under the same id
      * with other settings would run the old guest under false properties */
     if (!vm_matches_snapshot (op->vm, op->snapshot, &error)) {
-      smolvm_call_fail (call, error);
+      smolvm_call_fail (call, g_steal_pointer (&error));
       return;
     }
   } else if (!recreate_vm (op, &error)) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   if (!smolvm_vm_begin_op (op->vm, "restore", &error)) {
-    abandon (op, error);
+    abandon (op, g_steal_pointer (&error));
     return;
   }
   op->holds_vm = TRUE;
@@ -511,13 +511,13 @@ smolvm_op_snapshot_restore (SmolvmContext *ctx, GDBusMethodInvocation *invocatio
 {
   SnapshotRestore *op =
     smolvm_call_new0 (SnapshotRestore, ctx, invocation, snapshot_restore_clear);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   SmolvmSnapshot *snapshot;
 
   op->snapshot_id = g_strdup (snapshot_id);
   if (!smolvm_id_validate (snapshot_id, "snapshot id", &error) ||
       !smolvm_call_check_options (options, (const gchar *[]){ "resume", "force", NULL }, &error)) {
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   op->resume = smolvm_call_option_bool (options, "resume");

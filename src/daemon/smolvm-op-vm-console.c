@@ -33,7 +33,7 @@ vm_console_run (SmolvmCall *call)
   const gchar *id = smolvm_vm_get_id (op->vm);
   const gchar *path = smolvm_dbus_vm_get_console_log_path (SMOLVM_DBUS_VM (op->vm));
   g_autoptr(GUnixFDList) fds = NULL;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   int fd, index;
 
   if (smolvm_registry_lookup_vm (call->ctx->registry, id) != op->vm) {
@@ -48,7 +48,7 @@ vm_console_run (SmolvmCall *call)
                                 "VM '%s' has not written anything on its console yet", id);
     else {
       smolvm_error_set_errno (&error, errno, "Cannot open %s", path);
-      smolvm_call_fail (call, error);
+      smolvm_call_fail (call, g_steal_pointer (&error));
     }
     return;
   }
@@ -56,7 +56,7 @@ vm_console_run (SmolvmCall *call)
   index = g_unix_fd_list_append (fds, fd, &error);
   close (fd);
   if (index < 0) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   /* the complete function takes the invocation's reference */
@@ -71,11 +71,11 @@ smolvm_op_vm_console (SmolvmVm *vm, GDBusMethodInvocation *invocation, GVariant 
 {
   VmConsole *op = smolvm_call_new0 (VmConsole, smolvm_vm_get_context (vm), invocation,
                                     vm_console_clear);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   op->vm = g_object_ref (vm);
   if (!smolvm_call_check_options (options, (const gchar *[]){ NULL }, &error)) {
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   smolvm_call_authorize (&op->call, SMOLVM_ACTION_VM_CONSOLE, smolvm_vm_get_id (vm), NULL,

@@ -88,7 +88,7 @@ vm_create_rollback (VmCreate *op, GError *error)
 
   smolvm_network_release (ctx->network, op->vm_id, op->network_config);
   g_prefix_error (&error, "Cannot create VM '%s': ", op->vm_id);
-  op->error = error;
+  op->error = g_steal_pointer (&error);
   smolvm_call_begin_rollback (&op->call);
   smolvm_call_discard_record_dir (&op->call, op->dir, on_rollback_removed, op);
 }
@@ -128,11 +128,11 @@ static void
 on_image_copied (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   VmCreate *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_copy_file_sparse_finish (result, &error) ||
       !smolvm_call_check_cancelled (&op->call, &error)) {
-    vm_create_rollback (op, error);
+    vm_create_rollback (op, g_steal_pointer (&error));
     return;
   }
   op->copying++;
@@ -168,7 +168,7 @@ vm_create_start (VmCreate *op)
 {
   SmolvmCall *call = &op->call;
   SmolvmContext *ctx = call->ctx;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_autofree gchar *path = NULL;
   guint64 total = 0;
 
@@ -178,7 +178,7 @@ vm_create_start (VmCreate *op)
     /* an id being created is as taken as one that exists */
     if (g_error_matches (error, SMOLVM_ERROR, SMOLVM_ERROR_IN_USE))
       error->code = SMOLVM_ERROR_ALREADY_EXISTS;
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   op->holds_vm_id = TRUE;
@@ -188,7 +188,7 @@ vm_create_start (VmCreate *op)
   if (op->config->network) {
     op->network_config = smolvm_network_allocate (ctx->network, op->vm_id, &error);
     if (op->network_config == NULL) {
-      smolvm_call_fail (call, error);
+      smolvm_call_fail (call, g_steal_pointer (&error));
       return;
     }
   } else {
@@ -197,7 +197,7 @@ vm_create_start (VmCreate *op)
   op->dir = smolvm_store_vm_dir (ctx->store, op->vm_id);
   if (!smolvm_store_make_record_dir (ctx->store, op->dir, &error)) {
     smolvm_network_release (ctx->network, op->vm_id, op->network_config);
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   path = smolvm_id_object_path ("vm", op->vm_id);
@@ -216,12 +216,12 @@ static void
 on_images_opened (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   VmCreate *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   int opened[N_IMAGES];
   guint64 sizes[N_IMAGES];
 
   if (!smolvm_open_as_finish (result, opened, sizes, &error)) {
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   for (guint i = 0; i < N_IMAGES; i++) {
@@ -261,13 +261,13 @@ static void
 vm_create_run (SmolvmCall *call)
 {
   VmCreate *op = (VmCreate *) call;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   /* after authorization: the answers tell what exists on the host */
   for (guint i = 0; i < N_IMAGES; i++) {
     if (op->fds[i] >= 0 &&
         !smolvm_check_image_fd (op->fds[i], images[i].fd_key, &op->sizes[i], &error)) {
-      smolvm_call_fail (call, error);
+      smolvm_call_fail (call, g_steal_pointer (&error));
       return;
     }
   }
@@ -366,7 +366,7 @@ smolvm_op_vm_create (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
 {
   VmCreate *op = smolvm_call_new0 (VmCreate, ctx, invocation, vm_create_clear);
   g_autoptr(GVariant) paths_config = NULL;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   for (guint i = 0; i < N_IMAGES; i++)
     op->fds[i] = -1;
@@ -375,7 +375,7 @@ smolvm_op_vm_create (SmolvmContext *ctx, GDBusMethodInvocation *invocation,
     op->config = smolvm_vm_config_new_from_variant (g_variant_ref_sink (paths_config),
                                                     ctx->network_default, &error);
   if (op->config == NULL) {
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   if (!g_hash_table_contains (ctx->binaries, op->config->backend)) {

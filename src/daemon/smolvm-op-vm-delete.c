@@ -33,12 +33,12 @@ static void
 on_files_removed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   VmDelete *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_store_remove_finish (SMOLVM_STORE (source), result, &error)) {
     g_prefix_error (&error, "VM '%s' was deleted, but its files were not all removed: ",
                     smolvm_vm_get_id (op->vm));
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   smolvm_call_return (&op->call, NULL);
@@ -85,7 +85,7 @@ vm_delete_run (SmolvmCall *call)
 {
   VmDelete *op = (VmDelete *) call;
   const gchar *id = smolvm_vm_get_id (op->vm);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (smolvm_registry_lookup_vm (call->ctx->registry, id) != op->vm) {
     smolvm_call_fail_literal (call, SMOLVM_ERROR_NOT_FOUND, "VM '%s' not found", id);
@@ -98,7 +98,7 @@ vm_delete_run (SmolvmCall *call)
     return;
   }
   if (!smolvm_vm_begin_op (op->vm, "delete", &error)) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   op->holds_vm = TRUE;
@@ -113,11 +113,11 @@ smolvm_op_vm_delete (SmolvmVm *vm, GDBusMethodInvocation *invocation, GVariant *
 {
   VmDelete *op = smolvm_call_new0 (VmDelete, smolvm_vm_get_context (vm), invocation,
                                    vm_delete_clear);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   op->vm = g_object_ref (vm);
   if (!smolvm_call_check_options (options, (const gchar *[]){ "force", NULL }, &error)) {
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   op->force = smolvm_call_option_bool (options, "force");

@@ -36,10 +36,10 @@ static void
 on_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   VmLifecycle *op = user_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_vm_op_finish (SMOLVM_VM (source), result, &error)) {
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   /* a fresh boot no longer maps any snapshot's memory */
@@ -87,7 +87,7 @@ vm_lifecycle_run (SmolvmCall *call)
   VmLifecycle *op = (VmLifecycle *) call;
   const gchar *id = smolvm_vm_get_id (op->vm);
   const gchar *state = smolvm_vm_get_state (op->vm);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   /* The VM may have been deleted, and even recreated under its id, while
    * the caller was being authorized: never act on a record that is gone. */
@@ -102,7 +102,7 @@ vm_lifecycle_run (SmolvmCall *call)
     return;
   }
   if (!smolvm_vm_begin_op (op->vm, op->verb->name, &error)) {
-    smolvm_call_fail (call, error);
+    smolvm_call_fail (call, g_steal_pointer (&error));
     return;
   }
   op->holds_vm = TRUE;
@@ -115,7 +115,7 @@ smolvm_op_vm_lifecycle (SmolvmVm *vm, GDBusMethodInvocation *invocation, const g
 {
   SmolvmContext *ctx = smolvm_vm_get_context (vm);
   VmLifecycle *op = smolvm_call_new0 (VmLifecycle, ctx, invocation, vm_lifecycle_clear);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   op->vm = g_object_ref (vm);
   for (gsize i = 0; i < G_N_ELEMENTS (verbs); i++)
@@ -123,7 +123,7 @@ smolvm_op_vm_lifecycle (SmolvmVm *vm, GDBusMethodInvocation *invocation, const g
       op->verb = &verbs[i];
   g_assert (op->verb != NULL);
   if (options != NULL && !smolvm_call_check_options (options, op->verb->options, &error)) {
-    smolvm_call_fail (&op->call, error);
+    smolvm_call_fail (&op->call, g_steal_pointer (&error));
     return;
   }
   smolvm_call_authorize (&op->call, SMOLVM_ACTION_VM_MANAGE, smolvm_vm_get_id (vm), NULL, verb,

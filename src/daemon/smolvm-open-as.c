@@ -172,13 +172,13 @@ return_result (GTask *task, gboolean ok, GError **error)
   if (ok)
     g_task_return_boolean (task, TRUE);
   else
-    g_task_return_error (task, *error);
+    g_task_return_error (task, g_steal_pointer (error));
 }
 
 static void
 open_as_self_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   return_result (task, open_all (task_data, &error), &error);
 }
 
@@ -189,7 +189,7 @@ open_as_user_thread (gpointer data)
 {
   g_autoptr(GTask) task = data;
   OpenAs *d = g_task_get_task_data (task);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   return_result (task, become_user (d->uid, &error) && open_all (d, &error), &error);
   return NULL;

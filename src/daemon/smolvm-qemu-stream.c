@@ -682,7 +682,7 @@ static void
 split_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
   SplitTask *t = task_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   int out_fd = -1, mem_fd = -1;
   gboolean ok;
 
@@ -707,7 +707,7 @@ split_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *ca
     unlink (t->out_path);
   if (mem_fd >= 0)
     unlink (t->mem_path);
-  g_task_return_error (task, error);
+  g_task_return_error (task, g_steal_pointer (&error));
 }
 
 void

@@ -195,13 +195,13 @@ qemu_error (SmolvmQemu *self, const gchar *what, const GError *cause)
 static void
 settle_migration (SmolvmQemu *self, GError *error)
 {
+  g_autoptr(GError) owned = error;
   GTask *task = g_steal_pointer (&self->migration);
-  if (task == NULL) {
-    g_clear_error (&error);
+
+  if (task == NULL)
     return;
-  }
-  if (error != NULL)
-    g_task_return_error (task, error);
+  if (owned != NULL)
+    g_task_return_error (task, g_steal_pointer (&owned));
   else
     g_task_return_boolean (task, TRUE);
   g_object_unref (task);
@@ -459,11 +459,11 @@ static void
 migration_part_done (SmolvmSteps *steps, GError *error)
 {
   QemuOp *op = smolvm_steps_get_data (steps);
+  g_autoptr(GError) owned = error;
 
-  if (error != NULL && op->migration_error == NULL)
-    op->migration_error = error;
-  else if (error != NULL)
-    g_error_free (error);
+  /* the first error is the cause; a second one goes */
+  if (owned != NULL && op->migration_error == NULL)
+    op->migration_error = g_steal_pointer (&owned);
   if (--op->migration_parts > 0)
     return;
   stop_migration_watch (op);
@@ -480,9 +480,9 @@ migration_part_done (SmolvmSteps *steps, GError *error)
 static void
 on_migration_settled (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   g_task_propagate_boolean (G_TASK (result), &error);
-  migration_part_done (user_data, error);
+  migration_part_done (user_data, g_steal_pointer (&error));
 }
 
 static void
@@ -727,13 +727,13 @@ static void
 step_open_vmstate (SmolvmSteps *steps, gpointer step_data)
 {
   QemuOp *op = smolvm_steps_get_data (steps);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   op->fd = op->incoming ? open (op->vmstate_path, O_RDONLY | O_CLOEXEC)
                         : open (op->vmstate_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (op->fd < 0) {
     smolvm_error_set_errno (&error, errno, "Cannot open %s", op->vmstate_path);
-    smolvm_steps_fail (steps, error);
+    smolvm_steps_fail (steps, g_steal_pointer (&error));
     return;
   }
   smolvm_steps_next (steps);
@@ -776,9 +776,9 @@ rollback_save (SmolvmSteps *steps, const GError *error)
 static void
 on_ram_copied (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   if (!smolvm_copy_file_sparse_finish (result, &error)) {
-    smolvm_steps_fail (user_data, error);
+    smolvm_steps_fail (user_data, g_steal_pointer (&error));
     return;
   }
   smolvm_steps_next (user_data);
@@ -827,12 +827,12 @@ step_open_split (SmolvmSteps *steps, gpointer step_data)
   SmolvmQemu *self = smolvm_steps_get_source_object (steps);
   QemuOp *op = smolvm_steps_get_data (steps);
   const SmolvmVmConfig *config = smolvm_vmm_get_config (SMOLVM_VMM (self));
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   int fds[2];
 
   if (pipe2 (fds, O_CLOEXEC) != 0) {
     smolvm_error_set_errno (&error, errno, "Cannot make a pipe for the VM state");
-    smolvm_steps_fail (steps, error);
+    smolvm_steps_fail (steps, g_steal_pointer (&error));
     return;
   }
   /* fewer wake-ups; the default size works too */
@@ -942,14 +942,14 @@ step_check_mem (SmolvmSteps *steps, gpointer step_data)
   QemuOp *op = smolvm_steps_get_data (steps);
   const SmolvmVmConfig *config = smolvm_vmm_get_config (SMOLVM_VMM (self));
   goffset expected = (goffset) config->mem_size_mib * MIB;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   MemLoan *loan;
   struct stat st;
 
   /* QEMU would silently grow a short file, and then fail to load */
   if (stat (op->mem_path, &st) != 0) {
     smolvm_error_set_errno (&error, errno, "Cannot read %s", op->mem_path);
-    smolvm_steps_fail (steps, error);
+    smolvm_steps_fail (steps, g_steal_pointer (&error));
     return;
   }
   if (st.st_size != expected) {
@@ -972,7 +972,7 @@ step_check_mem (SmolvmSteps *steps, gpointer step_data)
   if (loan == NULL && faccessat (AT_FDCWD, op->mem_path, W_OK, AT_EACCESS) != 0) {
     if (chmod (op->mem_path, (st.st_mode & 07777) | S_IWUSR) != 0) {
       smolvm_error_set_errno (&error, errno, "Cannot let QEMU open %s", op->mem_path);
-      smolvm_steps_fail (steps, error);
+      smolvm_steps_fail (steps, g_steal_pointer (&error));
       return;
     }
     if (mem_loans == NULL)
@@ -1159,12 +1159,12 @@ step_spawn (SmolvmSteps *steps, gpointer step_data)
   QemuOp *op = smolvm_steps_get_data (steps);
   g_autoptr(SmolvmNetConfig) net = NULL;
   g_auto(GStrv) argv = NULL;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   net = smolvm_net_config_new_from_variant (smolvm_vmm_get_network_config (SMOLVM_VMM (self)),
                                             &error);
   if (net == NULL) {
-    smolvm_steps_fail (steps, error);
+    smolvm_steps_fail (steps, g_steal_pointer (&error));
     return;
   }
   argv = build_argv (self, net, op->incoming ? op->mem_path : NULL);
@@ -1173,13 +1173,13 @@ step_spawn (SmolvmSteps *steps, gpointer step_data)
       (unlink (self->ram_path) != 0 && errno != ENOENT)) {
     smolvm_error_set_errno (&error, errno, "Cannot clear the runtime files of VM '%s'",
                             smolvm_vmm_get_vm_id (SMOLVM_VMM (self)));
-    smolvm_steps_fail (steps, error);
+    smolvm_steps_fail (steps, g_steal_pointer (&error));
     return;
   }
   /* a fresh log per process, so that errors quote this run */
   unlink (self->log_path);
   if (!smolvm_vmm_spawn (SMOLVM_VMM (self), (const gchar *const *) argv, &error)) {
-    smolvm_steps_fail (steps, error);
+    smolvm_steps_fail (steps, g_steal_pointer (&error));
     return;
   }
   /* QEMU's start-up is part of the load: nothing is copied before it */

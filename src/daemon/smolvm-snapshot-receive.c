@@ -99,7 +99,7 @@ rollback (GTask *task, GError *error)
   Receive *r = g_task_get_task_data (task);
   const gchar *dir = r->final_dir != NULL ? r->final_dir : r->tmp_dir;
 
-  r->error = error;
+  r->error = g_steal_pointer (&error);
   if (dir == NULL) {
     g_task_return_error (task, g_steal_pointer (&r->error));
     g_object_unref (task);
@@ -114,10 +114,10 @@ static void
 work_thread (GTask *worker, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
   Receive *r = task_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!r->work (r, cancellable, &error)) {
-    g_task_return_error (worker, error);
+    g_task_return_error (worker, g_steal_pointer (&error));
     return;
   }
   g_task_return_boolean (worker, TRUE);
@@ -128,10 +128,10 @@ on_work_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
   Receive *r = g_task_get_task_data (task);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!g_task_propagate_boolean (G_TASK (result), &error) || !check_cancelled (r, &error)) {
-    rollback (task, error);
+    rollback (task, g_steal_pointer (&error));
     return;
   }
   r->then (task);
@@ -162,11 +162,11 @@ on_saved (GObject *source, GAsyncResult *result, gpointer user_data)
   GTask *task = user_data;
   Receive *r = g_task_get_task_data (task);
   SmolvmSnapshot *snapshot = SMOLVM_SNAPSHOT (source);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_snapshot_save_finish (snapshot, result, &error)) {
     g_prefix_error (&error, "The snapshot's record could not be written: ");
-    rollback (task, error);
+    rollback (task, g_steal_pointer (&error));
     return;
   }
   smolvm_registry_add_snapshot (r->ctx->registry, snapshot);
@@ -180,17 +180,17 @@ on_committed (GObject *source, GAsyncResult *result, gpointer user_data)
   GTask *task = user_data;
   Receive *r = g_task_get_task_data (task);
   g_autoptr(SmolvmSnapshot) snapshot = NULL;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_store_commit_snapshot_finish (SMOLVM_STORE (source), result, &error)) {
-    rollback (task, error);
+    rollback (task, g_steal_pointer (&error));
     return;
   }
   r->final_dir = smolvm_store_snapshot_dir (r->ctx->store, r->snapshot_id);
   snapshot = smolvm_snapshot_load (r->ctx, r->final_dir, NULL, &error);
   if (snapshot == NULL) {
     g_prefix_error (&error, "The snapshot's record is not valid: ");
-    rollback (task, error);
+    rollback (task, g_steal_pointer (&error));
     return;
   }
   /* written again with this host's paths; the callback keeps @snapshot */
@@ -260,16 +260,16 @@ on_images_opened (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
   Receive *r = g_task_get_task_data (task);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_open_as_finish (result, r->image_fds, NULL, &error)) {
     g_prefix_error (&error, "The snapshot boots a kernel and initrd that must exist on this host "
                             "and be readable by the caller: ");
-    rollback (task, error);
+    rollback (task, g_steal_pointer (&error));
     return;
   }
   if (!check_cancelled (r, &error)) {
-    rollback (task, error);
+    rollback (task, g_steal_pointer (&error));
     return;
   }
   run_work (task, images_work, commit);
@@ -301,14 +301,14 @@ unpack (GTask *task)
   SmolvmContext *ctx = r->ctx;
   const gchar *backend = smolvm_oci_artifact_get_backend (r->artifact);
   g_autofree gchar *object_path = NULL;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
   guint64 layers_size;
 
   if (!g_hash_table_contains (ctx->binaries, backend)) {
     g_set_error (&error, SMOLVM_ERROR, SMOLVM_ERROR_UNSUPPORTED,
                  "Snapshot '%s' is of backend '%s', which this smolvmd does not have",
                  smolvm_oci_artifact_get_snapshot_id (r->artifact), backend);
-    rollback (task, error);
+    rollback (task, g_steal_pointer (&error));
     return;
   }
   if (r->snapshot_id == NULL)
@@ -316,11 +316,11 @@ unpack (GTask *task)
   if (smolvm_registry_snapshot_id_taken (r->snapshot_id, ctx->registry)) {
     g_set_error (&error, SMOLVM_ERROR, SMOLVM_ERROR_ALREADY_EXISTS,
                  "Snapshot '%s' already exists", r->snapshot_id);
-    rollback (task, error);
+    rollback (task, g_steal_pointer (&error));
     return;
   }
   if (!smolvm_registry_hold_snapshot (ctx->registry, r->snapshot_id, "receive", &error)) {
-    rollback (task, error);
+    rollback (task, g_steal_pointer (&error));
     return;
   }
   r->holds_snapshot = TRUE;
@@ -328,13 +328,13 @@ unpack (GTask *task)
   if (!smolvm_check_free_space (smolvm_store_get_snapshots_dir (ctx->store),
                                 smolvm_oci_artifact_get_data_size (r->artifact),
                                 "The snapshot's files", &error)) {
-    rollback (task, error);
+    rollback (task, g_steal_pointer (&error));
     return;
   }
   r->tmp_dir = smolvm_store_snapshot_tmp_dir (ctx->store, r->snapshot_id);
   if (!smolvm_store_make_record_dir (ctx->store, r->tmp_dir, &error)) {
     g_clear_pointer (&r->tmp_dir, g_free);
-    rollback (task, error);
+    rollback (task, g_steal_pointer (&error));
     return;
   }
   object_path = smolvm_id_object_path ("snapshot", r->snapshot_id);
@@ -359,7 +359,7 @@ smolvm_snapshot_receive_async (SmolvmContext *ctx, SmolvmJob *job, SmolvmOciArti
 {
   GTask *task = g_task_new (NULL, NULL, callback, user_data);
   Receive *r = g_new0 (Receive, 1);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   for (gsize i = 0; i < N_IMAGES; i++)
     r->image_fds[i] = -1;
@@ -370,7 +370,7 @@ smolvm_snapshot_receive_async (SmolvmContext *ctx, SmolvmJob *job, SmolvmOciArti
   g_task_set_task_data (task, r, (GDestroyNotify) receive_free);
   if (snapshot_id != NULL) {
     if (!smolvm_id_validate (snapshot_id, "snapshot id", &error)) {
-      rollback (task, error);
+      rollback (task, g_steal_pointer (&error));
       return;
     }
     r->snapshot_id = g_strdup (snapshot_id);

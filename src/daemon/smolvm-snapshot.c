@@ -436,11 +436,11 @@ on_snapshot_saved (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(GTask) task = user_data;
   SmolvmSnapshot *self = g_task_get_source_object (task);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   if (!smolvm_record_writer_write_finish (SMOLVM_RECORD_WRITER (source), result, &error)) {
     g_prefix_error (&error, "Cannot save snapshot '%s': ", smolvm_snapshot_get_id (self));
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
   g_task_return_boolean (task, TRUE);

@@ -179,25 +179,22 @@ smolvm_steps_next (SmolvmSteps *self)
 void
 smolvm_steps_fail (SmolvmSteps *self, GError *error)
 {
+  g_autoptr(GError) owned = error;
+
   g_return_if_fail (self->running && self->error == NULL);
   self->in_step = FALSE;
   /* whatever a step says when it was stopped on purpose, the caller must
    * hear Cancelled (cancelled soup requests, copies, migrations...) */
-  if ((is_cancelled (self) || g_error_matches (error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED) ||
-       g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) &&
-      !(g_error_matches (error, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED) &&
-        g_str_has_prefix (error->message, "Cancelled"))) {
-    GError *cancelled =
-      g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED, "Cancelled: %s (%s)", self->name,
-                   error->message);
-    g_error_free (error);
-    error = cancelled;
-  } else if (error->domain != SMOLVM_ERROR) {
-    GError *normalized = smolvm_error_normalize (error);
-    g_error_free (error);
-    error = normalized;
-  }
-  self->error = error;
+  if ((is_cancelled (self) || g_error_matches (owned, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED) ||
+       g_error_matches (owned, G_IO_ERROR, G_IO_ERROR_CANCELLED)) &&
+      !(g_error_matches (owned, SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED) &&
+        g_str_has_prefix (owned->message, "Cancelled")))
+    self->error = g_error_new (SMOLVM_ERROR, SMOLVM_ERROR_CANCELLED, "Cancelled: %s (%s)",
+                               self->name, owned->message);
+  else if (owned->domain != SMOLVM_ERROR)
+    self->error = smolvm_error_normalize (owned);
+  else
+    self->error = g_steal_pointer (&owned);
   if (self->rollback != NULL) {
     self->rollback (self, self->error);
     return;

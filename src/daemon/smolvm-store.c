@@ -226,13 +226,13 @@ static void
 lazy_discard_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
   LazyDiscard *lazy = task_data;
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   /* the move becomes durable here, off the main loop; until then a crash
    * brings the file back (a caller that replies from the task's completion
    * has not said it was gone) */
   if (!smolvm_fsync_dir (lazy->parent, &error) || !smolvm_rm_rf (lazy->trash, &error))
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
   else
     g_task_return_boolean (task, TRUE);
 }
@@ -275,7 +275,7 @@ void
 smolvm_store_discard_async (SmolvmStore *self, const gchar *path, GAsyncReadyCallback callback,
                             gpointer user_data)
 {
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   /* the move's sync in the worker too: a rollback's caller has been told
    * nothing yet, and a crash that brings @path back leaves what start-up
@@ -283,7 +283,7 @@ smolvm_store_discard_async (SmolvmStore *self, const gchar *path, GAsyncReadyCal
   if (!smolvm_store_remove_async (self, path, callback, user_data, &error)) {
     g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
     g_task_set_source_tag (task, smolvm_store_remove_async);
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
   }
 }
 
@@ -388,7 +388,7 @@ commit_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *c
   g_autofree gchar *metadata = g_build_filename (commit->tmp_dir, SMOLVM_SNAPSHOT_METADATA, NULL);
   g_autofree gchar *vmstate = g_build_filename (commit->tmp_dir, SMOLVM_SNAPSHOT_VMSTATE, NULL);
   g_autofree gchar *mem = g_build_filename (commit->tmp_dir, SMOLVM_SNAPSHOT_MEM, NULL);
-  GError *error = NULL;
+  g_autoptr(GError) error = NULL;
 
   /* Nobody reads @tmp_dir before it is published: snapshot.json needs no
    * temp file and rename of its own, and one sync of the directory makes
@@ -398,18 +398,18 @@ commit_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *c
    * as given */
   if (unlink (metadata) != 0 && errno != ENOENT) {
     smolvm_error_set_errno (&error, errno, "Cannot replace %s", metadata);
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
   if (!seal_file (vmstate, &error) || !seal_file (mem, &error) ||
       !smolvm_write_file_new (metadata, commit->metadata, -1, &error) ||
       !smolvm_fsync_dir (commit->tmp_dir, &error)) {
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
   if (rename (commit->tmp_dir, commit->final_dir) != 0) {
     smolvm_error_set_errno (&error, errno, "Cannot move %s into place", commit->tmp_dir);
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
   if (!smolvm_fsync_dir (commit->parent_dir, &error)) {
@@ -418,11 +418,10 @@ commit_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *c
     if (rename (commit->final_dir, commit->tmp_dir) != 0) {
       g_warning ("Snapshot %s is in place, but its directory could not be synced (%s)",
                  commit->final_dir, error->message);
-      g_clear_error (&error);
       g_task_return_boolean (task, TRUE);
       return;
     }
-    g_task_return_error (task, error);
+    g_task_return_error (task, g_steal_pointer (&error));
     return;
   }
   g_task_return_boolean (task, TRUE);
