@@ -126,6 +126,23 @@ class TestCreate(DurabilityCase):
         self.assertEqual(env.vm_state("vm"), "running")
 
 
+class TestCreateVm(DurabilityCase):
+    def test_published_once_its_record_is_durable(self):
+        """CreateVM: vm.json is in place and its directory synced before the
+        reply, and none of it on the main thread."""
+        env, log = self.start()
+        start = log.offset()
+        env.create_vm("v1")
+        events = log.since(start)
+        vm_dir = os.path.join(env.state_dir, "vms", "v1")
+        vm_json = os.path.join(vm_dir, "vm.json")
+        written = [i for i, (k, _, p) in enumerate(events) if k == "rename" and p[1] == vm_json]
+        self.assertEqual(len(written), 1, events)
+        index(events, "fsync", vm_dir, start=written[0])
+        self.assert_no_sync_twice(events)
+        self.assert_not_on_main_thread(events, env.daemon.pid)
+
+
 class TestRestore(DurabilityCase):
     def test_own_disk_goes_only_once_the_restore_is_durable(self):
         env, log = self.start()
