@@ -1,7 +1,8 @@
 #!/bin/bash
 # Installs everything smolvm needs to build, test and run its demo on Debian 12.
-# --profile: also the profilers of tools/profile-scale.py (by hand only: no
-# test and no CI step needs them).
+# --profile: also the profilers of tools/profile-scale.py and the gdb of
+# tools/rss-variants.py GDBTRIM=1 (by hand only: no test and no CI step
+# needs them).
 set -euo pipefail
 
 packages=(
@@ -19,7 +20,7 @@ packages=(
   docker-registry skopeo apache2-utils openssl ca-certificates
 )
 if [ "${1:-}" = --profile ]; then
-  packages+=(valgrind heaptrack linux-perf)
+  packages+=(valgrind heaptrack linux-perf gdb)
 fi
 
 missing=()
