@@ -72,8 +72,9 @@ snapshot_iface (SnapshotRestore *op)
 
 /* ---- rollback ---- */
 
+/* A VM the restore made is gone again: the caller hears why. */
 static void
-on_abandoned_vm_removed (GObject *source, GAsyncResult *result, gpointer user_data)
+on_rollback_vm_removed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   SnapshotRestore *op = user_data;
   g_autoptr(GError) error = NULL;
@@ -91,7 +92,7 @@ abandon_finish (SnapshotRestore *op)
                             smolvm_vm_get_network_config (op->vm));
     /* empty again (the incoming disk is gone): the directory goes too */
     smolvm_call_discard_record_dir (&op->call, smolvm_vm_get_dir (op->vm),
-                                    on_abandoned_vm_removed, op);
+                                    on_rollback_vm_removed, op);
     return;
   }
   smolvm_call_fail (&op->call, g_steal_pointer (&op->error));
@@ -122,17 +123,6 @@ abandon (SnapshotRestore *op, GError *error)
     return;
   }
   abandon_finish (op);
-}
-
-static void
-on_rollback_vm_removed (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  SnapshotRestore *op = user_data;
-  g_autoptr(GError) error = NULL;
-
-  if (!smolvm_store_discard_finish (SMOLVM_STORE (source), result, &error))
-    g_warning ("%s", error->message);
-  smolvm_call_fail (&op->call, g_steal_pointer (&op->error));
 }
 
 static void
