@@ -1157,6 +1157,7 @@ static JsonNode *
 build_vmstate (Emulator *emu, const gchar *snapshot_type)
 {
   JsonObject *st = json_object_new ();
+  JsonNode *node;
 
   json_object_set_string_member (st, "format", "fc-emulator-vmstate");
   json_object_set_string_member (st, "vmm_version", EMU_VMM_VERSION);
@@ -1169,7 +1170,10 @@ build_vmstate (Emulator *emu, const gchar *snapshot_type)
   json_object_set_member (st, "boot_source", node_from_object (emu->boot_source));
   json_object_set_member (st, "drives", node_from_object_array (emu->drives));
   json_object_set_member (st, "network_interfaces", node_from_object_array (emu->ifaces));
-  return json_node_init_object (json_node_alloc (), st);
+  /* the node takes the one reference: json_node_init_object() would add one */
+  node = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (node, st);
+  return node;
 }
 
 static gboolean
