@@ -176,16 +176,10 @@ discard_into (const gchar *trash_parent, const gchar *path)
     smolvm_store_remove_later (trash);
 }
 
+/* The end of a removal nobody waits for (smolvm_rm_rf_async() or
+ * smolvm_store_remove_async()): a failure is logged. */
 static void
 on_removed (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr(GError) error = NULL;
-  if (!smolvm_rm_rf_finish (result, &error))
-    g_warning ("%s", error->message);
-}
-
-static void
-on_lazily_removed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(GError) error = NULL;
   if (!g_task_propagate_boolean (G_TASK (result), &error))
@@ -268,7 +262,7 @@ smolvm_store_remove_finish (SmolvmStore *self, GAsyncResult *result, GError **er
 gboolean
 smolvm_store_discard_lazily (SmolvmStore *self, const gchar *path, GError **error)
 {
-  return smolvm_store_remove_async (self, path, on_lazily_removed, NULL, error);
+  return smolvm_store_remove_async (self, path, on_removed, NULL, error);
 }
 
 void
